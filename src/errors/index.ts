@@ -1,0 +1,102 @@
+// Typed errors for every concern, and the one table that maps them to an HTTP status and a
+// CLI exit code. Code elsewhere throws `new InvalidAppName(...)`; the API layer turns any
+// PaasError into `{ error: { code, message, details } }` with `status`, and the CLI exits
+// with `exitCode`. Anything that is not a PaasError is an internal error (500 / 70).
+
+/** Broad classes of failure: each has one HTTP status and one CLI exit code. */
+export const KINDS = {
+  invalid: { status: 400, exitCode: 2 },
+  unauthorized: { status: 401, exitCode: 4 },
+  forbidden: { status: 403, exitCode: 4 },
+  notFound: { status: 404, exitCode: 3 },
+  conflict: { status: 409, exitCode: 5 },
+  tooLarge: { status: 413, exitCode: 2 },
+  failed: { status: 422, exitCode: 1 },
+  unavailable: { status: 503, exitCode: 6 },
+  internal: { status: 500, exitCode: 70 },
+} as const;
+
+export type ErrorKind = keyof typeof KINDS;
+export type ErrorDetails = Readonly<Record<string, unknown>>;
+
+export class PaasError extends Error {
+  readonly code: string;
+  readonly kind: ErrorKind;
+  readonly details: ErrorDetails;
+
+  constructor(code: string, kind: ErrorKind, message: string, details: ErrorDetails = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.name = code;
+    this.code = code;
+    this.kind = kind;
+    this.details = details;
+  }
+
+  get status(): number {
+    return KINDS[this.kind].status;
+  }
+
+  get exitCode(): number {
+    return KINDS[this.kind].exitCode;
+  }
+
+  toJSON(): { code: string; message: string; details: ErrorDetails } {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+type ErrorClass = new (message: string, details?: ErrorDetails, options?: ErrorOptions) => PaasError;
+
+function define(code: string, kind: ErrorKind): ErrorClass {
+  const cls = class extends PaasError {
+    constructor(message: string, details: ErrorDetails = {}, options?: ErrorOptions) {
+      super(code, kind, message, details, options);
+    }
+  };
+  Object.defineProperty(cls, 'name', { value: code });
+  return cls;
+}
+
+// Input at a border.
+export const InvalidAppName = define('InvalidAppName', 'invalid');
+export const InvalidArgument = define('InvalidArgument', 'invalid');
+export const InvalidSpec = define('InvalidSpec', 'invalid');
+export const InvalidConfigKey = define('InvalidConfigKey', 'invalid');
+export const InvalidImageRef = define('InvalidImageRef', 'invalid');
+export const InvalidLayer = define('InvalidLayer', 'invalid');
+export const InvalidDockerfile = define('InvalidDockerfile', 'invalid');
+export const PayloadTooLarge = define('PayloadTooLarge', 'tooLarge');
+// Auth.
+export const Unauthorized = define('Unauthorized', 'unauthorized');
+// Lookups.
+export const AppNotFound = define('AppNotFound', 'notFound');
+export const ContainerNotFound = define('ContainerNotFound', 'notFound');
+export const ImageNotFound = define('ImageNotFound', 'notFound');
+export const ReleaseNotFound = define('ReleaseNotFound', 'notFound');
+export const BlobNotFound = define('BlobNotFound', 'notFound');
+// State.
+export const AppExists = define('AppExists', 'conflict');
+export const Conflict = define('Conflict', 'conflict');
+// Pipeline.
+export const BuildFailed = define('BuildFailed', 'failed');
+export const DeployFailed = define('DeployFailed', 'failed');
+export const HealthCheckFailed = define('HealthCheckFailed', 'failed');
+export const RuntimeError = define('RuntimeError', 'failed');
+export const Unsupported = define('Unsupported', 'unavailable');
+
+/** Status and body for any thrown value; unknown errors never leak their message. */
+export function toHttp(err: unknown): { status: number; body: { error: { code: string; message: string; details: ErrorDetails } } } {
+  if (err instanceof PaasError) return { status: err.status, body: { error: err.toJSON() } };
+  return { status: 500, body: { error: { code: 'Internal', message: 'internal error', details: {} } } };
+}
+
+/** CLI exit code for a thrown value or an API error code returned over HTTP. */
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof PaasError) return err.exitCode;
+  return KINDS.internal.exitCode;
+}
+
+export function exitCodeForStatus(status: number): number {
+  for (const k of Object.values(KINDS)) if (k.status === status) return k.exitCode;
+  return status >= 500 ? KINDS.internal.exitCode : 1;
+}
