@@ -1,0 +1,265 @@
+// What both backends share: bundle directories, user resolution, cgroups, network, state
+// and exit files, stop/wait/kill, stats, list and cleanup. A backend supplies only how a
+// container is launched, signalled, exec'd into and torn down (see BackendOps).
+import { existsSync, mkdirSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ContainerNotFound, InvalidSpec, RuntimeError } from '../errors/index.ts';
+import { files, isAlive, readJson, writeAtomic, type Meta, type ShimExit, type ShimState } from './bundle.ts';
+import { Cgroup } from './cgroups.ts';
+import { Network, writeNetFiles } from './network.ts';
+import { parseSpec, SIGNALS } from './spec.ts';
+import { resolveUser } from './users.ts';
+import type {
+  ContainerInfo, ContainerSpec, ExecOptions, ExitStatus, ProcessResult, RunOptions, Runtime, RuntimeName,
+  RuntimeOptions, Stats,
+} from './types.ts';
+
+export const SIGNAL_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
+  Object.entries(SIGNALS).map(([k, v]) => [v, k]),
+);
+
+export function signalNumber(sig: string): number {
+  const name = sig.startsWith('SIG') ? sig : `SIG${sig}`;
+  const n = SIGNALS[name];
+  if (n === undefined) throw new InvalidSpec(`signal: "${sig}" is not one of ${Object.keys(SIGNALS).join(', ')}`, { field: 'signal' });
+  return n;
+}
+
+export abstract class BundleRuntime implements Runtime {
+  abstract readonly name: RuntimeName;
+  readonly dataDir: string;
+  readonly containersDir: string;
+  readonly cgroupParent: string;
+  protected readonly opts: RuntimeOptions;
+  private network: Network | null = null;
+
+  constructor(opts: RuntimeOptions) {
+    this.opts = opts;
+    this.dataDir = opts.dataDir;
+    this.containersDir = join(opts.dataDir, 'containers');
+    this.cgroupParent = opts.cgroupParent ?? 'paas';
+    mkdirSync(this.containersDir, { recursive: true });
+  }
+
+  /** Writes the backend's own config into the bundle (native spec file, runc config.json). */
+  protected abstract prepare(bundle: string, meta: Meta): Promise<void>;
+  /** Starts the container detached; the shim writes `state`. */
+  protected abstract launch(bundle: string, meta: Meta): Promise<void>;
+  /** Runs the created container in the foreground. */
+  protected abstract foreground(bundle: string, meta: Meta, opts: RunOptions): Promise<ProcessResult>;
+  protected abstract signal(bundle: string, meta: Meta, state: ShimState, sig: number): Promise<void>;
+  protected abstract execIn(bundle: string, meta: Meta, state: ShimState, opts: ExecOptions, user: { uid: number; gid: number; groups: number[] }): Promise<ProcessResult>;
+  /** Backend teardown after the container is gone (unmounts, runc delete). */
+  protected abstract teardown(bundle: string, meta: Meta): Promise<void>;
+
+  protected bundle(id: string): string {
+    if (!/^[a-z0-9][a-z0-9_.-]{0,127}$/.test(id)) throw new ContainerNotFound(`no container "${id}"`, { id });
+    return join(this.containersDir, id);
+  }
+
+  protected meta(id: string): { bundle: string; meta: Meta } {
+    const bundle = this.bundle(id);
+    const meta = readJson<Meta>(files.meta(bundle));
+    if (meta === null) throw new ContainerNotFound(`no container "${id}"`, { id });
+    return { bundle, meta };
+  }
+
+  protected net(): Network {
+    this.network ??= new Network({ dataDir: this.dataDir, bridge: this.opts.bridge, subnet: this.opts.subnet });
+    return this.network;
+  }
+
+  protected layers(meta: Meta): string[] {
+    const r = meta.spec.rootfs;
+    return 'dir' in r ? [r.dir] : r.lowers;
+  }
+
+  async create(input: ContainerSpec): Promise<ContainerInfo> {
+    const spec = parseSpec(input);
+    const bundle = this.bundle(spec.id);
+    try {
+      mkdirSync(bundle);
+    } catch {
+      throw new InvalidSpec(`id: container "${spec.id}" already exists`, { field: 'id' });
+    }
+    const cgroup = new Cgroup(join(this.cgroupParent, spec.id));
+    let attached = false;
+    try {
+      const user = resolveUser('dir' in spec.rootfs ? [spec.rootfs.dir] : spec.rootfs.lowers, spec.user);
+      mkdirSync(files.rootfs(bundle));
+      if ('lowers' in spec.rootfs && !spec.readonly) {
+        mkdirSync(files.upper(bundle));
+        mkdirSync(files.work(bundle));
+      }
+      cgroup.create(spec.limits);
+      let ip: string | null = null;
+      let netnsPath: string | null = null;
+      if (spec.net === 'bridge') {
+        attached = true;
+        await this.net().ensureBridge();
+        const a = await this.net().attach(spec.id);
+        ip = a.ip;
+        netnsPath = a.netnsPath;
+      }
+      writeNetFiles(bundle, spec.hostname, ip);
+      const meta: Meta = {
+        id: spec.id, runtime: this.name, spec, uid: user.uid, gid: user.gid, groups: user.groups, ip, netnsPath,
+        cgroup: cgroup.relPath, createdAt: new Date().toISOString(), startedAt: null,
+      };
+      if (spec.env.HOME === undefined) spec.env.HOME = user.home || '/';
+      await this.prepare(bundle, meta);
+      writeAtomic(files.meta(bundle), JSON.stringify(meta, null, 2));
+      return this.info(bundle, meta);
+    } catch (e) {
+      if (attached) await this.net().detach(spec.id).catch(() => undefined);
+      await cgroup.remove().catch(() => undefined);
+      rmSync(bundle, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  async start(id: string): Promise<ContainerInfo> {
+    const { bundle, meta } = this.meta(id);
+    if (existsSync(files.state(bundle))) throw new RuntimeError(`container "${id}" was already started`, { id });
+    meta.startedAt = new Date().toISOString();
+    writeAtomic(files.meta(bundle), JSON.stringify(meta, null, 2));
+    await this.launch(bundle, meta);
+    return this.info(bundle, meta);
+  }
+
+  async run(spec: ContainerSpec, opts: RunOptions = {}): Promise<ProcessResult> {
+    const info = await this.create(spec);
+    const { bundle, meta } = this.meta(info.id);
+    try {
+      return await this.foreground(bundle, meta, opts);
+    } finally {
+      await this.remove(info.id, { force: true });
+    }
+  }
+
+  protected exitStatus(bundle: string, meta: Meta): ExitStatus | null {
+    const exit = readJson<ShimExit>(files.exit(bundle));
+    if (exit === null) return null;
+    const stats = new Cgroup(meta.cgroup).stats();
+    const oomKilled = stats.oomKills > 0 && (exit.signal === 9 || exit.exitCode === 137);
+    return {
+      exitCode: exit.exitCode,
+      signal: exit.signal === null ? null : (SIGNAL_NAMES[exit.signal] ?? `SIG${exit.signal}`),
+      oomKilled,
+      finishedAt: exit.at,
+    };
+  }
+
+  protected info(bundle: string, meta: Meta): ContainerInfo {
+    const state = readJson<ShimState>(files.state(bundle));
+    const exit = this.exitStatus(bundle, meta);
+    const running = exit === null && isAlive(state);
+    let st: ContainerInfo['state'];
+    if (state === null && exit === null) st = 'created';
+    else if (running) st = 'running';
+    else st = 'exited';
+    return {
+      id: meta.id, runtime: meta.runtime, state: st, pid: running && state !== null ? state.initPid : null,
+      ip: meta.ip, createdAt: meta.createdAt, startedAt: meta.startedAt,
+      exit: exit ?? (st === 'exited' ? { exitCode: 255, signal: null, oomKilled: false, finishedAt: new Date().toISOString() } : null),
+      labels: meta.spec.labels, logPath: files.log(bundle),
+    };
+  }
+
+  async inspect(id: string): Promise<ContainerInfo> {
+    const { bundle, meta } = this.meta(id);
+    return this.info(bundle, meta);
+  }
+
+  async list(): Promise<ContainerInfo[]> {
+    const out: ContainerInfo[] = [];
+    for (const id of readdirSync(this.containersDir)) {
+      const bundle = join(this.containersDir, id);
+      const meta = readJson<Meta>(files.meta(bundle));
+      if (meta === null || meta.runtime !== this.name) continue;
+      out.push(this.info(bundle, meta));
+    }
+    return out;
+  }
+
+  async wait(id: string, opts: { timeoutMs?: number } = {}): Promise<ExitStatus> {
+    const { bundle, meta } = this.meta(id);
+    const deadline = opts.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + opts.timeoutMs;
+    // The shim writes `exit` by rename, so a directory watch sees it; the poll covers watches
+    // that miss events and a shim that died without writing it.
+    let wake: (() => void) | null = null;
+    const watcher = watch(bundle, () => wake?.());
+    try {
+      for (;;) {
+        const info = this.info(bundle, meta);
+        if (info.state === 'exited' && info.exit !== null) return info.exit;
+        if (info.state === 'created') throw new RuntimeError(`container "${id}" has not been started`, { id });
+        const left = deadline - Date.now();
+        if (left <= 0) throw new RuntimeError(`timed out waiting for container "${id}"`, { id });
+        await Promise.race([new Promise<void>((r) => (wake = r)), sleep(Math.min(100, left))]);
+      }
+    } finally {
+      watcher.close();
+    }
+  }
+
+  async kill(id: string, sig = 'SIGKILL'): Promise<void> {
+    const { bundle, meta } = this.meta(id);
+    const n = signalNumber(sig);
+    const state = readJson<ShimState>(files.state(bundle));
+    if (state === null || !isAlive(state) || existsSync(files.exit(bundle))) return;
+    await this.signal(bundle, meta, state, n);
+  }
+
+  async stop(id: string, opts: { graceMs?: number } = {}): Promise<ExitStatus> {
+    const { meta } = this.meta(id);
+    const grace = opts.graceMs ?? 10_000;
+    const info = await this.inspect(id);
+    if (info.state === 'created') throw new RuntimeError(`container "${id}" has not been started`, { id });
+    if (info.state === 'running') {
+      await this.kill(id, meta.spec.stopSignal);
+      try {
+        return await this.wait(id, { timeoutMs: grace });
+      } catch {
+        await this.kill(id, 'SIGKILL');
+      }
+    }
+    return this.wait(id, { timeoutMs: 10_000 });
+  }
+
+  async stats(id: string): Promise<Stats> {
+    const { meta } = this.meta(id);
+    return new Cgroup(meta.cgroup).stats();
+  }
+
+  async exec(id: string, opts: ExecOptions): Promise<ProcessResult> {
+    const { bundle, meta } = this.meta(id);
+    const state = readJson<ShimState>(files.state(bundle));
+    if (state === null || !isAlive(state) || existsSync(files.exit(bundle))) throw new RuntimeError(`container "${id}" is not running`, { id });
+    if (!Array.isArray(opts.command) || opts.command.length === 0) throw new InvalidSpec('command: a command is required', { field: 'command' });
+    const user = opts.user === undefined ? { uid: meta.uid, gid: meta.gid, groups: meta.groups } : resolveUser(this.layers(meta), opts.user);
+    return this.execIn(bundle, meta, state, opts, user);
+  }
+
+  async remove(id: string, opts: { force?: boolean } = {}): Promise<void> {
+    const { bundle, meta } = this.meta(id);
+    const info = this.info(bundle, meta);
+    if (info.state === 'running') {
+      if (opts.force !== true) throw new RuntimeError(`container "${id}" is running; stop it first or force`, { id });
+      await this.kill(id, 'SIGKILL');
+      await this.wait(id, { timeoutMs: 10_000 }).catch(() => undefined);
+    }
+    await this.teardown(bundle, meta);
+    await new Cgroup(meta.cgroup).remove();
+    if (meta.netnsPath !== null || meta.ip !== null || existsSync(`/run/netns/paas-${id}`)) await this.net().detach(id);
+    rmSync(bundle, { recursive: true, force: true });
+  }
+
+  /** Writes a file into the bundle; used by backends for configs. */
+  protected put(bundle: string, name: string, data: string): string {
+    const p = join(bundle, name);
+    writeFileSync(p, data);
+    return p;
+  }
+}

@@ -1,0 +1,240 @@
+// cgroup setup, limits and accounting on v1, v2 and hybrid hosts. Policy lives here; the
+// native shim only writes the init pid into the directories this module creates.
+//
+// Hybrid (this machine): v1 controllers plus a v2 mount with no controllers. The v2 mount is
+// then useless for limits, so the mode is chosen by where the memory controller lives, not by
+// whether a cgroup2 mount exists.
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Limits, Stats } from './types.ts';
+
+export type CgroupMode = 'v1' | 'v2' | 'hybrid';
+
+export interface CgroupLayout {
+  mode: CgroupMode;
+  /** v1: mount point of each controller we use; v2: the unified mount. */
+  v1: { memory?: string; cpu?: string; cpuacct?: string; pids?: string };
+  v2: string | null;
+}
+
+interface Mount {
+  point: string;
+  fstype: string;
+  superOptions: string[];
+}
+
+function cgroupMounts(): Mount[] {
+  const out: Mount[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    // mountinfo(5): fields before " - " then fstype, source, super options.
+    const sep = line.indexOf(' - ');
+    if (sep < 0) continue;
+    const pre = line.slice(0, sep).split(' ');
+    const post = line.slice(sep + 3).split(' ');
+    const fstype = post[0] ?? '';
+    if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
+    out.push({ point: (pre[4] ?? '').replace(/\\040/g, ' '), fstype, superOptions: (post[2] ?? '').split(',') });
+  }
+  return out;
+}
+
+let cached: CgroupLayout | null = null;
+
+export function detectCgroups(): CgroupLayout {
+  if (cached !== null) return cached;
+  const mounts = cgroupMounts();
+  const v1: CgroupLayout['v1'] = {};
+  for (const m of mounts.filter((x) => x.fstype === 'cgroup')) {
+    for (const c of ['memory', 'cpu', 'cpuacct', 'pids'] as const) {
+      if (m.superOptions.includes(c) && v1[c] === undefined) v1[c] = m.point;
+    }
+  }
+  const unified = mounts.find((m) => m.fstype === 'cgroup2');
+  const v2 = unified?.point ?? null;
+  let v2Controllers: string[] = [];
+  if (v2 !== null) {
+    try {
+      v2Controllers = readFileSync(join(v2, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
+    } catch {
+      v2Controllers = [];
+    }
+  }
+  let mode: CgroupMode;
+  if (v1.memory !== undefined) mode = v2 !== null ? 'hybrid' : 'v1';
+  else if (v2 !== null && v2Controllers.includes('memory')) mode = 'v2';
+  else throw new Error('cgroups: no memory controller found on v1 or v2');
+  cached = { mode, v1, v2 };
+  return cached;
+}
+
+function write(file: string, value: string): void {
+  writeFileSync(file, value);
+}
+
+function readNum(file: string): number {
+  try {
+    const t = readFileSync(file, 'utf8').trim();
+    return t === 'max' ? Number.POSITIVE_INFINITY : Number(t);
+  } catch {
+    return 0;
+  }
+}
+
+function readKeyed(file: string): Map<string, number> {
+  const m = new Map<string, number>();
+  try {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const [k, v] = line.split(/\s+/);
+      if (k !== undefined && k !== '' && v !== undefined) m.set(k, Number(v));
+    }
+  } catch {
+    // a missing file reads as empty
+  }
+  return m;
+}
+
+const CFS_PERIOD_US = 100_000;
+
+/** A container's cgroup: one directory per v1 hierarchy, or one v2 directory. */
+export class Cgroup {
+  readonly layout: CgroupLayout;
+  readonly relPath: string;
+
+  constructor(relPath: string, layout: CgroupLayout = detectCgroups()) {
+    this.layout = layout;
+    this.relPath = relPath;
+  }
+
+  /** Directories whose cgroup.procs receives the container's init (the spec's `cgroup` lines). */
+  dirs(): string[] {
+    if (this.layout.mode === 'v2') return [join(this.layout.v2 as string, this.relPath)];
+    const set = new Set(Object.values(this.layout.v1).map((p) => join(p, this.relPath)));
+    return [...set];
+  }
+
+  private v1(ctrl: keyof CgroupLayout['v1']): string | null {
+    const p = this.layout.v1[ctrl];
+    return p === undefined ? null : join(p, this.relPath);
+  }
+
+  private v2dir(): string {
+    return join(this.layout.v2 as string, this.relPath);
+  }
+
+  create(limits: Limits): void {
+    if (this.layout.mode === 'v2') {
+      // cgroup v2 (Documentation/admin-guide/cgroup-v2.rst "Top-down constraint"): controllers
+      // must be enabled in every ancestor's subtree_control before a leaf can use them.
+      const root = this.layout.v2 as string;
+      const parts = this.relPath.split('/').filter(Boolean);
+      let cur = root;
+      for (const p of parts) {
+        try {
+          write(join(cur, 'cgroup.subtree_control'), '+memory +cpu +pids');
+        } catch {
+          // a controller may be unavailable; limits that need it fail below with a clear error
+        }
+        cur = join(cur, p);
+        mkdirSync(cur, { recursive: true });
+      }
+    } else {
+      for (const d of this.dirs()) mkdirSync(d, { recursive: true });
+    }
+    this.apply(limits);
+  }
+
+  apply(limits: Limits): void {
+    if (this.layout.mode === 'v2') {
+      const d = this.v2dir();
+      if (limits.memoryBytes !== undefined) {
+        write(join(d, 'memory.max'), String(limits.memoryBytes));
+        if (existsSync(join(d, 'memory.swap.max'))) write(join(d, 'memory.swap.max'), '0');
+      }
+      if (limits.cpus !== undefined) write(join(d, 'cpu.max'), `${Math.round(limits.cpus * CFS_PERIOD_US)} ${CFS_PERIOD_US}`);
+      if (limits.pids !== undefined) write(join(d, 'pids.max'), String(limits.pids));
+      return;
+    }
+    const mem = this.v1('memory');
+    if (limits.memoryBytes !== undefined && mem !== null) {
+      write(join(mem, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+      // Hold swap to the same limit, so the limit means what it says (Docker's --memory-swap default).
+      const memsw = join(mem, 'memory.memsw.limit_in_bytes');
+      if (existsSync(memsw)) write(memsw, String(limits.memoryBytes));
+    }
+    const cpu = this.v1('cpu');
+    if (limits.cpus !== undefined && cpu !== null) {
+      write(join(cpu, 'cpu.cfs_period_us'), String(CFS_PERIOD_US));
+      write(join(cpu, 'cpu.cfs_quota_us'), String(Math.round(limits.cpus * CFS_PERIOD_US)));
+    }
+    const pids = this.v1('pids');
+    if (limits.pids !== undefined && pids !== null) write(join(pids, 'pids.max'), String(limits.pids));
+  }
+
+  stats(): Stats {
+    if (this.layout.mode === 'v2') {
+      const d = this.v2dir();
+      const limit = readNum(join(d, 'memory.max'));
+      return {
+        memoryBytes: readNum(join(d, 'memory.current')),
+        memoryLimitBytes: Number.isFinite(limit) && limit > 0 ? limit : null,
+        cpuNanos: (readKeyed(join(d, 'cpu.stat')).get('usage_usec') ?? 0) * 1000,
+        pids: readNum(join(d, 'pids.current')),
+        oomKills: readKeyed(join(d, 'memory.events')).get('oom_kill') ?? 0,
+      };
+    }
+    const mem = this.v1('memory');
+    const acct = this.v1('cpuacct');
+    const pids = this.v1('pids');
+    const limit = mem === null ? 0 : readNum(join(mem, 'memory.limit_in_bytes'));
+    return {
+      memoryBytes: mem === null ? 0 : readNum(join(mem, 'memory.usage_in_bytes')),
+      // v1 reports "no limit" as a page-rounded LONG_MAX.
+      memoryLimitBytes: limit > 0 && limit < 2 ** 60 ? limit : null,
+      cpuNanos: acct === null ? 0 : readNum(join(acct, 'cpuacct.usage')),
+      pids: pids === null ? 0 : readNum(join(pids, 'pids.current')),
+      oomKills: mem === null ? 0 : (readKeyed(join(mem, 'memory.oom_control')).get('oom_kill') ?? 0),
+    };
+  }
+
+  /** Pids still in the cgroup (any hierarchy). */
+  procs(): number[] {
+    const d = this.dirs()[0];
+    if (d === undefined) return [];
+    try {
+      return readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  /** Kills whatever is left in it and removes every directory; safe to call twice. */
+  async remove(): Promise<void> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      for (const pid of this.procs()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      let busy = false;
+      for (const d of this.dirs()) {
+        try {
+          rmdirSync(d);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code !== 'ENOENT') busy = true;
+        }
+      }
+      if (!busy) return;
+      // rmdir answers EBUSY until the kernel has torn down the last task (cgroups(7)).
+      await sleep(20);
+    }
+    throw new Error(`cgroups: could not remove ${this.relPath}: still busy`);
+  }
+
+  exists(): boolean {
+    return this.dirs().some((d) => existsSync(d));
+  }
+}

@@ -1,0 +1,218 @@
+// Container networking: one Linux bridge, a network namespace and a veth pair per container,
+// and IP leases persisted in SQLite so a restarted daemon never hands out an address twice.
+// Namespaces are created with iproute2 (`ip netns add`, a bind mount under /run/netns), so
+// both backends simply join them by path.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { promisify } from 'node:util';
+import { InvalidSpec, RuntimeError } from '../errors/index.ts';
+
+const run = promisify(execFile);
+
+export interface NetworkOptions {
+  dataDir: string;
+  bridge?: string;
+  subnet?: string;
+}
+
+export interface Attachment {
+  netnsPath: string;
+  ip: string;
+  gateway: string;
+  prefix: number;
+}
+
+export type NatMode = 'nftables' | 'iptables' | 'skipped';
+
+function ipToInt(ip: string): number {
+  const p = ip.split('.').map(Number);
+  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new InvalidSpec(`subnet: "${ip}" is not an IPv4 address`, { field: 'subnet' });
+  return (((p[0] as number) << 24) | ((p[1] as number) << 16) | ((p[2] as number) << 8) | (p[3] as number)) >>> 0;
+}
+
+function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+export function parseSubnet(cidr: string): { base: number; prefix: number; size: number } {
+  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(cidr);
+  if (m === null) throw new InvalidSpec(`subnet: "${cidr}" is not CIDR (example 10.77.0.0/16)`, { field: 'subnet' });
+  const prefix = Number(m[2]);
+  if (prefix < 8 || prefix > 29) throw new InvalidSpec(`subnet: prefix /${prefix} must be between /8 and /29`, { field: 'subnet' });
+  const size = 2 ** (32 - prefix);
+  const base = (ipToInt(m[1] as string) & ~(size - 1)) >>> 0;
+  return { base, prefix, size };
+}
+
+export function netnsName(id: string): string {
+  return `paas-${id}`;
+}
+
+/** Host-side veth name: IFNAMSIZ is 16 including the NUL, so a short hash of the id. */
+export function hostVethName(id: string): string {
+  return `vp${createHash('sha256').update(id).digest('hex').slice(0, 12)}`;
+}
+
+export class Network {
+  readonly bridge: string;
+  readonly subnet: string;
+  private readonly db: DatabaseSync;
+  private readonly net: { base: number; prefix: number; size: number };
+
+  constructor(opts: NetworkOptions) {
+    this.bridge = opts.bridge ?? 'paas0';
+    this.subnet = opts.subnet ?? '10.77.0.0/16';
+    if (!/^[a-zA-Z0-9_-]{1,15}$/.test(this.bridge)) throw new InvalidSpec(`bridge: "${this.bridge}" is not an interface name`, { field: 'bridge' });
+    this.net = parseSubnet(this.subnet);
+    mkdirSync(opts.dataDir, { recursive: true });
+    this.db = new DatabaseSync(join(opts.dataDir, 'network.db'));
+    this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000;
+      CREATE TABLE IF NOT EXISTS leases (ip TEXT PRIMARY KEY, container TEXT NOT NULL UNIQUE, bridge TEXT NOT NULL, created TEXT NOT NULL)`);
+  }
+
+  get gateway(): string {
+    return intToIp(this.net.base + 1);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  async ensureBridge(opts: { nat?: boolean } = {}): Promise<NatMode> {
+    const gw = `${this.gateway}/${this.net.prefix}`;
+    const exists = await run('ip', ['link', 'show', this.bridge]).then(() => true, () => false);
+    if (!exists) {
+      await run('ip', ['link', 'add', this.bridge, 'type', 'bridge']).catch(async (e: unknown) => {
+        // a concurrent creator won the race
+        if (!(await run('ip', ['link', 'show', this.bridge]).then(() => true, () => false))) throw e;
+      });
+    }
+    const addrs = (await run('ip', ['-o', '-4', 'addr', 'show', 'dev', this.bridge])).stdout;
+    if (!addrs.includes(` ${gw} `)) await run('ip', ['addr', 'add', gw, 'dev', this.bridge]).catch(() => undefined);
+    await run('ip', ['link', 'set', this.bridge, 'up']);
+    return opts.nat === false ? 'skipped' : this.ensureNat();
+  }
+
+  /** Outbound NAT for the subnet; optional, because a box may have neither nft nor iptables. */
+  private async ensureNat(): Promise<NatMode> {
+    try {
+      writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+    } catch {
+      // read-only /proc/sys: NAT below still helps host→container; forwarding stays as it is
+    }
+    const table = `paas_${this.bridge.replace(/[^a-zA-Z0-9_]/g, '_')}`;
+    const ruleset = `table ip ${table} {}\ndelete table ip ${table}\ntable ip ${table} {\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr ${this.subnet} oifname != "${this.bridge}" masquerade\n  }\n}\n`;
+    const nft = await new Promise<boolean>((resolve) => {
+      const child = execFile('nft', ['-f', '-'], (err) => resolve(err === null));
+      child.stdin?.end(ruleset);
+    });
+    if (nft) return 'nftables';
+    const rule = ['POSTROUTING', '-s', this.subnet, '!', '-o', this.bridge, '-j', 'MASQUERADE'];
+    const has = await run('iptables', ['-t', 'nat', '-C', ...rule]).then(() => true, () => false);
+    if (has) return 'iptables';
+    const added = await run('iptables', ['-t', 'nat', '-A', ...rule]).then(() => true, () => false);
+    if (added) return 'iptables';
+    process.emitWarning(`network: neither nftables nor iptables worked; containers on ${this.bridge} have no outbound NAT`);
+    return 'skipped';
+  }
+
+  /** Reserves the lowest free address for a container (idempotent per container). */
+  lease(container: string): string {
+    const existing = this.db.prepare('SELECT ip FROM leases WHERE container = ?').get(container) as { ip: string } | undefined;
+    if (existing !== undefined) return existing.ip;
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const used = new Set((this.db.prepare('SELECT ip FROM leases').all() as { ip: string }[]).map((r) => r.ip));
+      for (let i = 2; i < this.net.size - 1; i++) {
+        const ip = intToIp(this.net.base + i);
+        if (used.has(ip)) continue;
+        this.db.prepare('INSERT INTO leases (ip, container, bridge, created) VALUES (?, ?, ?, ?)').run(ip, container, this.bridge, new Date().toISOString());
+        this.db.exec('COMMIT');
+        return ip;
+      }
+      throw new RuntimeError(`network: no free address left in ${this.subnet}`);
+    } catch (e) {
+      this.db.exec('ROLLBACK');
+      throw e;
+    }
+  }
+
+  release(container: string): void {
+    this.db.prepare('DELETE FROM leases WHERE container = ?').run(container);
+  }
+
+  leases(): { ip: string; container: string }[] {
+    return this.db.prepare('SELECT ip, container FROM leases ORDER BY ip').all() as { ip: string; container: string }[];
+  }
+
+  /** A fresh netns with lo up, a veth into the bridge and the container's address. */
+  async attach(container: string): Promise<Attachment> {
+    const ip = this.lease(container);
+    const ns = netnsName(container);
+    const veth = hostVethName(container);
+    try {
+      await run('ip', ['netns', 'add', ns]);
+      await ipBatch([], [
+        `link add ${veth} type veth peer name eth0 netns ${ns}`,
+        `link set ${veth} master ${this.bridge}`,
+        `link set ${veth} up`,
+      ]);
+      await ipBatch(['-n', ns], [
+        'link set lo up',
+        `addr add ${ip}/${this.net.prefix} dev eth0`,
+        'link set eth0 up',
+        `route add default via ${this.gateway}`,
+      ]);
+    } catch (e) {
+      await this.detach(container);
+      throw new RuntimeError(`network: attaching ${container} failed: ${(e as Error).message}`);
+    }
+    return { netnsPath: `/run/netns/${ns}`, ip, gateway: this.gateway, prefix: this.net.prefix };
+  }
+
+  /** A fresh netns with only lo up (net: none for the runc backend). */
+  async isolated(container: string): Promise<string> {
+    const ns = netnsName(container);
+    await run('ip', ['netns', 'add', ns]);
+    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    return `/run/netns/${ns}`;
+  }
+
+  /** Removes the netns (which destroys both veth ends) and the lease; safe to call twice. */
+  async detach(container: string): Promise<void> {
+    const ns = netnsName(container);
+    if (existsSync(`/run/netns/${ns}`)) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    await run('ip', ['link', 'del', hostVethName(container)]).catch(() => undefined);
+    this.release(container);
+  }
+}
+
+async function ipBatch(global: string[], lines: string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = execFile('ip', [...global, '-batch', '-'], (err, _out, stderr) => {
+      if (err !== null) reject(new Error(stderr.trim() || err.message));
+      else resolve();
+    });
+    child.stdin?.end(lines.join('\n') + '\n');
+  });
+}
+
+/** /etc/hosts and /etc/resolv.conf for a container, written into its bundle. */
+export function writeNetFiles(bundle: string, hostname: string, ip: string | null): { hosts: string; resolv: string } {
+  const hosts = join(bundle, 'hosts');
+  const resolv = join(bundle, 'resolv.conf');
+  writeFileSync(hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${ip ?? '127.0.1.1'}\t${hostname}\n`);
+  let text = '';
+  try {
+    text = readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    text = '';
+  }
+  // A stub resolver on the host's loopback cannot be reached from another netns.
+  const lines = text.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
+  writeFileSync(resolv, lines.join('\n'));
+  return { hosts, resolv };
+}

@@ -1,0 +1,47 @@
+// Spawning helper processes (the native shim, runc) with captured or passed-through stdio.
+import { spawn } from 'node:child_process';
+import type { ProcessResult, RunOptions } from './types.ts';
+import { constants } from 'node:os';
+
+export interface SpawnOptions extends RunOptions {
+  stdin?: string | Buffer;
+  /** Keep at most this many bytes of each captured stream. */
+  captureLimit?: number;
+}
+
+/** Runs a command to completion. 'pipe' captures (and streams lines to onLine); 'inherit' passes stdio through. */
+export function runProcess(cmd: string, args: string[], opts: SpawnOptions = {}): Promise<ProcessResult> {
+  const inherit = opts.stdio === 'inherit';
+  const limit = opts.captureLimit ?? 16 * 1024 * 1024;
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      stdio: inherit ? 'inherit' : [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    const out = { stdout: '', stderr: '' };
+    const partial = { stdout: '', stderr: '' };
+    const feed = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      if (out[stream].length < limit) out[stream] += text.slice(0, limit - out[stream].length);
+      if (opts.onLine === undefined) return;
+      const lines = (partial[stream] + text).split('\n');
+      partial[stream] = lines.pop() ?? '';
+      for (const l of lines) opts.onLine(stream, l);
+    };
+    child.stdout?.on('data', feed('stdout'));
+    child.stderr?.on('data', feed('stderr'));
+    if (child.stdin !== null && opts.stdin !== undefined) {
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.stdin);
+    }
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      for (const s of ['stdout', 'stderr'] as const) if (partial[s] !== '' && opts.onLine !== undefined) opts.onLine(s, partial[s]);
+      resolve({
+        exitCode: code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0)),
+        signal: signal ?? null,
+        stdout: out.stdout,
+        stderr: out.stderr,
+      });
+    });
+  });
+}

@@ -1,0 +1,161 @@
+// The `runc` backend: the same bundles, with an OCI runtime-spec config.json and Debian's
+// runc doing the setup. The native shim's `supervise` mode holds runc's stdio and writes the
+// same log, state and exit files, so adoption works identically for both backends.
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { RuntimeError, Unsupported } from '../errors/index.ts';
+import { BundleRuntime, SIGNAL_NAMES } from './base.ts';
+import { files, type Meta, type ShimState } from './bundle.ts';
+import { DEFAULT_NATIVE_DIR } from './native.ts';
+import { BLOCKED_SYSCALLS, CLONE_NAMESPACE_FLAGS, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS } from './policy.ts';
+import { runProcess } from './proc.ts';
+import type { ExecOptions, ProcessResult, RunOptions, RuntimeOptions } from './types.ts';
+
+const exec = promisify(execFile);
+
+function which(cmd: string): string | null {
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    if (existsSync(join(dir, cmd))) return join(dir, cmd);
+  }
+  return null;
+}
+
+export class RuncRuntime extends BundleRuntime {
+  readonly name = 'runc' as const;
+  readonly runc: string;
+  readonly root: string;
+  readonly shim: string;
+
+  constructor(opts: RuntimeOptions) {
+    super(opts);
+    const runc = which('runc');
+    if (runc === null) throw new Unsupported('runtime runc: runc is not installed (apt-get install runc)');
+    this.runc = runc;
+    this.root = join(opts.dataDir, 'runc');
+    mkdirSync(this.root, { recursive: true });
+    this.shim = join(opts.nativeDir ?? DEFAULT_NATIVE_DIR, 'paas-shim');
+  }
+
+  protected async prepare(bundle: string, meta: Meta): Promise<void> {
+    const s = meta.spec;
+    const caps = [...DEFAULT_CAPS];
+    const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }];
+    if (s.net !== 'host') namespaces.push(meta.netnsPath === null ? { type: 'network' } : { type: 'network', path: meta.netnsPath });
+    const bind = (src: string, dst: string, ro: boolean) => ({
+      destination: dst, type: 'bind', source: src, options: ['rbind', 'nosuid', 'nodev', ro ? 'ro' : 'rw'],
+    });
+    const config = {
+      ociVersion: '1.0.2',
+      process: {
+        terminal: false,
+        user: { uid: meta.uid, gid: meta.gid, additionalGids: meta.groups },
+        args: s.command,
+        env: Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
+        cwd: s.cwd,
+        capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
+        noNewPrivileges: true,
+      },
+      root: { path: files.rootfs(bundle), readonly: s.readonly },
+      hostname: s.hostname,
+      mounts: [
+        { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+        { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+        { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+        { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+        { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+        { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+        bind(join(bundle, 'hosts'), '/etc/hosts', true),
+        bind(join(bundle, 'resolv.conf'), '/etc/resolv.conf', true),
+        ...s.volumes.map((v) => bind(v.source, v.target, v.readonly === true)),
+      ],
+      linux: {
+        namespaces,
+        cgroupsPath: `/${meta.cgroup}`,
+        resources: {
+          devices: [{ allow: false, access: 'rwm' }],
+          ...(s.limits.memoryBytes !== undefined ? { memory: { limit: s.limits.memoryBytes, swap: s.limits.memoryBytes } } : {}),
+          ...(s.limits.cpus !== undefined ? { cpu: { quota: Math.round(s.limits.cpus * 100_000), period: 100_000 } } : {}),
+          ...(s.limits.pids !== undefined ? { pids: { limit: s.limits.pids } } : {}),
+        },
+        maskedPaths: [...MASKED_PATHS],
+        readonlyPaths: [...READONLY_PATHS],
+        seccomp: {
+          defaultAction: 'SCMP_ACT_ALLOW',
+          architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+          syscalls: [
+            { names: [...BLOCKED_SYSCALLS], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
+            // clone3 passes flags in memory seccomp cannot read: ENOSYS makes libc fall back to clone.
+            { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
+            ...CLONE_NAMESPACE_FLAGS.map((flag) => ({
+              names: ['clone'], action: 'SCMP_ACT_ERRNO', errnoRet: 1,
+              args: [{ index: 0, value: flag, valueTwo: flag, op: 'SCMP_CMP_MASKED_EQ' }],
+            })),
+          ],
+        },
+      },
+    };
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
+  }
+
+  private async mountRoot(bundle: string, meta: Meta): Promise<void> {
+    const r = meta.spec.rootfs;
+    const target = files.rootfs(bundle);
+    if ('dir' in r) {
+      await exec('mount', ['--bind', r.dir, target]);
+    } else {
+      const opts = meta.spec.readonly
+        ? `lowerdir=${r.lowers.join(':')}`
+        : `lowerdir=${r.lowers.join(':')},upperdir=${files.upper(bundle)},workdir=${files.work(bundle)}`;
+      await exec('mount', ['-t', 'overlay', 'overlay', '-o', opts, target]);
+    }
+  }
+
+  private runcArgs(bundle: string, meta: Meta): string[] {
+    return ['--root', this.root, 'run', '--bundle', bundle, meta.id];
+  }
+
+  protected async launch(bundle: string, meta: Meta): Promise<void> {
+    // Detached containers need the shim to hold runc's stdio; foreground runs do not.
+    if (!existsSync(this.shim)) throw new Unsupported(`runtime runc: ${this.shim} is missing; build it with "make -C native"`);
+    await this.mountRoot(bundle, meta);
+    const r = await runProcess(this.shim, ['supervise', bundle, '--', this.runc, ...this.runcArgs(bundle, meta)]);
+    if (r.exitCode !== 0) {
+      await this.teardown(bundle, meta);
+      throw new RuntimeError(`start: ${r.stderr.trim() || `paas-shim exited ${r.exitCode}`}`, { exitCode: r.exitCode });
+    }
+  }
+
+  protected async foreground(bundle: string, meta: Meta, opts: RunOptions): Promise<ProcessResult> {
+    await this.mountRoot(bundle, meta);
+    try {
+      return await runProcess(this.runc, this.runcArgs(bundle, meta), opts);
+    } finally {
+      await this.teardown(bundle, meta);
+    }
+  }
+
+  protected async signal(_bundle: string, meta: Meta, _state: ShimState, sig: number): Promise<void> {
+    const name = SIGNAL_NAMES[sig] ?? String(sig);
+    await exec(this.runc, ['--root', this.root, 'kill', meta.id, name]).catch(() => undefined);
+  }
+
+  protected execIn(_bundle: string, meta: Meta, _state: ShimState, opts: ExecOptions, user: { uid: number; gid: number; groups: number[] }): Promise<ProcessResult> {
+    const args = ['--root', this.root, 'exec', '--user', `${user.uid}:${user.gid}`, '--cwd', opts.cwd ?? meta.spec.cwd];
+    for (const g of user.groups) args.push('--additional-gids', String(g));
+    for (const [k, v] of Object.entries({ ...meta.spec.env, ...(opts.env ?? {}) })) args.push('--env', `${k}=${v}`);
+    args.push(meta.id, ...opts.command);
+    return runProcess(this.runc, args, { stdio: opts.stdio ?? 'pipe', stdin: opts.stdin });
+  }
+
+  protected async teardown(bundle: string, meta: Meta): Promise<void> {
+    await exec(this.runc, ['--root', this.root, 'delete', '--force', meta.id]).catch(() => undefined);
+    const target = files.rootfs(bundle);
+    for (let i = 0; i < 5; i++) {
+      const mounted = await exec('mountpoint', ['-q', target]).then(() => true, () => false);
+      if (!mounted) return;
+      await exec('umount', [target]).catch(() => exec('umount', ['-l', target]).catch(() => undefined));
+    }
+  }
+}

@@ -1,0 +1,133 @@
+// The Runtime interface and its value types: what every backend (native, runc) implements
+// and what the shared contract suite (contract.case.ts) holds them to.
+
+export type RuntimeName = 'native' | 'runc';
+export type NetMode = 'none' | 'bridge' | 'host';
+
+export interface Limits {
+  /** Memory limit in bytes (swap is held to the same limit). */
+  memoryBytes?: number;
+  /** CPU quota in cores, e.g. 0.5. */
+  cpus?: number;
+  /** Maximum number of tasks (processes + threads). */
+  pids?: number;
+}
+
+export interface Volume {
+  /** Absolute host path. */
+  source: string;
+  /** Absolute path inside the container; resolved inside the rootfs, never through a symlink leaving it. */
+  target: string;
+  readonly?: boolean;
+}
+
+export type RootfsSpec =
+  /** A plain directory used as the root (bind-mounted). */
+  | { dir: string }
+  /** Image layers, topmost first (overlayfs lowerdir order); a fresh writable layer goes on top. */
+  | { lowers: string[] };
+
+/** What a caller asks for. Validated and normalized by parseSpec before any backend sees it. */
+export interface ContainerSpec {
+  id?: string;
+  rootfs: RootfsSpec;
+  readonly?: boolean;
+  command: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  /** `name`, `uid`, `name:group`, `uid:gid`, resolved against the image's /etc/passwd and /etc/group. */
+  user?: string;
+  hostname?: string;
+  net?: NetMode;
+  limits?: Limits;
+  volumes?: Volume[];
+  /** Signal name sent by stop(), default SIGTERM. */
+  stopSignal?: string;
+  /** Free-form labels (app, process type, release…) kept with the container for list/adoption. */
+  labels?: Record<string, string>;
+}
+
+export type ContainerState = 'created' | 'running' | 'exited';
+
+export interface ExitStatus {
+  exitCode: number;
+  signal: string | null;
+  oomKilled: boolean;
+  finishedAt: string;
+}
+
+export interface ContainerInfo {
+  id: string;
+  runtime: RuntimeName;
+  state: ContainerState;
+  /** Host pid of the container's init (PID 1 inside) while running. */
+  pid: number | null;
+  ip: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  exit: ExitStatus | null;
+  labels: Record<string, string>;
+  logPath: string;
+}
+
+export interface Stats {
+  memoryBytes: number;
+  memoryLimitBytes: number | null;
+  cpuNanos: number;
+  pids: number;
+  oomKills: number;
+}
+
+export interface ExecOptions {
+  command: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+  /** 'inherit' passes the caller's stdio through; 'pipe' captures stdout/stderr. */
+  stdio?: 'inherit' | 'pipe';
+  stdin?: string | Buffer;
+}
+
+export interface ProcessResult {
+  exitCode: number;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  /** 'inherit' passes stdio through (container:run); 'pipe' streams lines to onLine. */
+  stdio?: 'inherit' | 'pipe';
+  onLine?: (stream: 'stdout' | 'stderr', line: string) => void;
+}
+
+export interface Runtime {
+  readonly name: RuntimeName;
+  /** Prepares bundle, rootfs, cgroups and network; nothing runs yet. */
+  create(spec: ContainerSpec): Promise<ContainerInfo>;
+  /** Starts a created container detached; its shim outlives this process. */
+  start(id: string): Promise<ContainerInfo>;
+  /** Sends the stop signal, then SIGKILL after graceMs; resolves with the exit status. */
+  stop(id: string, opts?: { graceMs?: number }): Promise<ExitStatus>;
+  kill(id: string, signal?: string): Promise<void>;
+  wait(id: string, opts?: { timeoutMs?: number }): Promise<ExitStatus>;
+  inspect(id: string): Promise<ContainerInfo>;
+  list(): Promise<ContainerInfo[]>;
+  stats(id: string): Promise<Stats>;
+  exec(id: string, opts: ExecOptions): Promise<ProcessResult>;
+  /** Frees everything the container holds: mounts, cgroups, network, IP, writable layer. */
+  remove(id: string, opts?: { force?: boolean }): Promise<void>;
+  /** create + run in the foreground + remove: the exit status of the command. */
+  run(spec: ContainerSpec, opts?: RunOptions): Promise<ProcessResult>;
+}
+
+export interface RuntimeOptions {
+  dataDir: string;
+  /** Bridge name and subnet for `net: bridge`. */
+  bridge?: string;
+  subnet?: string;
+  /** Path of native/build (defaults to the checkout's). */
+  nativeDir?: string;
+  /** Parent cgroup name under each hierarchy, default `paas`. */
+  cgroupParent?: string;
+}
