@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, watch, writeFileSync } from
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerNotFound, InvalidSpec, RuntimeError } from '../errors/index.ts';
-import { files, isAlive, readJson, writeAtomic, type Meta, type ShimExit, type ShimState } from './bundle.ts';
+import { files, isAlive, readJson, writableDirs, writeAtomic, type Meta, type ShimExit, type ShimState } from './bundle.ts';
 import { Cgroup } from './cgroups.ts';
 import { Network, writeNetFiles } from './network.ts';
 import { parseSpec, SIGNALS } from './spec.ts';
@@ -88,9 +88,10 @@ export abstract class BundleRuntime implements Runtime {
     try {
       const user = resolveUser('dir' in spec.rootfs ? [spec.rootfs.dir] : spec.rootfs.lowers, spec.user);
       mkdirSync(files.rootfs(bundle));
-      if ('lowers' in spec.rootfs && !spec.readonly) {
-        mkdirSync(files.upper(bundle));
-        mkdirSync(files.work(bundle));
+      if ('lowers' in spec.rootfs && !spec.readonly && spec.rootfs.upper === undefined) {
+        const w = writableDirs(bundle, spec);
+        mkdirSync(w.upper);
+        mkdirSync(w.work);
       }
       cgroup.create(spec.limits);
       let ip: string | null = null;

@@ -47,6 +47,13 @@ export function writeAtomic(path: string, data: string): void {
   renameSync(tmp, path);
 }
 
+/** The writable layer of a layered root: the caller's, or the bundle's own. */
+export function writableDirs(bundle: string, spec: NormalizedSpec): { upper: string; work: string } {
+  const r = spec.rootfs;
+  if ('lowers' in r && r.upper !== undefined && r.work !== undefined) return { upper: r.upper, work: r.work };
+  return { upper: join(bundle, 'upper'), work: join(bundle, 'work') };
+}
+
 export function readJson<T>(path: string): T | null {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
@@ -63,8 +70,6 @@ export const files = {
   log: (b: string) => join(b, 'log'),
   error: (b: string) => join(b, 'error'),
   rootfs: (b: string) => join(b, 'rootfs'),
-  upper: (b: string) => join(b, 'upper'),
-  work: (b: string) => join(b, 'work'),
 };
 
 /** Field 22 of /proc/PID/stat (start time in clock ticks): tells a live pid from a reused one. */

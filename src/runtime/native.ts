@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RuntimeError, Unsupported } from '../errors/index.ts';
 import { BundleRuntime } from './base.ts';
-import { encodeSpec, files, type Meta, type ShimState } from './bundle.ts';
+import { encodeSpec, files, writableDirs, type Meta, type ShimState } from './bundle.ts';
 import { Cgroup } from './cgroups.ts';
 import { runProcess } from './proc.ts';
 import { SIGNALS } from './spec.ts';
@@ -32,7 +32,10 @@ export class NativeRuntime extends BundleRuntime {
       lines.push(['rootfs', s.rootfs.dir]);
     } else {
       for (const l of s.rootfs.lowers) lines.push(['lower', l]);
-      if (!s.readonly) lines.push(['upper', files.upper(bundle)], ['work', files.work(bundle)]);
+      if (!s.readonly) {
+        const w = writableDirs(bundle, s);
+        lines.push(['upper', w.upper], ['work', w.work]);
+      }
     }
     lines.push(['readonly', s.readonly ? '1' : '0'], ['hostname', s.hostname]);
     for (const a of s.command) lines.push(['arg', a]);

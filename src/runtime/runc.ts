@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { RuntimeError, Unsupported } from '../errors/index.ts';
 import { BundleRuntime, SIGNAL_NAMES } from './base.ts';
-import { files, type Meta, type ShimState } from './bundle.ts';
+import { files, writableDirs, type Meta, type ShimState } from './bundle.ts';
 import { DEFAULT_NATIVE_DIR } from './native.ts';
 import { BLOCKED_SYSCALLS, CLONE_NAMESPACE_FLAGS, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS } from './policy.ts';
 import { runProcess } from './proc.ts';
@@ -105,9 +105,10 @@ export class RuncRuntime extends BundleRuntime {
     if ('dir' in r) {
       await exec('mount', ['--bind', r.dir, target]);
     } else {
+      const w = writableDirs(bundle, meta.spec);
       const opts = meta.spec.readonly
         ? `lowerdir=${r.lowers.join(':')}`
-        : `lowerdir=${r.lowers.join(':')},upperdir=${files.upper(bundle)},workdir=${files.work(bundle)}`;
+        : `lowerdir=${r.lowers.join(':')},upperdir=${w.upper},workdir=${w.work}`;
       await exec('mount', ['-t', 'overlay', 'overlay', '-o', opts, target]);
     }
   }

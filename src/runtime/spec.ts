@@ -113,7 +113,12 @@ export function parseSpec(spec: ContainerSpec): NormalizedSpec {
     rootfs = { dir: existingDir('rootfs', spec.rootfs.dir) };
   } else {
     if (!Array.isArray(spec.rootfs.lowers) || spec.rootfs.lowers.length === 0) bad('rootfs.lowers', 'at least one layer is required');
-    rootfs = { lowers: spec.rootfs.lowers.map((d, i) => existingDir(`rootfs.lowers[${i}]`, d)) };
+    const lowers = spec.rootfs.lowers.map((d, i) => existingDir(`rootfs.lowers[${i}]`, d));
+    const { upper, work } = spec.rootfs;
+    if ((upper === undefined) !== (work === undefined)) bad('rootfs.upper', 'upper and work go together');
+    rootfs = upper === undefined || work === undefined
+      ? { lowers }
+      : { lowers, upper: existingDir('rootfs.upper', upper), work: existingDir('rootfs.work', work) };
   }
 
   if (!Array.isArray(spec.command) || spec.command.length === 0) bad('command', 'a command is required');

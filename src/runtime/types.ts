@@ -24,8 +24,12 @@ export interface Volume {
 export type RootfsSpec =
   /** A plain directory used as the root (bind-mounted). */
   | { dir: string }
-  /** Image layers, topmost first (overlayfs lowerdir order); a fresh writable layer goes on top. */
-  | { lowers: string[] };
+  /**
+   * Image layers, topmost first (overlayfs lowerdir order); a fresh writable layer goes on
+   * top, or the caller's own `upper`/`work` dirs (same filesystem), which outlive the
+   * container — how the builder captures what a RUN step changed.
+   */
+  | { lowers: string[]; upper?: string; work?: string };
 
 /** What a caller asks for. Validated and normalized by parseSpec before any backend sees it. */
 export interface ContainerSpec {

@@ -1,0 +1,38 @@
+// `paas router`: the front-door process. The daemon starts it detached; it can also be run by hand.
+import { parseArgs } from 'node:util';
+import { InvalidArgument } from '../../errors/index.ts';
+
+export async function run(_name: string, args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      'data-dir': { type: 'string', default: process.env.PAAS_DATA_DIR ?? '/var/lib/paas' },
+      'http-port': { type: 'string', default: '80' },
+      'https-port': { type: 'string' },
+      domain: { type: 'string', default: 'localhost' },
+      workers: { type: 'string' },
+      host: { type: 'string' },
+    },
+  });
+  const port = (flag: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgument(`router: --${flag} "${v}" is not a port`);
+    return n;
+  };
+  const workers = values.workers === undefined ? undefined : Number(values.workers);
+  if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 64)) {
+    throw new InvalidArgument(`router: --workers "${values.workers}" must be 1..64`);
+  }
+  const { runRouter } = await import('../../router/index.ts');
+  await runRouter({
+    dataDir: values['data-dir'],
+    httpPort: port('http-port', values['http-port']) as number,
+    httpsPort: port('https-port', values['https-port']),
+    domain: values.domain,
+    workers,
+    host: values.host,
+  });
+  return 0;
+}

@@ -1,0 +1,181 @@
+// The contract every Runtime backend must keep (STYLE.md §4): run by native.test.ts and
+// runc.test.ts against their backend, the same cases for both.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cgroupDirs, NATIVE_DIR, netnsNames, REPO, tempDir, testRootfs } from '../../test/helpers/host.ts';
+import { createRuntime } from './index.ts';
+import type { ContainerSpec, Runtime, RuntimeName, RuntimeOptions } from './types.ts';
+
+export function runtimeContract(name: RuntimeName): void {
+  describe(`Runtime contract: ${name}`, () => {
+    const tmp = tempDir(`contract-${name}`);
+    const opts: RuntimeOptions = { dataDir: tmp.dir, nativeDir: NATIVE_DIR, bridge: 'paastest0', subnet: '10.78.0.0/24', cgroupParent: `paastest-${name}` };
+    let rt: Runtime;
+    let rootfs: string;
+    const spec = (s: Partial<ContainerSpec>): ContainerSpec => ({ rootfs: { dir: rootfs }, command: ['true'], ...s });
+    const started: string[] = [];
+    const startDetached = async (s: Partial<ContainerSpec>) => {
+      const c = await rt.create(spec(s));
+      started.push(c.id);
+      return rt.start(c.id);
+    };
+
+    beforeAll(() => {
+      rootfs = testRootfs();
+      rt = createRuntime(name, opts);
+    });
+
+    afterAll(async () => {
+      for (const c of await rt.list()) await rt.remove(c.id, { force: true }).catch(() => undefined);
+      expect(cgroupDirs(`paastest-${name}`)).toEqual([]);
+      tmp.cleanup();
+    });
+
+    it('returns the exit code of the command, and 128+n when killed by a signal', async () => {
+      expect((await rt.run(spec({ command: ['true'] }))).exitCode).toBe(0);
+      expect((await rt.run(spec({ command: ['sh', '-c', 'exit 3'] }))).exitCode).toBe(3);
+      expect((await rt.run(spec({ command: ['sh', '-c', 'kill -9 $$'] }))).exitCode).toBe(137);
+      expect((await rt.run(spec({ command: ['/no/such/binary'] }))).exitCode).toBe(127);
+    });
+
+    it('passes exactly the given env, cwd and hostname', async () => {
+      const r = await rt.run(spec({
+        command: ['sh', '-c', 'echo "$FOO|$HOME|$PATH|$(pwd)|$(hostname)"; env | grep -c PAAS_HOST_LEAK || true'],
+        env: { FOO: 'bar baz' }, cwd: '/srv/app', hostname: 'myapp.web.1',
+      }), { stdio: 'pipe' });
+      expect(r.exitCode).toBe(0);
+      const [line, leaks] = r.stdout.trim().split('\n');
+      expect(line).toBe('bar baz|/root|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|/srv/app|myapp.web.1');
+      expect(leaks).toBe('0');
+    });
+
+    it('runs as the image user with its groups', async () => {
+      const r = await rt.run(spec({ command: ['sh', '-c', 'id -u; id -g; id -G; echo $HOME'], user: 'app' }), { stdio: 'pipe' });
+      expect(r.stdout.trim().split('\n')).toEqual(['1000', '1000', '1000 10', '/home/app']);
+      const r2 = await rt.run(spec({ command: ['id', '-u'], user: '4321:4321' }), { stdio: 'pipe' });
+      expect(r2.stdout.trim()).toBe('4321');
+    });
+
+    it('captures stdout and stderr of a detached container into its log, tagged and timestamped', async () => {
+      const c = await startDetached({ command: ['sh', '-c', 'echo out-line; echo err-line >&2; printf "no newline"'] });
+      const exit = await rt.wait(c.id, { timeoutMs: 10_000 });
+      expect(exit.exitCode).toBe(0);
+      const log = readFileSync(c.logPath, 'utf8');
+      expect(log).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z stdout out-line$/m);
+      expect(log).toMatch(/^\S+ stderr err-line$/m);
+      expect(log).toMatch(/^\S+ stdout no newline$/m);
+    });
+
+    it('stops with the stop signal, then SIGKILL after the grace period', async () => {
+      const polite = await startDetached({ command: ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.05; done'] });
+      await sleep(200);
+      const t0 = Date.now();
+      const e1 = await rt.stop(polite.id, { graceMs: 5000 });
+      expect(e1.exitCode).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(3000);
+
+      const stubborn = await startDetached({ command: ['sh', '-c', 'trap "" TERM; while true; do sleep 0.05; done'] });
+      await sleep(200);
+      const t1 = Date.now();
+      const e2 = await rt.stop(stubborn.id, { graceMs: 700 });
+      expect(Date.now() - t1).toBeGreaterThanOrEqual(650);
+      expect(e2.exitCode).toBe(137);
+      expect(e2.signal).toBe('SIGKILL');
+    });
+
+    it('kills with a given signal', async () => {
+      const c = await startDetached({ command: ['sleep', '60'] });
+      await sleep(100);
+      expect((await rt.inspect(c.id)).state).toBe('running');
+      await rt.kill(c.id, 'SIGKILL');
+      const e = await rt.wait(c.id, { timeoutMs: 5000 });
+      expect(e.exitCode).toBe(137);
+      expect((await rt.inspect(c.id)).state).toBe('exited');
+    });
+
+    it('reports stats from the cgroup and applies limits', async () => {
+      const c = await startDetached({
+        command: ['sh', '-c', 'i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 60'],
+        limits: { memoryBytes: 64 * 1024 * 1024, pids: 50, cpus: 1 },
+      });
+      await sleep(1500);
+      const s = await rt.stats(c.id);
+      expect(s.memoryBytes).toBeGreaterThan(0);
+      expect(s.memoryLimitBytes).toBe(64 * 1024 * 1024);
+      expect(s.cpuNanos).toBeGreaterThan(10_000_000);
+      expect(s.pids).toBeGreaterThanOrEqual(1);
+      await rt.stop(c.id, { graceMs: 500 });
+    });
+
+    it('execs a one-off process inside a running container', async () => {
+      const c = await startDetached({ command: ['sleep', '60'], env: { GREETING: 'hello' }, hostname: 'exec-host' });
+      await sleep(100);
+      const r = await rt.exec(c.id, { command: ['sh', '-c', 'echo $GREETING $EXTRA $(hostname); ps -o pid,comm | grep -c sleep; exit 4'], env: { EXTRA: 'x' } });
+      expect(r.exitCode).toBe(4);
+      expect(r.stdout).toContain('hello x exec-host');
+      expect(r.stdout.trim().split('\n').at(-1)).toBe('1');
+      const who = await rt.exec(c.id, { command: ['id', '-u'], user: 'app' });
+      expect(who.stdout.trim()).toBe('1000');
+      const withStdin = await rt.exec(c.id, { command: ['cat'], stdin: 'piped input' });
+      expect(withStdin.stdout).toBe('piped input');
+      await rt.stop(c.id, { graceMs: 500 });
+    });
+
+    it('serves on its bridge IP, reachable from the host', async () => {
+      const c = await startDetached({
+        command: ['sh', '-c', 'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 5000 -h /www'],
+        net: 'bridge', hostname: 'web-1',
+      });
+      expect(c.ip).toMatch(/^10\.78\.0\.\d+$/);
+      let body = '';
+      for (let i = 0; i < 50 && body === ''; i++) {
+        body = await fetch(`http://${c.ip}:5000/`).then((r) => r.text(), () => '');
+        if (body === '') await sleep(50);
+      }
+      expect(body).toBe('hello from web-1\n');
+      await rt.remove(c.id, { force: true });
+      expect(netnsNames()).not.toContain(`paas-${c.id}`);
+    });
+
+    it('is adopted by a new process after the creating process is killed -9', async () => {
+      const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '-e', `
+        import { createRuntime } from ${JSON.stringify(join(REPO, 'src/runtime/index.ts'))};
+        const rt = createRuntime(${JSON.stringify(name)}, ${JSON.stringify(opts)});
+        const c = await rt.create({ rootfs: { dir: ${JSON.stringify(rootfs)} }, command: ['sh', '-c', 'trap "exit 7" TERM; while true; do echo tick; sleep 0.1; done'], labels: { app: 'adopt' } });
+        await rt.start(c.id);
+        console.log(c.id);
+        setInterval(() => {}, 1000);
+      `], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const id = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => resolve(d.toString().trim()));
+        child.on('exit', (code) => reject(new Error(`creator exited ${code}`)));
+      });
+      started.push(id);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('close', r));
+      await sleep(300);
+      const fresh = createRuntime(name, opts);
+      const found = (await fresh.list()).find((c) => c.id === id);
+      expect(found?.state).toBe('running');
+      expect(found?.labels).toEqual({ app: 'adopt' });
+      expect(readFileSync(found?.logPath as string, 'utf8')).toContain('tick');
+      const exit = await fresh.stop(id, { graceMs: 3000 });
+      expect(exit.exitCode).toBe(7);
+    });
+
+    it('removes everything a container held', async () => {
+      const c = await startDetached({ command: ['sleep', '60'], net: 'bridge', limits: { pids: 10 } });
+      const bundle = join(tmp.dir, 'containers', c.id);
+      expect(existsSync(bundle)).toBe(true);
+      await expect(rt.remove(c.id)).rejects.toThrow(/is running/);
+      await rt.remove(c.id, { force: true });
+      expect(existsSync(bundle)).toBe(false);
+      expect(cgroupDirs(`paastest-${name}`).filter((d) => d.endsWith(c.id))).toEqual([]);
+      expect(netnsNames()).not.toContain(`paas-${c.id}`);
+      await expect(rt.inspect(c.id)).rejects.toThrow(/no container/);
+    });
+  });
+}

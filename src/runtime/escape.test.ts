@@ -1,0 +1,100 @@
+// The escape suite (bubblewrap-style: assert that escapes fail). Everything runs as root
+// inside the container, with Docker's default capabilities, as an untrusted app would.
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NATIVE_DIR, PROBE, tempDir, testRootfs } from '../../test/helpers/host.ts';
+import { createRuntime } from './index.ts';
+import type { ContainerSpec, ProcessResult, Runtime, RuntimeName } from './types.ts';
+
+const CHECKS = [
+  'mount', 'umount', 'pivot_root', 'mknod', 'init_module', 'finit_module', 'kexec_load', 'reboot', 'swapon',
+  'sethostname', 'write-proc-sys', 'write-sys', 'read-kcore', 'open-proc1-exe-write', 'unshare-userns',
+] as const;
+
+describe.each(['native', 'runc'] as RuntimeName[])('escape suite on %s', (name) => {
+  const tmp = tempDir(`escape-${name}`);
+  let rt: Runtime;
+  let rootfs: string;
+  const probeDir = join(tmp.dir, 'probe');
+  const run = (s: Partial<ContainerSpec>): Promise<ProcessResult> =>
+    rt.run({
+      rootfs: { lowers: [rootfs] },
+      command: ['true'],
+      volumes: [{ source: probeDir, target: '/probe', readonly: true }],
+      ...s,
+    }, { stdio: 'pipe' });
+
+  beforeAll(() => {
+    rootfs = testRootfs();
+    rt = createRuntime(name, { dataDir: join(tmp.dir, 'data'), nativeDir: NATIVE_DIR, cgroupParent: `paastest-escape-${name}` });
+    mkdirSync(probeDir);
+    writeFileSync(join(probeDir, 'escape-probe'), readFileSync(PROBE), { mode: 0o755 });
+  });
+  afterAll(() => tmp.cleanup());
+
+  it.each(CHECKS)('blocks %s', async (check) => {
+    const r = await run({ command: ['/probe/escape-probe', check] });
+    expect(r.stdout.trim()).toMatch(new RegExp(`^BLOCKED ${check} `));
+    expect(r.exitCode).toBe(0);
+  });
+
+  it('keeps host processes invisible', async () => {
+    const r = await run({ command: ['sh', '-c', 'ls /proc | grep -c "^[0-9]"; ps -o pid,comm'] });
+    const count = Number(r.stdout.split('\n')[0]);
+    expect(count).toBeGreaterThan(0);
+    expect(count).toBeLessThan(8);
+    expect(r.stdout).not.toContain('vitest');
+    expect(existsSync(`/proc/${process.pid}`)).toBe(true);
+  });
+
+  it('makes /proc/sys and /sys read-only and masks /proc/kcore', async () => {
+    const r = await run({
+      command: ['sh', '-c', 'echo 1 > /proc/sys/vm/drop_caches && echo WROTE-PROC-SYS; touch /sys/x && echo WROTE-SYS; wc -c < /proc/kcore; cat /proc/keys | wc -c'],
+    });
+    expect(r.stdout).not.toContain('WROTE');
+    expect(r.stdout.trim().split('\n')).toEqual(['0', '0']);
+  });
+
+  it('cannot change the host hostname', async () => {
+    const before = hostname();
+    await run({ command: ['sh', '-c', 'hostname evil-host; echo x > /proc/sys/kernel/hostname'] });
+    expect(hostname()).toBe(before);
+  });
+
+  it('cannot overwrite a host binary through /proc/self/exe or /proc/1/exe', async () => {
+    const r = await run({ command: ['sh', '-c', 'echo x >> /proc/self/exe && echo WROTE-SELF; echo x >> /proc/1/exe && echo WROTE-INIT; true'] });
+    expect(r.stdout).not.toContain('WROTE-INIT');
+    // /proc/self/exe is the container's own copy-on-write busybox, never the host's file.
+    const host = readFileSync(join(rootfs, 'bin', 'busybox'));
+    expect(host.subarray(-2).toString()).not.toBe('x\n');
+    expect(readFileSync(join(NATIVE_DIR, 'paas-shim')).subarray(-2).toString()).not.toBe('x\n');
+  });
+
+  it('resolves volume targets inside the rootfs even through symlinks to / and ..', async () => {
+    const evil = join(tmp.dir, 'evil-layer');
+    rmSync(evil, { recursive: true, force: true });
+    mkdirSync(evil);
+    symlinkSync('/', join(evil, 'toroot'));
+    symlinkSync('../../../../../../../../tmp', join(evil, 'up'));
+    const src = join(tmp.dir, 'vol');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'marker'), 'inside');
+    const hostTarget1 = '/paas-escape-test-target';
+    const hostTarget2 = '/tmp/paas-escape-test-target';
+    rmSync(hostTarget1, { recursive: true, force: true });
+    rmSync(hostTarget2, { recursive: true, force: true });
+    const r = await rt.run({
+      rootfs: { lowers: [evil, rootfs] },
+      command: ['sh', '-c', 'cat /paas-escape-test-target/marker; echo; cat /tmp/paas-escape-test-target/marker'],
+      volumes: [
+        { source: src, target: '/toroot/paas-escape-test-target' },
+        { source: src, target: '/up/paas-escape-test-target' },
+      ],
+    }, { stdio: 'pipe' });
+    expect(existsSync(hostTarget1)).toBe(false);
+    expect(existsSync(hostTarget2)).toBe(false);
+    expect(r.stdout).toBe('inside\ninside');
+  });
+});

@@ -1,0 +1,3 @@
+import { runtimeContract } from './contract.case.ts';
+
+runtimeContract('native');
