@@ -1,0 +1,41 @@
+// The CLI starts fast because `--version` and `help` read only the command table.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO } from './helpers/host.ts';
+
+const PAAS = join(REPO, 'bin', 'paas');
+
+function loaded(args: string[]): { stdout: string; modules: string[]; status: number | null } {
+  const r = spawnSync(PAAS, args, {
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: `--import=${join(REPO, 'test/fixtures/record-imports.mjs')}` },
+  });
+  const line = r.stderr.split('\n').find((l) => l.startsWith('LOADED ')) ?? 'LOADED []';
+  return { stdout: r.stdout, modules: JSON.parse(line.slice(7)) as string[], status: r.status };
+}
+
+describe('paas CLI entry', () => {
+  it('prints its version and help without loading any command, daemon or library module', () => {
+    for (const args of [['--version'], ['help'], ['help', 'container:run'], ['container:run', '--help']]) {
+      const r = loaded(args);
+      expect(r.status).toBe(0);
+      const ours = r.modules.filter((u) => u.startsWith('file:'));
+      expect(ours.length).toBeGreaterThan(0);
+      expect(ours.filter((u) => /\/(daemon|runtime|registry|router|build|deploy|git|apps|logs)\/|node_modules|\/commands\//.test(u))).toEqual([]);
+    }
+    expect(loaded(['--version']).stdout).toMatch(/^paas \d+\.\d+\.\d+\n$/);
+    expect(loaded(['help']).stdout).toContain('container:run');
+  });
+
+  it('runs on Node 24 or newer', () => {
+    const v = execFileSync(PAAS, ['--version'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '--import=data:text/javascript,console.log(process.versions.node)' } });
+    expect(Number(v.split('.')[0])).toBeGreaterThanOrEqual(24);
+  });
+
+  it('exits 2 with a message for an unknown command', () => {
+    const r = spawnSync(PAAS, ['frobnicate'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('unknown command "frobnicate"');
+  });
+});
