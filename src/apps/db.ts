@@ -1,0 +1,88 @@
+// The daemon's SQLite state: one file in the data dir, WAL so readers never block the writer,
+// and numbered migrations applied once each inside a transaction.
+import { DatabaseSync } from 'node:sqlite';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+export type Db = DatabaseSync;
+
+/** Append-only: a shipped migration is never edited, a change is a new entry. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE apps (
+     name TEXT PRIMARY KEY,
+     created_at TEXT NOT NULL,
+     -- a destroyed app keeps a tombstone so a stale git remote cannot silently resurrect it
+     destroyed_at TEXT,
+     live_release INTEGER
+   );
+   CREATE TABLE config (app TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (app, key));
+   CREATE TABLE builds (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     app TEXT NOT NULL,
+     git_sha TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+     started_at TEXT NOT NULL,
+     finished_at TEXT,
+     image TEXT,
+     error TEXT
+   );
+   CREATE INDEX builds_app ON builds (app, id);
+   CREATE TABLE releases (
+     app TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     image TEXT NOT NULL,
+     image_digest TEXT NOT NULL,
+     config TEXT NOT NULL,
+     processes TEXT NOT NULL,
+     git_sha TEXT NOT NULL,
+     build_id INTEGER,
+     description TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     PRIMARY KEY (app, version)
+   );
+   -- what happened when a release was deployed; kept apart so release rows stay immutable
+   CREATE TABLE deploys (
+     app TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('deploying', 'succeeded', 'failed')),
+     started_at TEXT NOT NULL,
+     finished_at TEXT,
+     error TEXT,
+     PRIMARY KEY (app, version)
+   );
+   CREATE TABLE domains (domain TEXT PRIMARY KEY, app TEXT NOT NULL);
+   CREATE TABLE formation (app TEXT NOT NULL, type TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (app, type));
+   CREATE TABLE locks (app TEXT PRIMARY KEY, holder TEXT NOT NULL, boot TEXT NOT NULL, acquired_at TEXT NOT NULL);`,
+];
+
+export function openDb(dataDir: string): Db {
+  mkdirSync(dataDir, { recursive: true });
+  const db = new DatabaseSync(join(dataDir, 'paas.db'));
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  db.exec('CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+  const row = db.prepare('SELECT MAX(version) AS v FROM migrations').get() as { v: number | null };
+  for (let v = (row.v ?? 0) + 1; v <= MIGRATIONS.length; v++) {
+    tx(db, () => {
+      db.exec(MIGRATIONS[v - 1]!);
+      db.prepare('INSERT INTO migrations (version, applied_at) VALUES (?, ?)').run(v, new Date().toISOString());
+    });
+  }
+}
+
+/** Runs fn in one IMMEDIATE transaction: all of it lands or none of it (kill -9 included). */
+export function tx<T>(db: Db, fn: () => T): T {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const out = fn();
+    db.exec('COMMIT');
+    return out;
+  } catch (e) {
+    db.exec('ROLLBACK');
+    throw e;
+  }
+}

@@ -1,0 +1,31 @@
+// Public surface of app state: names and other validated inputs, and the SQLite-backed
+// stores for apps, config, domains, formation, builds, releases and locks.
+import { openDb, type Db } from './db.ts';
+import { Builds } from './builds.ts';
+import { Locks } from './locks.ts';
+import { Releases } from './releases.ts';
+import { AppStore } from './store.ts';
+
+export { parseAppName, isAppName, RESERVED_APP_NAMES, type AppName } from './name.ts';
+export { parseConfigKey, parseConfigValue, parseConfigPairs, parseProcessType, parseDomain, type ConfigKey, type ProcessType, type Domain } from './validate.ts';
+export { parseVersion, type Release, type NewRelease, type Processes, type DeployStatus } from './releases.ts';
+export type { Build } from './builds.ts';
+export type { App } from './store.ts';
+export type { Unlock } from './locks.ts';
+export { AppStore, Builds, Locks, Releases };
+export { tx, type Db } from './db.ts';
+
+export interface State {
+  db: Db;
+  apps: AppStore;
+  releases: Releases;
+  builds: Builds;
+  locks: Locks;
+  close(): void;
+}
+
+export function openState(dataDir: string): State {
+  const db = openDb(dataDir);
+  const apps = new AppStore(db);
+  return { db, apps, releases: new Releases(db, apps), builds: new Builds(db), locks: new Locks(db), close: () => db.close() };
+}
