@@ -1,0 +1,118 @@
+/* Shared declarations of paas-shim. The contract with the TypeScript side is SPEC.md. */
+#ifndef PAAS_H
+#define PAAS_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <signal.h>
+#include <sys/types.h>
+
+/* Exit codes of the helper itself (SPEC.md "Commands"), as Docker and a shell use them. */
+enum { EXIT_SETUP = 125, EXIT_NOEXEC = 126, EXIT_NOTFOUND = 127 };
+
+enum net_mode { NET_NONE, NET_HOST, NET_PATH };
+enum seccomp_mode { SECCOMP_DEFAULT, SECCOMP_OFF };
+
+struct volume {
+	char *src, *dst;
+	int ro;
+};
+
+struct spec {
+	char *id, *rootfs, *upper, *work, *hostname, *cwd, *hosts, *resolv, *netns;
+	char **lower, **argv, **env, **cgroups;
+	size_t nlower, argc, envc, ncgroups, nvolumes, ngroups;
+	struct volume *volumes;
+	gid_t *groups;
+	uid_t uid;
+	gid_t gid;
+	int readonly, stopsignal, nonewprivs;
+	enum net_mode net;
+	enum seccomp_mode seccomp;
+	uint64_t caps;
+	int userns;
+	uid_t userns_uid;
+	gid_t userns_gid;
+	unsigned userns_count;
+};
+
+/* The process that runs one container command (or the exec'd process). */
+struct proc {
+	char **argv, **env, *cwd;
+	uid_t uid;
+	gid_t gid;
+	gid_t *groups;
+	size_t ngroups;
+	uint64_t caps;
+	int nonewprivs, mkcwd;
+	enum seccomp_mode seccomp;
+};
+
+/* util.c — failing: "<step>: <message>" goes to err_fd, cleanup runs, the process exits. */
+extern int err_fd, err_coded;
+extern void (*on_fail)(const char *msg);
+__attribute__((noreturn, format(printf, 3, 4)))
+void fail(int code, const char *step, const char *fmt, ...);
+#define die(step, ...) fail(EXIT_SETUP, step, __VA_ARGS__)
+int write_all(int fd, const void *buf, size_t len);
+int write_file(const char *path, const char *data);
+int write_atomic(const char *dir, const char *name, const char *data);
+ssize_t read_fd(int fd, char *buf, size_t size);
+ssize_t read_file(const char *path, char *buf, size_t size);
+int proc_start_time(pid_t pid, char *out, size_t size);
+void iso_time(char *out, size_t size, int with_ms);
+int null_stdio(void);
+void xclose(int *fd);
+
+/* spec.c */
+void spec_parse(const char *path, struct spec *s, int execspec);
+void proc_from_spec(const struct spec *s, struct proc *p);
+
+/* container.c: create the container; returns the init's pid with fds set in cfg. */
+struct launch {
+	const char *bundle;
+	const struct spec *spec;
+	int stdio[3];          /* fds for the container's 0,1,2 */
+	int status_fd;         /* write end: init reports the app's wait status here */
+	int kill_with_parent;  /* init gets SIGKILL when the launcher dies */
+};
+pid_t container_create(const struct launch *l, int *errpipe_rd);
+int wait_started(int errpipe_rd, pid_t child, char *msg, size_t size);
+
+/* mounts.c — runs in the container's fresh mount namespace. */
+void setup_rootfs(const char *bundle, const struct spec *s, int userns);
+
+/* init.c */
+__attribute__((noreturn)) void container_init(const struct spec *s, int status_fd);
+
+/* process.c: become the app (credentials, cwd, caps, no_new_privs, seccomp, exec). */
+__attribute__((noreturn)) void exec_process(const struct proc *p);
+
+/* caps.c: the bounding set must shrink before the uid switch, capset after it. */
+int cap_parse(const char *list, uint64_t *out);
+void caps_drop_bounding(uint64_t keep);
+void caps_set(uint64_t keep);
+extern const uint64_t CAPS_DOCKER_DEFAULT;
+
+/* seccomp.c */
+void seccomp_apply(void);
+
+/* signals forwarded to the container (SPEC.md "Commands" / "Inside the container"). */
+extern const int FORWARDED_SIGNALS[6];
+
+/* shim.c: signals blocked for sigwaitinfo; wait for child forwarding them. */
+void block_signals(sigset_t *set);
+int forward_until_exit(pid_t child, const sigset_t *set);
+
+/* shim.c / exec.c: the commands. */
+int cmd_run(const char *bundle);
+int cmd_start(const char *bundle);
+int cmd_supervise(const char *bundle, char **argv);
+int cmd_exec(const char *bundle, const char *execspec);
+
+struct logstream;
+struct logstream *log_open(int fd, const char *tag);
+int log_pump(struct logstream *ls, int logfd); /* returns 0 at EOF */
+void log_flush(struct logstream *ls, int logfd);
+
+#endif
