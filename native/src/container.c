@@ -52,6 +52,11 @@ __attribute__((noreturn)) static void child(const struct launch *l, int sync_rd,
 	for (int i = 0; i < 3; i++)
 		if (l->stdio[i] != i && dup2(l->stdio[i], i) < 0)
 			die("stdio", "%m");
+	/* The init never execs, so O_CLOEXEC does not protect it: drop every fd of the
+	 * launcher (log, report pipe, other containers' pipes) it does not need. */
+	int keep[] = { sync_rd, err_wr, netfd, l->status_fd };
+	if (close_except(keep, 4) < 0)
+		die("close_range", "%m");
 
 	int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
 	if (s->net == NET_NONE)

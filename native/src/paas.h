@@ -63,6 +63,7 @@ int proc_start_time(pid_t pid, char *out, size_t size);
 void iso_time(char *out, size_t size, int with_ms);
 int null_stdio(void);
 void xclose(int *fd);
+int close_except(int *keep, size_t n);
 
 /* spec.c */
 void spec_parse(const char *path, struct spec *s, int execspec);

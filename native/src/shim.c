@@ -137,7 +137,7 @@ static void detach(void)
 
 	/* The shim keeps nothing of its caller: not its stdio (a caller reading our stdout to
 	 * EOF would hang for the container's lifetime), not any other fd. */
-	if (dup2(rep[1], REPORT_FD) < 0)
+	if (dup3(rep[1], REPORT_FD, O_CLOEXEC) < 0)
 		die("report", "%m");
 	if (null_stdio() < 0 || syscall(SYS_close_range, REPORT_FD + 1, ~0U, 0) < 0)
 		die("detach", "%m");

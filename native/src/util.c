@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int err_fd = 2;
@@ -182,5 +183,22 @@ void xclose(int *fd)
 	if (*fd >= 0) {
 		close(*fd);
 		*fd = -1;
+	}
+}
+
+/* Closes every fd >= 3 except those in keep (any order, -1 entries ignored). */
+int close_except(int *keep, size_t n)
+{
+	int lo = 3;
+	for (;;) {
+		int next = -1;
+		for (size_t i = 0; i < n; i++)
+			if (keep[i] >= lo && (next < 0 || keep[i] < next))
+				next = keep[i];
+		if (next < 0)
+			return syscall(SYS_close_range, lo, ~0U, 0);
+		if (next > lo && syscall(SYS_close_range, lo, next - 1, 0) < 0)
+			return -1;
+		lo = next + 1;
 	}
 }
