@@ -83,6 +83,9 @@ export const DeployFailed = define('DeployFailed', 'failed');
 export const HealthCheckFailed = define('HealthCheckFailed', 'failed');
 export const RuntimeError = define('RuntimeError', 'failed');
 export const Unsupported = define('Unsupported', 'unavailable');
+// Router.
+export const InvalidRouteTable = define('InvalidRouteTable', 'invalid');
+export const RouterUnavailable = define('RouterUnavailable', 'unavailable');
 
 /** Status and body for any thrown value; unknown errors never leak their message. */
 export function toHttp(err: unknown): { status: number; body: { error: { code: string; message: string; details: ErrorDetails } } } {

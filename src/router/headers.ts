@@ -1,0 +1,30 @@
+// Header rules shared by the plain and the upgrade paths.
+import { randomUUID } from 'node:crypto';
+
+/**
+ * Hop-by-hop fields (RFC 9110 §7.6.1, plus the legacy Keep-Alive and Proxy-Connection): they
+ * describe one connection and must not be forwarded. `expect` is answered here (Node sends
+ * 100 Continue itself) and the upstream client cannot send it.
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings',
+]);
+
+// What an incoming X-Request-Id may look like to be kept: the usual UUID / ULID / hex /
+// base64ish ids, short enough for a log line, and nothing that could split a header.
+const REQUEST_ID = /^[A-Za-z0-9._:+/=@-]{8,128}$/;
+
+export function requestIdFrom(incoming: string | undefined): string {
+  return incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/** Extra names a Connection header lists for removal (RFC 9110 §7.6.1), beyond the usual. */
+export function connectionListed(value: string): Set<string> | null {
+  let out: Set<string> | null = null;
+  for (const t of value.split(',')) {
+    const n = t.trim().toLowerCase();
+    if (n === '' || n === 'close' || n === 'keep-alive' || n === 'upgrade') continue;
+    (out ??= new Set()).add(n);
+  }
+  return out;
+}

@@ -1,0 +1,6 @@
+// The router's public surface (ARCHITECTURE.md: the front door that outlives the daemon).
+// `runRouter` is the `paas router` process; the daemon uses `ensureRouterRunning` and
+// `RouterClient`; everything else in this folder is private.
+export { runRouter, type RouterOptions, type RouterStats, type PingReply } from './router.ts';
+export { RouterClient, ensureRouterRunning, type EnsureOptions, type SwitchOptions } from './client.ts';
+export { parseRouteTable, type RouteTable, type AppRoute, type Backend } from './table.ts';

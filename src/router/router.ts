@@ -1,0 +1,196 @@
+// The router process: data planes (in-process or cluster workers), the control socket the
+// daemon talks to, the persisted table it reloads after its own restart, the pid file and
+// access-log rotation.
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import type { Server } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { InvalidArgument, RouterUnavailable } from '../errors/index.ts';
+import { isAppName } from '../apps/name.ts';
+import { accessLogPath, rotateIfLarge } from './access-log.ts';
+import { answers, listenControl } from './control.ts';
+import type { PlaneOptions } from './plane.ts';
+import { ClusterPlanes, LocalPlanes, type Planes, type WorkerStats } from './planes.ts';
+import { DEFAULT_LIMITS, type Limits } from './proxy.ts';
+import { parseBackends, parseRouteTable, type RouteTable } from './table.ts';
+
+export interface RouterOptions {
+  dataDir: string;
+  httpPort: number;
+  httpsPort?: number;
+  /** Data-plane processes; 1 serves from the router process itself. Default: one per core. */
+  workers?: number;
+  host?: string;
+  /** Platform domain for the empty table of a first start; a persisted table keeps its own. */
+  domain: string;
+  limits?: Partial<Limits>;
+  /** Rotate access.log past this size. */
+  accessLogMaxBytes?: number;
+}
+
+export interface RouterHandle {
+  readonly httpPort: number;
+  readonly httpsPort: number | undefined;
+  close(): Promise<void>;
+}
+
+export interface RouterStats {
+  pid: number;
+  uptimeMs: number;
+  workers: WorkerStats[];
+}
+
+export interface PingReply {
+  pid: number;
+  workers: number;
+  httpPort: number;
+  httpsPort: number | undefined;
+  uptimeMs: number;
+}
+
+export const routerPaths = (dataDir: string) => ({
+  socket: join(dataDir, 'router.sock'),
+  dir: join(dataDir, 'router'),
+  routes: join(dataDir, 'router', 'routes.json'),
+  pid: join(dataDir, 'router', 'router.pid'),
+  certs: join(dataDir, 'router', 'certs'),
+  logDir: join(dataDir, 'logs', 'router'),
+});
+
+/** `paas router`: start, then serve until SIGTERM/SIGINT, then drain and stop. */
+export async function runRouter(opts: RouterOptions): Promise<void> {
+  const handle = await startRouter(opts);
+  const say = (msg: string): void => void process.stderr.write(`${JSON.stringify({ time: Date.now(), source: 'router', msg })}\n`);
+  say(`router ${process.pid} serving http on ${handle.httpPort}${handle.httpsPort ? `, https on ${handle.httpsPort}` : ''}`);
+  // A bug in one request must not close the front door of every app; log it and go on.
+  process.on('uncaughtException', (err) => say(`uncaught: ${err.stack ?? String(err)}`));
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  say('router stopping: draining');
+  await handle.close();
+}
+
+export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
+  const paths = routerPaths(opts.dataDir);
+  // Before binding anything: with SO_REUSEPORT a second router would silently share the ports.
+  if (await answers(paths.socket)) {
+    throw new RouterUnavailable(`a router is already running for ${opts.dataDir}`, { socket: paths.socket });
+  }
+  mkdirSync(paths.dir, { recursive: true });
+  mkdirSync(paths.logDir, { recursive: true });
+  mkdirSync(paths.certs, { recursive: true });
+  const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
+  const started = Date.now();
+  let table = loadTable(paths.routes) ?? parseRouteTable({ apps: {}, domain: opts.domain });
+
+  const planeOpts: PlaneOptions = {
+    host: opts.host ?? '0.0.0.0',
+    httpPort: opts.httpPort,
+    httpsPort: opts.httpsPort,
+    certDir: paths.certs,
+    limits,
+    accessLogPath: accessLogPath(opts.dataDir),
+    reusePort: true,
+  };
+  const workers = opts.workers ?? availableParallelism();
+  if (!Number.isInteger(workers) || workers < 1) throw new InvalidArgument(`router: workers must be a positive integer, not ${workers}`);
+  const log = (msg: string): void => void process.stderr.write(`${JSON.stringify({ time: Date.now(), source: 'router', msg })}\n`);
+  const planes: Planes = workers === 1
+    ? await LocalPlanes.start(planeOpts, table)
+    : await ClusterPlanes.start(workers, planeOpts, table, log);
+
+  const setTable = (next: RouteTable, drainTimeoutMs: number): Promise<boolean> => {
+    table = next;
+    // Persist before the swap completes: a router killed mid-drain restarts on the new table.
+    saveTable(paths.routes, next);
+    return planes.apply(next, drainTimeoutMs);
+  };
+
+  let control: Server;
+  try {
+    control = await listenControl(paths.socket, async (op, args) => {
+      const a = (args ?? {}) as Record<string, unknown>;
+      const drainTimeoutMs = typeof a.drainTimeoutMs === 'number' && a.drainTimeoutMs >= 0 ? a.drainTimeoutMs : limits.drainTimeoutMs;
+      switch (op) {
+        case 'ping':
+          return { pid: process.pid, workers: planes.count, httpPort: planes.httpPort, httpsPort: planes.httpsPort, uptimeMs: Date.now() - started } satisfies PingReply;
+        case 'routes':
+          return table;
+        case 'setRoutes':
+          return { drained: await setTable(parseRouteTable(a.table), drainTimeoutMs) };
+        case 'switch': {
+          if (!isAppName(a.app)) throw new InvalidArgument(`switch: invalid app name ${JSON.stringify(a.app)}`);
+          const app = a.app as string;
+          const backends = parseBackends(a.backends, app);
+          const prev = table.apps[app] ?? { domains: [], backends: [] };
+          const next: RouteTable = { ...table, apps: { ...table.apps, [app]: { ...prev, backends } } };
+          return { drained: await setTable(next, drainTimeoutMs) };
+        }
+        case 'stats':
+          return { pid: process.pid, uptimeMs: Date.now() - started, workers: await planes.stats() } satisfies RouterStats;
+        default:
+          throw new InvalidArgument(`unknown router operation ${JSON.stringify(op)}`);
+      }
+    });
+  } catch (err) {
+    await planes.close(0);
+    throw err;
+  }
+  writeAtomic(paths.pid, `${process.pid}\n`);
+
+  const maxLog = opts.accessLogMaxBytes ?? 64 * 1024 * 1024;
+  const rotator = setInterval(() => {
+    try {
+      if (rotateIfLarge(planeOpts.accessLogPath!, maxLog, 5)) planes.reopenLogs();
+    } catch (err) {
+      log(`access log rotation failed: ${(err as Error).message}`);
+    }
+  }, 2000);
+  rotator.unref();
+
+  return {
+    httpPort: planes.httpPort,
+    httpsPort: planes.httpsPort,
+    async close() {
+      clearInterval(rotator);
+      await new Promise<void>((r) => control.close(() => r()));
+      await planes.close(limits.drainTimeoutMs);
+      rmSync(paths.pid, { force: true });
+    },
+  };
+}
+
+function loadTable(path: string): RouteTable | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+  // A table that no longer validates is not served half-way: start empty and say so.
+  try {
+    return parseRouteTable(JSON.parse(text));
+  } catch (err) {
+    process.stderr.write(`router: ignoring ${path}: ${(err as Error).message}\n`);
+    return null;
+  }
+}
+
+function saveTable(path: string, table: RouteTable): void {
+  writeAtomic(path, `${JSON.stringify(table, null, 2)}\n`);
+}
+
+/** write-to-temp, fsync, rename: a crash leaves the old file or the new one, never half. */
+function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}

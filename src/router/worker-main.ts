@@ -1,0 +1,4 @@
+// Entry of a router cluster worker (see planes.ts).
+import { runWorker } from './planes.ts';
+
+runWorker();
