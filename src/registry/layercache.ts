@@ -1,0 +1,121 @@
+// The layer cache: each layer blob unpacked once into `<images>/layers/<hex>/` (overlayfs
+// form, ready to be a lowerdir). Unpacking happens in tmp/ and the finished directory is
+// renamed into place, so a layer directory either exists complete or not at all.
+import fs, { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { digestHex, isDigest, type Digest } from './digest.ts';
+import { tmpName } from './fsutil.ts';
+import { DEFAULT_LAYER_LIMITS, extractLayer, type LayerLimits } from './unpack.ts';
+import type { BlobStore } from './blobs.ts';
+
+/**
+ * Unpacks a layer (a blob file path or a stream) into `dir`, which must not exist: the work
+ * happens in a sibling tmp directory that is renamed to `dir` on success and removed on any
+ * failure, so a refused layer leaves nothing behind.
+ */
+export async function unpackLayer(
+  blob: string | Readable,
+  dir: string,
+  options: { limits?: Partial<LayerLimits>; tmpDir?: string; label?: string } = {},
+): Promise<void> {
+  const limits = { ...DEFAULT_LAYER_LIMITS, ...options.limits };
+  const tmp = options.tmpDir
+    ? tmpName(options.tmpDir, `layer-${path.basename(dir).slice(0, 12)}`)
+    : `${dir}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  await fsp.mkdir(tmp, { mode: 0o755 });
+  try {
+    const input = typeof blob === 'string' ? fs.createReadStream(blob) : blob;
+    await extractLayer(input, tmp, limits, options.label ?? (typeof blob === 'string' ? path.basename(blob) : path.basename(dir)));
+    await fsp.chmod(tmp, 0o755);
+    try {
+      await fsp.rename(tmp, dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // Someone else finished the same layer first: theirs is identical.
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    }
+  } finally {
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+export class LayerCache {
+  readonly dir: string;
+  private readonly blobs: BlobStore;
+  private readonly tmpDir: string;
+  private readonly limits: LayerLimits;
+  private readonly inflight = new Map<Digest, Promise<string>>();
+
+  constructor(imagesDir: string, blobs: BlobStore, tmpDir: string, limits: LayerLimits) {
+    this.dir = path.join(imagesDir, 'layers');
+    this.blobs = blobs;
+    this.tmpDir = tmpDir;
+    this.limits = limits;
+  }
+
+  path(digest: Digest): string {
+    return path.join(this.dir, digestHex(digest));
+  }
+
+  /** The unpacked directory of a layer blob, unpacking it first if needed. */
+  async ensure(digest: Digest): Promise<string> {
+    const dir = this.path(digest);
+    if ((await fsp.stat(dir).catch(() => null)) !== null) return dir;
+    let p = this.inflight.get(digest);
+    if (!p) {
+      p = (async () => {
+        await fsp.mkdir(this.dir, { recursive: true });
+        await unpackLayer(await this.blobs.open(digest), dir, { limits: this.limits, tmpDir: this.tmpDir, label: digest });
+        return dir;
+      })().finally(() => this.inflight.delete(digest));
+      this.inflight.set(digest, p);
+    }
+    return p;
+  }
+
+  /** Moves an already-unpacked directory (a build's upper dir) into the cache as `digest`. */
+  async adopt(digest: Digest, src: string): Promise<boolean> {
+    const dir = this.path(digest);
+    await fsp.mkdir(this.dir, { recursive: true });
+    try {
+      await fsp.rename(src, dir);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async list(): Promise<Digest[]> {
+    const names = await fsp.readdir(this.dir).catch(() => [] as string[]);
+    return names.map((n) => `sha256:${n}`).filter(isDigest);
+  }
+
+  async remove(digest: Digest): Promise<void> {
+    // Rename first so a half-deleted directory is never mistaken for a complete layer.
+    const doomed = tmpName(this.tmpDir, `gc-${digestHex(digest).slice(0, 12)}`);
+    try {
+      await fsp.rename(this.path(digest), doomed);
+    } catch {
+      return;
+    }
+    await fsp.rm(doomed, { recursive: true, force: true });
+  }
+}
+
+/** Disk usage of a directory tree in bytes (what GC frees by removing a layer dir). */
+export async function treeSize(dir: string): Promise<number> {
+  let total = 0;
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await fsp.readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = path.join(d, e.name);
+      const st = await fsp.lstat(p).catch(() => null);
+      if (!st) continue;
+      total += st.blocks * 512;
+      if (st.isDirectory()) await walk(p);
+    }
+  };
+  await walk(dir);
+  return total;
+}

@@ -1,0 +1,101 @@
+// The store's public types. Kept apart from the implementation so the registry server,
+// client and import/export modules depend on the interface, not on each other.
+import type { Readable } from 'node:stream';
+import type { Digest } from './digest.ts';
+import type { ContainerConfig, HistoryEntry, ImageConfigFile, ImageManifest, Platform } from './media.ts';
+import type { ImageRef } from './ref.ts';
+import type { StoredManifest } from './manifests.ts';
+import type { BlobRange } from './blobs.ts';
+import type { UploadArea } from './uploads.ts';
+
+export type ImageLayer = { digest: Digest; diffId: Digest; size: number; mediaType?: string };
+
+export type Image = {
+  /** The canonical reference the image was resolved from, e.g. `library/node:22`. */
+  ref: string;
+  repository: string;
+  /** Digest of the platform manifest (not of an index that led to it). */
+  digest: Digest;
+  manifest: ImageManifest;
+  configDigest: Digest;
+  configFile: ImageConfigFile;
+  /** The container config: Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, … */
+  config: ContainerConfig;
+  /** Bottom layer first (manifest order). */
+  layers: ImageLayer[];
+  platform: Platform;
+};
+
+export type CommitOptions = {
+  repo: string;
+  tag: string;
+  base: Image | null;
+  newLayers: ImageLayer[];
+  config: ContainerConfig;
+  /** One entry per new layer plus any empty_layer entries; generated when absent. */
+  history?: HistoryEntry[];
+  /** RFC 3339; defaults to SOURCE_DATE_EPOCH when set, else now. */
+  created?: string;
+};
+
+export type GcOptions = {
+  /** Image refs or manifest digests to keep besides every tag (releases, running containers). */
+  keep?: Iterable<string>;
+  /** Extra blob digests to keep (e.g. the build cache's layers). */
+  keepBlobs?: Iterable<string>;
+  dryRun?: boolean;
+  /** Blobs younger than this are kept: an upload or build may be about to reference them. */
+  graceMs?: number;
+  /** When false, manifests without a tag that nothing keeps stay (default: removed). */
+  deleteUntagged?: boolean;
+};
+
+export type GcReport = {
+  dryRun: boolean;
+  freedBytes: number;
+  blobs: { digest: Digest; size: number }[];
+  layers: { digest: Digest; size: number }[];
+  manifests: { repository: string; digest: Digest }[];
+};
+
+export type ImageSummary = { ref: string; digest: Digest; size: number; created: string | null };
+
+/** A registry the store can fall back to when an image is missing (an operator's mirror). */
+export interface ImageSource {
+  readonly description: string;
+  pull(store: ImageStore, ref: ImageRef): Promise<Image>;
+}
+
+export interface ImageStore {
+  readonly dataDir: string;
+  /** Blob upload sessions of the registry server. */
+  readonly uploads: UploadArea;
+  putBlob(source: Readable | Buffer, expectedDigest?: string): Promise<{ digest: Digest; size: number }>;
+  hasBlob(digest: string): Promise<boolean>;
+  blobSize(digest: string): Promise<number | null>;
+  openBlob(digest: string, range?: BlobRange): Promise<Readable>;
+  readBlob(digest: string, maxBytes?: number): Promise<Buffer>;
+  blobPath(digest: string): string;
+
+  putManifest(repo: string, reference: string, bytes: Buffer, mediaType?: string): Promise<Digest>;
+  getManifest(repo: string, reference: string): Promise<StoredManifest>;
+  deleteManifest(repo: string, reference: string): Promise<void>;
+  tag(repo: string, tag: string, digest: string): Promise<void>;
+  tags(repo: string): Promise<string[]>;
+  repositories(): Promise<string[]>;
+  images(): Promise<ImageSummary[]>;
+
+  resolveImage(ref: string | ImageRef): Promise<Image>;
+  /** Unpacked layer directories, TOPMOST FIRST (overlayfs lowerdir order). */
+  layerDirs(image: Image): Promise<string[]>;
+  diffToLayer(upperDir: string, options?: { adopt?: boolean; mtime?: Date }): Promise<ImageLayer>;
+  commitImage(options: CommitOptions): Promise<Image>;
+
+  importOciLayout(dir: string, tags?: string[]): Promise<Image[]>;
+  exportOciLayout(ref: string, dir: string): Promise<void>;
+  importDockerArchive(file: string): Promise<Image[]>;
+  exportDockerArchive(ref: string, file: string): Promise<void>;
+  importRootfs(dir: string, ref: string, config: ContainerConfig): Promise<Image>;
+
+  gc(options?: GcOptions): Promise<GcReport>;
+}
