@@ -52,10 +52,41 @@ static int openat2_in_root(const char *path, int flags)
 	return syscall(SYS_openat2, rootfd, path, &how, sizeof how);
 }
 
+static int resolve_depth(const char *path, int create, int file, int depth);
+
+/* parent/name exists but does not open as a directory: when it is a
+ * symlink whose target is missing, create the target (inside the root: RESOLVE_IN_ROOT
+ * clamps `..` and absolute targets) as runc's MkdirAllInRoot does, so an image's
+ * `/var/run -> /run` works for a volume at /var/run/x. */
+static int follow_dangling(const char *parent, const char *name, int depth)
+{
+	char target[4096], joined[8192];
+	int dir = openat2_in_root(*parent ? parent : "/", O_PATH | O_DIRECTORY);
+	if (dir < 0)
+		return -1;
+	ssize_t n = readlinkat(dir, name, target, sizeof target - 1);
+	int saved = errno;
+	close(dir);
+	if (n < 0) {
+		errno = saved == EINVAL ? ENOTDIR : saved; /* not a symlink: a file */
+		return -1;
+	}
+	target[n] = 0;
+	snprintf(joined, sizeof joined, "%s/%s", target[0] == '/' ? "" : parent, target);
+	int fd = resolve_depth(joined, 1, 0, depth + 1);
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 ? -1 : 0;
+}
+
 /* Returns an O_PATH fd of `path` inside the root, creating what is missing (directories,
  * or an empty file as the last component when `file`). -1 with errno when it cannot. */
-static int resolve(const char *path, int create, int file)
+static int resolve_depth(const char *path, int create, int file, int depth)
 {
+	if (depth > 40) {
+		errno = ELOOP;
+		return -1;
+	}
 	int fd = openat2_in_root(path, O_PATH);
 	if (fd >= 0 || errno != ENOENT || !create)
 		return fd;
@@ -73,33 +104,44 @@ static int resolve(const char *path, int create, int file)
 		char saved = *end;
 		int last = !saved || !end[strspn(end, "/")];
 		*end = 0;
-		int parent;
-		{
-			char c = *p;
-			*p = 0;
-			parent = openat2_in_root(*buf ? buf : "/", O_PATH | O_DIRECTORY);
-			*p = c;
-		}
-		if (parent < 0)
+		char c = *p;
+		*p = 0;
+		char parent[4096];
+		snprintf(parent, sizeof parent, "%s", buf);
+		*p = c;
+		int pfd = openat2_in_root(*parent ? parent : "/", O_PATH | O_DIRECTORY);
+		if (pfd < 0)
 			return -1;
 		int r;
 		if (last && file) {
-			r = openat(parent, p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+			r = openat(pfd, p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 			if (r >= 0)
 				close(r);
 		} else {
-			r = mkdirat(parent, p, 0755);
+			r = mkdirat(pfd, p, 0755);
 		}
-		int saved_errno = errno;
-		close(parent);
-		if (r < 0 && saved_errno != EEXIST) {
-			errno = saved_errno;
+		int err = errno;
+		close(pfd);
+		if (r < 0 && err != EEXIST) {
+			errno = err;
 			return -1;
+		}
+		if (r < 0 && !(last && file)) {
+			int d = openat2_in_root(buf, O_PATH | O_DIRECTORY);
+			if (d >= 0)
+				close(d);
+			else if (errno != ENOENT || follow_dangling(parent, p, depth) < 0)
+				return -1;
 		}
 		*end = saved;
 		p = end + strspn(end, "/");
 	}
 	return openat2_in_root(path, O_PATH);
+}
+
+static int resolve(const char *path, int create, int file)
+{
+	return resolve_depth(path, create, file, 0);
 }
 
 static int resolve_or_die(const char *what, const char *path, int create, int file)
