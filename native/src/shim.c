@@ -127,6 +127,9 @@ static void detach(void)
 		_exit(code);
 	}
 	close(rep[0]);
+	/* A caller killed before reading the report must not take the shim with it (EPIPE
+	 * instead of SIGPIPE); the app gets SIGPIPE back in process.c. */
+	signal(SIGPIPE, SIG_IGN);
 	if (setsid() < 0)
 		die("setsid", "%m");
 	pid_t second = fork();
