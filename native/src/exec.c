@@ -23,6 +23,17 @@ static const struct { const char *name; int type; } NAMESPACES[] = {
 };
 #define NNS (sizeof NAMESPACES / sizeof *NAMESPACES)
 
+/* A dead init whose shim is gone too stays a zombie until the system reaps it. */
+static int zombie(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (read_file(path, buf, sizeof buf) <= 0)
+		return 1;
+	char *p = strrchr(buf, ')');
+	return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+}
+
 /* initPid from `state`, checked against /proc so a recycled pid is never joined. */
 static pid_t running_init(const char *bundle)
 {
@@ -40,7 +51,7 @@ static pid_t running_init(const char *bundle)
 		die("exec", "state \"%s\": bad initPid/initStart", path);
 	memcpy(want, q, n);
 	want[n] = 0;
-	if (proc_start_time(pid, now, sizeof now) < 0 || strcmp(now, want))
+	if (proc_start_time(pid, now, sizeof now) < 0 || strcmp(now, want) || zombie(pid))
 		die("exec", "container is not running (init %d is gone)", (int)pid);
 	return pid;
 }

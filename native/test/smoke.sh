@@ -195,6 +195,27 @@ msg=$("$shim" start "$b" 2>&1); rc=$?
 check "start of a missing binary fails 127 ($msg)" [ $rc = 127 ]
 check "…leaves no state and no process" [ ! -f "$b/state" ]
 
+# ---- networks: none (only lo, up), host, a netns path; exec into a host-net container ----
+b=$(bundle netnone "arg sh" "arg -c" "arg cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' ' | tr '\\n' ' '; cat /sys/class/net/lo/operstate")
+out=$("$shim" run "$b")
+check "net none: only lo ($out)" [ "$out" = "lo unknown" ]
+hostdevs=$(tail -n +3 /proc/net/dev | wc -l)
+b=$(bundle nethost "arg sh" "arg -c" "arg tail -n +3 /proc/net/dev | wc -l" "net host")
+check "net host: the host's interfaces" [ "$("$shim" run "$b")" = "$hostdevs" ]
+b=$(bundle nethostexec "arg sleep" "arg 30" "net host")
+"$shim" start "$b" >/dev/null
+printf 'arg hostname\n' >"$tmp/es-host"
+check "exec into a net host container" [ "$("$shim" exec "$b" "$tmp/es-host")" = smoke.web.1 ]
+kill -KILL "$(sed -n 's/.*"initPid":\([0-9]*\).*/\1/p' "$b/state")"
+if command -v ip >/dev/null; then
+  ns=paas-smoke-$$
+  ip netns add "$ns" && ip -n "$ns" link add smoke0 type veth peer name smoke1
+  b=$(bundle netpath "arg sh" "arg -c" "arg ls /sys/class/net | tr '\\n' ' '" "net /run/netns/$ns")
+  out=$("$shim" run "$b")
+  check "net PATH joins that netns, sysfs shows its devices ($out)" bash -c "[[ '$out' == *smoke0* ]]"
+  ip netns del "$ns"
+fi
+
 # ---- supervise ----
 b=$tmp/sup && mkdir -p "$b"
 state=$("$shim" supervise "$b" -- sh -c 'echo sup-out; echo sup-err >&2; exit 6'); rc=$?
