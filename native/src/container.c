@@ -90,15 +90,17 @@ __attribute__((noreturn)) static void child(const struct launch *l, int sync_rd,
 }
 
 static pid_t pending_child = -1;
+static void (*outer_on_fail)(const char *);
 
 static void kill_pending(const char *msg)
 {
-	(void)msg;
 	if (pending_child > 0) {
 		kill(pending_child, SIGKILL);
 		waitpid(pending_child, NULL, 0);
 		pending_child = -1;
 	}
+	if (outer_on_fail)
+		outer_on_fail(msg);
 }
 
 pid_t container_create(const struct launch *l, int *errpipe_rd)
@@ -130,7 +132,7 @@ pid_t container_create(const struct launch *l, int *errpipe_rd)
 	if (netfd >= 0)
 		close(netfd);
 	pending_child = pid;
-	void (*prev)(const char *) = on_fail;
+	outer_on_fail = on_fail;
 	on_fail = kill_pending;
 
 	char pidstr[16];
@@ -145,7 +147,7 @@ pid_t container_create(const struct launch *l, int *errpipe_rd)
 		die("sync", "%m");
 	close(sync[1]);
 
-	on_fail = prev;
+	on_fail = outer_on_fail;
 	pending_child = -1;
 	*errpipe_rd = err[0];
 	return pid;
