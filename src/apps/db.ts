@@ -37,6 +37,7 @@ const MIGRATIONS: readonly string[] = [
      git_sha TEXT NOT NULL,
      build_id INTEGER,
      description TEXT NOT NULL,
+     app_json TEXT NOT NULL DEFAULT '{}',
      created_at TEXT NOT NULL,
      PRIMARY KEY (app, version)
    );

@@ -8,7 +8,7 @@ import { AppStore } from './store.ts';
 
 export { parseAppName, isAppName, RESERVED_APP_NAMES, type AppName } from './name.ts';
 export { parseConfigKey, parseConfigValue, parseConfigPairs, parseProcessType, parseDomain, type ConfigKey, type ProcessType, type Domain } from './validate.ts';
-export { parseVersion, type Release, type NewRelease, type Processes, type DeployStatus } from './releases.ts';
+export { parseVersion, type Release, type NewRelease, type Processes, type AppJson, type DeployStatus } from './releases.ts';
 export type { Build } from './builds.ts';
 export type { App } from './store.ts';
 export type { Unlock } from './locks.ts';

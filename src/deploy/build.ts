@@ -1,0 +1,113 @@
+// Steps 1 and 2 of a push: receive (the pushed commit's tree into a build directory) and
+// build (an image from it). A Dockerfile builds as is; an app without one will go through a
+// buildpack (a later step slots in at `chooseBuildMethod`).
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkoutCommit, type ReceivedPush, type RefUpdate } from '../git/index.ts';
+import type { AppJson, AppName, Processes } from '../apps/index.ts';
+import { BuildFailed, PaasError } from '../errors/index.ts';
+import type { Image } from '../registry/index.ts';
+import type { Reporter } from './report.ts';
+import type { DeployDeps } from './types.ts';
+
+export interface Checkout {
+  app: AppName;
+  sha: string;
+  dir: string;
+  dispose(): void;
+}
+
+export async function receive(deps: DeployDeps, push: ReceivedPush, ref: RefUpdate): Promise<Checkout> {
+  const dir = join(deps.dataDir, 'tmp', `checkout-${push.app}-${ref.newSha.slice(0, 12)}-${process.hrtime.bigint()}`);
+  await checkoutCommit(push.gitDir, ref.newSha, push.gitEnv, dir);
+  return { app: push.app, sha: ref.newSha, dir, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface Built {
+  buildId: number;
+  image: Image;
+  /** `<app>:build-<id>`; the release tags it `<app>:vN` too. */
+  imageRef: string;
+  processes: Processes;
+  appJson: AppJson;
+}
+
+type BuildMethod = { kind: 'dockerfile'; path: string };
+
+function chooseBuildMethod(dir: string): BuildMethod {
+  const path = join(dir, 'Dockerfile');
+  if (existsSync(path)) return { kind: 'dockerfile', path };
+  throw new BuildFailed('no Dockerfile in the pushed commit: add a Dockerfile at the repository root (buildpacks are not supported yet)', { step: 'detect' });
+}
+
+export async function build(deps: DeployDeps, co: Checkout, r: Reporter): Promise<Built> {
+  const record = deps.state.builds.start(co.app, co.sha);
+  try {
+    const method = chooseBuildMethod(co.dir);
+    r.info(`Build ${record.id} of ${co.sha.slice(0, 7)} from ${method.kind === 'dockerfile' ? 'Dockerfile' : method.kind}`);
+    const tag = `build-${record.id}`;
+    const { image } = await deps.build({
+      contextDir: co.dir, tag: { repo: co.app, tag }, runtime: deps.runtime, store: deps.store, dataDir: deps.dataDir,
+      onLine: (line) => r.build(line),
+    });
+    const processes = processTypes(co.dir, image);
+    deps.state.builds.succeed(record.id, `${co.app}:${tag}`);
+    return { buildId: record.id, image, imageRef: `${co.app}:${tag}`, processes, appJson: readAppJson(co.dir) };
+  } catch (e) {
+    deps.state.builds.fail(record.id, e instanceof Error ? e.message : String(e));
+    throw e;
+  }
+}
+
+/**
+ * Process types: the Procfile's (`type: command`, run by /bin/sh -c as Heroku does), else the
+ * image's ENTRYPOINT + CMD as `web`.
+ */
+export function processTypes(dir: string, image: Image): Processes {
+  const procfile = join(dir, 'Procfile');
+  if (existsSync(procfile)) return parseProcfile(readFileSync(procfile, 'utf8'));
+  const cmd = [...(image.config.Entrypoint ?? []), ...(image.config.Cmd ?? [])];
+  if (cmd.length === 0) throw new BuildFailed('the image has no CMD and there is no Procfile: nothing to run as web', { step: 'release' });
+  return { web: cmd };
+}
+
+const PROCFILE_LINE = /^([A-Za-z0-9_-]+):\s*(.+)$/;
+
+export function parseProcfile(text: string): Processes {
+  const out: Record<string, string[]> = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const m = PROCFILE_LINE.exec(line);
+    if (m === null) throw new BuildFailed(`Procfile: cannot parse line "${line.slice(0, 80)}" (expected "type: command")`, { step: 'release' });
+    const type = m[1]!.toLowerCase();
+    if (!/^[a-z][a-z0-9-]{0,29}$/.test(type)) throw new BuildFailed(`Procfile: process type "${m[1]}" is invalid`, { step: 'release' });
+    out[type] = ['/bin/sh', '-c', m[2]!];
+  }
+  return out;
+}
+
+function readAppJson(dir: string): AppJson {
+  const p = join(dir, 'app.json');
+  if (!existsSync(p)) return {};
+  let j: { scripts?: { dokku?: { predeploy?: unknown } }; healthchecks?: unknown };
+  try {
+    j = JSON.parse(readFileSync(p, 'utf8')) as typeof j;
+  } catch (e) {
+    throw new BuildFailed(`app.json is not valid JSON: ${(e as Error).message}`, { step: 'release' });
+  }
+  const out: AppJson = {};
+  const pre = j.scripts?.dokku?.predeploy;
+  if (typeof pre === 'string' && pre.trim() !== '') out.predeploy = pre;
+  if (j.healthchecks !== undefined) out.healthchecks = j.healthchecks;
+  return out;
+}
+
+export function describeError(e: unknown): string {
+  if (e instanceof PaasError) {
+    const step = e.details.step;
+    const code = e.details.exitCode;
+    return `${e.message}${typeof step === 'string' || typeof step === 'number' ? ` (step ${String(step)}${code !== undefined ? `, exit code ${String(code)}` : ''})` : ''}`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
