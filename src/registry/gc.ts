@@ -6,7 +6,7 @@
 import { isDigest, type Digest } from './digest.ts';
 import { parseManifest } from './media.ts';
 import { references, type ManifestStore } from './manifests.ts';
-import { parseImageRef } from './ref.ts';
+import { candidateRepos, parseImageRef } from './ref.ts';
 import { treeSize, type LayerCache } from './layercache.ts';
 import type { BlobStore } from './blobs.ts';
 import type { UploadArea } from './uploads.ts';
@@ -36,10 +36,10 @@ export async function collectGarbage(s: GcParts, options: GcOptions): Promise<Gc
       continue;
     }
     const ref = parseImageRef(k);
-    try {
-      roots.push(await s.manifests.resolveDigest(ref.repository, ref.digest ?? (ref.tag as string)));
-    } catch {
+    for (const repo of candidateRepos(ref)) {
       // A kept ref that no longer exists keeps nothing.
+      const d = await s.manifests.resolveDigest(repo, ref.digest ?? (ref.tag as string)).catch(() => null);
+      if (d) roots.push(d);
     }
   }
   for (const b of options.keepBlobs ?? []) if (isDigest(b)) marked.add(b);

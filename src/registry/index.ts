@@ -9,3 +9,5 @@ export { MediaTypes, type ContainerConfig, type Healthcheck, type ImageConfigFil
 export { unpackLayer } from './layercache.ts';
 export { DEFAULT_LAYER_LIMITS, type LayerLimits } from './unpack.ts';
 export { formatGcReport } from './gc.ts';
+export { createRegistryHandler, basicAuthPassword, type RegistryHandlerOptions } from './server.ts';
+export { RegistryClient, type RegistryClientOptions } from './client.ts';

@@ -99,7 +99,7 @@ async function exportTree(store: ImageStore, dir: string, digest: Digest, mediaT
 /** Writes (or adds to) an OCI layout at `dir`; the entry's ref.name is the tag, as skopeo does. */
 export async function exportOciLayout(store: ImageStore, rawRef: string, dir: string): Promise<void> {
   const ref = parseImageRef(rawRef);
-  const stored = await store.getManifest(ref.repository, ref.digest ?? (ref.tag as string));
+  const stored = await store.findManifest(ref);
   await fsp.mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
   await exportTree(store, dir, stored.digest, stored.mediaType);
   await fsp.writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));

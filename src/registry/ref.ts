@@ -125,3 +125,14 @@ export function checkEndOfLife(ref: ImageRef): void {
     );
   }
 }
+
+/**
+ * Local repositories a reference may name, in order: Docker's rule makes `node` mean
+ * `library/node`, while app images are single-component repositories (`<app>:<release>`),
+ * so a short name falls back to the literal repository.
+ */
+export function candidateRepos(ref: ImageRef): RepoName[] {
+  const out = [ref.repository];
+  if (ref.domain === null && /^library\/[^/]+$/.test(ref.repository)) out.push(ref.repository.slice('library/'.length) as RepoName);
+  return out;
+}

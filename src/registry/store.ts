@@ -17,7 +17,7 @@ import { LayerCache } from './layercache.ts';
 import { tarDirectory, type WalkMode } from './layerwriter.ts';
 import { ManifestStore, type StoredManifest } from './manifests.ts';
 import { MediaTypes, type ContainerConfig } from './media.ts';
-import { checkEndOfLife, formatImageRef, parseImageRef, parseRepoName, parseTag, type ImageRef, type RepoName } from './ref.ts';
+import { checkEndOfLife, formatImageRef, parseImageRef, parseRepoName, parseTag, candidateRepos, type ImageRef } from './ref.ts';
 import { DEFAULT_LAYER_LIMITS, type LayerLimits } from './unpack.ts';
 import { UploadArea } from './uploads.ts';
 import { exportOciLayout, importOciLayout } from './oci-layout.ts';
@@ -96,6 +96,19 @@ class FileImageStore implements ImageStore {
   getManifest(repo: string, reference: string): Promise<StoredManifest> {
     return this.manifests.get(repo, reference);
   }
+  async findManifest(raw: string | ImageRef): Promise<StoredManifest & { repository: string }> {
+    const ref = typeof raw === 'string' ? parseImageRef(raw) : raw;
+    let last: unknown = null;
+    for (const repo of candidateRepos(ref)) {
+      try {
+        return { ...(await this.manifests.get(repo, ref.digest ?? (ref.tag as string))), repository: repo };
+      } catch (err) {
+        if (!(err instanceof PaasError) || err.code !== 'ImageNotFound') throw err;
+        last = err;
+      }
+    }
+    throw last;
+  }
   deleteManifest(repo: string, reference: string) {
     return this.manifests.delete(repo, reference);
   }
@@ -107,6 +120,15 @@ class FileImageStore implements ImageStore {
   }
   repositories() {
     return this.manifests.repositories();
+  }
+  linkBlob(repo: string, digest: string) {
+    return this.manifests.linkBlob(parseRepoName(repo), parseDigest(digest));
+  }
+  hasBlobLink(repo: string, digest: string) {
+    return this.manifests.hasBlobLink(repo, parseDigest(digest));
+  }
+  unlinkBlob(repo: string, digest: string) {
+    return this.manifests.unlinkBlob(repo, parseDigest(digest));
   }
 
   async images(): Promise<ImageSummary[]> {
@@ -129,10 +151,7 @@ class FileImageStore implements ImageStore {
     const ref = typeof raw === 'string' ? parseImageRef(raw) : raw;
     checkEndOfLife(ref);
     const reference = ref.digest ?? (ref.tag as string);
-    // Docker's rule makes `node` mean `library/node`; app images are single-component repos
-    // (`<app>:<release>`), so a short name falls back to the literal repository.
-    const candidates = [ref.repository];
-    if (ref.domain === null && /^library\/[^/]+$/.test(ref.repository)) candidates.push(ref.repository.slice('library/'.length) as RepoName);
+    const candidates = candidateRepos(ref);
     try {
       let lastErr: unknown = null;
       for (const repo of candidates) {

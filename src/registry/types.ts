@@ -79,10 +79,16 @@ export interface ImageStore {
 
   putManifest(repo: string, reference: string, bytes: Buffer, mediaType?: string): Promise<Digest>;
   getManifest(repo: string, reference: string): Promise<StoredManifest>;
+  /** The manifest an image reference names (with `library/` fallback to app repos). */
+  findManifest(ref: string | ImageRef): Promise<StoredManifest & { repository: string }>;
   deleteManifest(repo: string, reference: string): Promise<void>;
   tag(repo: string, tag: string, digest: string): Promise<void>;
   tags(repo: string): Promise<string[]>;
   repositories(): Promise<string[]>;
+  /** Repository-scoped access to blobs (what a registry client may read or mount from `repo`). */
+  linkBlob(repo: string, digest: string): Promise<void>;
+  hasBlobLink(repo: string, digest: string): Promise<boolean>;
+  unlinkBlob(repo: string, digest: string): Promise<boolean>;
   images(): Promise<ImageSummary[]>;
 
   resolveImage(ref: string | ImageRef): Promise<Image>;
