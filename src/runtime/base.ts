@@ -142,11 +142,13 @@ export abstract class BundleRuntime implements Runtime {
   protected exitStatus(bundle: string, meta: Meta): ExitStatus | null {
     const exit = readJson<ShimExit>(files.exit(bundle));
     if (exit === null) return null;
-    const stats = new Cgroup(meta.cgroup).stats();
-    const oomKilled = stats.oomKills > 0 && (exit.signal === 9 || exit.exitCode === 137);
+    // runc reports a signalled container as exit code 128+n (as a shell does); the native
+    // shim knows the signal itself.
+    const sig = exit.signal ?? (meta.runtime === 'runc' && exit.exitCode > 128 && SIGNAL_NAMES[exit.exitCode - 128] !== undefined ? exit.exitCode - 128 : null);
+    const oomKilled = sig === 9 && new Cgroup(meta.cgroup).stats().oomKills > 0;
     return {
       exitCode: exit.exitCode,
-      signal: exit.signal === null ? null : (SIGNAL_NAMES[exit.signal] ?? `SIG${exit.signal}`),
+      signal: sig === null ? null : (SIGNAL_NAMES[sig] ?? `SIG${sig}`),
       oomKilled,
       finishedAt: exit.at,
     };
@@ -194,7 +196,9 @@ export abstract class BundleRuntime implements Runtime {
     try {
       for (;;) {
         const info = this.info(bundle, meta);
-        if (info.state === 'exited' && info.exit !== null) return info.exit;
+        // The init can be gone a moment before its shim has written `exit`; only a shim
+        // that died too (killed -9 with its container) makes the status unknown.
+        if (info.state === 'exited' && info.exit !== null && (existsSync(files.exit(bundle)) || !this.shimAlive(bundle))) return info.exit;
         if (info.state === 'created') throw new RuntimeError(`container "${id}" has not been started`, { id });
         const left = deadline - Date.now();
         if (left <= 0) throw new RuntimeError(`timed out waiting for container "${id}"`, { id });
@@ -202,6 +206,17 @@ export abstract class BundleRuntime implements Runtime {
       }
     } finally {
       watcher.close();
+    }
+  }
+
+  private shimAlive(bundle: string): boolean {
+    const state = readJson<ShimState>(files.state(bundle));
+    if (state === null) return false;
+    try {
+      process.kill(state.shimPid, 0);
+      return true;
+    } catch {
+      return false;
     }
   }
 

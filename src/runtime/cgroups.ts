@@ -4,7 +4,7 @@
 // Hybrid (this machine): v1 controllers plus a v2 mount with no controllers. The v2 mount is
 // then useless for limits, so the mode is chosen by where the memory controller lives, not by
 // whether a cgroup2 mount exists.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Limits, Stats } from './types.ts';
@@ -16,6 +16,8 @@ export interface CgroupLayout {
   /** v1: mount point of each controller we use; v2: the unified mount. */
   v1: { memory?: string; cpu?: string; cpuacct?: string; pids?: string };
   v2: string | null;
+  /** Every cgroup mount: runc also creates directories in hierarchies we do not use. */
+  all: string[];
 }
 
 interface Mount {
@@ -64,7 +66,7 @@ export function detectCgroups(): CgroupLayout {
   if (v1.memory !== undefined) mode = v2 !== null ? 'hybrid' : 'v1';
   else if (v2 !== null && v2Controllers.includes('memory')) mode = 'v2';
   else throw new Error('cgroups: no memory controller found on v1 or v2');
-  cached = { mode, v1, v2 };
+  cached = { mode, v1, v2, all: mounts.map((m) => m.point) };
   return cached;
 }
 
@@ -95,6 +97,34 @@ function readKeyed(file: string): Map<string, number> {
 }
 
 const CFS_PERIOD_US = 100_000;
+
+/** A cgroup directory and every cgroup below it, parents first. */
+function subtree(dir: string): string[] {
+  const out = [dir];
+  for (let i = 0; i < out.length; i++) {
+    try {
+      for (const e of readdirSync(out[i] as string, { withFileTypes: true })) if (e.isDirectory()) out.push(join(out[i] as string, e.name));
+    } catch {
+      // gone or not a directory
+    }
+  }
+  return out;
+}
+
+function subtreeHasOom(memDir: string): boolean {
+  if (subtree(memDir).some((d) => (readKeyed(join(d, 'memory.oom_control')).get('oom_kill') ?? 0) > 0)) return true;
+  if (readNum(join(memDir, 'memory.failcnt')) > 0) return true;
+  const limit = readNum(join(memDir, 'memory.limit_in_bytes'));
+  return limit < 2 ** 60 && readNum(join(memDir, 'memory.max_usage_in_bytes')) >= limit;
+}
+
+function readProcs(dir: string): number[] {
+  try {
+    return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
 
 /** A container's cgroup: one directory per v1 hierarchy, or one v2 directory. */
 export class Cgroup {
@@ -193,22 +223,19 @@ export class Cgroup {
       memoryLimitBytes: limit > 0 && limit < 2 ** 60 ? limit : null,
       cpuNanos: acct === null ? 0 : readNum(join(acct, 'cpuacct.usage')),
       pids: pids === null ? 0 : readNum(join(pids, 'pids.current')),
-      oomKills: mem === null ? 0 : (readKeyed(join(mem, 'memory.oom_control')).get('oom_kill') ?? 0),
+      // v1 counts oom_kill only in the victim's own memcg, which runc removes with its child
+      // cgroup; usage having reached our limit (failcnt, max_usage) is the trace that stays.
+      oomKills: mem === null ? 0 : (readKeyed(join(mem, 'memory.oom_control')).get('oom_kill') || (subtreeHasOom(mem) ? 1 : 0)),
     };
   }
 
-  /** Pids still in the cgroup (any hierarchy). */
+  /** Pids still in the cgroup or below it (any hierarchy). */
   procs(): number[] {
     const d = this.dirs()[0];
-    if (d === undefined) return [];
-    try {
-      return readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-    } catch {
-      return [];
-    }
+    return d === undefined ? [] : [...new Set(subtree(d).flatMap(readProcs))];
   }
 
-  /** Kills whatever is left in it and removes every directory; safe to call twice. */
+  /** Kills whatever is left in it and removes every directory, children first; safe to call twice. */
   async remove(): Promise<void> {
     for (let attempt = 0; attempt < 50; attempt++) {
       for (const pid of this.procs()) {
@@ -219,12 +246,13 @@ export class Cgroup {
         }
       }
       let busy = false;
-      for (const d of this.dirs()) {
-        try {
-          rmdirSync(d);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code !== 'ENOENT') busy = true;
+      for (const top of this.layout.all.map((m) => join(m, this.relPath))) {
+        for (const d of subtree(top).reverse()) {
+          try {
+            rmdirSync(d);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'ENOENT') busy = true;
+          }
         }
       }
       if (!busy) return;

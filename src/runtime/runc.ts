@@ -72,13 +72,11 @@ export class RuncRuntime extends BundleRuntime {
       ],
       linux: {
         namespaces,
-        cgroupsPath: `/${meta.cgroup}`,
-        resources: {
-          devices: [{ allow: false, access: 'rwm' }],
-          ...(s.limits.memoryBytes !== undefined ? { memory: { limit: s.limits.memoryBytes, swap: s.limits.memoryBytes } } : {}),
-          ...(s.limits.cpus !== undefined ? { cpu: { quota: Math.round(s.limits.cpus * 100_000), period: 100_000 } } : {}),
-          ...(s.limits.pids !== undefined ? { pids: { limit: s.limits.pids } } : {}),
-        },
+        // runc removes its cgroup when the container exits, taking the OOM counters with it,
+        // so it gets a child of ours: our directory holds the limits (hierarchical on v1
+        // with use_hierarchy and on v2) and outlives runc for stats and OOM reports.
+        cgroupsPath: `/${meta.cgroup}/runc`,
+        resources: { devices: [{ allow: false, access: 'rwm' }] },
         maskedPaths: [...MASKED_PATHS],
         readonlyPaths: [...READONLY_PATHS],
         seccomp: {

@@ -41,7 +41,7 @@ export function links(): string[] {
 
 export function cgroupDirs(parent: string): string[] {
   const out: string[] = [];
-  for (const c of ['memory', 'pids', 'cpu', 'cpuacct', 'unified']) {
+  for (const c of readdirSync('/sys/fs/cgroup')) {
     const d = join('/sys/fs/cgroup', c, parent);
     if (existsSync(d)) for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) out.push(join(c, parent, e.name));
   }
