@@ -82,7 +82,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private abortReason: Error | null = null;
   private bodyTimer: NodeJS.Timeout | undefined;
-
+  private remote: string | undefined;
   constructor(ctx: PlaneContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse) {
     this.ctx = ctx;
     this.listener = listener;
@@ -92,6 +92,8 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   start(): void {
     const { req, res } = this;
+    // Read now: by the time 'close' fires the socket may already be detached from req.
+    this.remote = req.socket.remoteAddress;
     res.on('close', () => this.onClientClose());
     const raw = req.rawHeaders;
     const out = this.headers;
@@ -160,7 +162,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const up = app.upstreams.pick();
     if (up === undefined) return this.fail(503);
 
-    const remote = req.socket.remoteAddress ?? '';
+    const remote = this.remote ?? '';
     out.push(
       'x-forwarded-for', xff === undefined ? remote : `${xff}, ${remote}`,
       'x-forwarded-proto', this.listener.proto,
@@ -344,7 +346,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       duration: Math.round((performance.now() - this.t0) * 1000) / 1000,
       upstream: this.upstream?.key ?? this.lastUpstream,
       requestId: this.requestId,
-      remote: this.req.socket.remoteAddress,
+      remote: this.remote,
     });
   }
 }

@@ -24,12 +24,13 @@ export function handleUpgrade(ctx: PlaneContext, listener: ListenerInfo, req: In
   const app = host === null ? undefined : ctx.state.lookup(host);
   let upstreamKey: string | null = null;
   let status = 101;
+  const remote = socket.remoteAddress;
   socket.on('error', () => socket.destroy());
   socket.once('close', () => {
     ctx.log?.write({
       app: app?.name ?? null, host, method: req.method!, path: req.url!, status, bytes: socket.bytesWritten ?? 0,
       duration: Math.round((performance.now() - t0) * 1000) / 1000, upstream: upstreamKey, requestId,
-      remote: req.socket.remoteAddress,
+      remote,
     });
   });
 
@@ -52,9 +53,8 @@ export function handleUpgrade(ctx: PlaneContext, listener: ListenerInfo, req: In
   const conn = typeof h.connection === 'string' ? connectionListed(h.connection) : null;
   if (conn !== null) for (const n of conn) delete h[n];
   for (const n of ['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding']) delete h[n];
-  const remote = req.socket.remoteAddress ?? '';
   const xff = h['x-forwarded-for'];
-  h['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remote}` : remote;
+  h['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remote ?? ''}` : (remote ?? '');
   h['x-forwarded-proto'] = listener.proto;
   h['x-forwarded-host'] = h.host;
   h['x-forwarded-port'] = listener.port;

@@ -1,0 +1,154 @@
+// Router benchmark: the same tiny upstream measured direct, through nginx and through the
+// paas router, in one run on loopback (MEASURED.md: only same-run ratios hold).
+//   node bench/router.ts            [env: BENCH_SECONDS=10 BENCH_WORKERS=<cores> BENCH_CONNECTIONS=32]
+// nginx gets the same worker count, upstream keepalive, and a buffered access log like
+// the router's (the router always logs each request).
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureRouterRunning } from '../src/router/index.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? availableParallelism());
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const HOST = 'bench.paas.test';
+
+const UPSTREAM = `
+const http = require('node:http');
+const body = Buffer.from('hello world\\n');
+const s = http.createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length }); res.end(body); });
+s.keepAliveTimeout = 65000;
+s.listen(0, '127.0.0.1', () => process.stdout.write(s.address().port + '\\n'));
+`;
+
+interface Result {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: string;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function startUpstream(children: ChildProcess[]): Promise<number> {
+  const c = spawn(process.execPath, ['-e', UPSTREAM], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(c);
+  return new Promise((resolve, reject) => {
+    c.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    c.once('exit', (code) => reject(new Error(`upstream exited ${code}`)));
+  });
+}
+
+async function waitPort(port: number, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} never answered`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function ms(v: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim());
+  if (!m) return Number.NaN;
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
+}
+
+function wrk(name: string, port: number, seconds: number): Result {
+  // wrk stops by itself after -d; --timeout bounds any single request.
+  const out = execFileSync('wrk', [
+    `-t2`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`,
+  ], { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p50 = ms(/50%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p99 = ms(/99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const errs = [/Socket errors:.*$/m.exec(out)?.[0], /Non-2xx.*$/m.exec(out)?.[0]].filter(Boolean).join('; ');
+  return { name, rps, p50, p99, errors: errs };
+}
+
+async function main(): Promise<void> {
+  const children: ChildProcess[] = [];
+  const tmp = mkdtempSync(join(tmpdir(), 'paas-bench-router-'));
+  let routerPid: number | undefined;
+  try {
+    const upstream = await startUpstream(children);
+
+    const nginxPort = await freePort();
+    writeFileSync(join(tmp, 'nginx.conf'), `
+worker_processes ${WORKERS};
+pid ${tmp}/nginx.pid;
+error_log ${tmp}/nginx-error.log;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log ${tmp}/nginx-access.log combined buffer=64k flush=1s;
+  upstream app { server 127.0.0.1:${upstream}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${nginxPort};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+  }
+}
+`);
+    children.push(spawn('nginx', ['-c', join(tmp, 'nginx.conf'), '-p', tmp], { stdio: 'inherit' }));
+    await waitPort(nginxPort);
+
+    const paasPort = await freePort();
+    const { client, pid } = await ensureRouterRunning({
+      dataDir: join(tmp, 'data'), httpPort: paasPort, host: '127.0.0.1', domain: 'paas.test', workers: WORKERS,
+    });
+    routerPid = pid;
+    await client.setRoutes({ domain: 'paas.test', apps: { bench: { domains: [], backends: [{ host: '127.0.0.1', port: upstream }] } } });
+    client.close();
+
+    const targets: [string, number][] = [['direct', upstream], ['nginx', nginxPort], ['paas', paasPort]];
+    for (const [, port] of targets) wrk('warm-up', port, 2); // JIT, keep-alive pools
+    const results = targets.map(([name, port]) => wrk(name, port, SECONDS));
+
+    console.log(`wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${WORKERS} worker(s) for nginx and paas, loopback`);
+    console.log('path      rps       p50 ms   p99 ms   errors');
+    for (const r of results) {
+      console.log(`${r.name.padEnd(8)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${r.errors || '-'}`);
+    }
+    const [direct, nginx, paas] = results as [Result, Result, Result];
+    console.log(`paas/nginx throughput: ${(paas.rps / nginx.rps).toFixed(2)}x`);
+    console.log(`added p99 vs direct: paas +${(paas.p99 - direct.p99).toFixed(2)} ms, nginx +${(nginx.p99 - direct.p99).toFixed(2)} ms`);
+  } finally {
+    if (routerPid !== undefined) {
+      try {
+        process.kill(routerPid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+    }
+    for (const c of children) c.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 500));
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+await main();
