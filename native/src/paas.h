@@ -62,7 +62,6 @@ ssize_t read_file(const char *path, char *buf, size_t size);
 int proc_start_time(pid_t pid, char *out, size_t size);
 void iso_time(char *out, size_t size, int with_ms);
 int null_stdio(void);
-void xclose(int *fd);
 int close_except(int *keep, size_t n);
 
 /* spec.c */

@@ -178,14 +178,6 @@ int null_stdio(void)
 	return 0;
 }
 
-void xclose(int *fd)
-{
-	if (*fd >= 0) {
-		close(*fd);
-		*fd = -1;
-	}
-}
-
 /* Closes every fd >= 3 except those in keep (any order, -1 entries ignored). */
 int close_except(int *keep, size_t n)
 {
