@@ -14,8 +14,32 @@ export interface Command {
 
 const container = () => import('./commands/container.ts');
 const router = () => import('./commands/router.ts');
+const daemon = () => import('./commands/daemon.ts');
+const apps = () => import('./commands/apps.ts');
+const config = () => import('./commands/config.ts');
+const releases = () => import('./commands/releases.ts');
+const ps = () => import('./commands/ps.ts');
+const logs = () => import('./commands/logs.ts');
+const domains = () => import('./commands/domains.ts');
 
 export const COMMANDS: readonly Command[] = [
+  { name: 'daemon', usage: 'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--max-push-size 100m] [--log-retention 50m]', summary: 'run the paas daemon: API, git, registry; starts the router', load: daemon },
+  { name: 'apps:create', usage: 'apps:create NAME [--json]', summary: 'create an app', load: apps },
+  { name: 'apps:list', usage: 'apps:list [--json]', summary: 'list apps', load: apps },
+  { name: 'apps:info', usage: 'apps:info NAME [--json]', summary: 'show an app: release, URL, domains', load: apps },
+  { name: 'apps:destroy', usage: 'apps:destroy NAME --force', summary: 'stop and delete an app with its releases, config and logs', load: apps },
+  { name: 'config', usage: 'config NAME [--json] [--shell]', summary: "show an app's config vars", load: config },
+  { name: 'config:get', usage: 'config:get NAME KEY [--json]', summary: 'print one config var', load: config },
+  { name: 'config:set', usage: 'config:set NAME KEY=VALUE…', summary: 'set config vars: a new release, redeployed', load: config },
+  { name: 'config:unset', usage: 'config:unset NAME KEY…', summary: 'unset config vars: a new release, redeployed', load: config },
+  { name: 'ps', usage: 'ps NAME [--json]', summary: "list an app's processes", load: ps },
+  { name: 'releases', usage: 'releases NAME [--json]', summary: "list an app's releases with their git shas", load: releases },
+  { name: 'rollback', usage: 'rollback NAME [vN] [--json]', summary: "a new release from an earlier one's image and config", load: releases },
+  { name: 'builds', usage: 'builds NAME [--json]', summary: "list an app's builds", load: releases },
+  { name: 'logs', usage: 'logs NAME [-n 100] [-t|--tail] [--ps web] [--source app|build|router|system]', summary: "show (or follow) an app's logs", load: logs },
+  { name: 'domains', usage: 'domains NAME [--json]', summary: "list an app's domains", load: domains },
+  { name: 'domains:add', usage: 'domains:add NAME HOST', summary: 'route a custom domain to an app', load: domains },
+  { name: 'domains:remove', usage: 'domains:remove NAME HOST', summary: 'remove a custom domain', load: domains },
   { name: 'container:run', usage: 'container:run [--rootfs DIR | --image REF] [--memory 64m] [--cpus 0.5] [--pids 64] [--net none|bridge] [--runtime native|runc] [--user U] [--env K=V]… [--workdir DIR] [--volume SRC:DST[:ro]]… [--data-dir DIR] -- CMD…', summary: 'run a container in the foreground without the daemon (debugging)', load: container },
   { name: 'router', usage: 'router [--data-dir DIR] [--http-port 80] [--domain localhost] [--workers N]', summary: 'run the HTTP router process (the daemon starts it for you)', load: router },
 ];

@@ -1,0 +1,75 @@
+// The CLI's API client: finds the daemon (PAAS_API) and the token (PAAS_TOKEN, else
+// `<PAAS_DATA_DIR>/admin-token`), and turns API errors into PaasErrors so main.ts prints
+// the message and exits with the code the errors table gives the status.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { exitCodeForStatus, PaasError, Unauthorized } from '../../errors/index.ts';
+
+export function apiBase(): string {
+  return (process.env.PAAS_API ?? 'http://127.0.0.1:7070').replace(/\/$/, '');
+}
+
+function token(): string {
+  if (process.env.PAAS_TOKEN !== undefined && process.env.PAAS_TOKEN !== '') return process.env.PAAS_TOKEN;
+  const path = join(process.env.PAAS_DATA_DIR ?? '/var/lib/paas', 'admin-token');
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    throw new Unauthorized(`no API token: set PAAS_TOKEN or make ${path} readable`);
+  }
+}
+
+/** An API error as received: keeps the server's code and the exit code of its status. */
+export class ApiError extends PaasError {
+  readonly httpStatus: number;
+  constructor(status: number, code: string, message: string, details: Record<string, unknown>) {
+    super(code, 'internal', message, details);
+    this.httpStatus = status;
+  }
+  override get exitCode(): number {
+    return exitCodeForStatus(this.httpStatus);
+  }
+}
+
+export async function request(method: string, path: string, body?: unknown): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(`${apiBase()}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token()}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    if (e instanceof PaasError) throw e;
+    throw new ApiError(503, 'Unavailable', `cannot reach the paas daemon at ${apiBase()} (${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message})`, {});
+  }
+  if (!res.ok) {
+    let err: { code?: string; message?: string; details?: Record<string, unknown> } = {};
+    try {
+      err = ((await res.json()) as { error?: typeof err }).error ?? {};
+    } catch {
+      // Not JSON: fall back to the status line.
+    }
+    throw new ApiError(res.status, err.code ?? 'HttpError', err.message ?? `${res.status} ${res.statusText}`, err.details ?? {});
+  }
+  return res;
+}
+
+export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return (await (await request(method, path, body)).json()) as T;
+}
+
+export function enc(s: string): string {
+  return encodeURIComponent(s);
+}
+
+export function printJson(v: unknown): void {
+  process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+}
+
+/** Columns padded to their widest cell. */
+export function table(rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+}

@@ -1,0 +1,49 @@
+// `paas daemon`: parses flags and starts the daemon; runs until SIGTERM/SIGINT.
+import { parseArgs } from 'node:util';
+import { InvalidArgument } from '../../errors/index.ts';
+
+function int(flag: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgument(`daemon: --${flag} "${v}" must be a whole number in ${min}..${max}`);
+  return n;
+}
+
+function bytes(flag: string, v: string): number {
+  const m = /^([0-9]+)([kmg]?)b?$/i.exec(v);
+  if (m === null) throw new InvalidArgument(`daemon: --${flag} "${v}" is not a size (e.g. 100m)`);
+  return Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2]!.toLowerCase()]!;
+}
+
+export async function run(_name: string, args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      'data-dir': { type: 'string', default: process.env.PAAS_DATA_DIR ?? '/var/lib/paas' },
+      'api-port': { type: 'string', default: '7070' },
+      'api-host': { type: 'string', default: '0.0.0.0' },
+      'http-port': { type: 'string', default: '80' },
+      domain: { type: 'string', default: 'localhost' },
+      runtime: { type: 'string', default: 'native' },
+      'max-push-size': { type: 'string', default: '100m' },
+      'log-retention': { type: 'string', default: '50m' },
+    },
+  });
+  const { startDaemon } = await import('../../daemon/index.ts');
+  const daemon = await startDaemon({
+    dataDir: values['data-dir'],
+    apiPort: int('api-port', values['api-port'], 0, 65535),
+    apiHost: values['api-host'],
+    httpPort: int('http-port', values['http-port'], 1, 65535),
+    domain: values.domain,
+    runtime: values.runtime,
+    maxPushBytes: bytes('max-push-size', values['max-push-size']),
+    logRetentionBytes: bytes('log-retention', values['log-retention']),
+  });
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  await daemon.close();
+  return 0;
+}

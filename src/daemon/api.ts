@@ -1,0 +1,174 @@
+// The JSON API under /api. Every route parses its inputs with the one validator for each kind
+// (app names, config keys, domains, versions) and answers errors through the errors table.
+import express, { type NextFunction, type Request, type Response } from 'express';
+import {
+  parseAppName, parseConfigKey, parseConfigPairs, parseDomain, type AppName, type ConfigKey, type State,
+} from '../apps/index.ts';
+import {
+  appProcesses, appUrl, changeConfig, destroyApp, publishRoutes, rollback, type DeployDeps,
+} from '../deploy/index.ts';
+import { InvalidArgument, PaasError, PayloadTooLarge, toHttp, Unauthorized } from '../errors/index.ts';
+import { formatLine, SOURCES, type Filter, type Source } from '../logs/index.ts';
+import { requestToken } from './auth.ts';
+
+export interface ApiOptions {
+  deps: DeployDeps;
+  reposDir: string;
+  checkToken: (t: string | null) => boolean;
+  log: (msg: string, extra?: Record<string, unknown>) => void;
+}
+
+const quiet = { write: () => undefined };
+
+function appInfo(state: State, deps: DeployDeps, name: AppName) {
+  const app = state.apps.get(name);
+  return {
+    name: app.name,
+    createdAt: app.createdAt,
+    release: app.liveRelease === null ? null : `v${app.liveRelease}`,
+    url: appUrl(app.name, deps.domain, deps.httpPort),
+    domains: state.apps.domains(name),
+    formation: state.apps.formation(name),
+    lock: state.locks.holder(name),
+  };
+}
+
+function releaseJson(r: import('../apps/index.ts').Release) {
+  return {
+    version: `v${r.version}`, description: r.description, gitSha: r.gitSha, image: r.image, imageDigest: r.imageDigest,
+    buildId: r.buildId, processes: r.processes, configKeys: Object.keys(r.config), createdAt: r.createdAt,
+    status: r.deploy?.status ?? null, error: r.deploy?.error ?? null,
+  };
+}
+
+export function createApi(opts: ApiOptions): express.Express {
+  const { deps } = opts;
+  const { state } = deps;
+  const api = express();
+  api.disable('x-powered-by');
+  api.use((req, _res, next) => {
+    if (!opts.checkToken(requestToken(req))) return next(new Unauthorized('a valid API token is required (PAAS_TOKEN or <data-dir>/admin-token)'));
+    next();
+  });
+  api.use(express.json({ limit: '1mb' }));
+  const app = (req: Request) => parseAppName(req.params.app);
+
+  api.get('/api/ping', (_req, res) => void res.json({ ok: true }));
+
+  api.get('/api/apps', (_req, res) => {
+    res.json(state.apps.list().map((a) => ({ name: a.name, release: a.liveRelease === null ? null : `v${a.liveRelease}`, createdAt: a.createdAt })));
+  });
+  api.post('/api/apps', (req, res) => {
+    const name = parseAppName((req.body as { name?: unknown } | undefined)?.name);
+    state.apps.create(name);
+    deps.logs.append(name, { source: 'system', text: 'app created' });
+    res.status(201).json(appInfo(state, deps, name));
+  });
+  api.get('/api/apps/:app', (req, res) => void res.json(appInfo(state, deps, app(req))));
+  api.delete('/api/apps/:app', async (req, res) => {
+    const name = app(req);
+    if (req.query.force !== '1' && req.query.force !== 'true') throw new InvalidArgument(`destroying "${name}" needs force=1 (the CLI's --force)`);
+    await destroyApp(deps, name, opts.reposDir);
+    opts.log('app destroyed', { app: name });
+    res.json({ destroyed: name });
+  });
+
+  api.get('/api/apps/:app/config', (req, res) => {
+    const name = app(req);
+    state.apps.get(name);
+    res.json(state.apps.config(name));
+  });
+  api.patch('/api/apps/:app/config', async (req, res) => {
+    const name = app(req);
+    const body = (req.body ?? {}) as { set?: unknown; unset?: unknown };
+    // Everything is validated before anything changes.
+    const set = body.set === undefined ? new Map<ConfigKey, string>() : parseConfigPairs(body.set);
+    if (body.unset !== undefined && !Array.isArray(body.unset)) throw new InvalidArgument('unset must be a list of keys');
+    const unset = ((body.unset ?? []) as unknown[]).map(parseConfigKey);
+    if (set.size === 0 && unset.length === 0) throw new InvalidArgument('nothing to change');
+    state.apps.get(name);
+    const result = await changeConfig(deps, name, set, unset, quiet);
+    res.json({ config: state.apps.config(name), release: result === null ? null : releaseJson(result.release) });
+  });
+
+  api.get('/api/apps/:app/releases', (req, res) => {
+    const name = app(req);
+    state.apps.get(name);
+    res.json(state.releases.list(name).map(releaseJson));
+  });
+  api.post('/api/apps/:app/rollback', async (req, res) => {
+    const name = app(req);
+    state.apps.get(name);
+    const target = (req.body as { release?: unknown } | undefined)?.release;
+    const r = await rollback(deps, name, typeof target === 'string' ? target : undefined, quiet);
+    res.json({ release: releaseJson(r.release), url: r.url });
+  });
+  api.get('/api/apps/:app/builds', (req, res) => {
+    const name = app(req);
+    state.apps.get(name);
+    res.json(state.builds.list(name));
+  });
+  api.get('/api/apps/:app/ps', async (req, res) => {
+    const name = app(req);
+    state.apps.get(name);
+    const procs = await appProcesses(deps, name);
+    res.json(procs.map((p) => ({
+      process: `${p.labels.type}.${p.labels.n}`, type: p.labels.type, release: p.labels.release, state: p.info.state,
+      ip: p.info.ip, startedAt: p.info.startedAt, id: p.info.id,
+    })).sort((a, b) => a.process.localeCompare(b.process)));
+  });
+
+  api.get('/api/apps/:app/domains', (req, res) => {
+    const name = app(req);
+    state.apps.get(name);
+    res.json({ default: `${name}.${deps.domain}`, custom: state.apps.domains(name) });
+  });
+  api.post('/api/apps/:app/domains', async (req, res) => {
+    const name = app(req);
+    const domain = parseDomain((req.body as { domain?: unknown } | undefined)?.domain);
+    state.apps.addDomain(name, domain);
+    await publishRoutes(deps);
+    res.status(201).json({ custom: state.apps.domains(name) });
+  });
+  api.delete('/api/apps/:app/domains/:domain', async (req, res) => {
+    const name = app(req);
+    state.apps.removeDomain(name, parseDomain(req.params.domain));
+    await publishRoutes(deps);
+    res.json({ custom: state.apps.domains(name) });
+  });
+
+  api.get('/api/apps/:app/logs', (req, res) => {
+    const name = app(req);
+    state.apps.get(name);
+    const n = req.query.n === undefined ? 100 : Number(req.query.n);
+    if (!Number.isInteger(n) || n < 0 || n > 100_000) throw new InvalidArgument('n must be a whole number up to 100000');
+    const filter: Filter = {};
+    if (typeof req.query.source === 'string') {
+      if (!(SOURCES as readonly string[]).includes(req.query.source)) throw new InvalidArgument(`source must be one of ${SOURCES.join(', ')}`);
+      filter.source = req.query.source as Source;
+    }
+    if (typeof req.query.ps === 'string') {
+      if (!/^[a-z][a-z0-9-]{0,29}(\.[0-9]{1,4})?$/.test(req.query.ps)) throw new InvalidArgument('ps must be a process type or type.n');
+      filter.ps = req.query.ps;
+    }
+    res.setHeader('content-type', 'text/plain; charset=utf-8');
+    for (const l of deps.logs.tail(name, n, filter)) res.write(`${formatLine(l)}\n`);
+    if (req.query.follow !== '1') return void res.end();
+    // Follow until the client goes away; a heartbeat-free stream, flushed per line.
+    res.flushHeaders();
+    const off = deps.logs.follow(name, filter, (l) => res.write(`${formatLine(l)}\n`));
+    req.on('close', off);
+    res.on('close', off);
+  });
+
+  api.use((_req, _res, next) => next(new PaasError('NotFound', 'notFound', 'no such API route')));
+  api.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const type = (err as { type?: string }).type;
+    const body = type === 'entity.parse.failed' ? new InvalidArgument('request body is not valid JSON')
+      : type === 'entity.too.large' ? new PayloadTooLarge('request body is larger than 1 MB') : err;
+    const { status, body: json } = toHttp(body);
+    if (status >= 500) opts.log('internal error', { err: err instanceof Error ? err.stack : String(err) });
+    res.status(status).json(json);
+  });
+  return api;
+}

@@ -1,0 +1,117 @@
+// `paas daemon`: wires state, logs, runtime, image store, builder, router and the pipeline,
+// serves the API, git and the registry on one port, and recovers what a previous daemon left.
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { Server as NetServer } from 'node:net';
+import { join } from 'node:path';
+import pino from 'pino';
+import { openState, type AppName } from '../apps/index.ts';
+import { build } from '../build/index.ts';
+import { adopt, handlePush, type DeployDeps } from '../deploy/index.ts';
+import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/index.ts';
+import { DEFAULT_RETENTION_BYTES, LogCollector, LogStore } from '../logs/index.ts';
+import { openStore } from '../registry/index.ts';
+import { createRegistryHandler } from '../registry/server.ts';
+import { accessLogPath } from '../router/access-log.ts';
+import { createRuntime } from '../runtime/index.ts';
+import { createApi } from './api.ts';
+import { ensureAdminToken, requestToken, tokenChecker } from './auth.ts';
+import { RouterLink } from './router-link.ts';
+
+export interface DaemonOptions {
+  dataDir: string;
+  apiPort: number;
+  apiHost?: string;
+  httpPort: number;
+  domain: string;
+  runtime: string;
+  /** Largest git push accepted, bytes (default 100 MiB). */
+  maxPushBytes?: number;
+  /** Log retention per app, bytes (default 50 MiB). */
+  logRetentionBytes?: number;
+  startTimeoutMs?: number;
+}
+
+export interface Daemon {
+  apiPort: number;
+  close(): Promise<void>;
+}
+
+export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const log = pino({ base: { source: 'paas' } });
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  const { token, created } = ensureAdminToken(opts.dataDir);
+  if (created) log.info(`admin token written to ${join(opts.dataDir, 'admin-token')}`);
+  const checkToken = tokenChecker(token);
+
+  const state = openState(opts.dataDir);
+  const runtime = createRuntime(opts.runtime, { dataDir: opts.dataDir });
+  const store = await openStore(opts.dataDir);
+  const logs = new LogStore({ dir: join(opts.dataDir, 'logs', 'apps'), retentionBytes: opts.logRetentionBytes ?? DEFAULT_RETENTION_BYTES });
+  const collector = new LogCollector(logs, { routerAccessLog: accessLogPath(opts.dataDir) });
+  const router = new RouterLink({ dataDir: opts.dataDir, httpPort: opts.httpPort, domain: opts.domain });
+  const r = await router.connect();
+  log.info(`router ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}`);
+
+  const deps: DeployDeps = {
+    dataDir: opts.dataDir, domain: opts.domain, httpPort: opts.httpPort, state, logs, collector, runtime, store, router, build,
+    startTimeoutMs: opts.startTimeoutMs,
+  };
+  const report = await adopt(deps, (m) => log.warn(m));
+  log.info(report, 'recovered state');
+  collector.start();
+
+  const reposDir = join(opts.dataDir, 'git');
+  mkdirSync(reposDir, { recursive: true });
+  const hookSocket = join(opts.dataDir, 'run', 'git-hook.sock');
+  const hooks: NetServer = await listenHookSocket(hookSocket, reposDir, (push, out) => {
+    log.info({ app: push.app, refs: push.refs.map((x) => `${x.ref}@${x.newSha.slice(0, 7)}`) }, 'push');
+    return handlePush(deps, push, out);
+  });
+  const git = createGitHttpHandler({
+    reposDir, hookSocket, maxPushBytes: opts.maxPushBytes ?? 100 * 1024 * 1024,
+    authenticate: (p) => checkToken(p),
+    appForPush: (app: AppName) => {
+      const { created: isNew } = state.apps.ensureForPush(app);
+      if (isNew) logs.append(app, { source: 'system', text: 'app created by its first push' });
+    },
+    appForFetch: (app: AppName) => void state.apps.get(app),
+  });
+  const registry = createRegistryHandler({ store, realm: 'paas', authenticate: (req) => checkToken(requestToken(req)) });
+  const api = createApi({ deps, reposDir, checkToken, log: (msg, extra) => log.info(extra ?? {}, msg) });
+
+  const server: Server = createServer((req, res) => {
+    const url = req.url ?? '/';
+    if (isGitRequest(url)) {
+      git(req, res).catch((e: unknown) => {
+        log.error({ err: e instanceof Error ? e.message : String(e) }, 'git request failed');
+        if (!res.headersSent) res.writeHead(500).end('internal error\n');
+        else res.destroy();
+      });
+      return;
+    }
+    if (url === '/v2' || url.startsWith('/v2/')) return void registry(req, res);
+    api(req, res);
+  });
+  // Pushes and log follows are long requests: no idle cut-off on the API port.
+  server.requestTimeout = 0;
+  server.timeout = 0;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.apiPort, opts.apiHost ?? '0.0.0.0', () => resolve());
+  });
+  const apiPort = (server.address() as { port: number }).port;
+  log.info(`paas daemon listening on ${opts.apiHost ?? '0.0.0.0'}:${apiPort} (runtime ${runtime.name}, domain ${opts.domain})`);
+
+  return {
+    apiPort,
+    async close() {
+      collector.stop();
+      hooks.close();
+      server.closeAllConnections();
+      await new Promise<void>((r2) => server.close(() => r2()));
+      router.close();
+      state.close();
+    },
+  };
+}
