@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RouterClient } from './client.ts';
@@ -106,4 +106,138 @@ export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+// --- WebSocket (RFC 6455) just enough for an echo test: frames of any length, masking. ---
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+export function wsAccept(key: string): string {
+  return createHash('sha1').update(key + WS_GUID).digest('base64');
+}
+
+export function wsFrame(opcode: number, payload: Buffer, mask: boolean): Buffer {
+  const len = payload.length;
+  const head = len < 126 ? Buffer.alloc(2) : len < 65536 ? Buffer.alloc(4) : Buffer.alloc(10);
+  head[0] = 0x80 | opcode;
+  if (len < 126) head[1] = len;
+  else if (len < 65536) {
+    head[1] = 126;
+    head.writeUInt16BE(len, 2);
+  } else {
+    head[1] = 127;
+    head.writeBigUInt64BE(BigInt(len), 2);
+  }
+  if (!mask) return Buffer.concat([head, payload]);
+  head[1]! |= 0x80;
+  const key = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  const body = Buffer.from(payload);
+  for (let i = 0; i < body.length; i++) body[i]! ^= key[i & 3]!;
+  return Buffer.concat([head, key, body]);
+}
+
+/** Reads frames off a byte stream; calls `onFrame` for each complete one. */
+export function wsReader(onFrame: (opcode: number, payload: Buffer) => void): (chunk: Buffer) => void {
+  let buf = Buffer.alloc(0);
+  return (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    for (;;) {
+      if (buf.length < 2) return;
+      const opcode = buf[0]! & 0x0f;
+      const masked = (buf[1]! & 0x80) !== 0;
+      let len = buf[1]! & 0x7f;
+      let off = 2;
+      if (len === 126) {
+        if (buf.length < 4) return;
+        len = buf.readUInt16BE(2);
+        off = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) return;
+        len = Number(buf.readBigUInt64BE(2));
+        off = 10;
+      }
+      const maskKey = masked ? buf.subarray(off, off + 4) : null;
+      if (masked) off += 4;
+      if (buf.length < off + len) return;
+      const payload = Buffer.from(buf.subarray(off, off + len));
+      if (maskKey) for (let i = 0; i < payload.length; i++) payload[i]! ^= maskKey[i & 3]!;
+      buf = buf.subarray(off + len);
+      onFrame(opcode, payload);
+    }
+  };
+}
+
+/** An upstream whose WebSocket endpoint echoes every message back. */
+export async function wsEchoUpstream(name: string): Promise<Upstream> {
+  const u = await upstream(name);
+  u.server.on('upgrade', (req: http.IncomingMessage, socket: Socket) => {
+    u.seen.push({ at: performance.now(), method: req.method!, url: req.url!, headers: req.headers });
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Accept: ${wsAccept(String(req.headers['sec-websocket-key']))}\r\nX-Upstream: ${name}\r\n\r\n`);
+    socket.on('error', () => socket.destroy());
+    socket.on('data', wsReader((op, payload) => {
+      if (op === 8) socket.end(wsFrame(8, payload, false));
+      else if (op === 9) socket.write(wsFrame(10, payload, false));
+      else socket.write(wsFrame(op, payload, false));
+    }));
+  });
+  return u;
+}
+
+export interface WsClient {
+  status: number;
+  headers: string;
+  send(text: string): void;
+  next(): Promise<string>;
+  close(): Promise<void>;
+  socket: Socket;
+}
+
+/** Open a WebSocket through the router by hand, so the Host header is ours to choose. */
+export function wsConnect(port: number, host: string, path = '/'): Promise<WsClient> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const key = Buffer.from('0123456789abcdef').toString('base64');
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    const queue: string[] = [];
+    const waiting: ((s: string) => void)[] = [];
+    let head = '';
+    let upgraded = false;
+    const read = wsReader((op, payload) => {
+      if (op !== 1) return;
+      const text = payload.toString();
+      const w = waiting.shift();
+      if (w) w(text);
+      else queue.push(text);
+    });
+    socket.on('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      if (upgraded) return read(chunk);
+      head += chunk.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      upgraded = true;
+      const status = Number(head.slice(9, 12));
+      const rest = Buffer.from(head.slice(end + 4), 'latin1');
+      const client: WsClient = {
+        status,
+        headers: head.slice(0, end),
+        socket,
+        send: (text) => void socket.write(wsFrame(1, Buffer.from(text), true)),
+        next: () => new Promise((r) => {
+          const q = queue.shift();
+          if (q !== undefined) r(q);
+          else waiting.push(r);
+        }),
+        close: () => new Promise((r) => {
+          socket.once('close', () => r());
+          socket.write(wsFrame(8, Buffer.alloc(0), true));
+          setTimeout(() => socket.destroy(), 1000).unref();
+        }),
+      };
+      if (rest.length) read(rest);
+      resolve(client);
+    });
+  });
 }

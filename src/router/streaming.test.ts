@@ -1,0 +1,137 @@
+// Issue 5 acceptance: WebSocket echo, a Server-Sent Events stream and a 50 MB chunked upload
+// pass through the router intact and without being buffered.
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256, testRouter, until, upstream, wsConnect, wsEchoUpstream, type TestRouter, type Upstream } from './testing.ts';
+
+let router: TestRouter;
+let ws: Upstream;
+let sse: Upstream;
+let echo: Upstream;
+let received = 0;
+let uploadHash = '';
+
+beforeAll(async () => {
+  ws = await wsEchoUpstream('ws');
+  sse = await upstream('sse', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    let n = 0;
+    const t = setInterval(() => {
+      res.write(`id: ${n}\ndata: tick ${n} at ${Date.now()}\n\n`);
+      if (++n === 5) {
+        clearInterval(t);
+        res.end();
+      }
+    }, 150);
+  });
+  // Hashes the upload as it arrives and streams it straight back (chunked both ways).
+  echo = await upstream('echo', (req, res) => {
+    const h = createHash('sha256');
+    received = 0;
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    req.on('data', (c: Buffer) => {
+      received += c.length;
+      h.update(c);
+      res.write(c);
+    });
+    req.on('end', () => {
+      uploadHash = h.digest('hex');
+      res.end();
+    });
+  });
+  router = await testRouter();
+  await router.client.setRoutes({
+    domain: 'paas.test',
+    apps: {
+      chat: { domains: [], backends: [{ host: '127.0.0.1', port: ws.port }] },
+      feed: { domains: [], backends: [{ host: '127.0.0.1', port: sse.port }] },
+      files: { domains: [], backends: [{ host: '127.0.0.1', port: echo.port }] },
+    },
+  });
+});
+
+afterAll(async () => {
+  await router?.close();
+  await Promise.all([ws, sse, echo].map((u) => u?.close()));
+});
+
+describe('streaming', () => {
+  it('WebSocket: upgrades through the router and echoes small and large messages', async () => {
+    const c = await wsConnect(router.port, 'chat.paas.test', '/socket?room=1');
+    expect(c.status).toBe(101);
+    expect(c.headers).toMatch(/x-upstream: ws/i);
+    const seen = ws.seen.at(-1)!;
+    expect(seen.url).toBe('/socket?room=1');
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(seen.headers['x-request-id']).toBeTruthy();
+    c.send('hello');
+    expect(await c.next()).toBe('hello');
+    const big = 'z'.repeat(200_000);
+    c.send(big);
+    expect(await c.next()).toBe(big);
+    await c.close();
+  });
+
+  it('WebSocket to an unknown host gets a 404, not a hang', async () => {
+    const c = await wsConnect(router.port, 'nobody.paas.test');
+    expect(c.status).toBe(404);
+    c.socket.destroy();
+  });
+
+  it('SSE: events arrive one by one as the app sends them', async () => {
+    const events: { at: number; text: string }[] = [];
+    const t0 = Date.now();
+    const contentType = await new Promise<string>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: router.port, path: '/events', headers: { host: 'feed.paas.test', accept: 'text/event-stream' }, agent: false }, (res) => {
+        res.setEncoding('utf8');
+        let buf = '';
+        res.on('data', (c: string) => {
+          buf += c;
+          let i: number;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            events.push({ at: Date.now() - t0, text: buf.slice(0, i) });
+            buf = buf.slice(i + 2);
+          }
+        });
+        res.on('end', () => resolve(String(res.headers['content-type'])));
+      }).on('error', reject);
+    });
+    expect(contentType).toBe('text/event-stream');
+    expect(events.map((e) => e.text.split('\n')[0])).toEqual(['id: 0', 'id: 1', 'id: 2', 'id: 3', 'id: 4']);
+    // Not buffered: the first event was read ~450 ms before the stream ended.
+    expect(events[4]!.at - events[0]!.at).toBeGreaterThan(300);
+  });
+
+  it('a 50 MB chunked upload streams through intact, and back', async () => {
+    const data = randomBytes(50 * 1024 * 1024);
+    const expected = sha256(data);
+    const { status, hash, length } = await new Promise<{ status: number; hash: string; length: number }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: router.port, method: 'PUT', path: '/upload', agent: false, headers: { host: 'files.paas.test', 'transfer-encoding': 'chunked' } }, (res) => {
+        const h = createHash('sha256');
+        let length = 0;
+        res.on('data', (c: Buffer) => {
+          length += c.length;
+          h.update(c);
+        });
+        res.on('end', () => resolve({ status: res.statusCode!, hash: h.digest('hex'), length }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      const CHUNK = 256 * 1024;
+      // First 1 MB, then wait until the app has seen bytes: the router streams, not buffers.
+      req.write(data.subarray(0, 1024 * 1024));
+      until(() => received > 0, 5000, 'upload bytes at the app').then(async () => {
+        for (let off = 1024 * 1024; off < data.length; off += CHUNK) {
+          if (!req.write(data.subarray(off, off + CHUNK))) await new Promise((r) => req.once('drain', r));
+        }
+        req.end();
+      }, reject);
+    });
+    expect(status).toBe(200);
+    expect(uploadHash).toBe(expected);
+    expect(length).toBe(data.length);
+    expect(hash).toBe(expected);
+  });
+});

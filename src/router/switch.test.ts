@@ -1,0 +1,137 @@
+// Issue 5 acceptance: under a bounded load loop, ten back-to-back switches between two
+// backend sets drop no request, and an old backend sees no request once its drain resolved.
+// Also: a drain waits for upgraded connections, and gives up at its timeout.
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Backend } from './table.ts';
+import { request, testRouter, upstream, wsConnect, wsEchoUpstream, type TestRouter, type Upstream } from './testing.ts';
+
+let router: TestRouter;
+
+// A few milliseconds of work per request, so switches always find requests in flight.
+const jittery = (_req: http.IncomingMessage, res: http.ServerResponse, name: string): void => {
+  setTimeout(() => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end(name);
+  }, Math.random() * 6);
+};
+
+const backends = (set: Upstream[]): Backend[] => set.map((u) => ({ host: '127.0.0.1', port: u.port, id: u.name }));
+
+beforeAll(async () => {
+  router = await testRouter();
+});
+
+afterAll(async () => {
+  await router?.close();
+});
+
+describe('switch under load', () => {
+  it('ten back-to-back switches: zero failed requests, no request to a drained backend', async () => {
+    // Eleven releases of two processes each. Like a deploy, each switch is followed by
+    // stopping the old pair as soon as the drain resolved: a drain that resolved early
+    // shows up as failed requests, a table that still points at them as late requests.
+    const sets = await Promise.all(Array.from({ length: 11 }, (_, i) =>
+      Promise.all([`v${i}.1`, `v${i}.2`].map((n) => upstream(n, jittery)))));
+    await router.client.setRoutes({ domain: 'paas.test', apps: { live: { domains: [], backends: backends(sets[0]!) } } });
+
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    let stop = false;
+    let ok = 0;
+    const failures: string[] = [];
+    const deadline = Date.now() + 20_000;
+    const MAX = 20_000;
+    const one = (): Promise<void> => new Promise((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port: router.port, path: '/', agent, headers: { host: 'live.paas.test' } }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) ok++;
+          else failures.push(`status ${res.statusCode}`);
+          resolve();
+        });
+      });
+      req.on('error', (err) => {
+        failures.push(err.message);
+        resolve();
+      });
+    });
+    const worker = async (): Promise<void> => {
+      while (!stop && ok + failures.length < MAX && Date.now() < deadline) await one();
+    };
+    const load = Promise.all(Array.from({ length: 16 }, worker));
+
+    const drainedAt = new Map<Upstream, number>();
+    const drainedFlags: boolean[] = [];
+    await new Promise((r) => setTimeout(r, 150));
+    for (let i = 1; i <= 10; i++) {
+      const { drained } = await router.client.switch('live', backends(sets[i]!));
+      const at = performance.now();
+      drainedFlags.push(drained);
+      for (const u of sets[i - 1]!) {
+        drainedAt.set(u, at);
+        await u.close(); // stop the old release right away
+      }
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    // Keep the load going after the last switch until it made thousands of requests.
+    while (ok < 2000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    stop = true;
+    await load;
+    agent.destroy();
+
+    expect(failures).toEqual([]);
+    expect(ok).toBeGreaterThanOrEqual(2000);
+    expect(drainedFlags).toEqual(Array(10).fill(true));
+    for (const [u, at] of drainedAt) {
+      expect(u.seen.filter((s) => s.at > at), `${u.name} got requests after its drain resolved`).toEqual([]);
+    }
+    // Every release really served: the switches moved traffic.
+    for (const u of sets.flat()) expect(u.seen.length, u.name).toBeGreaterThan(0);
+    await Promise.all(sets[10]!.map((u) => u.close()));
+  });
+});
+
+describe('drain', () => {
+  it('waits for an upgraded connection on the old backend to close', async () => {
+    const oldWs = await wsEchoUpstream('ws-old');
+    const newWs = await wsEchoUpstream('ws-new');
+    try {
+      await router.client.switch('sockets', [{ host: '127.0.0.1', port: oldWs.port }]);
+      const c = await wsConnect(router.port, 'sockets.paas.test');
+      expect(c.status).toBe(101);
+      let settled: { drained: boolean } | undefined;
+      const switching = router.client.switch('sockets', [{ host: '127.0.0.1', port: newWs.port }]).then((r) => (settled = r));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(settled).toBeUndefined(); // still draining: the socket is open
+      c.send('still here');
+      expect(await c.next()).toBe('still here'); // and still served by the old backend
+      await c.close();
+      await switching;
+      expect(settled).toEqual({ drained: true });
+      const fresh = await wsConnect(router.port, 'sockets.paas.test');
+      expect(fresh.headers).toMatch(/x-upstream: ws-new/i);
+      await fresh.close();
+    } finally {
+      await oldWs.close();
+      await newWs.close();
+    }
+  });
+
+  it('gives up at the drain timeout and says so', async () => {
+    const slow = await upstream('slow', (_req, res) => setTimeout(() => res.end('done'), 1500));
+    const fast = await upstream('fast');
+    try {
+      await router.client.switch('lazy', [{ host: '127.0.0.1', port: slow.port }]);
+      const pending = request(router.port, 'lazy.paas.test');
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = Date.now();
+      const r = await router.client.switch('lazy', [{ host: '127.0.0.1', port: fast.port }], { drainTimeoutMs: 200 });
+      expect(r).toEqual({ drained: false });
+      expect(Date.now() - t0).toBeLessThan(1000);
+      await pending.catch(() => {}); // cut or finished: either way the caller may now stop it
+    } finally {
+      await slow.close();
+      await fast.close();
+    }
+  });
+});
