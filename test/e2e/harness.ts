@@ -1,0 +1,186 @@
+// End-to-end harness: a real `paas daemon` process (which starts the real router) on a
+// temporary data dir with the busybox base image imported, the real `paas` CLI, real git
+// pushes and HTTP requests through the router. Nothing is mocked.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openStore } from '../../src/registry/index.ts';
+import { createRuntime } from '../../src/runtime/index.ts';
+import { REPO, testRootfs } from '../helpers/host.ts';
+
+export const DOMAIN = 'paas.test';
+export const FIXTURES = join(REPO, 'test', 'fixtures', 'apps');
+const BIN = join(REPO, 'bin', 'paas');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Paas {
+  dataDir: string;
+  apiPort: number;
+  httpPort: number;
+  token: string;
+  daemon: ChildProcess;
+  daemonLog: () => string;
+  start(): Promise<void>;
+  kill9(): void;
+  stop(): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+export async function startPaas(opts: { maxPushSize?: string } = {}): Promise<Paas> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'paas-e2e-'));
+  const store = await openStore(dataDir);
+  await store.importRootfs(testRootfs(), 'library/busybox:latest', { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] });
+  const apiPort = await freePort();
+  const httpPort = await freePort();
+  let out = '';
+  const p: Paas = {
+    dataDir, apiPort, httpPort, token: '', daemon: null as unknown as ChildProcess,
+    daemonLog: () => out,
+    async start() {
+      const args = ['daemon', '--data-dir', dataDir, '--api-port', String(apiPort), '--api-host', '127.0.0.1', '--http-port', String(httpPort), '--domain', DOMAIN, '--runtime', 'native'];
+      if (opts.maxPushSize !== undefined) args.push('--max-push-size', opts.maxPushSize);
+      p.daemon = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      p.daemon.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      p.daemon.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        if (p.daemon.exitCode !== null) throw new Error(`paas daemon exited ${p.daemon.exitCode}:\n${out}`);
+        if (existsSync(join(dataDir, 'admin-token'))) {
+          p.token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+          try {
+            const r = await fetch(`http://127.0.0.1:${apiPort}/api/ping`, { headers: { authorization: `Bearer ${p.token}` } });
+            if (r.ok) return;
+          } catch {
+            // not listening yet
+          }
+        }
+        if (Date.now() > deadline) throw new Error(`paas daemon did not come up:\n${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    kill9() {
+      p.daemon.kill('SIGKILL');
+    },
+    async stop() {
+      if (p.daemon.exitCode !== null || p.daemon.signalCode !== null) return;
+      const exited = new Promise((r) => p.daemon.once('exit', r));
+      p.daemon.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      if (p.daemon.exitCode === null) p.daemon.kill('SIGKILL');
+    },
+    async cleanup() {
+      await p.stop();
+      // The router and the app containers outlive the daemon by design: stop them here.
+      try {
+        const pid = Number(readFileSync(join(dataDir, 'router', 'router.pid'), 'utf8'));
+        if (pid > 0) process.kill(pid, 'SIGTERM');
+      } catch {
+        // not running
+      }
+      const rt = createRuntime('native', { dataDir });
+      for (const c of await rt.list()) await rt.remove(c.id, { force: true }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  await p.start();
+  return p;
+}
+
+/** Runs the real CLI against the daemon. */
+export function cli(p: Paas, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(BIN, args, { env: { ...process.env, PAAS_API: `http://127.0.0.1:${p.apiPort}`, PAAS_TOKEN: p.token, ...env } });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** A git work tree with a copy of a fixture app, committed on main. */
+export function appRepo(fixture: string, into?: string): { dir: string; commit(msg: string): string; write(path: string, text: string): void } {
+  const dir = into ?? mkdtempSync(join(tmpdir(), `paas-app-${fixture}-`));
+  mkdirSync(dir, { recursive: true });
+  cpSync(join(FIXTURES, fixture), dir, { recursive: true });
+  const git = (...a: string[]) => execFileSync('git', a, { cwd: dir, stdio: 'pipe' }).toString().trim();
+  if (!existsSync(join(dir, '.git'))) {
+    git('init', '-q', '-b', 'main');
+    git('config', 'user.email', 'dev@example.com');
+    git('config', 'user.name', 'Dev');
+  }
+  const r = {
+    dir,
+    write(path: string, text: string) {
+      writeFileSync(join(dir, path), text);
+    },
+    commit(msg: string) {
+      git('add', '-A');
+      git('commit', '-q', '--allow-empty', '-m', msg);
+      return git('rev-parse', 'HEAD');
+    },
+  };
+  r.commit('initial');
+  return r;
+}
+
+export interface PushResult {
+  code: number;
+  stderr: string;
+  /** When each `remote:` line arrived, ms since the push began. */
+  lineTimes: { at: number; line: string }[];
+}
+
+export function push(p: Paas, dir: string, app: string, opts: { ref?: string; token?: string; force?: boolean } = {}): Promise<PushResult> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const args = ['push', `http://paas:${opts.token ?? p.token}@127.0.0.1:${p.apiPort}/${app}.git`, opts.ref ?? 'main'];
+    if (opts.force === true) args.push('--force');
+    const c = spawn('git', args, { cwd: dir, env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
+    let stderr = '';
+    const lineTimes: { at: number; line: string }[] = [];
+    let partial = '';
+    c.stderr.on('data', (d: Buffer) => {
+      const s = d.toString();
+      stderr += s;
+      partial += s;
+      const lines = partial.split(/\r?\n|\r/);
+      partial = lines.pop() ?? '';
+      for (const line of lines) if (line.startsWith('remote:')) lineTimes.push({ at: Date.now() - t0, line });
+    });
+    c.on('close', (code) => resolve({ code: code ?? -1, stderr, lineTimes }));
+  });
+}
+
+/** GET through the router with the app's Host header (status 0: the connection failed). */
+export function get(p: Paas, app: string, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port: p.httpPort, path, headers: { host: `${app}.${DOMAIN}` }, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', (e) => resolve({ status: 0, body: String(e) }));
+    });
+    req.on('error', (e) => resolve({ status: 0, body: String(e) }));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+export function remoteLines(r: PushResult): string[] {
+  return r.stderr.split(/\r?\n|\r/).filter((l) => l.startsWith('remote:')).map((l) => l.replace(/^remote:\s?/, '').trimEnd());
+}
