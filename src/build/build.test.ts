@@ -1,6 +1,6 @@
 // The builder's story on busybox: every supported instruction builds, and the image runs in
 // our runtime with the files, env, user, workdir, entrypoint/cmd and ports it declared.
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -148,5 +148,39 @@ describe('FROM scratch', () => {
     expect(r.image.layers.length).toBe(1);
     const out = await runImage(h, r.image);
     expect(out.stdout).toBe('from scratch\n');
+  });
+});
+
+describe('targets and concurrency', () => {
+  it('--target builds only up to the named stage', async () => {
+    const dir = ctx('all');
+    const lines: string[] = [];
+    const r = await build({ contextDir: dir, target: 'builder', tag: { repo: 'test/target', tag: 'v1' }, runtime: h.runtime, store: h.store, dataDir: h.dataDir, onLine: (l) => lines.push(l) });
+    expect(lines.filter((l) => l.startsWith('Step '))).toHaveLength(4);
+    expect(await sh(r.image, 'cat /out/greeting.txt; test -e /srv/app/server.js || echo no-app')).toBe('hello from builder\nno-app\n');
+  });
+
+  it('two apps build at the same time, sharing identical layers safely and leaving no scratch dirs', async () => {
+    const a = ctx('cache');
+    const b = ctx('cache');
+    writeFileSync(path.join(b, 'server.js'), 'console.log("b")\n');
+    const opts = { runtime: h.runtime, store: h.store, dataDir: h.dataDir };
+    const [ra, rb] = await Promise.all([
+      build({ ...opts, contextDir: a, tag: { repo: 'test/conc-a', tag: 'v1' } }),
+      build({ ...opts, contextDir: b, tag: { repo: 'test/conc-b', tag: 'v1' } }),
+    ]);
+    expect(await sh(ra.image, 'cat /app/built.js')).toBe('console.log("v1")\n');
+    expect(await sh(rb.image, 'cat /app/built.js')).toBe('console.log("b")\n');
+    expect(readdirSync(path.join(h.dataDir, 'build/tmp'))).toEqual([]);
+  });
+
+  it('a RUN whose container cannot start fails as that step', async () => {
+    const err = await build({
+      contextDir: ctx('escape'), dockerfile: 'FROM library/busybox:latest\nUSER nosuchuser\nRUN true\n',
+      tag: { repo: 'test/baduser', tag: 'v1' }, runtime: h.runtime, store: h.store, dataDir: h.dataDir,
+    }).then(() => null, (e: unknown) => e as { code: string; details: Record<string, unknown>; message: string });
+    expect(err?.code).toBe('BuildFailed');
+    expect(err?.details).toMatchObject({ step: 3, instruction: 'RUN true' });
+    expect(err?.message).toContain('nosuchuser');
   });
 });

@@ -2,7 +2,6 @@
 // from its parent. Layer steps (RUN, COPY, ADD, WORKDIR of a missing directory) look up the
 // cache first and otherwise build their layer; metadata steps only change the config. The
 // final stage is committed to the store as `repo:tag`.
-import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { BuildFailed, InvalidArgument, InvalidDockerfile } from '../errors/index.ts';
@@ -16,6 +15,7 @@ import { parseDockerfile, type Instr, type Stage } from './parse.ts';
 import { runStep } from './run.ts';
 import { collectSources, hashSources } from './sources.ts';
 import { openView, type View } from './view.ts';
+import { openWorkspace } from './workspace.ts';
 import { expandWord, expandWords } from './words.ts';
 
 export type BuildOptions = {
@@ -104,15 +104,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const consumed = new Set<string>();
   const cache = new BuildCache(opts.dataDir);
   const store = opts.store;
-  const tmpRoot = path.join(opts.dataDir, 'build', 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}`);
-  const empty = path.join(tmpRoot, 'empty');
-  await fsp.mkdir(empty, { recursive: true });
-  let tmpN = 0;
-  const tmp = async (label: string): Promise<string> => {
-    const d = path.join(tmpRoot, `${++tmpN}-${label}`);
-    await fsp.mkdir(d, { recursive: true });
-    return d;
-  };
+  const ws = await openWorkspace(opts.dataDir);
+  const { empty } = ws;
+  const tmp = ws.dir;
   const views: View[] = [];
   const steps: BuildStep[] = [];
 
@@ -231,6 +225,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         runtime: opts.runtime, lowers: await layerDirs(st.layers), viewRoot: v.root, upper, work: path.join(dir, 'work'), empty,
         command, env, cwd: st.config.WorkingDir || '/', user: st.config.User || '0',
         memoryBytes: opts.memoryBytes ?? DEFAULT_BUILD_MEMORY, onLine: out,
+      }).catch((err: unknown) => {
+        // The container could not start (bad USER, missing shell…): still this step's failure.
+        const why = err instanceof Error ? err.message : String(err);
+        throw new BuildFailed(`step ${stepN}/${total} (${i.text}) failed: ${why}`, { step: stepN, instruction: i.text, exitCode: null, line: i.line }, { cause: err });
       });
       await v.close();
       if (res.exitCode !== 0 || res.signal !== null) {
@@ -343,6 +341,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     return { image, steps };
   } finally {
     for (const v of views.splice(0)) await v.close().catch(() => undefined);
-    await fsp.rm(tmpRoot, { recursive: true, force: true }).catch(() => undefined);
+    await ws.remove().catch(() => undefined);
   }
 }
