@@ -37,6 +37,12 @@ export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promi
 
   const liveWeb = new Map<string, number>();
   for (const c of await deps.runtime.list()) {
+    if (c.labels['paas.build'] !== undefined) {
+      // A build step of a build that died with the previous daemon: nobody waits for it.
+      await deps.runtime.remove(c.id, { force: true }).catch(() => undefined);
+      report.retired++;
+      continue;
+    }
     const l = labelsOf(c);
     if (l === null) continue;
     const app = state.apps.list().find((a) => a.name === l.app);

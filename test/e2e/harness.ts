@@ -93,6 +93,11 @@ export async function startPaas(opts: { maxPushSize?: string } = {}): Promise<Pa
       const rt = createRuntime('native', { dataDir });
       for (const c of await rt.list()) await rt.remove(c.id, { force: true }).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));
+      // A daemon killed mid-build leaves the builder's view mounts behind (see the report on
+      // builder recovery); unmount what is left under the data dir, deepest first.
+      const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '')
+        .filter((m) => m.startsWith(`${dataDir}/`)).sort((a, b) => b.length - a.length);
+      for (const m of mounts) execFileSync('umount', ['-l', m], { stdio: 'ignore' });
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
