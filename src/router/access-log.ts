@@ -24,18 +24,21 @@ export function accessLogPath(dataDir: string): string {
 }
 
 export class AccessLog {
-  private readonly dest: pino.DestinationStream & { reopen(): void; flushSync(): void; flush(cb?: (err?: Error) => void): void; end(): void };
+  private readonly dest: pino.DestinationStream & NodeJS.EventEmitter & { reopen(): void; flush(cb?: (err?: Error) => void): void; end(): void; fd: number };
+  private failed = false;
   private readonly log: pino.Logger;
-  private readonly timer: NodeJS.Timeout;
 
   constructor(path: string) {
     mkdirSync(join(path, '..'), { recursive: true });
     // Buffered and asynchronous: a line per request must not cost a write(2) per request.
-    this.dest = pino.destination({ dest: path, append: true, sync: false, minLength: 8192, mkdir: true }) as never;
+    // periodicFlush: a quiet router still shows its last requests within a second.
+    this.dest = pino.destination({ dest: path, append: true, sync: false, minLength: 8192, mkdir: true, periodicFlush: 1000 }) as never;
+    // A full disk or a removed directory must cost log lines, not the router.
+    this.dest.on('error', (err: Error) => {
+      if (!this.failed) process.stderr.write(`router: access log ${path}: ${err.message}\n`);
+      this.failed = true;
+    });
     this.log = pino({ base: { source: 'router' }, messageKey: 'msg' }, this.dest);
-    // A quiet router still shows its last requests within a second.
-    this.timer = setInterval(() => this.dest.flush(), 1000);
-    this.timer.unref();
   }
 
   write(e: AccessEntry): void {
@@ -46,14 +49,18 @@ export class AccessLog {
     this.dest.reopen();
   }
 
-  close(): void {
-    clearInterval(this.timer);
-    try {
-      this.dest.flushSync();
-    } catch {
-      // Nothing buffered, or the file went away: nothing to lose.
-    }
-    this.dest.end();
+  /** Write out what is buffered and close the file. */
+  async close(): Promise<void> {
+    // The file is opened asynchronously: a logger closed right after creation waits for it.
+    if (this.dest.fd < 0 && !this.failed) await new Promise((r) => {
+      this.dest.once('ready', r);
+      this.dest.once('error', r);
+    });
+    await new Promise<void>((resolve) => {
+      this.dest.once('close', () => resolve());
+      this.dest.once('error', () => resolve());
+      this.dest.end();
+    });
   }
 }
 

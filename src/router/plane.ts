@@ -75,7 +75,7 @@ export class DataPlane {
     })));
     await this.state.close(drainTimeoutMs);
     for (const s of this.servers) s.closeAllConnections();
-    this.log?.close();
+    await this.log?.close();
   }
 
   private listen(proto: 'http' | 'https', port: number): Promise<number> {

@@ -1,0 +1,131 @@
+// Issue 5 acceptance: slowloris (head and body), oversized headers, bad Host and garbage
+// bytes get 408/431/400 or a closed socket, and the router keeps serving everyone else.
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request, testRouter, upstream, type TestRouter, type Upstream } from './testing.ts';
+
+let router: TestRouter;
+let web: Upstream;
+let sink: Upstream;
+
+beforeAll(async () => {
+  web = await upstream('web');
+  // Answers only once it has the whole body, as most apps do.
+  sink = await upstream('sink', (req, res) => {
+    req.resume();
+    req.on('end', () => res.end('got it'));
+  });
+  router = await testRouter({ limits: { headersTimeoutMs: 500, bodyTimeoutMs: 500, maxHeaderBytes: 4096 } });
+  await router.client.setRoutes({ domain: 'paas.test', apps: {
+    web: { domains: [], backends: [{ host: '127.0.0.1', port: web.port }] },
+    sink: { domains: [], backends: [{ host: '127.0.0.1', port: sink.port }] },
+  } });
+});
+
+afterAll(async () => {
+  await router?.close();
+  await web?.close();
+  await sink?.close();
+});
+
+interface Raw {
+  text: string;
+  status: number | null;
+  closed: boolean;
+  ms: number;
+}
+
+/**
+ * Write `parts` to a fresh connection, `gapMs` apart (a trickle, for slowloris), and collect
+ * what comes back until the router closes the socket or `maxMs` passed.
+ */
+function raw(parts: (string | Buffer)[], gapMs = 0, maxMs = 5000): Promise<Raw> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const s = net.connect(router.port, '127.0.0.1');
+    let text = '';
+    let i = 0;
+    let trickle: NodeJS.Timeout | undefined;
+    const finish = (closed: boolean): void => {
+      clearTimeout(limit);
+      clearInterval(trickle);
+      s.destroy();
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      resolve({ text, status: m ? Number(m[1]) : null, closed, ms: Date.now() - t0 });
+    };
+    const limit = setTimeout(() => finish(false), maxMs);
+    s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    s.on('close', () => finish(true));
+    s.on('error', () => {});
+    s.on('connect', () => {
+      if (gapMs === 0) for (const p of parts) s.write(p);
+      else {
+        trickle = setInterval(() => {
+          if (i < parts.length && s.writable) s.write(parts[i++]!);
+        }, gapMs);
+      }
+    });
+  });
+}
+
+describe('self-protection', () => {
+  it('keeps serving others while being attacked', async () => {
+    let served = 0;
+    let failed = 0;
+    let stop = false;
+    const bystander = (async () => {
+      while (!stop) {
+        const r = await request(router.port, 'web.paas.test').catch(() => null);
+        if (r?.status === 200) served++;
+        else failed++;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    })();
+
+    const attacks = await Promise.all([
+      // Slowloris on the head: one header line every 200 ms, never the blank line.
+      raw(['GET / HTTP/1.1\r\n', 'Host: web.paas.test\r\n', ...Array.from({ length: 40 }, (_, k) => `X-Slow-${k}: 1\r\n`)], 200),
+      // Slowloris on the body: a declared body that never comes.
+      raw(['POST / HTTP/1.1\r\nHost: sink.paas.test\r\nContent-Length: 100\r\n\r\n', 'only ten..'], 0),
+      // Headers past the limit.
+      raw([`GET / HTTP/1.1\r\nHost: web.paas.test\r\nX-Big: ${'a'.repeat(8000)}\r\n\r\n`]),
+      // Host header missing, malformed, or twice.
+      raw(['GET / HTTP/1.1\r\n\r\n']),
+      raw(['GET / HTTP/1.1\r\nHost: bad_host!\r\n\r\n']),
+      raw(['GET / HTTP/1.1\r\nHost: web.paas.test\r\nHost: other.paas.test\r\n\r\n']),
+      // Not HTTP at all.
+      raw([randomBytes(4096)]),
+      raw(['\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage TLS hello on the HTTP port\r\n\r\n']),
+      raw(['GET / HTTP/1.1\r\nHost: web.paas.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n']),
+    ]);
+    stop = true;
+    await bystander;
+
+    const [slowHead, slowBody, big, noHost, badHost, twoHosts, garbage, tls, smuggle] = attacks;
+    expect(slowHead!.status).toBe(408);
+    expect(slowHead!.closed).toBe(true);
+    expect(slowHead!.ms).toBeLessThan(3000);
+    expect(slowBody!.status).toBe(408);
+    expect(slowBody!.closed).toBe(true);
+    expect(big!.status).toBe(431);
+    expect(noHost!.status).toBe(400);
+    expect(badHost!.status).toBe(400);
+    expect(twoHosts!.status).toBe(400);
+    for (const r of [garbage!, tls!, smuggle!]) {
+      expect(r.closed).toBe(true);
+      expect([400, null]).toContain(r.status);
+    }
+    for (const r of attacks) expect(r.text).not.toMatch(/"name":"web"/); // none reached the app
+    expect(failed).toBe(0);
+    expect(served).toBeGreaterThan(10);
+    // Error pages from the parser path carry a request id too.
+    expect(big!.text).toMatch(/x-request-id: [0-9a-f-]{36}/);
+  });
+
+  it('closes a connection that never sends a byte', async () => {
+    const r = await raw([], 0, 6000);
+    expect(r.closed).toBe(true);
+    expect(r.ms).toBeLessThan(4000);
+  });
+});
