@@ -206,3 +206,27 @@ describe('bad input gets clear errors and changes nothing', () => {
     expect(await releases('huge')).toEqual([]);
   });
 });
+
+describe('release phase', () => {
+  it('runs app.json predeploy and Procfile release before the switch; a failure aborts the deploy', async () => {
+    const repo = appRepo('busybox-web');
+    repo.write('Procfile', 'web: exec httpd -f -p "$PORT" -h /www\nrelease: echo "migrating for $PAAS_RELEASE"\n');
+    repo.write('app.json', JSON.stringify({ scripts: { dokku: { predeploy: 'echo predeploy ran in $(hostname)' } } }));
+    repo.commit('release phase');
+    const ok = await push(p, repo.dir, 'phased');
+    expect(ok.code, ok.stderr).toBe(0);
+    const text = remoteLines(ok).join('\n');
+    expect(text).toMatch(/\$ app\.json predeploy\n\s+predeploy ran in phased\.release\.run/);
+    expect(text).toMatch(/\$ Procfile release\n\s+migrating for v1/);
+    expect(text.indexOf('migrating for v1')).toBeLessThan(text.indexOf('Switching route'));
+    expect((await get(p, 'phased')).body).toBe('hello from v1\n');
+
+    repo.write('Procfile', 'web: exec httpd -f -p "$PORT" -h /www\nrelease: echo "migration failed" >&2; exit 4\n');
+    repo.write('www/index.html', 'never served\n');
+    repo.commit('bad migration');
+    const bad = await push(p, repo.dir, 'phased');
+    expect(bad.code).not.toBe(0);
+    expect(remoteLines(bad).join('\n')).toMatch(/Procfile release failed with exit code 4; the deploy was aborted/);
+    expect((await get(p, 'phased')).body).toBe('hello from v1\n');
+  });
+});
