@@ -112,7 +112,7 @@ export class BlobStore {
     } catch {
       throw new BlobNotFound(`blob ${digest} not found`, { digest });
     }
-    return handle.createReadStream(range ? { start: range.start, end: range.end } : {});
+    return handle.createReadStream({ highWaterMark: 1024 * 1024, ...(range ? { start: range.start, end: range.end } : {}) });
   }
 
   async read(digest: Digest, maxBytes = 16 * 1024 * 1024): Promise<Buffer> {

@@ -173,7 +173,7 @@ export class RegistryClient implements ImageSource {
       }
       const res = await this.request('PUT', `/v2/${remote.repository}/manifests/${reference}`, `repository:${remote.repository}:pull,push`, {
         headers: { 'content-type': mediaType },
-        body: () => bytes,
+        body: () => new Uint8Array(bytes),
       });
       if (res.status !== 201) return this.fail(res, `manifest ${remote.repository}:${reference}`);
       await res.body?.cancel();
