@@ -6,7 +6,7 @@
 
 static const char USAGE[] =
 	"usage: paas-shim start BUNDLE | run BUNDLE | exec BUNDLE EXECSPEC |"
-	" supervise BUNDLE -- CMD...";
+	" supervise BUNDLE -- CMD... | init -- CMD...";
 
 int main(int argc, char **argv)
 {
@@ -19,5 +19,7 @@ int main(int argc, char **argv)
 		return cmd_exec(argv[2], argv[3]);
 	if (!strcmp(cmd, "supervise") && argc >= 5 && !strcmp(argv[3], "--"))
 		return cmd_supervise(argv[2], argv + 4);
+	if (!strcmp(cmd, "init") && argc >= 4 && !strcmp(argv[2], "--"))
+		return cmd_init(argv + 3);
 	die("usage", "%s", USAGE);
 }

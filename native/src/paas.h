@@ -87,6 +87,8 @@ __attribute__((noreturn)) void container_init(const struct spec *s, int status_f
 
 /* process.c: become the app (credentials, cwd, caps, no_new_privs, seccomp, exec). */
 __attribute__((noreturn)) void exec_process(const struct proc *p);
+/* execve argv[0] through the PATH in env; exits 127/126 as a shell when it cannot. */
+__attribute__((noreturn)) void exec_path(char **argv, char **env);
 
 /* caps.c: the bounding set must shrink before the uid switch, capset after it. */
 int cap_parse(const char *list, uint64_t *out);
@@ -109,6 +111,7 @@ int cmd_run(const char *bundle);
 int cmd_start(const char *bundle);
 int cmd_supervise(const char *bundle, char **argv);
 int cmd_exec(const char *bundle, const char *execspec);
+int cmd_init(char **argv);
 
 struct logstream;
 struct logstream *log_open(int fd, const char *tag);

@@ -61,7 +61,7 @@ static const char *env_path(char **env)
 }
 
 /* execvpe(3) searches the caller's PATH; SPEC.md wants the container env's PATH. */
-__attribute__((noreturn)) static void exec_path(char **argv, char **env)
+__attribute__((noreturn)) void exec_path(char **argv, char **env)
 {
 	const char *file = argv[0];
 	char step[4200];

@@ -4,6 +4,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { RuntimeError, Unsupported } from '../errors/index.ts';
 import { BundleRuntime, SIGNAL_NAMES } from './base.ts';
@@ -14,6 +15,7 @@ import { runProcess } from './proc.ts';
 import type { ExecOptions, ProcessResult, RunOptions, RuntimeOptions } from './types.ts';
 
 const exec = promisify(execFile);
+const INIT_PATH = '/dev/.paas-init';
 
 function which(cmd: string): string | null {
   for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
@@ -39,6 +41,7 @@ export class RuncRuntime extends BundleRuntime {
   }
 
   protected async prepare(bundle: string, meta: Meta): Promise<void> {
+    if (!existsSync(this.shim)) throw new Unsupported(`runtime runc: ${this.shim} is missing; build it with "make -C native"`);
     const s = meta.spec;
     const caps = [...DEFAULT_CAPS];
     const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }];
@@ -51,7 +54,9 @@ export class RuncRuntime extends BundleRuntime {
       process: {
         terminal: false,
         user: { uid: meta.uid, gid: meta.gid, additionalGids: meta.groups },
-        args: s.command,
+        // PID 1 is our init (paas-shim init), as with the native backend: it forwards stop
+        // signals, reaps orphans and turns exec failures into 126/127.
+        args: [INIT_PATH, 'init', '--', ...s.command],
         env: Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
         cwd: s.cwd,
         capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
@@ -66,6 +71,9 @@ export class RuncRuntime extends BundleRuntime {
         { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
         { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
         { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+        // Read-only: with the init being a host binary, writing it through /proc/1/exe must
+        // fail (CVE-2019-5736). /dev is a fresh tmpfs, so the mount point leaves no trace.
+        bind(this.shim, INIT_PATH, true),
         bind(join(bundle, 'hosts'), '/etc/hosts', true),
         bind(join(bundle, 'resolv.conf'), '/etc/resolv.conf', true),
         ...s.volumes.map((v) => bind(v.source, v.target, v.readonly === true)),
@@ -116,13 +124,19 @@ export class RuncRuntime extends BundleRuntime {
   }
 
   protected async launch(bundle: string, meta: Meta): Promise<void> {
-    // Detached containers need the shim to hold runc's stdio; foreground runs do not.
-    if (!existsSync(this.shim)) throw new Unsupported(`runtime runc: ${this.shim} is missing; build it with "make -C native"`);
     await this.mountRoot(bundle, meta);
     const r = await runProcess(this.shim, ['supervise', bundle, '--', this.runc, ...this.runcArgs(bundle, meta)]);
     if (r.exitCode !== 0) {
       await this.teardown(bundle, meta);
       throw new RuntimeError(`start: ${r.stderr.trim() || `paas-shim exited ${r.exitCode}`}`, { exitCode: r.exitCode });
+    }
+    // The shim returns once `runc run` is exec'd, before runc has created the container;
+    // signals and exec sent in that window would miss it. Start means running, as native.
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && !existsSync(files.exit(bundle))) {
+      const st = await exec(this.runc, ['--root', this.root, 'state', meta.id]).then((o) => (JSON.parse(o.stdout) as { status: string }).status, () => 'absent');
+      if (st === 'running' || st === 'stopped') return;
+      await sleep(10);
     }
   }
 
