@@ -14,6 +14,7 @@ import { parseChmod, writeCopyLayer, writeDirLayer } from './copy.ts';
 import { parseDockerfile, type Instr, type Stage } from './parse.ts';
 import { runStep } from './run.ts';
 import { collectSources, hashSources } from './sources.ts';
+import { LayerStack } from './stack.ts';
 import { openView, type View } from './view.ts';
 import { openWorkspace } from './workspace.ts';
 import { expandWord, expandWords } from './words.ts';
@@ -206,9 +207,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const key = stepKey({ parent: st.key, instruction: text, args: st.args, inputs: hash });
     void stepN;
     return layerStep(st, key, `${text} # ${hash.slice(0, 24)}`, async () => {
-      const v = await view(st.layers);
       const layer = await tmp('copy');
-      await writeCopyLayer({ tree, sources, dest, chown, chmod, add: i.keyword === 'ADD', line: i.line }, layer, v.root);
+      const image = new LayerStack(await layerDirs(st.layers));
+      await writeCopyLayer({ tree, sources, dest, chown, chmod, add: i.keyword === 'ADD', line: i.line }, layer, image);
       return layer;
     });
   };
@@ -218,11 +219,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const env = Object.fromEntries([...st.args, ...envMap(st.config)]);
     const key = stepKey({ parent: st.key, instruction: `RUN ${JSON.stringify(command)}`, args: st.args });
     return layerStep(st, key, `RUN ${JSON.stringify(command)}`, async () => {
-      const v = await view(st.layers);
       const dir = await tmp('run');
       const upper = path.join(dir, 'upper');
+      const lowers = await layerDirs(st.layers);
       const res = await runStep({
-        runtime: opts.runtime, lowers: await layerDirs(st.layers), viewRoot: v.root, upper, work: path.join(dir, 'work'), empty,
+        runtime: opts.runtime, lowers, image: new LayerStack(lowers), upper, work: path.join(dir, 'work'), empty,
         command, env, cwd: st.config.WorkingDir || '/', user: st.config.User || '0',
         memoryBytes: opts.memoryBytes ?? DEFAULT_BUILD_MEMORY, onLine: out,
       }).catch((err: unknown) => {
@@ -230,7 +231,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         const why = err instanceof Error ? err.message : String(err);
         throw new BuildFailed(`step ${stepN}/${total} (${i.text}) failed: ${why}`, { step: stepN, instruction: i.text, exitCode: null, line: i.line }, { cause: err });
       });
-      await v.close();
       if (res.exitCode !== 0 || res.signal !== null) {
         const how = res.signal !== null ? `was killed by ${res.signal}` : `returned a non-zero code: ${res.exitCode}`;
         throw new BuildFailed(`step ${stepN}/${total} (${i.text}) failed: the command ${JSON.stringify(command)} ${how}`, {
@@ -250,9 +250,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const key = stepKey({ parent: st.key, instruction: `WORKDIR ${abs}`, args: st.args });
     // The directory is created (root-owned, 0755) when the image lacks it, as Docker does.
     return layerStep(st, key, `WORKDIR ${abs}`, async () => {
-      const v = await view(st.layers);
       const layer = await tmp('workdir');
-      return (await writeDirLayer(abs, layer, v.root)) ? layer : null;
+      return (await writeDirLayer(abs, layer, new LayerStack(await layerDirs(st.layers)))) ? layer : null;
     });
   };
 

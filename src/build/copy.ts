@@ -9,6 +9,7 @@ import * as tar from 'tar';
 import { InvalidDockerfile } from '../errors/index.ts';
 import type { SourceTree } from './context.ts';
 import type { Entry, Source } from './sources.ts';
+import type { Lookup } from './stack.ts';
 
 export type CopyPlan = {
   tree: SourceTree;
@@ -31,7 +32,7 @@ function fail(line: number, why: string): never {
  * Resolves an image path against the view: existing components are followed through
  * symlinks as in a chroot; the missing tail is kept literally (COPY creates it).
  */
-async function resolveDest(viewRoot: string, abs: string): Promise<string[]> {
+async function resolveDest(view: Lookup, abs: string): Promise<string[]> {
   const todo = abs.split('/').filter((c) => c !== '' && c !== '.');
   const done: string[] = [];
   let links = 0;
@@ -41,9 +42,9 @@ async function resolveDest(viewRoot: string, abs: string): Promise<string[]> {
       done.pop();
       continue;
     }
-    const st = await fsp.lstat(path.join(viewRoot, ...done, c)).catch(() => null);
+    const st = await view.lstat([...done, c].join('/'));
     if (st !== null && st.isSymbolicLink() && links++ < 40) {
-      const target = await fsp.readlink(path.join(viewRoot, ...done, c));
+      const target = await view.readlink([...done, c].join('/'));
       if (target.startsWith('/')) done.length = 0;
       todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
       continue;
@@ -67,12 +68,9 @@ function lookupId(file: string, name: string): number | null {
 }
 
 /** `--chown=user[:group]` by name (from the image's /etc/passwd and /etc/group) or number. */
-export async function resolveOwner(spec: string, viewRoot: string, line: number): Promise<Owner> {
+export async function resolveOwner(spec: string, view: Lookup, line: number): Promise<Owner> {
   const [u = '', g] = spec.split(':');
-  const read = async (rel: string): Promise<string> => {
-    const p = (await resolveDest(viewRoot, rel)).join('/');
-    return fsp.readFile(path.join(viewRoot, p), 'utf8').catch(() => '');
-  };
+  const read = async (rel: string): Promise<string> => (await view.readFile((await resolveDest(view, rel)).join('/'))) ?? '';
   const uid = /^\d+$/.test(u) ? Number(u) : lookupId(await read('/etc/passwd'), u);
   if (uid === null) fail(line, `--chown: no user "${u}" in the image's /etc/passwd`);
   // Docker: a user without a group gets the same number as gid.
@@ -107,11 +105,11 @@ async function archiveKind(file: string): Promise<ArchiveKind> {
 
 class LayerWriter {
   private readonly layer: string;
-  private readonly view: string;
+  private readonly view: Lookup;
   private readonly owner: Owner;
   private readonly made = new Set<string>();
 
-  constructor(layer: string, view: string, owner: Owner) {
+  constructor(layer: string, view: Lookup, owner: Owner) {
     this.layer = layer;
     this.view = view;
     this.owner = owner;
@@ -127,7 +125,7 @@ class LayerWriter {
       if (had !== null && !had.isDirectory()) await fsp.rm(abs, { recursive: true });
       if (had === null || !had.isDirectory()) {
         await fsp.mkdir(abs);
-        const img = await fsp.lstat(path.join(this.view, rel)).catch(() => null);
+        const img = await this.view.lstat(rel);
         if (img !== null && img.isDirectory()) {
           await fsp.chown(abs, img.uid, img.gid);
           await fsp.chmod(abs, img.mode & 0o7777);
@@ -179,14 +177,14 @@ class LayerWriter {
   }
 }
 
-/** Writes the plan's files into `layer` (an empty directory); `view` is the stage's merged root. */
-export async function writeCopyLayer(plan: CopyPlan, layer: string, view: string): Promise<void> {
+/** Writes the plan's files into `layer` (an empty directory); `view` is the stage's filesystem. */
+export async function writeCopyLayer(plan: CopyPlan, layer: string, view: Lookup): Promise<void> {
   const { line } = plan;
   const owner = plan.chown === null ? { uid: 0, gid: 0 } : await resolveOwner(plan.chown, view, line);
   const w = new LayerWriter(layer, view, owner);
   const many = plan.sources.length > 1;
   const destParts = await resolveDest(view, plan.dest);
-  const destIsDir = plan.dest.endsWith('/') || plan.dest.endsWith('/.') || (await fsp.lstat(path.join(view, ...destParts)).catch(() => null))?.isDirectory() === true;
+  const destIsDir = plan.dest.endsWith('/') || plan.dest.endsWith('/.') || (await view.lstat(destParts.join('/')))?.isDirectory() === true;
   if (many && !destIsDir) fail(line, `with more than one source file the destination must be a directory and end with a / (got "${plan.dest}")`);
   for (const s of plan.sources) {
     const src = path.join(plan.tree.root, s.top.rel);
@@ -209,9 +207,9 @@ export async function writeCopyLayer(plan: CopyPlan, layer: string, view: string
 }
 
 /** WORKDIR of a directory the image lacks: a layer with it (root-owned, 0755). False when it exists. */
-export async function writeDirLayer(abs: string, layer: string, view: string): Promise<boolean> {
+export async function writeDirLayer(abs: string, layer: string, view: Lookup): Promise<boolean> {
   const parts = await resolveDest(view, abs);
-  const st = await fsp.lstat(path.join(view, ...parts)).catch(() => null);
+  const st = await view.lstat(parts.join('/'));
   if (st !== null && st.isDirectory()) return false;
   await new LayerWriter(layer, view, { uid: 0, gid: 0 }).parents(parts, parts.length);
   return true;

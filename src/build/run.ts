@@ -5,6 +5,7 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Runtime } from '../runtime/index.ts';
+import type { Lookup } from './stack.ts';
 import { CA_TARGET, cleanMountPoints, snapshotMountPoints, type Snapshot } from './view.ts';
 
 export const HOST_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
@@ -18,8 +19,8 @@ export type RunStep = {
   runtime: Runtime;
   /** Stage layers, topmost first (may be empty for FROM scratch). */
   lowers: string[];
-  /** Read-only view of the same layers, to see what exists before the run. */
-  viewRoot: string;
+  /** The same layers, to see which mount points exist before the run. */
+  image: Lookup;
   upper: string;
   work: string;
   /** An empty directory, the lower layer of an image with no layers. */
@@ -37,7 +38,7 @@ export type RunResult = { exitCode: number; signal: string | null };
 export async function runStep(s: RunStep): Promise<RunResult> {
   const volumes = existsSync(HOST_CA_BUNDLE) ? [{ source: HOST_CA_BUNDLE, target: CA_TARGET, readonly: true }] : [];
   const cwd = s.cwd || '/';
-  const before: Snapshot = await snapshotMountPoints(s.viewRoot, cwd === '/' ? [] : [cwd.slice(1)]);
+  const before: Snapshot = await snapshotMountPoints(s.image, cwd === '/' ? [] : [cwd.slice(1)]);
   await fsp.mkdir(s.upper, { recursive: true });
   await fsp.mkdir(s.work, { recursive: true });
   const res = await s.runtime.run(

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { Lookup } from './stack.ts';
 
 const run = promisify(execFile);
 
@@ -50,9 +51,9 @@ function withAncestors(rels: string[]): string[] {
 export type Snapshot = Map<string, Stats | null>;
 
 /** What exists at the mount points (and their parents) before a RUN. */
-export async function snapshotMountPoints(viewRoot: string, extra: string[] = []): Promise<Snapshot> {
+export async function snapshotMountPoints(image: Lookup, extra: string[] = []): Promise<Snapshot> {
   const out: Snapshot = new Map();
-  for (const rel of withAncestors([...MOUNT_POINTS, ...extra])) out.set(rel, await fsp.lstat(path.join(viewRoot, rel)).catch(() => null));
+  for (const rel of withAncestors([...MOUNT_POINTS, ...extra])) out.set(rel, await image.lstat(rel));
   return out;
 }
 
