@@ -77,6 +77,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   private hasBody = false;
   private bodyBytes = 0;
   private bytes = 0;
+  /** Declared response length, when the upstream sent one: lets the last chunk end the response. */
+  private expected = -1;
   private retried = false;
   private responded = false;
   private controller: Dispatcher.DispatchController | null = null;
@@ -212,6 +214,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       const v = headers[name];
       if (v === undefined || HOP_BY_HOP.has(name)) continue;
       if (name === 'x-request-id') hasId = true;
+      else if (name === 'content-length' && typeof v === 'string') this.expected = Number(v);
       if (typeof v === 'string') out.push(name, v);
       else for (const one of v) out.push(name, one);
     }
@@ -228,6 +231,12 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.bytes += chunk.length;
+    // The chunk that completes a declared length ends the response in the same write: one
+    // syscall with the head for small responses, and no cork/uncork tick (measured).
+    if (this.bytes === this.expected) {
+      this.res.end(chunk);
+      return;
+    }
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', () => controller.resume());
@@ -236,7 +245,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.releaseUpstream();
-    this.res.end();
+    if (!this.res.writableEnded) this.res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
