@@ -6,7 +6,7 @@
 import { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import * as tar from 'tar';
-import { InvalidDockerfile } from '../errors/index.ts';
+import { BuildFailed, InvalidDockerfile } from '../errors/index.ts';
 import type { SourceTree } from './context.ts';
 import type { Entry, Source } from './sources.ts';
 import type { Lookup } from './stack.ts';
@@ -197,7 +197,10 @@ export async function writeCopyLayer(plan: CopyPlan, layer: string, view: Lookup
       const kind = await archiveKind(src);
       if (kind === 'bzip2' || kind === 'xz' || kind === 'zstd') fail(line, `ADD ${s.spec}: ${kind} archives are not supported (use tar or tar.gz)`);
       if (kind !== null) {
-        await w.extract(destParts, src, plan.chown === null);
+        await w.extract(destParts, src, plan.chown === null).catch((err: unknown) => {
+          const why = err instanceof Error ? err.message : String(err);
+          throw new BuildFailed(`Dockerfile line ${line}: ADD ${s.spec}: archive refused: ${why}`, { line, source: s.spec }, { cause: err });
+        });
         continue;
       }
     }

@@ -1,6 +1,7 @@
 // What a build refuses, and how it says so: unsupported instructions by line, sources
 // outside the context, symlinks leading out of it, oversized contexts, failing RUNs.
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import * as tar from 'tar';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BuildFailed, InvalidDockerfile, PayloadTooLarge, type PaasError } from '../errors/index.ts';
@@ -119,5 +120,20 @@ describe('build errors', () => {
     const err = await failure(build(opts(context({}), 'FROM library/nonexistent:1\n')));
     expect(err.code).toBe('ImageNotFound');
     expect(err.message).toContain('library/busybox:latest');
+  });
+
+  it('ADD of an archive with entries climbing out of the destination is refused', async () => {
+    const dir = context({ 'payload/evil.txt': 'evil' });
+    await tar.c({ file: path.join(dir, 'evil.tar'), cwd: path.join(dir, 'payload'), preservePaths: true, portable: true, onWriteEntry: (e) => { e.path = '../../../../escaped.txt'; } } as tar.TarOptionsWithAliasesFile, ['evil.txt']);
+    const err = await failure(build(opts(dir, 'FROM library/busybox:latest\nADD evil.tar /opt/x/\n')));
+    expect(err).toBeInstanceOf(BuildFailed);
+    expect(err.message).toMatch(/line 2: ADD evil.tar: archive refused: .*'\.\.'/);
+  });
+
+  it('a RUN past the memory limit fails instead of taking the box down', async () => {
+    const err = await failure(build(opts(context({}), 'FROM library/busybox:latest\nRUN dd if=/dev/zero of=/dev/null bs=256M count=1\n', { memoryBytes: 32 * 1024 * 1024 })));
+    expect(err).toBeInstanceOf(BuildFailed);
+    expect(err.details).toMatchObject({ step: 2 });
+    expect(err.message).toMatch(/killed by SIGKILL|non-zero code: 137/);
   });
 });
