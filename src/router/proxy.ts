@@ -80,7 +80,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** Declared response length, when the upstream sent one: lets the last chunk end the response. */
   private expected = -1;
   private retried = false;
-  private responded = false;
+  /** Request target as sent upstream: origin-form, even when the client used absolute-form. */
+  private path = '';
+  private hostHeader: string | undefined;
   private controller: Dispatcher.DispatchController | null = null;
   private abortReason: Error | null = null;
   private bodyTimer: NodeJS.Timeout | undefined;
@@ -151,7 +153,9 @@ class Exchange implements Dispatcher.DispatchHandler {
 
     // RFC 9112 §3.2: exactly one Host, and a well-formed one; the router cannot route without.
     this.host = hosts === 1 && hostHeader !== undefined ? hostOf(hostHeader) : null;
+    this.path = req.url!;
     if (this.host === null) return this.fail(400, true);
+    if (this.path.charCodeAt(0) !== 47 /* / */ && !this.absoluteForm()) return this.fail(400, true);
     const app = (this.app = this.ctx.state.lookup(this.host));
     if (app === undefined) return this.fail(404);
 
@@ -168,7 +172,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     out.push(
       'x-forwarded-for', xff === undefined ? remote : `${xff}, ${remote}`,
       'x-forwarded-proto', this.listener.proto,
-      'x-forwarded-host', hostHeader!,
+      'x-forwarded-host', this.hostHeader ?? hostHeader!,
       'x-forwarded-port', this.listener.port,
       'x-request-id', this.requestId,
     );
@@ -181,7 +185,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     up.acquire();
     const { req } = this;
     try {
-      up.pool.dispatch({ path: req.url!, method: req.method!, headers: this.headers, body: this.hasBody ? req : null }, this);
+      up.pool.dispatch({ path: this.path, method: req.method!, headers: this.headers, body: this.hasBody ? req : null }, this);
     } catch {
       // undici refuses what it cannot send (a header value it rejects): the app never saw it.
       this.releaseUpstream();
@@ -219,12 +223,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       else for (const one of v) out.push(name, one);
     }
     if (!hasId) out.push('x-request-id', this.requestId);
-    this.responded = true;
     try {
       this.res.writeHead(statusCode, statusMessage || undefined, out);
     } catch {
       // A header Node will not send (invalid characters): the response cannot be relayed.
-      this.responded = false;
       controller.abort(new Error('invalid upstream response header'));
     }
   }
@@ -304,6 +306,27 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
+  /**
+   * RFC 9112 §3.2.2: a request in absolute-form (`GET http://host/path`) is routed by the
+   * authority in its target, not its Host header, and goes upstream in origin-form with that
+   * authority as Host. Anything else that is not origin-form (`*`, authority-form) is refused.
+   */
+  private absoluteForm(): boolean {
+    let url: URL;
+    try {
+      url = new URL(this.path);
+    } catch {
+      return false;
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password) return false;
+    this.host = hostOf(url.host);
+    this.hostHeader = url.host;
+    this.path = url.pathname + url.search;
+    const h = this.headers;
+    for (let i = 0; i < h.length; i += 2) if (h[i]!.toLowerCase() === 'host') h[i + 1] = url.host;
+    return true;
+  }
+
   private dropListed(connection: string): void {
     const listed = connectionListed(connection);
     if (listed === null) return;
@@ -334,7 +357,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private redirectToHttps(): void {
     const port = this.ctx.httpsPort === 443 ? '' : `:${this.ctx.httpsPort}`;
     // 308 keeps the method and body (RFC 9110 §15.4.9), unlike 301.
-    this.res.writeHead(308, ['location', `https://${this.host}${port}${this.req.url}`, 'content-length', '0', 'x-request-id', this.requestId]);
+    this.res.writeHead(308, ['location', `https://${this.host}${port}${this.path}`, 'content-length', '0', 'x-request-id', this.requestId]);
     this.res.end();
   }
 
@@ -348,7 +371,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       app: this.app?.name ?? null,
       host: this.host,
       method: this.req.method!,
-      path: this.req.url!,
+      path: this.req.url!.slice(0, 2048),
       // 499: nginx's "client closed the request before the response was sent".
       status: res.headersSent ? res.statusCode : 499,
       bytes: this.bytes,

@@ -69,6 +69,15 @@ describe('host routing', () => {
     expect(nameOf(r.body)).toBe(app);
   });
 
+  it('routes an absolute-form request by its target, and sends it upstream in origin-form', async () => {
+    const r = await request(router.port, 'nope.paas.test', { path: 'http://www.example.com/abs?x=1' });
+    expect(r.status).toBe(200);
+    const seen = JSON.parse(r.body) as { name: string; url: string; headers: Record<string, string> };
+    expect(seen).toMatchObject({ name: 'web', url: '/abs?x=1' });
+    expect(seen.headers.host).toBe('www.example.com');
+    expect((await request(router.port, 'web.paas.test', { path: '*', method: 'OPTIONS' })).status).toBe(400);
+  });
+
   it('answers 404 for an unknown host, and for the wildcard parent itself', async () => {
     for (const host of ['nope.paas.test', 'example.org', 'www.example.net', '127.0.0.1']) {
       const r = await request(router.port, host);
