@@ -105,9 +105,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const consumed = new Set<string>();
   const cache = new BuildCache(opts.dataDir);
   const store = opts.store;
-  const ws = await openWorkspace(opts.dataDir);
-  const { empty } = ws;
-  const tmp = ws.dir;
   const views: View[] = [];
   const steps: BuildStep[] = [];
 
@@ -132,6 +129,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const total = stages.reduce((n, s) => n + 1 + s.instrs.length, 0);
   const built = new Map<number, StageState>();
   let n = 0;
+  // Opened last before the try: nothing between here and its clean-up can throw.
+  const ws = await openWorkspace(opts.dataDir);
+  const { empty } = ws;
+  const tmp = ws.dir;
 
   const layerDirs = (layers: ImageLayer[]): Promise<string[]> =>
     // The store resolves unpacked dirs per image; an in-progress stage is "an image" of its layers.
@@ -189,7 +190,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     return { tree: rootTree((await view(image.layers)).root, `image ${image.ref}`), inputs: `image:${image.digest}` };
   };
 
-  const copy = async (st: StageState, i: Instr, stepN: number): Promise<boolean> => {
+  const copy = async (st: StageState, i: Instr): Promise<boolean> => {
     const vars = substitutionVars(st.config, st.args);
     const words = i.json !== null ? i.json.map((w) => expandWord(w, vars, escape, i.line)) : expandWords(i.args, vars, escape, i.line);
     if (words.length < 2) throw new InvalidDockerfile(`Dockerfile line ${i.line}: ${i.keyword} needs at least one source and a destination`, { line: i.line });
@@ -205,7 +206,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const hash = inputs ?? `context:${await hashSources(tree, sources)}`;
     const text = `${i.keyword}${chown ? ` --chown=${chown}` : ''}${chmodRaw ? ` --chmod=${chmodRaw}` : ''} ${JSON.stringify(srcs)} ${dest}`;
     const key = stepKey({ parent: st.key, instruction: text, args: st.args, inputs: hash });
-    void stepN;
     return layerStep(st, key, `${text} # ${hash.slice(0, 24)}`, async () => {
       const layer = await tmp('copy');
       const image = new LayerStack(await layerDirs(st.layers));
@@ -306,7 +306,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
               break;
             case 'COPY':
             case 'ADD':
-              cached = await copy(st, i, stepN);
+              cached = await copy(st, i);
               break;
             case 'WORKDIR':
               cached = await workdir(st, i);
