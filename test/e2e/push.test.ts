@@ -230,3 +230,29 @@ describe('release phase', () => {
     expect((await get(p, 'phased')).body).toBe('hello from v1\n');
   });
 });
+
+describe('domains', () => {
+  it('routes a custom domain after domains:add and stops after domains:remove', async () => {
+    const repo = appRepo('busybox-web');
+    expect((await push(p, repo.dir, 'branded')).code).toBe(0);
+    const viaHost = (host: string) => new Promise<number>((resolve) => {
+      void import('node:http').then(({ request }) => {
+        const req = request({ host: '127.0.0.1', port: p.httpPort, path: '/', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', () => resolve(0));
+        req.end();
+      });
+    });
+    expect(await viaHost('www.branded.example')).not.toBe(200);
+    const add = await cli(p, ['domains:add', 'branded', 'www.branded.example']);
+    expect(add.code, add.stderr).toBe(0);
+    expect(await viaHost('www.branded.example')).toBe(200);
+    expect(JSON.parse((await cli(p, ['domains', 'branded', '--json'])).stdout)).toEqual({ default: `branded.${DOMAIN}`, custom: ['www.branded.example'] });
+    const bad = await cli(p, ['domains:add', 'branded', 'bad_name.example']);
+    expect(bad.code).toBe(2);
+    expect((await cli(p, ['domains:remove', 'branded', 'www.branded.example'])).code).toBe(0);
+    expect(await viaHost('www.branded.example')).not.toBe(200);
+  });
+});

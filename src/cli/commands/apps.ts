@@ -1,5 +1,5 @@
 // apps:create | apps:list | apps:info | apps:destroy
-import { parseArgs } from 'node:util';
+import { parse as parseArgs } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';

@@ -1,5 +1,5 @@
 // config | config:get | config:set | config:unset
-import { parseArgs } from 'node:util';
+import { parse as parseArgs } from './args.ts';
 import { parseAppName, parseConfigKey } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';

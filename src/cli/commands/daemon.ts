@@ -1,5 +1,5 @@
 // `paas daemon`: parses flags and starts the daemon; runs until SIGTERM/SIGINT.
-import { parseArgs } from 'node:util';
+import { parse as parseArgs } from './args.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 
 function int(flag: string, v: string, min: number, max: number): number {

@@ -1,5 +1,5 @@
 // domains | domains:add | domains:remove
-import { parseArgs } from 'node:util';
+import { parse as parseArgs } from './args.ts';
 import { parseAppName, parseDomain } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson } from './client.ts';

@@ -1,5 +1,5 @@
 // logs NAME [-n N] [-t] [--ps TYPE] [--source app|build|router|system]
-import { parseArgs } from 'node:util';
+import { parse as parseArgs } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { enc, request } from './client.ts';

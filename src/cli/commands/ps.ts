@@ -1,5 +1,5 @@
 // ps: the app's processes (formation and scaling come with the processes issue).
-import { parseArgs } from 'node:util';
+import { parse as parseArgs } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { call, enc, printJson, table } from './client.ts';
 

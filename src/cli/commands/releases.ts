@@ -1,5 +1,5 @@
 // releases | rollback | builds
-import { parseArgs } from 'node:util';
+import { parse as parseArgs } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';

@@ -1,0 +1,14 @@
+// node:util parseArgs for every command, with its errors (unknown option, missing value)
+// turned into InvalidArgument so the CLI exits 2 with the message instead of crashing.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { InvalidArgument } from '../../errors/index.ts';
+
+export function parse<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) throw new InvalidArgument((e as Error).message);
+    throw e;
+  }
+}
