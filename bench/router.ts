@@ -1,6 +1,8 @@
 // Router benchmark: the same tiny upstream measured direct, through nginx and through the
 // paas router, in one run on loopback (MEASURED.md: only same-run ratios hold).
-//   node bench/router.ts            [env: BENCH_SECONDS=10 BENCH_WORKERS=<cores> BENCH_CONNECTIONS=32]
+//   node bench/router.ts   [env: BENCH_SECONDS=10 BENCH_WORKERS=<cores> BENCH_CONNECTIONS=32 BENCH_ROUNDS=1]
+// With BENCH_ROUNDS=n each path is measured n times, interleaved (direct, nginx, paas, direct,
+// …), and the median round is shown: on a shared box that keeps drift out of the ratio.
 // nginx gets the same worker count, upstream keepalive, and a buffered access log like
 // the router's (the router always logs each request).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -13,6 +15,7 @@ import { ensureRouterRunning } from '../src/router/index.ts';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? availableParallelism());
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const HOST = 'bench.paas.test';
 
 const UPSTREAM = `
@@ -78,8 +81,9 @@ function wrk(name: string, port: number, seconds: number): Result {
     `-t2`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`,
   ], { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  const p50 = ms(/50%\s+(\S+)/.exec(out)?.[1] ?? '');
-  const p99 = ms(/99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  // Anchored: "Req/Sec … 68.50%" also contains "50%".
+  const p50 = ms(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '');
+  const p99 = ms(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '');
   const errs = [/Socket errors:.*$/m.exec(out)?.[0], /Non-2xx.*$/m.exec(out)?.[0]].filter(Boolean).join('; ');
   return { name, rps, p50, p99, errors: errs };
 }
@@ -126,10 +130,14 @@ http {
     client.close();
 
     const targets: [string, number][] = [['direct', upstream], ['nginx', nginxPort], ['paas', paasPort]];
-    for (const [, port] of targets) wrk('warm-up', port, 2); // JIT, keep-alive pools
-    const results = targets.map(([name, port]) => wrk(name, port, SECONDS));
+    for (const [, port] of targets) wrk('warm-up', port, 3); // JIT, keep-alive pools
+    const runs: Result[][] = targets.map(() => []);
+    for (let r = 0; r < ROUNDS; r++) targets.forEach(([name, port], i) => runs[i]!.push(wrk(name, port, SECONDS)));
+    const median = (xs: Result[]): Result => [...xs].sort((x, y) => x.rps - y.rps)[Math.floor(xs.length / 2)]!;
+    const results = runs.map(median);
 
-    console.log(`wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${WORKERS} worker(s) for nginx and paas, loopback`);
+    console.log(`wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${WORKERS} worker(s) for nginx and paas, loopback, ${ROUNDS} round(s)`);
+    if (ROUNDS > 1) for (const [i, [name]] of targets.entries()) console.log(`  ${name} rps by round: ${runs[i]!.map((r) => r.rps.toFixed(0)).join(' ')}`);
     console.log('path      rps       p50 ms   p99 ms   errors');
     for (const r of results) {
       console.log(`${r.name.padEnd(8)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${r.errors || '-'}`);
