@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { BuildFailed, InvalidArgument, InvalidDockerfile } from '../errors/index.ts';
 import type { ContainerConfig, Image, ImageLayer, ImageStore } from '../registry/index.ts';
-import type { Runtime } from '../runtime/index.ts';
+import { createRuntime, type Runtime, type RuntimeName } from '../runtime/index.ts';
 import { BuildCache, rootKey, stepKey, type CacheEntry } from './cache.ts';
 import { applyMeta, commandOf, envMap, substitutionVars } from './config.ts';
 import { openContext, rootTree, type Context, type SourceTree } from './context.ts';
@@ -28,7 +28,8 @@ export type BuildOptions = {
   /** Stage name to build (default: the last stage). */
   target?: string;
   noCache?: boolean;
-  runtime: Runtime;
+  /** The runtime RUN steps use: an instance, or a backend name (default `native`). */
+  runtime?: Runtime | RuntimeName;
   store: ImageStore;
   dataDir: string;
   onLine?: (line: string) => void;
@@ -105,6 +106,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const consumed = new Set<string>();
   const cache = new BuildCache(opts.dataDir);
   const store = opts.store;
+  const runtime = typeof opts.runtime === 'object' ? opts.runtime : createRuntime(opts.runtime ?? 'native', { dataDir: opts.dataDir });
   const views: View[] = [];
   const steps: BuildStep[] = [];
 
@@ -223,7 +225,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       const upper = path.join(dir, 'upper');
       const lowers = await layerDirs(st.layers);
       const res = await runStep({
-        runtime: opts.runtime, lowers, image: new LayerStack(lowers), upper, work: path.join(dir, 'work'), empty,
+        runtime, lowers, image: new LayerStack(lowers), upper, work: path.join(dir, 'work'), empty,
         command, env, cwd: st.config.WorkingDir || '/', user: st.config.User || '0',
         memoryBytes: opts.memoryBytes ?? DEFAULT_BUILD_MEMORY, onLine: out,
       }).catch((err: unknown) => {

@@ -2,7 +2,7 @@
 // provision/test-rootfs), the runtime the tests run against, and a way to run a built image
 // as a deploy would (entrypoint + cmd, env, workdir, user from the image config).
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openStore, type Image, type ImageStore } from '../registry/index.ts';
@@ -13,9 +13,9 @@ export const FIXTURES = path.join(REPO_ROOT, 'test/fixtures/build');
 
 export type Harness = { dataDir: string; store: ImageStore; runtime: Runtime; busybox: Image; cleanup(): Promise<void> };
 
-/** The runtime backend under test: PAAS_TEST_RUNTIME, else runc (native is still landing). */
+/** The runtime backend under test: PAAS_TEST_RUNTIME, else native once native/ is built, else runc. */
 export function testRuntimeName(): string {
-  return process.env.PAAS_TEST_RUNTIME ?? 'runc';
+  return process.env.PAAS_TEST_RUNTIME ?? (existsSync(path.join(REPO_ROOT, 'native/build/paas-shim')) ? 'native' : 'runc');
 }
 
 export async function openHarness(): Promise<Harness> {
