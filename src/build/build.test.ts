@@ -34,10 +34,11 @@ async function sh(image: BuildResult['image'], script: string): Promise<string> 
 
 describe('Dockerfile with every instruction', () => {
   let result: BuildResult;
+  let dir: string;
   const lines: string[] = [];
 
   beforeAll(async () => {
-    const dir = ctx('all');
+    dir = ctx('all');
     await tar.c({ gzip: true, file: path.join(dir, 'files.tar.gz'), cwd: path.join(dir, 'tarsrc') }, ['inner.txt', 'sub']);
     rmSync(path.join(dir, 'tarsrc'), { recursive: true });
     result = await build({
@@ -111,6 +112,16 @@ describe('Dockerfile with every instruction', () => {
     });
     expect(has.indexOf('whiteout')).toBeGreaterThanOrEqual(0);
     expect(has.indexOf('file')).toBeGreaterThan(has.indexOf('whiteout'));
+  });
+
+  it('rebuilds from cache entirely, COPY --from included, to the same image', async () => {
+    const again = await build({
+      contextDir: dir, tag: { repo: 'test/all', tag: 'v1' }, buildArgs: { VERSION: '2.5' }, runtime: h.runtime, store: h.store, dataDir: h.dataDir,
+    });
+    const layerSteps = again.steps.filter((s) => /^(RUN|COPY|ADD|WORKDIR)/.test(s.instruction));
+    expect(layerSteps.length).toBe(13);
+    expect(layerSteps.filter((s) => !s.cached)).toEqual([]);
+    expect(again.image.digest).toBe(result.image.digest);
   });
 
   it('leaves no mount points of the build container (CA bundle, hosts, resolv.conf) in the layers', async () => {

@@ -178,18 +178,22 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     return false;
   };
 
-  const sourceTree = async (st: StageState, from: string | undefined, line: number): Promise<{ tree: SourceTree; inputs: string | null }> => {
-    if (from === undefined) return { tree: ctx, inputs: null };
+  /**
+   * Where a COPY reads from. A stage or image source is keyed by that stage's key or image
+   * digest (which fix its content), so its root is mounted only when the layer is built.
+   */
+  const sourceOf = async (st: StageState, from: string | undefined, line: number): Promise<{ inputs: string | null; open: () => Promise<SourceTree> }> => {
+    if (from === undefined) return { inputs: null, open: async () => ctx };
     const ref = expandWord(from, substitutionVars(st.config, new Map([...globals, ...st.args])), escape, line).toLowerCase();
     const dep = /^\d+$/.test(ref) ? built.get(Number(ref)) : [...built.values()].find((b) => b.stage.name === ref);
     if (/^\d+$/.test(ref) && (dep === undefined || dep.stage.index >= st.stage.index)) {
       throw new InvalidDockerfile(`Dockerfile line ${line}: --from=${ref}: no earlier stage with that index`, { line });
     }
     if (dep !== undefined && dep.stage.index < st.stage.index) {
-      return { tree: rootTree((await view(dep.layers)).root, `stage "${dep.stage.name ?? dep.stage.index}"`), inputs: `stage:${dep.key}` };
+      return { inputs: `stage:${dep.key}`, open: async () => rootTree((await view(dep.layers)).root, `stage "${dep.stage.name ?? dep.stage.index}"`) };
     }
     const image = await store.resolveImage(ref);
-    return { tree: rootTree((await view(image.layers)).root, `image ${image.ref}`), inputs: `image:${image.digest}` };
+    return { inputs: `image:${image.digest}`, open: async () => rootTree((await view(image.layers)).root, `image ${image.ref}`) };
   };
 
   const copy = async (st: StageState, i: Instr): Promise<boolean> => {
@@ -203,12 +207,15 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const chown = i.flags.has('chown') ? expandWord(i.flags.get('chown') as string, vars, escape, i.line) : null;
     const chmodRaw = i.flags.has('chmod') ? expandWord(i.flags.get('chmod') as string, vars, escape, i.line) : null;
     const chmod = chmodRaw === null ? null : parseChmod(chmodRaw, i.line);
-    const { tree, inputs } = await sourceTree(st, i.flags.get('from'), i.line);
-    const sources = await collectSources(tree, srcs, i.line);
-    const hash = inputs ?? `context:${await hashSources(tree, sources)}`;
+    const source = await sourceOf(st, i.flags.get('from'), i.line);
+    // Context sources are resolved and hashed up front: their content is the key.
+    const early = source.inputs === null ? await collectSources(ctx, srcs, i.line) : null;
+    const hash = source.inputs ?? `context:${await hashSources(ctx, early ?? [])}`;
     const text = `${i.keyword}${chown ? ` --chown=${chown}` : ''}${chmodRaw ? ` --chmod=${chmodRaw}` : ''} ${JSON.stringify(srcs)} ${dest}`;
     const key = stepKey({ parent: st.key, instruction: text, args: st.args, inputs: hash });
     return layerStep(st, key, `${text} # ${hash.slice(0, 24)}`, async () => {
+      const tree = await source.open();
+      const sources = early ?? (await collectSources(tree, srcs, i.line));
       const layer = await tmp('copy');
       const image = new LayerStack(await layerDirs(st.layers));
       await writeCopyLayer({ tree, sources, dest, chown, chmod, add: i.keyword === 'ADD', line: i.line }, layer, image);
