@@ -52,7 +52,7 @@ const opts = () => ({ dataDir, httpPort: port, host: '127.0.0.1', domain: 'paas.
 const nameOf = (body: string): string => (JSON.parse(body) as { name: string }).name;
 
 describe('router process', () => {
-  it('starts detached with two workers, survives kill -9 by restarting on the persisted table', async () => {
+  it('starts detached with two workers, replaces a dead worker, survives kill -9 by restarting on the persisted table', async () => {
     const first = await ensureRouterRunning(opts());
     pids.push(first.pid);
     expect(first.started).toBe(true);
@@ -77,6 +77,15 @@ describe('router process', () => {
     expect(stats.workers).toHaveLength(2);
     for (const w of stats.workers) expect(w.apps.app?.map((u) => u.upstream)).toEqual([`127.0.0.1:${two.port}`]);
     expect(stats.workers.reduce((n, w) => n + (w.apps.app?.[0]?.requests ?? 0), 0)).toBe(20);
+
+    // A worker that dies is replaced, and the replacement gets the current table.
+    const victim = stats.workers[0]!.pid;
+    process.kill(victim, 'SIGKILL');
+    await until(async () => {
+      const now = await first.client.stats();
+      return now.workers.length === 2 && !now.workers.some((w) => w.pid === victim) && now.workers.every((w) => w.apps.app !== undefined);
+    }, 10_000, 'a replacement worker');
+    for (let i = 0; i < 10; i++) expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('two');
     first.client.close();
 
     // kill -9: no clean shutdown; the workers follow their primary out.
