@@ -24,6 +24,8 @@ export function connectionListed(value: string): Set<string> | null {
   for (const t of value.split(',')) {
     const n = t.trim().toLowerCase();
     if (n === '' || n === 'close' || n === 'keep-alive' || n === 'upgrade') continue;
+    // A client may not strip what routing and message framing rest on.
+    if (n === 'host' || n === 'content-length') continue;
     (out ??= new Set()).add(n);
   }
   return out;

@@ -149,10 +149,11 @@ describe('forwarding', () => {
 
   it('strips hop-by-hop headers, including those the Connection header names', async () => {
     const r = await request(router.port, 'web.paas.test', {
-      headers: { connection: 'keep-alive, x-secret-hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-connection': 'keep-alive', 'x-kept': 'yes' },
+      headers: { connection: 'keep-alive, x-secret-hop, host', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-connection': 'keep-alive', 'x-kept': 'yes' },
     });
     const h = (JSON.parse(r.body) as { headers: Record<string, string> }).headers;
     expect(h['x-kept']).toBe('yes');
+    expect(h.host).toBe('web.paas.test'); // not removable through Connection
     for (const gone of ['x-secret-hop', 'keep-alive', 'te', 'proxy-connection']) expect(h[gone], gone).toBeUndefined();
   });
 
