@@ -26,9 +26,9 @@ interface Mount {
   superOptions: string[];
 }
 
-function cgroupMounts(): Mount[] {
+function cgroupMounts(mountinfo: string): Mount[] {
   const out: Mount[] = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+  for (const line of mountinfo.split('\n')) {
     // mountinfo(5): fields before " - " then fstype, source, super options.
     const sep = line.indexOf(' - ');
     if (sep < 0) continue;
@@ -41,32 +41,33 @@ function cgroupMounts(): Mount[] {
   return out;
 }
 
-let cached: CgroupLayout | null = null;
-
-export function detectCgroups(): CgroupLayout {
-  if (cached !== null) return cached;
-  const mounts = cgroupMounts();
+/** Reads the layout from mountinfo text; `controllers` lists a v2 mount's cgroup.controllers. */
+export function layoutFrom(mountinfo: string, controllers: (v2Mount: string) => string[]): CgroupLayout {
+  const mounts = cgroupMounts(mountinfo);
   const v1: CgroupLayout['v1'] = {};
   for (const m of mounts.filter((x) => x.fstype === 'cgroup')) {
     for (const c of ['memory', 'cpu', 'cpuacct', 'pids'] as const) {
       if (m.superOptions.includes(c) && v1[c] === undefined) v1[c] = m.point;
     }
   }
-  const unified = mounts.find((m) => m.fstype === 'cgroup2');
-  const v2 = unified?.point ?? null;
-  let v2Controllers: string[] = [];
-  if (v2 !== null) {
-    try {
-      v2Controllers = readFileSync(join(v2, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
-    } catch {
-      v2Controllers = [];
-    }
-  }
+  const v2 = mounts.find((m) => m.fstype === 'cgroup2')?.point ?? null;
   let mode: CgroupMode;
   if (v1.memory !== undefined) mode = v2 !== null ? 'hybrid' : 'v1';
-  else if (v2 !== null && v2Controllers.includes('memory')) mode = 'v2';
+  else if (v2 !== null && controllers(v2).includes('memory')) mode = 'v2';
   else throw new Error('cgroups: no memory controller found on v1 or v2');
-  cached = { mode, v1, v2, all: mounts.map((m) => m.point) };
+  return { mode, v1, v2, all: mounts.map((m) => m.point) };
+}
+
+let cached: CgroupLayout | null = null;
+
+export function detectCgroups(): CgroupLayout {
+  cached ??= layoutFrom(readFileSync('/proc/self/mountinfo', 'utf8'), (v2) => {
+    try {
+      return readFileSync(join(v2, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
+    } catch {
+      return [];
+    }
+  });
   return cached;
 }
 

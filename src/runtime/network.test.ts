@@ -1,0 +1,75 @@
+// IP leases persist across processes, never collide, and are freed on detach; the bridge
+// and a container's netns come up and go away cleanly.
+import { execFileSync, spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { existsSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { links, tempDir } from '../../test/helpers/host.ts';
+import { hostVethName, Network, parseSubnet } from './network.ts';
+
+describe('network', () => {
+  const tmp = tempDir('network');
+  afterAll(() => {
+    // Leave nothing behind even when an assertion failed half-way.
+    execFileSync('sh', ['-c', 'ip netns del paas-nettest 2>/dev/null; ip link del paastest1 2>/dev/null; true']);
+    tmp.cleanup();
+  });
+
+  it('parses subnets and refuses bad ones naming the field', () => {
+    expect(parseSubnet('10.78.1.0/24')).toEqual({ base: (10 << 24 | 78 << 16 | 1 << 8) >>> 0, prefix: 24, size: 256 });
+    expect(() => parseSubnet('10.78.1.0')).toThrow(/^subnet: "10.78.1.0" is not CIDR/);
+    expect(() => parseSubnet('10.78.1.0/31')).toThrow(/prefix \/31/);
+    expect(() => parseSubnet('300.1.1.1/24')).toThrow(/not an IPv4 address/);
+    expect(() => new Network({ dataDir: tmp.dir, bridge: 'way-too-long-bridge-name' })).toThrow(/^bridge: /);
+  });
+
+  it('leases the lowest free address, idempotently, persisted across instances', () => {
+    const a = new Network({ dataDir: tmp.dir, bridge: 'paastest1', subnet: '10.79.0.0/29' });
+    expect(a.gateway).toBe('10.79.0.1');
+    expect(a.lease('c1')).toBe('10.79.0.2');
+    expect(a.lease('c2')).toBe('10.79.0.3');
+    expect(a.lease('c1')).toBe('10.79.0.2');
+    a.close();
+    const b = new Network({ dataDir: tmp.dir, bridge: 'paastest1', subnet: '10.79.0.0/29' });
+    expect(b.lease('c3')).toBe('10.79.0.4');
+    b.release('c2');
+    expect(b.lease('c4')).toBe('10.79.0.3');
+    expect(b.lease('c5')).toBe('10.79.0.5');
+    expect(b.lease('c6')).toBe('10.79.0.6');
+    expect(() => b.lease('c7')).toThrow(/no free address left in 10.79.0.0\/29/);
+    for (const c of ['c1', 'c3', 'c4', 'c5', 'c6']) b.release(c);
+    expect(b.leases()).toEqual([]);
+    b.close();
+  });
+
+  it('attaches a netns with a veth on the bridge, reachable from the host, and detaches cleanly', async () => {
+    const net = new Network({ dataDir: tmp.dir, bridge: 'paastest1', subnet: '10.79.0.0/29' });
+    const nat = await net.ensureBridge();
+    expect(['nftables', 'iptables', 'skipped']).toContain(nat);
+    expect(links()).toContain('paastest1');
+    const a = await net.attach('nettest');
+    expect(a).toEqual({ netnsPath: '/run/netns/paas-nettest', ip: '10.79.0.2', gateway: '10.79.0.1', prefix: 29 });
+    expect(links()).toContain(hostVethName('nettest'));
+    // A listener inside the netns answers the host at the container's address.
+    const server = spawn('ip', ['netns', 'exec', 'paas-nettest', process.execPath, '-e',
+      "require('node:net').createServer((s) => s.end('pong')).listen(7000, () => console.log('up'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise((r) => server.stdout.once('data', r));
+    const reply = await new Promise<string>((resolve, reject) => {
+      const sock = connect(7000, a.ip);
+      let data = '';
+      sock.on('data', (d) => (data += d));
+      sock.on('end', () => resolve(data));
+      sock.on('error', reject);
+    });
+    server.kill();
+    expect(reply).toBe('pong');
+    const inside = execFileSync('ip', ['-n', 'paas-nettest', '-o', '-4', 'addr'], { encoding: 'utf8' });
+    expect(inside).toContain('10.79.0.2/29');
+    await net.detach('nettest');
+    expect(existsSync('/run/netns/paas-nettest')).toBe(false);
+    expect(links()).not.toContain(hostVethName('nettest'));
+    expect(net.leases()).toEqual([]);
+    execFileSync('ip', ['link', 'del', 'paastest1']);
+    net.close();
+  });
+});
