@@ -25,6 +25,7 @@ export async function handlePush(deps: DeployDeps, push: ReceivedPush, out: Outp
   const { ref } = plan;
   const t0 = performance.now();
   let unlock: (() => void) | null = null;
+  let deployed = false;
   try {
     unlock = await deps.state.locks.acquire(push.app, `push of ${ref.newSha.slice(0, 7)}`, {
       signal: out.signal,
@@ -48,6 +49,7 @@ export async function handlePush(deps: DeployDeps, push: ReceivedPush, out: Outp
       await r.timed('Deploying…', () => deployRelease(deps, release, r));
       r.info(`done in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
       r.step(`Released v${release.version}: ${appUrl(push.app, deps.domain, deps.httpPort)}`);
+      deployed = true;
       return 0;
     } finally {
       checkout.dispose();
@@ -58,7 +60,28 @@ export async function handlePush(deps: DeployDeps, push: ReceivedPush, out: Outp
     r.error(live === null ? 'nothing was deployed' : `v${live} is still live: ${appUrl(push.app, deps.domain, deps.httpPort)}`);
     return 1;
   } finally {
-    unlock?.();
+    // git moves the ref only after the hook says yes; the next push of this app must see it
+    // moved, so the lock is held until it has (or git gave up on it).
+    if (unlock !== null) {
+      if (deployed) void waitForRef(push.gitDir, ref.ref, ref.newSha, 15_000).finally(unlock);
+      else unlock();
+    }
+  }
+}
+
+async function waitForRef(gitDir: string, ref: string, sha: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (readRef(gitDir, ref) === sha) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function readRef(gitDir: string, ref: string): string {
+  try {
+    return execFileSync('git', ['--git-dir', gitDir, 'rev-parse', '--verify', '--quiet', ref], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return '0000000000000000000000000000000000000000';
   }
 }
 
@@ -67,12 +90,7 @@ export async function handlePush(deps: DeployDeps, push: ReceivedPush, out: Outp
  * waited for the lock behind another would deploy and then lose that race, so say it now.
  */
 function assertRefUnchanged(push: ReceivedPush, ref: string, expected: string): void {
-  let current: string;
-  try {
-    current = execFileSync('git', ['--git-dir', push.gitDir, 'rev-parse', '--verify', '--quiet', ref], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  } catch {
-    current = '0000000000000000000000000000000000000000';
-  }
+  const current = readRef(push.gitDir, ref);
   if (current !== expected) {
     throw new Conflict(`${branchName(ref)} moved to ${current.slice(0, 7)} while this push waited; fetch, then push again`, { step: 'receive' });
   }
