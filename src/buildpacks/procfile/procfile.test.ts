@@ -1,0 +1,31 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AppFiles } from '../app.ts';
+import { buildpackContract } from '../contract.case.ts';
+import { procfile } from './index.ts';
+
+buildpackContract(procfile, { matches: ['procfile', 'express'], ignores: ['nothing', 'static', 'yarn'] });
+
+describe('procfile buildpack', () => {
+  it('runs the repository on debian:bookworm with the Procfile processes, web as the CMD', () => {
+    const plan = procfile.plan(new AppFiles(path.join(import.meta.dirname, '../../../test/fixtures/buildpacks/procfile')));
+    const text = procfile.render({ ...plan.inputs, reason: 'Procfile found' });
+    expect(text).toMatch(/^FROM debian:bookworm$/m);
+    expect(text).toMatch(/^COPY \. \/app\/$/m);
+    expect(text).toContain('CMD ["/bin/sh","-c","./serve.sh"]');
+    expect(Object.keys(plan.processTypes)).toEqual(['web', 'worker']);
+  });
+
+  it('refuses an empty Procfile and a malformed line', () => {
+    const dir = mkdtempSync('/tmp/paas-bp-procfile-');
+    try {
+      writeFileSync(path.join(dir, 'Procfile'), '# nothing\n');
+      expect(() => procfile.plan(new AppFiles(dir))).toThrow(/at least one "type: command" line/);
+      writeFileSync(path.join(dir, 'Procfile'), 'web node server.js\n');
+      expect(() => procfile.plan(new AppFiles(dir))).toThrow(/cannot parse line "web node server.js"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
