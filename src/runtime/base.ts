@@ -195,10 +195,16 @@ export abstract class BundleRuntime implements Runtime {
     const watcher = watch(bundle, () => wake?.());
     try {
       for (;;) {
+        const exit = this.exitStatus(bundle, meta);
+        if (exit !== null) return exit;
         const info = this.info(bundle, meta);
         // The init can be gone a moment before its shim has written `exit`; only a shim
         // that died too (killed -9 with its container) makes the status unknown.
-        if (info.state === 'exited' && info.exit !== null && (existsSync(files.exit(bundle)) || !this.shimAlive(bundle))) return info.exit;
+        if (info.state === 'exited' && !this.shimAlive(bundle)) {
+          const late = this.exitStatus(bundle, meta);
+          if (late !== null) return late;
+          if (info.exit !== null) return info.exit;
+        }
         if (info.state === 'created') throw new RuntimeError(`container "${id}" has not been started`, { id });
         const left = deadline - Date.now();
         if (left <= 0) throw new RuntimeError(`timed out waiting for container "${id}"`, { id });

@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { links, tempDir } from '../../test/helpers/host.ts';
-import { hostVethName, Network, parseSubnet } from './network.ts';
+import { hostVethName, macFor, Network, parseSubnet } from './network.ts';
 
 describe('network', () => {
   const tmp = tempDir('network');
@@ -65,6 +65,9 @@ describe('network', () => {
     expect(reply).toBe('pong');
     const inside = execFileSync('ip', ['-n', 'paas-nettest', '-o', '-4', 'addr'], { encoding: 'utf8' });
     expect(inside).toContain('10.79.0.2/29');
+    // The MAC follows the IP, so a container that reuses an address keeps neighbours' ARP right.
+    expect(execFileSync('ip', ['-n', 'paas-nettest', '-o', 'link', 'show', 'eth0'], { encoding: 'utf8' })).toContain(macFor('10.79.0.2'));
+    expect(macFor('10.79.0.2')).toBe('02:42:0a:4f:00:02');
     await net.detach('nettest');
     expect(existsSync('/run/netns/paas-nettest')).toBe(false);
     expect(links()).not.toContain(hostVethName('nettest'));

@@ -47,6 +47,14 @@ export function parseSubnet(cidr: string): { base: number; prefix: number; size:
   return { base, prefix, size };
 }
 
+/**
+ * A MAC derived from the IP (locally administered, as Docker's 02:42:…): a reused address
+ * keeps its MAC, so neighbours' ARP entries for it stay right when a container is replaced.
+ */
+export function macFor(ip: string): string {
+  return ['02', '42', ...ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+}
+
 export function netnsName(id: string): string {
   return `paas-${id}`;
 }
@@ -156,7 +164,7 @@ export class Network {
     try {
       await run('ip', ['netns', 'add', ns]);
       await ipBatch([], [
-        `link add ${veth} type veth peer name eth0 netns ${ns}`,
+        `link add ${veth} type veth peer name eth0 netns ${ns} address ${macFor(ip)}`,
         `link set ${veth} master ${this.bridge}`,
         `link set ${veth} up`,
       ]);
