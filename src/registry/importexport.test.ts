@@ -105,6 +105,25 @@ describe('docker save archives', () => {
   });
 });
 
+describe('importImage', () => {
+  it('recognises an OCI layout dir, an OCI archive and a docker archive', async () => {
+    const layout = path.join(t.dir, 'layout');
+    await src.exportOciLayout('team/web:v1', layout);
+    const ociArchive = path.join(t.dir, 'oci.tar');
+    await run('skopeo', ['copy', `oci:${layout}:v1`, `oci-archive:${ociArchive}:v1`]);
+    const dockerArchive = path.join(t.dir, 'docker.tar');
+    await src.exportDockerArchive('team/web:v1', dockerArchive);
+    const dst = await openStore(path.join(t.dir, 'dst'));
+    expect((await dst.importImage(layout))[0]?.digest).toBe(img.digest);
+    expect((await dst.importImage(ociArchive, ['from-oci:1']))[0]?.digest).toBe(img.digest);
+    const [fromDocker] = await dst.importImage(dockerArchive, ['from-docker:1']);
+    expect(fromDocker?.ref).toBe('library/from-docker:1');
+    expect(fromDocker?.configDigest).toBe(img.configDigest);
+    fs.writeFileSync(path.join(t.dir, 'junk'), 'not an archive');
+    await expect(dst.importImage(path.join(t.dir, 'junk'))).rejects.toThrow(/not a tar archive|neither/);
+  });
+});
+
 describe('importRootfs', () => {
   it('packs a root directory into a one-layer image, skipping device nodes', async () => {
     const root = path.join(t.dir, 'rootfs');

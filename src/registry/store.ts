@@ -23,6 +23,7 @@ import { UploadArea } from './uploads.ts';
 import { exportOciLayout, importOciLayout } from './oci-layout.ts';
 import { exportDockerArchive, importDockerArchive } from './docker-archive.ts';
 import { collectGarbage } from './gc.ts';
+import { importImage } from './import.ts';
 import type { CommitOptions, GcOptions, GcReport, Image, ImageLayer, ImageSource, ImageStore, ImageSummary } from './types.ts';
 
 export type StoreOptions = {
@@ -228,6 +229,9 @@ class FileImageStore implements ImageStore {
     };
   }
 
+  importImage(p: string, tags?: string[]) {
+    return importImage(this, p, tags);
+  }
   importOciLayout(dir: string, tags?: string[]) {
     return importOciLayout(this, dir, tags);
   }

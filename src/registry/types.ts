@@ -97,6 +97,8 @@ export interface ImageStore {
   diffToLayer(upperDir: string, options?: { adopt?: boolean; mtime?: Date }): Promise<ImageLayer>;
   commitImage(options: CommitOptions): Promise<Image>;
 
+  /** `paas images:import`: an OCI layout dir or tar, or a docker save archive, detected. */
+  importImage(path: string, tags?: string[]): Promise<Image[]>;
   importOciLayout(dir: string, tags?: string[]): Promise<Image[]>;
   exportOciLayout(ref: string, dir: string): Promise<void>;
   importDockerArchive(file: string): Promise<Image[]>;
