@@ -39,6 +39,22 @@ async function baseImage(store: ImageStore): Promise<Image | null> {
   }
 }
 
+/**
+ * `npm ci` of the same app straight on the host with an empty npm cache: most of a cold
+ * build is this download, and the registry's speed moves between runs more than any builder.
+ */
+function hostNpmCi(): number | null {
+  const dir = mkdtempSync('/var/tmp/paas-bench-npm-');
+  try {
+    cpSync(fixture, dir, { recursive: true });
+    const t = performance.now();
+    const r = spawnSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--cache', path.join(dir, '.npm-cache')], { cwd: dir, stdio: 'ignore' });
+    return r.status === 0 ? (performance.now() - t) / 1000 : null;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 function dockerAnswers(): boolean {
@@ -92,6 +108,7 @@ async function main(): Promise<void> {
     codeOnly.push(c.s);
   }
   const ours = { cold: cold.s, unchanged: median(unchanged), codeOnly: median(codeOnly) };
+  const npmCi = hostNpmCi();
 
   let peer: { cold: number; unchanged: number; codeOnly: number | null; label: string };
   if (dockerAnswers()) {
@@ -117,6 +134,8 @@ async function main(): Promise<void> {
     ['warm, unchanged', ours.unchanged.toFixed(2), peer.unchanged.toFixed(2), ratio(ours.unchanged, peer.unchanged), ''],
     ['code-only change', ours.codeOnly.toFixed(2), peer.codeOnly === null ? 'n/a' : peer.codeOnly.toFixed(2), ratio(ours.codeOnly, peer.codeOnly), '≤ 0.5x'],
   ]));
+  if (npmCi !== null) console.log(`for scale: npm ci of the same app on the host, empty cache, this run: ${npmCi.toFixed(2)} s`);
+  console.log(`load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   if (peer.codeOnly === null) {
     console.log(`code-only vs docker's unchanged figure (a lower bound for its code-only build): ${ratio(ours.codeOnly, peer.unchanged)}`);
   }

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { parseDockerfile, joinContinuations } from './parse.ts';
 import { expandWord, expandWords } from './words.ts';
 import { globToRegExp } from './sources.ts';
-import { parseDuration } from './config.ts';
+import { applyMeta, parseDuration, substitutionVars } from './config.ts';
+import type { ContainerConfig } from '../registry/index.ts';
 
 const vars = new Map([['A', 'one'], ['EMPTY', ''], ['SP', 'x y']]);
 
@@ -79,5 +80,36 @@ describe('helpers', () => {
     expect(parseDuration('1m30s', 1, 'interval')).toBe(90e9);
     expect(parseDuration('500ms', 1, 'interval')).toBe(5e8);
     expect(() => parseDuration('5 minutes', 4, 'timeout')).toThrow(/line 4: HEALTHCHECK --timeout=5 minutes/);
+  });
+});
+
+describe('metadata instructions (applyMeta)', () => {
+  const meta = (lines: string, config: ContainerConfig = {}) => {
+    const st = { config: structuredClone(config), cmdSet: false };
+    for (const i of parseDockerfile(`FROM x\n${lines}\n`).stages[0]?.instrs ?? []) applyMeta(st, i, substitutionVars(st.config, new Map()), '\\');
+    return st.config;
+  };
+
+  it('ENV values in one instruction see the variables as they were before it', () => {
+    expect(meta('ENV A=1\nENV A=2 B=$A').Env).toEqual(['A=2', 'B=1']);
+  });
+
+  it('ENTRYPOINT resets a CMD inherited from the base image, but not one set in the stage', () => {
+    expect(meta('ENTRYPOINT ["node"]', { Cmd: ['bash'] }).Cmd).toBeNull();
+    expect(meta('CMD ["app.js"]\nENTRYPOINT ["node"]', { Cmd: ['bash'] }).Cmd).toEqual(['app.js']);
+    expect(meta('SHELL ["/bin/bash", "-c"]\nENTRYPOINT node app.js').Entrypoint).toEqual(['/bin/bash', '-c', 'node app.js']);
+  });
+
+  it('HEALTHCHECK exec form, NONE, and options', () => {
+    expect(meta('HEALTHCHECK --start-period=1m CMD ["curl", "-f", "http://localhost/"]').Healthcheck).toEqual({
+      Test: ['CMD', 'curl', '-f', 'http://localhost/'], StartPeriod: 60e9,
+    });
+    expect(meta('HEALTHCHECK NONE').Healthcheck).toEqual({ Test: ['NONE'] });
+    expect(() => meta('HEALTHCHECK --retries=many CMD true')).toThrow(/line 2: HEALTHCHECK --retries=many/);
+  });
+
+  it('EXPOSE ranges and protocols; bad ports are refused with the line', () => {
+    expect(Object.keys(meta('EXPOSE 8000-8002 53/udp').ExposedPorts ?? {})).toEqual(['8000/tcp', '8001/tcp', '8002/tcp', '53/udp']);
+    expect(() => meta('EXPOSE http')).toThrow(/line 2: EXPOSE http/);
   });
 });
