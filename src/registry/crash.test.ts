@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore } from './index.ts';
-import { makeTar, tempDir } from './testing.ts';
+import { diffIdOf, makeTar, tempDir } from './testing.ts';
 
 let t: ReturnType<typeof tempDir>;
 beforeEach(() => {
@@ -56,8 +56,9 @@ describe('crash safety', () => {
     const dataDir = path.join(t.dir, 'data');
     const store = await openStore(dataDir);
     const entries = Array.from({ length: 6_000 }, (_, i) => ({ path: `d${i % 50}/f${i}`, body: `file ${i}` }));
-    const { digest, size } = await store.putBlob(makeTar(entries));
-    await store.commitImage({ repo: 'big', tag: 'v1', base: null, newLayers: [{ digest, size, diffId: digest }], config: {} });
+    const blob = makeTar(entries);
+    const { digest, size } = await store.putBlob(blob);
+    await store.commitImage({ repo: 'big', tag: 'v1', base: null, newLayers: [{ digest, size, diffId: diffIdOf(blob) }], config: {} });
     const partial = () => tmpEntries(dataDir).some((f) => f.includes('layer-') && fs.readdirSync(path.join(dataDir, 'images/tmp', f)).length > 5);
     await killMidway(dataDir, `await store.layerDirs(await store.resolveImage('big:v1'));`, partial);
     expect(fs.readdirSync(path.join(dataDir, 'images/layers'))).toEqual([]);

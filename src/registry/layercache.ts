@@ -3,31 +3,62 @@
 // renamed into place, so a layer directory either exists complete or not at all.
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { randomBytes } from 'node:crypto';
-import { digestHex, isDigest, type Digest } from './digest.ts';
+import { Transform, type Readable } from 'node:stream';
+import { createHash, randomBytes } from 'node:crypto';
+import { createGunzip, createZstdDecompress } from 'node:zlib';
+import { BlobNotFound, InvalidLayer } from '../errors/index.ts';
+import { digestFromHash, digestHex, isDigest, type Digest } from './digest.ts';
 import { tmpName } from './fsutil.ts';
 import { DEFAULT_LAYER_LIMITS, extractLayer, type LayerLimits } from './unpack.ts';
 import type { BlobStore } from './blobs.ts';
 
+/** Opens a layer blob decompressed (gzip and zstd by magic bytes, else plain tar). */
+async function openDecompressed(file: string): Promise<Readable> {
+  const fh = await fsp.open(file, 'r');
+  const magic = Buffer.alloc(4);
+  try {
+    await fh.read(magic, 0, 4, 0);
+  } finally {
+    await fh.close();
+  }
+  const raw = fs.createReadStream(file, { highWaterMark: 1024 * 1024 });
+  if (magic[0] === 0x1f && magic[1] === 0x8b) return raw.pipe(createGunzip());
+  if (magic.equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return raw.pipe(createZstdDecompress());
+  return raw;
+}
+
 /**
  * Unpacks a layer (a blob file path or a stream) into `dir`, which must not exist: the work
  * happens in a sibling tmp directory that is renamed to `dir` on success and removed on any
- * failure, so a refused layer leaves nothing behind.
+ * failure, so a refused layer leaves nothing behind. With `diffId` (and a path), the
+ * uncompressed stream must hash to it (OCI image spec config.md §rootfs), as Docker checks.
  */
 export async function unpackLayer(
   blob: string | Readable,
   dir: string,
-  options: { limits?: Partial<LayerLimits>; tmpDir?: string; label?: string } = {},
+  options: { limits?: Partial<LayerLimits>; tmpDir?: string; label?: string; diffId?: Digest } = {},
 ): Promise<void> {
   const limits = { ...DEFAULT_LAYER_LIMITS, ...options.limits };
+  const label = options.label ?? (typeof blob === 'string' ? path.basename(blob) : path.basename(dir));
   const tmp = options.tmpDir
     ? tmpName(options.tmpDir, `layer-${path.basename(dir).slice(0, 12)}`)
     : `${dir}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   await fsp.mkdir(tmp, { mode: 0o755 });
   try {
-    const input = typeof blob === 'string' ? fs.createReadStream(blob) : blob;
-    await extractLayer(input, tmp, limits, options.label ?? (typeof blob === 'string' ? path.basename(blob) : path.basename(dir)));
+    const hash = createHash('sha256');
+    let input: Readable;
+    if (typeof blob === 'string') {
+      input = (await openDecompressed(blob)).pipe(new Transform({ transform: (c: Buffer, _e, cb) => cb(null, (hash.update(c), c)) }));
+    } else {
+      input = blob;
+    }
+    await extractLayer(input, tmp, limits, label);
+    if (options.diffId && typeof blob === 'string') {
+      const actual = digestFromHash(hash);
+      if (actual !== options.diffId) {
+        throw new InvalidLayer(`layer ${label} refused: its content is ${actual}, but the image config says diff_id ${options.diffId}`, { layer: label, diffId: options.diffId, actual });
+      }
+    }
     await fsp.chmod(tmp, 0o755);
     try {
       await fsp.rename(tmp, dir);
@@ -60,14 +91,16 @@ export class LayerCache {
   }
 
   /** The unpacked directory of a layer blob, unpacking it first if needed. */
-  async ensure(digest: Digest): Promise<string> {
+  async ensure(digest: Digest, diffId?: Digest): Promise<string> {
     const dir = this.path(digest);
     if ((await fsp.stat(dir).catch(() => null)) !== null) return dir;
     let p = this.inflight.get(digest);
     if (!p) {
       p = (async () => {
         await fsp.mkdir(this.dir, { recursive: true });
-        await unpackLayer(await this.blobs.open(digest), dir, { limits: this.limits, tmpDir: this.tmpDir, label: digest });
+        const file = this.blobs.path(digest);
+        if (!(await this.blobs.has(digest))) throw new BlobNotFound(`layer blob ${digest} is not in the store`, { digest });
+        await unpackLayer(file, dir, { limits: this.limits, tmpDir: this.tmpDir, label: digest, diffId });
         return dir;
       })().finally(() => this.inflight.delete(digest));
       this.inflight.set(digest, p);

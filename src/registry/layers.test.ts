@@ -7,7 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as tar from 'tar';
 import { InvalidLayer } from '../errors/index.ts';
 import { openStore, type ImageStore } from './index.ts';
-import { makeTar, tempDir, type FakeEntry } from './testing.ts';
+import { sha256 } from './digest.ts';
+import { diffIdOf, makeTar, tempDir, type FakeEntry } from './testing.ts';
 
 let t: ReturnType<typeof tempDir>;
 let store: ImageStore;
@@ -21,8 +22,9 @@ afterEach(async () => {
 });
 
 async function unpack(entries: FakeEntry[]): Promise<string> {
-  const { digest, size } = await store.putBlob(makeTar(entries));
-  const image = await store.commitImage({ repo: 'layertest', tag: 'v1', base: null, newLayers: [{ digest, diffId: digest, size }], config: {} });
+  const blob = makeTar(entries);
+  const { digest, size } = await store.putBlob(blob);
+  const image = await store.commitImage({ repo: 'layertest', tag: 'v1', base: null, newLayers: [{ digest, diffId: diffIdOf(blob), size }], config: {} });
   const [dir] = await store.layerDirs(image);
   return dir as string;
 }
@@ -149,13 +151,15 @@ describe('hostile layers are refused and leave nothing behind', () => {
     ['tar bomb: too many entries', () => Array.from({ length: 60 }, (_, i) => ({ path: `f${i}`, body: '' })), /more than 50 entries \(limit\) at entry "f50"/],
     ['tar bomb: too large', () => [{ path: 'small', body: 'x' }, { path: 'big', body: Buffer.alloc(100 * 1024) }], /unpacks to more than 64\.0 KiB|unpacks to more than 65536 bytes \(limit\) at entry "big"/],
     ['not a tar', () => [], /not a valid tar stream|refused/],
+    ['wrong diff_id', () => [{ path: 'fine', body: 'x' }], /its content is sha256:[0-9a-f]{64}, but the image config says diff_id sha256:/],
   ];
 
   it.each(cases)('%s', async (name, entries, message) => {
     fs.mkdirSync(outside(), { recursive: true });
     const blob = name === 'not a tar' ? Buffer.from('this is not a tar archive at all, just text '.repeat(30)) : makeTar(entries());
     const { digest, size } = await store.putBlob(blob);
-    const image = await store.commitImage({ repo: 'evil', tag: 'v1', base: null, newLayers: [{ digest, diffId: digest, size }], config: {} });
+    const diffId = name === 'wrong diff_id' ? sha256('not this layer') : diffIdOf(blob);
+    const image = await store.commitImage({ repo: 'evil', tag: 'v1', base: null, newLayers: [{ digest, diffId, size }], config: {} });
     const err = await store.layerDirs(image).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidLayer);
     expect((err as Error).message).toMatch(message);

@@ -179,7 +179,7 @@ class FileImageStore implements ImageStore {
 
   async layerDirs(image: Image): Promise<string[]> {
     const dirs: string[] = [];
-    for (const l of image.layers) dirs.push(await this.layers.ensure(l.digest));
+    for (const l of image.layers) dirs.push(await this.layers.ensure(l.digest, l.diffId));
     return dirs.reverse();
   }
 

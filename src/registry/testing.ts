@@ -3,7 +3,8 @@
 import { mkdtempSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { sha256, type Digest } from './digest.ts';
 import type { HeaderData } from 'tar';
 import { headerBytes } from './layerwriter.ts';
 
@@ -26,4 +27,9 @@ export function makeTar(entries: FakeEntry[], gzip = true): Buffer {
 export function tempDir(label: string): { dir: string; cleanup: () => Promise<void> } {
   const dir = mkdtempSync(path.join(os.tmpdir(), `paas-${label}-`));
   return { dir, cleanup: () => fsp.rm(dir, { recursive: true, force: true }) };
+}
+
+/** The diff_id of a layer blob: sha256 of its uncompressed tar. */
+export function diffIdOf(blob: Buffer): Digest {
+  return sha256(blob[0] === 0x1f && blob[1] === 0x8b ? gunzipSync(blob) : blob);
 }
