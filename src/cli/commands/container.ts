@@ -1,6 +1,6 @@
 // `paas container:run`: a container in the foreground without the daemon, like `runc run`.
-import { parseArgs } from 'node:util';
 import { InvalidArgument } from '../../errors/index.ts';
+import { parse } from './args.ts';
 import { createRuntime, parseCpus, parseMemory, parsePids } from '../../runtime/index.ts';
 import type { ContainerSpec, NetMode, Volume } from '../../runtime/index.ts';
 
@@ -8,9 +8,10 @@ export async function run(_name: string, args: string[]): Promise<number> {
   const dash = args.indexOf('--');
   const flags = dash < 0 ? args : args.slice(0, dash);
   const command = dash < 0 ? [] : args.slice(dash + 1);
-  const { values } = parseArgs({
+  const { values, positionals } = parse({
     args: flags,
     strict: true,
+    allowPositionals: true,
     options: {
       rootfs: { type: 'string' },
       image: { type: 'string' },
@@ -27,7 +28,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
       'data-dir': { type: 'string', default: process.env.PAAS_DATA_DIR ?? '/var/lib/paas' },
     },
   });
-  if (command.length === 0) throw new InvalidArgument('container:run: give the command after "--"');
+  if (command.length === 0 || positionals.length > 0) throw new InvalidArgument('container:run: give the command after "--"');
   if ((values.rootfs === undefined) === (values.image === undefined)) throw new InvalidArgument('container:run: give exactly one of --rootfs DIR or --image REF');
   const net = values.net as NetMode;
   if (!['none', 'bridge', 'host'].includes(net)) throw new InvalidArgument(`container:run: --net "${values.net}" must be none, bridge or host`);

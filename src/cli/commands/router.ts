@@ -1,9 +1,9 @@
 // `paas router`: the front-door process. The daemon starts it detached; it can also be run by hand.
-import { parseArgs } from 'node:util';
 import { InvalidArgument } from '../../errors/index.ts';
+import { parse } from './args.ts';
 
 export async function run(_name: string, args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parse({
     args,
     strict: true,
     options: {
