@@ -1,8 +1,9 @@
 // Steps 1 and 2 of a push: receive (the pushed commit's tree into a build directory) and
-// build (an image from it). A Dockerfile builds as is; an app without one will go through a
-// buildpack (a later step slots in at `chooseBuildMethod`).
+// build (an image from it). A Dockerfile builds as is; an app without one builds from the
+// Dockerfile its buildpack renders (`chooseBuildMethod`, src/buildpacks).
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { describeChoice, detect, writeBuildpackFiles, type BuildChoice } from '../buildpacks/index.ts';
 import { checkoutCommit, type ReceivedPush, type RefUpdate } from '../git/index.ts';
 import type { AppJson, AppName, Processes } from '../apps/index.ts';
 import { BuildFailed, PaasError } from '../errors/index.ts';
@@ -32,22 +33,25 @@ export interface Built {
   appJson: AppJson;
 }
 
-type BuildMethod = { kind: 'dockerfile'; path: string };
-
-function chooseBuildMethod(dir: string): BuildMethod {
-  const path = join(dir, 'Dockerfile');
-  if (existsSync(path)) return { kind: 'dockerfile', path };
-  throw new BuildFailed('no Dockerfile in the pushed commit: add a Dockerfile at the repository root (buildpacks are not supported yet)', { step: 'detect' });
+/**
+ * Choose build: the repository's Dockerfile, or one rendered by the buildpack that recognizes
+ * the app (the BUILDPACK config var forces one). Its files (a static server…) join the context.
+ */
+function chooseBuildMethod(dir: string, config: Readonly<Record<string, string>>): BuildChoice {
+  const choice = detect(dir, { forced: config.BUILDPACK });
+  writeBuildpackFiles(dir, choice);
+  return choice;
 }
 
 export async function build(deps: DeployDeps, co: Checkout, r: Reporter): Promise<Built> {
   const record = deps.state.builds.start(co.app, co.sha);
   try {
-    const method = chooseBuildMethod(co.dir);
-    r.info(`Build ${record.id} of ${co.sha.slice(0, 7)} from ${method.kind === 'dockerfile' ? 'Dockerfile' : method.kind}`);
+    const method = chooseBuildMethod(co.dir, deps.state.apps.config(co.app));
+    r.info(`Build ${record.id} of ${co.sha.slice(0, 7)}: ${describeChoice(method)}`);
+    for (const w of method.warnings) r.info(`warning: ${w}`);
     const tag = `build-${record.id}`;
     const { image } = await deps.build({
-      contextDir: co.dir, tag: { repo: co.app, tag }, runtime: deps.runtime, store: deps.store, dataDir: deps.dataDir,
+      contextDir: co.dir, dockerfile: method.dockerfile ?? undefined, tag: { repo: co.app, tag }, runtime: deps.runtime, store: deps.store, dataDir: deps.dataDir,
       onLine: (line) => r.build(line),
     });
     const processes = processTypes(co.dir, image);

@@ -9,6 +9,8 @@ import type { Backend, RouteTable } from '../router/index.ts';
 /** The builder's entry point (src/build): a Dockerfile context in, a stored image out. */
 export type BuildFn = (opts: {
   contextDir: string;
+  /** A buildpack's rendered Dockerfile (contents); default: the context's own Dockerfile. */
+  dockerfile?: string;
   tag: { repo: string; tag: string };
   runtime: Runtime;
   store: ImageStore;
