@@ -21,6 +21,7 @@ const releases = () => import('./commands/releases.ts');
 const ps = () => import('./commands/ps.ts');
 const logs = () => import('./commands/logs.ts');
 const domains = () => import('./commands/domains.ts');
+const buildpacks = () => import('./commands/buildpacks.ts');
 
 export const COMMANDS: readonly Command[] = [
   { name: 'daemon', usage: 'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--max-push-size 100m] [--log-retention 50m]', summary: 'run the paas daemon: API, git, registry; starts the router', load: daemon },
@@ -40,6 +41,8 @@ export const COMMANDS: readonly Command[] = [
   { name: 'domains', usage: 'domains NAME [--json]', summary: "list an app's domains", load: domains },
   { name: 'domains:add', usage: 'domains:add NAME HOST', summary: 'route a custom domain to an app', load: domains },
   { name: 'domains:remove', usage: 'domains:remove NAME HOST', summary: 'remove a custom domain', load: domains },
+  { name: 'buildpacks', usage: 'buildpacks [--json]', summary: 'list the buildpacks, in detection order', load: buildpacks },
+  { name: 'buildpacks:detect', usage: 'buildpacks:detect [DIR] [--buildpack NAME] [--dockerfile-only] [--json]', summary: 'show what DIR builds with, why, and the Dockerfile a buildpack renders', load: buildpacks },
   { name: 'container:run', usage: 'container:run [--rootfs DIR | --image REF] [--memory 64m] [--cpus 0.5] [--pids 64] [--net none|bridge] [--runtime native|runc] [--user U] [--env K=V]… [--workdir DIR] [--volume SRC:DST[:ro]]… [--data-dir DIR] -- CMD…', summary: 'run a container in the foreground without the daemon (debugging)', load: container },
   { name: 'router', usage: 'router [--data-dir DIR] [--http-port 80] [--domain localhost] [--workers N]', summary: 'run the HTTP router process (the daemon starts it for you)', load: router },
 ];
