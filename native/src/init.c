@@ -20,19 +20,52 @@ static int exit_code(int status)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-void container_init(const struct spec *s, int status_fd)
+void init_block_signals(sigset_t *set)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
 	for (int i = 0; i < 6; i++) {
-		sigaddset(&set, FORWARDED_SIGNALS[i]);
+		sigaddset(set, FORWARDED_SIGNALS[i]);
 		/* A handler, not SIG_DFL: the kernel drops default-action signals sent to a
 		 * namespace's init (pid_namespaces(7)). Blocked, so sigwaitinfo collects them. */
 		signal(FORWARDED_SIGNALS[i], noop);
 	}
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+	if (sigprocmask(SIG_BLOCK, set, NULL) < 0)
 		die("init", "sigprocmask: %m");
+}
+
+void init_wait(pid_t app, const sigset_t *set, int status_fd)
+{
+	for (;;) {
+		siginfo_t info;
+		int sig = sigwaitinfo(set, &info);
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			die("init", "sigwaitinfo: %m");
+		}
+		if (sig != SIGCHLD) {
+			kill(app, sig);
+			continue;
+		}
+		int status;
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			if (pid != app)
+				continue;
+			/* The raw status tells the shim whether the app was killed by a signal; our
+			 * own exit code cannot (init cannot die of the same signal). */
+			if (status_fd >= 0)
+				write_all(status_fd, &status, sizeof status);
+			_exit(exit_code(status));
+		}
+	}
+}
+
+void container_init(const struct spec *s, int status_fd)
+{
+	sigset_t set;
+	init_block_signals(&set);
 
 	struct proc p;
 	proc_from_spec(s, &p);
@@ -54,28 +87,5 @@ void container_init(const struct spec *s, int status_fd)
 	caps_set(1ULL << CAP_KILL);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		die("init", "no_new_privs: %m");
-
-	for (;;) {
-		siginfo_t info;
-		int sig = sigwaitinfo(&set, &info);
-		if (sig < 0) {
-			if (errno == EINTR)
-				continue;
-			die("init", "sigwaitinfo: %m");
-		}
-		if (sig != SIGCHLD) {
-			kill(app, sig);
-			continue;
-		}
-		int status;
-		pid_t pid;
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			if (pid != app)
-				continue;
-			/* The raw status tells the shim whether the app was killed by a signal; our
-			 * own exit code cannot (init cannot die of the same signal). */
-			write_all(status_fd, &status, sizeof status);
-			_exit(exit_code(status));
-		}
-	}
+	init_wait(app, &set, status_fd);
 }

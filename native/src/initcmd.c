@@ -5,28 +5,16 @@
  * init that reaps zombies and forwards signals") would differ between backends. */
 #include "paas.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
 
-static void noop(int sig) { (void)sig; }
-
 int cmd_init(char **argv)
 {
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	for (int i = 0; i < 6; i++) {
-		sigaddset(&set, FORWARDED_SIGNALS[i]);
-		/* pid_namespaces(7): default-action signals to a namespace's init are dropped. */
-		signal(FORWARDED_SIGNALS[i], noop);
-	}
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		die("init", "sigprocmask: %m");
+	init_block_signals(&set);
 	/* CVE-2019-5736: this process is a host binary; a non-dumpable process's /proc/PID/exe
 	 * cannot be opened by the container's other processes (they lack CAP_SYS_PTRACE). */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
@@ -41,22 +29,5 @@ int cmd_init(char **argv)
 			signal(FORWARDED_SIGNALS[i], SIG_DFL);
 		exec_path(argv, environ);
 	}
-	for (;;) {
-		siginfo_t info;
-		int sig = sigwaitinfo(&set, &info);
-		if (sig < 0) {
-			if (errno == EINTR)
-				continue;
-			die("init", "sigwaitinfo: %m");
-		}
-		if (sig != SIGCHLD) {
-			kill(app, sig);
-			continue;
-		}
-		int status;
-		pid_t pid;
-		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-			if (pid == app)
-				_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-	}
+	init_wait(app, &set, -1);
 }

@@ -84,6 +84,12 @@ void setup_rootfs(const char *bundle, const struct spec *s, int userns);
 
 /* init.c */
 __attribute__((noreturn)) void container_init(const struct spec *s, int status_fd);
+/* Blocks SIGCHLD and the forwarded signals (with handlers: a namespace's init gets only
+ * signals it handles), for init_wait's sigwaitinfo. */
+void init_block_signals(sigset_t *set);
+/* PID 1's loop: forwards signals to `app`, reaps every child, exits with app's status
+ * (raw wait status written to status_fd first when it is >= 0). */
+__attribute__((noreturn)) void init_wait(pid_t app, const sigset_t *set, int status_fd);
 
 /* process.c: become the app (credentials, cwd, caps, no_new_privs, seccomp, exec). */
 __attribute__((noreturn)) void exec_process(const struct proc *p);
