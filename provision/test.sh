@@ -11,7 +11,7 @@ cd "$PAAS_SRC"
 [ "$(id -u)" = 0 ] || { echo "provision/test.sh: run as root (containers, cgroups, netns)" >&2; exit 1; }
 
 apt_ensure ca-certificates curl git make gcc libc6-dev libseccomp-dev pkg-config \
-  attr iproute2 nftables iptables runc busybox-static skopeo umoci debootstrap hyperfine wrk nginx
+  attr iproute2 nftables iptables runc busybox-static skopeo umoci debootstrap hyperfine wrk nginx chromium
 use_node
 npm_ensure
 make -s -C native
