@@ -1,0 +1,137 @@
+// Buildpack build of the Express fixture (test/fixtures/buildpacks/express: detect → render →
+// build), cold (no cache) and after a code-only change, beside `docker build` of the Dockerfile
+// Heroku's Node getting-started guide suggests for the same app, measured in the same run when
+// a Docker engine answers (else MEASURED.md's docker figures, labelled as such). Our builder
+// on that same hand-written Dockerfile is shown too, so the buildpack's own cost is visible.
+//   node bench/buildpacks.ts [--data-dir DIR] [--runtime native|runc] [--runs N]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { build, type BuildResult } from '../src/build/index.ts';
+import { describeChoice, detect, writeBuildpackFiles } from '../src/buildpacks/index.ts';
+import { openStore, type ImageStore } from '../src/registry/index.ts';
+import { createRuntime } from '../src/runtime/index.ts';
+import { table } from './lib.ts';
+
+const repo = path.join(import.meta.dirname, '..');
+const fixture = path.join(repo, 'test/fixtures/buildpacks/express');
+// Heroku's getting-started Dockerfile for Node (node-js-getting-started, "Deploying with Docker").
+const HEROKU_DOCKERFILE = `FROM node:24
+WORKDIR /app
+COPY package*.json ./
+RUN npm ci --omit=dev
+COPY . .
+ENV NODE_ENV=production
+EXPOSE 5000
+CMD ["npm", "start"]
+`;
+const { values: args } = parseArgs({
+  options: {
+    'data-dir': { type: 'string' },
+    runtime: { type: 'string', default: existsSync(path.join(repo, 'native/build/paas-shim')) ? 'native' : 'runc' },
+    runs: { type: 'string', default: '3' },
+  },
+});
+const runs = Math.max(1, Number(args.runs));
+const ownDataDir = args['data-dir'] === undefined;
+const dataDir = args['data-dir'] ?? mkdtempSync('/var/tmp/paas-bench-bp-');
+const CACHE = path.join(process.env.PAAS_CACHE_DIR ?? '/var/cache/paas', 'base');
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+/** node:24 and debian from the store, else from provision/base-images' cached layouts. */
+async function baseImages(store: ImageStore): Promise<boolean> {
+  try {
+    await store.resolveImage('library/node:24');
+    return true;
+  } catch {
+    if (!existsSync(path.join(CACHE, 'node-24', 'index.json'))) return false;
+    await store.importOciLayout(path.join(CACHE, 'node-24'), ['library/node:24']);
+    return true;
+  }
+}
+
+const ctx = mkdtempSync('/var/tmp/paas-bench-bp-ctx-');
+cpSync(fixture, ctx, { recursive: true });
+let codeVersion = 0;
+const touchCode = (): void => {
+  writeFileSync(path.join(ctx, 'server.js'), `// change ${++codeVersion}\n${readFileSync(path.join(fixture, 'server.js'), 'utf8')}`);
+};
+
+async function main(): Promise<void> {
+  const store = await openStore(dataDir);
+  if (!(await baseImages(store))) {
+    console.log(`bench/buildpacks: skipped: library/node:24 is not in ${dataDir} and ${CACHE}/node-24 does not exist; run provision/base-images --only node`);
+    return;
+  }
+  await store.layerDirs(await store.resolveImage('library/node:24'));
+  const runtime = createRuntime(args.runtime as string, { dataDir });
+  const paas = async (dockerfile: 'buildpack' | 'heroku', noCache: boolean): Promise<{ s: number; r: BuildResult }> => {
+    const t = performance.now();
+    let text = HEROKU_DOCKERFILE;
+    if (dockerfile === 'buildpack') {
+      const choice = detect(ctx);
+      if (codeVersion === 0 && noCache) console.log(describeChoice(choice));
+      writeBuildpackFiles(ctx, choice);
+      text = choice.dockerfile!;
+    }
+    const r = await build({
+      contextDir: ctx, dockerfile: text, tag: { repo: `bench/${dockerfile}`, tag: 'latest' }, noCache, runtime, store, dataDir,
+      onLine: (l) => (process.env.BENCH_VERBOSE ? console.log(`  | ${l}`) : undefined),
+    });
+    return { s: (performance.now() - t) / 1000, r };
+  };
+  const measure = async (kind: 'buildpack' | 'heroku'): Promise<{ cold: number; codeOnly: number }> => {
+    const cold = await paas(kind, true);
+    const codeOnly: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      touchCode();
+      const c = await paas(kind, false);
+      if (c.r.steps.find((s) => s.instruction.startsWith('RUN npm ci'))?.cached !== true) throw new Error(`${kind}: code-only rebuild did not reuse the npm ci layer`);
+      codeOnly.push(c.s);
+    }
+    return { cold: cold.s, codeOnly: median(codeOnly) };
+  };
+  const bp = await measure('buildpack');
+  const hand = await measure('heroku');
+
+  let peer: { cold: number; codeOnly: number | null; unchanged: number | null; label: string };
+  if (spawnSync('docker', ['info'], { stdio: 'ignore', timeout: 10_000 }).status === 0) {
+    const dctx = mkdtempSync('/var/tmp/paas-bench-bp-docker-');
+    cpSync(ctx, dctx, { recursive: true });
+    writeFileSync(path.join(dctx, 'Dockerfile'), HEROKU_DOCKERFILE);
+    const docker = (noCache: boolean): number => {
+      const t = performance.now();
+      execFileSync('docker', ['build', '--network', 'host', ...(noCache ? ['--no-cache'] : []), '-q', '-t', 'paas-bench-bp', dctx], { stdio: 'ignore' });
+      return (performance.now() - t) / 1000;
+    };
+    const cold = docker(true);
+    const dc: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      writeFileSync(path.join(dctx, 'server.js'), `// docker change ${i}\n${readFileSync(path.join(fixture, 'server.js'), 'utf8')}`);
+      dc.push(docker(false));
+    }
+    rmSync(dctx, { recursive: true, force: true });
+    peer = { cold, codeOnly: median(dc), unchanged: null, label: 'docker build, Heroku Dockerfile (this run)' };
+  } else {
+    console.log('docker: no engine answers `docker info`; docker figures below are from MEASURED.md (bench/build\'s Express app, not this run)');
+    peer = { cold: 3.36, codeOnly: null, unchanged: 0.44, label: 'docker build (MEASURED.md, not this run)' };
+  }
+  const ratio = (a: number, b: number | null): string => (b === null ? 'n/a' : `${(a / b).toFixed(2)}x`);
+  console.log(`paas on ${args.runtime}, Express fixture, median of ${runs} code-only runs`);
+  console.log(table([
+    ['case', 'paas buildpack (s)', 'paas, Heroku Dockerfile (s)', peer.label, 'buildpack / docker'],
+    ['cold (no cache)', bp.cold.toFixed(2), hand.cold.toFixed(2), peer.cold.toFixed(2), ratio(bp.cold, peer.cold)],
+    ['code-only change', bp.codeOnly.toFixed(2), hand.codeOnly.toFixed(2), peer.codeOnly === null ? 'n/a' : peer.codeOnly.toFixed(2), ratio(bp.codeOnly, peer.codeOnly)],
+  ]));
+  if (peer.codeOnly === null && peer.unchanged !== null) {
+    console.log(`code-only vs docker's unchanged rebuild (a lower bound for its code-only build): ${ratio(bp.codeOnly, peer.unchanged)}`);
+  }
+}
+
+try {
+  await main();
+} finally {
+  rmSync(ctx, { recursive: true, force: true });
+  if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
+}
