@@ -301,7 +301,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       const t0 = performance.now();
       out(`Step ${++n}/${total} : ${s.from.text}`);
       const st = await from(s);
-      out(` ---> ${st.base ? st.base.digest.slice(7, 19) : st.stage.index === 0 || st.layers.length === 0 ? 'scratch' : 'stage'}`);
+      const parentStage = [...built.values()].find((b) => b.stage.name === fromOf(s).toLowerCase() && b.stage.index < s.index);
+      out(` ---> ${parentStage ? `stage ${parentStage.stage.name}` : st.base ? st.base.digest.slice(7, 19) : 'scratch'}`);
       steps.push({ n, instruction: s.from.text, cached: true, ms: performance.now() - t0 });
       for (const i of s.instrs) {
         const stepN = ++n;
