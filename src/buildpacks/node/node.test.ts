@@ -63,7 +63,7 @@ describe('engines.node → base image major', () => {
 describe('package manager from the lockfile', () => {
   it('package-lock.json → npm ci, production install in the dependency layer', () => {
     const text = render(app('express'));
-    expect(text).toMatch(/^COPY package\.json package-lock\.json \.\/\nRUN npm ci --omit=dev --no-audit --no-fund$/m);
+    expect(text).toMatch(/^COPY package\.json package-lock\.json \.\/\nRUN npm ci --omit=dev --no-audit --no-fund && mkdir -p node_modules$/m);
     expect(text).not.toContain('corepack');
     expect(node.plan(app('express')).warnings).toEqual([]);
   });
@@ -71,13 +71,13 @@ describe('package manager from the lockfile', () => {
   it('yarn.lock → yarn 1 through corepack, pinned by hash', () => {
     const text = render(app('yarn'));
     expect(text).toMatch(/corepack enable yarn && corepack install -g yarn@1\.22\.22\+sha512\.[0-9a-f]{128}$/m);
-    expect(text).toMatch(/^COPY package\.json yarn\.lock \.\/\nRUN yarn install --frozen-lockfile --non-interactive --production$/m);
+    expect(text).toMatch(/^COPY package\.json yarn\.lock \.\/\nRUN yarn install --frozen-lockfile --non-interactive --production && mkdir -p node_modules$/m);
   });
 
   it('pnpm-lock.yaml → pnpm through corepack', () => {
     const text = render(app('pnpm'));
     expect(text).toMatch(/corepack enable pnpm && corepack install -g pnpm@10\.\d+\.\d+\+sha512\.[0-9a-f]{128}$/m);
-    expect(text).toMatch(/^COPY package\.json pnpm-lock\.yaml \.\/\nRUN pnpm install --frozen-lockfile --prod$/m);
+    expect(text).toMatch(/^COPY package\.json pnpm-lock\.yaml \.\/\nRUN pnpm install --frozen-lockfile --prod && mkdir -p node_modules$/m);
   });
 
   it('package.json packageManager pins the version corepack installs', () => {
@@ -99,7 +99,7 @@ describe('package manager from the lockfile', () => {
   it('no lockfile → npm install, with a warning', () => {
     const plan = node.plan(app('node22'));
     expect(plan.warnings).toEqual([expect.stringMatching(/^no lockfile .*commit a lockfile/)]);
-    expect(render(app('node22'))).toMatch(/^COPY package\.json \.\/\nRUN npm install --omit=dev --no-audit --no-fund$/m);
+    expect(render(app('node22'))).toMatch(/^COPY package\.json \.\/\nRUN npm install --omit=dev --no-audit --no-fund && mkdir -p node_modules$/m);
   });
 });
 
