@@ -133,6 +133,15 @@ describe('diffToLayer is deterministic', () => {
     expect(third.digest).not.toBe(first.digest);
     expect(third.diffId).not.toBe(first.diffId);
   });
+
+  it('packs symlinks that dangle in the upper dir (they point into a lower layer)', async () => {
+    const src = path.join(t.dir, 'upper-dangling');
+    fs.mkdirSync(path.join(src, 'usr/bin'), { recursive: true });
+    fs.symlinkSync('/usr/lib/x86_64-linux-gnu/libfoo.so.1', path.join(src, 'usr/bin/libfoo'));
+    fs.symlinkSync('../share/missing', path.join(src, 'usr/bin/rel'));
+    const layer = await store.diffToLayer(src);
+    expect(await tarEntries(layer.digest)).toEqual(['Directory:usr/', 'Directory:usr/bin/', 'SymbolicLink:usr/bin/libfoo', 'SymbolicLink:usr/bin/rel']);
+  });
 });
 
 describe('hostile layers are refused and leave nothing behind', () => {

@@ -41,7 +41,9 @@ function unescapeGetfattr(s: string): string {
 /** All `trusted.overlay.*` xattrs under `root`, in one getfattr run: path → name → value. */
 export async function overlayXattrs(root: string): Promise<Map<string, Map<string, string>>> {
   const out = new Map<string, Map<string, string>>();
-  const { stdout } = await run('getfattr', ['-R', '-P', '--absolute-names', '-d', '-e', 'text', '-m', '^trusted\\.overlay\\.', root], {
+  // -h: read a symlink's own xattrs; without it getfattr fails on every link that dangles
+  // in an upper dir (one pointing into a lower layer), i.e. after most apt-get installs.
+  const { stdout } = await run('getfattr', ['-R', '-P', '-h', '--absolute-names', '-d', '-e', 'text', '-m', '^trusted\\.overlay\\.', root], {
     maxBuffer: 256 * 1024 * 1024,
   });
   let current: Map<string, string> | null = null;
