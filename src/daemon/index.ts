@@ -6,6 +6,7 @@ import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import pino from 'pino';
 import { openState, type AppName } from '../apps/index.ts';
+import { createDashboard } from '../dashboard/index.ts';
 import { build } from '../build/index.ts';
 import { adopt, handlePush, type DeployDeps } from '../deploy/index.ts';
 import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/index.ts';
@@ -13,6 +14,7 @@ import { DEFAULT_RETENTION_BYTES, LogCollector, LogStore } from '../logs/index.t
 import { openStore } from '../registry/index.ts';
 import { createRegistryHandler } from '../registry/server.ts';
 import { accessLogPath } from '../router/access-log.ts';
+import { Unsupported } from '../errors/index.ts';
 import { createRuntime } from '../runtime/index.ts';
 import { createApi } from './api.ts';
 import { ensureAdminToken, requestToken, tokenChecker } from './auth.ts';
@@ -79,6 +81,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   const registry = createRegistryHandler({ store, realm: 'paas', authenticate: (req) => checkToken(requestToken(req)) });
   const api = createApi({ deps, reposDir, checkToken, log: (msg, extra) => log.info(extra ?? {}, msg) });
+  const dashboard = createDashboard({
+    deps, checkToken, tokenPath: join(opts.dataDir, 'admin-token'), log: (msg, extra) => log.info(extra ?? {}, msg),
+    // Until the processes issue lands a scale in src/deploy, the dashboard says so instead of faking it.
+    scale: async () => {
+      throw new Unsupported('scaling is not available yet: src/deploy has no scale (the processes issue)');
+    },
+  });
 
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '/';
@@ -91,7 +100,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       return;
     }
     if (url === '/v2' || url.startsWith('/v2/')) return void registry(req, res);
-    api(req, res);
+    if (url === '/api' || url.startsWith('/api/') || url.startsWith('/api?')) return void api(req, res);
+    dashboard(req, res);
   });
   // Pushes and log follows are long requests: no idle cut-off on the API port.
   server.requestTimeout = 0;
