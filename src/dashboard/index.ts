@@ -57,16 +57,22 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     res.set('cache-control', 'public, max-age=300').type(f.type).send(f.body);
   });
 
+  // Browsers ask for it on every page; answering here keeps it from bouncing to the login page.
+  dash.get('/favicon.ico', (_req, res) => void res.status(204).end());
+
   const form = express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 });
   const page = (res: Response, status: number, view: string, layout: LayoutData, data: Record<string, unknown> = {}) =>
     void res.status(status).type('html').send(render(view, layout, data));
 
   dash.get('/login', (req, res) => {
     if (sessions.get(readCookie(req, SESSION_COOKIE)) !== null) return void res.redirect(303, '/');
-    loginPage(res, 200, null);
+    loginPage(req, res, 200, null);
   });
-  function loginPage(res: Response, status: number, error: string | null) {
-    const loginCsrf = randomToken();
+  function loginPage(req: Request, res: Response, status: number, error: string | null) {
+    // Reuse the browser's login token if it has one: a second login page open (or a favicon
+    // fetch bounced here) must not invalidate the form already on screen.
+    const had = readCookie(req, LOGIN_COOKIE);
+    const loginCsrf = had !== null && /^[A-Za-z0-9_-]{43}$/.test(had) ? had : randomToken();
     res.append('set-cookie', sessionCookie(LOGIN_COOKIE, loginCsrf, { maxAgeS: 3600, path: '/login' }));
     page(res, status, 'login', { title: 'Log in', flash: error === null ? null : { kind: 'error', text: error } }, { loginCsrf, tokenPath: opts.tokenPath });
   }
@@ -81,7 +87,7 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     const token = typeof body.token === 'string' ? body.token.trim() : null;
     if (!opts.checkToken(token)) {
       opts.log('dashboard login failed');
-      return loginPage(res, 401, 'That is not the admin token.');
+      return loginPage(req, res, 401, 'That is not the admin token.');
     }
     const s = sessions.create();
     res.append('set-cookie', sessionCookie(SESSION_COOKIE, s.id, { maxAgeS: SESSION_MAX_AGE_S }));
