@@ -54,6 +54,9 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE domains (domain TEXT PRIMARY KEY, app TEXT NOT NULL);
    CREATE TABLE formation (app TEXT NOT NULL, type TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (app, type));
    CREATE TABLE locks (app TEXT PRIMARY KEY, holder TEXT NOT NULL, boot TEXT NOT NULL, acquired_at TEXT NOT NULL);`,
+  // What built a release's image: a buildpack's name, or 'dockerfile' for the app's own.
+  // NULL for releases made before it was recorded.
+  `ALTER TABLE releases ADD COLUMN buildpack TEXT;`,
 ];
 
 export function openDb(dataDir: string): Db {

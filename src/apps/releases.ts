@@ -1,5 +1,6 @@
-// Immutable releases: vN = image + config + process types + git sha + build. A row is written
-// once and never updated; what happened when it was deployed is a separate `deploys` row.
+// Immutable releases: vN = image + config + process types + buildpack + git sha + build. A row
+// is written once and never updated; what happened when it was deployed is a separate
+// `deploys` row.
 import { ReleaseNotFound } from '../errors/index.ts';
 import { tx, type Db } from './db.ts';
 import type { AppName } from './name.ts';
@@ -19,6 +20,8 @@ export interface Release {
   processes: Processes;
   gitSha: string;
   buildId: number | null;
+  /** What built the image: a buildpack's name, 'dockerfile', or null when not recorded. */
+  buildpack: string | null;
   description: string;
   /** The parts of app.json the platform acts on (scripts.dokku.predeploy, healthchecks). */
   appJson: AppJson;
@@ -37,13 +40,14 @@ export interface NewRelease {
   processes: Processes;
   gitSha: string;
   buildId: number | null;
+  buildpack?: string | null;
   description: string;
   appJson?: AppJson;
 }
 
 interface Row {
   app: string; version: number; image: string; image_digest: string; config: string; processes: string; git_sha: string;
-  build_id: number | null; description: string; app_json: string; created_at: string; status: DeployStatus | null; error: string | null;
+  build_id: number | null; buildpack: string | null; description: string; app_json: string; created_at: string; status: DeployStatus | null; error: string | null;
 }
 
 const SELECT = `SELECT r.*, d.status, d.error FROM releases r LEFT JOIN deploys d ON d.app = r.app AND d.version = r.version`;
@@ -52,7 +56,7 @@ function toRelease(r: Row): Release {
   return {
     app: r.app as AppName, version: r.version, image: r.image, imageDigest: r.image_digest,
     config: JSON.parse(r.config) as Record<string, string>, processes: JSON.parse(r.processes) as Processes,
-    gitSha: r.git_sha, buildId: r.build_id, description: r.description, appJson: JSON.parse(r.app_json) as AppJson, createdAt: r.created_at,
+    gitSha: r.git_sha, buildId: r.build_id, buildpack: r.buildpack, description: r.description, appJson: JSON.parse(r.app_json) as AppJson, createdAt: r.created_at,
     deploy: r.status === null ? null : { status: r.status, error: r.error },
   };
 }
@@ -97,10 +101,10 @@ export class Releases {
       const max = this.db.prepare('SELECT MAX(version) AS v FROM releases WHERE app = ?').get(app) as { v: number | null };
       const v = (max.v ?? 0) + 1;
       this.db.prepare(
-        `INSERT INTO releases (app, version, image, image_digest, config, processes, git_sha, build_id, description, app_json, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO releases (app, version, image, image_digest, config, processes, git_sha, build_id, buildpack, description, app_json, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(app, v, input.image, input.imageDigest, JSON.stringify(config), JSON.stringify(input.processes), input.gitSha,
-        input.buildId, input.description, JSON.stringify(input.appJson ?? {}), new Date().toISOString());
+        input.buildId, input.buildpack ?? null, input.description, JSON.stringify(input.appJson ?? {}), new Date().toISOString());
       this.apps.replaceConfig(app, config);
       return v;
     });

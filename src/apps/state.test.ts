@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openState, parseAppName, parseConfigKey, parseConfigPairs, parseDomain, parseVersion, AppStore, type State } from './index.ts';
 import { PaasError } from '../errors/index.ts';
@@ -69,6 +70,22 @@ describe('releases', () => {
     expect(s.releases.failInterrupted()).toBe(1);
     expect(s.releases.get(app, 2).deploy?.status).toBe('failed');
     expect(s.apps.get(app).liveRelease).toBe(1);
+  });
+
+  it('records what built each release; releases from before it was recorded read as null', () => {
+    s.apps.create(app);
+    expect(s.releases.create(app, { ...rel('aaa'), buildpack: 'node' }, {}).buildpack).toBe('node');
+    expect(s.releases.create(app, { ...rel('bbb'), buildpack: 'dockerfile' }, {}).buildpack).toBe('dockerfile');
+    expect(s.releases.create(app, rel('ccc'), {}).buildpack).toBeNull();
+    expect(s.releases.list(app).map((r) => r.buildpack)).toEqual([null, 'dockerfile', 'node']);
+    // A database from before the buildpack column: the migration adds it, old rows stay null.
+    s.close();
+    const db = new DatabaseSync(join(dir, 'paas.db'));
+    db.exec("ALTER TABLE releases DROP COLUMN buildpack; DELETE FROM migrations WHERE version = 2;");
+    db.close();
+    s = openState(dir);
+    expect(s.releases.list(app).map((r) => [r.version, r.buildpack])).toEqual([[3, null], [2, null], [1, null]]);
+    expect(s.releases.create(app, { ...rel('ddd'), buildpack: 'static' }, {}).buildpack).toBe('static');
   });
 
   it('parses versions', () => {

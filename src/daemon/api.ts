@@ -36,7 +36,7 @@ function appInfo(state: State, deps: DeployDeps, name: AppName) {
 function releaseJson(r: import('../apps/index.ts').Release) {
   return {
     version: `v${r.version}`, description: r.description, gitSha: r.gitSha, image: r.image, imageDigest: r.imageDigest,
-    buildId: r.buildId, processes: r.processes, configKeys: Object.keys(r.config), createdAt: r.createdAt,
+    buildId: r.buildId, buildpack: r.buildpack, processes: r.processes, configKeys: Object.keys(r.config), createdAt: r.createdAt,
     status: r.deploy?.status ?? null, error: r.deploy?.error ?? null,
   };
 }

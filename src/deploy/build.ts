@@ -31,6 +31,8 @@ export interface Built {
   imageRef: string;
   processes: Processes;
   appJson: AppJson;
+  /** The buildpack that rendered the Dockerfile, or 'dockerfile' for the app's own. */
+  buildpack: string;
 }
 
 /**
@@ -56,7 +58,10 @@ export async function build(deps: DeployDeps, co: Checkout, r: Reporter): Promis
     });
     const processes = processTypes(co.dir, image);
     deps.state.builds.succeed(record.id, `${co.app}:${tag}`);
-    return { buildId: record.id, image, imageRef: `${co.app}:${tag}`, processes, appJson: readAppJson(co.dir) };
+    return {
+      buildId: record.id, image, imageRef: `${co.app}:${tag}`, processes, appJson: readAppJson(co.dir),
+      buildpack: method.kind === 'dockerfile' ? 'dockerfile' : method.buildpack,
+    };
   } catch (e) {
     deps.state.builds.fail(record.id, e instanceof Error ? e.message : String(e));
     throw e;

@@ -40,7 +40,7 @@ export async function handlePush(deps: DeployDeps, push: ReceivedPush, out: Outp
       const release = await r.timed('Releasing…', async () => {
         const rel = deps.state.releases.create(push.app, {
           image: built.imageRef, imageDigest: built.image.digest, processes: built.processes, gitSha: checkout.sha,
-          buildId: built.buildId, description: `Deploy ${checkout.sha.slice(0, 7)}`, appJson: built.appJson,
+          buildId: built.buildId, buildpack: built.buildpack, description: `Deploy ${checkout.sha.slice(0, 7)}`, appJson: built.appJson,
         }, deps.state.apps.config(push.app));
         await deps.store.tag(push.app, `v${rel.version}`, built.image.digest);
         r.info(`v${rel.version}: image ${built.image.digest.slice(0, 19)}, processes ${Object.keys(rel.processes).join(', ')}`);
@@ -140,7 +140,8 @@ export async function rollback(deps: DeployDeps, app: AppName, target: string | 
 async function releaseAndDeploy(deps: DeployDeps, from: Release, config: Readonly<Record<string, string>>, description: string, out: Output): Promise<ReleaseResult> {
   const r = new Reporter(from.app, out, deps.logs);
   const release = deps.state.releases.create(from.app, {
-    image: from.image, imageDigest: from.imageDigest, processes: from.processes, gitSha: from.gitSha, buildId: from.buildId, description, appJson: from.appJson,
+    image: from.image, imageDigest: from.imageDigest, processes: from.processes, gitSha: from.gitSha, buildId: from.buildId, buildpack: from.buildpack,
+    description, appJson: from.appJson,
   }, config);
   r.step(`${description}: v${release.version}`);
   await deployRelease(deps, release, r);

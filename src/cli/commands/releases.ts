@@ -4,7 +4,7 @@ import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
 
-interface ReleaseJson { version: string; description: string; gitSha: string; status: string | null; createdAt: string }
+interface ReleaseJson { version: string; description: string; gitSha: string; buildpack: string | null; status: string | null; createdAt: string }
 interface BuildJson { id: number; gitSha: string; status: string; startedAt: string; finishedAt: string | null; error: string | null }
 
 export async function run(name: string, args: string[]): Promise<number> {
@@ -15,7 +15,10 @@ export async function run(name: string, args: string[]): Promise<number> {
       const rs = await call<ReleaseJson[]>('GET', `/api/apps/${enc(app)}/releases`);
       if (values.json === true) printJson(rs);
       else if (rs.length === 0) process.stdout.write(`${app} has no releases yet\n`);
-      else process.stdout.write(table([['VERSION', 'GIT SHA', 'STATUS', 'CREATED', 'DESCRIPTION'], ...rs.map((r) => [r.version, r.gitSha.slice(0, 7), r.status ?? '-', r.createdAt, r.description])]));
+      else process.stdout.write(table([
+        ['VERSION', 'GIT SHA', 'BUILDPACK', 'STATUS', 'CREATED', 'DESCRIPTION'],
+        ...rs.map((r) => [r.version, r.gitSha.slice(0, 7), r.buildpack ?? '-', r.status ?? '-', r.createdAt, r.description]),
+      ]));
       return 0;
     }
     case 'rollback': {
