@@ -1,68 +1,137 @@
 #!/usr/bin/env bash
 # One command to install and start paas on a fresh Debian/Ubuntu box, as root. Idempotent:
 # run it again on a newer checkout to upgrade (the daemon restarts; apps keep serving,
-# since containers and the router outlive it).
+# since containers and the router outlive it). Options given once are remembered in
+# <data-dir>/setup.env, so a bare re-run upgrades the same install.
 #
 #   bash provision/setup.sh [--data-dir DIR] [--domain D] [--http-port P] [--api-port P] [--runtime native|runc]
-#   bash provision/setup.sh --uninstall [--purge]
+#                           [--run-dir DIR] [--log-dir DIR] [--bin-link PATH] [--base-images busybox,debian,node]
+#   bash provision/setup.sh --uninstall [--purge] [--data-dir DIR]
+#
+# --run-dir / --log-dir: where the pid file and the daemon log go when systemd does not run
+# (default /run/paas and /var/log/paas for the default data dir, else <data-dir>/run and
+# <data-dir>/log, so a second install on a test data dir never touches the real one's).
 set -euo pipefail
 PAAS_SRC=$(cd "$(dirname "$0")/.." && pwd)
 export PAAS_SRC
 . "$PAAS_SRC/provision/lib.sh"
 
-DATA_DIR=/var/lib/paas
-DOMAIN=${PAAS_DOMAIN:-localhost}
-HTTP_PORT=80
-API_PORT=7070
-RUNTIME=native
+DEFAULT_DATA_DIR=/var/lib/paas
+DATA_DIR=$DEFAULT_DATA_DIR
 UNINSTALL=0
 PURGE=0
+declare -A OPT=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --data-dir) DATA_DIR=$2; shift 2 ;;
-    --domain) DOMAIN=$2; shift 2 ;;
-    --http-port) HTTP_PORT=$2; shift 2 ;;
-    --api-port) API_PORT=$2; shift 2 ;;
-    --runtime) RUNTIME=$2; shift 2 ;;
+    --data-dir|--domain|--http-port|--api-port|--runtime|--run-dir|--log-dir|--bin-link|--base-images)
+      [ $# -ge 2 ] || { echo "setup: $1 needs a value" >&2; exit 2; }
+      if [ "$1" = --data-dir ]; then DATA_DIR=$2; else OPT[${1#--}]=$2; fi
+      shift 2 ;;
     --uninstall) UNINSTALL=1; shift ;;
     --purge) PURGE=1; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "setup: unknown option $1" >&2; exit 2 ;;
   esac
 done
 [ "$(id -u)" = 0 ] || { echo "setup: run as root" >&2; exit 1; }
+case "$DATA_DIR" in /*) ;; *) echo "setup: --data-dir must be an absolute path" >&2; exit 2 ;; esac
+DATA_DIR=${DATA_DIR%/}
 
-PIDFILE=/run/paas/daemon.pid
-LOGFILE=/var/log/paas/daemon.log
-UNIT=/etc/systemd/system/paas.service
+# What the last run chose, then what this run says (the command line wins).
+SETUP_ENV="$DATA_DIR/setup.env"
+declare -A SAVED=()
+if [ -f "$SETUP_ENV" ]; then
+  while IFS='=' read -r k v; do
+    case "$k" in domain|http-port|api-port|runtime|run-dir|log-dir|bin-link|base-images) SAVED[$k]=$v ;; esac
+  done <"$SETUP_ENV"
+fi
+opt() { echo "${OPT[$1]:-${SAVED[$1]:-$2}}"; }
+if [ "$DATA_DIR" = "$DEFAULT_DATA_DIR" ]; then run_default=/run/paas; log_default=/var/log/paas; else run_default=$DATA_DIR/run; log_default=$DATA_DIR/log; fi
+DOMAIN=$(opt domain "${PAAS_DOMAIN:-localhost}")
+HTTP_PORT=$(opt http-port 80)
+API_PORT=$(opt api-port 7070)
+RUNTIME=$(opt runtime native)
+RUN_DIR=$(opt run-dir "$run_default")
+LOG_DIR=$(opt log-dir "$log_default")
+BIN_LINK=$(opt bin-link /usr/local/bin/paas)
+BASE_IMAGES=$(opt base-images busybox,debian,node)
+for p in "$HTTP_PORT" "$API_PORT"; do
+  [[ "$p" =~ ^[0-9]{1,5}$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || { echo "setup: bad port $p" >&2; exit 2; }
+done
+case "$RUNTIME" in native|runc) ;; *) echo "setup: --runtime must be native or runc, not $RUNTIME" >&2; exit 2 ;; esac
+
+PIDFILE=$RUN_DIR/daemon.pid
+LOGFILE=$LOG_DIR/daemon.log
+# One systemd unit per data dir: the default install is paas.service, others get a suffix.
+if [ "$DATA_DIR" = "$DEFAULT_DATA_DIR" ]; then UNIT_NAME=paas.service; else UNIT_NAME="paas-$(echo "$DATA_DIR" | sha256sum | cut -c1-8).service"; fi
+UNIT=/etc/systemd/system/$UNIT_NAME
 has_systemd() { [ -d /run/systemd/system ]; }
 
+# The pid file's process, if it is still our daemon (a stale file may name a reused pid).
+daemon_pid() {
+  [ -f "$PIDFILE" ] || return 1
+  local pid
+  pid=$(cat "$PIDFILE")
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "daemon --data-dir $DATA_DIR " || return 1
+  echo "$pid"
+}
+
 stop_daemon() {
-  if has_systemd && [ -f "$UNIT" ]; then systemctl stop paas.service || true; fi
-  if [ -f "$PIDFILE" ]; then
-    pid=$(cat "$PIDFILE")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid"
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PIDFILE"
+  if has_systemd && [ -f "$UNIT" ]; then systemctl stop "$UNIT_NAME" || true; fi
+  local pid
+  if pid=$(daemon_pid); then
+    # SIGTERM: the daemon closes its listeners and exits; the router and the containers
+    # are detached on purpose and keep serving until the next daemon adopts them.
+    kill -TERM "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
   fi
+  rm -f "$PIDFILE"
+}
+
+api_ping() {
+  [ -f "$DATA_DIR/admin-token" ] || return 1
+  # The token goes in a header file, not argv, so `ps` never shows it.
+  curl -fsS -m 2 -H @<(printf 'Authorization: Bearer %s\n' "$(cat "$DATA_DIR/admin-token")") \
+    "http://127.0.0.1:$API_PORT/api/ping" >/dev/null 2>&1
 }
 
 if [ "$UNINSTALL" = 1 ]; then
+  [ -d "$DATA_DIR" ] || { echo "setup: no install at $DATA_DIR" >&2; exit 1; }
   stop_daemon
-  if has_systemd && [ -f "$UNIT" ]; then systemctl disable paas.service || true; rm -f "$UNIT"; systemctl daemon-reload || true; fi
-  # The router and app containers outlive the daemon by design; uninstall ends them too.
-  [ -f "$DATA_DIR/router/router.pid" ] && kill -TERM "$(cat "$DATA_DIR/router/router.pid")" 2>/dev/null || true
-  for state in "$DATA_DIR"/containers/*/state; do
-    [ -f "$state" ] || continue
-    pid=$(sed -n 's/.*"initPid":\([0-9]*\).*/\1/p' "$state")
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
-  done
-  ip link del paas0 2>/dev/null || true
-  rm -f /usr/local/bin/paas
-  if [ "$PURGE" = 1 ]; then rm -rf "$DATA_DIR"; echo "paas removed, data dir $DATA_DIR purged"; else echo "paas removed; data kept in $DATA_DIR (use --purge to delete it)"; fi
+  if has_systemd && [ -f "$UNIT" ]; then systemctl disable "$UNIT_NAME" || true; rm -f "$UNIT"; systemctl daemon-reload || true; fi
+  use_node
+  # The router and the app containers outlive the daemon by design; uninstall ends them,
+  # through the runtime itself (shims, cgroups, netns, overlay mounts and IP leases).
+  if [ -f "$DATA_DIR/router/router.pid" ]; then
+    rpid=$(cat "$DATA_DIR/router/router.pid")
+    if [[ "$rpid" =~ ^[0-9]+$ ]] && kill -0 "$rpid" 2>/dev/null; then
+      kill -TERM "$rpid"
+      for _ in $(seq 1 50); do kill -0 "$rpid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$rpid" 2>/dev/null || true
+    fi
+  fi
+  PAAS_DATA_DIR=$DATA_DIR PAAS_RUNTIME=$RUNTIME node --disable-warning=ExperimentalWarning --input-type=module -e "
+    const { createRuntime } = await import('$PAAS_SRC/src/runtime/index.ts');
+    const rt = createRuntime(process.env.PAAS_RUNTIME, { dataDir: process.env.PAAS_DATA_DIR });
+    let n = 0;
+    for (const c of await rt.list()) { await rt.remove(c.id, { force: true }); n++; }
+    console.log('stopped ' + n + ' container(s)');
+  "
+  # The bridge is shared by every install on the box: remove it only when nothing uses it.
+  if ip link show paas0 >/dev/null 2>&1 && [ -z "$(ip -o link show master paas0 2>/dev/null)" ]; then ip link del paas0 || true; fi
+  if [ -L "$BIN_LINK" ] && [ "$(readlink -f "$BIN_LINK")" = "$(readlink -f "$PAAS_SRC/bin/paas")" ]; then rm -f "$BIN_LINK"; fi
+  rm -f "$PIDFILE"
+  if [ "$PURGE" = 1 ]; then
+    # Anything still mounted under the data dir (a build interrupted long ago) goes first.
+    awk -v d="$DATA_DIR/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" || true; done
+    rm -rf "$DATA_DIR"
+    [ "$RUN_DIR" = /run/paas ] && rm -rf "$RUN_DIR"
+    echo "paas removed, data dir $DATA_DIR purged"
+  else
+    echo "paas removed; data kept in $DATA_DIR (use --purge to delete it)"
+  fi
   exit 0
 fi
 
@@ -74,37 +143,52 @@ echo "== npm dependencies"
 npm_ensure
 echo "== native/"
 make -s -C "$PAAS_SRC/native"
-mkdir -p "$DATA_DIR" /run/paas "$(dirname "$LOGFILE")"
+mkdir -p "$DATA_DIR" "$RUN_DIR" "$LOG_DIR"
 chmod 0700 "$DATA_DIR"
-echo "== base images"
-"$PAAS_SRC/provision/base-images" --data-dir "$DATA_DIR"
-ln -sf "$PAAS_SRC/bin/paas" /usr/local/bin/paas
+{
+  echo "domain=$DOMAIN"; echo "http-port=$HTTP_PORT"; echo "api-port=$API_PORT"; echo "runtime=$RUNTIME"
+  echo "run-dir=$RUN_DIR"; echo "log-dir=$LOG_DIR"; echo "bin-link=$BIN_LINK"; echo "base-images=$BASE_IMAGES"
+} >"$SETUP_ENV.tmp" && mv "$SETUP_ENV.tmp" "$SETUP_ENV"
+echo "== base images ($BASE_IMAGES)"
+"$PAAS_SRC/provision/base-images" --data-dir "$DATA_DIR" --only "$BASE_IMAGES"
+mkdir -p "$(dirname "$BIN_LINK")"
+ln -sfn "$PAAS_SRC/bin/paas" "$BIN_LINK"
 
 echo "== daemon"
 ARGS=(daemon --data-dir "$DATA_DIR" --api-port "$API_PORT" --http-port "$HTTP_PORT" --domain "$DOMAIN" --runtime "$RUNTIME")
+# Upgrade: the old daemon stops, the new one adopts the running router and containers; the
+# router keeps answering in between (ARCHITECTURE.md: the front door outlives the daemon).
 stop_daemon
 if has_systemd; then
   sed -e "s|@PAAS@|$PAAS_SRC/bin/paas|" -e "s|@ARGS@|${ARGS[*]}|" "$PAAS_SRC/provision/paas.service" >"$UNIT"
   systemctl daemon-reload
-  systemctl enable --now paas.service
+  systemctl enable "$UNIT_NAME"
+  systemctl restart "$UNIT_NAME"
 else
-  # No systemd (containers, minimal boxes): a detached process with a pid file and a log.
-  setsid nohup "$PAAS_SRC/bin/paas" "${ARGS[@]}" >>"$LOGFILE" 2>&1 </dev/null &
+  # No systemd (containers, minimal boxes): a detached process in its own session with a
+  # pid file and a log. setsid: the daemon must not die with this shell's terminal.
+  setsid "$PAAS_SRC/bin/paas" "${ARGS[@]}" >>"$LOGFILE" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
 fi
 
 for _ in $(seq 1 150); do
-  curl -fsS "http://127.0.0.1:$API_PORT/api/ping" >/dev/null 2>&1 && break
+  api_ping && break
+  if ! has_systemd && ! daemon_pid >/dev/null; then break; fi
   sleep 0.2
 done
-curl -fsS "http://127.0.0.1:$API_PORT/api/ping" >/dev/null || { echo "setup: the daemon did not answer; see $LOGFILE" >&2; exit 1; }
+if ! api_ping; then
+  echo "setup: the daemon did not answer on port $API_PORT; the end of $LOGFILE:" >&2
+  tail -n 20 "$LOGFILE" >&2 2>/dev/null || true
+  exit 1
+fi
 
+HOST=$(hostname -f 2>/dev/null || echo localhost)
 cat <<EOT
 
-paas is running.
+paas is running (data dir $DATA_DIR$(has_systemd && echo ", unit $UNIT_NAME" || echo ", pid $(cat "$PIDFILE"), log $LOGFILE")).
   admin token:  $DATA_DIR/admin-token   (export PAAS_TOKEN=\$(cat $DATA_DIR/admin-token))
-  dashboard:    http://$(hostname -f 2>/dev/null || echo localhost):$API_PORT/
+  dashboard:    http://$HOST:$API_PORT/
   apps:         http://<app>.$DOMAIN:$HTTP_PORT/
-  deploy:       git remote add paas http://paas:\$(cat $DATA_DIR/admin-token)@$(hostname -f 2>/dev/null || echo localhost):$API_PORT/<app>.git
+  deploy:       git remote add paas http://paas:\$(cat $DATA_DIR/admin-token)@$HOST:$API_PORT/<app>.git
                 git push paas main
 EOT
