@@ -4,6 +4,7 @@
   const box = document.getElementById('log');
   const state = document.getElementById('log-state');
   if (!box || !box.dataset.stream || !window.EventSource) return;
+  box.scrollTop = box.scrollHeight;
   const es = new EventSource(box.dataset.stream);
   es.onopen = () => { state.textContent = 'live'; box.dataset.live = '1'; };
   es.onerror = () => { state.textContent = 'reconnecting…'; };
