@@ -173,7 +173,8 @@ fi
 
 for _ in $(seq 1 150); do
   api_ping && break
-  if ! has_systemd && ! daemon_pid >/dev/null; then break; fi
+  # Alive is enough here: right after the fork the process may not have exec'd the daemon yet.
+  if ! has_systemd && ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then break; fi
   sleep 0.2
 done
 if ! api_ping; then
