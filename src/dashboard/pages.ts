@@ -62,7 +62,7 @@ export async function appPage(deps: DeployDeps, name: AppName, opts: { reveal?: 
     processes: procs,
     formation: formationRows(deps, name, live),
     releases: deps.state.releases.list(name, 50).map((r) => ({
-      version: `v${r.version}`, description: r.description, gitSha: r.gitSha, createdAt: r.createdAt,
+      version: `v${r.version}`, description: r.description, gitSha: r.gitSha, createdAt: r.createdAt, buildpack: r.buildpack,
       status: r.deploy?.status ?? 'not deployed', live: r.version === live,
       canRollback: r.version !== live && r.deploy?.status === 'succeeded',
     })),
