@@ -136,6 +136,16 @@ describe('in the browser', () => {
     expect((await raw('GET', '/', { cookie })).status).toBe(200);
   });
 
+  it('an unknown app is a 404 page and a bad name a 400, both inside the layout', async () => {
+    const cookie = await sessionCookie();
+    const missing = await raw('GET', '/apps/nope', { cookie });
+    expect(missing.status).toBe(404);
+    expect(missing.body).toContain('app &quot;nope&quot; does not exist');
+    const bad = await raw('GET', '/apps/Bad_Name', { cookie });
+    expect(bad.status).toBe(400);
+    expect(bad.body).toContain('Log out');
+  });
+
   it('the app page lists config keys without their values; Reveal shows one value, and only that one', async () => {
     await page.goto(`${base}/apps/${APP}`);
     const html = await page.content();
