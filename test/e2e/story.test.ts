@@ -171,8 +171,13 @@ describe('living with an app', () => {
 });
 
 describe('apps:destroy frees what the app held', () => {
+  let shopImages: string[] = [];
+
   it('its containers, its route and its logs', async () => {
     expect((await containersOf('shop')).length).toBeGreaterThan(0);
+    const rs = JSON.parse((await cli(p, ['releases', 'shop', '--json'])).stdout) as { imageDigest: string }[];
+    shopImages = [...new Set(rs.map((r) => r.imageDigest))];
+    expect(shopImages.length).toBeGreaterThan(0);
     const r = await cli(p, ['apps:destroy', 'shop', '--force']);
     expect(r.code, r.stderr).toBe(0);
     expect(await containersOf('shop')).toEqual([]);
@@ -189,5 +194,8 @@ describe('apps:destroy frees what the app held', () => {
     // apps:destroy must let go of the app's images (its tags) for GC to free their blobs.
     const tags = await Promise.resolve(store.tags('shop')).catch(() => [] as string[]);
     expect(tags, "the destroyed app's image tags (apps:destroy should untag them)").toEqual([]);
+    for (const d of shopImages) expect(await store.hasBlob(d), `image ${d} of the destroyed app after GC`).toBe(false);
+    // Base images stay: other apps and the next build need them.
+    expect(await store.tags('library/busybox')).toContain('latest');
   });
 });
