@@ -167,6 +167,8 @@ if has_systemd; then
 else
   # No systemd (containers, minimal boxes): a detached process in its own session with a
   # pid file and a log. setsid: the daemon must not die with this shell's terminal.
+  # Each (re)start keeps one previous log once it passes 10 MiB, so upgrades bound its size.
+  if [ -f "$LOGFILE" ] && [ "$(stat -c %s "$LOGFILE")" -gt $((10 << 20)) ]; then mv -f "$LOGFILE" "$LOGFILE.1"; fi
   setsid "$PAAS_SRC/bin/paas" "${ARGS[@]}" >>"$LOGFILE" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
 fi
