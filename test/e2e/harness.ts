@@ -13,6 +13,7 @@ import { REPO, testRootfs } from '../helpers/host.ts';
 
 export const DOMAIN = 'paas.test';
 export const FIXTURES = join(REPO, 'test', 'fixtures', 'apps');
+export const BUILDPACK_FIXTURES = join(REPO, 'test', 'fixtures', 'buildpacks');
 const BIN = join(REPO, 'bin', 'paas');
 
 export async function freePort(): Promise<number> {
@@ -39,10 +40,12 @@ export interface Paas {
   cleanup(): Promise<void>;
 }
 
-export async function startPaas(opts: { maxPushSize?: string } = {}): Promise<Paas> {
+/** `prepare` runs on the data dir before the daemon first starts (more base images…). */
+export async function startPaas(opts: { maxPushSize?: string; prepare?: (dataDir: string) => Promise<void> } = {}): Promise<Paas> {
   const dataDir = mkdtempSync(join(tmpdir(), 'paas-e2e-'));
   const store = await openStore(dataDir);
   await store.importRootfs(testRootfs(), 'library/busybox:latest', { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] });
+  await opts.prepare?.(dataDir);
   const apiPort = await freePort();
   const httpPort = await freePort();
   let out = '';
@@ -117,11 +120,11 @@ export function cli(p: Paas, args: string[], env: Record<string, string> = {}): 
   });
 }
 
-/** A git work tree with a copy of a fixture app, committed on main. */
-export function appRepo(fixture: string, into?: string): { dir: string; commit(msg: string): string; write(path: string, text: string): void } {
+/** A git work tree with a copy of a fixture app (a name under `from`), committed on main. */
+export function appRepo(fixture: string, into?: string, from = FIXTURES): { dir: string; commit(msg: string): string; write(path: string, text: string): void } {
   const dir = into ?? mkdtempSync(join(tmpdir(), `paas-app-${fixture}-`));
   mkdirSync(dir, { recursive: true });
-  cpSync(join(FIXTURES, fixture), dir, { recursive: true });
+  cpSync(join(from, fixture), dir, { recursive: true });
   const git = (...a: string[]) => execFileSync('git', a, { cwd: dir, stdio: 'pipe' }).toString().trim();
   if (!existsSync(join(dir, '.git'))) {
     git('init', '-q', '-b', 'main');
