@@ -73,7 +73,7 @@ daemon_pid() {
   local pid
   pid=$(cat "$PIDFILE")
   [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "daemon --data-dir $DATA_DIR " || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "daemon --data-dir $DATA_DIR " || return 1
   echo "$pid"
 }
 
@@ -93,7 +93,7 @@ stop_daemon() {
 api_ping() {
   [ -f "$DATA_DIR/admin-token" ] || return 1
   # The token goes in a header file, not argv, so `ps` never shows it.
-  curl -fsS -m 2 -H @<(printf 'Authorization: Bearer %s\n' "$(cat "$DATA_DIR/admin-token")") \
+  curl -fsS -m 1 -H @<(printf 'Authorization: Bearer %s\n' "$(cat "$DATA_DIR/admin-token")") \
     "http://127.0.0.1:$API_PORT/api/ping" >/dev/null 2>&1
 }
 
@@ -173,15 +173,21 @@ else
   echo $! >"$PIDFILE"
 fi
 
-for _ in $(seq 1 150); do
+# PAAS_SETUP_WAIT: seconds to wait for the daemon's first answer (adopting many containers
+# after an upgrade takes a while).
+deadline=$((SECONDS + ${PAAS_SETUP_WAIT:-60}))
+while [ $SECONDS -lt $deadline ]; do
   api_ping && break
   # Alive is enough here: right after the fork the process may not have exec'd the daemon yet.
   if ! has_systemd && ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then break; fi
   sleep 0.2
 done
-if ! api_ping; then
-  echo "setup: the daemon did not answer on port $API_PORT; the end of $LOGFILE:" >&2
-  tail -n 20 "$LOGFILE" >&2 2>/dev/null || true
+# The answer must come from the daemon just started, not from whatever else holds the port.
+if ! api_ping || { ! has_systemd && ! daemon_pid >/dev/null; }; then
+  echo "setup: the daemon did not answer on port $API_PORT; the end of $(has_systemd && echo "journalctl -u $UNIT_NAME" || echo "$LOGFILE"):" >&2
+  if has_systemd; then journalctl -u "$UNIT_NAME" -n 20 --no-pager >&2 || true; else tail -n 20 "$LOGFILE" >&2 2>/dev/null || true; fi
+  # A daemon that cannot serve must not linger holding the data dir.
+  stop_daemon
   exit 1
 fi
 

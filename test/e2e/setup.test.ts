@@ -20,10 +20,10 @@ const SETUP = join(REPO, 'provision', 'setup.sh');
 const dataDir = join(mkdtempSync(join(tmpdir(), 'paas-setup-')), 'data');
 const binLink = join(dataDir, '..', 'bin', 'paas');
 
-function setup(args: string[]): Promise<{ code: number; out: string }> {
+function setup(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     // Not detached from us, but the daemon it starts is (setsid); stdout closes when setup ends.
-    const c = spawn('bash', [SETUP, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn('bash', [SETUP, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let out = '';
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));
     c.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -164,6 +164,25 @@ describe('provision/setup.sh', () => {
     expect(existsSync(dataDir)).toBe(false);
     expect(readdirSync(join(dataDir, '..'))).not.toContain('data');
   });
+
+  it('fails, with the daemon log\'s end, when the API port is held by something else', async () => {
+    const other = join(dataDir, '..', 'other');
+    const squatter = createServer().listen(API_PORT, '0.0.0.0');
+    await new Promise((r) => squatter.once('listening', r));
+    try {
+      const r = await setup(['--data-dir', other, '--http-port', String(HTTP_PORT + 1), '--api-port', String(API_PORT), '--bin-link', binLink, '--base-images', 'busybox'], { PAAS_SETUP_WAIT: '8' });
+      expect(r.code, r.out).toBe(1);
+      expect(r.out).toContain(`setup: the daemon did not answer on port ${API_PORT}`);
+      expect(r.out).toMatch(/EADDRINUSE/);
+      // The daemon that could not listen was stopped, not left holding the data dir.
+      expect(alive(pidOf(join(other, 'run', 'daemon.pid')))).toBe(false);
+      expect(r.out).not.toMatch(/paas is running/);
+    } finally {
+      squatter.close();
+      await setup(['--uninstall', '--purge', '--data-dir', other]);
+    }
+    expect(existsSync(other)).toBe(false);
+  }, 60_000);
 
   it('never touched the real install paths', () => {
     expect(realInstall()).toEqual(before);
