@@ -34,7 +34,8 @@ static void loopback_up(void)
 }
 
 /* The child, from fork to the init. Errors go to the error pipe; exiting tears the
- * half-built mount namespace down with it. */
+ * half-built mount namespace down with it. With a user namespace it was born in it (and in
+ * its pid namespace, userns.c) and is host uid 0 without any capability over the host. */
 __attribute__((noreturn)) static void child(const struct launch *l, int sync_rd, int err_wr,
 					    int netfd)
 {
@@ -58,6 +59,8 @@ __attribute__((noreturn)) static void child(const struct launch *l, int sync_rd,
 	if (close_except(keep, 4) < 0)
 		die("close_range", "%m");
 
+	/* In a user namespace these namespaces belong to it: the container's root may then
+	 * mount /proc, /dev and (with `net none`) sysfs in them, and nothing of the host's. */
 	int flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
 	if (s->net == NET_NONE)
 		flags |= CLONE_NEWNET;
@@ -67,9 +70,11 @@ __attribute__((noreturn)) static void child(const struct launch *l, int sync_rd,
 		die("network", "setns \"%s\": %m", s->netns);
 
 	/* Wait until the launcher has put us in the cgroups: nothing of the container may run
-	 * outside its limits. EOF means the launcher failed and already reported. */
+	 * outside its limits. EOF means the launcher failed and already reported. With a user
+	 * namespace the same message carries the root mount, and the id maps are written. */
+	int rootmnt = -1;
 	char go;
-	if (read(sync_rd, &go, 1) != 1)
+	if (s->userns ? (rootmnt = userns_recv(sync_rd)) < 0 : read(sync_rd, &go, 1) != 1)
 		_exit(EXIT_SETUP);
 	close(sync_rd);
 
@@ -81,7 +86,10 @@ __attribute__((noreturn)) static void child(const struct launch *l, int sync_rd,
 		loopback_up();
 
 	umask(0);
-	setup_rootfs(l->bundle, s, 0);
+	rootfs_host(l->bundle, s, rootmnt);
+	if (s->userns)
+		userns_become_root(l->kill_with_parent);
+	rootfs_inside(s);
 	const char *host = s->hostname ? s->hostname : s->id;
 	if (sethostname(host, strlen(host)) < 0)
 		die("sethostname", "%m");
@@ -108,18 +116,30 @@ pid_t container_create(const struct launch *l, int *errpipe_rd)
 	const struct spec *s = l->spec;
 	int sync[2], err[2], netfd = -1;
 
-	if (s->userns)
-		die("userns", "user namespaces are not supported by this build");
 	if (s->net == NET_PATH && (netfd = open(s->netns, O_RDONLY | O_CLOEXEC)) < 0)
 		die("network", "open \"%s\": %m", s->netns);
-	if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+	/* With a user namespace the sync channel also carries the root mount (an fd). */
+	if ((s->userns ? socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync)
+		       : pipe2(sync, O_CLOEXEC)) < 0 ||
+	    pipe2(err, O_CLOEXEC) < 0)
 		die("pipe", "%m");
 
-	/* The first child forked after this is PID 1 of the new pid namespace; fork (not a
-	 * raw clone) keeps glibc's idea of our tid right. The launcher itself stays outside. */
-	if (unshare(CLONE_NEWPID) < 0)
-		die("unshare", "pid: %m");
-	pid_t pid = fork();
+	pid_t pid;
+	if (s->userns) {
+		/* Born in the new user and pid namespaces; a `net` path is joined by the
+		 * launcher for it (userns.c), so the child has nothing to setns. */
+		pid = userns_clone(netfd);
+		if (pid == 0) {
+			close(netfd);
+			netfd = -1;
+		}
+	} else {
+		/* The first child forked after this is PID 1 of the new pid namespace; fork (not
+		 * a raw clone) keeps glibc's idea of our tid right. The launcher stays outside. */
+		if (unshare(CLONE_NEWPID) < 0)
+			die("unshare", "pid: %m");
+		pid = fork();
+	}
 	if (pid < 0)
 		die("fork", "%m");
 	if (pid == 0) {
@@ -135,6 +155,7 @@ pid_t container_create(const struct launch *l, int *errpipe_rd)
 	outer_on_fail = on_fail;
 	on_fail = kill_pending;
 
+	int rootmnt = s->userns ? userns_prepare(pid, s) : -1;
 	char pidstr[16];
 	snprintf(pidstr, sizeof pidstr, "%d", (int)pid);
 	for (size_t i = 0; i < s->ncgroups; i++) {
@@ -143,8 +164,10 @@ pid_t container_create(const struct launch *l, int *errpipe_rd)
 		if (write_file(path, pidstr) < 0)
 			die("cgroup", "join \"%s\": %m", s->cgroups[i]);
 	}
-	if (write(sync[1], "1", 1) != 1)
+	if (s->userns ? userns_send(sync[1], rootmnt) < 0 : write(sync[1], "1", 1) != 1)
 		die("sync", "%m");
+	if (rootmnt >= 0)
+		close(rootmnt);
 	close(sync[1]);
 
 	on_fail = outer_on_fail;

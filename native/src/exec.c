@@ -15,13 +15,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* setns(2) order: the cgroup ns after the cgroup join (so it is rooted there), pid last
- * but mnt (joining mnt replaces our root and cwd, /proc paths would stop resolving). */
+/* setns(2) order: the cgroup ns after the cgroup join (so it is rooted there), pid late
+ * but before mnt (joining mnt replaces our root and cwd, /proc paths would stop
+ * resolving), user last: each setns before it needs CAP_SYS_ADMIN over the host's user
+ * namespace (a `net` path belongs to it), which joining the container's gives up. */
 static const struct { const char *name; int type; } NAMESPACES[] = {
 	{ "cgroup", CLONE_NEWCGROUP }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
 	{ "net", CLONE_NEWNET },       { "pid", CLONE_NEWPID }, { "mnt", CLONE_NEWNS },
+	{ "user", CLONE_NEWUSER },
 };
-#define NNS (sizeof NAMESPACES / sizeof *NAMESPACES)
+/* Without `userns` the container shares ours: the user entry is not even opened. */
+#define NNS(s) (sizeof NAMESPACES / sizeof *NAMESPACES - !(s)->userns)
 
 /* A dead init whose shim is gone too stays a zombie until the system reaps it. */
 static int zombie(pid_t pid)
@@ -69,8 +73,9 @@ int cmd_exec(const char *bundle, const char *execspec)
 	 * must not be ptrace-able nor its /proc/PID/exe openable (CVE-2019-5736). */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		die("prctl", "dumpable: %m");
-	int fds[NNS];
-	for (size_t i = 0; i < NNS; i++) {
+	spec_check_mapped(&cs, &es);
+	int fds[sizeof NAMESPACES / sizeof *NAMESPACES];
+	for (size_t i = 0; i < NNS(&cs); i++) {
 		struct stat theirs, ours;
 		char self[64];
 		snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)init, NAMESPACES[i].name);
@@ -97,13 +102,17 @@ int cmd_exec(const char *bundle, const char *execspec)
 		if (write_file(path, me) < 0)
 			die("cgroup", "join \"%s\": %m", cs.cgroups[i]);
 	}
-	for (size_t i = 0; i < NNS; i++) {
+	for (size_t i = 0; i < NNS(&cs); i++) {
 		if (fds[i] < 0)
 			continue;
 		if (setns(fds[i], NAMESPACES[i].type) < 0)
 			die("setns", "%s: %m", NAMESPACES[i].name);
 		close(fds[i]);
 	}
+	/* In the container's user namespace we are still host uid 0, which it does not map:
+	 * become its root (host HOSTUID) before creating anything (the cwd) in it. */
+	if (cs.userns)
+		userns_become_root(0);
 
 	sigset_t set;
 	block_signals(&set);

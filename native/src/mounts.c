@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -42,6 +43,10 @@ static const struct { const char *name, *target; } DEV_LINKS[] = {
 
 static int rootfd = -1;
 static int in_userns;
+/* Sources on the host, opened before anything is mounted inside (rootfs_host): with a user
+ * namespace the child can reach them only before it becomes the container's root. */
+static int *volume_tree, hosts_tree = -1, resolv_tree = -1;
+static struct stat *volume_stat;
 
 static int openat2_in_root(const char *path, int flags)
 {
@@ -168,14 +173,18 @@ static void mount_fs(const char *what, const char *path, const char *type,
 	close(fd);
 }
 
-/* Bind `src` (a host path, or an fd when src is NULL) onto the O_PATH fd `dst` with the
- * given MOUNT_ATTR_* set recursively: open_tree + mount_setattr + move_mount apply the
- * attributes to the detached copy before it becomes visible, with no remount window. */
-static int bind_fd(const char *src, int srcfd, int dst, unsigned attr)
+/* A detached recursive copy of `src` (a host path, or the fd `srcfd` when src is NULL). */
+static int clone_tree(const char *src, int srcfd)
 {
-	int tree = open_tree(src ? AT_FDCWD : srcfd, src ? src : "",
-			     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
-				     (src ? 0 : AT_EMPTY_PATH));
+	return open_tree(src ? AT_FDCWD : srcfd, src ? src : "",
+			 OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | (src ? 0 : AT_EMPTY_PATH));
+}
+
+/* Attaches the detached `tree` onto the O_PATH fd `dst` with the given MOUNT_ATTR_* set
+ * recursively: mount_setattr + move_mount apply the attributes to the detached copy before
+ * it becomes visible, with no remount window. Closes tree. */
+static int attach_tree(int tree, int dst, unsigned attr)
+{
 	if (tree < 0)
 		return -1;
 	struct mount_attr a = { .attr_set = attr };
@@ -188,42 +197,61 @@ static int bind_fd(const char *src, int srcfd, int dst, unsigned attr)
 	return r;
 }
 
-static void mount_root(const char *bundle, const struct spec *s)
+/* Bind `src` (a host path, or an fd when src is NULL) onto the O_PATH fd `dst`. */
+static int bind_fd(const char *src, int srcfd, int dst, unsigned attr)
+{
+	return attach_tree(clone_tree(src, srcfd), dst, attr);
+}
+
+static void mount_overlay(const struct spec *s, const char *target)
+{
+	/* nodev: there is no device cgroup, so a device node shipped in an image layer must
+	 * not open a host device. The container's /dev is a separate tmpfs. */
+	char data[4096];
+	size_t n = snprintf(data, sizeof data, "lowerdir=");
+	for (size_t i = 0; i < s->nlower; i++) {
+		if (strpbrk(s->lower[i], ":,\\"))
+			die("rootfs", "lower \"%s\": ':', ',' and '\\' are not supported",
+			    s->lower[i]);
+		n += snprintf(data + n, n < sizeof data ? sizeof data - n : 0, "%s%s",
+			      i ? ":" : "", s->lower[i]);
+	}
+	if (s->upper) {
+		if (strpbrk(s->upper, ":,\\") || strpbrk(s->work, ":,\\"))
+			die("rootfs", "upper/work: ':', ',' and '\\' are not supported");
+		n += snprintf(data + n, n < sizeof data ? sizeof data - n : 0,
+			      ",upperdir=%s,workdir=%s", s->upper, s->work);
+	}
+	if (n >= sizeof data)
+		die("rootfs", "overlay options longer than a page (%zu layers)", s->nlower);
+	if (mount("overlay", target, "overlay", MS_NODEV, data) < 0)
+		die("rootfs", "mount overlay on \"%s\": %m", target);
+}
+
+static void mount_bind_root(const struct spec *s, const char *target)
+{
+	const char *src = s->nlower ? s->lower[0] : s->rootfs;
+	if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+		die("rootfs", "bind \"%s\" on \"%s\": %m", src, target);
+	if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_NODEV |
+				(s->nlower ? MS_RDONLY : 0), NULL) < 0)
+		die("rootfs", "remount \"%s\": %m", target);
+}
+
+static void mount_root(const char *bundle, const struct spec *s, int rootmnt)
 {
 	char target[4096];
 	if (snprintf(target, sizeof target, "%s/rootfs", bundle) >= (int)sizeof target)
 		die("rootfs", "bundle path too long");
-	/* nodev: there is no device cgroup, so a device node shipped in an image layer must
-	 * not open a host device. The container's /dev is a separate tmpfs. */
-	unsigned long flags = MS_NODEV;
-
-	if (s->nlower > 1 || (s->nlower == 1 && s->upper)) {
-		char data[4096];
-		size_t n = snprintf(data, sizeof data, "lowerdir=");
-		for (size_t i = 0; i < s->nlower; i++) {
-			if (strpbrk(s->lower[i], ":,\\"))
-				die("rootfs", "lower \"%s\": ':', ',' and '\\' are not supported",
-				    s->lower[i]);
-			n += snprintf(data + n, n < sizeof data ? sizeof data - n : 0, "%s%s",
-				      i ? ":" : "", s->lower[i]);
-		}
-		if (s->upper) {
-			if (strpbrk(s->upper, ":,\\") || strpbrk(s->work, ":,\\"))
-				die("rootfs", "upper/work: ':', ',' and '\\' are not supported");
-			n += snprintf(data + n, n < sizeof data ? sizeof data - n : 0,
-				      ",upperdir=%s,workdir=%s", s->upper, s->work);
-		}
-		if (n >= sizeof data)
-			die("rootfs", "overlay options longer than a page (%zu layers)", s->nlower);
-		if (mount("overlay", target, "overlay", flags, data) < 0)
-			die("rootfs", "mount overlay on \"%s\": %m", target);
+	/* With a user namespace the launcher built the root (userns.c), idmapped and nodev. */
+	if (rootmnt >= 0) {
+		if (move_mount(rootmnt, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+			die("rootfs", "attach on \"%s\": %m", target);
+		close(rootmnt);
+	} else if (s->nlower > 1 || (s->nlower == 1 && s->upper)) {
+		mount_overlay(s, target);
 	} else {
-		const char *src = s->nlower ? s->lower[0] : s->rootfs;
-		if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) < 0)
-			die("rootfs", "bind \"%s\" on \"%s\": %m", src, target);
-		if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | flags |
-					(s->nlower ? MS_RDONLY : 0), NULL) < 0)
-			die("rootfs", "remount \"%s\": %m", target);
+		mount_bind_root(s, target);
 	}
 	rootfd = open(target, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
@@ -286,28 +314,46 @@ static void make_sys(const struct spec *s)
 	close(fd);
 }
 
+static void open_sources(const struct spec *s)
+{
+	volume_tree = calloc(s->nvolumes + 1, sizeof *volume_tree);
+	volume_stat = calloc(s->nvolumes + 1, sizeof *volume_stat);
+	if (!volume_tree || !volume_stat)
+		die("mount", "out of memory");
+	for (size_t i = 0; i < s->nvolumes; i++) {
+		const struct volume *v = &s->volumes[i];
+		if (stat(v->src, &volume_stat[i]) < 0)
+			die("mount", "source \"%s\": %m", v->src);
+		if ((volume_tree[i] = clone_tree(v->src, -1)) < 0)
+			die("mount", "\"%s\" on \"%s\": %m", v->src, v->dst);
+	}
+	if (s->hosts && (hosts_tree = clone_tree(s->hosts, -1)) < 0)
+		die("mount /etc/hosts", "\"%s\" on \"/etc/hosts\": %m", s->hosts);
+	if (s->resolv && (resolv_tree = clone_tree(s->resolv, -1)) < 0)
+		die("mount /etc/resolv.conf", "\"%s\" on \"/etc/resolv.conf\": %m", s->resolv);
+}
+
+/* Volumes are plain binds, also in a user namespace: an idmapped volume would store what
+ * the container's root writes as host uid 0 (SECURITY.md). */
 static void mount_volumes(const struct spec *s)
 {
 	for (size_t i = 0; i < s->nvolumes; i++) {
 		const struct volume *v = &s->volumes[i];
-		struct stat st;
-		if (stat(v->src, &st) < 0)
-			die("mount", "source \"%s\": %m", v->src);
-		int dst = resolve_or_die("mount", v->dst, 1, !S_ISDIR(st.st_mode));
+		int dst = resolve_or_die("mount", v->dst, 1, !S_ISDIR(volume_stat[i].st_mode));
 		unsigned attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (v->ro ? MOUNT_ATTR_RDONLY : 0);
-		if (bind_fd(v->src, -1, dst, attr) < 0)
+		if (attach_tree(volume_tree[i], dst, attr) < 0)
 			die("mount", "\"%s\" on \"%s\": %m", v->src, v->dst);
 		close(dst);
 	}
 }
 
-static void bind_file_ro(const char *what, const char *src, const char *dst)
+static void bind_file_ro(const char *what, const char *src, int tree, const char *dst)
 {
 	if (!src)
 		return;
 	int fd = resolve_or_die(what, dst, 1, 1);
-	if (bind_fd(src, -1, fd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-					MOUNT_ATTR_NOEXEC) < 0)
+	if (attach_tree(tree, fd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+					  MOUNT_ATTR_NOEXEC) < 0)
 		die(what, "\"%s\" on \"%s\": %m", src, dst);
 	close(fd);
 }
@@ -363,20 +409,25 @@ static void pivot(void)
 	rootfd = -1;
 }
 
-void setup_rootfs(const char *bundle, const struct spec *s, int userns)
+void rootfs_host(const char *bundle, const struct spec *s, int rootmnt)
 {
-	in_userns = userns;
+	in_userns = s->userns;
 	/* Nothing we mount may propagate back to the host's namespace (and a host mount
 	 * event must not reach in): this is what keeps the rootfs mount out of the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		die("mount propagation", "%m");
-	mount_root(bundle, s);
+	mount_root(bundle, s, rootmnt);
+	open_sources(s);
+}
+
+void rootfs_inside(const struct spec *s)
+{
 	mount_fs("mount /proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	make_dev();
 	make_sys(s);
 	mount_volumes(s);
-	bind_file_ro("mount /etc/hosts", s->hosts, "/etc/hosts");
-	bind_file_ro("mount /etc/resolv.conf", s->resolv, "/etc/resolv.conf");
+	bind_file_ro("mount /etc/hosts", s->hosts, hosts_tree, "/etc/hosts");
+	bind_file_ro("mount /etc/resolv.conf", s->resolv, resolv_tree, "/etc/resolv.conf");
 	mask_paths();
 	pivot();
 	if (s->readonly) {

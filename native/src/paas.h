@@ -66,6 +66,7 @@ int close_except(int *keep, size_t n);
 
 /* spec.c */
 void spec_parse(const char *path, struct spec *s, int execspec);
+void spec_check_mapped(const struct spec *ns, const struct spec *p);
 void proc_from_spec(const struct spec *s, struct proc *p);
 
 /* container.c: create the container; returns the init's pid with fds set in cfg. */
@@ -79,8 +80,18 @@ struct launch {
 pid_t container_create(const struct launch *l, int *errpipe_rd);
 int wait_started(int errpipe_rd, pid_t child, char *msg, size_t size);
 
-/* mounts.c — runs in the container's fresh mount namespace. */
-void setup_rootfs(const char *bundle, const struct spec *s, int userns);
+/* mounts.c — runs in the container's fresh mount namespace: rootfs_host while host paths
+ * can still be reached (propagation, the root at BUNDLE/rootfs, volume and /etc file
+ * sources; rootmnt: a root mount built by userns.c, or -1), then rootfs_inside. */
+void rootfs_host(const char *bundle, const struct spec *s, int rootmnt);
+void rootfs_inside(const struct spec *s);
+
+/* userns.c — the optional user namespace (SPEC.md `userns`). */
+pid_t userns_clone(int netfd);
+int userns_prepare(pid_t child, const struct spec *s);
+int userns_send(int sock, int mnt);
+int userns_recv(int sock);
+void userns_become_root(int kill_with_parent);
 
 /* init.c */
 __attribute__((noreturn)) void container_init(const struct spec *s, int status_fd);

@@ -247,6 +247,13 @@ static void directive(int line, char *key, char *v, struct spec *s, int execspec
 		if (!a || !b || !cnt || strtok(NULL, ":") || parse_u32(a, UINT_MAX - 1, &u) ||
 		    parse_u32(b, UINT_MAX - 1, &g) || parse_u32(cnt, UINT_MAX, &c) || c == 0)
 			die("spec", "line %d: userns: expected HOSTUID:HOSTGID:COUNT", line);
+		/* Mapping host 0 would make the container's root (or one of its users) host
+		 * root again; (uid_t)-1 is not a uid (user_namespaces(7)). */
+		if (u == 0 || g == 0)
+			die("spec", "line %d: userns: HOSTUID and HOSTGID must not be 0", line);
+		if (c > UINT_MAX - u || c > UINT_MAX - g)
+			die("spec", "line %d: userns: HOSTUID + COUNT and HOSTGID + COUNT must "
+				    "not exceed 4294967295", line);
 		s->userns = 1;
 		s->userns_uid = u;
 		s->userns_gid = g;
@@ -325,6 +332,29 @@ void spec_parse(const char *path, struct spec *s, int execspec)
 		    s->upper ? "work" : "upper");
 	if ((s->upper != NULL) != (s->work != NULL))
 		die("spec", "%s: upper and work go together", s->upper ? "work" : "upper");
+	/* Through the idmapped mount the container's root would write a `rootfs` directory
+	 * as host uid 0 (userns.c): only a read-only one. */
+	if (s->userns && s->rootfs && s->nlower == 0 && !s->readonly)
+		die("spec", "userns: a writable rootfs directory is not supported (use lower and "
+			    "upper, or readonly 1)");
+	spec_check_mapped(s, s);
+}
+
+/* Every id the process takes must exist in the container's user namespace. */
+void spec_check_mapped(const struct spec *ns, const struct spec *p)
+{
+	if (!ns->userns)
+		return;
+	if (p->uid >= ns->userns_count)
+		die("spec", "uid: %u is not mapped by userns (COUNT %u)", (unsigned)p->uid,
+		    ns->userns_count);
+	if (p->gid >= ns->userns_count)
+		die("spec", "gid: %u is not mapped by userns (COUNT %u)", (unsigned)p->gid,
+		    ns->userns_count);
+	for (size_t i = 0; i < p->ngroups; i++)
+		if (p->groups[i] >= ns->userns_count)
+			die("spec", "groups: %u is not mapped by userns (COUNT %u)",
+			    (unsigned)p->groups[i], ns->userns_count);
 }
 
 void proc_from_spec(const struct spec *s, struct proc *p)
