@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RuntimeError, Unsupported } from '../errors/index.ts';
+import { InvalidSpec, RuntimeError, Unsupported } from '../errors/index.ts';
 import { BundleRuntime } from './base.ts';
 import { encodeSpec, files, writableDirs, type Meta, type ShimState } from './bundle.ts';
 import { Cgroup } from './cgroups.ts';
@@ -46,6 +46,14 @@ export class NativeRuntime extends BundleRuntime {
     for (const v of s.volumes) lines.push(['mount', `${v.source}\t${v.target}\t${v.readonly === true ? 'ro' : 'rw'}`]);
     lines.push(['hosts', join(bundle, 'hosts')], ['resolv', join(bundle, 'resolv.conf')]);
     lines.push(['stopsignal', String(SIGNALS[s.stopSignal] ?? 15)], ['seccomp', 'default'], ['caps', 'default'], ['nonewprivs', '1']);
+    if (s.userns !== undefined) {
+      const u = s.userns;
+      // The user resolved from the image must exist inside the namespace.
+      for (const id of [meta.uid, meta.gid, ...meta.groups]) {
+        if (id >= u.count) throw new InvalidSpec(`user: id ${id} is outside userns (count ${u.count})`, { field: 'user' });
+      }
+      lines.push(['userns', `${u.hostUid}:${u.hostGid}:${u.count}`]);
+    }
     writeFileSync(files.spec(bundle), encodeSpec(lines));
   }
 

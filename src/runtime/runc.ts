@@ -43,6 +43,9 @@ export class RuncRuntime extends BundleRuntime {
   protected async prepare(bundle: string, meta: Meta): Promise<void> {
     if (!existsSync(this.shim)) throw new Unsupported(`runtime runc: ${this.shim} is missing; build it with "make -C native"`);
     const s = meta.spec;
+    // OCI uidMappings alone would show the host-owned overlay we mount as nobody's: the
+    // layers would need runc's idmapped rootfs, which this backend does not set up.
+    if (s.userns !== undefined) throw new Unsupported('runtime runc: userns is not supported by the runc backend (use native)');
     const caps = [...DEFAULT_CAPS];
     const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }];
     if (s.net !== 'host') namespaces.push(meta.netnsPath === null ? { type: 'network' } : { type: 'network', path: meta.netnsPath });

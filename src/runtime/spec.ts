@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { isAbsolute, normalize } from 'node:path';
 import { statSync } from 'node:fs';
 import { InvalidSpec } from '../errors/index.ts';
-import type { ContainerSpec, Limits, NetMode, RootfsSpec, Volume } from './types.ts';
+import type { ContainerSpec, Limits, NetMode, RootfsSpec, UsernsMapping, Volume } from './types.ts';
 
 export interface NormalizedSpec {
   id: string;
@@ -20,6 +20,7 @@ export interface NormalizedSpec {
   volumes: Volume[];
   stopSignal: string;
   labels: Record<string, string>;
+  userns?: UsernsMapping;
 }
 
 const ID = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
@@ -104,6 +105,33 @@ function checkLimits(l: Limits | undefined): Limits {
   return out;
 }
 
+/** Highest valid id + 1: (uid_t)-1 is not an id (user_namespaces(7)). */
+const ID_LIMIT = 2 ** 32 - 1;
+
+/**
+ * A mapping must keep host 0 out (the container's root would be host root again) and stay
+ * below 2^32-1. A writable plain root directory would be written as host root through its
+ * idmapped mount, so userns needs layers (or a read-only root).
+ */
+function checkUserns(u: unknown, rootfs: RootfsSpec, readonly: boolean): UsernsMapping {
+  if (typeof u !== 'object' || u === null) bad('userns', 'must be { hostUid, hostGid, count }');
+  const m = u as Record<string, unknown>;
+  const int = (field: 'hostUid' | 'hostGid' | 'count', min: number): number => {
+    const v = m[field];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v >= ID_LIMIT) {
+      bad(`userns.${field}`, `${JSON.stringify(v) ?? String(v)} must be an integer from ${min} to ${ID_LIMIT - 1}`);
+    }
+    return v;
+  };
+  const hostUid = int('hostUid', 1);
+  const hostGid = int('hostGid', 1);
+  const count = int('count', 1);
+  if (hostUid + count > ID_LIMIT) bad('userns.count', `hostUid ${hostUid} + count ${count} passes ${ID_LIMIT}`);
+  if (hostGid + count > ID_LIMIT) bad('userns.count', `hostGid ${hostGid} + count ${count} passes ${ID_LIMIT}`);
+  if ('dir' in rootfs && !readonly) bad('userns', 'a writable rootfs directory is not supported (use rootfs.lowers, or readonly)');
+  return { hostUid, hostGid, count };
+}
+
 export function parseSpec(spec: ContainerSpec): NormalizedSpec {
   const id = spec.id ?? newContainerId();
   if (!ID.test(id)) bad('id', `"${id}" must match ${ID.source}`);
@@ -163,8 +191,10 @@ export function parseSpec(spec: ContainerSpec): NormalizedSpec {
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(spec.labels ?? {})) labels[k] = String(v);
 
-  return {
+  const out: NormalizedSpec = {
     id, rootfs, readonly: spec.readonly === true, command: [...spec.command], env, cwd, user, hostname, net,
     limits: checkLimits(spec.limits), volumes, stopSignal, labels,
   };
+  if (spec.userns !== undefined) out.userns = checkUserns(spec.userns, rootfs, out.readonly);
+  return out;
 }

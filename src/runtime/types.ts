@@ -31,6 +31,18 @@ export type RootfsSpec =
    */
   | { lowers: string[]; upper?: string; work?: string };
 
+/**
+ * A user namespace: container uids/gids 0..count-1 are host hostUid.. / hostGid.., so the
+ * container's root is an unprivileged host uid (native/SPEC.md `userns`). Image layers are
+ * seen through idmapped mounts, not chowned; what the container writes (writable layer,
+ * volumes) is owned by the shifted host ids.
+ */
+export interface UsernsMapping {
+  hostUid: number;
+  hostGid: number;
+  count: number;
+}
+
 /** What a caller asks for. Validated and normalized by parseSpec before any backend sees it. */
 export interface ContainerSpec {
   id?: string;
@@ -49,6 +61,8 @@ export interface ContainerSpec {
   stopSignal?: string;
   /** Free-form labels (app, process type, release…) kept with the container for list/adoption. */
   labels?: Record<string, string>;
+  /** Run in a user namespace with this mapping (native backend only). */
+  userns?: UsernsMapping;
 }
 
 export type ContainerState = 'created' | 'running' | 'exited';
