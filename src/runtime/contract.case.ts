@@ -41,6 +41,23 @@ export function runtimeContract(name: RuntimeName): void {
       expect((await rt.run(spec({ command: ['/no/such/binary'] }))).exitCode).toBe(127);
     });
 
+    it('streams stdin into a foreground run and relays raw output chunks (paas run)', async () => {
+      const { PassThrough } = await import('node:stream');
+      const stdin = new PassThrough();
+      const chunks: string[] = [];
+      const done = rt.run(spec({ command: ['sh', '-c', 'read a; echo "got $a"; read b; echo "err $b" >&2; exit 5'] }), {
+        stdio: 'pipe', stdin, onData: (s, c) => chunks.push(`${s}:${c.toString()}`),
+      });
+      stdin.write('first\n');
+      // The second line is sent only once the first answer came back: stdin really streams.
+      for (let i = 0; i < 100 && !chunks.join('').includes('got first'); i++) await sleep(50);
+      expect(chunks.join('')).toContain('stdout:got first');
+      stdin.end('second\n');
+      const r = await done;
+      expect(r.exitCode).toBe(5);
+      expect(chunks.join('')).toContain('stderr:err second');
+    });
+
     it('passes exactly the given env, cwd and hostname', async () => {
       const r = await rt.run(spec({
         command: ['sh', '-c', 'echo "$FOO|$HOME|$PATH|$(pwd)|$(hostname)"; env | grep -c PAAS_HOST_LEAK || true'],

@@ -4,7 +4,6 @@ import type { ProcessResult, RunOptions } from './types.ts';
 import { constants } from 'node:os';
 
 export interface SpawnOptions extends RunOptions {
-  stdin?: string | Buffer;
   /** Keep at most this many bytes of each captured stream. */
   captureLimit?: number;
 }
@@ -20,6 +19,7 @@ export function runProcess(cmd: string, args: string[], opts: SpawnOptions = {})
     const out = { stdout: '', stderr: '' };
     const partial = { stdout: '', stderr: '' };
     const feed = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+      opts.onData?.(stream, chunk);
       const text = chunk.toString('utf8');
       if (out[stream].length < limit) out[stream] += text.slice(0, limit - out[stream].length);
       if (opts.onLine === undefined) return;
@@ -31,7 +31,8 @@ export function runProcess(cmd: string, args: string[], opts: SpawnOptions = {})
     child.stderr?.on('data', feed('stderr'));
     if (child.stdin !== null && opts.stdin !== undefined) {
       child.stdin.on('error', () => undefined);
-      child.stdin.end(opts.stdin);
+      if (typeof opts.stdin === 'string' || Buffer.isBuffer(opts.stdin)) child.stdin.end(opts.stdin);
+      else opts.stdin.pipe(child.stdin);
     }
     child.on('error', reject);
     child.on('close', (code, signal) => {

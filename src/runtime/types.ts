@@ -117,6 +117,10 @@ export interface RunOptions {
   /** 'inherit' passes stdio through (container:run); 'pipe' streams lines to onLine. */
   stdio?: 'inherit' | 'pipe';
   onLine?: (stream: 'stdout' | 'stderr', line: string) => void;
+  /** 'pipe' only: raw output chunks as they arrive (`paas run` relays them unsplit). */
+  onData?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** 'pipe' only: the command's stdin, whole or streamed (ended when the stream ends). */
+  stdin?: string | Buffer | NodeJS.ReadableStream;
 }
 
 export interface Runtime {
