@@ -216,6 +216,27 @@ if command -v ip >/dev/null; then
   ip netns del "$ns"
 fi
 
+# ---- userns: container root is host 100000, layers idmapped, escapes still blocked ----
+uvol=$tmp/uvol && mkdir -p "$uvol" && chown 100000:100000 "$uvol"
+b=$(bundle userns "arg sh" "arg -c" "arg id -u; cat /proc/self/uid_map | tr -s ' '; stat -c %u /bin/busybox /home/app; touch /v/f /new" \
+  "userns 100000:100000:65536" "mount $uvol	/v	rw")
+out=$("$shim" run "$b" | tr '\n' '|')
+check "userns: root inside, mapping, image owners unshifted ($out)" [ "$out" = "0| 0 100000 65536|0|1000|" ]
+check "userns: a volume file is host 100000's" [ "$(stat -c %u "$uvol/f")" = 100000 ]
+check "userns: copy-up/new files in the upper are host 100000's" [ "$(stat -c %u:%u "$b/upper" "$b/upper/new" | tr '\n' ' ')" = "100000:100000 100000:100000 " ]
+check "userns: the image layer is untouched" [ "$(stat -c %u "$rootfs/bin/busybox")" = 0 ]
+b=$(bundle uprobe "arg /probe/escape-probe" "arg all" "userns 100000:100000:65536" "mount $probe_dir	/probe	ro")
+out=$("$shim" run "$b"); rc=$?
+check "userns: escape-probe, everything BLOCKED" bash -c "[ $rc = 0 ] && ! grep -q ALLOWED <<<'$out'"
+b=$(bundle uexec "arg sleep" "arg 30" "userns 100000:100000:65536" "mount $probe_dir	/probe	ro")
+"$shim" start "$b" >/dev/null
+printf 'arg sh\narg -c\narg id -u; touch /tmp/e\nuid 1000\ngid 1000\n' >"$tmp/es-user"
+check "userns: exec runs as the mapped user" [ "$("$shim" exec "$b" "$tmp/es-user")" = 1000 ] && [ "$(stat -c %u "$b/upper/tmp/e")" = 101000 ]
+check "userns: escape-probe through exec, everything BLOCKED" bash -c "'$shim' exec '$b' '$tmp/execprobe' >/dev/null"
+uinit=$(sed -n 's/.*"initPid":\([0-9]*\).*/\1/p' "$b/state")
+check "userns: the init is host uid 100000" grep -qP '^Uid:\t100000\t' "/proc/$uinit/status"
+kill -KILL "$uinit"
+
 # ---- supervise ----
 b=$tmp/sup && mkdir -p "$b"
 state=$("$shim" supervise "$b" -- sh -c 'echo sup-out; echo sup-err >&2; exit 6'); rc=$?
@@ -244,6 +265,11 @@ bad_spec no-arg arg "id x" "rootfs $rootfs"
 bad_spec bad-id id "id X!" "rootfs $rootfs" "arg true"
 bad_spec bad-mount mount "id x" "rootfs $rootfs" "arg true" "mount /tmp	rel	ro"
 bad_spec bad-cap caps "id x" "rootfs $rootfs" "arg true" "caps CAP_NOPE"
+bad_spec userns-host-root userns "id x" "lower $rootfs" "readonly 1" "arg true" "userns 0:100000:65536"
+bad_spec userns-count userns "id x" "lower $rootfs" "readonly 1" "arg true" "userns 100000:100000:0"
+bad_spec userns-garbage userns "id x" "lower $rootfs" "readonly 1" "arg true" "userns 100000:x:65536"
+bad_spec userns-rwdir userns "id x" "rootfs $rootfs" "arg true" "userns 100000:100000:65536"
+bad_spec userns-unmapped uid "id x" "lower $rootfs" "readonly 1" "arg true" "uid 1000" "userns 100000:100000:100"
 msg=$("$shim" start "$tmp/bad-unknown-key" 2>&1); rc=$?
 check "start with a bad spec → 125 ($msg)" [ $rc = 125 ]
 
