@@ -162,6 +162,14 @@ describe('FROM scratch', () => {
   });
 });
 
+describe('RUN layers', () => {
+  it('keep symlinks that dangle within the layer (they point into lower layers or nowhere)', async () => {
+    const dockerfile = 'FROM library/busybox:latest\nRUN ln -s ../../etc/passwd /usr/bin/passwd-link && ln -s /nonexistent /dangling\n';
+    const r = await build({ contextDir: ctx('escape'), dockerfile, tag: { repo: 'test/links', tag: 'v1' }, runtime: h.runtime, store: h.store, dataDir: h.dataDir });
+    expect(await sh(r.image, 'readlink /dangling; head -1 /usr/bin/passwd-link')).toBe('/nonexistent\nroot:x:0:0:root:/root:/bin/sh\n');
+  });
+});
+
 describe('targets and concurrency', () => {
   it('--target builds only up to the named stage', async () => {
     const dir = ctx('all');
