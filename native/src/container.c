@@ -129,7 +129,7 @@ pid_t container_create(const struct launch *l, int *errpipe_rd)
 		/* Born in the new user and pid namespaces; a `net` path is joined by the
 		 * launcher for it (userns.c), so the child has nothing to setns. */
 		pid = userns_clone(netfd);
-		if (pid == 0) {
+		if (pid == 0 && netfd >= 0) {
 			close(netfd);
 			netfd = -1;
 		}
@@ -141,7 +141,7 @@ pid_t container_create(const struct launch *l, int *errpipe_rd)
 		pid = fork();
 	}
 	if (pid < 0)
-		die("fork", "%m");
+		die(s->userns ? "clone" : "fork", "%m");
 	if (pid == 0) {
 		close(sync[1]);
 		close(err[0]);
