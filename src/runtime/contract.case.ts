@@ -15,7 +15,8 @@ export function runtimeContract(name: RuntimeName): void {
     const opts: RuntimeOptions = { dataDir: tmp.dir, nativeDir: NATIVE_DIR, bridge: 'paastest0', subnet: '10.78.0.0/24', cgroupParent: `paastest-${name}` };
     let rt: Runtime;
     let rootfs: string;
-    const spec = (s: Partial<ContainerSpec>): ContainerSpec => ({ rootfs: { dir: rootfs }, command: ['true'], ...s });
+    // Layers, not the shared rootfs dir: a container's writes must land in its own upper dir.
+    const spec = (s: Partial<ContainerSpec>): ContainerSpec => ({ rootfs: { lowers: [rootfs] }, command: ['true'], ...s });
     const started: string[] = [];
     const startDetached = async (s: Partial<ContainerSpec>) => {
       const c = await rt.create(spec(s));
@@ -74,6 +75,15 @@ export function runtimeContract(name: RuntimeName): void {
       expect(r.stdout.trim().split('\n')).toEqual(['1000', '1000', '1000 10', '/home/app']);
       const r2 = await rt.run(spec({ command: ['id', '-u'], user: '4321:4321' }), { stdio: 'pipe' });
       expect(r2.stdout.trim()).toBe('4321');
+    });
+
+    it('runs a plain directory as a read-only root', async () => {
+      const r = await rt.run({ rootfs: { dir: rootfs }, readonly: true, command: ['sh', '-c', 'touch /probe-write && echo WROTE; cat /etc/passwd | head -1'] }, { stdio: 'pipe' });
+      expect(r.stdout).not.toContain('WROTE');
+      expect(r.stdout).toContain('root:x:0:0');
+      expect(existsSync(join(rootfs, 'probe-write'))).toBe(false);
+      const one = await rt.run({ rootfs: { lowers: [rootfs] }, readonly: true, command: ['cat', '/etc/hostname'] }, { stdio: 'pipe' });
+      expect(one.exitCode).toBe(0);
     });
 
     it('captures stdout and stderr of a detached container into its log, tagged and timestamped', async () => {
@@ -161,7 +171,7 @@ export function runtimeContract(name: RuntimeName): void {
       const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '-e', `
         import { createRuntime } from ${JSON.stringify(join(REPO, 'src/runtime/index.ts'))};
         const rt = createRuntime(${JSON.stringify(name)}, ${JSON.stringify(opts)});
-        const c = await rt.create({ rootfs: { dir: ${JSON.stringify(rootfs)} }, command: ['sh', '-c', 'trap "exit 7" TERM; while true; do echo tick; sleep 0.1; done'], labels: { app: 'adopt' } });
+        const c = await rt.create({ rootfs: { lowers: [${JSON.stringify(rootfs)}] }, command: ['sh', '-c', 'trap "exit 7" TERM; while true; do echo tick; sleep 0.1; done'], labels: { app: 'adopt' } });
         await rt.start(c.id);
         console.log(c.id);
         setInterval(() => {}, 1000);

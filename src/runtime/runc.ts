@@ -111,8 +111,9 @@ export class RuncRuntime extends BundleRuntime {
   private async mountRoot(bundle: string, meta: Meta): Promise<void> {
     const r = meta.spec.rootfs;
     const target = files.rootfs(bundle);
-    if ('dir' in r) {
-      await exec('mount', ['--bind', r.dir, target]);
+    if ('dir' in r || (meta.spec.readonly && r.lowers.length === 1)) {
+      // overlayfs wants two lowers when it has no upper; one read-only layer is a bind.
+      await exec('mount', ['--bind', 'dir' in r ? r.dir : (r.lowers[0] as string), target]);
     } else {
       const w = writableDirs(bundle, meta.spec);
       const opts = meta.spec.readonly
