@@ -57,6 +57,10 @@ const MIGRATIONS: readonly string[] = [
   // What built a release's image: a buildpack's name, or 'dockerfile' for the app's own.
   // NULL for releases made before it was recorded.
   `ALTER TABLE releases ADD COLUMN buildpack TEXT;`,
+  // Resource limits per process type ('*': every type without its own row), applied when a
+  // process starts; and ps:stop's "keep this app down" flag, which recovery honours.
+  `CREATE TABLE resources (app TEXT NOT NULL, type TEXT NOT NULL, memory_bytes INTEGER, cpus REAL, PRIMARY KEY (app, type));
+   ALTER TABLE apps ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 export function openDb(dataDir: string): Db {

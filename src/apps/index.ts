@@ -10,7 +10,7 @@ export { parseAppName, isAppName, RESERVED_APP_NAMES, type AppName } from './nam
 export { parseConfigKey, parseConfigValue, parseConfigPairs, parseProcessType, parseDomain, type ConfigKey, type ProcessType, type Domain } from './validate.ts';
 export { parseVersion, type Release, type NewRelease, type Processes, type AppJson, type DeployStatus } from './releases.ts';
 export type { Build } from './builds.ts';
-export type { App } from './store.ts';
+export type { App, Resources } from './store.ts';
 export type { Unlock } from './locks.ts';
 export { AppStore, Builds, Locks, Releases };
 export { tx, type Db } from './db.ts';

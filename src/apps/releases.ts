@@ -32,6 +32,8 @@ export interface Release {
 export interface AppJson {
   predeploy?: string;
   healthchecks?: unknown;
+  /** Seconds between SIGTERM and SIGKILL when a process is retired (`stop_grace_period`). */
+  stopGraceSeconds?: number;
 }
 
 export interface NewRelease {

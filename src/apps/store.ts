@@ -9,12 +9,20 @@ export interface App {
   name: AppName;
   createdAt: string;
   liveRelease: number | null;
+  /** Set by ps:stop: no process runs until ps:start or the next deploy. */
+  stopped: boolean;
 }
 
-interface AppRow { name: string; created_at: string; destroyed_at: string | null; live_release: number | null }
+/** cgroup limits of a process type; absent fields are unlimited. */
+export interface Resources {
+  memoryBytes?: number;
+  cpus?: number;
+}
+
+interface AppRow { name: string; created_at: string; destroyed_at: string | null; live_release: number | null; stopped: number }
 
 function toApp(r: AppRow): App {
-  return { name: r.name as AppName, createdAt: r.created_at, liveRelease: r.live_release };
+  return { name: r.name as AppName, createdAt: r.created_at, liveRelease: r.live_release, stopped: r.stopped === 1 };
 }
 
 export class AppStore {
@@ -34,7 +42,7 @@ export class AppStore {
       if (r !== undefined && r.destroyed_at === null) throw new AppExists(`app "${name}" already exists`, { app: name });
       const now = new Date().toISOString();
       if (r === undefined) this.db.prepare('INSERT INTO apps (name, created_at) VALUES (?, ?)').run(name, now);
-      else this.db.prepare('UPDATE apps SET created_at = ?, destroyed_at = NULL, live_release = NULL WHERE name = ?').run(now, name);
+      else this.db.prepare('UPDATE apps SET created_at = ?, destroyed_at = NULL, live_release = NULL, stopped = 0 WHERE name = ?').run(now, name);
       this.db.prepare('INSERT OR REPLACE INTO formation (app, type, quantity) VALUES (?, ?, 1)').run(name, 'web');
       return toApp(this.row(name)!);
     });
@@ -72,7 +80,7 @@ export class AppStore {
   destroy(name: AppName): void {
     tx(this.db, () => {
       this.get(name);
-      for (const t of ['config', 'builds', 'releases', 'deploys', 'formation']) this.db.prepare(`DELETE FROM ${t} WHERE app = ?`).run(name);
+      for (const t of ['config', 'builds', 'releases', 'deploys', 'formation', 'resources']) this.db.prepare(`DELETE FROM ${t} WHERE app = ?`).run(name);
       this.db.prepare('DELETE FROM domains WHERE app = ?').run(name);
       this.db.prepare('UPDATE apps SET destroyed_at = ?, live_release = NULL WHERE name = ?').run(new Date().toISOString(), name);
     });
@@ -128,5 +136,32 @@ export class AppStore {
 
   setFormation(name: AppName, type: ProcessType, quantity: number): void {
     this.db.prepare('INSERT OR REPLACE INTO formation (app, type, quantity) VALUES (?, ?, ?)').run(name, type, quantity);
+  }
+
+  setStopped(name: AppName, stopped: boolean): void {
+    this.db.prepare('UPDATE apps SET stopped = ? WHERE name = ?').run(stopped ? 1 : 0, name);
+  }
+
+  /** Limits per type as set; '*' holds the app-wide default. */
+  resources(name: AppName): Record<string, Resources> {
+    const rows = this.db.prepare('SELECT type, memory_bytes, cpus FROM resources WHERE app = ? ORDER BY type').all(name) as { type: string; memory_bytes: number | null; cpus: number | null }[];
+    return Object.fromEntries(rows.map((r) => [r.type, { ...(r.memory_bytes === null ? {} : { memoryBytes: r.memory_bytes }), ...(r.cpus === null ? {} : { cpus: r.cpus }) }]));
+  }
+
+  /** The limits a process of `type` starts with: its own row over the app-wide one. */
+  resourcesFor(name: AppName, type: string): Resources {
+    const all = this.resources(name);
+    return { ...all['*'], ...all[type] };
+  }
+
+  /** Merges the given limits into the type's row ('*' for every type). */
+  setResources(name: AppName, type: ProcessType | '*', res: Resources): void {
+    tx(this.db, () => {
+      this.get(name);
+      const cur = this.resources(name)[type] ?? {};
+      const next = { ...cur, ...res };
+      this.db.prepare('INSERT OR REPLACE INTO resources (app, type, memory_bytes, cpus) VALUES (?, ?, ?, ?)')
+        .run(name, type, next.memoryBytes ?? null, next.cpus ?? null);
+    });
   }
 }

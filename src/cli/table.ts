@@ -22,6 +22,8 @@ const ps = () => import('./commands/ps.ts');
 const logs = () => import('./commands/logs.ts');
 const domains = () => import('./commands/domains.ts');
 const buildpacks = () => import('./commands/buildpacks.ts');
+const oneoff = () => import('./commands/run.ts');
+const images = () => import('./commands/images.ts');
 
 export const COMMANDS: readonly Command[] = [
   { name: 'daemon', usage: 'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--max-push-size 100m] [--log-retention 50m]', summary: 'run the paas daemon: API, git, registry; starts the router', load: daemon },
@@ -33,7 +35,13 @@ export const COMMANDS: readonly Command[] = [
   { name: 'config:get', usage: 'config:get NAME KEY [--json]', summary: 'print one config var', load: config },
   { name: 'config:set', usage: 'config:set NAME KEY=VALUE…', summary: 'set config vars: a new release, redeployed', load: config },
   { name: 'config:unset', usage: 'config:unset NAME KEY…', summary: 'unset config vars: a new release, redeployed', load: config },
-  { name: 'ps', usage: 'ps NAME [--json]', summary: "list an app's processes", load: ps },
+  { name: 'ps', usage: 'ps NAME [--json]', summary: "list an app's processes: state, uptime, restarts, address, memory, CPU", load: ps },
+  { name: 'ps:scale', usage: 'ps:scale NAME [TYPE=COUNT…] [--json]', summary: 'set how many processes of each type run (no pairs: show the formation)', load: ps },
+  { name: 'ps:restart', usage: 'ps:restart NAME', summary: 'restart every process, rolling: new ones checked and routed before old ones stop', load: ps },
+  { name: 'ps:stop', usage: 'ps:stop NAME', summary: 'stop every process until ps:start or the next deploy', load: ps },
+  { name: 'ps:start', usage: 'ps:start NAME', summary: 'start the formation of a stopped app', load: ps },
+  { name: 'resources:set', usage: 'resources:set NAME [--memory 256m] [--cpus 0.5] [--ps TYPE] [--json]', summary: 'set memory and CPU limits (all types, or one), applied at the next start', load: ps },
+  { name: 'run', usage: 'run NAME -- CMD…', summary: 'run a one-off command in a container of the current release, stdin/stdout attached', load: oneoff },
   { name: 'releases', usage: 'releases NAME [--json]', summary: "list an app's releases with their git shas", load: releases },
   { name: 'rollback', usage: 'rollback NAME [vN] [--json]', summary: "a new release from an earlier one's image and config", load: releases },
   { name: 'builds', usage: 'builds NAME [--json]', summary: "list an app's builds", load: releases },
@@ -41,6 +49,7 @@ export const COMMANDS: readonly Command[] = [
   { name: 'domains', usage: 'domains NAME [--json]', summary: "list an app's domains", load: domains },
   { name: 'domains:add', usage: 'domains:add NAME HOST', summary: 'route a custom domain to an app', load: domains },
   { name: 'domains:remove', usage: 'domains:remove NAME HOST', summary: 'remove a custom domain', load: domains },
+  { name: 'images:gc', usage: 'images:gc [--dry-run] [--json]', summary: 'free image data no tag, recent release or running container uses', load: images },
   { name: 'buildpacks', usage: 'buildpacks [--json]', summary: 'list the buildpacks, in detection order', load: buildpacks },
   { name: 'buildpacks:detect', usage: 'buildpacks:detect [DIR] [--buildpack NAME] [--dockerfile-only] [--json]', summary: 'show what DIR builds with, why, and the Dockerfile a buildpack renders', load: buildpacks },
   { name: 'container:run', usage: 'container:run [--rootfs DIR | --image REF] [--memory 64m] [--cpus 0.5] [--pids 64] [--net none|bridge] [--runtime native|runc] [--user U] [--env K=V]… [--workdir DIR] [--volume SRC:DST[:ro]]… [--data-dir DIR] -- CMD…', summary: 'run a container in the foreground without the daemon (debugging)', load: container },

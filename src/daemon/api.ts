@@ -5,11 +5,12 @@ import {
   parseAppName, parseConfigKey, parseConfigPairs, parseDomain, type AppName, type ConfigKey, type State,
 } from '../apps/index.ts';
 import {
-  appProcesses, appUrl, changeConfig, destroyApp, publishRoutes, rollback, type DeployDeps,
+  appUrl, changeConfig, destroyApp, publishRoutes, rollback, type DeployDeps,
 } from '../deploy/index.ts';
 import { InvalidArgument, PaasError, PayloadTooLarge, toHttp, Unauthorized } from '../errors/index.ts';
 import { formatLine, SOURCES, type Filter, type Source } from '../logs/index.ts';
 import { requestToken } from './auth.ts';
+import { mountProcessRoutes } from './processes-api.ts';
 
 export interface ApiOptions {
   deps: DeployDeps;
@@ -29,6 +30,8 @@ function appInfo(state: State, deps: DeployDeps, name: AppName) {
     url: appUrl(app.name, deps.domain, deps.httpPort),
     domains: state.apps.domains(name),
     formation: state.apps.formation(name),
+    stopped: app.stopped,
+    resources: state.apps.resources(name),
     lock: state.locks.holder(name),
   };
 }
@@ -108,15 +111,7 @@ export function createApi(opts: ApiOptions): express.Express {
     state.apps.get(name);
     res.json(state.builds.list(name));
   });
-  api.get('/api/apps/:app/ps', async (req, res) => {
-    const name = app(req);
-    state.apps.get(name);
-    const procs = await appProcesses(deps, name);
-    res.json(procs.map((p) => ({
-      process: `${p.labels.type}.${p.labels.n}`, type: p.labels.type, release: p.labels.release, state: p.info.state,
-      ip: p.info.ip, startedAt: p.info.startedAt, id: p.info.id,
-    })).sort((a, b) => a.process.localeCompare(b.process)));
-  });
+  mountProcessRoutes(api, deps);
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);

@@ -8,13 +8,13 @@ import pino from 'pino';
 import { openState, type AppName } from '../apps/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
 import { build } from '../build/index.ts';
-import { adopt, handlePush, type DeployDeps } from '../deploy/index.ts';
+import { adopt, handlePush, scale, withSupervisor } from '../deploy/index.ts';
+import { parseProcessType } from '../apps/index.ts';
 import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/index.ts';
 import { DEFAULT_RETENTION_BYTES, LogCollector, LogStore } from '../logs/index.ts';
 import { openStore } from '../registry/index.ts';
 import { createRegistryHandler } from '../registry/server.ts';
 import { accessLogPath } from '../router/access-log.ts';
-import { Unsupported } from '../errors/index.ts';
 import { createRuntime } from '../runtime/index.ts';
 import { createApi } from './api.ts';
 import { ensureAdminToken, requestToken, tokenChecker } from './auth.ts';
@@ -32,6 +32,8 @@ export interface DaemonOptions {
   /** Log retention per app, bytes (default 50 MiB). */
   logRetentionBytes?: number;
   startTimeoutMs?: number;
+  /** Grace between SIGTERM and SIGKILL for retired processes (default 30 s). */
+  stopGraceMs?: number;
 }
 
 export interface Daemon {
@@ -55,10 +57,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const r = await router.connect();
   log.info(`router ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}`);
 
-  const deps: DeployDeps = {
+  const deps = withSupervisor({
     dataDir: opts.dataDir, domain: opts.domain, httpPort: opts.httpPort, state, logs, collector, runtime, store, router, build,
-    startTimeoutMs: opts.startTimeoutMs,
-  };
+    startTimeoutMs: opts.startTimeoutMs, stopGraceMs: opts.stopGraceMs,
+  });
   const report = await adopt(deps, (m) => log.warn(m));
   log.info(report, 'recovered state');
   collector.start();
@@ -83,9 +85,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const api = createApi({ deps, reposDir, checkToken, log: (msg, extra) => log.info(extra ?? {}, msg) });
   const dashboard = createDashboard({
     deps, checkToken, tokenPath: join(opts.dataDir, 'admin-token'), log: (msg, extra) => log.info(extra ?? {}, msg),
-    // Until the processes issue lands a scale in src/deploy, the dashboard says so instead of faking it.
-    scale: async () => {
-      throw new Unsupported('scaling is not available yet: src/deploy has no scale (the processes issue)');
+    scale: async (app, type, quantity) => {
+      await scale(deps, app, new Map([[parseProcessType(type), quantity]]));
     },
   });
 
@@ -116,6 +117,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   return {
     apiPort,
     async close() {
+      deps.supervisor.stop();
       collector.stop();
       hooks.close();
       server.closeAllConnections();

@@ -99,7 +99,7 @@ export function parseProcfile(text: string): Processes {
 function readAppJson(dir: string): AppJson {
   const p = join(dir, 'app.json');
   if (!existsSync(p)) return {};
-  let j: { scripts?: { dokku?: { predeploy?: unknown } }; healthchecks?: unknown };
+  let j: { scripts?: { dokku?: { predeploy?: unknown } }; healthchecks?: unknown; stop_grace_period?: unknown };
   try {
     j = JSON.parse(readFileSync(p, 'utf8')) as typeof j;
   } catch (e) {
@@ -109,6 +109,11 @@ function readAppJson(dir: string): AppJson {
   const pre = j.scripts?.dokku?.predeploy;
   if (typeof pre === 'string' && pre.trim() !== '') out.predeploy = pre;
   if (j.healthchecks !== undefined) out.healthchecks = j.healthchecks;
+  const grace = j.stop_grace_period;
+  if (grace !== undefined) {
+    if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0 || grace > 3600) throw new BuildFailed('app.json stop_grace_period must be a number of seconds (0–3600)', { step: 'release' });
+    out.stopGraceSeconds = grace;
+  }
   return out;
 }
 

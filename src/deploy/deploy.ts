@@ -1,46 +1,87 @@
-// Step 4 of the pipeline: put a release live without taking the app down. Start the new
-// web process → wait until it accepts on $PORT → switch the route (the router resolves once
-// the old backends drained) → retire the old processes. Any failure before the switch
-// retires the new process and leaves the old release serving.
+// Step 4 of the pipeline: put a release live without taking the app down. Per process type,
+// web first, start the formation's processes of the new release and check them; then switch
+// the route atomically to the new web processes (the router resolves once the old ones
+// drained), record the release live, and retire the old processes: SIGTERM, SIGKILL after
+// the grace. Any failure before the switch retires the new processes and leaves the old
+// release serving. Rolling restarts (`ps:restart`) run the same sequence for the live release.
 import type { Release } from '../apps/index.ts';
 import { DeployFailed } from '../errors/index.ts';
-import { appProcesses, retire, runOneOff, startProcess, waitUntilListening, type StartedProcess } from './processes.ts';
 import { describeError } from './build.ts';
+import { runOneOff } from './processes.ts';
 import type { Reporter } from './report.ts';
-import type { DeployDeps } from './types.ts';
+import type { DeployDeps, Proc } from './types.ts';
+
+export const DEFAULT_STOP_GRACE_MS = 30_000;
 
 export async function deployRelease(deps: DeployDeps, release: Release, r: Reporter): Promise<void> {
   const { app, version } = release;
   deps.state.releases.markDeploying(app, version);
-  let started: StartedProcess | null = null;
   try {
     await r.timed('Running release phase…', () => releasePhase(deps, release, r));
-    const before = await appProcesses(deps, app);
-    if (release.processes.web !== undefined) {
-      started = await r.timed(`Starting web.1 of v${version}…`, async () => {
-        const p = await startProcess(deps, release, 'web', 1);
-        await waitUntilListening(deps, p, deps.startTimeoutMs ?? 30_000);
-        r.info(`web.1 accepts on ${p.info.ip ?? '?'}:${p.port}`);
-        return p;
-      });
-      const ip = started.info.ip;
-      if (ip === null) throw new DeployFailed('web.1 has no IP address', { step: 'route' });
-      await r.timed('Switching route…', () => deps.router.switch(app, [{ host: ip, port: started!.port, id: `web.1@v${version}` }]));
-    } else {
-      r.info('no web process type: the app receives no HTTP traffic');
+    // A deploy starts a stopped app (Dokku does the same).
+    deps.state.apps.setStopped(app, false);
+    await replaceProcesses(deps, release, r, () => deps.state.releases.finishDeploy(app, version, { ok: true }));
+  } catch (e) {
+    if (deps.state.releases.get(app, version).deploy?.status === 'deploying') {
+      deps.state.releases.finishDeploy(app, version, { ok: false, error: describeError(e) });
     }
-    // The route no longer reaches the old processes; from here the new release is live.
-    deps.state.releases.finishDeploy(app, version, { ok: true });
-    const old = before.filter((p) => p.labels.release !== `v${version}`);
-    if (old.length > 0) {
-      await r.timed(`Stopping ${old.length} old process${old.length === 1 ? '' : 'es'}…`, async () => {
-        await Promise.all(old.map((p) => retire(deps, p.info.id, deps.stopGraceMs ?? 10_000)));
+    throw e;
+  }
+}
+
+/** Process types in start order: web first, then the others by name; `release` never runs. */
+export function processOrder(release: Release): string[] {
+  return Object.keys(release.processes).filter((t) => t !== 'release').sort((a, b) => (a === 'web' ? -1 : b === 'web' ? 1 : a.localeCompare(b)));
+}
+
+/** How many `type` processes the formation wants: its row, else 1 for web and 0 for others (Heroku). */
+export function wanted(formation: Readonly<Record<string, number>>, type: string): number {
+  return formation[type] ?? (type === 'web' ? 1 : 0);
+}
+
+export function stopGraceMs(deps: DeployDeps, release: Release): number {
+  return release.appJson.stopGraceSeconds !== undefined ? release.appJson.stopGraceSeconds * 1000 : (deps.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
+}
+
+/**
+ * Start new → check → switch → drain → stop old, for every process type of `release`.
+ * `onSwitched` runs right after the route points at the new processes.
+ */
+export async function replaceProcesses(deps: DeployDeps, release: Release, r: Reporter, onSwitched: () => void = () => undefined): Promise<void> {
+  const { app, version } = release;
+  const sup = deps.supervisor;
+  const formation = deps.state.apps.formation(app);
+  const old = sup.list(app);
+  const fresh: Proc[] = [];
+  try {
+    for (const type of processOrder(release)) {
+      const count = wanted(formation, type);
+      if (count === 0) {
+        r.info(`${type}: scaled to 0`);
+        continue;
+      }
+      await r.timed(`Starting ${count} ${type} process${count === 1 ? '' : 'es'} of v${version}…`, async () => {
+        const results = await Promise.allSettled(Array.from({ length: count }, (_, i) => sup.launch(release, type, i + 1, (l) => r.info(l))));
+        for (const x of results) if (x.status === 'fulfilled') fresh.push(x.value);
+        const failed = results.find((x) => x.status === 'rejected');
+        if (failed !== undefined) throw failed.reason;
+        for (const p of results) if (p.status === 'fulfilled') r.info(`${type}.${p.value.n} is healthy${p.value.ip === null ? '' : ` on ${p.value.ip}${type === 'web' ? `:${p.value.port}` : ''}`}`);
       });
     }
   } catch (e) {
-    if (started !== null) await retire(deps, started.info.id, 0);
-    deps.state.releases.finishDeploy(app, version, { ok: false, error: describeError(e) });
-    throw e;
+    await Promise.all(fresh.map((p) => sup.retire(p, 0)));
+    throw new DeployFailed(`${describeError(e)}\nthe new processes were stopped; the old ones keep serving`, { step: 'check' });
+  }
+  for (const p of old) p.inRotation = false;
+  for (const p of fresh) if (p.type === 'web') p.inRotation = true;
+  if (!processOrder(release).includes('web')) r.info('no web process type: the app receives no HTTP traffic');
+  await r.timed('Switching route…', () => sup.route(app));
+  onSwitched();
+  if (old.length > 0) {
+    const grace = stopGraceMs(deps, release);
+    await r.timed(`Stopping ${old.length} old process${old.length === 1 ? '' : 'es'}…`, async () => {
+      await Promise.all(old.map((p) => sup.retire(p, grace)));
+    });
   }
 }
 
@@ -60,3 +101,4 @@ async function releasePhase(deps: DeployDeps, release: Release, r: Reporter): Pr
     if (code !== 0) throw new DeployFailed(`${c.name} failed with exit code ${code}; the deploy was aborted`, { step: 'release', exitCode: code });
   }
 }
+

@@ -1,10 +1,25 @@
-// Public surface of the pipeline: a push, a config change, a rollback, and what the daemon
-// needs at start (adoption, routes) and for apps:destroy.
+// Public surface of the pipeline: a push, a config change, a rollback; formation and the
+// supervisor of every app process; a one-off run; image GC; and what the daemon needs at
+// start (adoption, routes) and for apps:destroy.
+import { Supervisor, type RestartPolicy } from './supervisor.ts';
+import type { DeployDeps } from './types.ts';
+
 export { handlePush, changeConfig, rollback, type ReleaseResult } from './pipeline.ts';
 export { deployRelease } from './deploy.ts';
+export { scale, converge, restartApp, stopApp, startApp } from './formation.ts';
 export { adopt, destroyApp } from './recover.ts';
 export { routeTable, publishRoutes } from './routes.ts';
-export { appProcesses, processEnv, DEFAULT_PORT } from './processes.ts';
+export { appProcesses, processEnv, runAttached, DEFAULT_PORT } from './processes.ts';
+export { collectImages, collectImagesNow, type ImageGcReport } from './gc.ts';
+export { backoffMs, DEFAULT_RESTART_POLICY, type RestartPolicy } from './supervisor.ts';
+export { parseAppJsonChecks, imageCheck } from './health.ts';
 export { parseProcfile } from './build.ts';
 export { appUrl } from './report.ts';
-export type { DeployDeps, BuildFn, RouterPort, Output } from './types.ts';
+export type { DeployDeps, BuildFn, RouterPort, Output, Proc, ProcState, ProcessSupervisor } from './types.ts';
+
+/** The deploy dependencies with their supervisor, which needs them in turn. */
+export function withSupervisor(parts: Omit<DeployDeps, 'supervisor'>, policy: Partial<RestartPolicy> = {}): DeployDeps {
+  const deps = parts as DeployDeps;
+  deps.supervisor = new Supervisor(deps, policy);
+  return deps;
+}

@@ -7,6 +7,7 @@ import { Conflict, ReleaseNotFound } from '../errors/index.ts';
 import { branchName, planPush, type ReceivedPush } from '../git/index.ts';
 import { build, describeError, receive } from './build.ts';
 import { deployRelease } from './deploy.ts';
+import { collectImages } from './gc.ts';
 import { appUrl, Reporter } from './report.ts';
 import type { DeployDeps, Output } from './types.ts';
 
@@ -50,6 +51,8 @@ export async function handlePush(deps: DeployDeps, push: ReceivedPush, out: Outp
       r.info(`done in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
       r.step(`Released v${release.version}: ${appUrl(push.app, deps.domain, deps.httpPort)}`);
       deployed = true;
+      // Old releases' images go in the background; a failure is logged, never the push's.
+      void collectImages(deps).catch((e: unknown) => deps.logs.append(push.app, { source: 'system', text: `image GC after the deploy failed: ${describeError(e)}` }));
       return 0;
     } finally {
       checkout.dispose();

@@ -1,12 +1,11 @@
 // Starting and retiring one release's processes. A process is a container labelled
 // {app, release, type, n}; the labels are how the daemon finds its processes again after a
-// restart (containers outlive it). The processes issue builds formation on these.
-import { connect } from 'node:net';
+// restart (containers outlive it). The supervisor (supervisor.ts) builds slots on these.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { Release } from '../apps/index.ts';
+import type { AppName, Release } from '../apps/index.ts';
 import { DeployFailed } from '../errors/index.ts';
-import type { ContainerInfo } from '../runtime/index.ts';
+import type { Healthcheck } from '../registry/index.ts';
+import type { ContainerInfo, Limits } from '../runtime/index.ts';
 import type { DeployDeps } from './types.ts';
 
 export const DEFAULT_PORT = 5000;
@@ -42,7 +41,7 @@ async function containerSpec(deps: DeployDeps, release: Release, type: string, c
   const image = await deps.store.resolveImage(release.image);
   const lowers = await deps.store.layerDirs(image);
   const cfg = image.config;
-  return {
+  const spec = {
     id: `${release.app}.${type}.${n ?? 'run'}.v${release.version}.${randomBytes(3).toString('hex')}`,
     rootfs: { lowers },
     command: [...command],
@@ -53,6 +52,7 @@ async function containerSpec(deps: DeployDeps, release: Release, type: string, c
     net: 'bridge' as const,
     labels,
   };
+  return { spec, image };
 }
 
 export interface StartedProcess {
@@ -60,69 +60,34 @@ export interface StartedProcess {
   port: number;
   type: string;
   n: number;
+  /** The image's HEALTHCHECK, for the checks the process must pass. */
+  healthcheck: Healthcheck | undefined;
 }
 
+/** Creates and starts `type.n` of the release with the app's resource limits for that type. */
 export async function startProcess(deps: DeployDeps, release: Release, type: string, n: number): Promise<StartedProcess> {
   const command = release.processes[type];
   if (command === undefined) throw new DeployFailed(`release v${release.version} has no process type "${type}"`, { step: 'start' });
   const labels = { app: release.app, release: `v${release.version}`, type, n: String(n) };
-  const spec = await containerSpec(deps, release, type, command, n, labels);
-  const created = await deps.runtime.create(spec);
+  const { spec, image } = await containerSpec(deps, release, type, command, n, labels);
+  const created = await deps.runtime.create({ ...spec, limits: limitsFor(deps, release.app, type) });
   deps.collector.watchContainer(created.id, release.app, `${type}.${n}`, created.logPath);
   try {
     const info = await deps.runtime.start(created.id);
-    return { info, port: Number(spec.env.PORT ?? DEFAULT_PORT), type, n };
+    return { info, port: Number(spec.env.PORT ?? DEFAULT_PORT), type, n, healthcheck: image.config.Healthcheck };
   } catch (e) {
-    await retire(deps, created.id, 0);
+    await removeContainer(deps, created.id, 0);
     throw e;
   }
 }
 
-/**
- * Waits until the process accepts TCP on its port (the default health check, ARCHITECTURE.md),
- * failing early if it exits. The error carries the exit status and its last output lines.
- */
-export async function waitUntilListening(deps: DeployDeps, p: StartedProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const info = await deps.runtime.inspect(p.info.id);
-    if (info.state === 'exited') {
-      const exit = info.exit;
-      const how = exit === null ? 'exited' : exit.oomKilled ? 'was killed: out of memory' : exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
-      throw new DeployFailed(`${p.type}.${p.n} ${how} before it accepted connections on port ${p.port}${lastOutput(info.logPath)}`, { step: 'start', exitCode: exit?.exitCode ?? null });
-    }
-    if (info.ip !== null && (await canConnect(info.ip, p.port, 1000))) return;
-    if (Date.now() > deadline) {
-      throw new DeployFailed(`${p.type}.${p.n} did not accept connections on port ${p.port} within ${Math.round(timeoutMs / 1000)}s (does it listen on $PORT?)${lastOutput(info.logPath)}`, { step: 'start' });
-    }
-    await new Promise((r) => setTimeout(r, 150));
-  }
+function limitsFor(deps: DeployDeps, app: AppName, type: string): Limits {
+  const r = deps.state.apps.resourcesFor(app, type);
+  return { memoryBytes: r.memoryBytes, cpus: r.cpus };
 }
 
-function lastOutput(logPath: string, n = 5): string {
-  try {
-    const lines = readFileSync(logPath, 'utf8').trimEnd().split('\n').slice(-n).map((l) => l.replace(/^\S+ (stdout|stderr) ?/, ''));
-    return lines.length > 0 && lines[0] !== '' ? `; its last output:\n${lines.map((l) => `  ${l.slice(0, 300)}`).join('\n')}` : '';
-  } catch {
-    return '';
-  }
-}
-
-function canConnect(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
-
-/** Stops (SIGTERM, then SIGKILL after the grace) and removes a process, keeping its last log lines. */
-export async function retire(deps: DeployDeps, id: string, graceMs: number): Promise<void> {
+/** Stops (SIGTERM, then SIGKILL after the grace) and removes a container, keeping its last log lines. */
+export async function removeContainer(deps: DeployDeps, id: string, graceMs: number): Promise<void> {
   try {
     const info = await deps.runtime.inspect(id);
     if (info.state === 'running') await deps.runtime.stop(id, { graceMs });
@@ -133,12 +98,36 @@ export async function retire(deps: DeployDeps, id: string, graceMs: number): Pro
   await deps.runtime.remove(id, { force: true }).catch(() => undefined);
 }
 
-/** Runs a one-off container of the release (release phase, `paas run`); output goes to onLine. */
+/** Runs a one-off container of the release (release phase); output lines go to onLine. */
 export async function runOneOff(deps: DeployDeps, release: Release, command: readonly string[], type: string, onLine: (line: string) => void): Promise<number> {
   const labels = { app: release.app, release: `v${release.version}`, type, n: 'run', oneoff: '1' };
-  const spec = await containerSpec(deps, release, type, command, null, labels);
-  const r = await deps.runtime.run(spec, { stdio: 'pipe', onLine: (_stream, line) => onLine(line) });
+  const { spec } = await containerSpec(deps, release, type, command, null, labels);
+  const r = await deps.runtime.run({ ...spec, limits: limitsFor(deps, release.app, type) }, { stdio: 'pipe', onLine: (_stream, line) => onLine(line) });
   return r.exitCode;
+}
+
+export interface Attached {
+  stdin: NodeJS.ReadableStream;
+  onData: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** Aborted when the client went away: the container is killed. */
+  signal: AbortSignal;
+}
+
+/**
+ * `paas run`: a one-off `run` process of the app's live release with its config and the
+ * limits of type `run`, stdin/stdout/stderr attached; the container is removed afterwards.
+ */
+export async function runAttached(deps: DeployDeps, release: Release, command: readonly string[], io: Attached): Promise<number> {
+  const labels = { app: release.app, release: `v${release.version}`, type: 'run', n: 'run', oneoff: '1' };
+  const { spec } = await containerSpec(deps, release, 'run', command, null, labels);
+  const kill = () => void deps.runtime.kill(spec.id, 'SIGKILL').catch(() => undefined);
+  io.signal.addEventListener('abort', kill, { once: true });
+  try {
+    const r = await deps.runtime.run({ ...spec, limits: limitsFor(deps, release.app, 'run') }, { stdio: 'pipe', stdin: io.stdin, onData: io.onData });
+    return r.exitCode;
+  } finally {
+    io.signal.removeEventListener('abort', kill);
+  }
 }
 
 /** Every process container of an app, from the runtime's own records. */

@@ -1,12 +1,17 @@
 // Daemon start and app teardown. At start nothing the previous daemon was doing can still be
-// running: its builds and deploys are marked failed, its locks freed, and the containers
-// (which outlived it) are adopted — the live release's kept, strays retired — before the
-// route table is rebuilt from what actually runs.
+// running: its builds are marked failed, its locks freed, and a deploy it died in is rolled
+// back (its release marked failed; the live pointer only moves once the route switched, so
+// the live release is what serves). The containers, which outlived it, are adopted — the live
+// release's running ones —, the route table is published from them, and only then are strays
+// stopped (the router may still point at an interrupted deploy's processes until it drained
+// them). Last, each app converges on its formation: gone processes are started again.
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AppName } from '../apps/index.ts';
 import { removeRepo } from '../git/index.ts';
-import { appProcesses, labelsOf, retire, startProcess, waitUntilListening } from './processes.ts';
+import { describeError } from './build.ts';
+import { converge } from './formation.ts';
+import { labelsOf, removeContainer } from './processes.ts';
 import { publishRoutes } from './routes.ts';
 import type { DeployDeps } from './types.ts';
 
@@ -35,7 +40,8 @@ export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promi
     // No tmp dir yet.
   }
 
-  const liveWeb = new Map<string, number>();
+  const apps = new Map(state.apps.list().map((a) => [a.name as string, a]));
+  const strays: string[] = [];
   for (const c of await deps.runtime.list()) {
     if (c.labels['paas.build'] !== undefined) {
       // A build step of a build that died with the previous daemon: nobody waits for it.
@@ -45,32 +51,39 @@ export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promi
     }
     const l = labelsOf(c);
     if (l === null) continue;
-    const app = state.apps.list().find((a) => a.name === l.app);
-    const keep = app !== undefined && c.labels.oneoff !== '1' && app.liveRelease !== null && l.release === `v${app.liveRelease}` && c.state === 'running';
+    const app = apps.get(l.app);
+    const keep = app !== undefined && !app.stopped && c.labels.oneoff !== '1' && app.liveRelease !== null && l.release === `v${app.liveRelease}` && c.state === 'running'
+      && /^[1-9][0-9]{0,3}$/.test(l.n) && !deps.supervisor.list(app.name).some((p) => p.type === l.type && p.n === Number(l.n));
     if (!keep) {
-      await retire(deps, c.id, 5000);
-      report.retired++;
+      strays.push(c.id);
       continue;
     }
-    deps.collector.watchContainer(c.id, l.app, `${l.type}.${l.n}`, c.logPath);
-    report.adopted++;
-    if (l.type === 'web') liveWeb.set(l.app, (liveWeb.get(l.app) ?? 0) + 1);
-  }
-  // A live release whose web process is gone (host reboot, crash while the daemon was down).
-  for (const app of state.apps.list()) {
-    if (app.liveRelease === null || liveWeb.has(app.name)) continue;
-    const release = state.releases.get(app.name, app.liveRelease);
-    if (release.processes.web === undefined) continue;
-    try {
-      const p = await startProcess(deps, release, 'web', 1);
-      await waitUntilListening(deps, p, deps.startTimeoutMs ?? 30_000);
-      report.restarted++;
-      deps.logs.append(app.name, { source: 'system', text: `restarted web.1 of v${release.version} at daemon start` });
-    } catch (e) {
-      log(`could not restart ${app.name} v${release.version}: ${(e as Error).message}`);
+    const release = state.releases.get(app.name, app.liveRelease!);
+    if (release.processes[l.type] === undefined) {
+      strays.push(c.id);
+      continue;
     }
+    deps.supervisor.adopt(c, l, release, l.type === 'web');
+    report.adopted++;
   }
   await publishRoutes(deps);
+  for (const id of strays) {
+    await removeContainer(deps, id, deps.stopGraceMs ?? 10_000);
+    report.retired++;
+  }
+  for (const app of state.apps.list()) {
+    const before = deps.supervisor.list(app.name).length;
+    try {
+      await converge(deps, app.name);
+    } catch (e) {
+      log(`could not start every process of ${app.name}: ${describeError(e)}`);
+    }
+    const started = deps.supervisor.list(app.name).length - before;
+    if (started > 0) {
+      report.restarted += started;
+      deps.logs.append(app.name, { source: 'system', text: `started ${started} missing process${started === 1 ? '' : 'es'} at daemon start` });
+    }
+  }
   return report;
 }
 
@@ -78,10 +91,16 @@ export async function destroyApp(deps: DeployDeps, app: AppName, reposDir: strin
   const unlock = await deps.state.locks.acquire(app, 'destroy');
   try {
     deps.state.apps.get(app);
-    await deps.router.switch(app, []);
-    for (const p of await appProcesses(deps, app)) await retire(deps, p.info.id, deps.stopGraceMs ?? 10_000);
+    const procs = deps.supervisor.list(app);
+    for (const p of procs) p.inRotation = false;
+    await deps.supervisor.route(app);
+    await Promise.all(procs.map((p) => deps.supervisor.retire(p, deps.stopGraceMs ?? 10_000)));
+    // Anything else labelled with the app (a one-off, a container the supervisor never saw).
+    for (const c of await deps.runtime.list()) if (c.labels.app === app) await removeContainer(deps, c.id, 0);
     deps.state.apps.destroy(app);
     await publishRoutes(deps);
+    // Its images are unreferenced from now on: drop its tags so images:gc frees them.
+    for (const tag of await deps.store.tags(app).catch(() => [] as string[])) await deps.store.deleteManifest(app, tag).catch(() => undefined);
     removeRepo(reposDir, app);
     deps.logs.remove(app);
   } finally {

@@ -1,9 +1,9 @@
 // What the pipeline needs from the rest of paas, passed in by the daemon (STYLE.md §9: the
 // daemon wires, the pipeline works). Each field is a real part; tests pass the real ones.
-import type { State } from '../apps/index.ts';
+import type { AppName, Release, State } from '../apps/index.ts';
 import type { LogCollector, LogStore } from '../logs/index.ts';
 import type { Image, ImageStore } from '../registry/index.ts';
-import type { Runtime } from '../runtime/index.ts';
+import type { ContainerInfo, Runtime } from '../runtime/index.ts';
 import type { Backend, RouteTable } from '../router/index.ts';
 
 /** The builder's entry point (src/build): a Dockerfile context in, a stored image out. */
@@ -36,9 +36,11 @@ export interface DeployDeps {
   store: ImageStore;
   router: RouterPort;
   build: BuildFn;
+  /** Every app process and its restart policy (supervisor.ts); set by createSupervisor. */
+  supervisor: ProcessSupervisor;
   /** How long a new web process may take to accept on its port. */
   startTimeoutMs?: number;
-  /** Grace between SIGTERM and SIGKILL for retired processes. */
+  /** Grace between SIGTERM and SIGKILL for retired processes (default 30 s; app.json may say otherwise). */
   stopGraceMs?: number;
 }
 
@@ -46,4 +48,41 @@ export interface DeployDeps {
 export interface Output {
   write(text: string): void;
   readonly signal?: AbortSignal;
+}
+
+export type ProcState = 'starting' | 'running' | 'restarting' | 'crashed' | 'stopping';
+
+/** One process slot (app, type, n, release), backed by one container at a time. */
+export interface Proc {
+  readonly app: AppName;
+  readonly type: string;
+  readonly n: number;
+  readonly version: number;
+  /** The slot's current container. */
+  id: string;
+  ip: string | null;
+  port: number;
+  state: ProcState;
+  /** Passed its checks and still running. */
+  healthy: boolean;
+  /** web: receives traffic whenever healthy (false while a deploy checks it, or being retired). */
+  inRotation: boolean;
+  /** false once retired: an exit is then expected, never restarted. */
+  wanted: boolean;
+  restarts: number;
+  /** Crashes in a row without staying up long. */
+  crashes: number;
+  upSince: number;
+  lastExit: string | null;
+  timer: NodeJS.Timeout | null;
+}
+
+export interface ProcessSupervisor {
+  list(app?: string): Proc[];
+  launch(release: Release, type: string, n: number, onInfo?: (line: string) => void, opts?: { keepOnFailure?: boolean }): Promise<Proc>;
+  adopt(info: ContainerInfo, labels: { type: string; n: string }, release: Release, inRotation: boolean): Proc;
+  retire(proc: Proc, graceMs: number): Promise<void>;
+  backends(app: string): Backend[];
+  route(app: string): Promise<void>;
+  stop(): void;
 }

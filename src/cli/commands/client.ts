@@ -9,7 +9,7 @@ export function apiBase(): string {
   return (process.env.PAAS_API ?? 'http://127.0.0.1:7070').replace(/\/$/, '');
 }
 
-function token(): string {
+export function apiToken(): string {
   if (process.env.PAAS_TOKEN !== undefined && process.env.PAAS_TOKEN !== '') return process.env.PAAS_TOKEN;
   const path = join(process.env.PAAS_DATA_DIR ?? '/var/lib/paas', 'admin-token');
   try {
@@ -36,7 +36,7 @@ export async function request(method: string, path: string, body?: unknown): Pro
   try {
     res = await fetch(`${apiBase()}${path}`, {
       method,
-      headers: { authorization: `Bearer ${token()}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { authorization: `Bearer ${apiToken()}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {

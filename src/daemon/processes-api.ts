@@ -1,0 +1,142 @@
+// The process routes of the API: ps, formation (ps:scale), ps:restart/stop/start,
+// resources:set, the attached one-off `run`, and images:gc. Inputs are parsed with the one
+// validator of each kind; the work is src/deploy's.
+import type { Express, Request, Response } from 'express';
+import { parseAppName, parseProcessType, type AppName, type ProcessType, type Resources } from '../apps/index.ts';
+import {
+  collectImagesNow, restartApp, runAttached, scale, startApp, stopApp, type DeployDeps, type Proc,
+} from '../deploy/index.ts';
+import { Conflict, InvalidArgument } from '../errors/index.ts';
+import { formatGcReport } from '../registry/index.ts';
+import { parseCpus, parseMemory } from '../runtime/index.ts';
+import { encodeFrame, FRAME } from './frames.ts';
+
+/** What `ps` shows of a process: the supervisor's slot and the container's cgroup figures. */
+async function procJson(deps: DeployDeps, p: Proc, before: Map<string, { cpu: number; at: number }>) {
+  let stats: { memoryBytes: number; memoryLimitBytes: number | null; cpuNanos: number } | null = null;
+  if (p.state === 'running' || p.state === 'starting') stats = await deps.runtime.stats(p.id).catch(() => null);
+  const b = before.get(p.id);
+  const cpuPercent = stats !== null && b !== undefined && performance.now() > b.at
+    ? Math.round(((stats.cpuNanos - b.cpu) / 1e6 / (performance.now() - b.at)) * 1000) / 10 : null;
+  const res = deps.state.apps.resourcesFor(p.app, p.type);
+  const up = p.state === 'running' || p.state === 'starting';
+  return {
+    process: `${p.type}.${p.n}`, type: p.type, n: p.n, release: `v${p.version}`, state: p.state,
+    startedAt: up ? new Date(p.upSince).toISOString() : null, uptimeSeconds: up ? Math.round((Date.now() - p.upSince) / 1000) : null,
+    restarts: p.restarts, lastExit: p.lastExit, ip: p.ip, port: p.type === 'web' ? p.port : null, inRotation: p.inRotation && p.healthy,
+    memoryBytes: stats?.memoryBytes ?? null, memoryLimitBytes: stats?.memoryLimitBytes ?? res.memoryBytes ?? null,
+    cpuPercent, cpuLimit: res.cpus ?? null, id: p.id,
+  };
+}
+
+/** Parses `{ web: 3, worker: 0 }`. */
+function parseFormation(raw: unknown): Map<ProcessType, number> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new InvalidArgument('formation must be an object of TYPE: count');
+  const out = new Map<ProcessType, number>();
+  for (const [k, v] of Object.entries(raw)) {
+    const t = parseProcessType(k);
+    if (t === 'release') throw new InvalidArgument('the release process type runs once per deploy; it cannot be scaled');
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100) throw new InvalidArgument(`${t}=${String(v)}: the count must be a whole number from 0 to 100`);
+    out.set(t, v);
+  }
+  if (out.size === 0) throw new InvalidArgument('give at least one TYPE=COUNT');
+  return out;
+}
+
+function parseResources(raw: unknown): { type: ProcessType | '*'; res: Resources } {
+  const b = (raw ?? {}) as { memory?: unknown; cpus?: unknown; ps?: unknown };
+  const res: Resources = {};
+  if (b.memory !== undefined) res.memoryBytes = parseMemory(String(b.memory), '--memory');
+  if (b.cpus !== undefined) res.cpus = parseCpus(String(b.cpus), '--cpus');
+  if (res.memoryBytes === undefined && res.cpus === undefined) throw new InvalidArgument('give --memory and/or --cpus');
+  return { type: b.ps === undefined || b.ps === null ? '*' : parseProcessType(b.ps), res };
+}
+
+export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
+  const { state } = deps;
+  const app = (req: Request): AppName => {
+    const name = parseAppName(req.params.app);
+    state.apps.get(name);
+    return name;
+  };
+
+  api.get('/api/apps/:app/ps', async (req, res) => {
+    const name = app(req);
+    const procs = deps.supervisor.list(name);
+    // CPU usage is the cgroup's CPU time over a short window.
+    const before = new Map<string, { cpu: number; at: number }>();
+    await Promise.all(procs.map(async (p) => {
+      const s = await deps.runtime.stats(p.id).catch(() => null);
+      if (s !== null) before.set(p.id, { cpu: s.cpuNanos, at: performance.now() });
+    }));
+    await new Promise((r) => setTimeout(r, 250));
+    res.json(await Promise.all(procs.map((p) => procJson(deps, p, before))));
+  });
+
+  api.get('/api/apps/:app/formation', (req, res) => void res.json(state.apps.formation(app(req))));
+  api.patch('/api/apps/:app/formation', async (req, res) => {
+    const name = app(req);
+    const changes = parseFormation(req.body);
+    res.json({ formation: await scale(deps, name, changes) });
+  });
+
+  api.post('/api/apps/:app/ps/:action', async (req, res) => {
+    const name = app(req);
+    switch (req.params.action) {
+      case 'restart': await restartApp(deps, name); break;
+      case 'stop': await stopApp(deps, name); break;
+      case 'start': await startApp(deps, name); break;
+      default: throw new InvalidArgument('action must be restart, stop or start');
+    }
+    res.json({ app: name, action: req.params.action, stopped: state.apps.get(name).stopped });
+  });
+
+  api.get('/api/apps/:app/resources', (req, res) => void res.json(state.apps.resources(app(req))));
+  api.patch('/api/apps/:app/resources', (req, res) => {
+    const name = app(req);
+    const { type, res: limits } = parseResources(req.body);
+    state.apps.setResources(name, type, limits);
+    deps.logs.append(name, { source: 'system', text: `resources of ${type === '*' ? 'every type' : type} set; applied when a process next starts` });
+    res.json(state.apps.resources(name));
+  });
+
+  // `paas run`: the request body is the command's stdin, the response its output as frames
+  // (frames.ts) ending with the exit status. Both stream at once over one HTTP/1.1 exchange.
+  api.post('/api/apps/:app/run', async (req: Request, res: Response) => {
+    const name = app(req);
+    let command: unknown;
+    try {
+      command = JSON.parse(String(req.query.command ?? ''));
+    } catch {
+      command = null;
+    }
+    if (!Array.isArray(command) || command.length === 0 || !command.every((a) => typeof a === 'string') || command.join('').length > 64 * 1024) {
+      throw new InvalidArgument('command must be a non-empty JSON list of strings');
+    }
+    const live = state.apps.get(name).liveRelease;
+    if (live === null) throw new Conflict(`${name} has no release yet: push one before "paas run"`, { app: name });
+    const release = state.releases.get(name, live);
+    res.writeHead(200, { 'content-type': 'application/vnd.paas.frames', 'cache-control': 'no-store' });
+    res.flushHeaders();
+    const gone = new AbortController();
+    res.on('close', () => { if (!res.writableFinished) gone.abort(); });
+    deps.logs.append(name, { source: 'system', text: `run: ${command.join(' ').slice(0, 200)} (v${live})` });
+    let code: number;
+    try {
+      code = await runAttached(deps, release, command as string[], {
+        stdin: req, signal: gone.signal,
+        onData: (stream, chunk) => res.write(encodeFrame(stream === 'stdout' ? FRAME.stdout : FRAME.stderr, chunk)),
+      });
+    } catch (e) {
+      res.write(encodeFrame(FRAME.stderr, Buffer.from(`paas: ${(e as Error).message}\n`)));
+      code = 125;
+    }
+    res.end(encodeFrame(FRAME.exit, Buffer.from(String(code))));
+  });
+
+  api.post('/api/images/gc', async (req, res) => {
+    const dryRun = (req.body as { dryRun?: unknown } | undefined)?.dryRun === true;
+    const r = await collectImagesNow(deps, dryRun);
+    res.json({ ...r, lines: [...r.untagged.map((t) => `${dryRun ? 'would untag' : 'untagged'} ${t}`), ...formatGcReport(r)] });
+  });
+}

@@ -1,0 +1,122 @@
+// Formation: how many processes of each type an app runs (Heroku's `ps:scale`), kept in the
+// app's state, not the release. `converge` starts or stops just the difference between the
+// formation and what runs; new web processes join the route only once healthy, and leaving
+// ones are drained before they are stopped. ps:restart, ps:stop and ps:start live here too.
+import type { AppName, ProcessType } from '../apps/index.ts';
+import { Conflict, DeployFailed } from '../errors/index.ts';
+import { describeError } from './build.ts';
+import { processOrder, replaceProcesses, stopGraceMs, wanted } from './deploy.ts';
+import { Reporter } from './report.ts';
+import type { DeployDeps, Output, Proc } from './types.ts';
+
+const quiet: Output = { write: () => undefined };
+
+/** Sets the formation for the given types and converges on it. */
+export async function scale(deps: DeployDeps, app: AppName, changes: ReadonlyMap<ProcessType, number>): Promise<Record<string, number>> {
+  const unlock = await deps.state.locks.acquire(app, 'scale');
+  try {
+    const a = deps.state.apps.get(app);
+    if (a.liveRelease !== null) {
+      const rel = deps.state.releases.get(app, a.liveRelease);
+      const types = processOrder(rel);
+      for (const t of changes.keys()) {
+        if (!types.includes(t)) throw new Conflict(`v${rel.version} of ${app} has no process type "${t}" (it has ${types.join(', ') || 'none'})`, { app, type: t });
+      }
+    }
+    for (const [t, q] of changes) deps.state.apps.setFormation(app, t, q);
+    await converge(deps, app);
+    return deps.state.apps.formation(app);
+  } finally {
+    unlock();
+  }
+}
+
+/**
+ * Makes what runs match the formation of the live release (nothing when the app is stopped):
+ * extra processes are retired (highest n first), missing ones started, checked and routed.
+ * Processes of other releases are retired. The caller holds the app's lock.
+ */
+export async function converge(deps: DeployDeps, app: AppName, log: (line: string) => void = () => undefined): Promise<void> {
+  const sup = deps.supervisor;
+  const a = deps.state.apps.get(app);
+  const release = a.liveRelease === null ? null : deps.state.releases.get(app, a.liveRelease);
+  const formation = deps.state.apps.formation(app);
+  const grace = release === null ? (deps.stopGraceMs ?? 30_000) : stopGraceMs(deps, release);
+  const running = sup.list(app);
+  const leaving: Proc[] = running.filter((p) => release === null || p.version !== release.version || a.stopped || release.processes[p.type] === undefined);
+  const starts: { type: string; n: number }[] = [];
+  if (release !== null && !a.stopped) {
+    for (const type of processOrder(release)) {
+      const want = wanted(formation, type);
+      const have = running.filter((p) => p.type === type && p.version === release.version).sort((x, y) => x.n - y.n);
+      leaving.push(...have.filter((p) => p.n > want));
+      const taken = new Set(have.map((p) => p.n));
+      for (let n = 1; n <= want; n++) if (!taken.has(n)) starts.push({ type, n });
+    }
+  }
+  // Leaving web processes go out of the route first, in one switch, drained before they stop.
+  const routed = leaving.filter((p) => p.inRotation);
+  for (const p of routed) p.inRotation = false;
+  if (routed.length > 0) await sup.route(app);
+  await Promise.all(leaving.map((p) => sup.retire(p, grace)));
+  if (starts.length === 0 || release === null) return;
+  const results = await Promise.allSettled(starts.map((s) => sup.launch(release, s.type, s.n, undefined, { keepOnFailure: true })));
+  let joined = false;
+  for (const x of results) {
+    if (x.status !== 'fulfilled') continue;
+    // An unhealthy slot joins the route when its restart passes the checks.
+    if (x.value.type === 'web') x.value.inRotation = true;
+    if (!x.value.healthy) continue;
+    log(`started ${x.value.type}.${x.value.n} of v${release.version}`);
+    deps.logs.append(app, { source: 'system', text: `${x.value.type}.${x.value.n}: started v${release.version}` });
+    if (x.value.type === 'web') {
+      x.value.inRotation = true;
+      joined = true;
+    }
+  }
+  if (joined) await sup.route(app);
+  const failed = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failed.length > 0) {
+    throw new DeployFailed(failed.map((f) => describeError(f.reason)).join('\n'), { step: 'start' });
+  }
+}
+
+/** ps:restart: a rolling replacement of every process (start new → check → switch → stop old). */
+export async function restartApp(deps: DeployDeps, app: AppName, out: Output = quiet): Promise<void> {
+  const unlock = await deps.state.locks.acquire(app, 'restart');
+  try {
+    const a = deps.state.apps.get(app);
+    if (a.liveRelease === null) throw new Conflict(`${app} has no release to restart; push one first`, { app });
+    deps.state.apps.setStopped(app, false);
+    const r = new Reporter(app, out, deps.logs);
+    r.step(`Restarting ${app} (v${a.liveRelease})`);
+    await replaceProcesses(deps, deps.state.releases.get(app, a.liveRelease), r);
+  } finally {
+    unlock();
+  }
+}
+
+/** ps:stop: every process stops and stays stopped (across daemon restarts) until ps:start or a deploy. */
+export async function stopApp(deps: DeployDeps, app: AppName): Promise<void> {
+  const unlock = await deps.state.locks.acquire(app, 'stop');
+  try {
+    deps.state.apps.get(app);
+    deps.state.apps.setStopped(app, true);
+    deps.logs.append(app, { source: 'system', text: 'stopping every process (ps:stop)' });
+    await converge(deps, app);
+  } finally {
+    unlock();
+  }
+}
+
+export async function startApp(deps: DeployDeps, app: AppName): Promise<void> {
+  const unlock = await deps.state.locks.acquire(app, 'start');
+  try {
+    deps.state.apps.get(app);
+    deps.state.apps.setStopped(app, false);
+    deps.logs.append(app, { source: 'system', text: 'starting the formation (ps:start)' });
+    await converge(deps, app);
+  } finally {
+    unlock();
+  }
+}

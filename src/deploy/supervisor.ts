@@ -1,0 +1,204 @@
+// The daemon's view of every app process, and its restart policy. A process is a slot
+// (app, type, n, release) backed by one container at a time; the supervisor waits on each
+// container (runtime.wait, re-established after adoption), and when one exits unasked it
+// logs how (exit code, signal or OOM), takes it out of the route and starts a new container
+// in the same slot with Heroku-style backoff: at once, then 1 s, 2 s, 4 s… up to a cap. A
+// slot that crashes `crashLoop` times in a row without staying up is shown as `crashed`.
+// Every change of an app's route goes through `route(app)`, one at a time per app.
+import type { AppName, Release } from '../apps/index.ts';
+import type { Backend } from '../router/index.ts';
+import type { ContainerInfo, ExitStatus } from '../runtime/index.ts';
+import { describeError } from './build.ts';
+import { checksFor, describeExit, runChecks } from './health.ts';
+import { DEFAULT_PORT, removeContainer, startProcess, type ProcessLabels } from './processes.ts';
+import type { DeployDeps, Proc, ProcessSupervisor } from './types.ts';
+
+export interface RestartPolicy {
+  baseMs: number;
+  capMs: number;
+  crashLoop: number;
+  stableMs: number;
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = { baseMs: 1000, capMs: 5 * 60_000, crashLoop: 3, stableMs: 30_000 };
+
+/** Delay before restart number `crashes` (1-based): none for the first, then doubling to the cap. */
+export function backoffMs(crashes: number, p: RestartPolicy = DEFAULT_RESTART_POLICY): number {
+  if (crashes <= 1) return 0;
+  return Math.min(p.capMs, p.baseMs * 2 ** (crashes - 2));
+}
+
+export class Supervisor implements ProcessSupervisor {
+  private readonly deps: DeployDeps;
+  private readonly policy: RestartPolicy;
+  private readonly procs = new Set<Proc>();
+  private readonly routeTails = new Map<string, Promise<unknown>>();
+  private stopped = false;
+
+  constructor(deps: DeployDeps, policy: Partial<RestartPolicy> = {}) {
+    this.deps = deps;
+    this.policy = { ...DEFAULT_RESTART_POLICY, ...policy };
+  }
+
+  list(app?: string): Proc[] {
+    return [...this.procs].filter((p) => app === undefined || p.app === app).sort((a, b) => a.type.localeCompare(b.type) || a.n - b.n || a.version - b.version);
+  }
+
+  /** Starts process `type.n` of the release and runs its checks; on failure nothing is left. */
+  async launch(release: Release, type: string, n: number, onInfo?: (line: string) => void, opts: { keepOnFailure?: boolean } = {}): Promise<Proc> {
+    const started = await startProcess(this.deps, release, type, n);
+    const proc: Proc = {
+      app: release.app, type, n, version: release.version, id: started.info.id, ip: started.info.ip, port: started.port,
+      state: 'starting', healthy: false, inRotation: false, wanted: true, restarts: 0, crashes: 0, upSince: Date.now(), lastExit: null, timer: null,
+    };
+    this.procs.add(proc);
+    this.watch(proc);
+    try {
+      await runChecks(this.deps, { id: proc.id, type, n, port: proc.port }, checksFor(release, type, started.healthcheck, this.deps.startTimeoutMs ?? 30_000), onInfo);
+    } catch (e) {
+      if (opts.keepOnFailure === true) {
+        // Scaling and recovery keep the slot: the restart policy retries it with backoff.
+        this.crashed(proc, describeError(e).split('\n')[0]!);
+        return proc;
+      }
+      proc.wanted = false;
+      this.procs.delete(proc);
+      await removeContainer(this.deps, proc.id, 0);
+      throw e;
+    }
+    proc.healthy = true;
+    proc.state = 'running';
+    return proc;
+  }
+
+  /** A running container found at daemon start; `inRotation` when it belongs to the live release. */
+  adopt(info: ContainerInfo, l: ProcessLabels, release: Release, inRotation: boolean): Proc {
+    const proc: Proc = {
+      app: release.app, type: l.type, n: Number(l.n), version: release.version, id: info.id, ip: info.ip,
+      port: l.type === 'web' ? Number(release.config.PORT ?? DEFAULT_PORT) : 0,
+      state: 'running', healthy: true, inRotation, wanted: true, restarts: 0, crashes: 0,
+      upSince: info.startedAt === null ? Date.now() : Date.parse(info.startedAt), lastExit: null, timer: null,
+    };
+    this.procs.add(proc);
+    this.deps.collector.watchContainer(info.id, release.app, `${l.type}.${l.n}`, info.logPath);
+    this.watch(proc);
+    return proc;
+  }
+
+  /**
+   * Takes the process out of the route (waiting for its in-flight requests), then stops it:
+   * SIGTERM, SIGKILL after the grace.
+   */
+  async retire(proc: Proc, graceMs: number): Promise<void> {
+    proc.wanted = false;
+    if (proc.timer !== null) clearTimeout(proc.timer);
+    proc.timer = null;
+    proc.state = 'stopping';
+    proc.healthy = false;
+    if (proc.inRotation) {
+      proc.inRotation = false;
+      await this.route(proc.app).catch(() => undefined);
+    }
+    await removeContainer(this.deps, proc.id, graceMs);
+    this.procs.delete(proc);
+  }
+
+  /** The app's current backends: healthy web processes in rotation. */
+  backends(app: string): Backend[] {
+    return this.list(app)
+      .filter((p) => p.type === 'web' && p.inRotation && p.healthy && p.ip !== null)
+      .map((p) => ({ host: p.ip!, port: p.port, id: `web.${p.n}@v${p.version}` }));
+  }
+
+  /** Points the app's route at `backends(app)`; resolves when the backends it dropped drained. */
+  route(app: string): Promise<void> {
+    const prev = this.routeTails.get(app) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(() => this.deps.router.switch(app, this.backends(app)));
+    this.routeTails.set(app, next);
+    return next.then(() => undefined);
+  }
+
+  /** The daemon is going down: containers keep running, nothing is restarted by this process. */
+  stop(): void {
+    this.stopped = true;
+    for (const p of this.procs) if (p.timer !== null) clearTimeout(p.timer);
+  }
+
+  private watch(proc: Proc): void {
+    const id = proc.id;
+    void (async () => {
+      while (!this.stopped && proc.id === id && proc.wanted) {
+        let exit: ExitStatus;
+        try {
+          exit = await this.deps.runtime.wait(id, { timeoutMs: 30_000 });
+        } catch (e) {
+          // A timeout re-arms the wait; a container that is gone was removed on purpose.
+          if (/timed out/.test((e as Error).message)) continue;
+          return;
+        }
+        this.onExit(proc, id, exit);
+        return;
+      }
+    })();
+  }
+
+  private onExit(proc: Proc, id: string, exit: ExitStatus): void {
+    // While a slot is being checked, the check reports the exit (and counts the crash).
+    if (this.stopped || proc.id !== id || !proc.wanted || proc.state === 'starting' || proc.state === 'stopping') return;
+    this.crashed(proc, describeExit(exit));
+  }
+
+  private log(proc: Proc, text: string): void {
+    this.deps.logs.append(proc.app, { source: 'system', text: `${proc.type}.${proc.n}: ${text}` });
+  }
+
+  private crashed(proc: Proc, how: string): void {
+    const was = proc.state;
+    proc.healthy = false;
+    if (Date.now() - proc.upSince >= this.policy.stableMs) proc.crashes = 0;
+    proc.crashes++;
+    proc.lastExit = how;
+    const delay = backoffMs(proc.crashes, this.policy);
+    proc.state = proc.crashes >= this.policy.crashLoop ? 'crashed' : 'restarting';
+    const when = delay === 0 ? 'restarting now' : `restarting in ${Math.round(delay / 100) / 10}s`;
+    this.log(proc, `v${proc.version} ${how}; ${when}`);
+    if (proc.state === 'crashed') this.log(proc, `State changed from ${was} to crashed (${proc.crashes} crashes in a row)`);
+    if (proc.type === 'web' && proc.inRotation) void this.route(proc.app).catch(() => undefined);
+    proc.timer = setTimeout(() => void this.restart(proc), delay);
+  }
+
+  private async restart(proc: Proc): Promise<void> {
+    proc.timer = null;
+    if (!proc.wanted || this.stopped) return;
+    await removeContainer(this.deps, proc.id, 0);
+    let release: Release;
+    try {
+      release = this.deps.state.releases.get(proc.app, proc.version);
+    } catch {
+      return;
+    }
+    try {
+      const started = await startProcess(this.deps, release, proc.type, proc.n);
+      if (!proc.wanted || this.stopped) {
+        await removeContainer(this.deps, started.info.id, 0);
+        return;
+      }
+      proc.id = started.info.id;
+      proc.ip = started.info.ip;
+      proc.upSince = Date.now();
+      proc.restarts++;
+      const was = proc.state;
+      proc.state = 'starting';
+      this.watch(proc);
+      await runChecks(this.deps, { id: proc.id, type: proc.type, n: proc.n, port: proc.port }, checksFor(release, proc.type, started.healthcheck, this.deps.startTimeoutMs ?? 30_000));
+      if (proc.id !== started.info.id || !proc.wanted) return;
+      proc.healthy = true;
+      proc.state = 'running';
+      this.log(proc, `restarted (restart ${proc.restarts}); State changed from ${was} to running`);
+      if (proc.type === 'web' && proc.inRotation) await this.route(proc.app);
+    } catch (e) {
+      if (!proc.wanted || this.stopped) return;
+      this.crashed(proc, `failed to restart: ${describeError(e).split('\n')[0]}`);
+    }
+  }
+}
