@@ -42,9 +42,10 @@ function requestLoop(app: string, path = '/') {
   const t0 = Date.now();
   const done = (async () => {
     while (!stop && count < 3000 && Date.now() - t0 < 90_000) {
+      const sent = new Date().toISOString();
       const r = await get(p, app, path);
       count++;
-      if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 120)}`);
+      if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 120)} (sent ${sent})`);
       else bodies.set(r.body, (bodies.get(r.body) ?? 0) + 1);
       await new Promise((res) => setTimeout(res, 10));
     }

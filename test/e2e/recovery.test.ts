@@ -1,6 +1,7 @@
 // kill -9 of the daemon in the middle of a build: apps keep serving while it is down, and a
 // restart frees the lock, marks the build failed and takes the next push.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRuntime } from '../../src/runtime/index.ts';
 import { appRepo, cli, get, push, remoteLines, startPaas, type Paas } from './harness.ts';
 
 let p: Paas;
@@ -56,5 +57,71 @@ describe('daemon killed mid-build', () => {
     expect(next.code, next.stderr).toBe(0);
     expect(remoteLines(next).at(-1)).toContain('Released v2');
     expect(await get(p, 'survivor')).toEqual({ status: 200, body: 'after the crash\n' });
+  });
+});
+
+describe('daemon killed mid-deploy', () => {
+  it('the app serves throughout; the restart rolls the deploy back, restarts what the formation wants and stops strays', async () => {
+    const repo = appRepo('procs');
+    expect((await push(p, repo.dir, 'phoenix')).code).toBe(0);
+    expect((await cli(p, ['ps:scale', 'phoenix', 'web=2'])).code).toBe(0);
+    const rt = createRuntime('native', { dataDir: p.dataDir });
+    const ofApp = async () => (await rt.list()).filter((c) => c.labels.app === 'phoenix');
+
+    // A bounded request loop through the router for the whole story.
+    let stop = false;
+    const failures: string[] = [];
+    let count = 0;
+    const loop = (async () => {
+      const t0 = Date.now();
+      while (!stop && count < 3000 && Date.now() - t0 < 90_000) {
+        const r = await get(p, 'phoenix', '/who.txt');
+        count++;
+        if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 100)}`);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    })();
+    try {
+      // The new release waits in its health check (initialDelay) long enough to be killed there.
+      repo.write('app.json', JSON.stringify({ healthchecks: { web: [{ path: '/', initialDelay: 5, attempts: 2, wait: 1 }] } }));
+      repo.write('www/index.html', 'v2 never finished\n');
+      repo.commit('slow check');
+      const pushing = push(p, repo.dir, 'phoenix');
+      const deadline = Date.now() + 30_000;
+      while (!(await ofApp()).some((c) => c.labels.release === 'v2' && c.state === 'running')) {
+        if (Date.now() > deadline) throw new Error('the v2 processes never started');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      p.kill9();
+      expect((await pushing).code).not.toBe(0);
+      // While the daemon is down, web.2 of v1 dies too.
+      const web2 = (await ofApp()).find((c) => c.labels.release === 'v1' && c.labels.type === 'web' && c.labels.n === '2')!;
+      await rt.kill(web2.id, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await get(p, 'phoenix')).body).toBe('hello from procs v1\n');
+
+      await p.start();
+      const ps = JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as { process: string; release: string; state: string; id: string }[];
+      expect(ps.map((x) => [x.process, x.release, x.state])).toEqual([['web.1', 'v1', 'running'], ['web.2', 'v1', 'running']]);
+      // State matches what runs: exactly the processes ps shows, none of v2, no dead web.2.
+      expect((await ofApp()).map((c) => c.id).sort()).toEqual(ps.map((x) => x.id).sort());
+      const rs = JSON.parse((await cli(p, ['releases', 'phoenix', '--json'])).stdout) as { version: string; status: string; error: string | null }[];
+      expect(rs[0]).toMatchObject({ version: 'v2', status: 'failed', error: 'the daemon stopped during the deploy' });
+      expect(JSON.parse((await cli(p, ['apps:info', 'phoenix', '--json'])).stdout)).toMatchObject({ release: 'v1', lock: null });
+      const seen = new Set<string>();
+      for (let i = 0; i < 40 && seen.size < 2; i++) seen.add((await get(p, 'phoenix', '/who.txt')).body);
+      expect([...seen].sort()).toEqual(['phoenix.web.1 v1\n', 'phoenix.web.2 v1\n']);
+    } finally {
+      stop = true;
+      await loop;
+    }
+    expect(failures).toEqual([]);
+    expect(count).toBeGreaterThan(20);
+    // The next push deploys normally.
+    repo.write('app.json', '{}');
+    repo.commit('fast check');
+    const next = await push(p, repo.dir, 'phoenix');
+    expect(next.code, next.stderr).toBe(0);
+    expect((await get(p, 'phoenix')).body).toBe('v2 never finished\n');
   });
 });
