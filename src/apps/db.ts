@@ -73,8 +73,10 @@ export function openDb(dataDir: string): Db {
 
 function migrate(db: Db): void {
   db.exec('CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
-  const row = db.prepare('SELECT MAX(version) AS v FROM migrations').get() as { v: number | null };
-  for (let v = (row.v ?? 0) + 1; v <= MIGRATIONS.length; v++) {
+  // Every migration not recorded yet, in order (not just those past the highest recorded).
+  const done = new Set((db.prepare('SELECT version FROM migrations').all() as { version: number }[]).map((r) => r.version));
+  for (let v = 1; v <= MIGRATIONS.length; v++) {
+    if (done.has(v)) continue;
     tx(db, () => {
       db.exec(MIGRATIONS[v - 1]!);
       db.prepare('INSERT INTO migrations (version, applied_at) VALUES (?, ?)').run(v, new Date().toISOString());
