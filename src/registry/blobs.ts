@@ -4,10 +4,10 @@
 import { createHash } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFound, InvalidArgument, PayloadTooLarge } from '../errors/index.ts';
-import { digestFromHash, digestHex, isDigest, parseDigest, type Digest } from './digest.ts';
+import { digestFromHash, digestHex, HashMeter, isDigest, parseDigest, type Digest } from './digest.ts';
 import { tmpName } from './fsutil.ts';
 
 export type BlobRange = { start: number; end?: number };
@@ -55,21 +55,11 @@ export class BlobStore {
       return { digest, size: source.length };
     }
     const hash = createHash('sha256');
-    let size = 0;
+    const meter = new HashMeter(hash, 0, maxBytes, () => new PayloadTooLarge(`blob is larger than ${maxBytes} bytes`, { limit: maxBytes }));
     const tmp = tmpName(this.tmpDir, 'blob');
     try {
-      await pipeline(
-        source,
-        new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            size += chunk.length;
-            if (size > maxBytes) return cb(new PayloadTooLarge(`blob is larger than ${maxBytes} bytes`, { limit: maxBytes }));
-            hash.update(chunk);
-            cb(null, chunk);
-          },
-        }),
-        fs.createWriteStream(tmp),
-      );
+      await pipeline(source, meter, fs.createWriteStream(tmp));
+      const size = meter.bytes;
       const digest = digestFromHash(hash);
       if (expected && expected !== digest) throw digestMismatch(expected, digest);
       await this.adopt(tmp, digest);

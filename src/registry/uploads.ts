@@ -6,10 +6,10 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFound, InvalidArgument, PayloadTooLarge } from '../errors/index.ts';
-import { digestFromHash, type Digest } from './digest.ts';
+import { digestFromHash, HashMeter, type Digest } from './digest.ts';
 import { digestMismatch, type BlobStore } from './blobs.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -66,23 +66,12 @@ export class UploadArea {
       throw new InvalidArgument(`upload ${uuid} is at ${s.size} bytes, the chunk starts at ${offset}`, { code: 'RANGE_INVALID', size: s.size });
     }
     const limit = this.maxBytes;
-    let size = s.size;
     // Hash a copy so a failed request cannot leave the in-memory hash ahead of the file.
     const hash = s.hash.copy();
     const out = fs.createWriteStream(this.file(uuid), { flags: 'a' });
+    const meter = new HashMeter(hash, s.size, limit, () => new PayloadTooLarge(`upload exceeds the ${limit}-byte limit`, { code: 'SIZE_INVALID', limit }));
     try {
-      await pipeline(
-        source,
-        new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            size += chunk.length;
-            if (size > limit) return cb(new PayloadTooLarge(`upload exceeds the ${limit}-byte limit`, { code: 'SIZE_INVALID', limit }));
-            hash.update(chunk);
-            cb(null, chunk);
-          },
-        }),
-        out,
-      );
+      await pipeline(source, meter, out);
     } catch (err) {
       // The file may now be longer than the hash: forget the state, it is rebuilt from disk.
       this.state.delete(uuid);
@@ -90,8 +79,8 @@ export class UploadArea {
       throw err;
     }
     s.hash = hash;
-    s.size = size;
-    return size;
+    s.size = meter.bytes;
+    return meter.bytes;
   }
 
   /** Verifies the upload against `digest` and moves it into the blob store. */
