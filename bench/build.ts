@@ -6,38 +6,19 @@
 // The node:24 base image comes from the data dir's store, else from provision/base-images'
 // cached OCI layout (/var/cache/paas/base/node-24); without either the bench says so and exits.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { build, type BuildResult } from '../src/build/index.ts';
-import { openStore, type Image, type ImageStore } from '../src/registry/index.ts';
+import { openStore } from '../src/registry/index.ts';
 import { createRuntime } from '../src/runtime/index.ts';
-import { table } from './lib.ts';
+import { baseLayout, buildBenchArgs, ensureBaseImage, median, table } from './lib.ts';
 
 const repo = path.join(import.meta.dirname, '..');
 const fixture = path.join(repo, 'test/fixtures/build/express');
-const { values: args } = parseArgs({
-  options: {
-    'data-dir': { type: 'string' },
-    runtime: { type: 'string', default: existsSync(path.join(repo, 'native/build/paas-shim')) ? 'native' : 'runc' },
-    runs: { type: 'string', default: '3' },
-  },
-});
-const runs = Math.max(1, Number(args.runs));
-const ownDataDir = args['data-dir'] === undefined;
-const dataDir = args['data-dir'] ?? mkdtempSync('/var/tmp/paas-bench-build-');
+const args = buildBenchArgs('paas-bench-build-');
+const { runs, ownDataDir, dataDir } = args;
 const BASE = 'library/node:24';
-const LAYOUT = path.join(process.env.PAAS_CACHE_DIR ?? '/var/cache/paas', 'base', 'node-24');
-
-async function baseImage(store: ImageStore): Promise<Image | null> {
-  try {
-    return await store.resolveImage(BASE);
-  } catch {
-    if (!existsSync(path.join(LAYOUT, 'index.json'))) return null;
-    const imported = await store.importOciLayout(LAYOUT, [BASE]);
-    return imported[0] ?? null;
-  }
-}
+const LAYOUT = baseLayout('node-24');
 
 /**
  * `npm ci` of the same app straight on the host with an empty npm cache: most of a cold
@@ -55,7 +36,6 @@ function hostNpmCi(): number | null {
   }
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 function dockerAnswers(): boolean {
   return spawnSync('docker', ['info'], { stdio: 'ignore', timeout: 10_000 }).status === 0;
@@ -77,7 +57,7 @@ const touchCode = (): void => {
 
 async function main(): Promise<void> {
   const store = await openStore(dataDir);
-  const base = await baseImage(store);
+  const base = await ensureBaseImage(store, BASE, 'node-24');
   if (base === null) {
     console.log(`bench/build: skipped: ${BASE} is not in the store at ${dataDir} and there is no cached layout at ${LAYOUT}; run provision/base-images --only node`);
     return;

@@ -5,14 +5,13 @@
 // on that same hand-written Dockerfile is shown too, so the buildpack's own cost is visible.
 //   node bench/buildpacks.ts [--data-dir DIR] [--runtime native|runc] [--runs N]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { build, type BuildResult } from '../src/build/index.ts';
 import { describeChoice, detect, writeBuildpackFiles } from '../src/buildpacks/index.ts';
-import { openStore, type ImageStore } from '../src/registry/index.ts';
+import { openStore } from '../src/registry/index.ts';
 import { createRuntime } from '../src/runtime/index.ts';
-import { table } from './lib.ts';
+import { baseLayout, buildBenchArgs, ensureBaseImage, median, table } from './lib.ts';
 
 const repo = path.join(import.meta.dirname, '..');
 const fixture = path.join(repo, 'test/fixtures/buildpacks/express');
@@ -26,30 +25,8 @@ ENV NODE_ENV=production
 EXPOSE 5000
 CMD ["npm", "start"]
 `;
-const { values: args } = parseArgs({
-  options: {
-    'data-dir': { type: 'string' },
-    runtime: { type: 'string', default: existsSync(path.join(repo, 'native/build/paas-shim')) ? 'native' : 'runc' },
-    runs: { type: 'string', default: '3' },
-  },
-});
-const runs = Math.max(1, Number(args.runs));
-const ownDataDir = args['data-dir'] === undefined;
-const dataDir = args['data-dir'] ?? mkdtempSync('/var/tmp/paas-bench-bp-');
-const CACHE = path.join(process.env.PAAS_CACHE_DIR ?? '/var/cache/paas', 'base');
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-
-/** node:24 and debian from the store, else from provision/base-images' cached layouts. */
-async function baseImages(store: ImageStore): Promise<boolean> {
-  try {
-    await store.resolveImage('library/node:24');
-    return true;
-  } catch {
-    if (!existsSync(path.join(CACHE, 'node-24', 'index.json'))) return false;
-    await store.importOciLayout(path.join(CACHE, 'node-24'), ['library/node:24']);
-    return true;
-  }
-}
+const args = buildBenchArgs('paas-bench-bp-');
+const { runs, ownDataDir, dataDir } = args;
 
 const ctx = mkdtempSync('/var/tmp/paas-bench-bp-ctx-');
 cpSync(fixture, ctx, { recursive: true });
@@ -60,8 +37,8 @@ const touchCode = (): void => {
 
 async function main(): Promise<void> {
   const store = await openStore(dataDir);
-  if (!(await baseImages(store))) {
-    console.log(`bench/buildpacks: skipped: library/node:24 is not in ${dataDir} and ${CACHE}/node-24 does not exist; run provision/base-images --only node`);
+  if ((await ensureBaseImage(store, 'library/node:24', 'node-24')) === null) {
+    console.log(`bench/buildpacks: skipped: library/node:24 is not in ${dataDir} and ${baseLayout('node-24')} does not exist; run provision/base-images --only node`);
     return;
   }
   await store.layerDirs(await store.resolveImage('library/node:24'));
