@@ -33,6 +33,16 @@ describe('paas CLI entry', () => {
     expect(Number(v.split('.')[0])).toBeGreaterThanOrEqual(24);
   });
 
+  it.each([
+    [['router', '--http-port', '99999'], 'router: --http-port "99999" must be a whole number in 0..65535'],
+    [['router', '--workers', '0'], 'router: --workers "0" must be a whole number in 1..64'],
+    [['daemon', '--api-port', 'x'], 'daemon: --api-port "x" must be a whole number in 0..65535'],
+  ])('refuses bad numeric flags: %j', (args, message) => {
+    const r = spawnSync(PAAS, args, { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(message);
+  });
+
   it('exits 2 with a message for an unknown command', () => {
     const r = spawnSync(PAAS, ['frobnicate'], { encoding: 'utf8' });
     expect(r.status).toBe(2);

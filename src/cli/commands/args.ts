@@ -12,3 +12,10 @@ export function parse<T extends ParseArgsConfig>(config: T): ReturnType<typeof p
     throw e;
   }
 }
+
+/** A whole-number flag within bounds, or InvalidArgument naming the command and flag. */
+export function intFlag(cmd: string, flag: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgument(`${cmd}: --${flag} "${v}" must be a whole number in ${min}..${max}`);
+  return n;
+}

@@ -1,12 +1,8 @@
 // `paas daemon`: parses flags and starts the daemon; runs until SIGTERM/SIGINT.
-import { parse as parseArgs } from './args.ts';
+import { intFlag, parse as parseArgs } from './args.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 
-function int(flag: string, v: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgument(`daemon: --${flag} "${v}" must be a whole number in ${min}..${max}`);
-  return n;
-}
+const int = (flag: string, v: string, min: number, max: number): number => intFlag('daemon', flag, v, min, max);
 
 function bytes(flag: string, v: string): number {
   const m = /^([0-9]+)([kmg]?)b?$/i.exec(v);

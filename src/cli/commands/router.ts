@@ -1,6 +1,5 @@
 // `paas router`: the front-door process. The daemon starts it detached; it can also be run by hand.
-import { InvalidArgument } from '../../errors/index.ts';
-import { parse } from './args.ts';
+import { intFlag, parse } from './args.ts';
 
 export async function run(_name: string, args: string[]): Promise<number> {
   const { values } = parse({
@@ -15,16 +14,8 @@ export async function run(_name: string, args: string[]): Promise<number> {
       host: { type: 'string' },
     },
   });
-  const port = (flag: string, v: string | undefined): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgument(`router: --${flag} "${v}" is not a port`);
-    return n;
-  };
-  const workers = values.workers === undefined ? undefined : Number(values.workers);
-  if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 64)) {
-    throw new InvalidArgument(`router: --workers "${values.workers}" must be 1..64`);
-  }
+  const port = (flag: string, v: string | undefined): number | undefined => (v === undefined ? undefined : intFlag('router', flag, v, 0, 65535));
+  const workers = values.workers === undefined ? undefined : intFlag('router', 'workers', values.workers, 1, 64);
   const { runRouter } = await import('../../router/index.ts');
   await runRouter({
     dataDir: values['data-dir'],
