@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { parseAppName, parseConfigKey, parseConfigValue, parseDomain, parseProcessType, type AppName } from '../apps/index.ts';
-import { changeConfig, publishRoutes, rollback, type DeployDeps } from '../deploy/index.ts';
+import { changeConfig, publishRoutes, restartApp, rollback, startApp, stopApp, type DeployDeps } from '../deploy/index.ts';
 import { InvalidArgument, PaasError, toHttp } from '../errors/index.ts';
 import { formatLine } from '../logs/index.ts';
 import { appPage, appsPage, buildLog } from './pages.ts';
@@ -36,6 +36,11 @@ const STATIC: Record<string, { type: string; body: Buffer }> = {
 const CSP = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 type Authed = Request & { session: Session };
+
+/** ps:restart / ps:stop / ps:start, as buttons: a stopped app offers only start. */
+function psActions(deps: DeployDeps, name: AppName): string[] {
+  return deps.state.apps.get(name).stopped ? ['start'] : ['restart', 'stop'];
+}
 
 export function createDashboard(opts: DashboardOptions): express.Express {
   const { deps } = opts;
@@ -147,7 +152,7 @@ export function createDashboard(opts: DashboardOptions): express.Express {
   dash.get('/', async (req, res) => page(res, 200, 'apps', layout(req, 'Apps'), await appsPage(deps)));
   dash.get('/apps/:app', async (req, res) => {
     const name = appName(req);
-    page(res, 200, 'app', layout(req, name), await appPage(deps, name));
+    page(res, 200, 'app', layout(req, name), { ...(await appPage(deps, name)), psActions: psActions(deps, name) });
   });
   dash.get('/apps/:app/builds/:id', (req, res) => {
     const name = appName(req);
@@ -160,7 +165,7 @@ export function createDashboard(opts: DashboardOptions): express.Express {
   dash.post('/apps/:app/config/reveal', async (req, res) => {
     const name = appName(req);
     const key = parseConfigKey(field(req, 'key'));
-    page(res, 200, 'app', layout(req, name), await appPage(deps, name, { reveal: key }));
+    page(res, 200, 'app', layout(req, name), { ...(await appPage(deps, name, { reveal: key })), psActions: psActions(deps, name) });
   });
   dash.post('/apps/:app/config', action(async (req, name) => {
     const key = parseConfigKey(field(req, 'key'));
@@ -182,6 +187,14 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     if (!/^[0-9]{1,3}$/.test(raw) || Number(raw) > 100) throw new InvalidArgument('the quantity must be a whole number from 0 to 100');
     await opts.scale(name, type, Number(raw));
     return `scaled ${type} to ${Number(raw)}`;
+  }));
+  dash.post('/apps/:app/ps/:verb', action(async (req, name) => {
+    switch (req.params.verb) {
+      case 'restart': await restartApp(deps, name); return 'restarted every process';
+      case 'stop': await stopApp(deps, name); return 'stopped: no process runs until start';
+      case 'start': await startApp(deps, name); return 'started';
+      default: throw new InvalidArgument('the action must be restart, stop or start');
+    }
   }));
   dash.post('/apps/:app/domains', action(async (req, name) => {
     const domain = parseDomain(field(req, 'domain'));

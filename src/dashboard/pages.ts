@@ -1,24 +1,29 @@
 // What each page shows, read from the same state and pipeline functions the API uses.
 import type { AppName, Build } from '../apps/index.ts';
-import { appProcesses, appUrl, type DeployDeps } from '../deploy/index.ts';
+import { appUrl, type DeployDeps } from '../deploy/index.ts';
 import { formatLine } from '../logs/index.ts';
 
-export type AppStatus = 'up' | 'down' | 'idle' | 'not deployed';
+export type AppStatus = 'up' | 'down' | 'idle' | 'stopped' | 'crashed' | 'not deployed';
 
-interface ProcRow { process: string; type: string; release: string; state: string; startedAt: string | null }
+interface ProcRow { process: string; type: string; release: string; state: string; startedAt: string | null; restarts: number; lastExit: string | null }
 
-async function processRows(deps: DeployDeps, name: AppName): Promise<ProcRow[]> {
-  return (await appProcesses(deps, name)).map((p) => ({
-    process: `${p.labels.type}.${p.labels.n}`, type: p.labels.type, release: p.labels.release, state: p.info.state, startedAt: p.info.startedAt,
+/** The supervisor's view of the app's processes: what `paas ps` shows (crashes and restarts included). */
+function processRows(deps: DeployDeps, name: AppName): ProcRow[] {
+  return deps.supervisor.list(name).map((p) => ({
+    process: `${p.type}.${p.n}`, type: p.type, release: `v${p.version}`, state: p.state,
+    startedAt: p.state === 'running' || p.state === 'starting' ? new Date(p.upSince).toISOString() : null,
+    restarts: p.restarts, lastExit: p.lastExit,
   })).sort((a, b) => a.process.localeCompare(b.process, 'en', { numeric: true }));
 }
 
-/** up: every wanted process runs; down: a live release with fewer running than wanted; idle: scaled to zero. */
-function statusOf(live: number | null, formation: Record<string, number>, procs: ProcRow[]): AppStatus {
-  if (live === null) return 'not deployed';
+/** up: every wanted process runs; down: fewer run than wanted; idle: scaled to zero; stopped: ps:stop. */
+function statusOf(app: { liveRelease: number | null; stopped: boolean }, formation: Record<string, number>, procs: ProcRow[]): AppStatus {
+  if (app.liveRelease === null) return 'not deployed';
+  if (app.stopped) return 'stopped';
   const wanted = Object.values(formation).reduce((a, b) => a + b, 0);
   if (wanted === 0) return 'idle';
-  const running = procs.filter((p) => p.state === 'running' && p.release === `v${live}`).length;
+  if (procs.some((p) => p.state === 'crashed')) return 'crashed';
+  const running = procs.filter((p) => p.state === 'running' && p.release === `v${app.liveRelease}`).length;
   return running >= wanted ? 'up' : 'down';
 }
 
@@ -35,13 +40,13 @@ function formationRows(deps: DeployDeps, name: AppName, live: number | null): { 
 export async function appsPage(deps: DeployDeps) {
   const apps = [];
   for (const a of deps.state.apps.list()) {
-    const procs = await processRows(deps, a.name);
+    const procs = processRows(deps, a.name);
     const formation = deps.state.apps.formation(a.name);
     const running = procs.filter((p) => p.state === 'running').length;
     apps.push({
       name: a.name,
       release: a.liveRelease === null ? null : `v${a.liveRelease}`,
-      status: statusOf(a.liveRelease, formation, procs),
+      status: statusOf(a, formation, procs),
       processes: `${running} running`,
       url: appUrl(a.name, deps.domain, deps.httpPort),
     });
@@ -51,13 +56,13 @@ export async function appsPage(deps: DeployDeps) {
 
 export async function appPage(deps: DeployDeps, name: AppName, opts: { reveal?: string; logLines?: number } = {}) {
   const app = deps.state.apps.get(name);
-  const procs = await processRows(deps, name);
+  const procs = processRows(deps, name);
   const live = app.liveRelease;
   const config = deps.state.apps.config(name);
   return {
     app: {
       name, release: live === null ? null : `v${live}`, url: appUrl(name, deps.domain, deps.httpPort),
-      status: statusOf(live, deps.state.apps.formation(name), procs),
+      status: statusOf(app, deps.state.apps.formation(name), procs), stopped: app.stopped,
     },
     processes: procs,
     formation: formationRows(deps, name, live),

@@ -206,6 +206,17 @@ describe('in the browser', () => {
     await screenshot(page, 'scaled');
   });
 
+  it('Restart replaces the processes and the app keeps answering', async () => {
+    await page.goto(`${base}/apps/${APP}`);
+    const before = await page.locator('#processes tbody tr').allTextContents();
+    await Promise.all([page.waitForNavigation({ timeout: 60_000 }), page.click('button[data-ps="restart"]')]);
+    expect(await page.textContent('.flash')).toContain('restarted every process');
+    const after = await page.locator('#processes tbody tr').allTextContents();
+    expect(after.filter((t) => t.includes('running'))).toHaveLength(before.length);
+    expect(after).not.toEqual(before);
+    expect(await get(p, APP)).toEqual({ status: 200, body: 'hello from v1\n' });
+  });
+
   it("a build's page shows its log", async () => {
     await page.goto(`${base}/apps/${APP}`);
     await Promise.all([page.waitForNavigation(), page.locator('#builds a').last().click()]);
