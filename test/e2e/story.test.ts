@@ -99,7 +99,11 @@ describe('three kinds of app, pushed with git and served by the router', () => {
   it('ps:scale worker=1 starts the Procfile worker from the same image (non-web types start at 0, as on Heroku and Dokku)', async () => {
     const r = await cli(p, ['ps:scale', 'notes', 'worker=1']);
     expect(r.code, `ps:scale needs the processes issue (CLI ps:scale, its API and src/deploy's scale): ${r.stderr}`).toBe(0);
-    const procs = await ps('notes');
+    // A worker has no port to check: it counts as running once it has stayed up a moment.
+    const procs = await waitFor('worker.1 to be running', async () => {
+      const list = await ps('notes');
+      return list.every((x) => x.state === 'running') ? list : null;
+    }).catch(async () => ps('notes'));
     expect(procs.map((x) => [x.process, x.state])).toEqual([['web.1', 'running'], ['worker.1', 'running']]);
     const logs = await waitFor('the worker to log', async () => {
       const l = await cli(p, ['logs', 'notes', '-n', '200', '--ps', 'worker']);
