@@ -151,6 +151,14 @@ chmod 0700 "$DATA_DIR"
 } >"$SETUP_ENV.tmp" && mv "$SETUP_ENV.tmp" "$SETUP_ENV"
 echo "== base images ($BASE_IMAGES)"
 "$PAAS_SRC/provision/base-images" --data-dir "$DATA_DIR" --only "$BASE_IMAGES"
+echo "== network (paas0)"
+# The runtime creates the bridge on demand too; doing it here makes a box without bridge or
+# NAT support fail at setup, not at the first push.
+PAAS_DATA_DIR=$DATA_DIR node --disable-warning=ExperimentalWarning --input-type=module -e "
+  const { Network } = await import('$PAAS_SRC/src/runtime/index.ts');
+  const net = new Network({ dataDir: process.env.PAAS_DATA_DIR });
+  try { console.log(net.bridge + ' ' + net.gateway + ', outbound NAT: ' + await net.ensureBridge()); } finally { net.close(); }
+"
 mkdir -p "$(dirname "$BIN_LINK")"
 ln -sfn "$PAAS_SRC/bin/paas" "$BIN_LINK"
 
