@@ -5,7 +5,7 @@
 // apps:destroy freeing the app's containers, routes, images (after GC) and logs.
 // A step whose feature has not landed fails with a message that names what it needs.
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,9 +30,10 @@ function setup(args: string[]): { code: number; out: string } {
 }
 
 /** A git work tree holding a copy of a fixture, committed on main. */
-function gitRepo(fixture: string): string {
+function gitRepo(fixture: string, files: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(root, `${fixture.replace(/\//g, '-')}-`));
   cpSync(join(REPO, 'test', 'fixtures', fixture), dir, { recursive: true });
+  for (const [f, text] of Object.entries(files)) writeFileSync(join(dir, f), text);
   const git = (...a: string[]) => execFileSync('git', a, { cwd: dir, stdio: 'pipe' });
   git('init', '-q', '-b', 'main');
   git('-c', 'user.email=dev@example.com', '-c', 'user.name=Dev', 'add', '-A');
@@ -40,8 +41,8 @@ function gitRepo(fixture: string): string {
   return dir;
 }
 
-async function deploy(fixture: string, app: string): Promise<string[]> {
-  const r = await push(p, gitRepo(fixture), app);
+async function deploy(fixture: string, app: string, files: Record<string, string> = {}): Promise<string[]> {
+  const r = await push(p, gitRepo(fixture, files), app);
   const lines = remoteLines(r);
   expect(r.code, lines.join('\n')).toBe(0);
   expect(lines.at(-1)).toMatch(new RegExp(`Released v\\d+: http://${app}\\.${DOMAIN.replace('.', '\\.')}:${p.httpPort}/`));
@@ -90,7 +91,11 @@ describe('three kinds of app, pushed with git and served by the router', () => {
 
   it('a Node app (Procfile web + worker) built by the Node buildpack', async () => {
     expect(existsSync(join(REPO, 'src', 'buildpacks', 'index.ts')), 'the Node app needs src/buildpacks (issue 8)').toBe(true);
-    const lines = await deploy('buildpacks/express', 'notes');
+    // The fixture's worker logs once and exits (enough for the buildpack's own test); a worker
+    // in this story runs on, as a queue consumer would, so the supervisor keeps it running.
+    const lines = await deploy('buildpacks/express', 'notes', {
+      'worker.js': "console.log(`worker up, express ${require('express/package.json').version}`);\nsetInterval(() => console.log('worker tick'), 60_000);\n",
+    });
     expect(lines.join('\n')).toMatch(/node/i);
     expect((await get(p, 'notes')).body).toMatch(/^hello from express on v\d+\./);
     expect((await ps('notes')).map((x) => [x.process, x.state])).toEqual([['web.1', 'running']]);
