@@ -125,6 +125,8 @@ describe.skipIf(SKIP)('buildpacks: git push an app without a Dockerfile and curl
   }, 10 * 60_000);
 
   it("and the Procfile's worker runs from the same release", async () => {
+    // As on Heroku and Dokku, only web runs by default; the operator scales other types.
+    expect((await cli(p, ['ps:scale', 'express', 'worker=1'])).code).toBe(0);
     // The worker prints one line and exits: its log is the proof it ran from the release.
     await waitFor('worker.1 to log "worker up"', async () => {
       const out = (await cli(p, ['logs', 'express', '--ps', 'worker', '-n', '100'])).stdout;
@@ -132,6 +134,7 @@ describe.skipIf(SKIP)('buildpacks: git push an app without a Dockerfile and curl
     }).catch(async (e: Error) => {
       throw new Error(`${e.message}; paas ps express:\n${(await cli(p, ['ps', 'express'])).stdout}`);
     });
+    expect((await cli(p, ['ps:scale', 'express', 'worker=0'])).code).toBe(0);
   }, 60_000);
 
   it('a code-only second push reuses the dependency layer: cached install, measurably faster', async () => {
