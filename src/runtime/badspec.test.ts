@@ -10,7 +10,7 @@ import type { ContainerSpec, Runtime, RuntimeName } from './types.ts';
 
 describe.each(['native', 'runc'] as RuntimeName[])('bad specs on %s', (name) => {
   const tmp = tempDir(`badspec-${name}`);
-  const opts = { dataDir: tmp.dir, nativeDir: NATIVE_DIR, bridge: 'paastest0', subnet: '10.78.0.0/24', cgroupParent: `paastest-bad-${name}` };
+  const opts = { dataDir: tmp.dir, nativeDir: NATIVE_DIR, bridge: 'paastest0', subnet: '10.78.0.0/24', networkStateDir: tmp.dir, cgroupParent: `paastest-bad-${name}` };
   let rt: Runtime;
   let rootfs: string;
   const netnsBefore = new Set<string>();
@@ -30,7 +30,7 @@ describe.each(['native', 'runc'] as RuntimeName[])('bad specs on %s', (name) => 
     expect(links().filter((l) => !linksBefore.has(l) && l !== 'paastest0')).toEqual([]);
     const containers = join(tmp.dir, 'containers');
     expect(existsSync(containers) ? readdirSync(containers) : []).toEqual([]);
-    const net = new Network({ dataDir: tmp.dir, bridge: 'paastest0', subnet: '10.78.0.0/24' });
+    const net = new Network({ stateDir: tmp.dir, bridge: 'paastest0', subnet: '10.78.0.0/24' });
     expect(net.leases()).toEqual([]);
     net.close();
   }

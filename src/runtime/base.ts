@@ -66,7 +66,7 @@ export abstract class BundleRuntime implements Runtime {
   }
 
   protected net(): Network {
-    this.network ??= new Network({ dataDir: this.dataDir, bridge: this.opts.bridge, subnet: this.opts.subnet });
+    this.network ??= new Network({ stateDir: this.opts.networkStateDir, bridge: this.opts.bridge, subnet: this.opts.subnet });
     return this.network;
   }
 

@@ -12,7 +12,7 @@ import type { ContainerSpec, Runtime, RuntimeName, RuntimeOptions } from './type
 export function runtimeContract(name: RuntimeName): void {
   describe(`Runtime contract: ${name}`, () => {
     const tmp = tempDir(`contract-${name}`);
-    const opts: RuntimeOptions = { dataDir: tmp.dir, nativeDir: NATIVE_DIR, bridge: 'paastest0', subnet: '10.78.0.0/24', cgroupParent: `paastest-${name}` };
+    const opts: RuntimeOptions = { dataDir: tmp.dir, nativeDir: NATIVE_DIR, bridge: 'paastest0', subnet: '10.78.0.0/24', networkStateDir: tmp.dir, cgroupParent: `paastest-${name}` };
     let rt: Runtime;
     let rootfs: string;
     // Layers, not the shared rootfs dir: a container's writes must land in its own upper dir.

@@ -2,6 +2,8 @@
 // and a container's netns come up and go away cleanly.
 import { execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { existsSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { links, tempDir } from '../../test/helpers/host.ts';
@@ -20,17 +22,17 @@ describe('network', () => {
     expect(() => parseSubnet('10.78.1.0')).toThrow(/^subnet: "10.78.1.0" is not CIDR/);
     expect(() => parseSubnet('10.78.1.0/31')).toThrow(/prefix \/31/);
     expect(() => parseSubnet('300.1.1.1/24')).toThrow(/not an IPv4 address/);
-    expect(() => new Network({ dataDir: tmp.dir, bridge: 'way-too-long-bridge-name' })).toThrow(/^bridge: /);
+    expect(() => new Network({ stateDir: tmp.dir, bridge: 'way-too-long-bridge-name' })).toThrow(/^bridge: /);
   });
 
   it('leases the lowest free address, idempotently, persisted across instances', () => {
-    const a = new Network({ dataDir: tmp.dir, bridge: 'paastest1', subnet: '10.79.0.0/29' });
+    const a = new Network({ stateDir: tmp.dir, bridge: 'paastest1', subnet: '10.79.0.0/29' });
     expect(a.gateway).toBe('10.79.0.1');
     expect(a.lease('c1')).toBe('10.79.0.2');
     expect(a.lease('c2')).toBe('10.79.0.3');
     expect(a.lease('c1')).toBe('10.79.0.2');
     a.close();
-    const b = new Network({ dataDir: tmp.dir, bridge: 'paastest1', subnet: '10.79.0.0/29' });
+    const b = new Network({ stateDir: tmp.dir, bridge: 'paastest1', subnet: '10.79.0.0/29' });
     expect(b.lease('c3')).toBe('10.79.0.4');
     b.release('c2');
     expect(b.lease('c4')).toBe('10.79.0.3');
@@ -42,8 +44,25 @@ describe('network', () => {
     b.close();
   });
 
+  it('shares leases per bridge across data dirs, and drops those whose netns is long gone', () => {
+    const one = new Network({ stateDir: tmp.dir, bridge: 'paastest1', subnet: '10.79.0.0/29' });
+    const other = new Network({ stateDir: tmp.dir, bridge: 'paastest2', subnet: '10.79.0.0/29' });
+    expect(one.lease('x1')).toBe('10.79.0.2');
+    expect(other.lease('y1')).toBe('10.79.0.2');
+    // A lease from a container that died uncleanly an hour ago, with no netns left.
+    const db = new DatabaseSync(join(tmp.dir, 'leases.db'));
+    db.prepare('INSERT INTO leases (bridge, ip, container, created) VALUES (?, ?, ?, ?)').run('paastest1', '10.79.0.3', 'ghost', new Date(Date.now() - 3600_000).toISOString());
+    db.close();
+    expect(one.lease('x2')).toBe('10.79.0.3');
+    expect(one.leases().map((l) => l.container)).toEqual(['x1', 'x2']);
+    for (const c of ['x1', 'x2']) one.release(c);
+    other.release('y1');
+    one.close();
+    other.close();
+  });
+
   it('attaches a netns with a veth on the bridge, reachable from the host, and detaches cleanly', async () => {
-    const net = new Network({ dataDir: tmp.dir, bridge: 'paastest1', subnet: '10.79.0.0/29' });
+    const net = new Network({ stateDir: tmp.dir, bridge: 'paastest1', subnet: '10.79.0.0/29' });
     const nat = await net.ensureBridge();
     expect(['nftables', 'iptables', 'skipped']).toContain(nat);
     expect(links()).toContain('paastest1');

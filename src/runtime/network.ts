@@ -12,8 +12,16 @@ import { InvalidSpec, RuntimeError } from '../errors/index.ts';
 
 const run = promisify(execFile);
 
+/**
+ * Where IP leases live. The bridge and its subnet belong to the host, not to one data dir,
+ * so two daemons (or a daemon and `paas container:run`) with different data dirs must see
+ * the same leases or they hand out the same address.
+ */
+export const DEFAULT_NETWORK_STATE_DIR = '/var/lib/paas-net';
+
 export interface NetworkOptions {
-  dataDir: string;
+  /** Directory of the lease database (default DEFAULT_NETWORK_STATE_DIR). */
+  stateDir?: string;
   bridge?: string;
   subnet?: string;
 }
@@ -75,10 +83,11 @@ export class Network {
     this.subnet = opts.subnet ?? '10.77.0.0/16';
     if (!/^[a-zA-Z0-9_-]{1,15}$/.test(this.bridge)) throw new InvalidSpec(`bridge: "${this.bridge}" is not an interface name`, { field: 'bridge' });
     this.net = parseSubnet(this.subnet);
-    mkdirSync(opts.dataDir, { recursive: true });
-    this.db = new DatabaseSync(join(opts.dataDir, 'network.db'));
+    const stateDir = opts.stateDir ?? DEFAULT_NETWORK_STATE_DIR;
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    this.db = new DatabaseSync(join(stateDir, 'leases.db'));
     this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000;
-      CREATE TABLE IF NOT EXISTS leases (ip TEXT PRIMARY KEY, container TEXT NOT NULL UNIQUE, bridge TEXT NOT NULL, created TEXT NOT NULL)`);
+      CREATE TABLE IF NOT EXISTS leases (bridge TEXT NOT NULL, ip TEXT NOT NULL, container TEXT NOT NULL UNIQUE, created TEXT NOT NULL, PRIMARY KEY (bridge, ip))`);
   }
 
   get gateway(): string {
@@ -133,7 +142,8 @@ export class Network {
     if (existing !== undefined) return existing.ip;
     this.db.exec('BEGIN IMMEDIATE');
     try {
-      const used = new Set((this.db.prepare('SELECT ip FROM leases').all() as { ip: string }[]).map((r) => r.ip));
+      this.dropStale();
+      const used = new Set((this.db.prepare('SELECT ip FROM leases WHERE bridge = ?').all(this.bridge) as { ip: string }[]).map((r) => r.ip));
       for (let i = 2; i < this.net.size - 1; i++) {
         const ip = intToIp(this.net.base + i);
         if (used.has(ip)) continue;
@@ -148,12 +158,24 @@ export class Network {
     }
   }
 
+  /**
+   * Leases whose netns is gone belong to containers that died without cleanup (a crashed
+   * test, a wiped data dir); a minute's grace covers a lease taken just before its netns.
+   */
+  private dropStale(): void {
+    const cutoff = new Date(Date.now() - 60_000).toISOString();
+    const old = this.db.prepare('SELECT container FROM leases WHERE bridge = ? AND created < ?').all(this.bridge, cutoff) as { container: string }[];
+    for (const { container } of old) {
+      if (!existsSync(`/run/netns/${netnsName(container)}`)) this.db.prepare('DELETE FROM leases WHERE container = ?').run(container);
+    }
+  }
+
   release(container: string): void {
     this.db.prepare('DELETE FROM leases WHERE container = ?').run(container);
   }
 
   leases(): { ip: string; container: string }[] {
-    return this.db.prepare('SELECT ip, container FROM leases ORDER BY ip').all() as { ip: string; container: string }[];
+    return this.db.prepare('SELECT ip, container FROM leases WHERE bridge = ? ORDER BY ip').all(this.bridge) as { ip: string; container: string }[];
   }
 
   /** A fresh netns with lo up, a veth into the bridge and the container's address. */

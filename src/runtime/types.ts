@@ -148,6 +148,8 @@ export interface RuntimeOptions {
   /** Bridge name and subnet for `net: bridge`. */
   bridge?: string;
   subnet?: string;
+  /** Host-wide directory of IP leases (default /var/lib/paas-net): the bridge is shared. */
+  networkStateDir?: string;
   /** Path of native/build (defaults to the checkout's). */
   nativeDir?: string;
   /** Parent cgroup name under each hierarchy, default `paas`. */
