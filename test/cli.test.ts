@@ -1,5 +1,8 @@
 // The CLI starts fast because `--version` and `help` read only the command table.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO } from './helpers/host.ts';
@@ -41,6 +44,23 @@ describe('paas CLI entry', () => {
     const r = spawnSync(PAAS, args, { encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(message);
+  });
+
+  it('a daemon whose API port is taken exits 2 with the reason instead of hanging', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as AddressInfo).port;
+    const dir = mkdtempSync(join(tmpdir(), 'paas-cli-daemon-'));
+    try {
+      const r = spawnSync(PAAS, ['daemon', '--data-dir', dir, '--api-host', '127.0.0.1', '--api-port', String(port), '--http-port', String(port + 1 > 65535 ? port - 1 : port + 1)], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`the API port 127.0.0.1:${port} is already in use`);
+    } finally {
+      blocker.close();
+      const pid = join(dir, 'router', 'router.pid');
+      if (existsSync(pid)) process.kill(Number(readFileSync(pid, 'utf8')), 'SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('exits 2 with a message for an unknown command', () => {

@@ -39,7 +39,9 @@ main(process.argv.slice(2)).then(
     } else {
       process.stderr.write(`paas: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     }
-    process.exitCode = exitCodeFor(err);
+    // A command that failed half-way (a daemon that could not bind its port) may still hold
+    // timers, sockets or child pipes open; the failure is final, so end the process now.
+    process.exit(exitCodeFor(err));
   },
 );
 

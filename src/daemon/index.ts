@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import pino from 'pino';
+import { InvalidArgument } from '../errors/index.ts';
 import { openState, type AppName } from '../apps/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
 import { build } from '../build/index.ts';
@@ -108,7 +109,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   server.requestTimeout = 0;
   server.timeout = 0;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      const where = `${opts.apiHost ?? '0.0.0.0'}:${opts.apiPort}`;
+      if (e.code === 'EADDRINUSE') reject(new InvalidArgument(`daemon: the API port ${where} is already in use (another paas daemon?); choose one with --api-port`, { port: opts.apiPort }));
+      else if (e.code === 'EACCES') reject(new InvalidArgument(`daemon: not allowed to listen on ${where}`, { port: opts.apiPort }));
+      else reject(e);
+    });
     server.listen(opts.apiPort, opts.apiHost ?? '0.0.0.0', () => resolve());
   });
   const apiPort = (server.address() as { port: number }).port;
