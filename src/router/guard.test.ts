@@ -1,7 +1,7 @@
 // Issue 5 acceptance: slowloris (head and body), oversized headers, bad Host and garbage
 // bytes get 408/431/400 or a closed socket, and the router keeps serving everyone else.
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
+import net, { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request, testRouter, upstream, type TestRouter, type Upstream } from './testing.ts';
 
@@ -127,5 +127,18 @@ describe('self-protection', () => {
     const r = await raw([], 0, 6000);
     expect(r.closed).toBe(true);
     expect(r.ms).toBeLessThan(4000);
+  });
+});
+
+describe('port already taken', () => {
+  it('refuses to start where another process listens, instead of sharing the port through SO_REUSEPORT', async () => {
+    const other = createNetServer();
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const port = (other.address() as AddressInfo).port;
+    try {
+      await expect(testRouter({ httpPort: port, host: '127.0.0.1' })).rejects.toThrow(`port ${port} on 127.0.0.1 is already in use`);
+    } finally {
+      other.close();
+    }
   });
 });

@@ -2,7 +2,7 @@
 // daemon talks to, the persisted table it reloads after its own restart, the pid file and
 // access-log rotation.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import type { Server } from 'node:net';
+import { createServer as createNetServer, type Server } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgument, RouterUnavailable } from '../errors/index.ts';
@@ -94,6 +94,11 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     accessLogPath: accessLogPath(opts.dataDir),
     reusePort: true,
   };
+  // Same reason, across data dirs: a plain bind fails where another process (an nginx, a
+  // second install's router) already listens, which SO_REUSEPORT would hide.
+  for (const port of [opts.httpPort, opts.httpsPort]) {
+    if (port !== undefined && port !== 0) await assertPortFree(planeOpts.host ?? '0.0.0.0', port);
+  }
   const workers = opts.workers ?? availableParallelism();
   if (!Number.isInteger(workers) || workers < 1) throw new InvalidArgument(`router: workers must be a positive integer, not ${workers}`);
   const log = (msg: string): void => void process.stderr.write(`${JSON.stringify({ time: Date.now(), source: 'router', msg })}\n`);
@@ -193,4 +198,13 @@ function writeAtomic(path: string, text: string): void {
     closeSync(fd);
   }
   renameSync(tmp, path);
+}
+
+function assertPortFree(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'EADDRINUSE' ? new RouterUnavailable(`router: port ${port} on ${host} is already in use by another process`, { port }) : e));
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
