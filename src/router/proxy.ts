@@ -53,6 +53,12 @@ export interface ListenerInfo {
 // idempotent; with no body, nothing of it has been consumed either.
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CONNECT_FAILURES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+/**
+ * The backend took the request but died before a byte of answer (a process killed
+ * mid-request, a keep-alive socket closed under us). Replaying is safe for idempotent
+ * requests without a body (RFC 9110 §9.2.2), as nginx's `proxy_next_upstream error` does.
+ */
+const RESET_BEFORE_ANSWER: ReadonlySet<string> = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
 class BodyTooLarge extends Error {}
 class BodyTimeout extends Error {}
@@ -264,7 +270,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (err instanceof BodyTimeout) return this.fail(408, true);
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (code === 'UND_ERR_HEADERS_TIMEOUT') return this.fail(504);
-    if (!this.retried && CONNECT_FAILURES.has(code) && !this.hasBody && IDEMPOTENT.has(this.req.method!)) {
+    if (!this.retried && (CONNECT_FAILURES.has(code) || RESET_BEFORE_ANSWER.has(code)) && !this.hasBody && IDEMPOTENT.has(this.req.method!)) {
       const next = this.app!.upstreams.pick(failed);
       if (next !== undefined) {
         this.retried = true;

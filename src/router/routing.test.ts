@@ -16,6 +16,7 @@ let router: TestRouter;
 let web: Upstream;
 let api: Upstream;
 let slow: Upstream;
+let resetter: net.Server;
 let deadPort: number;
 
 async function refusedPort(): Promise<number> {
@@ -31,6 +32,9 @@ beforeAll(async () => {
   api = await upstream('store');
   slow = await upstream('slow', (_req, res) => setTimeout(() => res.end('late'), 1500));
   deadPort = await refusedPort();
+  // A backend that dies under the request: accepts, reads the head, resets the connection.
+  resetter = net.createServer((sock) => sock.once('data', () => sock.resetAndDestroy()));
+  await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', r));
   router = await testRouter({ limits: { upstreamTimeoutMs: 300 } });
   await router.client.setRoutes({
     domain: 'paas.test',
@@ -42,11 +46,13 @@ beforeAll(async () => {
       stopped: { domains: [], backends: [{ host: '127.0.0.1', port: web.port }], state: 'stopped' },
       slow: { domains: [], backends: [{ host: '127.0.0.1', port: slow.port }] },
       flaky: { domains: [], backends: [{ host: '127.0.0.1', port: deadPort }, { host: '127.0.0.1', port: api.port }] },
+      dying: { domains: [], backends: [{ host: '127.0.0.1', port: (resetter.address() as net.AddressInfo).port }, { host: '127.0.0.1', port: api.port }] },
     },
   });
 });
 
 afterAll(async () => {
+  resetter?.close();
   await router?.close();
   await Promise.all([web, api, slow].map((u) => u?.close()));
 });
@@ -167,6 +173,16 @@ describe('forwarding', () => {
     // A POST with a body is not replayed: some of them land on the dead backend and get 502.
     const statuses = new Set<number>();
     for (let i = 0; i < 10; i++) statuses.add((await request(router.port, 'flaky.paas.test', { method: 'POST', body: 'x=1' })).status);
+    expect(statuses.has(502)).toBe(true);
+  });
+
+  it('retries an idempotent request once when the backend resets before answering (a process killed mid-request)', async () => {
+    for (let i = 0; i < 10; i++) {
+      const r = await request(router.port, 'dying.paas.test');
+      expect(r.status).toBe(200);
+    }
+    const statuses = new Set<number>();
+    for (let i = 0; i < 10; i++) statuses.add((await request(router.port, 'dying.paas.test', { method: 'POST', body: 'x=1' })).status);
     expect(statuses.has(502)).toBe(true);
   });
 });
