@@ -11,7 +11,7 @@ import path from 'node:path';
 import { build, type BuildResult } from '../src/build/index.ts';
 import { openStore } from '../src/registry/index.ts';
 import { createRuntime } from '../src/runtime/index.ts';
-import { baseLayout, buildBenchArgs, ensureBaseImage, median, table } from './lib.ts';
+import { baseLayout, buildBenchArgs, ensureBaseImage, fixtureContext, median, table } from './lib.ts';
 
 const repo = path.join(import.meta.dirname, '..');
 const fixture = path.join(repo, 'test/fixtures/build/express');
@@ -48,12 +48,7 @@ function dockerBuild(ctx: string, noCache: boolean): number {
   return (performance.now() - t) / 1000;
 }
 
-const ctx = mkdtempSync('/var/tmp/paas-bench-ctx-');
-cpSync(fixture, ctx, { recursive: true });
-let codeVersion = 0;
-const touchCode = (): void => {
-  writeFileSync(path.join(ctx, 'server.js'), `// change ${++codeVersion}\n${readFileSync(path.join(fixture, 'server.js'), 'utf8')}`);
-};
+const { dir: ctx, touchCode } = fixtureContext(fixture, 'paas-bench-ctx-');
 
 async function main(): Promise<void> {
   const store = await openStore(dataDir);

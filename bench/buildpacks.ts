@@ -11,7 +11,7 @@ import { build, type BuildResult } from '../src/build/index.ts';
 import { describeChoice, detect, writeBuildpackFiles } from '../src/buildpacks/index.ts';
 import { openStore } from '../src/registry/index.ts';
 import { createRuntime } from '../src/runtime/index.ts';
-import { baseLayout, buildBenchArgs, ensureBaseImage, median, table } from './lib.ts';
+import { baseLayout, buildBenchArgs, ensureBaseImage, fixtureContext, median, table } from './lib.ts';
 
 const repo = path.join(import.meta.dirname, '..');
 const fixture = path.join(repo, 'test/fixtures/buildpacks/express');
@@ -28,12 +28,7 @@ CMD ["npm", "start"]
 const args = buildBenchArgs('paas-bench-bp-');
 const { runs, ownDataDir, dataDir } = args;
 
-const ctx = mkdtempSync('/var/tmp/paas-bench-bp-ctx-');
-cpSync(fixture, ctx, { recursive: true });
-let codeVersion = 0;
-const touchCode = (): void => {
-  writeFileSync(path.join(ctx, 'server.js'), `// change ${++codeVersion}\n${readFileSync(path.join(fixture, 'server.js'), 'utf8')}`);
-};
+const { dir: ctx, touchCode } = fixtureContext(fixture, 'paas-bench-bp-ctx-');
 
 async function main(): Promise<void> {
   const store = await openStore(dataDir);
@@ -43,12 +38,14 @@ async function main(): Promise<void> {
   }
   await store.layerDirs(await store.resolveImage('library/node:24'));
   const runtime = createRuntime(args.runtime as string, { dataDir });
+  let described = false;
   const paas = async (dockerfile: 'buildpack' | 'heroku', noCache: boolean): Promise<{ s: number; r: BuildResult }> => {
     const t = performance.now();
     let text = HEROKU_DOCKERFILE;
     if (dockerfile === 'buildpack') {
       const choice = detect(ctx);
-      if (codeVersion === 0 && noCache) console.log(describeChoice(choice));
+      if (!described) console.log(describeChoice(choice));
+      described = true;
       writeBuildpackFiles(ctx, choice);
       text = choice.dockerfile!;
     }

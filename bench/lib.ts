@@ -1,6 +1,6 @@
 // Shared benchmark plumbing: hyperfine runs with JSON export, and a table printer.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -68,4 +68,15 @@ export async function ensureBaseImage(store: ImageStore, ref: string, layoutName
     if (!existsSync(join(layout, 'index.json'))) return null;
     return (await store.importOciLayout(layout, [ref]))[0] ?? null;
   }
+}
+
+/** A scratch copy of a fixture app, and a way to make a code-only change to its server.js. */
+export function fixtureContext(fixture: string, tmpPrefix: string): { dir: string; touchCode: () => void } {
+  const dir = mkdtempSync(`/var/tmp/${tmpPrefix}`);
+  cpSync(fixture, dir, { recursive: true });
+  let version = 0;
+  const touchCode = (): void => {
+    writeFileSync(join(dir, 'server.js'), `// change ${++version}\n${readFileSync(join(fixture, 'server.js'), 'utf8')}`);
+  };
+  return { dir, touchCode };
 }
