@@ -97,24 +97,20 @@ export async function restartApp(deps: DeployDeps, app: AppName, out: Output = q
 }
 
 /** ps:stop: every process stops and stays stopped (across daemon restarts) until ps:start or a deploy. */
-export async function stopApp(deps: DeployDeps, app: AppName): Promise<void> {
-  const unlock = await deps.state.locks.acquire(app, 'stop');
-  try {
-    deps.state.apps.get(app);
-    deps.state.apps.setStopped(app, true);
-    deps.logs.append(app, { source: 'system', text: 'stopping every process (ps:stop)' });
-    await converge(deps, app);
-  } finally {
-    unlock();
-  }
+export function stopApp(deps: DeployDeps, app: AppName): Promise<void> {
+  return setRunning(deps, app, false);
 }
 
-export async function startApp(deps: DeployDeps, app: AppName): Promise<void> {
-  const unlock = await deps.state.locks.acquire(app, 'start');
+export function startApp(deps: DeployDeps, app: AppName): Promise<void> {
+  return setRunning(deps, app, true);
+}
+
+async function setRunning(deps: DeployDeps, app: AppName, running: boolean): Promise<void> {
+  const unlock = await deps.state.locks.acquire(app, running ? 'start' : 'stop');
   try {
     deps.state.apps.get(app);
-    deps.state.apps.setStopped(app, false);
-    deps.logs.append(app, { source: 'system', text: 'starting the formation (ps:start)' });
+    deps.state.apps.setStopped(app, !running);
+    deps.logs.append(app, { source: 'system', text: running ? 'starting the formation (ps:start)' : 'stopping every process (ps:stop)' });
     await converge(deps, app);
   } finally {
     unlock();

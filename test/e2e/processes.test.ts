@@ -110,6 +110,19 @@ describe('formation', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('has no process type "nosuch"');
   });
+
+  it('ps:stop takes every process down and out of the route (503) until ps:start restores the formation', async () => {
+    const stop = await cli(p, ['ps:stop', 'procs']);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(await ps('procs')).toEqual([]);
+    expect((await get(p, 'procs')).status).toBe(503);
+    expect(await logs('procs')).toContain('stopping every process (ps:stop)');
+    const start = await cli(p, ['ps:start', 'procs']);
+    expect(start.code, start.stderr).toBe(0);
+    expect((await ps('procs')).map((x) => [x.process, x.state])).toEqual([['web.1', 'running']]);
+    expect((await get(p, 'procs')).status).toBe(200);
+    expect(await logs('procs')).toContain('starting the formation (ps:start)');
+  });
 });
 
 describe('restart policy', () => {
