@@ -4,7 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { links, tempDir } from '../../test/helpers/host.ts';
 import { hostVethName, macFor, Network, parseSubnet } from './network.ts';
@@ -66,7 +66,14 @@ describe('network', () => {
     const nat = await net.ensureBridge();
     expect(['nftables', 'iptables', 'skipped']).toContain(nat);
     expect(links()).toContain('paastest1');
+    // The bridge has a fixed MAC of its own that no joining or leaving port changes: a
+    // bridge that inherits its lowest port's MAC strands containers' ARP entries for the
+    // gateway whenever a deploy adds or removes a veth.
+    const bridgeMac = () => readFileSync('/sys/class/net/paastest1/address', 'utf8').trim();
+    expect(bridgeMac()).toBe(macFor('10.79.0.1'));
+    expect(readFileSync('/sys/class/net/paastest1/addr_assign_type', 'utf8').trim()).toBe('3');
     const a = await net.attach('nettest');
+    expect(bridgeMac()).toBe(macFor('10.79.0.1'));
     expect(a).toEqual({ netnsPath: '/run/netns/paas-nettest', ip: '10.79.0.2', gateway: '10.79.0.1', prefix: 29 });
     expect(links()).toContain(hostVethName('nettest'));
     // A listener inside the netns answers the host at the container's address.
@@ -91,6 +98,13 @@ describe('network', () => {
     expect(existsSync('/run/netns/paas-nettest')).toBe(false);
     expect(links()).not.toContain(hostVethName('nettest'));
     expect(net.leases()).toEqual([]);
+    expect(bridgeMac()).toBe(macFor('10.79.0.1'));
+    // An existing bridge that inherited a port's MAC (as older versions left it) is fixed.
+    execFileSync('ip', ['link', 'del', 'paastest1']);
+    execFileSync('ip', ['link', 'add', 'paastest1', 'type', 'bridge']);
+    expect(readFileSync('/sys/class/net/paastest1/addr_assign_type', 'utf8').trim()).not.toBe('3');
+    await net.ensureBridge({ nat: false });
+    expect(bridgeMac()).toBe(macFor('10.79.0.1'));
     execFileSync('ip', ['link', 'del', 'paastest1']);
     net.close();
   });

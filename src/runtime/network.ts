@@ -59,6 +59,9 @@ export function parseSubnet(cidr: string): { base: number; prefix: number; size:
  * A MAC derived from the IP (locally administered, as Docker's 02:42:…): a reused address
  * keeps its MAC, so neighbours' ARP entries for it stay right when a container is replaced.
  */
+/** /sys/class/net/<dev>/addr_assign_type of an address set by the operator (not inherited). */
+const NET_ADDR_SET = '3';
+
 export function macFor(ip: string): string {
   return ['02', '42', ...ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
 }
@@ -106,6 +109,15 @@ export class Network {
         // a concurrent creator won the race
         if (!(await run('ip', ['link', 'show', this.bridge]).then(() => true, () => false))) throw e;
       });
+    }
+    // A bridge without an address of its own takes the lowest MAC among its ports, so each
+    // veth that joins or leaves can change it. Containers then send to a gateway MAC that no
+    // longer exists until their ARP entry goes stale: connections to the host stall for
+    // seconds in the middle of a deploy. A fixed address (as Docker sets) never moves.
+    const mac = macFor(this.gateway);
+    const sys = `/sys/class/net/${this.bridge}`;
+    if (readFileSync(`${sys}/address`, 'utf8').trim() !== mac || readFileSync(`${sys}/addr_assign_type`, 'utf8').trim() !== NET_ADDR_SET) {
+      await run('ip', ['link', 'set', this.bridge, 'address', mac]);
     }
     const addrs = (await run('ip', ['-o', '-4', 'addr', 'show', 'dev', this.bridge])).stdout;
     if (!addrs.includes(` ${gw} `)) await run('ip', ['addr', 'add', gw, 'dev', this.bridge]).catch(() => undefined);
