@@ -15,7 +15,7 @@ import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/ind
 import { DEFAULT_RETENTION_BYTES, LogCollector, LogStore } from '../logs/index.ts';
 import { openStore } from '../registry/index.ts';
 import { createRegistryHandler } from '../registry/server.ts';
-import { accessLogPath } from '../router/access-log.ts';
+import { accessLogPath } from '../router/index.ts';
 import { createRuntime } from '../runtime/index.ts';
 import { createApi } from './api.ts';
 import { ensureAdminToken, requestToken, tokenChecker } from './auth.ts';

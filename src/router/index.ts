@@ -4,3 +4,4 @@
 export { runRouter, type RouterOptions, type RouterStats, type PingReply } from './router.ts';
 export { RouterClient, ensureRouterRunning, type EnsureOptions, type SwitchOptions } from './client.ts';
 export { parseRouteTable, type RouteTable, type AppRoute, type Backend } from './table.ts';
+export { accessLogPath } from './access-log.ts';

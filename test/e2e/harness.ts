@@ -175,9 +175,9 @@ export function push(p: Paas, dir: string, app: string, opts: { ref?: string; to
 }
 
 /** GET through the router with the app's Host header (status 0: the connection failed). */
-export function get(p: Paas, app: string, path = '/'): Promise<{ status: number; body: string }> {
+export function get(p: Paas, app: string, path = '/', headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port: p.httpPort, path, headers: { host: `${app}.${DOMAIN}` }, timeout: 10_000 }, (res) => {
+    const req = request({ host: '127.0.0.1', port: p.httpPort, path, headers: { ...headers, host: `${app}.${DOMAIN}` }, timeout: 10_000 }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));

@@ -2,7 +2,9 @@
 // scaling, zero-downtime deploys and restarts under a request loop, a failing health check,
 // the restart policy (backoff, crash loop, OOM), resources and `paas run` with stdin.
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { accessLogPath } from '../../src/router/index.ts';
 import { createRuntime } from '../../src/runtime/index.ts';
 import { REPO } from '../helpers/host.ts';
 import { appRepo, cli, get, push, remoteLines, startPaas, type Paas } from './harness.ts';
@@ -43,9 +45,10 @@ function requestLoop(app: string, path = '/') {
   const done = (async () => {
     while (!stop && count < 3000 && Date.now() - t0 < 90_000) {
       const sent = new Date().toISOString();
-      const r = await get(p, app, path);
+      const id = `loop-${app}-${count}`;
+      const r = await get(p, app, path, { 'x-request-id': id });
       count++;
-      if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 120)} (sent ${sent})`);
+      if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 120)} (sent ${sent}, request id ${id})`);
       else bodies.set(r.body, (bodies.get(r.body) ?? 0) + 1);
       await new Promise((res) => setTimeout(res, 10));
     }
@@ -55,8 +58,20 @@ function requestLoop(app: string, path = '/') {
     async end() {
       stop = true;
       await done;
+      if (failures.length > 0) await explain(app, failures);
     },
   };
+}
+
+/** Prints what the router logged about each failed request, and the daemon's log around it. */
+async function explain(app: string, failures: string[]): Promise<void> {
+  await new Promise((r) => setTimeout(r, 1500)); // the router flushes its access log each second
+  const access = existsSync(accessLogPath(p.dataDir)) ? readFileSync(accessLogPath(p.dataDir), 'utf8').split('\n') : [];
+  for (const f of failures) {
+    const id = /request id (\S+)\)/.exec(f)?.[1];
+    console.error(`failed: ${f}\n  router: ${access.filter((l) => id !== undefined && l.includes(`"${id}"`)).join('\n  ') || '(no access log line)'}`);
+  }
+  console.error(`${app} log:\n${(await logs(app)).split('\n').filter((l) => !l.includes('router[')).slice(-150).join('\n')}`);
 }
 
 describe('formation', () => {
