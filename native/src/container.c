@@ -55,8 +55,8 @@ __attribute__((noreturn)) static void child(const struct launch *l, int sync_rd,
 			die("stdio", "%m");
 	/* The init never execs, so O_CLOEXEC does not protect it: drop every fd of the
 	 * launcher (log, report pipe, other containers' pipes) it does not need. */
-	int keep[] = { sync_rd, err_wr, netfd, l->status_fd };
-	if (close_except(keep, 4) < 0)
+	int keep[] = { sync_rd, err_wr, netfd, l->status_fd, l->tty_sock };
+	if (close_except(keep, 5) < 0)
 		die("close_range", "%m");
 
 	/* In a user namespace these namespaces belong to it: the container's root may then
@@ -94,7 +94,7 @@ __attribute__((noreturn)) static void child(const struct launch *l, int sync_rd,
 	if (sethostname(host, strlen(host)) < 0)
 		die("sethostname", "%m");
 	umask(022);
-	container_init(s, l->status_fd);
+	container_init(s, l->status_fd, l->tty_sock);
 }
 
 static pid_t pending_child = -1;

@@ -132,6 +132,7 @@ int cmd_exec(const char *bundle, const char *execspec)
 			die("prctl", "pdeathsig: %m");
 		struct proc p;
 		proc_from_spec(&cs, &p);
+		p.pdeathsig = SIGKILL;
 		p.argv = es.argv;
 		p.env = es.env ? es.env : (char *[]){ 0 };
 		p.cwd = es.cwd ? es.cwd : "/";

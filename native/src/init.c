@@ -62,20 +62,26 @@ void init_wait(pid_t app, const sigset_t *set, int status_fd)
 	}
 }
 
-void container_init(const struct spec *s, int status_fd)
+void container_init(const struct spec *s, int status_fd, int tty_sock)
 {
 	sigset_t set;
 	init_block_signals(&set);
 
 	struct proc p;
 	proc_from_spec(s, &p);
+	/* Created here, inside the container's root: the terminal belongs to its devpts. */
+	int tty = tty_sock >= 0 ? tty_create(s, tty_sock) : -1;
 	pid_t app = fork();
 	if (app < 0)
 		die("init", "fork: %m");
 	if (app == 0) {
 		close(status_fd);
+		if (tty >= 0)
+			tty_attach(tty);
 		exec_process(&p);
 	}
+	if (tty >= 0)
+		close(tty);
 
 	/* From here the init only waits. Our copy of the error pipe must go so the launcher
 	 * sees EOF when the app execs; further failures go to the container's stderr. */

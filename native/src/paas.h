@@ -34,6 +34,7 @@ struct spec {
 	uid_t userns_uid;
 	gid_t userns_gid;
 	unsigned userns_count;
+	unsigned short tty_rows, tty_cols; /* `tty`: both > 0 when `run` gets a terminal */
 };
 
 /* The process that runs one container command (or the exec'd process). */
@@ -45,6 +46,7 @@ struct proc {
 	size_t ngroups;
 	uint64_t caps;
 	int nonewprivs, mkcwd;
+	int pdeathsig; /* set again after the credential switch, which clears it */
 	enum seccomp_mode seccomp;
 };
 
@@ -63,6 +65,8 @@ int proc_start_time(pid_t pid, char *out, size_t size);
 void iso_time(char *out, size_t size, int with_ms);
 int null_stdio(void);
 int close_except(int *keep, size_t n);
+int send_fd(int sock, int fd);
+ssize_t recv_fd(int sock, int *fd);
 
 /* spec.c */
 void spec_parse(const char *path, struct spec *s, int execspec);
@@ -76,6 +80,7 @@ struct launch {
 	int stdio[3];          /* fds for the container's 0,1,2 */
 	int status_fd;         /* write end: init reports the app's wait status here */
 	int kill_with_parent;  /* init gets SIGKILL when the launcher dies */
+	int tty_sock;          /* `tty`: the init sends the terminal's master end here, or -1 */
 };
 pid_t container_create(const struct launch *l, int *errpipe_rd);
 int wait_started(int errpipe_rd, pid_t child, char *msg, size_t size);
@@ -94,13 +99,21 @@ int userns_recv(int sock);
 void userns_become_root(int kill_with_parent);
 
 /* init.c */
-__attribute__((noreturn)) void container_init(const struct spec *s, int status_fd);
+__attribute__((noreturn)) void container_init(const struct spec *s, int status_fd, int tty_sock);
 /* Blocks SIGCHLD and the forwarded signals (with handlers: a namespace's init gets only
  * signals it handles), for init_wait's sigwaitinfo. */
 void init_block_signals(sigset_t *set);
 /* PID 1's loop: forwards signals to `app`, reaps every child, exits with app's status
  * (raw wait status written to status_fd first when it is >= 0). */
 __attribute__((noreturn)) void init_wait(pid_t app, const sigset_t *set, int status_fd);
+
+/* tty.c — `run`'s terminal (SPEC.md `tty`): the init creates it in the container's devpts
+ * and sends the master end to the launcher, the app makes it its controlling terminal,
+ * the launcher relays it to its own stdio. */
+int tty_create(const struct spec *s, int sock);
+void tty_attach(int slave);
+int tty_control_fd(void);
+int tty_relay(pid_t init, int master, int ctl, const sigset_t *set);
 
 /* process.c: become the app (credentials, cwd, caps, no_new_privs, seccomp, exec). */
 __attribute__((noreturn)) void exec_process(const struct proc *p);

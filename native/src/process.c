@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -124,6 +125,16 @@ void exec_process(const struct proc *p)
 	if (setresuid(p->uid, p->uid, p->uid) < 0)
 		die("setresuid", "%u: %m", (unsigned)p->uid);
 	caps_set(p->uid == 0 ? p->caps : 0);
+	/* The credential change cleared the parent-death signal (prctl(2)): set it again,
+	 * then make sure the parent did not die in between. It holds the read end of our
+	 * error pipe, so its death shows as POLLERR on the write end. */
+	if (p->pdeathsig) {
+		if (prctl(PR_SET_PDEATHSIG, p->pdeathsig, 0, 0, 0) < 0)
+			die("prctl", "pdeathsig: %m");
+		struct pollfd pf = { err_fd, POLLOUT, 0 };
+		if (poll(&pf, 1, 0) == 1 && (pf.revents & POLLERR))
+			_exit(EXIT_SETUP);
+	}
 
 	/* chdir as the target user so its permissions apply, and after pivot_root/setns so
 	 * the cwd is inside the container (CVE-2024-21626 leaked a host cwd). */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,19 +68,35 @@ int cmd_run(const char *bundle)
 	struct spec s;
 	sigset_t set;
 	char msg[1100];
+	int ctl = tty_control_fd();
 	spec_of(bundle, &s);
 	block_signals(&set);
 
 	/* the foreground container dies with its launcher: nobody else would wait for it */
-	struct launch l = { bundle, &s, { 0, 1, 2 }, -1, 1 };
+	struct launch l = { bundle, &s, { 0, 1, 2 }, -1, 1, -1 };
+	int tty[2] = { -1, -1 };
+	if (s.tty_rows && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, tty) < 0)
+		die("tty", "socketpair: %m");
+	l.tty_sock = tty[1];
 	int errrd;
 	pid_t init = container_create(&l, &errrd);
+	if (tty[1] >= 0)
+		close(tty[1]);
 	int code = wait_started(errrd, init, msg, sizeof msg);
 	if (code) {
 		write_all(2, msg, strlen(msg));
 		return code;
 	}
-	return exit_code_of(forward_until_exit(init, &set));
+	if (tty[0] < 0)
+		return exit_code_of(forward_until_exit(init, &set));
+	/* Sent before the app was forked, so it is here once the app runs. */
+	int master;
+	if (recv_fd(tty[0], &master) != 1 || master < 0) {
+		kill(init, SIGKILL);
+		die("tty", "no terminal from the container");
+	}
+	close(tty[0]);
+	return tty_relay(init, master, ctl, &set);
 }
 
 /* ---- the detached shim ---- */
@@ -260,6 +277,9 @@ int cmd_start(const char *bundle)
 	char msg[1100];
 	set_bundle(bundle);
 	spec_of(bundle_path, &s);
+	/* A detached container has nobody at a terminal: its output goes to the log. */
+	if (s.tty_rows)
+		die("spec", "tty: only for run, not start");
 	detach();
 
 	int out[2], err[2], status[2];
@@ -267,7 +287,7 @@ int cmd_start(const char *bundle)
 	    pipe2(status, O_CLOEXEC) < 0)
 		die("pipe", "%m");
 	/* The init dies with the shim: without it nobody reads the app's output. */
-	struct launch l = { bundle_path, &s, { 0, out[1], err[1] }, status[1], 1 };
+	struct launch l = { bundle_path, &s, { 0, out[1], err[1] }, status[1], 1, -1 };
 	int errrd;
 	pid_t init = container_create(&l, &errrd);
 	close(out[1]);

@@ -160,7 +160,7 @@ static void directive(int line, char *key, char *v, struct spec *s, int execspec
 	static const char *const SINGLE[] = {
 		"id", "rootfs", "upper", "work", "readonly", "hostname", "cwd", "uid", "gid",
 		"groups", "net", "hosts", "resolv", "stopsignal", "userns", "seccomp", "caps",
-		"nonewprivs", 0
+		"nonewprivs", "tty", 0
 	};
 	unsigned long n;
 
@@ -268,6 +268,14 @@ static void directive(int line, char *key, char *v, struct spec *s, int execspec
 	} else if (!strcmp(key, "caps")) {
 		if (strcmp(v, "default") && cap_parse(v, &s->caps) < 0)
 			die("spec", "line %d: caps: unknown capability in \"%s\"", line, v);
+	} else if (!strcmp(key, "tty")) {
+		unsigned rows, cols;
+		char extra;
+		if (sscanf(v, "%5u %5u%c", &rows, &cols, &extra) != 2 || rows == 0 || cols == 0 ||
+		    rows > 65535 || cols > 65535 || !isdigit((unsigned char)*v))
+			die("spec", "line %d: tty: \"%s\" is not \"ROWS COLS\" (1-65535 each)", line, v);
+		s->tty_rows = rows;
+		s->tty_cols = cols;
 	} else if (!strcmp(key, "nonewprivs")) {
 		s->nonewprivs = flag01(line, key, v);
 	} else {

@@ -178,44 +178,18 @@ int userns_prepare(pid_t child, const struct spec *s)
 /* The "go" byte of the sync channel, carrying the root mount (unix(7) SCM_RIGHTS). */
 int userns_send(int sock, int mnt)
 {
-	char go = '1';
-	struct iovec iov = { &go, 1 };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} c;
-	memset(&c, 0, sizeof c);
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
-			    .msg_controllen = sizeof c.buf };
-	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-	h->cmsg_level = SOL_SOCKET;
-	h->cmsg_type = SCM_RIGHTS;
-	h->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(h), &mnt, sizeof mnt);
-	return sendmsg(sock, &m, MSG_NOSIGNAL) == 1 ? 0 : -1;
+	return send_fd(sock, mnt);
 }
 
 /* Child side: -1 at EOF (the launcher failed and reported). */
 int userns_recv(int sock)
 {
-	char go;
-	struct iovec iov = { &go, 1 };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} c;
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
-			    .msg_controllen = sizeof c.buf };
-	ssize_t n;
-	while ((n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
-		;
-	if (n != 1)
-		return -1;
-	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-	if (!h || h->cmsg_type != SCM_RIGHTS || h->cmsg_len != CMSG_LEN(sizeof(int)))
-		die("userns", "no root mount from the launcher");
 	int fd;
-	memcpy(&fd, CMSG_DATA(h), sizeof fd);
+	ssize_t n = recv_fd(sock, &fd);
+	if (n <= 0)
+		return -1;
+	if (fd < 0)
+		die("userns", "no root mount from the launcher");
 	return fd;
 }
 

@@ -237,6 +237,38 @@ uinit=$(sed -n 's/.*"initPid":\([0-9]*\).*/\1/p' "$b/state")
 check "userns: the init is host uid 100000" grep -qP '^Uid:\t100000\t' "/proc/$uinit/status"
 kill -KILL "$uinit"
 
+# ---- run with a terminal (tty) ----
+b=$(bundle tty "arg sh" "arg -c" 'arg trap "stty size" WINCH; tty; stty size; [ -t 0 ] && [ -t 2 ] && echo all-tty; ls -ln $(tty) | cut -c1-20; read x; echo "got $x"; sleep 1; exit 4' "uid 1000" "gid 1000" "tty 33 101")
+out=$( (sleep 0.3; echo hello) | "$shim" run "$b" 3< <(sleep 0.6; echo "30 90"; sleep 1) ); rc=$?
+out=$(tr -d '\r' <<<"$out")
+check "tty: exit code passes through ($rc)" [ $rc = 4 ]
+check "tty: the app's terminal is the container's /dev/pts/0" [ "$(sed -n 1p <<<"$out")" = /dev/pts/0 ]
+check "tty: initial size from the spec" [ "$(sed -n 2p <<<"$out")" = "33 101" ]
+check "tty: stdin, stdout and stderr are the terminal" [ "$(sed -n 3p <<<"$out")" = all-tty ]
+check "tty: the terminal belongs to the app's user ($(sed -n 4p <<<"$out"))" bash -c "[[ '$(sed -n 4p <<<"$out")' == 'crw--w----    1 1000'* ]]"
+check "tty: stdin reaches the app, echoed by the terminal" grep -qx 'got hello' <<<"$out"
+check "tty: a resize line on fd 3 sets the size (SIGWINCH)" grep -qx '30 90' <<<"$out"
+b=$(bundle ttyint "arg sh" "arg -c" 'arg echo ready; sleep 30; echo not-interrupted' "tty 24 80")
+out=$( (sleep 0.5; printf '\003') | timeout 10 "$shim" run "$b" ); rc=$?
+check "tty: ^C interrupts the foreground process (rc $rc)" bash -c "[ $rc = 130 ] && [[ '$out' != *not-interrupted* ]]"
+b=$(bundle ttyflood "arg sh" "arg -c" 'arg head -c 300000 /dev/zero | tr "\\0" x; echo; echo end' "tty 24 80")
+out=$(head -c 200000 /dev/zero | tr '\0' y | timeout 10 "$shim" run "$b" | tr -d '\r\n' | tr -d y | wc -c); rc=$?
+check "tty: a flood of input while the app floods output does not deadlock ($out)" [ "$out" = 300003 ]
+b=$(bundle ttystart "arg true" "tty 24 80")
+msg=$("$shim" start "$b" 2>&1); rc=$?
+check "tty: start refuses it ($msg)" bash -c "[ $rc = 125 ] && [[ '$msg' == *'tty: only for run'* ]]"
+
+# ---- exec as a non-root user dies with its helper ----
+b=$(bundle execdeath "arg sleep" "arg 30")
+"$shim" start "$b" >/dev/null
+printf 'arg sleep\narg 7731\nuid 1000\ngid 1000\n' >"$tmp/es-sleep"
+"$shim" exec "$b" "$tmp/es-sleep" & helper=$!
+for _ in $(seq 50); do pgrep -fx 'sleep 7731' >/dev/null && break; sleep 0.05; done
+kill -KILL $helper; wait $helper 2>/dev/null
+for _ in $(seq 20); do pgrep -fx 'sleep 7731' >/dev/null || break; sleep 0.05; done
+check "exec as uid 1000: the process dies with a killed helper" bash -c "! pgrep -fx 'sleep 7731' >/dev/null"
+kill -KILL "$(sed -n 's/.*"initPid":\([0-9]*\).*/\1/p' "$b/state")"
+
 # ---- supervise ----
 b=$tmp/sup && mkdir -p "$b"
 state=$("$shim" supervise "$b" -- sh -c 'echo sup-out; echo sup-err >&2; exit 6'); rc=$?
@@ -269,6 +301,8 @@ bad_spec userns-host-root userns "id x" "lower $rootfs" "readonly 1" "arg true" 
 bad_spec userns-count userns "id x" "lower $rootfs" "readonly 1" "arg true" "userns 100000:100000:0"
 bad_spec userns-garbage userns "id x" "lower $rootfs" "readonly 1" "arg true" "userns 100000:x:65536"
 bad_spec userns-rwdir userns "id x" "rootfs $rootfs" "arg true" "userns 100000:100000:65536"
+bad_spec bad-tty tty "id x" "rootfs $rootfs" "arg true" "tty 24x80"
+bad_spec zero-tty tty "id x" "rootfs $rootfs" "arg true" "tty 0 80"
 bad_spec userns-unmapped uid "id x" "lower $rootfs" "readonly 1" "arg true" "uid 1000" "userns 100000:100000:100"
 msg=$("$shim" start "$tmp/bad-unknown-key" 2>&1); rc=$?
 check "start with a bad spec → 125 ($msg)" [ $rc = 125 ]
