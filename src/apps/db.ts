@@ -61,6 +61,19 @@ const MIGRATIONS: readonly string[] = [
   // process starts; and ps:stop's "keep this app down" flag, which recovery honours.
   `CREATE TABLE resources (app TEXT NOT NULL, type TEXT NOT NULL, memory_bytes INTEGER, cpus REAL, PRIMARY KEY (app, type));
    ALTER TABLE apps ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0;`,
+  // Each process slot's restart history (slots.ts), so it outlives a daemon restart: one row
+  // per slot as it runs now, found again by its current container.
+  `CREATE TABLE process_slots (
+     container TEXT PRIMARY KEY,
+     app TEXT NOT NULL,
+     type TEXT NOT NULL,
+     n INTEGER NOT NULL,
+     version INTEGER NOT NULL,
+     restarts INTEGER NOT NULL,
+     crashes INTEGER NOT NULL,
+     last_exit TEXT
+   );
+   CREATE INDEX process_slots_slot ON process_slots (app, type, n, version);`,
 ];
 
 export function openDb(dataDir: string): Db {

@@ -1,9 +1,10 @@
 // Public surface of app state: names and other validated inputs, and the SQLite-backed
-// stores for apps, config, domains, formation, builds, releases and locks.
+// stores for apps, config, domains, formation, builds, releases, locks and process slots.
 import { openDb, type Db } from './db.ts';
 import { Builds } from './builds.ts';
 import { Locks } from './locks.ts';
 import { Releases } from './releases.ts';
+import { ProcessSlots } from './slots.ts';
 import { AppStore } from './store.ts';
 
 export { parseAppName, isAppName, RESERVED_APP_NAMES, type AppName } from './name.ts';
@@ -12,7 +13,8 @@ export { parseVersion, type Release, type NewRelease, type Processes, type AppJs
 export type { Build } from './builds.ts';
 export type { App, Resources } from './store.ts';
 export type { Unlock } from './locks.ts';
-export { AppStore, Builds, Locks, Releases };
+export type { SlotKey, SlotHistory } from './slots.ts';
+export { AppStore, Builds, Locks, ProcessSlots, Releases };
 export { tx, type Db } from './db.ts';
 
 export interface State {
@@ -21,11 +23,12 @@ export interface State {
   releases: Releases;
   builds: Builds;
   locks: Locks;
+  slots: ProcessSlots;
   close(): void;
 }
 
 export function openState(dataDir: string): State {
   const db = openDb(dataDir);
   const apps = new AppStore(db);
-  return { db, apps, releases: new Releases(db, apps), builds: new Builds(db), locks: new Locks(db), close: () => db.close() };
+  return { db, apps, releases: new Releases(db, apps), builds: new Builds(db), locks: new Locks(db), slots: new ProcessSlots(db), close: () => db.close() };
 }

@@ -146,6 +146,56 @@ describe('locks', () => {
   });
 });
 
+describe('process slots', () => {
+  const web1 = { app, type: 'web', n: 1, version: 2 };
+
+  it("keep a slot's restarts, crash streak and last exit across a reopen, found by its container", () => {
+    s.slots.start(web1, 'c1');
+    s.slots.crashed('c1', 1, 'exited with code 3');
+    s.slots.restarted('c1', 'c2', 1);
+    s.slots.crashed('c2', 2, 'was killed by SIGKILL');
+    s.slots.restarted('c2', 'c3', 2);
+    s.close();
+    s = openState(dir);
+    // The daemon adopts c3, still running: the same history.
+    expect(s.slots.resume(web1, 'c3')).toEqual({ restarts: 2, crashes: 2, lastExit: 'was killed by SIGKILL' });
+    expect(s.slots.get('c2')).toBeNull();
+  });
+
+  it("carry a gone container's history to the one that refills its slot, as one more restart", () => {
+    s.slots.start(web1, 'c1');
+    s.slots.crashed('c1', 3, 'exited with code 3');
+    expect(s.slots.resume(web1, 'c2')).toEqual({ restarts: 1, crashes: 3, lastExit: 'exited with code 3' });
+    expect(s.slots.get('c2')).toMatchObject({ type: 'web', n: 1, version: 2, restarts: 1 });
+    // Another release's slot, or another n, starts with none.
+    expect(s.slots.resume({ ...web1, version: 3 }, 'c3')).toEqual({ restarts: 0, crashes: 0, lastExit: null });
+    expect(s.slots.resume({ ...web1, n: 2 }, 'c4')).toEqual({ restarts: 0, crashes: 0, lastExit: null });
+  });
+
+  it('start fresh on a deploy or restart while the old process keeps its own row until it is retired', () => {
+    s.slots.start(web1, 'old');
+    s.slots.restarted('old', 'old2', 4);
+    // ps:restart: the same slot of the same release, side by side with the old process.
+    expect(s.slots.start(web1, 'new')).toEqual({ restarts: 0, crashes: 0, lastExit: null });
+    s.slots.crashed('old2', 1, 'exited with code 1');
+    expect(s.slots.get('old2')).toMatchObject({ restarts: 4, crashes: 1 });
+    expect(s.slots.get('new')).toMatchObject({ restarts: 0, crashes: 0, lastExit: null });
+    s.slots.forget('old2');
+    expect(s.slots.get('old2')).toBeNull();
+    // Scaled away: the row goes, and the slot refilled later starts with none.
+    s.slots.forget('new');
+    expect(s.slots.resume(web1, 'later')).toEqual({ restarts: 0, crashes: 0, lastExit: null });
+  });
+
+  it('drop the rows of containers no process runs in at daemon start', () => {
+    s.slots.start(web1, 'live');
+    s.slots.start({ ...web1, n: 2 }, 'stray');
+    expect(s.slots.keepOnly(new Set(['live']))).toBe(1);
+    expect(s.slots.get('live')).not.toBeNull();
+    expect(s.slots.resume({ ...web1, n: 2 }, 'next')).toEqual({ restarts: 0, crashes: 0, lastExit: null });
+  });
+});
+
 describe('validators', () => {
   it('rejects bad config keys, values and domains', () => {
     expect(parseConfigKey('DATABASE_URL')).toBe('DATABASE_URL');

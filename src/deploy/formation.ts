@@ -60,7 +60,9 @@ export async function converge(deps: DeployDeps, app: AppName, log: (line: strin
   if (routed.length > 0) await sup.route(app);
   await Promise.all(leaving.map((p) => sup.retire(p, grace)));
   if (starts.length === 0 || release === null) return;
-  const results = await Promise.allSettled(starts.map((s) => sup.launch(release, s.type, s.n, undefined, { keepOnFailure: true })));
+  // A refilled slot carries on its recorded history (a daemon restart); scaled-away and
+  // stopped slots left none, so scaling up and ps:start begin fresh.
+  const results = await Promise.allSettled(starts.map((s) => sup.launch(release, s.type, s.n, undefined, { keepOnFailure: true, resume: true })));
   let joined = false;
   for (const x of results) {
     if (x.status !== 'fulfilled') continue;

@@ -4,7 +4,8 @@
 // the live release is what serves). The containers, which outlived it, are adopted — the live
 // release's running ones —, the route table is published from them, and only then are strays
 // stopped (the router may still point at an interrupted deploy's processes until it drained
-// them). Last, each app converges on its formation: gone processes are started again.
+// them). Last, each app converges on its formation: gone processes are started again, with
+// their slot's restart history.
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AppName } from '../apps/index.ts';
@@ -84,6 +85,9 @@ export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promi
       deps.logs.append(app.name, { source: 'system', text: `started ${started} missing process${started === 1 ? '' : 'es'} at daemon start` });
     }
   }
+  // Every slot is filled now: history of containers no process runs in (retired while the
+  // daemon was down, strays) must not pass to a later slot.
+  state.slots.keepOnly(new Set(deps.supervisor.list().map((p) => p.id)));
   return report;
 }
 

@@ -4,8 +4,10 @@
 // logs how (exit code, signal or OOM), takes it out of the route and starts a new container
 // in the same slot with Heroku-style backoff: at once, then 1 s, 2 s, 4 s… up to a cap. A
 // slot that crashes `crashLoop` times in a row without staying up is shown as `crashed`.
+// A slot's restarts, crash streak and last exit are kept in the state (apps/slots.ts) at each
+// crash and restart, so a daemon that restarts finds them again for the processes it adopts.
 // Every change of an app's route goes through `route(app)`, one at a time per app.
-import type { AppName, Release } from '../apps/index.ts';
+import type { AppName, Release, SlotHistory, SlotKey } from '../apps/index.ts';
 import type { Backend } from '../router/index.ts';
 import type { ContainerInfo, ExitStatus } from '../runtime/index.ts';
 import { describeError } from './build.ts';
@@ -28,6 +30,8 @@ export function backoffMs(crashes: number, p: RestartPolicy = DEFAULT_RESTART_PO
   return Math.min(p.capMs, p.baseMs * 2 ** (crashes - 2));
 }
 
+const NO_HISTORY: SlotHistory = { restarts: 0, crashes: 0, lastExit: null };
+
 export class Supervisor implements ProcessSupervisor {
   private readonly deps: DeployDeps;
   private readonly policy: RestartPolicy;
@@ -44,12 +48,19 @@ export class Supervisor implements ProcessSupervisor {
     return [...this.procs].filter((p) => app === undefined || p.app === app).sort((a, b) => a.type.localeCompare(b.type) || a.n - b.n || a.version - b.version);
   }
 
-  /** Starts process `type.n` of the release and runs its checks; on failure nothing is left. */
-  async launch(release: Release, type: string, n: number, onInfo?: (line: string) => void, opts: { keepOnFailure?: boolean } = {}): Promise<Proc> {
+  /**
+   * Starts process `type.n` of the release and runs its checks; on failure nothing is left.
+   * `resume` carries on the slot's recorded history (a slot refilled by converge) instead of
+   * starting it fresh (a deploy or ps:restart).
+   */
+  async launch(release: Release, type: string, n: number, onInfo?: (line: string) => void, opts: { keepOnFailure?: boolean; resume?: boolean } = {}): Promise<Proc> {
     const started = await startProcess(this.deps, release, type, n);
+    const key: SlotKey = { app: release.app, type, n, version: release.version };
+    const slots = this.deps.state.slots;
+    const past = this.record(release.app, () => (opts.resume === true ? slots.resume(key, started.info.id) : slots.start(key, started.info.id)));
     const proc: Proc = {
       app: release.app, type, n, version: release.version, id: started.info.id, ip: started.info.ip, port: started.port,
-      state: 'starting', healthy: false, inRotation: false, wanted: true, restarts: 0, crashes: 0, upSince: Date.now(), lastExit: null, timer: null,
+      state: 'starting', healthy: false, inRotation: false, wanted: true, ...(past ?? NO_HISTORY), upSince: Date.now(), timer: null,
     };
     this.procs.add(proc);
     this.watch(proc);
@@ -63,6 +74,7 @@ export class Supervisor implements ProcessSupervisor {
       }
       proc.wanted = false;
       this.procs.delete(proc);
+      this.record(proc.app, () => slots.forget(proc.id));
       await removeContainer(this.deps, proc.id, 0);
       throw e;
     }
@@ -73,11 +85,13 @@ export class Supervisor implements ProcessSupervisor {
 
   /** A running container found at daemon start; `inRotation` when it belongs to the live release. */
   adopt(info: ContainerInfo, l: ProcessLabels, release: Release, inRotation: boolean): Proc {
+    const key: SlotKey = { app: release.app, type: l.type, n: Number(l.n), version: release.version };
+    const past = this.record(release.app, () => this.deps.state.slots.resume(key, info.id));
     const proc: Proc = {
       app: release.app, type: l.type, n: Number(l.n), version: release.version, id: info.id, ip: info.ip,
       port: l.type === 'web' ? Number(release.config.PORT ?? DEFAULT_PORT) : 0,
-      state: 'running', healthy: true, inRotation, wanted: true, restarts: 0, crashes: 0,
-      upSince: info.startedAt === null ? Date.now() : Date.parse(info.startedAt), lastExit: null, timer: null,
+      state: 'running', healthy: true, inRotation, wanted: true, ...(past ?? NO_HISTORY),
+      upSince: info.startedAt === null ? Date.now() : Date.parse(info.startedAt), timer: null,
     };
     this.procs.add(proc);
     this.deps.collector.watchContainer(info.id, release.app, `${l.type}.${l.n}`, info.logPath);
@@ -91,6 +105,7 @@ export class Supervisor implements ProcessSupervisor {
    */
   async retire(proc: Proc, graceMs: number): Promise<void> {
     proc.wanted = false;
+    this.record(proc.app, () => this.deps.state.slots.forget(proc.id));
     if (proc.timer !== null) clearTimeout(proc.timer);
     proc.timer = null;
     proc.state = 'stopping';
@@ -152,12 +167,26 @@ export class Supervisor implements ProcessSupervisor {
     this.deps.logs.append(proc.app, { source: 'system', text: `${proc.type}.${proc.n}: ${text}` });
   }
 
+  /**
+   * Writes (or reads) a slot's history. A failure is logged, never thrown: the history is what
+   * `ps` shows, and a crash must still be restarted when the state cannot be written.
+   */
+  private record<T>(app: AppName, fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (e) {
+      if (!this.stopped) this.deps.logs.append(app, { source: 'system', text: `could not record the restart history: ${describeError(e).split('\n')[0]}` });
+      return undefined;
+    }
+  }
+
   private crashed(proc: Proc, how: string): void {
     const was = proc.state;
     proc.healthy = false;
     if (Date.now() - proc.upSince >= this.policy.stableMs) proc.crashes = 0;
     proc.crashes++;
     proc.lastExit = how;
+    this.record(proc.app, () => this.deps.state.slots.crashed(proc.id, proc.crashes, how));
     const delay = backoffMs(proc.crashes, this.policy);
     proc.state = proc.crashes >= this.policy.crashLoop ? 'crashed' : 'restarting';
     const when = delay === 0 ? 'restarting now' : `restarting in ${Math.round(delay / 100) / 10}s`;
@@ -183,10 +212,12 @@ export class Supervisor implements ProcessSupervisor {
         await removeContainer(this.deps, started.info.id, 0);
         return;
       }
+      const from = proc.id;
       proc.id = started.info.id;
       proc.ip = started.info.ip;
       proc.upSince = Date.now();
       proc.restarts++;
+      this.record(proc.app, () => this.deps.state.slots.restarted(from, proc.id, proc.restarts));
       const was = proc.state;
       proc.state = 'starting';
       this.watch(proc);

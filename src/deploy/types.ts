@@ -69,6 +69,7 @@ export interface Proc {
   inRotation: boolean;
   /** false once retired: an exit is then expected, never restarted. */
   wanted: boolean;
+  /** Restarts since the slot's fresh start (kept across daemon restarts, like crashes and lastExit). */
   restarts: number;
   /** Crashes in a row without staying up long. */
   crashes: number;
@@ -79,7 +80,7 @@ export interface Proc {
 
 export interface ProcessSupervisor {
   list(app?: string): Proc[];
-  launch(release: Release, type: string, n: number, onInfo?: (line: string) => void, opts?: { keepOnFailure?: boolean }): Promise<Proc>;
+  launch(release: Release, type: string, n: number, onInfo?: (line: string) => void, opts?: { keepOnFailure?: boolean; resume?: boolean }): Promise<Proc>;
   adopt(info: ContainerInfo, labels: { type: string; n: string }, release: Release, inRotation: boolean): Proc;
   retire(proc: Proc, graceMs: number): Promise<void>;
   backends(app: string): Backend[];

@@ -160,6 +160,14 @@ describe('restart policy', () => {
     expect(text).toMatch(/paas: crasher\.1: State changed from \w+ to crashed/);
     expect(text).toContain('app[crasher.1]: crasher dies');
     expect((await cli(p, ['ps', 'procs'])).stdout).toMatch(/crasher\.1\s+v1\s+crashed/);
+    // The counts outlive the daemon: after a kill -9 and a restart ps shows the same history.
+    const exited = new Promise((r) => p.daemon.once('exit', r));
+    p.kill9();
+    await exited;
+    await p.start();
+    const after = (await ps('procs')).find((x) => x.process === 'crasher.1');
+    expect(after?.restarts).toBeGreaterThanOrEqual(crashed.restarts);
+    expect(after?.lastExit).toBe('exited with code 3');
     expect((await cli(p, ['ps:scale', 'procs', 'crasher=0'])).code).toBe(0);
     expect((await ps('procs')).map((x) => x.process)).toEqual(['web.1']);
   });
