@@ -41,7 +41,7 @@ export const COMMANDS: readonly Command[] = [
   { name: 'ps:stop', usage: 'ps:stop NAME', summary: 'stop every process until ps:start or the next deploy', load: ps },
   { name: 'ps:start', usage: 'ps:start NAME', summary: 'start the formation of a stopped app', load: ps },
   { name: 'resources:set', usage: 'resources:set NAME [--memory 256m] [--cpus 0.5] [--ps TYPE] [--json]', summary: 'set memory and CPU limits (all types, or one), applied at the next start', load: ps },
-  { name: 'run', usage: 'run NAME -- CMD…', summary: 'run a one-off command in a container of the current release, stdin/stdout attached', load: oneoff },
+  { name: 'run', usage: 'run NAME [--no-tty] -- CMD…', summary: 'run a one-off command in a container of the current release, attached (a terminal when you are at one)', load: oneoff },
   { name: 'releases', usage: 'releases NAME [--json]', summary: "list an app's releases with their git shas", load: releases },
   { name: 'rollback', usage: 'rollback NAME [vN] [--json]', summary: "a new release from an earlier one's image and config", load: releases },
   { name: 'builds', usage: 'builds NAME [--json]', summary: "list an app's builds", load: releases },

@@ -16,6 +16,13 @@ describe('run frames', () => {
     }
   });
 
+  it('refuses a frame longer than the limit before buffering it', () => {
+    const d = new FrameDecoder({ maxPayload: 16 });
+    expect(d.push(encodeFrame(FRAME.stdin, Buffer.from('a'.repeat(16))))).toHaveLength(1);
+    const head = Buffer.from([FRAME.stdin, 0xff, 0xff, 0xff, 0xff]);
+    expect(() => d.push(head)).toThrow(/frame of 4294967295 bytes is over the limit of 16/);
+  });
+
   it('reports a cut stream as pending bytes', () => {
     const d = new FrameDecoder();
     expect(d.push(encodeFrame(FRAME.stdout, Buffer.from('abcdef')).subarray(0, 8))).toEqual([]);

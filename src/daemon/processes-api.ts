@@ -1,6 +1,7 @@
 // The process routes of the API: ps, formation (ps:scale), ps:restart/stop/start,
 // resources:set, the attached one-off `run`, and images:gc. Inputs are parsed with the one
 // validator of each kind; the work is src/deploy's.
+import { PassThrough } from 'node:stream';
 import type { Express, Request, Response } from 'express';
 import { parseAppName, parseProcessType, type AppName, type ProcessType, type Resources } from '../apps/index.ts';
 import {
@@ -8,8 +9,8 @@ import {
 } from '../deploy/index.ts';
 import { Conflict, InvalidArgument } from '../errors/index.ts';
 import { formatGcReport } from '../registry/index.ts';
-import { parseCpus, parseMemory } from '../runtime/index.ts';
-import { encodeFrame, FRAME } from './frames.ts';
+import { parseCpus, parseMemory, type RunTerminal, type TerminalSize } from '../runtime/index.ts';
+import { encodeFrame, FRAME, FrameDecoder } from './frames.ts';
 
 /** What `ps` shows of a process: the supervisor's slot and the container's cgroup figures. */
 async function procJson(deps: DeployDeps, p: Proc, before: Map<string, { cpu: number; at: number }>) {
@@ -102,6 +103,7 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
 
   // `paas run`: the request body is the command's stdin, the response its output as frames
   // (frames.ts) ending with the exit status. Both stream at once over one HTTP/1.1 exchange.
+  // With `tty=ROWSxCOLS` the command gets a terminal and the body is frames as well.
   api.post('/api/apps/:app/run', async (req: Request, res: Response) => {
     const name = app(req);
     let command: unknown;
@@ -113,6 +115,7 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
     if (!Array.isArray(command) || command.length === 0 || !command.every((a) => typeof a === 'string') || command.join('').length > 64 * 1024) {
       throw new InvalidArgument('command must be a non-empty JSON list of strings');
     }
+    const size = req.query.tty === undefined ? undefined : parseTerminalSize(req.query.tty);
     const live = state.apps.get(name).liveRelease;
     if (live === null) throw new Conflict(`${name} has no release yet: push one before "paas run"`, { app: name });
     const release = state.releases.get(name, live);
@@ -121,10 +124,19 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
     const gone = new AbortController();
     res.on('close', () => { if (!res.writableFinished) gone.abort(); });
     deps.logs.append(name, { source: 'system', text: `run: ${command.join(' ').slice(0, 200)} (v${live})` });
+    const input: { stdin: NodeJS.ReadableStream; tty?: RunTerminal } = size === undefined ? { stdin: req } : terminalInput(req, size, (message) => {
+      res.write(encodeFrame(FRAME.stderr, Buffer.from(`paas: ${message}\r\n`)));
+      gone.abort();
+    });
+    if (input.tty !== undefined && deps.runtime.name !== 'native') {
+      // The command still runs, on pipes: better than refusing an operator at a terminal.
+      res.write(encodeFrame(FRAME.stderr, Buffer.from(`paas: the ${deps.runtime.name} runtime has no terminals; running without one\r\n`)));
+      delete input.tty;
+    }
     let code: number;
     try {
       code = await runAttached(deps, release, command as string[], {
-        stdin: req, signal: gone.signal,
+        ...input, signal: gone.signal,
         onData: (stream, chunk) => res.write(encodeFrame(stream === 'stdout' ? FRAME.stdout : FRAME.stderr, chunk)),
       });
     } catch (e) {
@@ -139,4 +151,47 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
     const r = await collectImagesNow(deps, dryRun);
     res.json({ ...r, lines: [...r.untagged.map((t) => `${dryRun ? 'would untag' : 'untagged'} ${t}`), ...formatGcReport(r)] });
   });
+}
+
+/** `tty=ROWSxCOLS` of an interactive `paas run`. */
+function parseTerminalSize(v: unknown): TerminalSize {
+  const m = typeof v === 'string' ? /^(\d{1,5})x(\d{1,5})$/.exec(v) : null;
+  const rows = Number(m?.[1]);
+  const cols = Number(m?.[2]);
+  if (m === null || rows < 1 || cols < 1 || rows > 65535 || cols > 65535) {
+    throw new InvalidArgument(`tty must be ROWSxCOLS (1-65535 each), not ${JSON.stringify(String(v)).slice(0, 40)}`, { field: 'tty' });
+  }
+  return { rows, cols };
+}
+
+/**
+ * The request body of a run with a terminal: stdin frames become the command's input (with
+ * backpressure), resize frames resize its terminal. A malformed stream ends the run.
+ */
+function terminalInput(req: Request, size: TerminalSize, bad: (message: string) => void): { stdin: NodeJS.ReadableStream; tty?: RunTerminal } {
+  const stdin = new PassThrough();
+  const dec = new FrameDecoder({ maxPayload: 64 * 1024 });
+  let resize: ((s: TerminalSize) => void) | undefined;
+  req.on('data', (chunk: Buffer) => {
+    let frames;
+    try {
+      frames = dec.push(chunk);
+    } catch (e) {
+      req.pause();
+      return bad((e as Error).message);
+    }
+    for (const f of frames) {
+      if (f.type === FRAME.stdin) {
+        if (!stdin.write(f.payload)) {
+          req.pause();
+          stdin.once('drain', () => req.resume());
+        }
+      } else if (f.type === FRAME.resize) {
+        const m = /^(\d{1,5}) (\d{1,5})$/.exec(f.payload.toString('latin1'));
+        if (m !== null) resize?.({ rows: Number(m[1]), cols: Number(m[2]) });
+      }
+    }
+  });
+  req.on('end', () => stdin.end());
+  return { stdin, tty: { ...size, control: (fn) => (resize = fn) } };
 }

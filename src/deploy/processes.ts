@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { AppName, Release } from '../apps/index.ts';
 import { DeployFailed } from '../errors/index.ts';
 import type { Healthcheck } from '../registry/index.ts';
-import type { ContainerInfo, Limits } from '../runtime/index.ts';
+import type { ContainerInfo, Limits, RunTerminal } from '../runtime/index.ts';
 import type { DeployDeps } from './types.ts';
 
 export const DEFAULT_PORT = 5000;
@@ -108,6 +108,8 @@ export async function runOneOff(deps: DeployDeps, release: Release, command: rea
 
 export interface Attached {
   stdin: NodeJS.ReadableStream;
+  /** A terminal for the command (interactive `paas run`): output comes as stdout only. */
+  tty?: RunTerminal;
   onData: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   /** Aborted when the client went away: the container is killed. */
   signal: AbortSignal;
@@ -120,14 +122,9 @@ export interface Attached {
 export async function runAttached(deps: DeployDeps, release: Release, command: readonly string[], io: Attached): Promise<number> {
   const labels = { app: release.app, release: `v${release.version}`, type: 'run', n: 'run', oneoff: '1' };
   const { spec } = await containerSpec(deps, release, 'run', command, null, labels);
-  const kill = () => void deps.runtime.kill(spec.id, 'SIGKILL').catch(() => undefined);
-  io.signal.addEventListener('abort', kill, { once: true });
-  try {
-    const r = await deps.runtime.run({ ...spec, limits: limitsFor(deps, release.app, 'run') }, { stdio: 'pipe', stdin: io.stdin, onData: io.onData });
-    return r.exitCode;
-  } finally {
-    io.signal.removeEventListener('abort', kill);
-  }
+  // The runtime kills the foreground process on abort, even one aborted before it started.
+  const r = await deps.runtime.run({ ...spec, limits: limitsFor(deps, release.app, 'run') }, { stdio: 'pipe', stdin: io.stdin, onData: io.onData, tty: io.tty, signal: io.signal });
+  return r.exitCode;
 }
 
 /** Every process container of an app, from the runtime's own records. */

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ContainerNotFound, InvalidSpec, RuntimeError } from '../errors/index.ts';
+import { ContainerNotFound, InvalidArgument, InvalidSpec, RuntimeError, Unsupported } from '../errors/index.ts';
 import { files, isAlive, readJson, writableDirs, writeAtomic, type Meta, type ShimExit, type ShimState } from './bundle.ts';
 import { Cgroup } from './cgroups.ts';
 import { Network, writeNetFiles } from './network.ts';
@@ -12,7 +12,7 @@ import { parseSpec, SIGNALS } from './spec.ts';
 import { resolveUser } from './users.ts';
 import type {
   ContainerInfo, ContainerSpec, ExecOptions, ExitStatus, ProcessResult, RunOptions, Runtime, RuntimeName,
-  RuntimeOptions, Stats,
+  RuntimeOptions, Stats, TerminalSize,
 } from './types.ts';
 
 export const SIGNAL_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
@@ -24,6 +24,12 @@ export function signalNumber(sig: string): number {
   const n = SIGNALS[name];
   if (n === undefined) throw new InvalidSpec(`signal: "${sig}" is not one of ${Object.keys(SIGNALS).join(', ')}`, { field: 'signal' });
   return n;
+}
+
+/** A terminal size the shim takes (SPEC.md `tty`). */
+export function validSize(s: TerminalSize): boolean {
+  const ok = (n: number) => Number.isInteger(n) && n >= 1 && n <= 65535;
+  return ok(s.rows) && ok(s.cols);
 }
 
 export abstract class BundleRuntime implements Runtime {
@@ -130,6 +136,12 @@ export abstract class BundleRuntime implements Runtime {
   }
 
   async run(spec: ContainerSpec, opts: RunOptions = {}): Promise<ProcessResult> {
+    if (opts.tty !== undefined) {
+      if (this.name !== 'native') throw new Unsupported(`runtime ${this.name}: a terminal (tty) is only available with the native runtime`);
+      if (opts.stdio === 'inherit') throw new InvalidArgument('tty: only with piped stdio');
+      if (!validSize(opts.tty)) throw new InvalidArgument(`tty: rows and cols must be integers from 1 to 65535, not ${opts.tty.rows}x${opts.tty.cols}`, { field: 'tty' });
+    }
+    if (opts.signal?.aborted === true) throw new RuntimeError('run: aborted before it started');
     const info = await this.create(spec);
     const { bundle, meta } = this.meta(info.id);
     try {

@@ -59,6 +59,47 @@ export function runtimeContract(name: RuntimeName): void {
       expect(chunks.join('')).toContain('stderr:err second');
     });
 
+    it('runs under a terminal that the caller resizes (paas run at a TTY); runc refuses one clearly', async () => {
+      const { PassThrough } = await import('node:stream');
+      const command = ['sh', '-c', 'trap "stty size" WINCH; tty; stty size; [ -t 0 ] && [ -t 2 ] && echo all-tty; read a; echo "got $a" >&2; sleep 1; exit 6'];
+      if (name !== 'native') {
+        await expect(rt.run(spec({ command }), { stdio: 'pipe', tty: { rows: 24, cols: 80 } })).rejects.toThrow(/terminal \(tty\) is only available with the native runtime/);
+        return;
+      }
+      await expect(rt.run(spec({ command }), { stdio: 'pipe', tty: { rows: 0, cols: 80 } })).rejects.toThrow(/tty: rows and cols must be integers from 1 to 65535, not 0x80/);
+      const stdin = new PassThrough();
+      const chunks: string[] = [];
+      let resize: ((s: { rows: number; cols: number }) => void) | undefined;
+      const done = rt.run(spec({ command, user: 'app' }), {
+        stdio: 'pipe', stdin, onData: (s, c) => chunks.push(`${s}:${c.toString()}`),
+        tty: { rows: 40, cols: 132, control: (fn) => (resize = fn) },
+      });
+      for (let i = 0; i < 100 && !chunks.join('').includes('all-tty'); i++) await sleep(50);
+      stdin.write('typed\n');
+      for (let i = 0; i < 100 && !chunks.join('').includes('got typed'); i++) await sleep(50);
+      resize!({ rows: 50, cols: 160 });
+      const r = await done;
+      expect(r.exitCode).toBe(6);
+      // One stream, as a terminal gives it: stderr arrives as stdout, lines end in CRLF.
+      expect(chunks.every((c) => c.startsWith('stdout:'))).toBe(true);
+      expect(r.stdout.split('\r\n')).toEqual(['/dev/pts/0', '40 132', 'all-tty', 'typed', 'got typed', '50 160', '']);
+    });
+
+    it('kills an aborted foreground run, also one aborted before it started (a client that went away)', async () => {
+      const before = new AbortController();
+      before.abort();
+      await expect(rt.run(spec({ command: ['sleep', '30'] }), { stdio: 'pipe', signal: before.signal })).rejects.toThrow(/aborted before it started/);
+      const ac = new AbortController();
+      const t0 = Date.now();
+      const done = rt.run(spec({ command: ['sh', '-c', 'echo up; exec sleep 30'] }), {
+        stdio: 'pipe', signal: ac.signal, onData: (_s, c) => { if (c.toString().includes('up')) ac.abort(); },
+      });
+      const r = await done;
+      expect(r.exitCode).not.toBe(0);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      expect((await rt.list()).filter((c) => c.state === 'running' && !started.includes(c.id))).toEqual([]);
+    });
+
     it('passes exactly the given env, cwd and hostname', async () => {
       const r = await rt.run(spec({
         command: ['sh', '-c', 'echo "$FOO|$HOME|$PATH|$(pwd)|$(hostname)"; env | grep -c PAAS_HOST_LEAK || true'],

@@ -1,10 +1,10 @@
 // The `native` backend: writes native/SPEC.md's spec file and drives native/build/paas-shim.
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidSpec, RuntimeError, Unsupported } from '../errors/index.ts';
-import { BundleRuntime } from './base.ts';
+import { BundleRuntime, validSize } from './base.ts';
 import { encodeSpec, files, writableDirs, type Meta, type ShimState } from './bundle.ts';
 import { Cgroup } from './cgroups.ts';
 import { runProcess } from './proc.ts';
@@ -63,7 +63,16 @@ export class NativeRuntime extends BundleRuntime {
   }
 
   protected foreground(bundle: string, _meta: Meta, opts: RunOptions): Promise<ProcessResult> {
-    return runProcess(this.shim, ['run', bundle], opts);
+    const tty = opts.tty;
+    if (tty === undefined) return runProcess(this.shim, ['run', bundle], opts);
+    // SPEC.md "Terminal": the size goes in the spec, resizes as lines on the shim's fd 3.
+    appendFileSync(files.spec(bundle), encodeSpec([['tty', `${tty.rows} ${tty.cols}`]]));
+    return runProcess(this.shim, ['run', bundle], {
+      ...opts,
+      fd3: (w) => tty.control?.((size) => {
+        if (validSize(size)) w.write(`${size.rows} ${size.cols}\n`);
+      }),
+    });
   }
 
   protected async signal(_bundle: string, _meta: Meta, state: ShimState, sig: number): Promise<void> {

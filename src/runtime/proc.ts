@@ -1,11 +1,14 @@
 // Spawning helper processes (the native shim, runc) with captured or passed-through stdio.
 import { spawn } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import type { ProcessResult, RunOptions } from './types.ts';
 import { constants } from 'node:os';
 
 export interface SpawnOptions extends RunOptions {
   /** Keep at most this many bytes of each captured stream. */
   captureLimit?: number;
+  /** Opens a pipe at the child's fd 3 and hands its writing end over. */
+  fd3?: (w: Writable) => void;
 }
 
 /** Runs a command to completion. 'pipe' captures (and streams lines to onLine); 'inherit' passes stdio through. */
@@ -13,9 +16,21 @@ export function runProcess(cmd: string, args: string[], opts: SpawnOptions = {})
   const inherit = opts.stdio === 'inherit';
   const limit = opts.captureLimit ?? 16 * 1024 * 1024;
   return new Promise((resolve, reject) => {
+    const stdin = opts.stdin === undefined ? 'ignore' : 'pipe';
     const child = spawn(cmd, args, {
-      stdio: inherit ? 'inherit' : [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: inherit ? 'inherit' : opts.fd3 === undefined ? [stdin, 'pipe', 'pipe'] : [stdin, 'pipe', 'pipe', 'pipe'],
     });
+    if (opts.signal !== undefined) {
+      const kill = () => child.kill('SIGKILL');
+      if (opts.signal.aborted) kill();
+      else opts.signal.addEventListener('abort', kill, { once: true });
+      child.once('close', () => opts.signal!.removeEventListener('abort', kill));
+    }
+    if (opts.fd3 !== undefined) {
+      const w = child.stdio[3] as Writable;
+      w.on('error', () => undefined); // the child exited: nothing left to resize
+      opts.fd3(w);
+    }
     const out = { stdout: '', stderr: '' };
     const partial = { stdout: '', stderr: '' };
     const feed = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {

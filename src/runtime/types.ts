@@ -113,6 +113,17 @@ export interface ProcessResult {
   stderr: string;
 }
 
+export interface TerminalSize {
+  rows: number;
+  cols: number;
+}
+
+/** A pseudo-terminal for a foreground run (native backend): stdin, stdout and stderr become one terminal. */
+export interface RunTerminal extends TerminalSize {
+  /** Gets the function that resizes the terminal while the command runs. */
+  control?: (resize: (size: TerminalSize) => void) => void;
+}
+
 export interface RunOptions {
   /** 'inherit' passes stdio through (container:run); 'pipe' streams lines to onLine. */
   stdio?: 'inherit' | 'pipe';
@@ -121,6 +132,10 @@ export interface RunOptions {
   onData?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   /** 'pipe' only: the command's stdin, whole or streamed (ended when the stream ends). */
   stdin?: string | Buffer | NodeJS.ReadableStream;
+  /** 'pipe' only: run under a terminal of this size; all output arrives as stdout. */
+  tty?: RunTerminal;
+  /** Kills the command (and so the container) when aborted, at any point of the run. */
+  signal?: AbortSignal;
 }
 
 export interface Runtime {

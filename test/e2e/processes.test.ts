@@ -212,6 +212,50 @@ describe('paas run', () => {
     const none = await run(['nosuchapp', '--', 'true'], '');
     expect(none.code).toBe(3);
   });
+
+  /** The CLI at a terminal: `script` gives it a pty of 30x100; `keys` are typed once `ready` shows. */
+  const atTerminal = (args: string[], keys: string[]) => new Promise<{ code: number; out: string }>((resolve) => {
+    const cmd = `stty rows 30 cols 100; exec ${REPO}/bin/paas run ${args.map((a) => `'${a}'`).join(' ')}`;
+    const c = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, PAAS_API: `http://127.0.0.1:${p.apiPort}`, PAAS_TOKEN: p.token } });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('ready') && keys.length > 0) c.stdin.write(keys.shift()!);
+    });
+    // Node's raw mode keeps the outer terminal's ONLCR, so our CRLF shows as CR CR LF there.
+    c.on('close', (code) => resolve({ code: code ?? -1, out: out.replace(/\r+\n/g, '\n') }));
+  });
+
+  it('at a terminal, the command gets one of the same size: keystrokes, ^C and the exit status pass', async () => {
+    const r = await atTerminal(['procs', '--', 'sh', '-c', 'tty; stty size; echo ready; read a; echo "got $a"; exit 3'], ['typed\r']);
+    expect(r.code).toBe(3);
+    expect(r.out).toContain('/dev/pts/0\n30 100\nready\n');
+    expect(r.out).toContain('got typed\n');
+    const c = await atTerminal(['procs', '--', 'sh', '-c', 'echo ready; sleep 30; echo not-interrupted'], ['\x03']);
+    expect(c.code).toBe(130);
+    expect(c.out).not.toContain('not-interrupted');
+    // --no-tty keeps pipes even at a terminal.
+    const n = await atTerminal(['procs', '--no-tty', '--', 'sh', '-c', 'tty; exit 0'], []);
+    expect(n.out).toContain('not a tty');
+    expect(n.code).toBe(0);
+  });
+
+  it('refuses a malformed terminal size or terminal stream with a clear error', async () => {
+    const url = `http://127.0.0.1:${p.apiPort}/api/apps/procs/run?command=${encodeURIComponent('["true"]')}&tty=0x80`;
+    const r = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${p.token}` }, body: '' });
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toContain('tty must be ROWSxCOLS');
+    // A frame claiming 4 GiB ends the run instead of being buffered.
+    const t0 = Date.now();
+    const bad = await fetch(url.replace('tty=0x80', 'tty=24x80').replace(encodeURIComponent('["true"]'), encodeURIComponent('["sleep","30"]')), {
+      method: 'POST', headers: { authorization: `Bearer ${p.token}` }, body: Buffer.from([4, 0xff, 0xff, 0xff, 0xff]),
+    });
+    expect(bad.status).toBe(200);
+    const text = Buffer.from(await bad.arrayBuffer()).toString('latin1');
+    expect(text).toContain('paas: frame of 4294967295 bytes is over the limit of 65536');
+    // …and the run was killed at once, not left to finish its 30 s.
+    expect(Date.now() - t0).toBeLessThan(15_000);
+  });
 });
 
 describe('zero-downtime deploys', () => {

@@ -1,23 +1,27 @@
 // run NAME -- CMD…: a one-off container of the current release. Our stdin streams up as the
 // request body while the output streams down as frames (src/daemon/frames.ts), over one
-// HTTP/1.1 exchange; we exit with the command's status. There is no pseudo-terminal: an
-// interactive program sees pipes, not a TTY (line-by-line input still works).
-import { request } from 'node:http';
+// HTTP/1.1 exchange; we exit with the command's status. When stdin and stdout are both a
+// terminal (and no --no-tty), the command gets a terminal of our size: our terminal goes
+// raw, keystrokes and resizes go up as frames, and ^C reaches the command, not us.
+import { request, type ClientRequest } from 'node:http';
 import { parse as parseArgs } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
-import { FRAME, FrameDecoder } from '../../daemon/frames.ts';
+import { encodeFrame, FRAME, FrameDecoder } from '../../daemon/frames.ts';
 import { ApiError, apiBase, apiToken, enc } from './client.ts';
 
 export async function run(_name: string, args: string[]): Promise<number> {
   const dash = args.indexOf('--');
-  const { positionals } = parseArgs({ args: dash < 0 ? args : args.slice(0, dash), strict: true, allowPositionals: true, options: {} });
+  const { positionals, values } = parseArgs({ args: dash < 0 ? args : args.slice(0, dash), strict: true, allowPositionals: true, options: { 'no-tty': { type: 'boolean' } } });
   const command = dash < 0 ? positionals.slice(1) : args.slice(dash + 1);
   const app = parseAppName(positionals[0]);
   if (command.length === 0) throw new InvalidArgument('run NAME -- CMD…: give the command after "--"');
   const url = new URL(`${apiBase()}/api/apps/${enc(app)}/run`);
   url.searchParams.set('command', JSON.stringify(command));
+  const tty = values['no-tty'] !== true && process.stdin.isTTY === true && process.stdout.isTTY === true;
+  if (tty) url.searchParams.set('tty', `${process.stdout.rows || 24}x${process.stdout.columns || 80}`);
   const token = apiToken();
+  let restore = (): void => undefined;
   return new Promise<number>((resolve, reject) => {
     const req = request(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' } }, (res) => {
       if (res.statusCode !== 200) {
@@ -44,8 +48,12 @@ export async function run(_name: string, args: string[]): Promise<number> {
         }
       });
       res.on('end', () => {
+        restore();
         process.stdin.unpipe(req);
         process.stdin.destroy();
+        // Our body may still be open (stdin at a terminal never ends): the exchange is over,
+        // and a half-open request would keep this process alive until the server gives up.
+        req.destroy();
         if (code === null) reject(new ApiError(502, 'RunInterrupted', 'the connection to the daemon ended before the command did', {}));
         else resolve(code);
       });
@@ -53,6 +61,27 @@ export async function run(_name: string, args: string[]): Promise<number> {
     });
     req.on('error', (e) => reject(new ApiError(503, 'Unavailable', `cannot reach the paas daemon at ${apiBase()} (${(e as NodeJS.ErrnoException).code ?? e.message})`, {})));
     req.flushHeaders();
-    process.stdin.pipe(req);
+    if (tty) restore = attachTerminal(req);
+    else process.stdin.pipe(req);
   });
+}
+
+/** Our terminal, raw, as the command's: keystrokes and size changes go up as frames. */
+function attachTerminal(req: ClientRequest): () => void {
+  const stdin = process.stdin;
+  const onKeys = (d: Buffer) => req.write(encodeFrame(FRAME.stdin, d));
+  const onResize = () => req.write(encodeFrame(FRAME.resize, Buffer.from(`${process.stdout.rows} ${process.stdout.columns}`)));
+  stdin.setRawMode(true);
+  stdin.on('data', onKeys);
+  stdin.on('end', () => req.end());
+  process.stdout.on('resize', onResize);
+  // Whatever ends us, the operator's terminal must not stay raw.
+  const restore = () => {
+    process.stdout.off('resize', onResize);
+    stdin.off('data', onKeys);
+    if (stdin.isTTY) stdin.setRawMode(false);
+    process.off('exit', restore);
+  };
+  process.on('exit', restore);
+  return restore;
 }
