@@ -4,7 +4,7 @@
 // fresh (ps:restart) or is scaled away.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cgroupDirs, NATIVE_DIR, tempDir, testRootfs } from '../../test/helpers/host.ts';
+import { cgroupDirs, NATIVE_DIR, tempDir, testRootfs, waitFor } from '../../test/helpers/host.ts';
 import { openState, parseAppName, parseProcessType, type State } from '../apps/index.ts';
 import { LogCollector, LogStore } from '../logs/index.ts';
 import { openStore, type ImageStore } from '../registry/index.ts';
@@ -38,15 +38,6 @@ function kill(deps: DeployDeps): void {
   deps.state.close();
 }
 
-async function waitFor<T>(what: string, fn: () => T | null | undefined | false | Promise<T | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const only = (deps: DeployDeps): Proc => {
   const procs = deps.supervisor.list(app);

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO } from '../helpers/host.ts';
+import { REPO, waitFor } from '../helpers/host.ts';
 import { appRepo, BUILDPACK_FIXTURES, cli, FIXTURES, get, push, remoteLines, startPaas, type Paas, type PushResult } from './harness.ts';
 
 const SKIP = process.env.PAAS_SKIP_BASE_IMAGES === '1';
@@ -63,15 +63,6 @@ function lineAfterStep(lines: string[], instruction: RegExp): string | undefined
   return i < 0 ? undefined : lines[i + 1]?.trim();
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | null>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== null) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /**
  * The files of an image as a container sees them: its layers pulled through the daemon's

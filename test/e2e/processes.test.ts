@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessLogPath } from '../../src/router/index.ts';
 import { createRuntime } from '../../src/runtime/index.ts';
-import { REPO } from '../helpers/host.ts';
+import { REPO, waitFor } from '../helpers/host.ts';
 import { appRepo, cli, get, push, remoteLines, startPaas, type Paas } from './harness.ts';
 
 let p: Paas;
@@ -25,15 +25,6 @@ const ps = async (app: string): Promise<Proc[]> => {
 };
 const logs = async (app: string) => (await cli(p, ['logs', app, '-n', '2000'])).stdout;
 
-async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 /** GETs through the router back to back until stopped (bounded: 3000 requests, 90 s). */
 function requestLoop(app: string, path = '/') {

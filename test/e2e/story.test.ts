@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/registry/index.ts';
 import { createRuntime } from '../../src/runtime/index.ts';
-import { REPO } from '../helpers/host.ts';
+import { REPO, waitFor } from '../helpers/host.ts';
 import { cli, DOMAIN, freePort, get, push, remoteLines, type Paas } from './harness.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'paas-story-'));
@@ -49,15 +49,6 @@ async function deploy(fixture: string, app: string, files: Record<string, string
   return lines;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 interface Proc { process: string; type: string; state: string; release: string }
 const ps = async (app: string) => {
