@@ -84,14 +84,22 @@ try {
   const rt = createRuntime('native', { dataDir: p.dataDir });
   const release = { app: 'bench', version: 0, config: {} } as unknown as Parameters<typeof processEnv>[1];
   const oursMs: number[] = [];
+  // Where the time goes: runtime.create (bundle, cgroups, network), runtime.start (the
+  // shim up to the app's exec), then the app itself until it answers.
+  const phases = { create: [] as number[], start: [] as number[], listen: [] as number[] };
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
     const c = await rt.create({
       rootfs: { lowers }, command: ['/bin/sh', '-c', 'node server.js'], env: processEnv(image.config.Env, release, 'web'),
       cwd: image.config.WorkingDir || '/', user: image.config.User || undefined, net: 'bridge', labels: { bench: '1' },
     });
+    const t1 = performance.now();
     const info = await rt.start(c.id);
+    const t2 = performance.now();
     oursMs.push(await firstOk(`http://${info.ip}:5000/`, t0));
+    phases.create.push(t1 - t0);
+    phases.start.push(t2 - t1);
+    phases.listen.push(performance.now() - t2);
     await rt.remove(c.id, { force: true });
   }
 
@@ -132,6 +140,7 @@ try {
     ['figure', 'median', 'runs (ms)', 'goal'],
     ['push → new release serving (code-only, deps unchanged)', `${(median(redeploys) / 1000).toFixed(2)} s`, redeploys.map((x) => x.toFixed(0)).join(' '), '< 2 s'],
     ['first 200 after start: paas runtime (create+start+listen)', `${median(oursMs).toFixed(0)} ms`, oursMs.map((x) => x.toFixed(0)).join(' '), `${(median(oursMs) / bare).toFixed(2)}x bare node (≤ 1.2x)`],
+    ['  of which create / start / app until 200', `${median(phases.create).toFixed(0)} / ${median(phases.start).toFixed(0)} / ${median(phases.listen).toFixed(0)} ms`, '', ''],
     ['first 200 after start: bare node on the host', `${bare.toFixed(0)} ms`, bareMs.map((x) => x.toFixed(0)).join(' '), '(MEASURED.md: ~140 ms)'],
     ['first 200 after start: docker run', docker, '', ''],
   ]));

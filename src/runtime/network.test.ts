@@ -105,6 +105,11 @@ describe('network', () => {
     expect(readFileSync('/sys/class/net/paastest1/addr_assign_type', 'utf8').trim()).not.toBe('3');
     await net.ensureBridge({ nat: false });
     expect(bridgeMac()).toBe(macFor('10.79.0.1'));
+    // The setup is remembered, but a bridge removed behind our back is made again.
+    execFileSync('ip', ['link', 'del', 'paastest1']);
+    await net.ensureBridge({ nat: false });
+    expect(links()).toContain('paastest1');
+    expect(execFileSync('ip', ['-o', '-4', 'addr', 'show', 'dev', 'paastest1'], { encoding: 'utf8' })).toContain('10.79.0.1/29');
     execFileSync('ip', ['link', 'del', 'paastest1']);
     net.close();
   });

@@ -80,6 +80,8 @@ export class Network {
   readonly subnet: string;
   private readonly db: DatabaseSync;
   private readonly net: { base: number; prefix: number; size: number };
+  /** The last full ensureBridge: every container create asks, and it costs four spawns. */
+  private ensured: { nat: boolean; done: Promise<NatMode> } | null = null;
 
   constructor(opts: NetworkOptions) {
     this.bridge = opts.bridge ?? 'paas0';
@@ -101,7 +103,34 @@ export class Network {
     this.db.close();
   }
 
-  async ensureBridge(opts: { nat?: boolean } = {}): Promise<NatMode> {
+  /**
+   * Creates the bridge (fixed MAC, gateway address, up) and outbound NAT where missing. A
+   * full check runs once per instance; later calls only look at sysfs that the bridge is
+   * still there, up and with its MAC, and redo the setup when it is not.
+   */
+  ensureBridge(opts: { nat?: boolean } = {}): Promise<NatMode> {
+    const nat = opts.nat !== false;
+    const e = this.ensured;
+    if (e !== null && (e.nat || !nat) && this.bridgeIntact()) return e.done;
+    const done = this.setUpBridge(nat);
+    this.ensured = { nat, done };
+    done.catch(() => {
+      if (this.ensured?.done === done) this.ensured = null;
+    });
+    return done;
+  }
+
+  private bridgeIntact(): boolean {
+    const sys = `/sys/class/net/${this.bridge}`;
+    try {
+      // IFF_UP is bit 0 of the interface flags.
+      return (Number(readFileSync(`${sys}/flags`, 'utf8')) & 1) === 1 && readFileSync(`${sys}/address`, 'utf8').trim() === macFor(this.gateway);
+    } catch {
+      return false;
+    }
+  }
+
+  private async setUpBridge(nat: boolean): Promise<NatMode> {
     const gw = `${this.gateway}/${this.net.prefix}`;
     const exists = await run('ip', ['link', 'show', this.bridge]).then(() => true, () => false);
     if (!exists) {
@@ -122,7 +151,7 @@ export class Network {
     const addrs = (await run('ip', ['-o', '-4', 'addr', 'show', 'dev', this.bridge])).stdout;
     if (!addrs.includes(` ${gw} `)) await run('ip', ['addr', 'add', gw, 'dev', this.bridge]).catch(() => undefined);
     await run('ip', ['link', 'set', this.bridge, 'up']);
-    return opts.nat === false ? 'skipped' : this.ensureNat();
+    return nat ? this.ensureNat() : 'skipped';
   }
 
   /** Outbound NAT for the subnet; optional, because a box may have neither nft nor iptables. */
@@ -196,8 +225,9 @@ export class Network {
     const ns = netnsName(container);
     const veth = hostVethName(container);
     try {
-      await run('ip', ['netns', 'add', ns]);
+      // Two spawns of ip for the whole attachment: it is on every container's start path.
       await ipBatch([], [
+        `netns add ${ns}`,
         `link add ${veth} type veth peer name eth0 netns ${ns} address ${macFor(ip)}`,
         `link set ${veth} master ${this.bridge}`,
         `link set ${veth} up`,
