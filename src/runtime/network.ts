@@ -81,7 +81,7 @@ export class Network {
   private readonly db: DatabaseSync;
   private readonly net: { base: number; prefix: number; size: number };
   /** The last full ensureBridge: every container create asks, and it costs four spawns. */
-  private ensured: { nat: boolean; done: Promise<NatMode> } | null = null;
+  private ensured: { nat: boolean; done: Promise<NatMode>; settled: boolean } | null = null;
 
   constructor(opts: NetworkOptions) {
     this.bridge = opts.bridge ?? 'paas0';
@@ -111,11 +111,13 @@ export class Network {
   ensureBridge(opts: { nat?: boolean } = {}): Promise<NatMode> {
     const nat = opts.nat !== false;
     const e = this.ensured;
-    if (e !== null && (e.nat || !nat) && this.bridgeIntact()) return e.done;
+    // Concurrent creates share one setup in progress.
+    if (e !== null && (e.nat || !nat) && (!e.settled || this.bridgeIntact())) return e.done;
     const done = this.setUpBridge(nat);
-    this.ensured = { nat, done };
-    done.catch(() => {
-      if (this.ensured?.done === done) this.ensured = null;
+    const entry = { nat, done, settled: false };
+    this.ensured = entry;
+    done.then(() => (entry.settled = true), () => {
+      if (this.ensured === entry) this.ensured = null;
     });
     return done;
   }
