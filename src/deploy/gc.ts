@@ -51,7 +51,9 @@ export async function collectImages(deps: DeployDeps, opts: { dryRun?: boolean; 
     for (const u of existing) await store.deleteManifest(u.repo, u.tag).catch(() => undefined);
   }
   const keepBlobs = await new BuildCache(deps.dataDir).layerDigests();
-  const report = await store.gc({ keep, keepBlobs, dryRun: opts.dryRun === true, graceMs: opts.graceMs });
+  // A dry run reports what the real one frees, which first drops the tags above.
+  const assumeUntagged = opts.dryRun === true ? existing.map((u) => `${u.repo}:${u.tag}`) : [];
+  const report = await store.gc({ keep, keepBlobs, dryRun: opts.dryRun === true, graceMs: opts.graceMs, assumeUntagged });
   return { ...report, untagged: existing.map((u) => `${u.repo}:${u.tag}`) };
 }
 

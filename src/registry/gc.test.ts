@@ -68,6 +68,19 @@ describe('gc', () => {
     expect((await store.resolveImage('base:1')).digest).toBe(base.digest);
   });
 
+  it('a dry run with tags assumed gone reports what the run that first deletes them frees', async () => {
+    const base = await image('library/base', '1', null, 'base');
+    await image('app', 'v2', base, 'current');
+    const old = await image('app', 'v1', base, 'old release');
+    const dry = await store.gc({ dryRun: true, graceMs: 0, assumeUntagged: ['app:v1'] });
+    expect(dry.blobs.map((b) => b.digest)).toEqual(expect.arrayContaining([old.digest, old.layers[1]!.digest]));
+    expect((await store.resolveImage('app:v1')).digest).toBe(old.digest);
+    await store.deleteManifest('app', 'v1');
+    const real = await store.gc({ graceMs: 0 });
+    expect(real.blobs.map((b) => b.digest).sort()).toEqual(dry.blobs.map((b) => b.digest).sort());
+    expect(real.freedBytes).toBe(dry.freedBytes);
+  });
+
   it('spares blobs younger than the grace period', async () => {
     const fresh = await store.putBlob(Buffer.from('just uploaded'));
     const r = await store.gc({});

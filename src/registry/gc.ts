@@ -23,10 +23,11 @@ export async function collectGarbage(s: GcParts, options: GcOptions): Promise<Gc
   const marked = new Set<Digest>();
   const roots: Digest[] = [];
   const repos = await s.manifests.repositories();
+  const gone = new Set(options.assumeUntagged ?? []);
 
   for (const repo of repos) {
     for (const tag of await s.manifests.tags(repo).catch(() => [] as string[])) {
-      roots.push(await s.manifests.resolveDigest(repo, tag));
+      if (!gone.has(`${repo}:${tag}`)) roots.push(await s.manifests.resolveDigest(repo, tag));
     }
     if (!deleteUntagged) roots.push(...(await s.manifests.revisions(repo)));
   }

@@ -48,6 +48,8 @@ export type GcOptions = {
   graceMs?: number;
   /** When false, manifests without a tag that nothing keeps stay (default: removed). */
   deleteUntagged?: boolean;
+  /** `repo:tag`s that count as already deleted: a dry run of a GC that untags them first. */
+  assumeUntagged?: Iterable<string>;
 };
 
 export type GcReport = {
