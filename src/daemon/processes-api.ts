@@ -9,7 +9,7 @@ import {
 } from '../deploy/index.ts';
 import { Conflict, InvalidArgument } from '../errors/index.ts';
 import { formatGcReport } from '../registry/index.ts';
-import { parseCpus, parseMemory, type RunTerminal, type TerminalSize } from '../runtime/index.ts';
+import { parseCpus, parseMemory, validSize, type RunTerminal, type TerminalSize } from '../runtime/index.ts';
 import { encodeFrame, FRAME, FrameDecoder } from './frames.ts';
 
 /** What `ps` shows of a process: the supervisor's slot and the container's cgroup figures. */
@@ -156,12 +156,11 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
 /** `tty=ROWSxCOLS` of an interactive `paas run`. */
 function parseTerminalSize(v: unknown): TerminalSize {
   const m = typeof v === 'string' ? /^(\d{1,5})x(\d{1,5})$/.exec(v) : null;
-  const rows = Number(m?.[1]);
-  const cols = Number(m?.[2]);
-  if (m === null || rows < 1 || cols < 1 || rows > 65535 || cols > 65535) {
+  const size = { rows: Number(m?.[1]), cols: Number(m?.[2]) };
+  if (m === null || !validSize(size)) {
     throw new InvalidArgument(`tty must be ROWSxCOLS (1-65535 each), not ${JSON.stringify(String(v)).slice(0, 40)}`, { field: 'tty' });
   }
-  return { rows, cols };
+  return size;
 }
 
 /**

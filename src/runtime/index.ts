@@ -7,6 +7,7 @@ import type { Runtime, RuntimeName, RuntimeOptions } from './types.ts';
 export type * from './types.ts';
 export { parseCpus, parseMemory, parsePids } from './spec.ts';
 export { Network } from './network.ts';
+export { validSize } from './base.ts';
 export { detectCgroups } from './cgroups.ts';
 
 export const RUNTIME_NAMES: readonly RuntimeName[] = ['native', 'runc'];
