@@ -12,6 +12,8 @@ cd "$PAAS_SRC"
 
 apt_ensure ca-certificates curl git make gcc libc6-dev libseccomp-dev pkg-config \
   attr iproute2 nftables iptables runc busybox-static skopeo umoci debootstrap hyperfine wrk nginx chromium
+# Only test/e2e/docker-registry.test.ts uses it, with a dockerd of its own; paas never does.
+apt_ensure_stopped docker.io containerd
 use_node
 npm_ensure
 make -s -C native
