@@ -65,7 +65,9 @@ export class Locks {
     return () => {
       if (done) return;
       done = true;
-      this.db.prepare('DELETE FROM locks WHERE app = ? AND boot = ?').run(app, this.boot);
+      // Work that ends after the daemon closed its state leaves the row: the next boot frees
+      // every lock of an older boot anyway (recovery).
+      if (this.db.isOpen) this.db.prepare('DELETE FROM locks WHERE app = ? AND boot = ?').run(app, this.boot);
       if (this.tails.get(app) === tail) this.tails.delete(app);
       release();
     };

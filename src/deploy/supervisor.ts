@@ -7,6 +7,7 @@
 // A slot's restarts, crash streak and last exit are kept in the state (apps/slots.ts) at each
 // crash and restart, so a daemon that restarts finds them again for the processes it adopts.
 // Every change of an app's route goes through `route(app)`, one at a time per app.
+import { setMaxListeners } from 'node:events';
 import type { AppName, Release, SlotHistory, SlotKey } from '../apps/index.ts';
 import type { Backend } from '../router/index.ts';
 import type { ContainerInfo, ExitStatus } from '../runtime/index.ts';
@@ -38,10 +39,13 @@ export class Supervisor implements ProcessSupervisor {
   private readonly procs = new Set<Proc>();
   private readonly routeTails = new Map<string, Promise<unknown>>();
   private stopped = false;
+  /** Ends every watch's wait at once when the daemon stops (one listener per process). */
+  private readonly stopping = new AbortController();
 
   constructor(deps: DeployDeps, policy: Partial<RestartPolicy> = {}) {
     this.deps = deps;
     this.policy = { ...DEFAULT_RESTART_POLICY, ...policy };
+    setMaxListeners(0, this.stopping.signal);
   }
 
   list(app?: string): Proc[] {
@@ -136,6 +140,7 @@ export class Supervisor implements ProcessSupervisor {
   /** The daemon is going down: containers keep running, nothing is restarted by this process. */
   stop(): void {
     this.stopped = true;
+    this.stopping.abort();
     for (const p of this.procs) if (p.timer !== null) clearTimeout(p.timer);
   }
 
@@ -145,7 +150,7 @@ export class Supervisor implements ProcessSupervisor {
       while (!this.stopped && proc.id === id && proc.wanted) {
         let exit: ExitStatus;
         try {
-          exit = await this.deps.runtime.wait(id, { timeoutMs: 30_000 });
+          exit = await this.deps.runtime.wait(id, { timeoutMs: 30_000, signal: this.stopping.signal });
         } catch (e) {
           // A timeout re-arms the wait; a container that is gone was removed on purpose.
           if (/timed out/.test((e as Error).message)) continue;

@@ -198,15 +198,19 @@ export abstract class BundleRuntime implements Runtime {
     return out;
   }
 
-  async wait(id: string, opts: { timeoutMs?: number } = {}): Promise<ExitStatus> {
+  async wait(id: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ExitStatus> {
     const { bundle, meta } = this.meta(id);
     const deadline = opts.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + opts.timeoutMs;
     // The shim writes `exit` by rename, so a directory watch sees it; the poll covers watches
-    // that miss events and a shim that died without writing it.
+    // that miss events and a shim that died without writing it. An abort wakes it too: the
+    // watch would otherwise keep a stopping process alive until the timeout.
     let wake: (() => void) | null = null;
     const watcher = watch(bundle, () => wake?.());
+    const onAbort = () => wake?.();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       for (;;) {
+        if (opts.signal?.aborted === true) throw new RuntimeError(`stopped waiting for container "${id}"`, { id });
         const exit = this.exitStatus(bundle, meta);
         if (exit !== null) return exit;
         const info = this.info(bundle, meta);
@@ -224,6 +228,7 @@ export abstract class BundleRuntime implements Runtime {
       }
     } finally {
       watcher.close();
+      opts.signal?.removeEventListener('abort', onAbort);
     }
   }
 

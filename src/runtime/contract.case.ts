@@ -100,6 +100,18 @@ export function runtimeContract(name: RuntimeName): void {
       expect((await rt.list()).filter((c) => c.state === 'running' && !started.includes(c.id))).toEqual([]);
     });
 
+    it('stops waiting for a running container when the wait is aborted', async () => {
+      const c = await startDetached({ command: ['sleep', '30'] });
+      const ac = new AbortController();
+      const t0 = Date.now();
+      const waiting = rt.wait(c.id, { timeoutMs: 30_000, signal: ac.signal });
+      setTimeout(() => ac.abort(), 200);
+      await expect(waiting).rejects.toThrow(`stopped waiting for container "${c.id}"`);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect((await rt.inspect(c.id)).state).toBe('running');
+      await rt.remove(c.id, { force: true });
+    });
+
     it('passes exactly the given env, cwd and hostname', async () => {
       const r = await rt.run(spec({
         command: ['sh', '-c', 'echo "$FOO|$HOME|$PATH|$(pwd)|$(hostname)"; env | grep -c PAAS_HOST_LEAK || true'],

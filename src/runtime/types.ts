@@ -147,7 +147,8 @@ export interface Runtime {
   /** Sends the stop signal, then SIGKILL after graceMs; resolves with the exit status. */
   stop(id: string, opts?: { graceMs?: number }): Promise<ExitStatus>;
   kill(id: string, signal?: string): Promise<void>;
-  wait(id: string, opts?: { timeoutMs?: number }): Promise<ExitStatus>;
+  /** Resolves when the container exits; rejects on timeout or when `signal` aborts (the caller stopped caring). */
+  wait(id: string, opts?: { timeoutMs?: number; signal?: AbortSignal }): Promise<ExitStatus>;
   inspect(id: string): Promise<ContainerInfo>;
   list(): Promise<ContainerInfo[]>;
   stats(id: string): Promise<Stats>;

@@ -129,3 +129,24 @@ describe('daemon killed mid-deploy', () => {
     expect((await get(p, 'phoenix')).body).toBe('v2 never finished\n');
   });
 });
+
+describe('daemon stopped with SIGTERM', () => {
+  it('exits at once while its apps keep running and serving, and a restart adopts them', async () => {
+    expect((await get(p, 'phoenix')).status).toBe(200);
+    type Row = { process: string; state: string; id: string };
+    const ps = async () => (JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as Row[]).map((x) => [x.process, x.state, x.id]);
+    const before = await ps();
+    expect(before.length).toBeGreaterThan(0);
+    const t0 = Date.now();
+    const exited = new Promise<number | null>((r) => p.daemon.once('exit', (code) => r(code)));
+    p.daemon.kill('SIGTERM');
+    // Every process's exit watch used to hold the daemon until its 30 s wait timed out.
+    expect(await exited, p.daemonLog().slice(-3000)).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect((await get(p, 'phoenix')).status).toBe(200);
+    await p.start();
+    // The same containers, adopted: nothing was stopped or restarted.
+    expect(await ps()).toEqual(before);
+    expect((await get(p, 'phoenix')).status).toBe(200);
+  });
+});

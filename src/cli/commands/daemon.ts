@@ -41,5 +41,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
     process.once('SIGINT', resolve);
   });
   await daemon.close();
-  return 0;
+  // Work still in flight (a build, a background GC) stops here, as a kill would stop it and
+  // recovery expects; waiting for it could take minutes.
+  process.exit(0);
 }
