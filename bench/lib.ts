@@ -1,10 +1,14 @@
-// Shared benchmark plumbing: hyperfine runs with JSON export, and a table printer.
+// Shared benchmark plumbing: hyperfine runs with JSON export, a table printer, base images,
+// and a private Docker engine for the peer figures measured in the same run.
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Image, ImageStore } from '../src/registry/index.ts';
+import { startDockerd, type Dockerd } from '../test/helpers/dockerd.ts';
+
+export type { Dockerd };
 
 export interface Timing {
   name: string;
@@ -14,14 +18,14 @@ export interface Timing {
 }
 
 /** Times each command with hyperfine (no shell, warm-up runs first). */
-export function hyperfine(commands: Record<string, string>, opts: { runs?: number; warmup?: number; prepare?: string } = {}): Timing[] {
+export function hyperfine(commands: Record<string, string>, opts: { runs?: number; warmup?: number; prepare?: string; env?: NodeJS.ProcessEnv } = {}): Timing[] {
   const dir = mkdtempSync(join(tmpdir(), 'paas-bench-'));
   const out = join(dir, 'out.json');
   try {
     const args = ['-N', '--style', 'none', '--warmup', String(opts.warmup ?? 5), '--runs', String(opts.runs ?? 30), '--export-json', out];
     if (opts.prepare !== undefined) args.push('--prepare', opts.prepare);
     for (const [name, cmd] of Object.entries(commands)) args.push('-n', name, cmd);
-    execFileSync('hyperfine', args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('hyperfine', args, { stdio: ['ignore', 'ignore', 'inherit'], env: opts.env ?? process.env });
     const json = JSON.parse(readFileSync(out, 'utf8')) as { results: { command: string; mean: number; stddev: number; median: number }[] };
     return json.results.map((r) => ({ name: r.command, meanMs: r.mean * 1000, stddevMs: r.stddev * 1000, medianMs: r.median * 1000 }));
   } finally {
@@ -79,4 +83,54 @@ export function fixtureContext(fixture: string, tmpPrefix: string): { dir: strin
     writeFileSync(join(dir, 'server.js'), `// change ${++version}\n${readFileSync(join(fixture, 'server.js'), 'utf8')}`);
   };
   return { dir, touchCode };
+}
+
+/**
+ * Runs `fn` with a private dockerd (test/helpers/dockerd.ts: its own socket and data root,
+ * no bridge, no iptables; the host's engine is never touched), stopped afterwards whatever
+ * happens, ^C included. When none can start, `fn` gets null and the reason is printed: the
+ * bench then shows MEASURED.md's figure, labelled as not from this run.
+ */
+export async function withDockerd<T>(fn: (d: Dockerd | null) => Promise<T>): Promise<T> {
+  let d: Dockerd;
+  try {
+    d = await startDockerd();
+  } catch (e) {
+    console.log(`docker: no private engine could start, so docker figures are MEASURED.md's, not this run's: ${String(e).split('\n')[0]}`);
+    return fn(null);
+  }
+  const onSignal = (sig: NodeJS.Signals): void => {
+    void d.stop().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  try {
+    const version = (await d.docker(['version', '--format', '{{.Server.Version}}'])).stdout.trim();
+    console.log(`docker: a private dockerd ${version} for this run (test/helpers/dockerd.ts)`);
+    return await fn(d);
+  } finally {
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+    await d.stop();
+  }
+}
+
+/** `docker …` against the engine; its output, or an error with the client's and the engine's complaint. */
+export async function docker(d: Dockerd, args: string[], env?: Record<string, string>): Promise<string> {
+  const r = await d.docker(args, '', env);
+  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} exited ${r.code}:\n${r.stdout}${r.stderr}\n-- dockerd log:\n${d.log().slice(-2000)}`);
+  return r.stdout;
+}
+
+/**
+ * Gives the engine an image from our store under the same name (there is no Docker Hub here):
+ * a `docker save` archive of it, then `docker load`. `library/node:24` arrives as `node:24`.
+ */
+export async function dockerLoad(d: Dockerd, store: ImageStore, ref: string): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'paas-bench-docker-load-'));
+  try {
+    const file = join(dir, 'image.tar');
+    await store.exportDockerArchive(ref, file);
+    await docker(d, ['load', '-q', '-i', file]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -3,3 +3,5 @@
 export { build, DEFAULT_BUILD_MEMORY, type BuildOptions, type BuildResult, type BuildStep } from './builder.ts';
 export { BuildCache } from './cache.ts';
 export { DEFAULT_MAX_CONTEXT_BYTES } from './context.ts';
+export { caEnv, HOST_CA_BUNDLE } from './run.ts';
+export { CA_TARGET } from './view.ts';

@@ -1,11 +1,12 @@
-// A private Docker engine for interoperability tests (paas itself never uses Docker): its own
-// socket, data root, exec root, trust key and client config, no iptables rules and no bridge,
-// so starting and stopping it touches nothing else on the host. provision/test.sh installs
-// docker.io; a missing binary or a daemon that cannot start fails the test with dockerd's log.
+// A private Docker engine for interoperability tests and the benches' peer figures (paas itself
+// never uses Docker): its own socket, data root, exec root, cgroup parent, trust key and client
+// config, no iptables rules and no bridge, so starting and stopping it touches nothing else on
+// the host. provision/test.sh installs docker.io; a missing binary or a daemon that cannot
+// start fails the test with dockerd's log.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { mountsUnder } from './host.ts';
 
 const DOCKERD = '/usr/sbin/dockerd';
@@ -21,9 +22,11 @@ const DATA_PARENT = '/var/lib/paas-test-docker';
 type Result = { code: number; stdout: string; stderr: string };
 
 export interface Dockerd {
+  /** The client binary and the environment that point it at this engine, for callers that spawn it themselves (hyperfine). */
+  readonly client: { bin: string; env: NodeJS.ProcessEnv };
   log(): string;
-  /** Runs the docker client against this engine; never throws on a non-zero exit. */
-  docker(args: string[], input?: string): Promise<Result>;
+  /** Runs the docker client against this engine (`extraEnv` on top, e.g. DOCKER_BUILDKIT); never throws on a non-zero exit. */
+  docker(args: string[], input?: string, extraEnv?: Record<string, string>): Promise<Result>;
   /** Runs `ctr` in its own namespace of the engine's containerd; never throws either. */
   ctr(args: string[]): Promise<Result>;
   stop(): Promise<void>;
@@ -54,6 +57,27 @@ function ping(socketPath: string): Promise<boolean> {
   });
 }
 
+/** Empties a cgroup tree from the leaves up in every hierarchy; a cgroup still holding a process stays. */
+function removeCgroups(rel: string): void {
+  for (const hierarchy of readdirSync('/sys/fs/cgroup')) {
+    const walk = (dir: string): void => {
+      let entries;
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of entries) if (e.isDirectory()) walk(join(dir, e.name));
+      try {
+        rmdirSync(dir);
+      } catch {
+        // busy: left for the next look
+      }
+    };
+    walk(join('/sys/fs/cgroup', hierarchy, rel));
+  }
+}
+
 /** dockerd's own containerd outlives a dockerd that had to be killed; its command line names our exec root. */
 function killOwnContainerd(run: string): void {
   try {
@@ -78,20 +102,34 @@ export async function startDockerd(): Promise<Dockerd> {
   // key goes to the data root instead of /etc/docker/key.json (a config-file-only setting).
   const config = join(run, 'daemon.json');
   writeFileSync(config, JSON.stringify({ 'deprecated-key-path': join(dataRoot, 'key.json') }));
-  let out = '';
+  // Containers (and BuildKit's `buildkit/` below) go under a cgroup of their own, not the
+  // `docker` one the host's engine would use.
+  const cgroupParent = `paas-test-docker-${basename(run)}`;
+  // The log goes to a file, not a pipe: a caller that blocks its event loop (hyperfine through
+  // execFileSync) would leave a pipe full and the engine stuck in a write, exit events and all.
+  const logFile = join(run, 'dockerd.log');
+  const logFd = openSync(logFile, 'a');
+  let saved = '';
+  const log = (): string => {
+    try {
+      return readFileSync(logFile, 'utf8');
+    } catch {
+      return saved;
+    }
+  };
   const proc: ChildProcess = spawn(DOCKERD, [
     '--host', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', join(run, 'exec'), '--pidfile', join(run, 'dockerd.pid'),
     '--config-file', config,
     '--iptables=false', '--ip6tables=false', '--bridge=none', '--exec-opt', 'native.cgroupdriver=cgroupfs',
-    '--containerd-namespace', 'paas-test', '--containerd-plugins-namespace', 'paas-test-plugins',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    '--containerd-namespace', 'paas-test', '--containerd-plugins-namespace', 'paas-test-plugins', '--cgroup-parent', cgroupParent,
+  ], { stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
   const spawnError = new Promise<Error>((resolve) => proc.once('error', resolve));
 
   const d: Dockerd = {
-    log: () => out,
-    docker: (args, input) => tool(DOCKER, args, env, input),
+    client: { bin: DOCKER, env },
+    log,
+    docker: (args, input, extraEnv) => tool(DOCKER, args, { ...env, ...extraEnv }, input),
     ctr: (args) => tool(CTR, ['--address', join(run, 'exec', 'containerd', 'containerd.sock'), '--namespace', 'paas-test-ctr', ...args], process.env),
     async stop() {
       if (proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null) {
@@ -109,6 +147,8 @@ export async function startDockerd(): Promise<Dockerd> {
       for (const m of left.sort((a, b) => b.length - a.length)) {
         execFileSync('umount', ['-l', m], { stdio: 'ignore' });
       }
+      removeCgroups(cgroupParent);
+      saved = log();
       rmSync(run, { recursive: true, force: true });
       rmSync(dataRoot, { recursive: true, force: true });
       for (const parent of [RUN_PARENT, DATA_PARENT]) {
@@ -130,12 +170,12 @@ export async function startDockerd(): Promise<Dockerd> {
     }
     if (proc.exitCode !== null || proc.signalCode !== null) {
       await d.stop();
-      throw new Error(`dockerd exited (${proc.exitCode ?? proc.signalCode}) before it answered; its log:\n${out}`);
+      throw new Error(`dockerd exited (${proc.exitCode ?? proc.signalCode}) before it answered; its log:\n${d.log()}`);
     }
     if (await ping(socket)) return d;
     if (Date.now() > deadline) {
       await d.stop();
-      throw new Error(`dockerd did not answer on ${socket} within 30 s; its log:\n${out}`);
+      throw new Error(`dockerd did not answer on ${socket} within 30 s; its log:\n${d.log()}`);
     }
   }
 }
