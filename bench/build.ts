@@ -7,12 +7,12 @@
 // The node:24 base image comes from the data dir's store, else from provision/base-images'
 // cached OCI layout (/var/cache/paas/base/node-24); without either the bench says so and exits.
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { build, CA_TARGET, caEnv, HOST_CA_BUNDLE, type BuildResult } from '../src/build/index.ts';
-import { openStore, type ImageStore } from '../src/registry/index.ts';
+import { build, type BuildResult } from '../src/build/index.ts';
+import { openStore } from '../src/registry/index.ts';
 import { createRuntime } from '../src/runtime/index.ts';
-import { baseLayout, buildBenchArgs, docker, dockerLoad, ensureBaseImage, fixtureContext, median, table, withDockerd, type Dockerd } from './lib.ts';
+import { baseLayout, buildBenchArgs, dockerBuildFigures, ensureBaseImage, fixtureContext, median, table, withDockerd } from './lib.ts';
 
 const repo = path.join(import.meta.dirname, '..');
 const fixture = path.join(repo, 'test/fixtures/build/express');
@@ -38,58 +38,7 @@ function hostNpmCi(): number | null {
 }
 
 
-/**
- * The fixture's Dockerfile as docker builds it, with what our builder gives every RUN and
- * nothing more: the host's CA bundle read-only at the distro path (a BuildKit secret mount:
- * present for that RUN only, in no layer and no cache key, like our bind mount) and
- * SSL_CERT_FILE/NODE_EXTRA_CA_CERTS/npm_config_cafile pointing at it (build args: env for
- * RUN, kept out of the image config, like our caEnv). npm needs it: egress here goes through
- * a TLS-intercepting proxy whose CA only the host's bundle holds.
- */
-function dockerfileForDocker(): { text: string; buildArgs: string[] } {
-  if (!existsSync(HOST_CA_BUNDLE)) return { text: readFileSync(path.join(fixture, 'Dockerfile'), 'utf8'), buildArgs: [] };
-  const env = caEnv();
-  const text = readFileSync(path.join(fixture, 'Dockerfile'), 'utf8').split('\n').map((line) => {
-    if (/^FROM\s/i.test(line)) return [line, ...Object.keys(env).map((k) => `ARG ${k}`)].join('\n');
-    if (/^RUN\s/i.test(line)) return line.replace(/^RUN\s+/i, `RUN --mount=type=secret,id=hostca,target=${CA_TARGET} `);
-    return line;
-  }).join('\n');
-  return { text, buildArgs: ['--secret', `id=hostca,src=${HOST_CA_BUNDLE}`, ...Object.entries(env).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`])] };
-}
-
 type Figures = { cold: number; unchanged: number; codeOnly: number | null; label: string };
-
-/**
- * `docker build` of the same context on the same base. BuildKit (Docker's builder since 23.0;
- * this engine is 20.10, where DOCKER_BUILDKIT=1 selects it) so RUN can mount the CA bundle.
- */
-async function dockerFigures(d: Dockerd, store: ImageStore, touchCode: () => void): Promise<Figures> {
-  await dockerLoad(d, store, BASE);
-  const dir = mkdtempSync('/var/tmp/paas-bench-dockerfile-');
-  try {
-    const { text, buildArgs } = dockerfileForDocker();
-    const dockerfile = path.join(dir, 'Dockerfile');
-    // Outside the context, so both builders COPY the very same files.
-    writeFileSync(dockerfile, text);
-    const once = async (noCache: boolean): Promise<number> => {
-      const t = performance.now();
-      const args = ['build', '--network', 'host', ...(noCache ? ['--no-cache'] : []), ...buildArgs, '-q', '-f', dockerfile, '-t', 'paas-bench-express', ctx];
-      await docker(d, args, { DOCKER_BUILDKIT: '1' });
-      return (performance.now() - t) / 1000;
-    };
-    const cold = await once(true);
-    const unchanged: number[] = [];
-    const codeOnly: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      unchanged.push(await once(false));
-      touchCode();
-      codeOnly.push(await once(false));
-    }
-    return { cold, unchanged: median(unchanged), codeOnly: median(codeOnly), label: 'docker build (this run)' };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 const { dir: ctx, touchCode } = fixtureContext(fixture, 'paas-bench-ctx-');
 
@@ -129,7 +78,10 @@ async function main(): Promise<void> {
   const npmCi = hostNpmCi();
 
   const peer = await withDockerd(async (d): Promise<Figures> => {
-    if (d !== null) return dockerFigures(d, store, touchCode);
+    if (d !== null) {
+      const dockerfile = readFileSync(path.join(fixture, 'Dockerfile'), 'utf8');
+      return { ...(await dockerBuildFigures(d, store, { base: BASE, dockerfile, context: ctx, runs, touchCode })), label: 'docker build (this run)' };
+    }
     // MEASURED.md has no code-only figure; ratios against it are left out rather than guessed.
     return { cold: 3.36, unchanged: 0.44, codeOnly: null, label: 'docker build (MEASURED.md, not this run)' };
   });

@@ -1,17 +1,16 @@
 // Buildpack build of the Express fixture (test/fixtures/buildpacks/express: detect → render →
 // build), cold (no cache) and after a code-only change, beside `docker build` of the Dockerfile
-// Heroku's Node getting-started guide suggests for the same app, measured in the same run when
-// a Docker engine answers (else MEASURED.md's docker figures, labelled as such). Our builder
+// Heroku's Node getting-started guide suggests for the same app, on a private dockerd in the
+// same run (else MEASURED.md's docker figures, labelled as such). Our builder
 // on that same hand-written Dockerfile is shown too, so the buildpack's own cost is visible.
 //   node bench/buildpacks.ts [--data-dir DIR] [--runtime native|runc] [--runs N]
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { build, type BuildResult } from '../src/build/index.ts';
 import { describeChoice, detect, writeBuildpackFiles } from '../src/buildpacks/index.ts';
 import { openStore } from '../src/registry/index.ts';
 import { createRuntime } from '../src/runtime/index.ts';
-import { baseLayout, buildBenchArgs, ensureBaseImage, fixtureContext, median, table } from './lib.ts';
+import { baseLayout, buildBenchArgs, dockerBuildFigures, ensureBaseImage, fixtureContext, median, table, withDockerd } from './lib.ts';
 
 const repo = path.join(import.meta.dirname, '..');
 const fixture = path.join(repo, 'test/fixtures/buildpacks/express');
@@ -69,28 +68,10 @@ async function main(): Promise<void> {
   const bp = await measure('buildpack');
   const hand = await measure('heroku');
 
-  let peer: { cold: number; codeOnly: number | null; unchanged: number | null; label: string };
-  if (spawnSync('docker', ['info'], { stdio: 'ignore', timeout: 10_000 }).status === 0) {
-    const dctx = mkdtempSync('/var/tmp/paas-bench-bp-docker-');
-    cpSync(ctx, dctx, { recursive: true });
-    writeFileSync(path.join(dctx, 'Dockerfile'), HEROKU_DOCKERFILE);
-    const docker = (noCache: boolean): number => {
-      const t = performance.now();
-      execFileSync('docker', ['build', '--network', 'host', ...(noCache ? ['--no-cache'] : []), '-q', '-t', 'paas-bench-bp', dctx], { stdio: 'ignore' });
-      return (performance.now() - t) / 1000;
-    };
-    const cold = docker(true);
-    const dc: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      writeFileSync(path.join(dctx, 'server.js'), `// docker change ${i}\n${readFileSync(path.join(fixture, 'server.js'), 'utf8')}`);
-      dc.push(docker(false));
-    }
-    rmSync(dctx, { recursive: true, force: true });
-    peer = { cold, codeOnly: median(dc), unchanged: null, label: 'docker build, Heroku Dockerfile (this run)' };
-  } else {
-    console.log('docker: no engine answers `docker info`; docker figures below are from MEASURED.md (bench/build\'s Express app, not this run)');
-    peer = { cold: 3.36, codeOnly: null, unchanged: 0.44, label: 'docker build (MEASURED.md, not this run)' };
-  }
+  const peer = await withDockerd(async (d): Promise<{ cold: number; codeOnly: number | null; unchanged: number | null; label: string }> => {
+    if (d !== null) return { ...(await dockerBuildFigures(d, store, { base: 'library/node:24', dockerfile: HEROKU_DOCKERFILE, context: ctx, runs, touchCode })), label: 'docker build, Heroku Dockerfile (this run)' };
+    return { cold: 3.36, codeOnly: null, unchanged: 0.44, label: 'docker build (MEASURED.md, not this run)' };
+  });
   const ratio = (a: number, b: number | null): string => (b === null ? 'n/a' : `${(a / b).toFixed(2)}x`);
   console.log(`paas on ${args.runtime}, Express fixture, median of ${runs} code-only runs`);
   console.log(table([

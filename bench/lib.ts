@@ -5,6 +5,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { CA_TARGET, caEnv, HOST_CA_BUNDLE } from '../src/build/index.ts';
 import type { Image, ImageStore } from '../src/registry/index.ts';
 import { startDockerd, type Dockerd } from '../test/helpers/dockerd.ts';
 
@@ -130,6 +131,58 @@ export async function dockerLoad(d: Dockerd, store: ImageStore, ref: string): Pr
     const file = join(dir, 'image.tar');
     await store.exportDockerArchive(ref, file);
     await docker(d, ['load', '-q', '-i', file]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A Dockerfile as docker builds it with what our builder gives every RUN and nothing more:
+ * the host's CA bundle read-only at the distro path (a BuildKit secret mount: present for
+ * that RUN only, in no layer and no cache key, like our bind mount) and
+ * SSL_CERT_FILE/NODE_EXTRA_CA_CERTS/npm_config_cafile pointing at it (build args: env for
+ * RUN, kept out of the image config, like our caEnv). npm needs it: egress here goes through
+ * a TLS-intercepting proxy whose CA only the host's bundle holds.
+ */
+function withHostCa(dockerfile: string): { text: string; buildArgs: string[] } {
+  if (!existsSync(HOST_CA_BUNDLE)) return { text: dockerfile, buildArgs: [] };
+  const env = caEnv();
+  const text = dockerfile.split('\n').map((line) => {
+    if (/^FROM\s/i.test(line)) return [line, ...Object.keys(env).map((k) => `ARG ${k}`)].join('\n');
+    if (/^RUN\s/i.test(line)) return line.replace(/^RUN\s+/i, `RUN --mount=type=secret,id=hostca,target=${CA_TARGET} `);
+    return line;
+  }).join('\n');
+  return { text, buildArgs: ['--secret', `id=hostca,src=${HOST_CA_BUNDLE}`, ...Object.entries(env).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`])] };
+}
+
+/**
+ * `docker build --network host` of `context` with `dockerfile` on the same base image as ours
+ * (loaded from our store): cold (`--no-cache`), then `runs` times unchanged and after
+ * `touchCode`. BuildKit (Docker's builder since 23.0; this engine is 20.10, where
+ * DOCKER_BUILDKIT=1 selects it) so RUN can mount the CA bundle.
+ */
+export async function dockerBuildFigures(d: Dockerd, store: ImageStore, o: { base: string; dockerfile: string; context: string; runs: number; touchCode: () => void }): Promise<{ cold: number; unchanged: number; codeOnly: number }> {
+  await dockerLoad(d, store, o.base);
+  const dir = mkdtempSync(join(tmpdir(), 'paas-bench-dockerfile-'));
+  try {
+    const { text, buildArgs } = withHostCa(o.dockerfile);
+    const dockerfile = join(dir, 'Dockerfile');
+    // Outside the context, so both builders COPY the very same files.
+    writeFileSync(dockerfile, text);
+    const once = async (noCache: boolean): Promise<number> => {
+      const t = performance.now();
+      await docker(d, ['build', '--network', 'host', ...(noCache ? ['--no-cache'] : []), ...buildArgs, '-q', '-f', dockerfile, '-t', 'paas-bench-build', o.context], { DOCKER_BUILDKIT: '1' });
+      return (performance.now() - t) / 1000;
+    };
+    const cold = await once(true);
+    const unchanged: number[] = [];
+    const codeOnly: number[] = [];
+    for (let i = 0; i < o.runs; i++) {
+      unchanged.push(await once(false));
+      o.touchCode();
+      codeOnly.push(await once(false));
+    }
+    return { cold, unchanged: median(unchanged), codeOnly: median(codeOnly) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
