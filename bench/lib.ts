@@ -1,6 +1,6 @@
 // Shared benchmark plumbing: hyperfine runs with JSON export, a table printer, base images,
 // and a private Docker engine for the peer figures measured in the same run.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,6 +183,23 @@ export async function dockerBuildFigures(d: Dockerd, store: ImageStore, o: { bas
       codeOnly.push(await once(false));
     }
     return { cold, unchanged: median(unchanged), codeOnly: median(codeOnly) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `npm ci --omit=dev` of `appDir` straight on the host with an empty npm cache, in seconds
+ * (null when it failed). Most of a cold build is this download, and its speed moves between
+ * runs more than any builder's; the benches also run it once before timing anything.
+ */
+export function hostNpmCi(appDir: string): number | null {
+  const dir = mkdtempSync('/var/tmp/paas-bench-npm-');
+  try {
+    cpSync(appDir, dir, { recursive: true });
+    const t = performance.now();
+    const r = spawnSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--cache', join(dir, '.npm-cache')], { cwd: dir, stdio: 'ignore' });
+    return r.status === 0 ? (performance.now() - t) / 1000 : null;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
