@@ -261,12 +261,14 @@ check "tty: start refuses it ($msg)" bash -c "[ $rc = 125 ] && [[ '$msg' == *'tt
 # ---- exec as a non-root user dies with its helper ----
 b=$(bundle execdeath "arg sleep" "arg 30")
 "$shim" start "$b" >/dev/null
-printf 'arg sleep\narg 7731\nuid 1000\ngid 1000\n' >"$tmp/es-sleep"
+# A number of our own: another smoke.sh running at the same time has its own sleeper.
+nap=77$$
+printf 'arg sleep\narg %s\nuid 1000\ngid 1000\n' "$nap" >"$tmp/es-sleep"
 "$shim" exec "$b" "$tmp/es-sleep" & helper=$!
-for _ in $(seq 50); do pgrep -fx 'sleep 7731' >/dev/null && break; sleep 0.05; done
+for _ in $(seq 50); do pgrep -fx "sleep $nap" >/dev/null && break; sleep 0.05; done
 kill -KILL $helper; wait $helper 2>/dev/null
-for _ in $(seq 20); do pgrep -fx 'sleep 7731' >/dev/null || break; sleep 0.05; done
-check "exec as uid 1000: the process dies with a killed helper" bash -c "! pgrep -fx 'sleep 7731' >/dev/null"
+for _ in $(seq 20); do pgrep -fx "sleep $nap" >/dev/null || break; sleep 0.05; done
+check "exec as uid 1000: the process dies with a killed helper" bash -c "! pgrep -fx 'sleep $nap' >/dev/null"
 kill -KILL "$(sed -n 's/.*"initPid":\([0-9]*\).*/\1/p' "$b/state")"
 
 # ---- supervise ----
