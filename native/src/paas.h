@@ -143,9 +143,16 @@ int cmd_supervise(const char *bundle, char **argv);
 int cmd_exec(const char *bundle, const char *execspec);
 int cmd_init(char **argv);
 
+/* log.c — the bundle's `log`, kept to two generations of `log-max` bytes (SPEC.md). */
+struct logfile {
+	int fd;
+	long long size, max;
+	char path[4200];
+};
+void logfile_open(struct logfile *lf, const char *bundle);
 struct logstream;
 struct logstream *log_open(int fd, const char *tag);
-int log_pump(struct logstream *ls, int logfd); /* returns 0 at EOF */
-void log_flush(struct logstream *ls, int logfd);
+int log_pump(struct logstream *ls, struct logfile *lf); /* returns 0 at EOF */
+void log_flush(struct logstream *ls, struct logfile *lf);
 
 #endif

@@ -168,16 +168,6 @@ static void detach(void)
 	on_fail = report_failure;
 }
 
-static int open_log(void)
-{
-	char path[4200];
-	snprintf(path, sizeof path, "%s/log", bundle_path);
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		die("log", "open \"%s\": %m", path);
-	return fd;
-}
-
 static void write_state(pid_t pid)
 {
 	char start[32], json[128], report[130];
@@ -202,7 +192,8 @@ static void write_state(pid_t pid)
  * 128+n when its app was killed by n; it sends the app's raw status on status_fd). */
 static __attribute__((noreturn)) void shim_loop(pid_t pid, int out, int err, int status_fd)
 {
-	int logfd = open_log();
+	struct logfile lf;
+	logfile_open(&lf, bundle_path);
 	int pidfd = syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
 		die("pidfd_open", "%m");
@@ -216,7 +207,7 @@ static __attribute__((noreturn)) void shim_loop(pid_t pid, int out, int err, int
 			break;
 		}
 		for (int i = 0; i < 2; i++)
-			if (pfd[i].revents && !log_pump(streams[i], logfd)) {
+			if (pfd[i].revents && !log_pump(streams[i], &lf)) {
 				close(pfd[i].fd);
 				pfd[i].fd = -1;
 			}
@@ -233,12 +224,12 @@ static __attribute__((noreturn)) void shim_loop(pid_t pid, int out, int err, int
 		if (pfd[i].fd < 0)
 			continue;
 		fcntl(pfd[i].fd, F_SETFL, O_NONBLOCK);
-		while (log_pump(streams[i], logfd) > 0) {
+		while (log_pump(streams[i], &lf) > 0) {
 			struct pollfd p = { pfd[i].fd, POLLIN, 0 };
 			if (poll(&p, 1, 0) <= 0)
 				break;
 		}
-		log_flush(streams[i], logfd);
+		log_flush(streams[i], &lf);
 	}
 
 	int app_status, signal_no = 0, code;

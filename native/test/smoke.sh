@@ -190,6 +190,16 @@ b=$(bundle long "arg sh" "arg -c" "arg head -c 40000 /dev/zero | tr '\\\\0' x; e
 check "a 40000-byte line becomes 16384+16384+7232" \
   [ "$(awk '{print length($3)}' "$b/log" | tr '\n' ' ')" = "16384 16384 7232 " ]
 
+# the log stays bounded: past log-max it becomes log.1 (one older generation kept)
+b=$(bundle chatty "arg sh" "arg -c" 'arg i=0; while [ $i -lt 3000 ]; do echo "line $i of a chatty app"; i=$((i+1)); done')
+echo 20000 >"$b/log-max"
+"$shim" start "$b" >/dev/null && wait_file "$b/exit"
+size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+check "log rotates past log-max: log $(size "$b/log") and log.1 $(size "$b/log.1") bytes, within a line of 20000" \
+  bash -c "[ $(size "$b/log") -lt 20100 ] && [ $(size "$b/log.1") -ge 20000 ] && [ $(size "$b/log.1") -lt 20100 ]"
+check "the newest line is in log, and log.1 holds the lines just before it" \
+  bash -c "tail -n1 '$b/log' | grep -q ' stdout line 2999 of a chatty app\$' && [ \$(( \$(tail -n1 '$b/log.1' | awk '{print \$4}') + 1 )) = \$(head -n1 '$b/log' | awk '{print \$4}') ]"
+
 b=$(bundle startfail "arg /bin/nope")
 msg=$("$shim" start "$b" 2>&1); rc=$?
 check "start of a missing binary fails 127 ($msg)" [ $rc = 127 ]

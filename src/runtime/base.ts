@@ -26,6 +26,9 @@ export function signalNumber(sig: string): number {
   return n;
 }
 
+/** Per generation of a container's log file: a chatty app's disk use stays bounded. */
+export const DEFAULT_LOG_MAX_BYTES = 8 * 1024 * 1024;
+
 /** A terminal size the shim takes (SPEC.md `tty`). */
 export function validSize(s: TerminalSize): boolean {
   const ok = (n: number) => Number.isInteger(n) && n >= 1 && n <= 65535;
@@ -110,6 +113,8 @@ export abstract class BundleRuntime implements Runtime {
         netnsPath = a.netnsPath;
       }
       writeNetFiles(bundle, spec.hostname, ip);
+      // native/SPEC.md `log-max`: the shim keeps the log to two generations of this size.
+      writeFileSync(files.logMax(bundle), `${this.opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES}\n`);
       const meta: Meta = {
         id: spec.id, runtime: this.name, spec, uid: user.uid, gid: user.gid, groups: user.groups, ip, netnsPath,
         cgroup: cgroup.relPath, createdAt: new Date().toISOString(), startedAt: null,

@@ -68,6 +68,7 @@ export const files = {
   state: (b: string) => join(b, 'state'),
   exit: (b: string) => join(b, 'exit'),
   log: (b: string) => join(b, 'log'),
+  logMax: (b: string) => join(b, 'log-max'),
   error: (b: string) => join(b, 'error'),
   rootfs: (b: string) => join(b, 'rootfs'),
 };

@@ -1,7 +1,7 @@
 // The contract every Runtime backend must keep (STYLE.md §4): run by native.test.ts and
 // runc.test.ts against their backend, the same cases for both.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -147,6 +147,23 @@ export function runtimeContract(name: RuntimeName): void {
       expect(log).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z stdout out-line$/m);
       expect(log).toMatch(/^\S+ stderr err-line$/m);
       expect(log).toMatch(/^\S+ stdout no newline$/m);
+    });
+
+    it("keeps a chatty container's log bounded: past logMaxBytes it becomes log.1, one generation kept", async () => {
+      const small = createRuntime(name, { ...opts, logMaxBytes: 16_384 });
+      const c = await small.create(spec({ command: ['sh', '-c', 'i=0; while [ $i -lt 4000 ]; do echo "line $i"; i=$((i+1)); done'] }));
+      started.push(c.id);
+      await small.start(c.id);
+      expect((await small.wait(c.id, { timeoutMs: 20_000 })).exitCode).toBe(0);
+      const size = (p: string) => (existsSync(p) ? statSync(p).size : 0);
+      // 4000 lines are ~180 kB of log; what stays is at most two generations (and a line's slack).
+      expect(size(c.logPath)).toBeLessThan(16_384 + 4096);
+      expect(size(`${c.logPath}.1`)).toBeGreaterThanOrEqual(16_384);
+      expect(size(`${c.logPath}.1`)).toBeLessThan(16_384 + 4096);
+      const last = readFileSync(c.logPath, 'utf8').trimEnd().split('\n');
+      expect(last.at(-1)).toMatch(/ stdout line 3999$/);
+      const before = readFileSync(`${c.logPath}.1`, 'utf8').trimEnd().split('\n');
+      expect(Number(before.at(-1)!.split(' ').at(-1)) + 1).toBe(Number(last[0]!.split(' ').at(-1)));
     });
 
     it('stops with the stop signal, then SIGKILL after the grace period', async () => {

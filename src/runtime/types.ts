@@ -170,4 +170,6 @@ export interface RuntimeOptions {
   nativeDir?: string;
   /** Parent cgroup name under each hierarchy, default `paas`. */
   cgroupParent?: string;
+  /** A container's log file becomes `log.1` past this size (one older generation kept); default 8 MiB. */
+  logMaxBytes?: number;
 }
