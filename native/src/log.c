@@ -45,14 +45,15 @@ static void rotate(struct logfile *lf)
 {
 	char old[4210];
 	snprintf(old, sizeof old, "%s.1", lf->path);
+	/* A log that cannot rotate still takes lines; the next try is a generation later. */
+	lf->size = 0;
 	if (rename(lf->path, old) < 0)
-		return; /* a log that cannot rotate still takes lines */
+		return;
 	int fd = open(lf->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return;
 	dup3(fd, lf->fd, O_CLOEXEC);
 	close(fd);
-	lf->size = 0;
 }
 
 struct logstream *log_open(int fd, const char *tag)
