@@ -37,7 +37,7 @@ export const COMMANDS: readonly Command[] = [
   { name: 'config:unset', usage: 'config:unset NAME KEY…', summary: 'unset config vars: a new release, redeployed', load: config },
   { name: 'ps', usage: 'ps NAME [--json]', summary: "list an app's processes: state, uptime, restarts, address, memory, CPU", load: ps },
   { name: 'ps:scale', usage: 'ps:scale NAME [TYPE=COUNT…] [--json]', summary: 'set how many processes of each type run (no pairs: show the formation)', load: ps },
-  { name: 'ps:restart', usage: 'ps:restart NAME', summary: 'restart every process, rolling: new ones checked and routed before old ones stop', load: ps },
+  { name: 'ps:restart', usage: 'ps:restart NAME [TYPE]', summary: 'restart every process (or one type), rolling: new ones checked and routed before old ones stop', load: ps },
   { name: 'ps:stop', usage: 'ps:stop NAME', summary: 'stop every process until ps:start or the next deploy', load: ps },
   { name: 'ps:start', usage: 'ps:start NAME', summary: 'start the formation of a stopped app', load: ps },
   { name: 'resources:set', usage: 'resources:set NAME [--memory 256m] [--cpus 0.5] [--ps TYPE] [--json]', summary: 'set memory and CPU limits (all types, or one), applied at the next start', load: ps },

@@ -84,7 +84,11 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
   api.post('/api/apps/:app/ps/:action', async (req, res) => {
     const name = app(req);
     switch (req.params.action) {
-      case 'restart': await restartApp(deps, name); break;
+      case 'restart': {
+        const type = (req.body as { type?: unknown } | undefined)?.type;
+        await restartApp(deps, name, undefined, type === undefined ? undefined : parseProcessType(type));
+        break;
+      }
       case 'stop': await stopApp(deps, name); break;
       case 'start': await startApp(deps, name); break;
       default: throw new InvalidArgument('action must be restart, stop or start');

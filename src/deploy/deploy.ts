@@ -47,14 +47,15 @@ export function stopGraceMs(deps: DeployDeps, release: Release): number {
  * Start new → check → switch → drain → stop old, for every process type of `release`.
  * `onSwitched` runs right after the route points at the new processes.
  */
-export async function replaceProcesses(deps: DeployDeps, release: Release, r: Reporter, onSwitched: () => void = () => undefined): Promise<void> {
+export async function replaceProcesses(deps: DeployDeps, release: Release, r: Reporter, onSwitched: () => void = () => undefined, only?: string): Promise<void> {
   const { app, version } = release;
   const sup = deps.supervisor;
   const formation = deps.state.apps.formation(app);
-  const old = sup.list(app);
+  // `only`: ps:restart of one process type; the others keep running untouched.
+  const old = sup.list(app).filter((p) => only === undefined || p.type === only);
   const fresh: Proc[] = [];
   try {
-    for (const type of processOrder(release)) {
+    for (const type of processOrder(release).filter((t) => only === undefined || t === only)) {
       const count = wanted(formation, type);
       if (count === 0) {
         r.info(`${type}: scaled to 0`);
@@ -74,7 +75,7 @@ export async function replaceProcesses(deps: DeployDeps, release: Release, r: Re
   }
   for (const p of old) p.inRotation = false;
   for (const p of fresh) if (p.type === 'web') p.inRotation = true;
-  if (!processOrder(release).includes('web')) r.info('no web process type: the app receives no HTTP traffic');
+  if (only === undefined && !processOrder(release).includes('web')) r.info('no web process type: the app receives no HTTP traffic');
   await r.timed('Switching route…', () => sup.route(app));
   onSwitched();
   if (old.length > 0) {

@@ -3,7 +3,7 @@
 // formation and what runs; new web processes join the route only once healthy, and leaving
 // ones are drained before they are stopped. ps:restart, ps:stop and ps:start live here too.
 import type { AppName, ProcessType } from '../apps/index.ts';
-import { Conflict, DeployFailed } from '../errors/index.ts';
+import { Conflict, DeployFailed, InvalidArgument } from '../errors/index.ts';
 import { describeError } from './build.ts';
 import { processOrder, replaceProcesses, stopGraceMs, wanted } from './deploy.ts';
 import { Reporter } from './report.ts';
@@ -84,15 +84,20 @@ export async function converge(deps: DeployDeps, app: AppName, log: (line: strin
 }
 
 /** ps:restart: a rolling replacement of every process (start new → check → switch → stop old). */
-export async function restartApp(deps: DeployDeps, app: AppName, out: Output = quiet): Promise<void> {
+export async function restartApp(deps: DeployDeps, app: AppName, out: Output = quiet, type?: ProcessType): Promise<void> {
   const unlock = await deps.state.locks.acquire(app, 'restart');
   try {
     const a = deps.state.apps.get(app);
     if (a.liveRelease === null) throw new Conflict(`${app} has no release to restart; push one first`, { app });
+    const release = deps.state.releases.get(app, a.liveRelease);
+    if (type !== undefined) {
+      if (release.processes[type] === undefined) throw new InvalidArgument(`${app} (v${a.liveRelease}) has no process type "${type}"`, { app, type });
+      if (a.stopped) throw new Conflict(`${app} is stopped (ps:stop); ps:start it, or ps:restart it whole`, { app });
+    }
     deps.state.apps.setStopped(app, false);
     const r = new Reporter(app, out, deps.logs);
-    r.step(`Restarting ${app} (v${a.liveRelease})`);
-    await replaceProcesses(deps, deps.state.releases.get(app, a.liveRelease), r);
+    r.step(`Restarting ${type === undefined ? app : `${type} of ${app}`} (v${a.liveRelease})`);
+    await replaceProcesses(deps, release, r, undefined, type);
   } finally {
     unlock();
   }

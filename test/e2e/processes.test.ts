@@ -131,6 +131,26 @@ describe('formation', () => {
   });
 });
 
+describe('ps:restart of one type', () => {
+  it('replaces just that type while the others keep running; an unknown type is refused', async () => {
+    expect((await cli(p, ['ps:scale', 'procs', 'worker=1'])).code).toBe(0);
+    const before = await ps('procs');
+    const id = (list: Proc[], name: string) => list.find((x) => x.process === name)?.id;
+    const r = await cli(p, ['ps:restart', 'procs', 'worker']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('Restarting worker of procs');
+    const after = await ps('procs');
+    expect(after.map((x) => [x.process, x.state])).toEqual([['web.1', 'running'], ['worker.1', 'running']]);
+    expect(id(after, 'web.1')).toBe(id(before, 'web.1'));
+    expect(id(after, 'worker.1')).not.toBe(id(before, 'worker.1'));
+    expect((await get(p, 'procs')).status).toBe(200);
+    const bad = await cli(p, ['ps:restart', 'procs', 'nosuch']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('has no process type "nosuch"');
+    expect((await cli(p, ['ps:scale', 'procs', 'worker=0'])).code).toBe(0);
+  });
+});
+
 describe('restart policy', () => {
   it('a process that exits is restarted with growing backoff; a crash loop shows as crashed in ps and logs', async () => {
     expect((await cli(p, ['ps:scale', 'procs', 'crasher=1'])).code).toBe(0);

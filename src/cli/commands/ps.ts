@@ -70,8 +70,11 @@ export async function run(name: string, args: string[]): Promise<number> {
     case 'ps:stop':
     case 'ps:start': {
       const action = name.slice(3);
-      process.stderr.write(`${action === 'restart' ? 'Restarting' : action === 'stop' ? 'Stopping' : 'Starting'} ${app}… `);
-      await call('POST', `/api/apps/${enc(app)}/ps/${action}`);
+      // ps:restart NAME [TYPE], as Dokku's: one process type, the others untouched.
+      const type = action === 'restart' && positionals[1] !== undefined ? parseProcessType(positionals[1]) : undefined;
+      if (positionals.length > (action === 'restart' ? 2 : 1)) throw new InvalidArgument(`${name} NAME${action === 'restart' ? ' [TYPE]' : ''}: unexpected "${positionals.at(-1)}"`);
+      process.stderr.write(`${action === 'restart' ? 'Restarting' : action === 'stop' ? 'Stopping' : 'Starting'} ${type === undefined ? app : `${type} of ${app}`}… `);
+      await call('POST', `/api/apps/${enc(app)}/ps/${action}`, type === undefined ? undefined : { type });
       process.stderr.write('done\n');
       return 0;
     }
