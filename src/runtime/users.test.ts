@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,14 @@ describe('resolveUser', () => {
     expect(resolveUser([top, base], 'app:staff')).toMatchObject({ uid: 1000, gid: 50 });
     expect(resolveUser([top, base], '1234')).toMatchObject({ uid: 1234, gid: 0, groups: [] });
     expect(resolveUser([top, base], '1234:99')).toMatchObject({ uid: 1234, gid: 99 });
+  });
+
+  it('treats a whiteout in a higher layer as the file deleted, not as a reason to look lower', () => {
+    const wiped = join(root, 'wiped');
+    mkdirSync(join(wiped, 'etc'), { recursive: true });
+    execFileSync('mknod', [join(wiped, 'etc/passwd'), 'c', '0', '0']);
+    expect(() => resolveUser([wiped, base], 'app')).toThrow(/user: "app" is not in the image/);
+    expect(resolveUser([top, base], 'app')).toMatchObject({ uid: 1000 });
   });
 
   it('refuses unknown users and groups, naming the field', () => {

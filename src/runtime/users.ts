@@ -48,13 +48,16 @@ export function secureJoin(root: string, rel: string): string | null {
   return join(root, ...done);
 }
 
-/** Reads a file from the topmost layer that has it. */
+/** Reads a file from the topmost layer that has it; a whiteout there means the image deleted it. */
 function readFromLayers(layers: readonly string[], rel: string): string | null {
   for (const layer of layers) {
     const p = secureJoin(layer, rel);
     if (p === null) continue;
     try {
-      if (!lstatSync(p).isFile()) continue;
+      const st = lstatSync(p);
+      // OCI layer.md / overlayfs: a 0:0 character device hides the file in every lower layer.
+      if (st.isCharacterDevice() && st.rdev === 0) return null;
+      if (!st.isFile()) continue;
       return readFileSync(p, 'utf8');
     } catch {
       continue;
