@@ -8,6 +8,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openStore } from '../../src/registry/index.ts';
+import { accessLogPath } from '../../src/router/index.ts';
 import { createRuntime } from '../../src/runtime/index.ts';
 import { REPO, testRootfs } from '../helpers/host.ts';
 
@@ -191,4 +192,51 @@ export function get(p: Paas, app: string, path = '/', headers: Record<string, st
 
 export function remoteLines(r: PushResult): string[] {
   return r.stderr.split(/\r?\n|\r/).filter((l) => l.startsWith('remote:')).map((l) => l.replace(/^remote:\s?/, '').trimEnd());
+}
+
+/**
+ * GETs through the router back to back until `end()` (bounded: 3000 requests, 90 s), each
+ * with its own request id. `minRequests`: `end()` first waits (at most 15 s more) until that
+ * many were made, so "no failure" means something on a slow box. On failures `end()` prints
+ * the router's access-log line of each failed request and the app's log.
+ */
+export function requestLoop(p: Paas, app: string, path = '/', opts: { minRequests?: number } = {}) {
+  let stop = false;
+  const failures: string[] = [];
+  const bodies = new Map<string, number>();
+  let count = 0;
+  const t0 = Date.now();
+  const done = (async () => {
+    while (!stop && count < 3000 && Date.now() - t0 < 90_000) {
+      const sent = new Date().toISOString();
+      const id = `loop-${app}-${count}`;
+      const r = await get(p, app, path, { 'x-request-id': id });
+      count++;
+      if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 120)} (sent ${sent}, request id ${id})`);
+      else bodies.set(r.body, (bodies.get(r.body) ?? 0) + 1);
+      await new Promise((res) => setTimeout(res, 10));
+    }
+  })();
+  return {
+    failures, bodies, get count() { return count; },
+    async end() {
+      const enough = Date.now() + 15_000;
+      while (count < (opts.minRequests ?? 0) && Date.now() < enough) await new Promise((r) => setTimeout(r, 50));
+      stop = true;
+      await done;
+      if (failures.length > 0) await explainFailures(p, app, failures);
+    },
+  };
+}
+
+async function explainFailures(p: Paas, app: string, failures: string[]): Promise<void> {
+  await new Promise((r) => setTimeout(r, 1500)); // the router flushes its access log each second
+  const log = accessLogPath(p.dataDir);
+  const access = existsSync(log) ? readFileSync(log, 'utf8').split('\n') : [];
+  for (const f of failures) {
+    const id = /request id (\S+)\)/.exec(f)?.[1];
+    console.error(`failed: ${f}\n  router: ${access.filter((l) => id !== undefined && l.includes(`"${id}"`)).join('\n  ') || '(no access log line)'}`);
+  }
+  const appLog = (await cli(p, ['logs', app, '-n', '2000'])).stdout;
+  console.error(`${app} log:\n${appLog.split('\n').filter((l) => !l.includes('router[')).slice(-150).join('\n')}`);
 }

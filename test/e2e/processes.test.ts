@@ -2,12 +2,10 @@
 // scaling, zero-downtime deploys and restarts under a request loop, a failing health check,
 // the restart policy (backoff, crash loop, OOM), resources and `paas run` with stdin.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessLogPath } from '../../src/router/index.ts';
 import { createRuntime } from '../../src/runtime/index.ts';
 import { REPO, waitFor } from '../helpers/host.ts';
-import { appRepo, cli, get, push, remoteLines, startPaas, type Paas } from './harness.ts';
+import { appRepo, cli, get, push, remoteLines, requestLoop, startPaas, type Paas } from './harness.ts';
 
 let p: Paas;
 beforeAll(async () => {
@@ -25,45 +23,6 @@ const ps = async (app: string): Promise<Proc[]> => {
 };
 const logs = async (app: string) => (await cli(p, ['logs', app, '-n', '2000'])).stdout;
 
-
-/** GETs through the router back to back until stopped (bounded: 3000 requests, 90 s). */
-function requestLoop(app: string, path = '/') {
-  let stop = false;
-  const failures: string[] = [];
-  const bodies = new Map<string, number>();
-  let count = 0;
-  const t0 = Date.now();
-  const done = (async () => {
-    while (!stop && count < 3000 && Date.now() - t0 < 90_000) {
-      const sent = new Date().toISOString();
-      const id = `loop-${app}-${count}`;
-      const r = await get(p, app, path, { 'x-request-id': id });
-      count++;
-      if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 120)} (sent ${sent}, request id ${id})`);
-      else bodies.set(r.body, (bodies.get(r.body) ?? 0) + 1);
-      await new Promise((res) => setTimeout(res, 10));
-    }
-  })();
-  return {
-    failures, bodies, get count() { return count; },
-    async end() {
-      stop = true;
-      await done;
-      if (failures.length > 0) await explain(app, failures);
-    },
-  };
-}
-
-/** Prints what the router logged about each failed request, and the daemon's log around it. */
-async function explain(app: string, failures: string[]): Promise<void> {
-  await new Promise((r) => setTimeout(r, 1500)); // the router flushes its access log each second
-  const access = existsSync(accessLogPath(p.dataDir)) ? readFileSync(accessLogPath(p.dataDir), 'utf8').split('\n') : [];
-  for (const f of failures) {
-    const id = /request id (\S+)\)/.exec(f)?.[1];
-    console.error(`failed: ${f}\n  router: ${access.filter((l) => id !== undefined && l.includes(`"${id}"`)).join('\n  ') || '(no access log line)'}`);
-  }
-  console.error(`${app} log:\n${(await logs(app)).split('\n').filter((l) => !l.includes('router[')).slice(-150).join('\n')}`);
-}
 
 describe('formation', () => {
   const repo = appRepo('procs');
@@ -274,7 +233,7 @@ describe('zero-downtime deploys', () => {
     const repo = appRepo('procs');
     expect((await push(p, repo.dir, 'steady')).code).toBe(0);
     expect((await cli(p, ['ps:scale', 'steady', 'web=2'])).code).toBe(0);
-    const loop = requestLoop('steady', '/who.txt');
+    const loop = requestLoop(p, 'steady', '/who.txt');
     try {
       for (let i = 1; i <= 10; i++) {
         if (i % 4 === 0) {
@@ -310,7 +269,7 @@ describe('zero-downtime deploys', () => {
     repo.write('app.json', JSON.stringify({ healthchecks: { web: [{ type: 'startup', name: 'health endpoint', path: '/health', attempts: 3, wait: 1, timeout: 2 }] } }));
     repo.write('www/index.html', 'never served\n');
     repo.commit('check fails');
-    const loop = requestLoop('guarded');
+    const loop = requestLoop(p, 'guarded');
     let r;
     try {
       r = await push(p, repo.dir, 'guarded');

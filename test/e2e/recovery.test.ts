@@ -2,7 +2,7 @@
 // restart frees the lock, marks the build failed and takes the next push.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../src/runtime/index.ts';
-import { appRepo, cli, get, push, remoteLines, startPaas, type Paas } from './harness.ts';
+import { appRepo, cli, get, push, remoteLines, requestLoop, startPaas, type Paas } from './harness.ts';
 
 let p: Paas;
 beforeAll(async () => {
@@ -68,19 +68,9 @@ describe('daemon killed mid-deploy', () => {
     const rt = createRuntime('native', { dataDir: p.dataDir });
     const ofApp = async () => (await rt.list()).filter((c) => c.labels.app === 'phoenix');
 
-    // A bounded request loop through the router for the whole story.
-    let stop = false;
-    const failures: string[] = [];
-    let count = 0;
-    const loop = (async () => {
-      const t0 = Date.now();
-      while (!stop && count < 3000 && Date.now() - t0 < 90_000) {
-        const r = await get(p, 'phoenix', '/who.txt');
-        count++;
-        if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 100)}`);
-        await new Promise((res) => setTimeout(res, 10));
-      }
-    })();
+    // A bounded request loop through the router for the whole story; a slow box makes fewer
+    // requests in it, so the loop runs on past the restart until it has made enough.
+    const loop = requestLoop(p, 'phoenix', '/who.txt', { minRequests: 21 });
     try {
       // The new release waits in its health check (initialDelay) long enough to be killed there.
       repo.write('app.json', JSON.stringify({ healthchecks: { web: [{ path: '/', initialDelay: 5, attempts: 2, wait: 1 }] } }));
@@ -112,15 +102,10 @@ describe('daemon killed mid-deploy', () => {
       for (let i = 0; i < 40 && seen.size < 2; i++) seen.add((await get(p, 'phoenix', '/who.txt')).body);
       expect([...seen].sort()).toEqual(['phoenix.web.1 v1\n', 'phoenix.web.2 v1\n']);
     } finally {
-      // A slow box makes fewer requests in the same story: keep the loop going past the
-      // restart until it has made enough for "no failure" to mean something (bounded).
-      const enough = Date.now() + 15_000;
-      while (count <= 20 && Date.now() < enough) await new Promise((r) => setTimeout(r, 50));
-      stop = true;
-      await loop;
+      await loop.end();
     }
-    expect(failures, failures.join('\n')).toEqual([]);
-    expect(count).toBeGreaterThan(20);
+    expect(loop.failures, loop.failures.join('\n')).toEqual([]);
+    expect(loop.count).toBeGreaterThan(20);
     // The next push deploys normally.
     repo.write('app.json', '{}');
     repo.commit('fast check');
