@@ -55,13 +55,13 @@ export function parseSubnet(cidr: string): { base: number; prefix: number; size:
   return { base, prefix, size };
 }
 
+/** /sys/class/net/<dev>/addr_assign_type of an address set by the operator (not inherited). */
+const NET_ADDR_SET = '3';
+
 /**
  * A MAC derived from the IP (locally administered, as Docker's 02:42:…): a reused address
  * keeps its MAC, so neighbours' ARP entries for it stay right when a container is replaced.
  */
-/** /sys/class/net/<dev>/addr_assign_type of an address set by the operator (not inherited). */
-const NET_ADDR_SET = '3';
-
 export function macFor(ip: string): string {
   return ['02', '42', ...ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
 }
