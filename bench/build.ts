@@ -8,7 +8,7 @@
 // cached OCI layout (/var/cache/paas/base/node-24); without either the bench says so and exits.
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { build, type BuildResult } from '../src/build/index.ts';
+import { build, type BuildResult } from '../src/builder/index.ts';
 import { openStore } from '../src/registry/index.ts';
 import { createRuntime } from '../src/runtime/index.ts';
 import { baseLayout, buildBenchArgs, dockerBuildFigures, ensureBaseImage, fixtureContext, hostNpmCi, median, table, withDockerd } from './lib.ts';

@@ -6,7 +6,7 @@
 //   node bench/buildpacks.ts [--data-dir DIR] [--runtime native|runc] [--runs N]
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { build, type BuildResult } from '../src/build/index.ts';
+import { build, type BuildResult } from '../src/builder/index.ts';
 import { describeChoice, detect, writeBuildpackFiles } from '../src/buildpacks/index.ts';
 import { openStore } from '../src/registry/index.ts';
 import { createRuntime } from '../src/runtime/index.ts';

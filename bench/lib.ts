@@ -5,7 +5,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CA_TARGET, caEnv, HOST_CA_BUNDLE } from '../src/build/index.ts';
+import { CA_TARGET, caEnv, HOST_CA_BUNDLE } from '../src/builder/index.ts';
 import type { Image, ImageStore } from '../src/registry/index.ts';
 import { startDockerd, type Dockerd } from '../test/helpers/dockerd.ts';
 

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { InvalidArgument } from '../errors/index.ts';
 import { openState, type AppName } from '../apps/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
-import { build } from '../build/index.ts';
+import { build } from '../builder/index.ts';
 import { adopt, handlePush, scale, withSupervisor } from '../deploy/index.ts';
 import { parseProcessType } from '../apps/index.ts';
 import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/index.ts';

@@ -4,7 +4,7 @@
 // the store frees every blob, unpacked layer and manifest no tag, kept image or build-cache
 // layer references. After a deploy it runs in the background with the store's grace period;
 // `paas images:gc` runs it at once, holding every app's lock so no build is half-way.
-import { BuildCache } from '../build/index.ts';
+import { BuildCache } from '../builder/index.ts';
 import type { GcReport } from '../registry/index.ts';
 import type { DeployDeps } from './types.ts';
 

@@ -6,7 +6,7 @@ import type { Image, ImageStore } from '../registry/index.ts';
 import type { ContainerInfo, Runtime } from '../runtime/index.ts';
 import type { Backend, RouteTable } from '../router/index.ts';
 
-/** The builder's entry point (src/build): a Dockerfile context in, a stored image out. */
+/** The builder's entry point (src/builder): a Dockerfile context in, a stored image out. */
 export type BuildFn = (opts: {
   contextDir: string;
   /** A buildpack's rendered Dockerfile (contents); default: the context's own Dockerfile. */
