@@ -10,7 +10,17 @@ import { build, type BuildResult } from '../src/builder/index.ts';
 import { describeChoice, detect, writeBuildpackFiles } from '../src/buildpacks/index.ts';
 import { openStore } from '../src/registry/index.ts';
 import { createRuntime } from '../src/runtime/index.ts';
-import { baseLayout, buildBenchArgs, dockerBuildFigures, ensureBaseImage, fixtureContext, hostNpmCi, median, table, withDockerd } from './lib.ts';
+import {
+  baseLayout,
+  buildBenchArgs,
+  dockerBuildFigures,
+  ensureBaseImage,
+  fixtureContext,
+  hostNpmCi,
+  median,
+  table,
+  withDockerd,
+} from './lib.ts';
 
 const repo = path.join(import.meta.dirname, '..');
 const fixture = path.join(repo, 'test/fixtures/buildpacks/express');
@@ -32,13 +42,18 @@ const { dir: ctx, touchCode } = fixtureContext(fixture, 'paas-bench-bp-ctx-');
 async function main(): Promise<void> {
   const store = await openStore(dataDir);
   if ((await ensureBaseImage(store, 'library/node:24', 'node-24')) === null) {
-    console.log(`bench/buildpacks: skipped: library/node:24 is not in ${dataDir} and ${baseLayout('node-24')} does not exist; run provision/base-images --only node`);
+    console.log(
+      `bench/buildpacks: skipped: library/node:24 is not in ${dataDir} and ${baseLayout('node-24')} does not exist; run provision/base-images --only node`,
+    );
     return;
   }
   await store.layerDirs(await store.resolveImage('library/node:24'));
   const runtime = createRuntime(args.runtime as string, { dataDir });
   let described = false;
-  const paas = async (dockerfile: 'buildpack' | 'heroku', noCache: boolean): Promise<{ s: number; r: BuildResult }> => {
+  const paas = async (
+    dockerfile: 'buildpack' | 'heroku',
+    noCache: boolean,
+  ): Promise<{ s: number; r: BuildResult }> => {
     const t = performance.now();
     let text = HEROKU_DOCKERFILE;
     if (dockerfile === 'buildpack') {
@@ -49,18 +64,27 @@ async function main(): Promise<void> {
       text = choice.dockerfile!;
     }
     const r = await build({
-      contextDir: ctx, dockerfile: text, tag: { repo: `bench/${dockerfile}`, tag: 'latest' }, noCache, runtime, store, dataDir,
+      contextDir: ctx,
+      dockerfile: text,
+      tag: { repo: `bench/${dockerfile}`, tag: 'latest' },
+      noCache,
+      runtime,
+      store,
+      dataDir,
       onLine: (l) => (process.env.BENCH_VERBOSE ? console.log(`  | ${l}`) : undefined),
     });
     return { s: (performance.now() - t) / 1000, r };
   };
-  const measure = async (kind: 'buildpack' | 'heroku'): Promise<{ cold: number; codeOnly: number }> => {
+  const measure = async (
+    kind: 'buildpack' | 'heroku',
+  ): Promise<{ cold: number; codeOnly: number }> => {
     const cold = await paas(kind, true);
     const codeOnly: number[] = [];
     for (let i = 0; i < runs; i++) {
       touchCode();
       const c = await paas(kind, false);
-      if (c.r.steps.find((s) => s.instruction.startsWith('RUN npm ci'))?.cached !== true) throw new Error(`${kind}: code-only rebuild did not reuse the npm ci layer`);
+      if (c.r.steps.find((s) => s.instruction.startsWith('RUN npm ci'))?.cached !== true)
+        throw new Error(`${kind}: code-only rebuild did not reuse the npm ci layer`);
       codeOnly.push(c.s);
     }
     return { cold: cold.s, codeOnly: median(codeOnly) };
@@ -69,19 +93,66 @@ async function main(): Promise<void> {
   const bp = await measure('buildpack');
   const hand = await measure('heroku');
 
-  const peer = await withDockerd(async (d): Promise<{ cold: number; codeOnly: number | null; unchanged: number | null; label: string }> => {
-    if (d !== null) return { ...(await dockerBuildFigures(d, store, { base: 'library/node:24', dockerfile: HEROKU_DOCKERFILE, context: ctx, runs, touchCode })), label: 'docker build, Heroku Dockerfile (this run)' };
-    return { cold: 3.36, codeOnly: null, unchanged: 0.44, label: 'docker build (MEASURED.md, not this run)' };
-  });
-  const ratio = (a: number, b: number | null): string => (b === null ? 'n/a' : `${(a / b).toFixed(2)}x`);
+  const peer = await withDockerd(
+    async (
+      d,
+    ): Promise<{
+      cold: number;
+      codeOnly: number | null;
+      unchanged: number | null;
+      label: string;
+    }> => {
+      if (d !== null)
+        return {
+          ...(await dockerBuildFigures(d, store, {
+            base: 'library/node:24',
+            dockerfile: HEROKU_DOCKERFILE,
+            context: ctx,
+            runs,
+            touchCode,
+          })),
+          label: 'docker build, Heroku Dockerfile (this run)',
+        };
+      return {
+        cold: 3.36,
+        codeOnly: null,
+        unchanged: 0.44,
+        label: 'docker build (MEASURED.md, not this run)',
+      };
+    },
+  );
+  const ratio = (a: number, b: number | null): string =>
+    b === null ? 'n/a' : `${(a / b).toFixed(2)}x`;
   console.log(`paas on ${args.runtime}, Express fixture, median of ${runs} code-only runs`);
-  console.log(table([
-    ['case', 'paas buildpack (s)', 'paas, Heroku Dockerfile (s)', peer.label, 'buildpack / docker'],
-    ['cold (no cache)', bp.cold.toFixed(2), hand.cold.toFixed(2), peer.cold.toFixed(2), ratio(bp.cold, peer.cold)],
-    ['code-only change', bp.codeOnly.toFixed(2), hand.codeOnly.toFixed(2), peer.codeOnly === null ? 'n/a' : peer.codeOnly.toFixed(2), ratio(bp.codeOnly, peer.codeOnly)],
-  ]));
+  console.log(
+    table([
+      [
+        'case',
+        'paas buildpack (s)',
+        'paas, Heroku Dockerfile (s)',
+        peer.label,
+        'buildpack / docker',
+      ],
+      [
+        'cold (no cache)',
+        bp.cold.toFixed(2),
+        hand.cold.toFixed(2),
+        peer.cold.toFixed(2),
+        ratio(bp.cold, peer.cold),
+      ],
+      [
+        'code-only change',
+        bp.codeOnly.toFixed(2),
+        hand.codeOnly.toFixed(2),
+        peer.codeOnly === null ? 'n/a' : peer.codeOnly.toFixed(2),
+        ratio(bp.codeOnly, peer.codeOnly),
+      ],
+    ]),
+  );
   if (peer.codeOnly === null && peer.unchanged !== null) {
-    console.log(`code-only vs docker's unchanged rebuild (a lower bound for its code-only build): ${ratio(bp.codeOnly, peer.unchanged)}`);
+    console.log(
+      `code-only vs docker's unchanged rebuild (a lower bound for its code-only build): ${ratio(bp.codeOnly, peer.unchanged)}`,
+    );
   }
 }
 

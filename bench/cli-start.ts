@@ -11,7 +11,14 @@ const t = hyperfine({
   'node -e 0': `${process.execPath} -e 0`,
 });
 const base = t.find((x) => x.name === 'node -e 0')?.meanMs ?? 1;
-console.log(table([
-  ['command', 'mean ms', '± ms', 'vs node -e 0'],
-  ...t.map((x) => [x.name, x.meanMs.toFixed(1), x.stddevMs.toFixed(1), `${(x.meanMs / base).toFixed(2)}x`]),
-]));
+console.log(
+  table([
+    ['command', 'mean ms', '± ms', 'vs node -e 0'],
+    ...t.map((x) => [
+      x.name,
+      x.meanMs.toFixed(1),
+      x.stddevMs.toFixed(1),
+      `${(x.meanMs / base).toFixed(2)}x`,
+    ]),
+  ]),
+);

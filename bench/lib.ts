@@ -19,35 +19,68 @@ export interface Timing {
 }
 
 /** Times each command with hyperfine (no shell, warm-up runs first). */
-export function hyperfine(commands: Record<string, string>, opts: { runs?: number; warmup?: number; prepare?: string; env?: NodeJS.ProcessEnv } = {}): Timing[] {
+export function hyperfine(
+  commands: Record<string, string>,
+  opts: { runs?: number; warmup?: number; prepare?: string; env?: NodeJS.ProcessEnv } = {},
+): Timing[] {
   const dir = mkdtempSync(join(tmpdir(), 'paas-bench-'));
   const out = join(dir, 'out.json');
   try {
-    const args = ['-N', '--style', 'none', '--warmup', String(opts.warmup ?? 5), '--runs', String(opts.runs ?? 30), '--export-json', out];
+    const args = [
+      '-N',
+      '--style',
+      'none',
+      '--warmup',
+      String(opts.warmup ?? 5),
+      '--runs',
+      String(opts.runs ?? 30),
+      '--export-json',
+      out,
+    ];
     if (opts.prepare !== undefined) args.push('--prepare', opts.prepare);
     for (const [name, cmd] of Object.entries(commands)) args.push('-n', name, cmd);
-    execFileSync('hyperfine', args, { stdio: ['ignore', 'ignore', 'inherit'], env: opts.env ?? process.env });
-    const json = JSON.parse(readFileSync(out, 'utf8')) as { results: { command: string; mean: number; stddev: number; median: number }[] };
-    return json.results.map((r) => ({ name: r.command, meanMs: r.mean * 1000, stddevMs: r.stddev * 1000, medianMs: r.median * 1000 }));
+    execFileSync('hyperfine', args, {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: opts.env ?? process.env,
+    });
+    const json = JSON.parse(readFileSync(out, 'utf8')) as {
+      results: { command: string; mean: number; stddev: number; median: number }[];
+    };
+    return json.results.map((r) => ({
+      name: r.command,
+      meanMs: r.mean * 1000,
+      stddevMs: r.stddev * 1000,
+      medianMs: r.median * 1000,
+    }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 export function table(rows: (string | number)[][]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length))) ?? [];
+  const widths =
+    rows[0]?.map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? '').length))) ?? [];
   return rows.map((r) => r.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ')).join('\n');
 }
 
-export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+export const median = (xs: number[]): number =>
+  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /** Flags every build bench takes: `--data-dir DIR --runtime native|runc --runs N`. */
-export function buildBenchArgs(tmpPrefix: string): { dataDir: string; ownDataDir: boolean; runtime: string; runs: number } {
+export function buildBenchArgs(tmpPrefix: string): {
+  dataDir: string;
+  ownDataDir: boolean;
+  runtime: string;
+  runs: number;
+} {
   const repo = join(import.meta.dirname, '..');
   const { values } = parseArgs({
     options: {
       'data-dir': { type: 'string' },
-      runtime: { type: 'string', default: existsSync(join(repo, 'native/build/paas-shim')) ? 'native' : 'runc' },
+      runtime: {
+        type: 'string',
+        default: existsSync(join(repo, 'native/build/paas-shim')) ? 'native' : 'runc',
+      },
       runs: { type: 'string', default: '3' },
     },
   });
@@ -65,7 +98,11 @@ export function baseLayout(name: string): string {
 }
 
 /** `ref` from the store, else imported from provision/base-images' cached layout; null when neither exists. */
-export async function ensureBaseImage(store: ImageStore, ref: string, layoutName: string): Promise<Image | null> {
+export async function ensureBaseImage(
+  store: ImageStore,
+  ref: string,
+  layoutName: string,
+): Promise<Image | null> {
   try {
     return await store.resolveImage(ref);
   } catch {
@@ -76,12 +113,18 @@ export async function ensureBaseImage(store: ImageStore, ref: string, layoutName
 }
 
 /** A scratch copy of a fixture app, and a way to make a code-only change to its server.js. */
-export function fixtureContext(fixture: string, tmpPrefix: string): { dir: string; touchCode: () => void } {
+export function fixtureContext(
+  fixture: string,
+  tmpPrefix: string,
+): { dir: string; touchCode: () => void } {
   const dir = mkdtempSync(`/var/tmp/${tmpPrefix}`);
   cpSync(fixture, dir, { recursive: true });
   let version = 0;
   const touchCode = (): void => {
-    writeFileSync(join(dir, 'server.js'), `// change ${++version}\n${readFileSync(join(fixture, 'server.js'), 'utf8')}`);
+    writeFileSync(
+      join(dir, 'server.js'),
+      `// change ${++version}\n${readFileSync(join(fixture, 'server.js'), 'utf8')}`,
+    );
   };
   return { dir, touchCode };
 }
@@ -97,7 +140,9 @@ export async function withDockerd<T>(fn: (d: Dockerd | null) => Promise<T>): Pro
   try {
     d = await startDockerd();
   } catch (e) {
-    console.log(`docker: no private engine could start, so docker figures are MEASURED.md's, not this run's: ${String(e).split('\n')[0]}`);
+    console.log(
+      `docker: no private engine could start, so docker figures are MEASURED.md's, not this run's: ${String(e).split('\n')[0]}`,
+    );
     return fn(null);
   }
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -115,9 +160,16 @@ export async function withDockerd<T>(fn: (d: Dockerd | null) => Promise<T>): Pro
 }
 
 /** `docker …` against the engine; its output, or an error with the client's and the engine's complaint. */
-export async function docker(d: Dockerd, args: string[], env?: Record<string, string>): Promise<string> {
+export async function docker(
+  d: Dockerd,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<string> {
   const r = await d.docker(args, '', env);
-  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} exited ${r.code}:\n${r.stdout}${r.stderr}\n-- dockerd log:\n${d.log().slice(-2000)}`);
+  if (r.code !== 0)
+    throw new Error(
+      `docker ${args.join(' ')} exited ${r.code}:\n${r.stdout}${r.stderr}\n-- dockerd log:\n${d.log().slice(-2000)}`,
+    );
   return r.stdout;
 }
 
@@ -147,12 +199,24 @@ export async function dockerLoad(d: Dockerd, store: ImageStore, ref: string): Pr
 function withHostCa(dockerfile: string): { text: string; buildArgs: string[] } {
   if (!existsSync(HOST_CA_BUNDLE)) return { text: dockerfile, buildArgs: [] };
   const env = caEnv();
-  const text = dockerfile.split('\n').map((line) => {
-    if (/^FROM\s/i.test(line)) return [line, ...Object.keys(env).map((k) => `ARG ${k}`)].join('\n');
-    if (/^RUN\s/i.test(line)) return line.replace(/^RUN\s+/i, `RUN --mount=type=secret,id=hostca,target=${CA_TARGET} `);
-    return line;
-  }).join('\n');
-  return { text, buildArgs: ['--secret', `id=hostca,src=${HOST_CA_BUNDLE}`, ...Object.entries(env).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`])] };
+  const text = dockerfile
+    .split('\n')
+    .map((line) => {
+      if (/^FROM\s/i.test(line))
+        return [line, ...Object.keys(env).map((k) => `ARG ${k}`)].join('\n');
+      if (/^RUN\s/i.test(line))
+        return line.replace(/^RUN\s+/i, `RUN --mount=type=secret,id=hostca,target=${CA_TARGET} `);
+      return line;
+    })
+    .join('\n');
+  return {
+    text,
+    buildArgs: [
+      '--secret',
+      `id=hostca,src=${HOST_CA_BUNDLE}`,
+      ...Object.entries(env).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]),
+    ],
+  };
 }
 
 /**
@@ -161,7 +225,11 @@ function withHostCa(dockerfile: string): { text: string; buildArgs: string[] } {
  * `touchCode`. BuildKit (Docker's builder since 23.0; this engine is 20.10, where
  * DOCKER_BUILDKIT=1 selects it) so RUN can mount the CA bundle.
  */
-export async function dockerBuildFigures(d: Dockerd, store: ImageStore, o: { base: string; dockerfile: string; context: string; runs: number; touchCode: () => void }): Promise<{ cold: number; unchanged: number; codeOnly: number }> {
+export async function dockerBuildFigures(
+  d: Dockerd,
+  store: ImageStore,
+  o: { base: string; dockerfile: string; context: string; runs: number; touchCode: () => void },
+): Promise<{ cold: number; unchanged: number; codeOnly: number }> {
   await dockerLoad(d, store, o.base);
   const dir = mkdtempSync(join(tmpdir(), 'paas-bench-dockerfile-'));
   try {
@@ -171,7 +239,23 @@ export async function dockerBuildFigures(d: Dockerd, store: ImageStore, o: { bas
     writeFileSync(dockerfile, text);
     const once = async (noCache: boolean): Promise<number> => {
       const t = performance.now();
-      await docker(d, ['build', '--network', 'host', ...(noCache ? ['--no-cache'] : []), ...buildArgs, '-q', '-f', dockerfile, '-t', 'paas-bench-build', o.context], { DOCKER_BUILDKIT: '1' });
+      await docker(
+        d,
+        [
+          'build',
+          '--network',
+          'host',
+          ...(noCache ? ['--no-cache'] : []),
+          ...buildArgs,
+          '-q',
+          '-f',
+          dockerfile,
+          '-t',
+          'paas-bench-build',
+          o.context,
+        ],
+        { DOCKER_BUILDKIT: '1' },
+      );
       return (performance.now() - t) / 1000;
     };
     const cold = await once(true);
@@ -198,7 +282,11 @@ export function hostNpmCi(appDir: string): number | null {
   try {
     cpSync(appDir, dir, { recursive: true });
     const t = performance.now();
-    const r = spawnSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--cache', join(dir, '.npm-cache')], { cwd: dir, stdio: 'ignore' });
+    const r = spawnSync(
+      'npm',
+      ['ci', '--omit=dev', '--no-audit', '--no-fund', '--cache', join(dir, '.npm-cache')],
+      { cwd: dir, stdio: 'ignore' },
+    );
     return r.status === 0 ? (performance.now() - t) / 1000 : null;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -18,7 +18,9 @@ import { sha256 } from '../src/registry/digest.ts';
 import { makeTar } from '../src/registry/testing.ts';
 
 const run = promisify(execFile);
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, mb: { type: 'string', default: '50' } } });
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '3' }, mb: { type: 'string', default: '50' } },
+});
 const RUNS = Number(values.runs);
 const TOKEN = 'bench-token';
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'paas-bench-registry-'));
@@ -57,17 +59,36 @@ async function timed(args: string[]): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-type Peer = { name: string; host: string; creds: string[]; credsSrc: string[]; stop: () => Promise<void> };
+type Peer = {
+  name: string;
+  host: string;
+  creds: string[];
+  credsSrc: string[];
+  stop: () => Promise<void>;
+};
 
 async function startOurs(i: number): Promise<Peer> {
   const store = await openStore(path.join(work, `paas-${i}`));
   const app = express();
-  app.use('/v2', createRegistryHandler({ store, authenticate: (req) => basicAuthPassword(req) === TOKEN, realm: 'paas' }));
+  app.use(
+    '/v2',
+    createRegistryHandler({
+      store,
+      authenticate: (req) => basicAuthPassword(req) === TOKEN,
+      realm: 'paas',
+    }),
+  );
   const server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
   const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { name: 'paas', host, creds: ['--dest-creds', `x:${TOKEN}`], credsSrc: ['--src-creds', `x:${TOKEN}`], stop: () => new Promise((r) => server.close(() => r())) };
+  return {
+    name: 'paas',
+    host,
+    creds: ['--dest-creds', `x:${TOKEN}`],
+    credsSrc: ['--src-creds', `x:${TOKEN}`],
+    stop: () => new Promise((r) => server.close(() => r())),
+  };
 }
 
 async function startPeer(i: number): Promise<Peer> {
@@ -94,12 +115,15 @@ async function startPeer(i: number): Promise<Peer> {
   };
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const median = (xs: number[]): number =>
+  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function main(): Promise<void> {
   for (const tool of ['skopeo', 'docker-registry']) {
     await run('sh', ['-c', `command -v ${tool}`]).catch(() => {
-      throw new Error(`${tool} is not installed (apt-get install ${tool === 'skopeo' ? 'skopeo' : 'docker-registry'})`);
+      throw new Error(
+        `${tool} is not installed (apt-get install ${tool === 'skopeo' ? 'skopeo' : 'docker-registry'})`,
+      );
     });
   }
   // One layer of incompressible bytes, so the gzip blob is ~N MB on the wire.
@@ -108,22 +132,42 @@ async function main(): Promise<void> {
   const src = await openStore(path.join(work, 'src'));
   const blob = makeTar(entries);
   const { digest, size } = await src.putBlob(blob);
-  await src.commitImage({ repo: 'bench', tag: 'v1', base: null, newLayers: [{ digest, size, diffId: sha256(makeTar(entries, false)) }], config: { Cmd: ['true'] } });
+  await src.commitImage({
+    repo: 'bench',
+    tag: 'v1',
+    base: null,
+    newLayers: [{ digest, size, diffId: sha256(makeTar(entries, false)) }],
+    config: { Cmd: ['true'] },
+  });
   const layout = path.join(work, 'layout');
   await src.exportOciLayout('bench:v1', layout);
   const { stdout: version } = await run('skopeo', ['--version']);
 
-  const results: Record<string, { push: number[]; pull: number[] }> = { paas: { push: [], pull: [] }, 'docker-registry': { push: [], pull: [] } };
+  const results: Record<string, { push: number[]; pull: number[] }> = {
+    paas: { push: [], pull: [] },
+    'docker-registry': { push: [], pull: [] },
+  };
   for (let i = 0; i < RUNS; i++) {
     for (const start of [startOurs, startPeer]) {
       const peer = await start(i);
       try {
         const ref = `docker://${peer.host}/bench/app:v1`;
-        results[peer.name]!.push.push(await timed(['copy', '--dest-tls-verify=false', ...peer.creds, `oci:${layout}:v1`, ref]));
+        results[peer.name]!.push.push(
+          await timed(['copy', '--dest-tls-verify=false', ...peer.creds, `oci:${layout}:v1`, ref]),
+        );
         const out = path.join(work, `out-${peer.name}-${i}`);
-        results[peer.name]!.pull.push(await timed(['copy', '--src-tls-verify=false', ...peer.credsSrc, ref, `oci:${out}:v1`]));
-        const got = JSON.parse(fs.readFileSync(path.join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
-        if (!got.manifests.some((m) => fs.existsSync(path.join(out, 'blobs/sha256', m.digest.slice(7))))) throw new Error(`${peer.name}: pulled layout is incomplete`);
+        results[peer.name]!.pull.push(
+          await timed(['copy', '--src-tls-verify=false', ...peer.credsSrc, ref, `oci:${out}:v1`]),
+        );
+        const got = JSON.parse(fs.readFileSync(path.join(out, 'index.json'), 'utf8')) as {
+          manifests: { digest: string }[];
+        };
+        if (
+          !got.manifests.some((m) =>
+            fs.existsSync(path.join(out, 'blobs/sha256', m.digest.slice(7))),
+          )
+        )
+          throw new Error(`${peer.name}: pulled layout is incomplete`);
       } finally {
         await peer.stop();
       }
@@ -132,11 +176,19 @@ async function main(): Promise<void> {
   const ours = results.paas!;
   const peer = results['docker-registry']!;
   const f = (n: number): string => `${n.toFixed(2)} s`;
-  console.log(`registry bench: one ${(size / 1024 / 1024).toFixed(1)} MB gzip layer, ${version.trim()}, median of ${RUNS} runs`);
+  console.log(
+    `registry bench: one ${(size / 1024 / 1024).toFixed(1)} MB gzip layer, ${version.trim()}, median of ${RUNS} runs`,
+  );
   console.log(`                          push       pull`);
-  console.log(`paas (express handler)   ${f(median(ours.push)).padEnd(10)} ${f(median(ours.pull))}`);
-  console.log(`docker-registry 2.8      ${f(median(peer.push)).padEnd(10)} ${f(median(peer.pull))}`);
-  console.log(`ratio paas/peer          ${(median(ours.push) / median(peer.push)).toFixed(2)}x      ${(median(ours.pull) / median(peer.pull)).toFixed(2)}x`);
+  console.log(
+    `paas (express handler)   ${f(median(ours.push)).padEnd(10)} ${f(median(ours.pull))}`,
+  );
+  console.log(
+    `docker-registry 2.8      ${f(median(peer.push)).padEnd(10)} ${f(median(peer.pull))}`,
+  );
+  console.log(
+    `ratio paas/peer          ${(median(ours.push) / median(peer.push)).toFixed(2)}x      ${(median(ours.pull) / median(peer.pull)).toFixed(2)}x`,
+  );
 }
 
 main().then(

@@ -37,7 +37,7 @@ const s = http.createServer((req, res) => {
   u.on('error', () => { res.statusCode = 502; res.end(); });
   req.pipe(u);
 });`,
-  'undici': `
+  undici: `
 const http = require('node:http');
 const { Pool } = require('undici');
 const pool = new Pool('http://127.0.0.1:' + UP, { connections: 256, pipelining: 1 });
@@ -61,7 +61,10 @@ const s = http.createServer((req, res) => {
 };
 
 function startNode(code: string, children: ChildProcess[]): Promise<number> {
-  const c = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT });
+  const c = spawn(process.execPath, ['-e', code], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: ROOT,
+  });
   children.push(c);
   return new Promise((resolve, reject) => {
     c.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
@@ -70,9 +73,14 @@ function startNode(code: string, children: ChildProcess[]): Promise<number> {
 }
 
 function rps(port: number, seconds: number): number {
-  const out = execFileSync('wrk', ['-t2', '-c32', `-d${seconds}s`, '--timeout', '5s', `http://127.0.0.1:${port}/`], {
-    encoding: 'utf8', timeout: (seconds + 30) * 1000,
-  });
+  const out = execFileSync(
+    'wrk',
+    ['-t2', '-c32', `-d${seconds}s`, '--timeout', '5s', `http://127.0.0.1:${port}/`],
+    {
+      encoding: 'utf8',
+      timeout: (seconds + 30) * 1000,
+    },
+  );
   return Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
 }
 
@@ -86,11 +94,14 @@ try {
   }
   for (const [, port] of ports) rps(port, 2);
   const runs = new Map<string, number[]>(ports.map(([n]) => [n, []]));
-  for (let r = 0; r < ROUNDS; r++) for (const [name, port] of ports) runs.get(name)!.push(rps(port, SECONDS));
+  for (let r = 0; r < ROUNDS; r++)
+    for (const [name, port] of ports) runs.get(name)!.push(rps(port, SECONDS));
   console.log(`single-process proxies, wrk -t2 -c32 -d${SECONDS}s, ${ROUNDS} interleaved round(s)`);
   for (const [name, xs] of runs) {
     const med = [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    console.log(`${name.padEnd(13)} median ${med.toFixed(0).padStart(6)} rps   rounds: ${xs.map((x) => x.toFixed(0)).join(' ')}`);
+    console.log(
+      `${name.padEnd(13)} median ${med.toFixed(0).padStart(6)} rps   rounds: ${xs.map((x) => x.toFixed(0)).join(' ')}`,
+    );
   }
 } finally {
   for (const c of children) c.kill('SIGTERM');

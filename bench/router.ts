@@ -59,7 +59,10 @@ async function waitPort(port: number, timeoutMs = 5000): Promise<void> {
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
       s.once('error', () => resolve(false));
     });
     if (ok) return;
@@ -77,14 +80,28 @@ function ms(v: string): number {
 
 function wrk(name: string, port: number, seconds: number): Result {
   // wrk stops by itself after -d; --timeout bounds any single request.
-  const out = execFileSync('wrk', [
-    `-t2`, `-c${CONNECTIONS}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`,
-  ], { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  const out = execFileSync(
+    'wrk',
+    [
+      `-t2`,
+      `-c${CONNECTIONS}`,
+      `-d${seconds}s`,
+      '--timeout',
+      '5s',
+      '--latency',
+      '-H',
+      `Host: ${HOST}`,
+      `http://127.0.0.1:${port}/`,
+    ],
+    { encoding: 'utf8', timeout: (seconds + 30) * 1000 },
+  );
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   // Anchored: "Req/Sec … 68.50%" also contains "50%".
   const p50 = ms(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '');
   const p99 = ms(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '');
-  const errs = [/Socket errors:.*$/m.exec(out)?.[0], /Non-2xx.*$/m.exec(out)?.[0]].filter(Boolean).join('; ');
+  const errs = [/Socket errors:.*$/m.exec(out)?.[0], /Non-2xx.*$/m.exec(out)?.[0]]
+    .filter(Boolean)
+    .join('; ');
   return { name, rps, p50, p99, errors: errs };
 }
 
@@ -96,7 +113,9 @@ async function main(): Promise<void> {
     const upstream = await startUpstream(children);
 
     const nginxPort = await freePort();
-    writeFileSync(join(tmp, 'nginx.conf'), `
+    writeFileSync(
+      join(tmp, 'nginx.conf'),
+      `
 worker_processes ${WORKERS};
 pid ${tmp}/nginx.pid;
 error_log ${tmp}/nginx-error.log;
@@ -117,34 +136,56 @@ http {
     }
   }
 }
-`);
+`,
+    );
     children.push(spawn('nginx', ['-c', join(tmp, 'nginx.conf'), '-p', tmp], { stdio: 'inherit' }));
     await waitPort(nginxPort);
 
     const paasPort = await freePort();
     const { client, pid } = await ensureRouterRunning({
-      dataDir: join(tmp, 'data'), httpPort: paasPort, host: '127.0.0.1', domain: 'paas.test', workers: WORKERS,
+      dataDir: join(tmp, 'data'),
+      httpPort: paasPort,
+      host: '127.0.0.1',
+      domain: 'paas.test',
+      workers: WORKERS,
     });
     routerPid = pid;
-    await client.setRoutes({ domain: 'paas.test', apps: { bench: { domains: [], backends: [{ host: '127.0.0.1', port: upstream }] } } });
+    await client.setRoutes({
+      domain: 'paas.test',
+      apps: { bench: { domains: [], backends: [{ host: '127.0.0.1', port: upstream }] } },
+    });
     client.close();
 
-    const targets: [string, number][] = [['direct', upstream], ['nginx', nginxPort], ['paas', paasPort]];
+    const targets: [string, number][] = [
+      ['direct', upstream],
+      ['nginx', nginxPort],
+      ['paas', paasPort],
+    ];
     for (const [, port] of targets) wrk('warm-up', port, 3); // JIT, keep-alive pools
     const runs: Result[][] = targets.map(() => []);
-    for (let r = 0; r < ROUNDS; r++) targets.forEach(([name, port], i) => runs[i]!.push(wrk(name, port, SECONDS)));
-    const median = (xs: Result[]): Result => [...xs].sort((x, y) => x.rps - y.rps)[Math.floor(xs.length / 2)]!;
+    for (let r = 0; r < ROUNDS; r++)
+      targets.forEach(([name, port], i) => runs[i]!.push(wrk(name, port, SECONDS)));
+    const median = (xs: Result[]): Result =>
+      [...xs].sort((x, y) => x.rps - y.rps)[Math.floor(xs.length / 2)]!;
     const results = runs.map(median);
 
-    console.log(`wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${WORKERS} worker(s) for nginx and paas, loopback, ${ROUNDS} round(s)`);
-    if (ROUNDS > 1) for (const [i, [name]] of targets.entries()) console.log(`  ${name} rps by round: ${runs[i]!.map((r) => r.rps.toFixed(0)).join(' ')}`);
+    console.log(
+      `wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${WORKERS} worker(s) for nginx and paas, loopback, ${ROUNDS} round(s)`,
+    );
+    if (ROUNDS > 1)
+      for (const [i, [name]] of targets.entries())
+        console.log(`  ${name} rps by round: ${runs[i]!.map((r) => r.rps.toFixed(0)).join(' ')}`);
     console.log('path      rps       p50 ms   p99 ms   errors');
     for (const r of results) {
-      console.log(`${r.name.padEnd(8)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${r.errors || '-'}`);
+      console.log(
+        `${r.name.padEnd(8)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${r.errors || '-'}`,
+      );
     }
     const [direct, nginx, paas] = results as [Result, Result, Result];
     console.log(`paas/nginx throughput: ${(paas.rps / nginx.rps).toFixed(2)}x`);
-    console.log(`added p99 vs direct: paas +${(paas.p99 - direct.p99).toFixed(2)} ms, nginx +${(nginx.p99 - direct.p99).toFixed(2)} ms`);
+    console.log(
+      `added p99 vs direct: paas +${(paas.p99 - direct.p99).toFixed(2)} ms, nginx +${(nginx.p99 - direct.p99).toFixed(2)} ms`,
+    );
   } finally {
     if (routerPid !== undefined) {
       try {

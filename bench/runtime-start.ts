@@ -52,17 +52,39 @@ if (dockerTimings !== null) timings.push(...dockerTimings);
 const live = await native.create({ rootfs: { dir: rootfs }, command: ['sleep', '30'] });
 await native.start(live.id);
 await sleep(300);
-const state = JSON.parse(readFileSync(join(dataDir, 'containers', live.id, 'state'), 'utf8')) as { shimPid: number };
-const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${state.shimPid}/status`, 'utf8'))?.[1] ?? 0);
-for (const c of [n.id, r.id, live.id]) await (c === r.id ? runc : native).remove(c, { force: true });
+const state = JSON.parse(readFileSync(join(dataDir, 'containers', live.id, 'state'), 'utf8')) as {
+  shimPid: number;
+};
+const rssKb = Number(
+  /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${state.shimPid}/status`, 'utf8'))?.[1] ?? 0,
+);
+for (const c of [n.id, r.id, live.id])
+  await (c === r.id ? runc : native).remove(c, { force: true });
 rmSync(dataDir, { recursive: true, force: true });
 
 const runcMs = timings.find((t) => t.name === 'runc run')?.meanMs ?? Number.NaN;
 // MEASURED.md's ~360 ms only when no engine ran here, and the header says so.
 const dockerMs = dockerTimings?.[0]?.meanMs ?? 360;
-console.log(table([
-  ['start→exit of /bin/true', 'mean ms', '± ms', 'vs runc', dockerTimings === null ? 'vs docker run (MEASURED.md)' : 'vs docker run'],
-  ...timings.map((t) => [t.name, t.meanMs.toFixed(1), t.stddevMs.toFixed(1), `${(t.meanMs / runcMs).toFixed(2)}x`, `${(t.meanMs / dockerMs).toFixed(2)}x`]),
-]));
-if (dockerTimings === null) console.log('docker run --rm: MEASURED.md ~360 ms on these machines, not this run (no private dockerd could start)');
+console.log(
+  table([
+    [
+      'start→exit of /bin/true',
+      'mean ms',
+      '± ms',
+      'vs runc',
+      dockerTimings === null ? 'vs docker run (MEASURED.md)' : 'vs docker run',
+    ],
+    ...timings.map((t) => [
+      t.name,
+      t.meanMs.toFixed(1),
+      t.stddevMs.toFixed(1),
+      `${(t.meanMs / runcMs).toFixed(2)}x`,
+      `${(t.meanMs / dockerMs).toFixed(2)}x`,
+    ]),
+  ]),
+);
+if (dockerTimings === null)
+  console.log(
+    'docker run --rm: MEASURED.md ~360 ms on these machines, not this run (no private dockerd could start)',
+  );
 console.log(`shim RSS per running container: ${(rssKb / 1024).toFixed(2)} MB (${rssKb} kB)`);

@@ -21,6 +21,8 @@ provision/test-rootfs >/dev/null
 
 echo "== tsc --noEmit"
 node_modules/.bin/tsc --noEmit -p .
+echo "== prettier --check"
+node_modules/.bin/prettier --check --log-level warn src test bench '*.json' '*.ts'
 echo "== madge --circular"
 node_modules/.bin/madge --circular --extensions ts src >/dev/null || node_modules/.bin/madge --circular --extensions ts src
 echo "== vitest"

@@ -12,7 +12,10 @@ const PAAS = join(REPO, 'bin', 'paas');
 function loaded(args: string[]): { stdout: string; modules: string[]; status: number | null } {
   const r = spawnSync(PAAS, args, {
     encoding: 'utf8',
-    env: { ...process.env, NODE_OPTIONS: `--import=${join(REPO, 'test/fixtures/record-imports.mjs')}` },
+    env: {
+      ...process.env,
+      NODE_OPTIONS: `--import=${join(REPO, 'test/fixtures/record-imports.mjs')}`,
+    },
   });
   const line = r.stderr.split('\n').find((l) => l.startsWith('LOADED ')) ?? 'LOADED []';
   return { stdout: r.stdout, modules: JSON.parse(line.slice(7)) as string[], status: r.status };
@@ -20,24 +23,44 @@ function loaded(args: string[]): { stdout: string; modules: string[]; status: nu
 
 describe('paas CLI entry', () => {
   it('prints its version and help without loading any command, daemon or library module', () => {
-    for (const args of [['--version'], ['help'], ['help', 'container:run'], ['container:run', '--help']]) {
+    for (const args of [
+      ['--version'],
+      ['help'],
+      ['help', 'container:run'],
+      ['container:run', '--help'],
+    ]) {
       const r = loaded(args);
       expect(r.status).toBe(0);
       const ours = r.modules.filter((u) => u.startsWith('file:'));
       expect(ours.length).toBeGreaterThan(0);
-      expect(ours.filter((u) => /\/(daemon|runtime|registry|router|build|deploy|git|apps|logs)\/|node_modules|\/commands\//.test(u))).toEqual([]);
+      expect(
+        ours.filter((u) =>
+          /\/(daemon|runtime|registry|router|build|deploy|git|apps|logs)\/|node_modules|\/commands\//.test(
+            u,
+          ),
+        ),
+      ).toEqual([]);
     }
     expect(loaded(['--version']).stdout).toMatch(/^paas \d+\.\d+\.\d+\n$/);
     expect(loaded(['help']).stdout).toContain('container:run');
   });
 
   it('runs on Node 24 or newer', () => {
-    const v = execFileSync(PAAS, ['--version'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '--import=data:text/javascript,console.log(process.versions.node)' } });
+    const v = execFileSync(PAAS, ['--version'], {
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        NODE_OPTIONS: '--import=data:text/javascript,console.log(process.versions.node)',
+      },
+    });
     expect(Number(v.split('.')[0])).toBeGreaterThanOrEqual(24);
   });
 
   it.each([
-    [['router', '--http-port', '99999'], 'router: --http-port "99999" must be a whole number in 0..65535'],
+    [
+      ['router', '--http-port', '99999'],
+      'router: --http-port "99999" must be a whole number in 0..65535',
+    ],
     [['router', '--workers', '0'], 'router: --workers "0" must be a whole number in 1..64'],
     [['daemon', '--api-port', 'x'], 'daemon: --api-port "x" must be a whole number in 0..65535'],
   ])('refuses bad numeric flags: %j', (args, message) => {
@@ -52,7 +75,21 @@ describe('paas CLI entry', () => {
     const port = (blocker.address() as AddressInfo).port;
     const dir = mkdtempSync(join(tmpdir(), 'paas-cli-daemon-'));
     try {
-      const r = spawnSync(PAAS, ['daemon', '--data-dir', dir, '--api-host', '127.0.0.1', '--api-port', String(port), '--http-port', String(port + 1 > 65535 ? port - 1 : port + 1)], { encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync(
+        PAAS,
+        [
+          'daemon',
+          '--data-dir',
+          dir,
+          '--api-host',
+          '127.0.0.1',
+          '--api-port',
+          String(port),
+          '--http-port',
+          String(port + 1 > 65535 ? port - 1 : port + 1),
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
       expect(r.status).toBe(2);
       expect(r.stderr).toContain(`the API port 127.0.0.1:${port} is already in use`);
     } finally {

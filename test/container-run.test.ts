@@ -8,36 +8,96 @@ import { cgroupDirs, REPO, tempDir, testRootfs } from './helpers/host.ts';
 const PAAS = join(REPO, 'bin', 'paas');
 const tmp = tempDir('container-run');
 const run = (args: string[], input?: string) =>
-  spawnSync(PAAS, ['container:run', '--data-dir', tmp.dir, ...args], { encoding: 'utf8', input, timeout: 60_000 });
+  spawnSync(PAAS, ['container:run', '--data-dir', tmp.dir, ...args], {
+    encoding: 'utf8',
+    input,
+    timeout: 60_000,
+  });
 
 beforeAll(async () => {
   const store = await openStore(tmp.dir);
-  await store.importRootfs(testRootfs(), 'library/busybox:latest', { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] });
+  await store.importRootfs(testRootfs(), 'library/busybox:latest', {
+    Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+    Cmd: ['sh'],
+  });
 });
 afterAll(() => tmp.cleanup());
 
 describe.each(['native', 'runc'])('paas container:run --runtime %s', (runtime) => {
   it('passes stdio through and exits with the command status', () => {
-    const r = run(['--runtime', runtime, '--rootfs', testRootfs(), '--env', 'WHO=world', '--', 'sh', '-c', 'read x; echo "hello $WHO $x"; echo oops >&2; exit 7'], 'stdin-line\n');
+    const r = run(
+      [
+        '--runtime',
+        runtime,
+        '--rootfs',
+        testRootfs(),
+        '--env',
+        'WHO=world',
+        '--',
+        'sh',
+        '-c',
+        'read x; echo "hello $WHO $x"; echo oops >&2; exit 7',
+      ],
+      'stdin-line\n',
+    );
     expect(r.stdout).toBe('hello world stdin-line\n');
     expect(r.stderr).toBe('oops\n');
     expect(r.status).toBe(7);
   });
 
   it('applies limits, user, workdir and the bridge network', () => {
-    const r = run(['--runtime', runtime, '--rootfs', testRootfs(), '--memory', '64m', '--pids', '20', '--cpus', '0.5', '--user', 'app',
-      '--workdir', '/tmp/w', '--net', 'bridge', '--', 'sh', '-c', 'id -u; pwd; ip -o -4 addr show eth0 | wc -l']);
+    const r = run([
+      '--runtime',
+      runtime,
+      '--rootfs',
+      testRootfs(),
+      '--memory',
+      '64m',
+      '--pids',
+      '20',
+      '--cpus',
+      '0.5',
+      '--user',
+      'app',
+      '--workdir',
+      '/tmp/w',
+      '--net',
+      'bridge',
+      '--',
+      'sh',
+      '-c',
+      'id -u; pwd; ip -o -4 addr show eth0 | wc -l',
+    ]);
     expect(r.status).toBe(0);
     expect(r.stdout.split('\n').slice(0, 3)).toEqual(['1000', '/tmp/w', '1']);
     // The memory limit holds: a shell string grown past 64 MiB gets the container OOM-killed.
-    const hog = run(['--runtime', runtime, '--rootfs', testRootfs(), '--memory', '64m', '--', 'sh', '-c',
-      'x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while [ ${#x} -lt 300000000 ]; do x="$x$x"; done; echo survived']);
+    const hog = run([
+      '--runtime',
+      runtime,
+      '--rootfs',
+      testRootfs(),
+      '--memory',
+      '64m',
+      '--',
+      'sh',
+      '-c',
+      'x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while [ ${#x} -lt 300000000 ]; do x="$x$x"; done; echo survived',
+    ]);
     expect(hog.stdout).not.toContain('survived');
     expect(hog.status).toBe(137);
   });
 
   it('runs an image from the store by reference', () => {
-    const r = run(['--runtime', runtime, '--image', 'busybox', '--', 'sh', '-c', 'echo from-image; ls /bin/busybox']);
+    const r = run([
+      '--runtime',
+      runtime,
+      '--image',
+      'busybox',
+      '--',
+      'sh',
+      '-c',
+      'echo from-image; ls /bin/busybox',
+    ]);
     expect(r.stdout).toBe('from-image\n/bin/busybox\n');
     expect(r.status).toBe(0);
   });

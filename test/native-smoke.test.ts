@@ -8,7 +8,10 @@ import { REPO } from './helpers/host.ts';
 
 describe('native/test/smoke.sh', () => {
   it('passes every check of the shim against SPEC.md', () => {
-    const r = spawnSync('bash', [join(REPO, 'native', 'test', 'smoke.sh')], { encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync('bash', [join(REPO, 'native', 'test', 'smoke.sh')], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     const failed = r.stdout.split('\n').filter((l) => l.startsWith('FAIL'));
     expect(failed, r.stdout + r.stderr).toEqual([]);
     expect(r.stdout).toMatch(/^passed \d+, failed 0$/m);

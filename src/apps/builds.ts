@@ -13,10 +13,28 @@ export interface Build {
   error: string | null;
 }
 
-interface Row { id: number; app: string; git_sha: string; status: Build['status']; started_at: string; finished_at: string | null; image: string | null; error: string | null }
+interface Row {
+  id: number;
+  app: string;
+  git_sha: string;
+  status: Build['status'];
+  started_at: string;
+  finished_at: string | null;
+  image: string | null;
+  error: string | null;
+}
 
 function toBuild(r: Row): Build {
-  return { id: r.id, app: r.app as AppName, gitSha: r.git_sha, status: r.status, startedAt: r.started_at, finishedAt: r.finished_at, image: r.image, error: r.error };
+  return {
+    id: r.id,
+    app: r.app as AppName,
+    gitSha: r.git_sha,
+    status: r.status,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    image: r.image,
+    error: r.error,
+  };
 }
 
 export class Builds {
@@ -26,22 +44,34 @@ export class Builds {
   }
 
   start(app: AppName, gitSha: string): Build {
-    const r = this.db.prepare("INSERT INTO builds (app, git_sha, status, started_at) VALUES (?, ?, 'running', ?) RETURNING *")
+    const r = this.db
+      .prepare(
+        "INSERT INTO builds (app, git_sha, status, started_at) VALUES (?, ?, 'running', ?) RETURNING *",
+      )
       .get(app, gitSha, new Date().toISOString()) as unknown as Row;
     return toBuild(r);
   }
 
   succeed(id: number, image: string): void {
-    this.db.prepare("UPDATE builds SET status = 'succeeded', finished_at = ?, image = ? WHERE id = ?").run(new Date().toISOString(), image, id);
+    this.db
+      .prepare("UPDATE builds SET status = 'succeeded', finished_at = ?, image = ? WHERE id = ?")
+      .run(new Date().toISOString(), image, id);
   }
 
   fail(id: number, error: string): void {
-    this.db.prepare("UPDATE builds SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'")
+    this.db
+      .prepare(
+        "UPDATE builds SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
+      )
       .run(new Date().toISOString(), error.slice(0, 2000), id);
   }
 
   list(app: AppName, limit = 50): Build[] {
-    return (this.db.prepare('SELECT * FROM builds WHERE app = ? ORDER BY id DESC LIMIT ?').all(app, limit) as unknown as Row[]).map(toBuild);
+    return (
+      this.db
+        .prepare('SELECT * FROM builds WHERE app = ? ORDER BY id DESC LIMIT ?')
+        .all(app, limit) as unknown as Row[]
+    ).map(toBuild);
   }
 
   get(id: number): Build | null {
@@ -51,7 +81,10 @@ export class Builds {
 
   /** Startup recovery: builds the daemon was running when it died can never finish. */
   failInterrupted(): Build[] {
-    const rows = this.db.prepare("UPDATE builds SET status = 'failed', finished_at = ?, error = 'the daemon stopped during the build' WHERE status = 'running' RETURNING *")
+    const rows = this.db
+      .prepare(
+        "UPDATE builds SET status = 'failed', finished_at = ?, error = 'the daemon stopped during the build' WHERE status = 'running' RETURNING *",
+      )
       .all(new Date().toISOString()) as unknown as Row[];
     return rows.map(toBuild);
   }

@@ -79,20 +79,31 @@ const MIGRATIONS: readonly string[] = [
 export function openDb(dataDir: string): Db {
   mkdirSync(dataDir, { recursive: true });
   const db = new DatabaseSync(join(dataDir, 'paas.db'));
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;');
+  db.exec(
+    'PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;',
+  );
   migrate(db);
   return db;
 }
 
 function migrate(db: Db): void {
-  db.exec('CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)',
+  );
   // Every migration not recorded yet, in order (not just those past the highest recorded).
-  const done = new Set((db.prepare('SELECT version FROM migrations').all() as { version: number }[]).map((r) => r.version));
+  const done = new Set(
+    (db.prepare('SELECT version FROM migrations').all() as { version: number }[]).map(
+      (r) => r.version,
+    ),
+  );
   for (let v = 1; v <= MIGRATIONS.length; v++) {
     if (done.has(v)) continue;
     tx(db, () => {
       db.exec(MIGRATIONS[v - 1]!);
-      db.prepare('INSERT INTO migrations (version, applied_at) VALUES (?, ?)').run(v, new Date().toISOString());
+      db.prepare('INSERT INTO migrations (version, applied_at) VALUES (?, ?)').run(
+        v,
+        new Date().toISOString(),
+      );
     });
   }
 }

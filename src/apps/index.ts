@@ -8,8 +8,24 @@ import { ProcessSlots } from './slots.ts';
 import { AppStore } from './store.ts';
 
 export { parseAppName, isAppName, RESERVED_APP_NAMES, type AppName } from './name.ts';
-export { parseConfigKey, parseConfigValue, parseConfigPairs, parseProcessType, parseDomain, type ConfigKey, type ProcessType, type Domain } from './validate.ts';
-export { parseVersion, type Release, type NewRelease, type Processes, type AppJson, type DeployStatus } from './releases.ts';
+export {
+  parseConfigKey,
+  parseConfigValue,
+  parseConfigPairs,
+  parseProcessType,
+  parseDomain,
+  type ConfigKey,
+  type ProcessType,
+  type Domain,
+} from './validate.ts';
+export {
+  parseVersion,
+  type Release,
+  type NewRelease,
+  type Processes,
+  type AppJson,
+  type DeployStatus,
+} from './releases.ts';
 export type { Build } from './builds.ts';
 export type { App, Resources } from './store.ts';
 export type { Unlock } from './locks.ts';
@@ -30,5 +46,13 @@ export interface State {
 export function openState(dataDir: string): State {
   const db = openDb(dataDir);
   const apps = new AppStore(db);
-  return { db, apps, releases: new Releases(db, apps), builds: new Builds(db), locks: new Locks(db), slots: new ProcessSlots(db), close: () => db.close() };
+  return {
+    db,
+    apps,
+    releases: new Releases(db, apps),
+    builds: new Builds(db),
+    locks: new Locks(db),
+    slots: new ProcessSlots(db),
+    close: () => db.close(),
+  };
 }

@@ -20,12 +20,15 @@ export class Locks {
 
   /** Frees locks held by earlier boots of the daemon; returns the apps whose lock was stale. */
   freeStale(): string[] {
-    const rows = this.db.prepare('DELETE FROM locks WHERE boot != ? RETURNING app').all(this.boot) as { app: string }[];
+    const rows = this.db
+      .prepare('DELETE FROM locks WHERE boot != ? RETURNING app')
+      .all(this.boot) as { app: string }[];
     return rows.map((r) => r.app);
   }
 
   holder(app: AppName): { holder: string; acquiredAt: string } | null {
-    const r = this.db.prepare('SELECT holder, acquired_at FROM locks WHERE app = ?').get(app) as { holder: string; acquired_at: string } | undefined;
+    const r = this.db.prepare('SELECT holder, acquired_at FROM locks WHERE app = ?').get(app) as
+      { holder: string; acquired_at: string } | undefined;
     return r === undefined ? null : { holder: r.holder, acquiredAt: r.acquired_at };
   }
 
@@ -34,7 +37,11 @@ export class Locks {
    * busy, with the current holder, so a pusher sees why nothing happens. The returned unlock
    * is idempotent; callers release it in `finally`.
    */
-  async acquire(app: AppName, holder: string, opts: { timeoutMs?: number; onWait?: (holder: string) => void; signal?: AbortSignal } = {}): Promise<Unlock> {
+  async acquire(
+    app: AppName,
+    holder: string,
+    opts: { timeoutMs?: number; onWait?: (holder: string) => void; signal?: AbortSignal } = {},
+  ): Promise<Unlock> {
     const prev = this.tails.get(app) ?? Promise.resolve();
     let release!: () => void;
     const mine = new Promise<void>((r) => (release = r));
@@ -50,24 +57,39 @@ export class Locks {
     let timer: NodeJS.Timeout | undefined;
     const gotIt = await Promise.race([
       prev.then(() => true),
-      new Promise<false>((r) => { timer = setTimeout(() => r(false), timeoutMs); }),
-      new Promise<false>((r) => opts.signal?.addEventListener('abort', () => r(false), { once: true })),
+      new Promise<false>((r) => {
+        timer = setTimeout(() => r(false), timeoutMs);
+      }),
+      new Promise<false>((r) =>
+        opts.signal?.addEventListener('abort', () => r(false), { once: true }),
+      ),
     ]);
     clearTimeout(timer);
     if (!gotIt) {
       // Leave the queue without blocking those behind: pass through once our turn comes.
       void prev.then(() => release());
-      if (this.tails.get(app) === tail) void tail.then(() => { if (this.tails.get(app) === tail) this.tails.delete(app); });
-      throw new Conflict(opts.signal?.aborted === true ? `gave up waiting for the lock of "${app}"` : `app "${app}" is busy${busy ? ' (another deploy is running)' : ''}; try again later`, { app });
+      if (this.tails.get(app) === tail)
+        void tail.then(() => {
+          if (this.tails.get(app) === tail) this.tails.delete(app);
+        });
+      throw new Conflict(
+        opts.signal?.aborted === true
+          ? `gave up waiting for the lock of "${app}"`
+          : `app "${app}" is busy${busy ? ' (another deploy is running)' : ''}; try again later`,
+        { app },
+      );
     }
-    this.db.prepare('INSERT OR REPLACE INTO locks (app, holder, boot, acquired_at) VALUES (?, ?, ?, ?)').run(app, holder, this.boot, new Date().toISOString());
+    this.db
+      .prepare('INSERT OR REPLACE INTO locks (app, holder, boot, acquired_at) VALUES (?, ?, ?, ?)')
+      .run(app, holder, this.boot, new Date().toISOString());
     let done = false;
     return () => {
       if (done) return;
       done = true;
       // Work that ends after the daemon closed its state leaves the row: the next boot frees
       // every lock of an older boot anyway (recovery).
-      if (this.db.isOpen) this.db.prepare('DELETE FROM locks WHERE app = ? AND boot = ?').run(app, this.boot);
+      if (this.db.isOpen)
+        this.db.prepare('DELETE FROM locks WHERE app = ? AND boot = ?').run(app, this.boot);
       if (this.tails.get(app) === tail) this.tails.delete(app);
       release();
     };

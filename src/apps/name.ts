@@ -11,8 +11,22 @@ const LABEL = /^[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** Names that would shadow platform routes, hosts or registry namespaces. */
 export const RESERVED_APP_NAMES: ReadonlySet<string> = new Set([
-  'paas', 'api', 'www', 'admin', 'dashboard', 'registry', 'v2', 'library', 'git', 'localhost',
-  'root', 'system', 'router', 'build', 'default', 'static',
+  'paas',
+  'api',
+  'www',
+  'admin',
+  'dashboard',
+  'registry',
+  'v2',
+  'library',
+  'git',
+  'localhost',
+  'root',
+  'system',
+  'router',
+  'build',
+  'default',
+  'static',
 ]);
 
 export function parseAppName(raw: unknown): AppName {
@@ -20,7 +34,9 @@ export function parseAppName(raw: unknown): AppName {
     throw new InvalidAppName('app name is required', { name: raw ?? null });
   }
   if (raw.length > 63) {
-    throw new InvalidAppName(`app name "${raw.slice(0, 70)}…" is longer than 63 characters`, { name: raw });
+    throw new InvalidAppName(`app name "${raw.slice(0, 70)}…" is longer than 63 characters`, {
+      name: raw,
+    });
   }
   if (!LABEL.test(raw)) {
     throw new InvalidAppName(

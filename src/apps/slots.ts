@@ -28,9 +28,18 @@ export interface SlotHistory {
 
 const NONE: SlotHistory = { restarts: 0, crashes: 0, lastExit: null };
 
-interface Row { container: string; restarts: number; crashes: number; last_exit: string | null }
+interface Row {
+  container: string;
+  restarts: number;
+  crashes: number;
+  last_exit: string | null;
+}
 
-const history = (r: Row): SlotHistory => ({ restarts: r.restarts, crashes: r.crashes, lastExit: r.last_exit });
+const history = (r: Row): SlotHistory => ({
+  restarts: r.restarts,
+  crashes: r.crashes,
+  lastExit: r.last_exit,
+});
 
 export class ProcessSlots {
   readonly db: Db;
@@ -40,7 +49,10 @@ export class ProcessSlots {
 
   /** A slot started fresh in `container`: no history. */
   start(key: SlotKey, container: string): SlotHistory {
-    this.db.prepare('INSERT OR REPLACE INTO process_slots (container, app, type, n, version, restarts, crashes, last_exit) VALUES (?, ?, ?, ?, ?, 0, 0, NULL)')
+    this.db
+      .prepare(
+        'INSERT OR REPLACE INTO process_slots (container, app, type, n, version, restarts, crashes, last_exit) VALUES (?, ?, ?, ?, ?, 0, 0, NULL)',
+      )
       .run(container, key.app, key.type, key.n, key.version);
     return { ...NONE };
   }
@@ -54,23 +66,38 @@ export class ProcessSlots {
    * Only for slots no other live process holds: adoption and converge guarantee that.
    */
   resume(key: SlotKey, container: string): SlotHistory {
-    const own = this.db.prepare('SELECT container, restarts, crashes, last_exit FROM process_slots WHERE container = ?').get(container) as Row | undefined;
+    const own = this.db
+      .prepare(
+        'SELECT container, restarts, crashes, last_exit FROM process_slots WHERE container = ?',
+      )
+      .get(container) as Row | undefined;
     if (own !== undefined) return history(own);
-    const prev = this.db.prepare('SELECT container, restarts, crashes, last_exit FROM process_slots WHERE app = ? AND type = ? AND n = ? AND version = ? ORDER BY rowid DESC LIMIT 1')
+    const prev = this.db
+      .prepare(
+        'SELECT container, restarts, crashes, last_exit FROM process_slots WHERE app = ? AND type = ? AND n = ? AND version = ? ORDER BY rowid DESC LIMIT 1',
+      )
       .get(key.app, key.type, key.n, key.version) as Row | undefined;
     if (prev === undefined) return this.start(key, container);
-    this.db.prepare('UPDATE process_slots SET container = ?, restarts = restarts + 1 WHERE container = ?').run(container, prev.container);
+    this.db
+      .prepare(
+        'UPDATE process_slots SET container = ?, restarts = restarts + 1 WHERE container = ?',
+      )
+      .run(container, prev.container);
     return { ...history(prev), restarts: prev.restarts + 1 };
   }
 
   /** The slot's process crashed: its streak and how it ended. */
   crashed(container: string, crashes: number, lastExit: string): void {
-    this.db.prepare('UPDATE process_slots SET crashes = ?, last_exit = ? WHERE container = ?').run(crashes, lastExit, container);
+    this.db
+      .prepare('UPDATE process_slots SET crashes = ?, last_exit = ? WHERE container = ?')
+      .run(crashes, lastExit, container);
   }
 
   /** The slot runs again, in a new container. */
   restarted(from: string, to: string, restarts: number): void {
-    this.db.prepare('UPDATE process_slots SET container = ?, restarts = ? WHERE container = ?').run(to, restarts, from);
+    this.db
+      .prepare('UPDATE process_slots SET container = ?, restarts = ? WHERE container = ?')
+      .run(to, restarts, from);
   }
 
   /** The slot's process was retired: its history goes with it. */
@@ -81,7 +108,9 @@ export class ProcessSlots {
   /** Drops the rows of every container not in `live` (at daemon start, once every slot is filled). */
   keepOnly(live: ReadonlySet<string>): number {
     return tx(this.db, () => {
-      const rows = this.db.prepare('SELECT container FROM process_slots').all() as { container: string }[];
+      const rows = this.db.prepare('SELECT container FROM process_slots').all() as {
+        container: string;
+      }[];
       const del = this.db.prepare('DELETE FROM process_slots WHERE container = ?');
       const gone = rows.filter((r) => !live.has(r.container));
       for (const r of gone) del.run(r.container);
@@ -91,8 +120,21 @@ export class ProcessSlots {
 
   /** The row of one container, if it has one. */
   get(container: string): (SlotKey & SlotHistory) | null {
-    const r = this.db.prepare('SELECT app, type, n, version, restarts, crashes, last_exit FROM process_slots WHERE container = ?').get(container) as
-      (Omit<Row, 'container'> & { app: string; type: string; n: number; version: number }) | undefined;
-    return r === undefined ? null : { app: r.app as AppName, type: r.type, n: r.n, version: r.version, ...history({ ...r, container }) };
+    const r = this.db
+      .prepare(
+        'SELECT app, type, n, version, restarts, crashes, last_exit FROM process_slots WHERE container = ?',
+      )
+      .get(container) as
+      | (Omit<Row, 'container'> & { app: string; type: string; n: number; version: number })
+      | undefined;
+    return r === undefined
+      ? null
+      : {
+          app: r.app as AppName,
+          type: r.type,
+          n: r.n,
+          version: r.version,
+          ...history({ ...r, container }),
+        };
   }
 }

@@ -3,7 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openState, parseAppName, parseConfigKey, parseConfigPairs, parseDomain, parseVersion, AppStore, type State } from './index.ts';
+import {
+  openState,
+  parseAppName,
+  parseConfigKey,
+  parseConfigPairs,
+  parseDomain,
+  parseVersion,
+  AppStore,
+  type State,
+} from './index.ts';
 import { PaasError } from '../errors/index.ts';
 
 let dir: string;
@@ -18,7 +27,14 @@ afterEach(() => {
 });
 
 const app = parseAppName('shop');
-const rel = (sha: string) => ({ image: `shop:${sha}`, imageDigest: `sha256:${sha}`, processes: { web: ['httpd'] }, gitSha: sha, buildId: null, description: `deploy ${sha}` });
+const rel = (sha: string) => ({
+  image: `shop:${sha}`,
+  imageDigest: `sha256:${sha}`,
+  processes: { web: ['httpd'] },
+  gitSha: sha,
+  buildId: null,
+  description: `deploy ${sha}`,
+});
 
 describe('apps', () => {
   it('creates, lists, refuses duplicates and keeps a tombstone on destroy', () => {
@@ -75,17 +91,27 @@ describe('releases', () => {
   it('records what built each release; releases from before it was recorded read as null', () => {
     s.apps.create(app);
     expect(s.releases.create(app, { ...rel('aaa'), buildpack: 'node' }, {}).buildpack).toBe('node');
-    expect(s.releases.create(app, { ...rel('bbb'), buildpack: 'dockerfile' }, {}).buildpack).toBe('dockerfile');
+    expect(s.releases.create(app, { ...rel('bbb'), buildpack: 'dockerfile' }, {}).buildpack).toBe(
+      'dockerfile',
+    );
     expect(s.releases.create(app, rel('ccc'), {}).buildpack).toBeNull();
     expect(s.releases.list(app).map((r) => r.buildpack)).toEqual([null, 'dockerfile', 'node']);
     // A database from before the buildpack column: the migration adds it, old rows stay null.
     s.close();
     const db = new DatabaseSync(join(dir, 'paas.db'));
-    db.exec("ALTER TABLE releases DROP COLUMN buildpack; DELETE FROM migrations WHERE version = 2;");
+    db.exec(
+      'ALTER TABLE releases DROP COLUMN buildpack; DELETE FROM migrations WHERE version = 2;',
+    );
     db.close();
     s = openState(dir);
-    expect(s.releases.list(app).map((r) => [r.version, r.buildpack])).toEqual([[3, null], [2, null], [1, null]]);
-    expect(s.releases.create(app, { ...rel('ddd'), buildpack: 'static' }, {}).buildpack).toBe('static');
+    expect(s.releases.list(app).map((r) => [r.version, r.buildpack])).toEqual([
+      [3, null],
+      [2, null],
+      [1, null],
+    ]);
+    expect(s.releases.create(app, { ...rel('ddd'), buildpack: 'static' }, {}).buildpack).toBe(
+      'static',
+    );
   });
 
   it('parses versions', () => {
@@ -114,7 +140,10 @@ describe('locks', () => {
     const order: string[] = [];
     const u1 = await s.locks.acquire(app, 'push 1');
     let waitedOn = '';
-    const p2 = s.locks.acquire(app, 'push 2', { onWait: (h) => (waitedOn = h) }).then((u) => { order.push('push 2'); return u; });
+    const p2 = s.locks.acquire(app, 'push 2', { onWait: (h) => (waitedOn = h) }).then((u) => {
+      order.push('push 2');
+      return u;
+    });
     const other = await s.locks.acquire(parseAppName('other'), 'push 3');
     order.push('other');
     await new Promise((r) => setTimeout(r, 20));
@@ -158,18 +187,34 @@ describe('process slots', () => {
     s.close();
     s = openState(dir);
     // The daemon adopts c3, still running: the same history.
-    expect(s.slots.resume(web1, 'c3')).toEqual({ restarts: 2, crashes: 2, lastExit: 'was killed by SIGKILL' });
+    expect(s.slots.resume(web1, 'c3')).toEqual({
+      restarts: 2,
+      crashes: 2,
+      lastExit: 'was killed by SIGKILL',
+    });
     expect(s.slots.get('c2')).toBeNull();
   });
 
   it("carry a gone container's history to the one that refills its slot, as one more restart", () => {
     s.slots.start(web1, 'c1');
     s.slots.crashed('c1', 3, 'exited with code 3');
-    expect(s.slots.resume(web1, 'c2')).toEqual({ restarts: 1, crashes: 3, lastExit: 'exited with code 3' });
+    expect(s.slots.resume(web1, 'c2')).toEqual({
+      restarts: 1,
+      crashes: 3,
+      lastExit: 'exited with code 3',
+    });
     expect(s.slots.get('c2')).toMatchObject({ type: 'web', n: 1, version: 2, restarts: 1 });
     // Another release's slot, or another n, starts with none.
-    expect(s.slots.resume({ ...web1, version: 3 }, 'c3')).toEqual({ restarts: 0, crashes: 0, lastExit: null });
-    expect(s.slots.resume({ ...web1, n: 2 }, 'c4')).toEqual({ restarts: 0, crashes: 0, lastExit: null });
+    expect(s.slots.resume({ ...web1, version: 3 }, 'c3')).toEqual({
+      restarts: 0,
+      crashes: 0,
+      lastExit: null,
+    });
+    expect(s.slots.resume({ ...web1, n: 2 }, 'c4')).toEqual({
+      restarts: 0,
+      crashes: 0,
+      lastExit: null,
+    });
   });
 
   it('start fresh on a deploy or restart while the old process keeps its own row until it is retired', () => {
@@ -192,14 +237,19 @@ describe('process slots', () => {
     s.slots.start({ ...web1, n: 2 }, 'stray');
     expect(s.slots.keepOnly(new Set(['live']))).toBe(1);
     expect(s.slots.get('live')).not.toBeNull();
-    expect(s.slots.resume({ ...web1, n: 2 }, 'next')).toEqual({ restarts: 0, crashes: 0, lastExit: null });
+    expect(s.slots.resume({ ...web1, n: 2 }, 'next')).toEqual({
+      restarts: 0,
+      crashes: 0,
+      lastExit: null,
+    });
   });
 });
 
 describe('validators', () => {
   it('rejects bad config keys, values and domains', () => {
     expect(parseConfigKey('DATABASE_URL')).toBe('DATABASE_URL');
-    for (const bad of ['1ABC', 'A-B', 'A B', '', 'A=B']) expect(() => parseConfigKey(bad)).toThrow(/config key/);
+    for (const bad of ['1ABC', 'A-B', 'A B', '', 'A=B'])
+      expect(() => parseConfigKey(bad)).toThrow(/config key/);
     expect(() => parseConfigPairs({ OK: 'x', 'BAD-KEY': 'y' })).toThrow(/BAD-KEY/);
     expect(() => parseConfigPairs({ K: 'a\0b' })).toThrow(/NUL/);
     expect(parseDomain('WWW.Example.com.')).toBe('www.example.com');

@@ -19,10 +19,21 @@ export interface Resources {
   cpus?: number;
 }
 
-interface AppRow { name: string; created_at: string; destroyed_at: string | null; live_release: number | null; stopped: number }
+interface AppRow {
+  name: string;
+  created_at: string;
+  destroyed_at: string | null;
+  live_release: number | null;
+  stopped: number;
+}
 
 function toApp(r: AppRow): App {
-  return { name: r.name as AppName, createdAt: r.created_at, liveRelease: r.live_release, stopped: r.stopped === 1 };
+  return {
+    name: r.name as AppName,
+    createdAt: r.created_at,
+    liveRelease: r.live_release,
+    stopped: r.stopped === 1,
+  };
 }
 
 export class AppStore {
@@ -39,11 +50,20 @@ export class AppStore {
   create(name: AppName): App {
     return tx(this.db, () => {
       const r = this.row(name);
-      if (r !== undefined && r.destroyed_at === null) throw new AppExists(`app "${name}" already exists`, { app: name });
+      if (r !== undefined && r.destroyed_at === null)
+        throw new AppExists(`app "${name}" already exists`, { app: name });
       const now = new Date().toISOString();
-      if (r === undefined) this.db.prepare('INSERT INTO apps (name, created_at) VALUES (?, ?)').run(name, now);
-      else this.db.prepare('UPDATE apps SET created_at = ?, destroyed_at = NULL, live_release = NULL, stopped = 0 WHERE name = ?').run(now, name);
-      this.db.prepare('INSERT OR REPLACE INTO formation (app, type, quantity) VALUES (?, ?, 1)').run(name, 'web');
+      if (r === undefined)
+        this.db.prepare('INSERT INTO apps (name, created_at) VALUES (?, ?)').run(name, now);
+      else
+        this.db
+          .prepare(
+            'UPDATE apps SET created_at = ?, destroyed_at = NULL, live_release = NULL, stopped = 0 WHERE name = ?',
+          )
+          .run(now, name);
+      this.db
+        .prepare('INSERT OR REPLACE INTO formation (app, type, quantity) VALUES (?, ?, 1)')
+        .run(name, 'web');
       return toApp(this.row(name)!);
     });
   }
@@ -56,14 +76,18 @@ export class AppStore {
     const r = this.row(name);
     if (r === undefined) return { app: this.create(name), created: true };
     if (r.destroyed_at !== null) {
-      throw new AppNotFound(`app "${name}" was destroyed; run "paas apps:create ${name}" to use the name again`, { app: name, destroyed: true });
+      throw new AppNotFound(
+        `app "${name}" was destroyed; run "paas apps:create ${name}" to use the name again`,
+        { app: name, destroyed: true },
+      );
     }
     return { app: toApp(r), created: false };
   }
 
   get(name: AppName): App {
     const r = this.row(name);
-    if (r === undefined || r.destroyed_at !== null) throw new AppNotFound(`app "${name}" does not exist`, { app: name });
+    if (r === undefined || r.destroyed_at !== null)
+      throw new AppNotFound(`app "${name}" does not exist`, { app: name });
     return toApp(r);
   }
 
@@ -73,16 +97,23 @@ export class AppStore {
   }
 
   list(): App[] {
-    return (this.db.prepare('SELECT * FROM apps WHERE destroyed_at IS NULL ORDER BY name').all() as unknown as AppRow[]).map(toApp);
+    return (
+      this.db
+        .prepare('SELECT * FROM apps WHERE destroyed_at IS NULL ORDER BY name')
+        .all() as unknown as AppRow[]
+    ).map(toApp);
   }
 
   /** Drops everything the app owns but its tombstone, in one transaction. */
   destroy(name: AppName): void {
     tx(this.db, () => {
       this.get(name);
-      for (const t of ['config', 'builds', 'releases', 'deploys', 'formation', 'resources']) this.db.prepare(`DELETE FROM ${t} WHERE app = ?`).run(name);
+      for (const t of ['config', 'builds', 'releases', 'deploys', 'formation', 'resources'])
+        this.db.prepare(`DELETE FROM ${t} WHERE app = ?`).run(name);
       this.db.prepare('DELETE FROM domains WHERE app = ?').run(name);
-      this.db.prepare('UPDATE apps SET destroyed_at = ?, live_release = NULL WHERE name = ?').run(new Date().toISOString(), name);
+      this.db
+        .prepare('UPDATE apps SET destroyed_at = ?, live_release = NULL WHERE name = ?')
+        .run(new Date().toISOString(), name);
     });
   }
 
@@ -91,7 +122,9 @@ export class AppStore {
   }
 
   config(name: AppName): Record<string, string> {
-    const rows = this.db.prepare('SELECT key, value FROM config WHERE app = ? ORDER BY key').all(name) as { key: string; value: string }[];
+    const rows = this.db
+      .prepare('SELECT key, value FROM config WHERE app = ? ORDER BY key')
+      .all(name) as { key: string; value: string }[];
     return Object.fromEntries(rows.map((r) => [r.key, r.value]));
   }
 
@@ -102,7 +135,11 @@ export class AppStore {
     for (const [k, v] of Object.entries(vars)) ins.run(name, k, v);
   }
 
-  static applyConfig(current: Readonly<Record<string, string>>, set: ReadonlyMap<ConfigKey, string>, unset: readonly ConfigKey[]): Record<string, string> {
+  static applyConfig(
+    current: Readonly<Record<string, string>>,
+    set: ReadonlyMap<ConfigKey, string>,
+    unset: readonly ConfigKey[],
+  ): Record<string, string> {
     const next = { ...current };
     for (const [k, v] of set) next[k] = v;
     for (const k of unset) delete next[k];
@@ -110,32 +147,51 @@ export class AppStore {
   }
 
   domains(name: AppName): Domain[] {
-    return (this.db.prepare('SELECT domain FROM domains WHERE app = ? ORDER BY domain').all(name) as { domain: string }[]).map((r) => r.domain as Domain);
+    return (
+      this.db.prepare('SELECT domain FROM domains WHERE app = ? ORDER BY domain').all(name) as {
+        domain: string;
+      }[]
+    ).map((r) => r.domain as Domain);
   }
 
   addDomain(name: AppName, domain: Domain): void {
     tx(this.db, () => {
       this.get(name);
-      const owner = this.db.prepare('SELECT app FROM domains WHERE domain = ?').get(domain) as { app: string } | undefined;
-      if (owner !== undefined && owner.app !== name) throw new Conflict(`domain "${domain}" belongs to app "${owner.app}"`, { domain, app: owner.app });
-      this.db.prepare('INSERT OR IGNORE INTO domains (domain, app) VALUES (?, ?)').run(domain, name);
+      const owner = this.db.prepare('SELECT app FROM domains WHERE domain = ?').get(domain) as
+        { app: string } | undefined;
+      if (owner !== undefined && owner.app !== name)
+        throw new Conflict(`domain "${domain}" belongs to app "${owner.app}"`, {
+          domain,
+          app: owner.app,
+        });
+      this.db
+        .prepare('INSERT OR IGNORE INTO domains (domain, app) VALUES (?, ?)')
+        .run(domain, name);
     });
   }
 
   removeDomain(name: AppName, domain: Domain): void {
     this.get(name);
     const r = this.db.prepare('DELETE FROM domains WHERE app = ? AND domain = ?').run(name, domain);
-    if (r.changes === 0) throw new Conflict(`domain "${domain}" is not attached to app "${name}"`, { domain, app: name });
+    if (r.changes === 0)
+      throw new Conflict(`domain "${domain}" is not attached to app "${name}"`, {
+        domain,
+        app: name,
+      });
   }
 
   /** Desired process counts per type (Heroku's formation); the processes issue converges on it. */
   formation(name: AppName): Record<string, number> {
-    const rows = this.db.prepare('SELECT type, quantity FROM formation WHERE app = ?').all(name) as { type: string; quantity: number }[];
+    const rows = this.db
+      .prepare('SELECT type, quantity FROM formation WHERE app = ?')
+      .all(name) as { type: string; quantity: number }[];
     return Object.fromEntries(rows.map((r) => [r.type, r.quantity]));
   }
 
   setFormation(name: AppName, type: ProcessType, quantity: number): void {
-    this.db.prepare('INSERT OR REPLACE INTO formation (app, type, quantity) VALUES (?, ?, ?)').run(name, type, quantity);
+    this.db
+      .prepare('INSERT OR REPLACE INTO formation (app, type, quantity) VALUES (?, ?, ?)')
+      .run(name, type, quantity);
   }
 
   setStopped(name: AppName, stopped: boolean): void {
@@ -144,8 +200,18 @@ export class AppStore {
 
   /** Limits per type as set; '*' holds the app-wide default. */
   resources(name: AppName): Record<string, Resources> {
-    const rows = this.db.prepare('SELECT type, memory_bytes, cpus FROM resources WHERE app = ? ORDER BY type').all(name) as { type: string; memory_bytes: number | null; cpus: number | null }[];
-    return Object.fromEntries(rows.map((r) => [r.type, { ...(r.memory_bytes === null ? {} : { memoryBytes: r.memory_bytes }), ...(r.cpus === null ? {} : { cpus: r.cpus }) }]));
+    const rows = this.db
+      .prepare('SELECT type, memory_bytes, cpus FROM resources WHERE app = ? ORDER BY type')
+      .all(name) as { type: string; memory_bytes: number | null; cpus: number | null }[];
+    return Object.fromEntries(
+      rows.map((r) => [
+        r.type,
+        {
+          ...(r.memory_bytes === null ? {} : { memoryBytes: r.memory_bytes }),
+          ...(r.cpus === null ? {} : { cpus: r.cpus }),
+        },
+      ]),
+    );
   }
 
   /** The limits a process of `type` starts with: its own row over the app-wide one. */
@@ -160,7 +226,10 @@ export class AppStore {
       this.get(name);
       const cur = this.resources(name)[type] ?? {};
       const next = { ...cur, ...res };
-      this.db.prepare('INSERT OR REPLACE INTO resources (app, type, memory_bytes, cpus) VALUES (?, ?, ?, ?)')
+      this.db
+        .prepare(
+          'INSERT OR REPLACE INTO resources (app, type, memory_bytes, cpus) VALUES (?, ?, ?, ?)',
+        )
         .run(name, type, next.memoryBytes ?? null, next.cpus ?? null);
     });
   }

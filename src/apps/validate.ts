@@ -11,7 +11,8 @@ const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_VALUE = 32 * 1024;
 
 export function parseConfigKey(raw: unknown): ConfigKey {
-  if (typeof raw !== 'string' || raw.length === 0) throw new InvalidConfigKey('config key is required', { key: raw ?? null });
+  if (typeof raw !== 'string' || raw.length === 0)
+    throw new InvalidConfigKey('config key is required', { key: raw ?? null });
   if (raw.length > 255 || !ENV_KEY.test(raw)) {
     throw new InvalidConfigKey(
       `config key "${raw.slice(0, 80)}" is invalid: use a letter or '_' first, then letters, digits or '_'`,
@@ -23,15 +24,19 @@ export function parseConfigKey(raw: unknown): ConfigKey {
 
 /** A value becomes an environment string: no NUL byte (it would cut the string), bounded size. */
 export function parseConfigValue(key: ConfigKey, raw: unknown): string {
-  if (typeof raw !== 'string') throw new InvalidArgument(`config value of ${key} must be a string`, { key });
-  if (raw.includes('\0')) throw new InvalidArgument(`config value of ${key} contains a NUL byte`, { key });
-  if (Buffer.byteLength(raw) > MAX_VALUE) throw new InvalidArgument(`config value of ${key} is larger than ${MAX_VALUE} bytes`, { key });
+  if (typeof raw !== 'string')
+    throw new InvalidArgument(`config value of ${key} must be a string`, { key });
+  if (raw.includes('\0'))
+    throw new InvalidArgument(`config value of ${key} contains a NUL byte`, { key });
+  if (Buffer.byteLength(raw) > MAX_VALUE)
+    throw new InvalidArgument(`config value of ${key} is larger than ${MAX_VALUE} bytes`, { key });
   return raw;
 }
 
 /** `K=V` pairs from the command line or an API body, all validated before any is applied. */
 export function parseConfigPairs(raw: unknown): Map<ConfigKey, string> {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new InvalidArgument('config must be an object of KEY: value');
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new InvalidArgument('config must be an object of KEY: value');
   const out = new Map<ConfigKey, string>();
   for (const [k, v] of Object.entries(raw)) {
     const key = parseConfigKey(k);
@@ -46,7 +51,10 @@ const TYPE = /^[a-z][a-z0-9-]{0,29}$/;
 
 export function parseProcessType(raw: unknown): ProcessType {
   if (typeof raw !== 'string' || !TYPE.test(raw)) {
-    throw new InvalidArgument(`process type "${String(raw).slice(0, 40)}" is invalid: lowercase letters, digits and '-', at most 30`, { type: String(raw).slice(0, 40) });
+    throw new InvalidArgument(
+      `process type "${String(raw).slice(0, 40)}" is invalid: lowercase letters, digits and '-', at most 30`,
+      { type: String(raw).slice(0, 40) },
+    );
   }
   return raw as ProcessType;
 }
@@ -57,8 +65,15 @@ const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 export function parseDomain(raw: unknown): Domain {
   if (typeof raw !== 'string') throw new InvalidArgument('domain is required');
   const d = raw.toLowerCase().replace(/\.$/, '');
-  if (d.length === 0 || d.length > 253 || !d.split('.').every((l) => LABEL.test(l)) || !d.includes('.')) {
-    throw new InvalidArgument(`domain "${raw.slice(0, 80)}" is not a valid host name`, { domain: raw.slice(0, 80) });
+  if (
+    d.length === 0 ||
+    d.length > 253 ||
+    !d.split('.').every((l) => LABEL.test(l)) ||
+    !d.includes('.')
+  ) {
+    throw new InvalidArgument(`domain "${raw.slice(0, 80)}" is not a valid host name`, {
+      domain: raw.slice(0, 80),
+    });
   }
   return d as Domain;
 }

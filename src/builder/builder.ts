@@ -73,7 +73,12 @@ async function readDockerfile(opts: BuildOptions, ctx: Context): Promise<string>
 }
 
 /** Stages the target needs (FROM <stage>, COPY --from), in file order. */
-function neededStages(stages: Stage[], target: Stage, fromOf: (s: Stage) => string, globals: Map<string, string>): Stage[] {
+function neededStages(
+  stages: Stage[],
+  target: Stage,
+  fromOf: (s: Stage) => string,
+  globals: Map<string, string>,
+): Stage[] {
   const need = new Set<number>();
   const byRef = (ref: string, before: number): Stage | undefined => {
     const r = ref.toLowerCase();
@@ -106,7 +111,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const consumed = new Set<string>();
   const cache = new BuildCache(opts.dataDir);
   const store = opts.store;
-  const runtime = typeof opts.runtime === 'object' ? opts.runtime : createRuntime(opts.runtime ?? 'native', { dataDir: opts.dataDir });
+  const runtime =
+    typeof opts.runtime === 'object'
+      ? opts.runtime
+      : createRuntime(opts.runtime ?? 'native', { dataDir: opts.dataDir });
   const views: View[] = [];
   const steps: BuildStep[] = [];
 
@@ -115,7 +123,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   for (const a of parsed.globalArgs) {
     for (const p of a.props) {
       consumed.add(p.name);
-      const v = buildArgs.get(p.name) ?? (p.value === null ? undefined : expandWord(p.value, globals, escape, a.line));
+      const v =
+        buildArgs.get(p.name) ??
+        (p.value === null ? undefined : expandWord(p.value, globals, escape, a.line));
       if (v !== undefined) globals.set(p.name, v);
     }
   }
@@ -123,9 +133,14 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const words = expandWords(s.from.args, globals, escape, s.from.line);
     return words[0] ?? '';
   };
-  const target = opts.target === undefined ? parsed.stages.at(-1) : parsed.stages.find((s) => s.name === opts.target?.toLowerCase());
+  const target =
+    opts.target === undefined
+      ? parsed.stages.at(-1)
+      : parsed.stages.find((s) => s.name === opts.target?.toLowerCase());
   if (target === undefined) {
-    throw new InvalidArgument(`build target "${opts.target}" is not a stage of the Dockerfile (stages: ${parsed.stages.map((s) => s.name ?? String(s.index)).join(', ')})`);
+    throw new InvalidArgument(
+      `build target "${opts.target}" is not a stage of the Dockerfile (stages: ${parsed.stages.map((s) => s.name ?? String(s.index)).join(', ')})`,
+    );
   }
   const stages = neededStages(parsed.stages, target, fromOf, globals);
   const total = stages.reduce((n, s) => n + 1 + s.instrs.length, 0);
@@ -159,7 +174,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   };
 
   /** A layer step: cache hit, or build the layer with `make` (which returns its dir or null). */
-  const layerStep = async (st: StageState, key: string, createdBy: string, make: () => Promise<string | null>): Promise<boolean> => {
+  const layerStep = async (
+    st: StageState,
+    key: string,
+    createdBy: string,
+    make: () => Promise<string | null>,
+  ): Promise<boolean> => {
     if (opts.noCache !== true) {
       const hit = await cache.get(key, store);
       if (hit !== null) {
@@ -170,7 +190,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     const dir = await make();
     let layer: ImageLayer | null = null;
-    if (dir !== null && (await fsp.readdir(dir)).length > 0) layer = await store.diffToLayer(dir, { adopt: true });
+    if (dir !== null && (await fsp.readdir(dir)).length > 0)
+      layer = await store.diffToLayer(dir, { adopt: true });
     const entry: CacheEntry = { key, layer, created: new Date().toISOString(), createdBy };
     await cache.put(entry);
     apply(st, entry, createdBy);
@@ -182,30 +203,64 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
    * Where a COPY reads from. A stage or image source is keyed by that stage's key or image
    * digest (which fix its content), so its root is mounted only when the layer is built.
    */
-  const sourceOf = async (st: StageState, from: string | undefined, line: number): Promise<{ inputs: string | null; open: () => Promise<SourceTree> }> => {
+  const sourceOf = async (
+    st: StageState,
+    from: string | undefined,
+    line: number,
+  ): Promise<{ inputs: string | null; open: () => Promise<SourceTree> }> => {
     if (from === undefined) return { inputs: null, open: async () => ctx };
-    const ref = expandWord(from, substitutionVars(st.config, new Map([...globals, ...st.args])), escape, line).toLowerCase();
-    const dep = /^\d+$/.test(ref) ? built.get(Number(ref)) : [...built.values()].find((b) => b.stage.name === ref);
+    const ref = expandWord(
+      from,
+      substitutionVars(st.config, new Map([...globals, ...st.args])),
+      escape,
+      line,
+    ).toLowerCase();
+    const dep = /^\d+$/.test(ref)
+      ? built.get(Number(ref))
+      : [...built.values()].find((b) => b.stage.name === ref);
     if (/^\d+$/.test(ref) && (dep === undefined || dep.stage.index >= st.stage.index)) {
-      throw new InvalidDockerfile(`Dockerfile line ${line}: --from=${ref}: no earlier stage with that index`, { line });
+      throw new InvalidDockerfile(
+        `Dockerfile line ${line}: --from=${ref}: no earlier stage with that index`,
+        { line },
+      );
     }
     if (dep !== undefined && dep.stage.index < st.stage.index) {
-      return { inputs: `stage:${dep.key}`, open: async () => rootTree((await view(dep.layers)).root, `stage "${dep.stage.name ?? dep.stage.index}"`) };
+      return {
+        inputs: `stage:${dep.key}`,
+        open: async () =>
+          rootTree((await view(dep.layers)).root, `stage "${dep.stage.name ?? dep.stage.index}"`),
+      };
     }
     const image = await store.resolveImage(ref);
-    return { inputs: `image:${image.digest}`, open: async () => rootTree((await view(image.layers)).root, `image ${image.ref}`) };
+    return {
+      inputs: `image:${image.digest}`,
+      open: async () => rootTree((await view(image.layers)).root, `image ${image.ref}`),
+    };
   };
 
   const copy = async (st: StageState, i: Instr): Promise<boolean> => {
     const vars = substitutionVars(st.config, st.args);
-    const words = i.json !== null ? i.json.map((w) => expandWord(w, vars, escape, i.line)) : expandWords(i.args, vars, escape, i.line);
-    if (words.length < 2) throw new InvalidDockerfile(`Dockerfile line ${i.line}: ${i.keyword} needs at least one source and a destination`, { line: i.line });
+    const words =
+      i.json !== null
+        ? i.json.map((w) => expandWord(w, vars, escape, i.line))
+        : expandWords(i.args, vars, escape, i.line);
+    if (words.length < 2)
+      throw new InvalidDockerfile(
+        `Dockerfile line ${i.line}: ${i.keyword} needs at least one source and a destination`,
+        { line: i.line },
+      );
     const srcs = words.slice(0, -1);
     const rawDest = words.at(-1) as string;
     const workdir = st.config.WorkingDir || '/';
-    const dest = rawDest.startsWith('/') ? rawDest : path.posix.join(workdir, rawDest) + (rawDest.endsWith('/') || rawDest === '.' ? '/' : '');
-    const chown = i.flags.has('chown') ? expandWord(i.flags.get('chown') as string, vars, escape, i.line) : null;
-    const chmodRaw = i.flags.has('chmod') ? expandWord(i.flags.get('chmod') as string, vars, escape, i.line) : null;
+    const dest = rawDest.startsWith('/')
+      ? rawDest
+      : path.posix.join(workdir, rawDest) + (rawDest.endsWith('/') || rawDest === '.' ? '/' : '');
+    const chown = i.flags.has('chown')
+      ? expandWord(i.flags.get('chown') as string, vars, escape, i.line)
+      : null;
+    const chmodRaw = i.flags.has('chmod')
+      ? expandWord(i.flags.get('chmod') as string, vars, escape, i.line)
+      : null;
     const chmod = chmodRaw === null ? null : parseChmod(chmodRaw, i.line);
     const source = await sourceOf(st, i.flags.get('from'), i.line);
     // Context sources are resolved and hashed up front: their content is the key.
@@ -218,7 +273,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       const sources = early ?? (await collectSources(tree, srcs, i.line));
       const layer = await tmp('copy');
       const image = new LayerStack(await layerDirs(st.layers));
-      await writeCopyLayer({ tree, sources, dest, chown, chmod, add: i.keyword === 'ADD', line: i.line }, layer, image);
+      await writeCopyLayer(
+        { tree, sources, dest, chown, chmod, add: i.keyword === 'ADD', line: i.line },
+        layer,
+        image,
+      );
       return layer;
     });
   };
@@ -226,25 +285,52 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const runInstr = async (st: StageState, i: Instr, stepN: number): Promise<boolean> => {
     const command = commandOf(i, st.config);
     const env = Object.fromEntries([...st.args, ...envMap(st.config)]);
-    const key = stepKey({ parent: st.key, instruction: `RUN ${JSON.stringify(command)}`, args: st.args });
+    const key = stepKey({
+      parent: st.key,
+      instruction: `RUN ${JSON.stringify(command)}`,
+      args: st.args,
+    });
     return layerStep(st, key, `RUN ${JSON.stringify(command)}`, async () => {
       const dir = await tmp('run');
       const upper = path.join(dir, 'upper');
       const lowers = await layerDirs(st.layers);
       const res = await runStep({
-        runtime, lowers, image: new LayerStack(lowers), upper, work: path.join(dir, 'work'), empty,
-        command, env, cwd: st.config.WorkingDir || '/', user: st.config.User || '0',
-        memoryBytes: opts.memoryBytes ?? DEFAULT_BUILD_MEMORY, onLine: out,
+        runtime,
+        lowers,
+        image: new LayerStack(lowers),
+        upper,
+        work: path.join(dir, 'work'),
+        empty,
+        command,
+        env,
+        cwd: st.config.WorkingDir || '/',
+        user: st.config.User || '0',
+        memoryBytes: opts.memoryBytes ?? DEFAULT_BUILD_MEMORY,
+        onLine: out,
       }).catch((err: unknown) => {
         // The container could not start (bad USER, missing shell…): still this step's failure.
         const why = err instanceof Error ? err.message : String(err);
-        throw new BuildFailed(`step ${stepN}/${total} (${i.text}) failed: ${why}`, { step: stepN, instruction: i.text, exitCode: null, line: i.line }, { cause: err });
+        throw new BuildFailed(
+          `step ${stepN}/${total} (${i.text}) failed: ${why}`,
+          { step: stepN, instruction: i.text, exitCode: null, line: i.line },
+          { cause: err },
+        );
       });
       if (res.exitCode !== 0 || res.signal !== null) {
-        const how = res.signal !== null ? `was killed by ${res.signal}` : `returned a non-zero code: ${res.exitCode}`;
-        throw new BuildFailed(`step ${stepN}/${total} (${i.text}) failed: the command ${JSON.stringify(command)} ${how}`, {
-          step: stepN, instruction: i.text, exitCode: res.exitCode, signal: res.signal, line: i.line,
-        });
+        const how =
+          res.signal !== null
+            ? `was killed by ${res.signal}`
+            : `returned a non-zero code: ${res.exitCode}`;
+        throw new BuildFailed(
+          `step ${stepN}/${total} (${i.text}) failed: the command ${JSON.stringify(command)} ${how}`,
+          {
+            step: stepN,
+            instruction: i.text,
+            exitCode: res.exitCode,
+            signal: res.signal,
+            line: i.line,
+          },
+        );
       }
       return upper;
     });
@@ -253,14 +339,19 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const workdir = async (st: StageState, i: Instr): Promise<boolean> => {
     const vars = substitutionVars(st.config, st.args);
     const dir = expandWord(i.args, vars, escape, i.line).trim();
-    if (dir === '') throw new InvalidDockerfile(`Dockerfile line ${i.line}: WORKDIR needs a path`, { line: i.line });
+    if (dir === '')
+      throw new InvalidDockerfile(`Dockerfile line ${i.line}: WORKDIR needs a path`, {
+        line: i.line,
+      });
     const abs = path.posix.resolve(st.config.WorkingDir || '/', dir);
     st.config.WorkingDir = abs;
     const key = stepKey({ parent: st.key, instruction: `WORKDIR ${abs}`, args: st.args });
     // The directory is created (root-owned, 0755) when the image lacks it, as Docker does.
     return layerStep(st, key, `WORKDIR ${abs}`, async () => {
       const layer = await tmp('workdir');
-      return (await writeDirLayer(abs, layer, new LayerStack(await layerDirs(st.layers)))) ? layer : null;
+      return (await writeDirLayer(abs, layer, new LayerStack(await layerDirs(st.layers))))
+        ? layer
+        : null;
     });
   };
 
@@ -269,7 +360,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     for (const p of i.props) {
       consumed.add(p.name);
       const vars = substitutionVars(st.config, st.args);
-      const v = buildArgs.get(p.name) ?? (p.value === null ? globals.get(p.name) : expandWord(p.value, vars, escape, i.line));
+      const v =
+        buildArgs.get(p.name) ??
+        (p.value === null ? globals.get(p.name) : expandWord(p.value, vars, escape, i.line));
       if (v !== undefined) st.args.set(p.name, v);
       parts.push(v === undefined ? p.name : `${p.name}=${v}`);
     }
@@ -278,20 +371,51 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 
   const from = async (s: Stage): Promise<StageState> => {
     const ref = fromOf(s);
-    if (ref === '') throw new InvalidDockerfile(`Dockerfile line ${s.from.line}: FROM needs an image`, { line: s.from.line });
-    const parent = [...built.values()].find((b) => b.stage.name === ref.toLowerCase() && b.stage.index < s.index);
+    if (ref === '')
+      throw new InvalidDockerfile(`Dockerfile line ${s.from.line}: FROM needs an image`, {
+        line: s.from.line,
+      });
+    const parent = [...built.values()].find(
+      (b) => b.stage.name === ref.toLowerCase() && b.stage.index < s.index,
+    );
     if (parent !== undefined) {
       return {
-        ...structuredClone({ ...parent, stage: null }), stage: s, args: new Map(), cmdSet: false, rebuilt: parent.rebuilt, key: rootKey(`stage ${parent.key}`),
+        ...structuredClone({ ...parent, stage: null }),
+        stage: s,
+        args: new Map(),
+        cmdSet: false,
+        rebuilt: parent.rebuilt,
+        key: rootKey(`stage ${parent.key}`),
       } as StageState;
     }
     if (ref === 'scratch') {
-      return { stage: s, base: null, layers: [], newLayers: [], history: [], config: {}, cmdSet: false, key: rootKey('scratch'), args: new Map(), created: new Date(0).toISOString(), rebuilt: false };
+      return {
+        stage: s,
+        base: null,
+        layers: [],
+        newLayers: [],
+        history: [],
+        config: {},
+        cmdSet: false,
+        key: rootKey('scratch'),
+        args: new Map(),
+        created: new Date(0).toISOString(),
+        rebuilt: false,
+      };
     }
     const base = await store.resolveImage(ref);
     return {
-      stage: s, base, layers: [...base.layers], newLayers: [], history: [], config: structuredClone(base.config), cmdSet: false,
-      key: rootKey(base.digest), args: new Map(), created: base.configFile.created ?? new Date(0).toISOString(), rebuilt: false,
+      stage: s,
+      base,
+      layers: [...base.layers],
+      newLayers: [],
+      history: [],
+      config: structuredClone(base.config),
+      cmdSet: false,
+      key: rootKey(base.digest),
+      args: new Map(),
+      created: base.configFile.created ?? new Date(0).toISOString(),
+      rebuilt: false,
     };
   };
 
@@ -301,8 +425,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       const t0 = performance.now();
       out(`Step ${++n}/${total} : ${s.from.text}`);
       const st = await from(s);
-      const parentStage = [...built.values()].find((b) => b.stage.name === fromOf(s).toLowerCase() && b.stage.index < s.index);
-      out(` ---> ${parentStage ? `stage ${parentStage.stage.name}` : st.base ? st.base.digest.slice(7, 19) : 'scratch'}`);
+      const parentStage = [...built.values()].find(
+        (b) => b.stage.name === fromOf(s).toLowerCase() && b.stage.index < s.index,
+      );
+      out(
+        ` ---> ${parentStage ? `stage ${parentStage.stage.name}` : st.base ? st.base.digest.slice(7, 19) : 'scratch'}`,
+      );
       steps.push({ n, instruction: s.from.text, cached: true, ms: performance.now() - t0 });
       for (const i of s.instrs) {
         const stepN = ++n;
@@ -322,7 +450,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
               cached = await workdir(st, i);
               break;
             default: {
-              const text = i.keyword === 'ARG' ? arg(st, i) : applyMeta(st, i, substitutionVars(st.config, st.args), escape);
+              const text =
+                i.keyword === 'ARG'
+                  ? arg(st, i)
+                  : applyMeta(st, i, substitutionVars(st.config, st.args), escape);
               st.key = stepKey({ parent: st.key, instruction: text, args: st.args });
               st.history.push({ created: st.created, created_by: text, empty_layer: true });
               cached = opts.noCache !== true && !st.rebuilt;
@@ -339,11 +470,17 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       last = st;
     }
     const unused = [...buildArgs.keys()].filter((k) => !consumed.has(k));
-    if (unused.length > 0) out(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed`);
+    if (unused.length > 0)
+      out(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed`);
     const final = last as StageState;
     const image = await store.commitImage({
-      repo: opts.tag.repo, tag: opts.tag.tag, base: final.base, newLayers: final.newLayers, config: final.config,
-      history: final.history, created: final.created,
+      repo: opts.tag.repo,
+      tag: opts.tag.tag,
+      base: final.base,
+      newLayers: final.newLayers,
+      config: final.config,
+      history: final.history,
+      created: final.created,
     });
     out(`Successfully built ${image.digest}`);
     out(`Successfully tagged ${opts.tag.repo}:${opts.tag.tag}`);

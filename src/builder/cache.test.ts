@@ -18,16 +18,34 @@ afterAll(async () => {
   await h?.cleanup();
 });
 
-const INSTALL = 'RUN mkdir -p /deps && cp package.json /deps/installed.json && cat /proc/sys/kernel/random/uuid > /deps/stamp';
-const LAYER_STEPS = ['WORKDIR /app', 'COPY package*.json ./', INSTALL, 'COPY . .', 'RUN cp server.js /app/built.js'];
+const INSTALL =
+  'RUN mkdir -p /deps && cp package.json /deps/installed.json && cat /proc/sys/kernel/random/uuid > /deps/stamp';
+const LAYER_STEPS = [
+  'WORKDIR /app',
+  'COPY package*.json ./',
+  INSTALL,
+  'COPY . .',
+  'RUN cp server.js /app/built.js',
+];
 
-async function again(opts: { noCache?: boolean } = {}): Promise<{ r: BuildResult; cached: Record<string, boolean>; lines: string[] }> {
+async function again(
+  opts: { noCache?: boolean } = {},
+): Promise<{ r: BuildResult; cached: Record<string, boolean>; lines: string[] }> {
   const lines: string[] = [];
   const r = await build({
-    contextDir: dir, tag: { repo: 'test/cache', tag: 'latest' }, runtime: h.runtime, store: h.store, dataDir: h.dataDir,
-    onLine: (l) => lines.push(l), ...opts,
+    contextDir: dir,
+    tag: { repo: 'test/cache', tag: 'latest' },
+    runtime: h.runtime,
+    store: h.store,
+    dataDir: h.dataDir,
+    onLine: (l) => lines.push(l),
+    ...opts,
   });
-  const cached = Object.fromEntries(r.steps.filter((s) => LAYER_STEPS.includes(s.instruction)).map((s) => [s.instruction, s.cached]));
+  const cached = Object.fromEntries(
+    r.steps
+      .filter((s) => LAYER_STEPS.includes(s.instruction))
+      .map((s) => [s.instruction, s.cached]),
+  );
   expect(Object.keys(cached)).toEqual(LAYER_STEPS);
   return { r, cached, lines };
 }
@@ -59,7 +77,8 @@ describe('build cache', () => {
 
   it('stays cached when only mtimes change', async () => {
     const future = new Date(Date.now() + 3600_000);
-    for (const f of ['server.js', 'package.json', 'package-lock.json']) utimesSync(path.join(dir, f), future, future);
+    for (const f of ['server.js', 'package.json', 'package-lock.json'])
+      utimesSync(path.join(dir, f), future, future);
     const { cached } = await again();
     expect(Object.values(cached).every((c) => c === true)).toBe(true);
   });
@@ -67,15 +86,30 @@ describe('build cache', () => {
   it('a code-only change reuses the dependency install and rebuilds only what follows the code COPY', async () => {
     writeFileSync(path.join(dir, 'server.js'), 'console.log("v2")\n');
     const { r, cached } = await again();
-    expect(cached).toEqual({ 'WORKDIR /app': true, 'COPY package*.json ./': true, [INSTALL]: true, 'COPY . .': false, 'RUN cp server.js /app/built.js': false });
+    expect(cached).toEqual({
+      'WORKDIR /app': true,
+      'COPY package*.json ./': true,
+      [INSTALL]: true,
+      'COPY . .': false,
+      'RUN cp server.js /app/built.js': false,
+    });
     expect(await out(r.image, 'cat /deps/stamp')).toBe(stamp);
     expect(await out(r.image, 'cat /app/built.js')).toBe('console.log("v2")\n');
   });
 
   it('a package.json change reruns the install', async () => {
-    writeFileSync(path.join(dir, 'package.json'), '{"name":"app","version":"1.0.1","dependencies":{"left-pad":"1.3.0"}}\n');
+    writeFileSync(
+      path.join(dir, 'package.json'),
+      '{"name":"app","version":"1.0.1","dependencies":{"left-pad":"1.3.0"}}\n',
+    );
     const { r, cached } = await again();
-    expect(cached).toEqual({ 'WORKDIR /app': true, 'COPY package*.json ./': false, [INSTALL]: false, 'COPY . .': false, 'RUN cp server.js /app/built.js': false });
+    expect(cached).toEqual({
+      'WORKDIR /app': true,
+      'COPY package*.json ./': false,
+      [INSTALL]: false,
+      'COPY . .': false,
+      'RUN cp server.js /app/built.js': false,
+    });
     expect(await out(r.image, 'cat /deps/installed.json')).toContain('"version":"1.0.1"');
     expect(await out(r.image, 'cat /deps/stamp')).not.toBe(stamp);
   });
@@ -86,11 +120,18 @@ describe('build cache', () => {
   });
 
   it('a different build arg in scope misses the cache', async () => {
-    const dockerfile = 'FROM library/busybox:latest\nARG FLAVOUR=plain\nRUN echo $FLAVOUR > /flavour\n';
-    const run = async (flavour: string) => build({
-      contextDir: dir, dockerfile, buildArgs: { FLAVOUR: flavour }, tag: { repo: 'test/args', tag: 'latest' },
-      runtime: h.runtime, store: h.store, dataDir: h.dataDir,
-    });
+    const dockerfile =
+      'FROM library/busybox:latest\nARG FLAVOUR=plain\nRUN echo $FLAVOUR > /flavour\n';
+    const run = async (flavour: string) =>
+      build({
+        contextDir: dir,
+        dockerfile,
+        buildArgs: { FLAVOUR: flavour },
+        tag: { repo: 'test/args', tag: 'latest' },
+        runtime: h.runtime,
+        store: h.store,
+        dataDir: h.dataDir,
+      });
     expect((await run('a')).steps.at(-1)?.cached).toBe(false);
     expect((await run('a')).steps.at(-1)?.cached).toBe(true);
     const b = await run('b');

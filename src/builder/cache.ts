@@ -28,7 +28,9 @@ export type KeyParts = {
 
 export function stepKey(p: KeyParts): string {
   const args = [...p.args].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return createHash('sha256').update(JSON.stringify(['paas-build-v1', p.parent, p.instruction, args, p.inputs ?? null])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify(['paas-build-v1', p.parent, p.instruction, args, p.inputs ?? null]))
+    .digest('hex');
 }
 
 export function rootKey(from: string): string {
@@ -65,7 +67,10 @@ export class BuildCache {
     const file = this.file(entry.key);
     await fsp.mkdir(path.dirname(file), { recursive: true });
     await fsp.mkdir(this.tmpDir, { recursive: true });
-    const tmp = path.join(this.tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}-cache.json`);
+    const tmp = path.join(
+      this.tmpDir,
+      `${process.pid}-${randomBytes(6).toString('hex')}-cache.json`,
+    );
     await fsp.writeFile(tmp, JSON.stringify(entry));
     await fsp.rename(tmp, file);
   }
@@ -76,7 +81,9 @@ export class BuildCache {
     for (const sub of await fsp.readdir(this.dir).catch(() => [] as string[])) {
       for (const name of await fsp.readdir(path.join(this.dir, sub)).catch(() => [] as string[])) {
         try {
-          const e = JSON.parse(await fsp.readFile(path.join(this.dir, sub, name), 'utf8')) as CacheEntry;
+          const e = JSON.parse(
+            await fsp.readFile(path.join(this.dir, sub, name), 'utf8'),
+          ) as CacheEntry;
           if (e.layer) out.push(e.layer.digest);
         } catch {
           // A torn or foreign file is not an entry.

@@ -41,13 +41,22 @@ export function commandOf(instr: Instr, config: ContainerConfig): string[] {
 
 /** Go duration (`30s`, `1m30s`, `500ms`) → nanoseconds, as Docker stores Healthcheck times. */
 export function parseDuration(raw: string, line: number, flag: string): number {
-  const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+  const units: Record<string, number> = {
+    ns: 1,
+    us: 1e3,
+    µs: 1e3,
+    ms: 1e6,
+    s: 1e9,
+    m: 60e9,
+    h: 3600e9,
+  };
   let rest = raw.trim();
   let total = 0;
   if (rest === '' || rest === '0') return 0;
   while (rest.length > 0) {
     const m = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/.exec(rest);
-    if (m === null) fail(line, `HEALTHCHECK --${flag}=${raw} is not a duration (examples: 30s, 1m30s, 500ms)`);
+    if (m === null)
+      fail(line, `HEALTHCHECK --${flag}=${raw} is not a duration (examples: 30s, 1m30s, 500ms)`);
     total += Number(m[1]) * (units[m[2] as string] as number);
     rest = rest.slice(m[0].length);
   }
@@ -58,20 +67,24 @@ function healthcheck(instr: Instr, vars: Vars, escape: string): Healthcheck {
   const { line } = instr;
   const first = instr.args.split(/\s+/)[0]?.toUpperCase();
   if (first === 'NONE') {
-    if (instr.args.trim().split(/\s+/).length > 1 || instr.flags.size > 0) fail(line, 'HEALTHCHECK NONE takes no arguments');
+    if (instr.args.trim().split(/\s+/).length > 1 || instr.flags.size > 0)
+      fail(line, 'HEALTHCHECK NONE takes no arguments');
     return { Test: ['NONE'] };
   }
-  if (first !== 'CMD') fail(line, 'HEALTHCHECK must be "HEALTHCHECK [options] CMD command" or "HEALTHCHECK NONE"');
+  if (first !== 'CMD')
+    fail(line, 'HEALTHCHECK must be "HEALTHCHECK [options] CMD command" or "HEALTHCHECK NONE"');
   const rest = instr.args.trim().slice(3).trim();
   if (rest === '') fail(line, 'HEALTHCHECK CMD needs a command');
-  const json = rest.startsWith('[') ? (() => {
-    try {
-      const v: unknown = JSON.parse(rest);
-      return Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : null;
-    } catch {
-      return null;
-    }
-  })() : null;
+  const json = rest.startsWith('[')
+    ? (() => {
+        try {
+          const v: unknown = JSON.parse(rest);
+          return Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : null;
+        } catch {
+          return null;
+        }
+      })()
+    : null;
   const hc: Healthcheck = { Test: json !== null ? ['CMD', ...json] : ['CMD-SHELL', rest] };
   for (const [flag, rawValue] of instr.flags) {
     const value = expandWord(rawValue, vars, escape, line);
@@ -91,7 +104,8 @@ function healthcheck(instr: Instr, vars: Vars, escape: string): Healthcheck {
 
 function exposed(word: string, line: number): string[] {
   const m = /^(\d+)(?:-(\d+))?(?:\/(tcp|udp|sctp))?$/i.exec(word);
-  if (m === null) fail(line, `EXPOSE ${word}: use port[/tcp|udp|sctp] or a range such as 8000-8010/tcp`);
+  if (m === null)
+    fail(line, `EXPOSE ${word}: use port[/tcp|udp|sctp] or a range such as 8000-8010/tcp`);
   const from = Number(m[1]);
   const to = m[2] === undefined ? from : Number(m[2]);
   const proto = (m[3] ?? 'tcp').toLowerCase();
@@ -146,15 +160,19 @@ export function applyMeta(st: MetaState, instr: Instr, vars: Vars, escape: strin
       return `EXPOSE ${ports.join(' ')}`;
     }
     case 'VOLUME': {
-      const paths = (instr.json ?? expandWords(instr.args, vars, escape, line)).map((p) => (instr.json ? word(p) : p));
-      if (paths.length === 0 || paths.some((p) => p.trim() === '')) fail(line, 'VOLUME needs at least one path');
+      const paths = (instr.json ?? expandWords(instr.args, vars, escape, line)).map((p) =>
+        instr.json ? word(p) : p,
+      );
+      if (paths.length === 0 || paths.some((p) => p.trim() === ''))
+        fail(line, 'VOLUME needs at least one path');
       c.Volumes = { ...(c.Volumes ?? {}) };
       for (const p of paths) c.Volumes[p] = {};
       return `VOLUME ${JSON.stringify(paths)}`;
     }
     case 'STOPSIGNAL': {
       const sig = word(instr.args).trim();
-      if (!/^(SIG)?[A-Z0-9+-]+$/.test(sig)) fail(line, `STOPSIGNAL ${sig}: use a signal name such as SIGTERM or a number`);
+      if (!/^(SIG)?[A-Z0-9+-]+$/.test(sig))
+        fail(line, `STOPSIGNAL ${sig}: use a signal name such as SIGTERM or a number`);
       c.StopSignal = sig;
       return `STOPSIGNAL ${sig}`;
     }
@@ -169,7 +187,8 @@ export function applyMeta(st: MetaState, instr: Instr, vars: Vars, escape: strin
       return `ENTRYPOINT ${JSON.stringify(c.Entrypoint)}`;
     }
     case 'SHELL': {
-      if (instr.json === null || instr.json.length === 0) fail(line, 'SHELL must be written as a JSON array, e.g. SHELL ["/bin/bash", "-c"]');
+      if (instr.json === null || instr.json.length === 0)
+        fail(line, 'SHELL must be written as a JSON array, e.g. SHELL ["/bin/bash", "-c"]');
       c.Shell = instr.json;
       return `SHELL ${JSON.stringify(c.Shell)}`;
     }

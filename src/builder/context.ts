@@ -36,12 +36,19 @@ function humanBytes(n: number): string {
  * Opens `dir` as a build context: reads .dockerignore and totals the included files'
  * sizes. Throws PayloadTooLarge past `maxBytes`.
  */
-export async function openContext(dir: string, maxBytes = DEFAULT_MAX_CONTEXT_BYTES): Promise<Context> {
+export async function openContext(
+  dir: string,
+  maxBytes = DEFAULT_MAX_CONTEXT_BYTES,
+): Promise<Context> {
   const root = path.resolve(dir);
   const st = await fsp.stat(root).catch(() => null);
-  if (st === null || !st.isDirectory()) throw new InvalidArgument(`build context ${root} is not a directory`, { contextDir: root });
+  if (st === null || !st.isDirectory())
+    throw new InvalidArgument(`build context ${root} is not a directory`, { contextDir: root });
   const text = await fsp.readFile(path.join(root, '.dockerignore'), 'utf8').catch(() => '');
-  const patterns = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const patterns = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   const ig = ignore().add(patterns);
   const hasExceptions = patterns.some((p) => p.startsWith('!'));
   const included = (rel: string): boolean => rel === '' || !ig.ignores(rel);
@@ -49,7 +56,9 @@ export async function openContext(dir: string, maxBytes = DEFAULT_MAX_CONTEXT_BY
   let bytes = 0;
   let files = 0;
   const walk = async (rel: string): Promise<void> => {
-    const entries = await fsp.readdir(rel === '' ? root : path.join(root, rel), { withFileTypes: true });
+    const entries = await fsp.readdir(rel === '' ? root : path.join(root, rel), {
+      withFileTypes: true,
+    });
     for (const e of entries) {
       const r = rel === '' ? e.name : `${rel}/${e.name}`;
       const inc = included(r);
@@ -70,7 +79,15 @@ export async function openContext(dir: string, maxBytes = DEFAULT_MAX_CONTEXT_BY
     }
   };
   await walk('');
-  return { root, label: 'build context', included, symlinks: 'refuse-escape', descendExcluded: hasExceptions, bytes, files };
+  return {
+    root,
+    label: 'build context',
+    included,
+    symlinks: 'refuse-escape',
+    descendExcluded: hasExceptions,
+    bytes,
+    files,
+  };
 }
 
 /** A stage's or image's root filesystem as a COPY --from source. */

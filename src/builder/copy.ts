@@ -70,17 +70,24 @@ function lookupId(file: string, name: string): number | null {
 /** `--chown=user[:group]` by name (from the image's /etc/passwd and /etc/group) or number. */
 export async function resolveOwner(spec: string, view: Lookup, line: number): Promise<Owner> {
   const [u = '', g] = spec.split(':');
-  const read = async (rel: string): Promise<string> => (await view.readFile((await resolveDest(view, rel)).join('/'))) ?? '';
+  const read = async (rel: string): Promise<string> =>
+    (await view.readFile((await resolveDest(view, rel)).join('/'))) ?? '';
   const uid = /^\d+$/.test(u) ? Number(u) : lookupId(await read('/etc/passwd'), u);
   if (uid === null) fail(line, `--chown: no user "${u}" in the image's /etc/passwd`);
   // Docker: a user without a group gets the same number as gid.
-  const gid = g === undefined || g === '' ? uid : /^\d+$/.test(g) ? Number(g) : lookupId(await read('/etc/group'), g);
+  const gid =
+    g === undefined || g === ''
+      ? uid
+      : /^\d+$/.test(g)
+        ? Number(g)
+        : lookupId(await read('/etc/group'), g);
   if (gid === null) fail(line, `--chown: no group "${g}" in the image's /etc/group`);
   return { uid, gid };
 }
 
 export function parseChmod(raw: string, line: number): number {
-  if (!/^[0-7]{3,4}$/.test(raw)) fail(line, `--chmod=${raw}: use octal permissions such as 755 or 0644`);
+  if (!/^[0-7]{3,4}$/.test(raw))
+    fail(line, `--chmod=${raw}: use octal permissions such as 755 or 0644`);
   return parseInt(raw, 8);
 }
 
@@ -142,7 +149,8 @@ class LayerWriter {
     await this.parents(parts);
     const abs = path.join(this.layer, ...parts);
     const had = await fsp.lstat(abs).catch(() => null);
-    if (had !== null && !(had.isDirectory() && e.kind === 'dir')) await fsp.rm(abs, { recursive: true });
+    if (had !== null && !(had.isDirectory() && e.kind === 'dir'))
+      await fsp.rm(abs, { recursive: true });
     const { uid, gid } = this.owner;
     switch (e.kind) {
       case 'file':
@@ -180,26 +188,40 @@ class LayerWriter {
 /** Writes the plan's files into `layer` (an empty directory); `view` is the stage's filesystem. */
 export async function writeCopyLayer(plan: CopyPlan, layer: string, view: Lookup): Promise<void> {
   const { line } = plan;
-  const owner = plan.chown === null ? { uid: 0, gid: 0 } : await resolveOwner(plan.chown, view, line);
+  const owner =
+    plan.chown === null ? { uid: 0, gid: 0 } : await resolveOwner(plan.chown, view, line);
   const w = new LayerWriter(layer, view, owner);
   const many = plan.sources.length > 1;
   const destParts = await resolveDest(view, plan.dest);
-  const destIsDir = plan.dest.endsWith('/') || plan.dest.endsWith('/.') || (await view.lstat(destParts.join('/')))?.isDirectory() === true;
-  if (many && !destIsDir) fail(line, `with more than one source file the destination must be a directory and end with a / (got "${plan.dest}")`);
+  const destIsDir =
+    plan.dest.endsWith('/') ||
+    plan.dest.endsWith('/.') ||
+    (await view.lstat(destParts.join('/')))?.isDirectory() === true;
+  if (many && !destIsDir)
+    fail(
+      line,
+      `with more than one source file the destination must be a directory and end with a / (got "${plan.dest}")`,
+    );
   for (const s of plan.sources) {
     const src = path.join(plan.tree.root, s.top.rel);
     if (s.top.kind === 'dir') {
       await w.parents(destParts, destParts.length);
-      for (const c of s.children) await w.put([...destParts, ...c.rel.split('/')], c, path.join(src, c.rel), plan.chmod);
+      for (const c of s.children)
+        await w.put([...destParts, ...c.rel.split('/')], c, path.join(src, c.rel), plan.chmod);
       continue;
     }
     if (plan.add && s.top.kind === 'file') {
       const kind = await archiveKind(src);
-      if (kind === 'bzip2' || kind === 'xz' || kind === 'zstd') fail(line, `ADD ${s.spec}: ${kind} archives are not supported (use tar or tar.gz)`);
+      if (kind === 'bzip2' || kind === 'xz' || kind === 'zstd')
+        fail(line, `ADD ${s.spec}: ${kind} archives are not supported (use tar or tar.gz)`);
       if (kind !== null) {
         await w.extract(destParts, src, plan.chown === null).catch((err: unknown) => {
           const why = err instanceof Error ? err.message : String(err);
-          throw new BuildFailed(`Dockerfile line ${line}: ADD ${s.spec}: archive refused: ${why}`, { line, source: s.spec }, { cause: err });
+          throw new BuildFailed(
+            `Dockerfile line ${line}: ADD ${s.spec}: archive refused: ${why}`,
+            { line, source: s.spec },
+            { cause: err },
+          );
         });
         continue;
       }

@@ -4,7 +4,12 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import * as tar from 'tar';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BuildFailed, InvalidDockerfile, PayloadTooLarge, type PaasError } from '../errors/index.ts';
+import {
+  BuildFailed,
+  InvalidDockerfile,
+  PayloadTooLarge,
+  type PaasError,
+} from '../errors/index.ts';
 import { build, type BuildOptions } from './index.ts';
 import { openHarness, runImage, type Harness } from './harness.ts';
 
@@ -33,8 +38,20 @@ function context(files: Record<string, string>): string {
   return dir;
 }
 
-function opts(contextDir: string, dockerfile: string, extra: Partial<BuildOptions> = {}): BuildOptions {
-  return { contextDir, dockerfile, tag: { repo: 'test/errors', tag: 'latest' }, runtime: h.runtime, store: h.store, dataDir: h.dataDir, ...extra };
+function opts(
+  contextDir: string,
+  dockerfile: string,
+  extra: Partial<BuildOptions> = {},
+): BuildOptions {
+  return {
+    contextDir,
+    dockerfile,
+    tag: { repo: 'test/errors', tag: 'latest' },
+    runtime: h.runtime,
+    store: h.store,
+    dataDir: h.dataDir,
+    ...extra,
+  };
 }
 
 async function failure(p: Promise<unknown>): Promise<PaasError> {
@@ -48,18 +65,33 @@ async function failure(p: Promise<unknown>): Promise<PaasError> {
 
 describe('build errors', () => {
   it('an unsupported instruction names its line', async () => {
-    const err = await failure(build(opts(context({}), 'FROM library/busybox:latest\n\nONBUILD RUN echo hi\n')));
+    const err = await failure(
+      build(opts(context({}), 'FROM library/busybox:latest\n\nONBUILD RUN echo hi\n')),
+    );
     expect(err).toBeInstanceOf(InvalidDockerfile);
     expect(err.message).toMatch(/line 3: ONBUILD is not supported/);
-    const unknown = await failure(build(opts(context({}), 'FROM library/busybox:latest\nRUN true\nFROBNICATE x\n')));
+    const unknown = await failure(
+      build(opts(context({}), 'FROM library/busybox:latest\nRUN true\nFROBNICATE x\n')),
+    );
     expect(unknown.message).toMatch(/line 3: unknown or unsupported instruction "FROBNICATE"/);
     expect(unknown.details).toMatchObject({ line: 3 });
   });
 
   it('a failing RUN reports its step, instruction and exit code', async () => {
-    const err = await failure(build(opts(context({}), 'FROM library/busybox:latest\nENV A=1\nRUN echo about to fail && exit 3\nRUN echo never\n')));
+    const err = await failure(
+      build(
+        opts(
+          context({}),
+          'FROM library/busybox:latest\nENV A=1\nRUN echo about to fail && exit 3\nRUN echo never\n',
+        ),
+      ),
+    );
     expect(err).toBeInstanceOf(BuildFailed);
-    expect(err.details).toMatchObject({ step: 3, exitCode: 3, instruction: 'RUN echo about to fail && exit 3' });
+    expect(err.details).toMatchObject({
+      step: 3,
+      exitCode: 3,
+      instruction: 'RUN echo about to fail && exit 3',
+    });
     expect(err.message).toContain('step 3/4');
     expect(err.message).toContain('RUN echo about to fail && exit 3');
     expect(err.message).toContain('non-zero code: 3');
@@ -67,7 +99,9 @@ describe('build errors', () => {
 
   it('a COPY source outside the context fails clearly', async () => {
     for (const src of ['../outside.txt', '/../outside.txt', 'sub/../../outside.txt']) {
-      const err = await failure(build(opts(context({ 'sub/a': 'a' }), `FROM library/busybox:latest\nCOPY ${src} /x\n`)));
+      const err = await failure(
+        build(opts(context({ 'sub/a': 'a' }), `FROM library/busybox:latest\nCOPY ${src} /x\n`)),
+      );
       expect(err, src).toBeInstanceOf(InvalidDockerfile);
       expect(err.message).toMatch(/line 2: COPY source ".*" is outside the build context/);
     }
@@ -75,8 +109,12 @@ describe('build errors', () => {
 
   it('a missing or ignored source fails naming it', async () => {
     const dir = context({ '.dockerignore': 'secret.txt\n', 'secret.txt': 's' });
-    const err = await failure(build(opts(dir, 'FROM library/busybox:latest\nCOPY secret.txt /x\n')));
-    expect(err.message).toMatch(/"secret.txt" not found in the build context \(or excluded by \.dockerignore\)/);
+    const err = await failure(
+      build(opts(dir, 'FROM library/busybox:latest\nCOPY secret.txt /x\n')),
+    );
+    expect(err.message).toMatch(
+      /"secret.txt" not found in the build context \(or excluded by \.dockerignore\)/,
+    );
   });
 
   it('a symlink leading out of the context is refused, not followed', async () => {
@@ -95,24 +133,36 @@ describe('build errors', () => {
     const dir = context({ 'app/ok.txt': 'ok' });
     symlinkSync(path.join(root, 'outside.txt'), path.join(dir, 'app/escape'));
     const r = await build(opts(dir, 'FROM library/busybox:latest\nCOPY app/ /app/\n'));
-    const res = await runImage(h, r.image, ['/bin/sh', '-c', 'readlink /app/escape; cat /app/escape 2>/dev/null || echo unreadable']);
+    const res = await runImage(h, r.image, [
+      '/bin/sh',
+      '-c',
+      'readlink /app/escape; cat /app/escape 2>/dev/null || echo unreadable',
+    ]);
     expect(res.stdout).toBe(`${path.join(root, 'outside.txt')}\nunreadable\n`);
   });
 
   it('an oversized context is refused before anything runs', async () => {
     const dir = context({ 'big.bin': 'x'.repeat(4096) });
-    const err = await failure(build(opts(dir, 'FROM library/busybox:latest\nRUN touch /ran\n', { maxContextBytes: 1024 })));
+    const err = await failure(
+      build(opts(dir, 'FROM library/busybox:latest\nRUN touch /ran\n', { maxContextBytes: 1024 })),
+    );
     expect(err).toBeInstanceOf(PayloadTooLarge);
     expect(err.message).toContain('1024 bytes limit');
   });
 
   it('more than one source needs a directory destination', async () => {
-    const err = await failure(build(opts(context({ a: 'a', b: 'b' }), 'FROM library/busybox:latest\nCOPY a b /dest\n')));
-    expect(err.message).toMatch(/line 2: with more than one source file the destination must be a directory/);
+    const err = await failure(
+      build(opts(context({ a: 'a', b: 'b' }), 'FROM library/busybox:latest\nCOPY a b /dest\n')),
+    );
+    expect(err.message).toMatch(
+      /line 2: with more than one source file the destination must be a directory/,
+    );
   });
 
   it('ADD of a URL says it is not supported', async () => {
-    const err = await failure(build(opts(context({}), 'FROM library/busybox:latest\nADD https://example.com/x.tgz /x\n')));
+    const err = await failure(
+      build(opts(context({}), 'FROM library/busybox:latest\nADD https://example.com/x.tgz /x\n')),
+    );
     expect(err.message).toMatch(/line 2: remote sources .* are not supported/);
   });
 
@@ -124,14 +174,35 @@ describe('build errors', () => {
 
   it('ADD of an archive with entries climbing out of the destination is refused', async () => {
     const dir = context({ 'payload/evil.txt': 'evil' });
-    await tar.c({ file: path.join(dir, 'evil.tar'), cwd: path.join(dir, 'payload'), preservePaths: true, portable: true, onWriteEntry: (e) => { e.path = '../../../../escaped.txt'; } } as tar.TarOptionsWithAliasesFile, ['evil.txt']);
-    const err = await failure(build(opts(dir, 'FROM library/busybox:latest\nADD evil.tar /opt/x/\n')));
+    await tar.c(
+      {
+        file: path.join(dir, 'evil.tar'),
+        cwd: path.join(dir, 'payload'),
+        preservePaths: true,
+        portable: true,
+        onWriteEntry: (e) => {
+          e.path = '../../../../escaped.txt';
+        },
+      } as tar.TarOptionsWithAliasesFile,
+      ['evil.txt'],
+    );
+    const err = await failure(
+      build(opts(dir, 'FROM library/busybox:latest\nADD evil.tar /opt/x/\n')),
+    );
     expect(err).toBeInstanceOf(BuildFailed);
     expect(err.message).toMatch(/line 2: ADD evil.tar: archive refused: .*'\.\.'/);
   });
 
   it('a RUN past the memory limit fails instead of taking the box down', async () => {
-    const err = await failure(build(opts(context({}), 'FROM library/busybox:latest\nRUN dd if=/dev/zero of=/dev/null bs=256M count=1\n', { memoryBytes: 32 * 1024 * 1024 })));
+    const err = await failure(
+      build(
+        opts(
+          context({}),
+          'FROM library/busybox:latest\nRUN dd if=/dev/zero of=/dev/null bs=256M count=1\n',
+          { memoryBytes: 32 * 1024 * 1024 },
+        ),
+      ),
+    );
     expect(err).toBeInstanceOf(BuildFailed);
     expect(err.details).toMatchObject({ step: 2 });
     expect(err.message).toMatch(/killed by SIGKILL|non-zero code: 137/);

@@ -11,27 +11,42 @@ import { createRuntime, type ProcessResult, type Runtime } from '../runtime/inde
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const FIXTURES = path.join(REPO_ROOT, 'test/fixtures/build');
 
-export type Harness = { dataDir: string; store: ImageStore; runtime: Runtime; busybox: Image; cleanup(): Promise<void> };
+export type Harness = {
+  dataDir: string;
+  store: ImageStore;
+  runtime: Runtime;
+  busybox: Image;
+  cleanup(): Promise<void>;
+};
 
 /** The runtime backend under test: PAAS_TEST_RUNTIME, else native once native/ is built, else runc. */
 export function testRuntimeName(): string {
-  return process.env.PAAS_TEST_RUNTIME ?? (existsSync(path.join(REPO_ROOT, 'native/build/paas-shim')) ? 'native' : 'runc');
+  return (
+    process.env.PAAS_TEST_RUNTIME ??
+    (existsSync(path.join(REPO_ROOT, 'native/build/paas-shim')) ? 'native' : 'runc')
+  );
 }
 
 export async function openHarness(): Promise<Harness> {
   // Under /var/tmp, on the same filesystem as the layer cache, so upper dirs can be adopted.
   const dataDir = mkdtempSync('/var/tmp/paas-build-test-');
   const store = await openStore(dataDir);
-  const rootfs = execFileSync(path.join(REPO_ROOT, 'provision/test-rootfs'), { encoding: 'utf8' }).trim();
+  const rootfs = execFileSync(path.join(REPO_ROOT, 'provision/test-rootfs'), {
+    encoding: 'utf8',
+  }).trim();
   const busybox = await store.importRootfs(rootfs, 'library/busybox:latest', {
     Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
     Cmd: ['sh'],
   });
   const runtime = createRuntime(testRuntimeName(), { dataDir });
   return {
-    dataDir, store, runtime, busybox,
+    dataDir,
+    store,
+    runtime,
+    busybox,
     cleanup: async () => {
-      for (const c of await runtime.list()) await runtime.remove(c.id, { force: true }).catch(() => undefined);
+      for (const c of await runtime.list())
+        await runtime.remove(c.id, { force: true }).catch(() => undefined);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
@@ -54,7 +69,11 @@ export function envOf(image: Image): Record<string, string> {
 }
 
 /** Runs the image as a deploy would; `command` replaces entrypoint + cmd when given. */
-export async function runImage(h: Harness, image: Image, command?: string[]): Promise<ProcessResult> {
+export async function runImage(
+  h: Harness,
+  image: Image,
+  command?: string[],
+): Promise<ProcessResult> {
   const c = image.config;
   return h.runtime.run({
     rootfs: { lowers: await h.store.layerDirs(image) },

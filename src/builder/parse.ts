@@ -6,8 +6,23 @@ import { DockerfileParser, type Instruction } from 'dockerfile-ast';
 import { InvalidDockerfile } from '../errors/index.ts';
 
 export const SUPPORTED = new Set([
-  'FROM', 'ARG', 'ENV', 'LABEL', 'MAINTAINER', 'WORKDIR', 'USER', 'RUN', 'COPY', 'ADD', 'EXPOSE', 'CMD', 'ENTRYPOINT',
-  'VOLUME', 'STOPSIGNAL', 'HEALTHCHECK', 'SHELL',
+  'FROM',
+  'ARG',
+  'ENV',
+  'LABEL',
+  'MAINTAINER',
+  'WORKDIR',
+  'USER',
+  'RUN',
+  'COPY',
+  'ADD',
+  'EXPOSE',
+  'CMD',
+  'ENTRYPOINT',
+  'VOLUME',
+  'STOPSIGNAL',
+  'HEALTHCHECK',
+  'SHELL',
 ]);
 
 /** Flags each instruction accepts (Dockerfile reference); anything else is refused. */
@@ -18,7 +33,10 @@ const FLAGS: Record<string, readonly string[]> = {
   HEALTHCHECK: ['interval', 'timeout', 'start-period', 'start-interval', 'retries'],
 };
 
-export type Property = { name: string; /** raw value text, quotes and `$` not yet processed; null for `ARG NAME` */ value: string | null };
+export type Property = {
+  name: string;
+  /** raw value text, quotes and `$` not yet processed; null for `ARG NAME` */ value: string | null;
+};
 
 export type Instr = {
   /** 1-based line of the instruction keyword. */
@@ -53,7 +71,8 @@ export function joinContinuations(raw: string, escape: string): string {
     if (i > 0 && (/^\s*#/.test(line) || line.trim() === '')) continue;
     const m = /^(.*?)\s*$/.exec(line);
     const body = m?.[1] ?? line;
-    if (i < lines.length - 1 && body.endsWith(escape)) out += line.slice(0, line.lastIndexOf(escape));
+    if (i < lines.length - 1 && body.endsWith(escape))
+      out += line.slice(0, line.lastIndexOf(escape));
     else out += line;
   }
   return out.trim();
@@ -76,29 +95,46 @@ function toInstr(ins: Instruction, escape: string): Instr {
   const line = ins.getRange().start.line + 1;
   const keyword = ins.getKeyword();
   if (!SUPPORTED.has(keyword)) {
-    const why = keyword === 'ONBUILD' ? 'ONBUILD is not supported' : `unknown or unsupported instruction "${ins.getInstruction()}"`;
+    const why =
+      keyword === 'ONBUILD'
+        ? 'ONBUILD is not supported'
+        : `unknown or unsupported instruction "${ins.getInstruction()}"`;
     fail(line, `${why} (supported: ${[...SUPPORTED].join(', ')})`);
   }
   const args = joinContinuations(ins.getRawArgumentsContent() ?? '', escape);
   const flags = new Map<string, string>();
-  const getFlags = (ins as Partial<{ getFlags(): { getName(): string; getValue(): string | null }[] }>).getFlags;
+  const getFlags = (
+    ins as Partial<{ getFlags(): { getName(): string; getValue(): string | null }[] }>
+  ).getFlags;
   for (const f of getFlags ? getFlags.call(ins) : []) {
     const allowed = FLAGS[keyword] ?? [];
     if (!allowed.includes(f.getName())) {
-      fail(line, `${keyword} --${f.getName()} is not supported${allowed.length ? ` (supported: ${allowed.map((a) => `--${a}`).join(', ')})` : ''}`);
+      fail(
+        line,
+        `${keyword} --${f.getName()} is not supported${allowed.length ? ` (supported: ${allowed.map((a) => `--${a}`).join(', ')})` : ''}`,
+      );
     }
     flags.set(f.getName(), f.getValue() ?? '');
   }
-  if ((keyword === 'RUN' || keyword === 'COPY' || keyword === 'ADD') && /^<<-?\s*["']?[A-Za-z_]/.test(args)) {
+  if (
+    (keyword === 'RUN' || keyword === 'COPY' || keyword === 'ADD') &&
+    /^<<-?\s*["']?[A-Za-z_]/.test(args)
+  ) {
     fail(line, `heredocs (${keyword} <<…) are not supported; put the script in a file and COPY it`);
   }
   const props: Property[] = [];
-  const getProps = (ins as Partial<{ getProperties(): { getName(): string; getUnescapedValue(): string | null }[] }>).getProperties;
+  const getProps = (
+    ins as Partial<{ getProperties(): { getName(): string; getUnescapedValue(): string | null }[] }>
+  ).getProperties;
   if ((keyword === 'ENV' || keyword === 'LABEL' || keyword === 'ARG') && getProps) {
-    for (const p of getProps.call(ins)) props.push({ name: p.getName(), value: p.getUnescapedValue() });
-    if (props.length === 0) fail(line, `${keyword} needs at least one name${keyword === 'ARG' ? '' : '=value pair'}`);
+    for (const p of getProps.call(ins))
+      props.push({ name: p.getName(), value: p.getUnescapedValue() });
+    if (props.length === 0)
+      fail(line, `${keyword} needs at least one name${keyword === 'ARG' ? '' : '=value pair'}`);
   }
-  const json = ['RUN', 'CMD', 'ENTRYPOINT', 'SHELL', 'COPY', 'ADD', 'VOLUME'].includes(keyword) ? parseJsonForm(args) : null;
+  const json = ['RUN', 'CMD', 'ENTRYPOINT', 'SHELL', 'COPY', 'ADD', 'VOLUME'].includes(keyword)
+    ? parseJsonForm(args)
+    : null;
   const text = `${keyword}${[...flags].map(([k, v]) => ` --${k}=${v}`).join('')} ${args}`.trim();
   return { line, keyword, args, flags, json, props, text };
 }
@@ -126,7 +162,8 @@ export function parseDockerfile(content: string): Parsed {
     }
     const stage = stages.at(-1);
     if (stage === undefined) {
-      if (instr.keyword !== 'ARG') fail(instr.line, `${instr.keyword} before the first FROM (only ARG may come first)`);
+      if (instr.keyword !== 'ARG')
+        fail(instr.line, `${instr.keyword} before the first FROM (only ARG may come first)`);
       globalArgs.push(instr);
       continue;
     }

@@ -36,7 +36,9 @@ export type RunStep = {
 export type RunResult = { exitCode: number; signal: string | null };
 
 export async function runStep(s: RunStep): Promise<RunResult> {
-  const volumes = existsSync(HOST_CA_BUNDLE) ? [{ source: HOST_CA_BUNDLE, target: CA_TARGET, readonly: true }] : [];
+  const volumes = existsSync(HOST_CA_BUNDLE)
+    ? [{ source: HOST_CA_BUNDLE, target: CA_TARGET, readonly: true }]
+    : [];
   const cwd = s.cwd || '/';
   const before: Snapshot = await snapshotMountPoints(s.image, cwd === '/' ? [] : [cwd.slice(1)]);
   await fsp.mkdir(s.upper, { recursive: true });

@@ -39,12 +39,22 @@ function kindOf(st: Stats, abs: string, line: number): EntryKind {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';
-  return fail(line, `${abs} is a special file (device, socket or fifo); only files, directories and symlinks can be copied`);
+  return fail(
+    line,
+    `${abs} is a special file (device, socket or fifo); only files, directories and symlinks can be copied`,
+  );
 }
 
 function toEntry(rel: string, st: Stats, abs: string, line: number): Entry {
   const kind = kindOf(st, abs, line);
-  const e: Entry = { rel, kind, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: kind === 'file' ? st.size : 0 };
+  const e: Entry = {
+    rel,
+    kind,
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    size: kind === 'file' ? st.size : 0,
+  };
   if (kind === 'symlink') e.link = fs.readlinkSync(abs);
   return e;
 }
@@ -55,7 +65,12 @@ function toEntry(rel: string, st: Stats, abs: string, line: number): Entry {
  * they stay inside (a link out of the context is refused, never followed). Returns the
  * canonical relative path, or null when a component does not exist.
  */
-export async function resolveIn(tree: SourceTree, rel: string, line: number, followLast = true): Promise<string | null> {
+export async function resolveIn(
+  tree: SourceTree,
+  rel: string,
+  line: number,
+  followLast = true,
+): Promise<string | null> {
   const todo = rel.split('/').filter((c) => c !== '' && c !== '.');
   const done: string[] = [];
   let links = 0;
@@ -64,7 +79,10 @@ export async function resolveIn(tree: SourceTree, rel: string, line: number, fol
     const c = todo.shift() as string;
     if (c === '..') {
       if (done.length === 0 && tree.symlinks === 'refuse-escape') {
-        fail(line, `${via ? `symlink ${via}` : `"${rel}"`} leads outside the build context; only files inside the context can be copied`);
+        fail(
+          line,
+          `${via ? `symlink ${via}` : `"${rel}"`} leads outside the build context; only files inside the context can be copied`,
+        );
       }
       done.pop();
       continue;
@@ -73,11 +91,16 @@ export async function resolveIn(tree: SourceTree, rel: string, line: number, fol
     const st = await fsp.lstat(abs).catch(() => null);
     if (st === null) return null;
     if (st.isSymbolicLink() && (todo.length > 0 || followLast)) {
-      if (++links > MAX_LINKS) fail(line, `too many levels of symlinks resolving "${rel}" in the ${tree.label}`);
+      if (++links > MAX_LINKS)
+        fail(line, `too many levels of symlinks resolving "${rel}" in the ${tree.label}`);
       const target = await fsp.readlink(abs);
       via = `"${[...done, c].join('/')}" -> "${target}"`;
       if (target.startsWith('/')) {
-        if (tree.symlinks === 'refuse-escape') fail(line, `symlink ${via} leads outside the build context (absolute target); only files inside the context can be copied`);
+        if (tree.symlinks === 'refuse-escape')
+          fail(
+            line,
+            `symlink ${via} leads outside the build context (absolute target); only files inside the context can be copied`,
+          );
         done.length = 0;
       }
       todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
@@ -95,7 +118,8 @@ export function cleanSource(spec: string, tree: SourceTree, line: number): strin
   for (const c of spec.split('/')) {
     if (c === '' || c === '.') continue;
     if (c === '..') {
-      if (parts.length === 0) fail(line, `COPY source "${spec}" is outside the ${tree.label}; sources must be inside it`);
+      if (parts.length === 0)
+        fail(line, `COPY source "${spec}" is outside the ${tree.label}; sources must be inside it`);
       parts.pop();
     } else {
       parts.push(c);
@@ -111,7 +135,8 @@ export function globToRegExp(pattern: string): RegExp {
   let re = '';
   for (let i = 0; i < pattern.length; i++) {
     const ch = pattern[i] as string;
-    if (ch === '\\' && i + 1 < pattern.length) re += `\\${pattern[++i]}`.replace(/^\\([A-Za-z0-9])$/, '$1');
+    if (ch === '\\' && i + 1 < pattern.length)
+      re += `\\${pattern[++i]}`.replace(/^\\([A-Za-z0-9])$/, '$1');
     else if (ch === '*') re += '[^/]*';
     else if (ch === '?') re += '[^/]';
     else if (ch === '[') {
@@ -167,21 +192,37 @@ async function glob(tree: SourceTree, pattern: string): Promise<string[]> {
 }
 
 /** Resolves each source spec to entries; a source that matches nothing fails naming it. */
-export async function collectSources(tree: SourceTree, specs: string[], line: number): Promise<Source[]> {
+export async function collectSources(
+  tree: SourceTree,
+  specs: string[],
+  line: number,
+): Promise<Source[]> {
   const out: Source[] = [];
   for (const spec of specs) {
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) fail(line, `remote sources ("${spec}") are not supported; download them with RUN (curl/wget) instead`);
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec))
+      fail(
+        line,
+        `remote sources ("${spec}") are not supported; download them with RUN (curl/wget) instead`,
+      );
     const clean = cleanSource(spec, tree, line);
     const names = MAGIC.test(clean) ? await glob(tree, clean) : [clean];
-    if (names.length === 0) fail(line, `no source files were specified: "${spec}" matches nothing in the ${tree.label}`);
+    if (names.length === 0)
+      fail(line, `no source files were specified: "${spec}" matches nothing in the ${tree.label}`);
     for (const name of names) {
       const real = await resolveIn(tree, name, line);
       if (real === null || !tree.included(real) || (real !== name && !tree.included(name))) {
-        fail(line, `"${spec}" not found in the ${tree.label}${tree.symlinks === 'refuse-escape' ? ' (or excluded by .dockerignore)' : ''}`);
+        fail(
+          line,
+          `"${spec}" not found in the ${tree.label}${tree.symlinks === 'refuse-escape' ? ' (or excluded by .dockerignore)' : ''}`,
+        );
       }
       const abs = real === '' ? tree.root : path.join(tree.root, real);
       const top = toEntry(real, await fsp.lstat(abs), abs, line);
-      out.push({ spec: name, top, children: top.kind === 'dir' ? await listDir(tree, real, line) : [] });
+      out.push({
+        spec: name,
+        top,
+        children: top.kind === 'dir' ? await listDir(tree, real, line) : [],
+      });
     }
   }
   return out;

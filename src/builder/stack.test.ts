@@ -20,7 +20,13 @@ function layer(name: string, files: Record<string, string>): string {
 }
 
 describe('LayerStack', () => {
-  const bottom = layer('bottom', { 'etc/hosts': 'h', 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n', 'app/old/x': 'x', 'data/keep': 'k', 'srv/a/b': 'b' });
+  const bottom = layer('bottom', {
+    'etc/hosts': 'h',
+    'etc/passwd': 'root:x:0:0::/root:/bin/sh\n',
+    'app/old/x': 'x',
+    'data/keep': 'k',
+    'srv/a/b': 'b',
+  });
   const top = layer('top', { 'app/new': 'n', srv: 'now a file' });
   mkdirSync(path.join(top, 'etc'));
   execFileSync('mknod', ['-m', '000', path.join(top, 'etc/hosts'), 'c', '0', '0']);
@@ -35,7 +41,7 @@ describe('LayerStack', () => {
     expect(await stack.readlink('link')).toBe('/data');
   });
 
-  it('hides whited-out files, opaque directories\' lower contents, and subtrees under a file', async () => {
+  it("hides whited-out files, opaque directories' lower contents, and subtrees under a file", async () => {
     expect(await stack.lstat('etc/hosts')).toBeNull();
     expect(await stack.lstat('app/old/x')).toBeNull();
     expect((await stack.lstat('app/new'))?.isFile()).toBe(true);

@@ -20,7 +20,13 @@ function isWhiteout(st: Stats): boolean {
 async function isOpaque(abs: string): Promise<boolean> {
   const hit = opaqueMemo.get(abs);
   if (hit !== undefined) return hit;
-  const r = await run('getfattr', ['--only-values', '-h', '-n', 'trusted.overlay.opaque', abs]).catch(() => null);
+  const r = await run('getfattr', [
+    '--only-values',
+    '-h',
+    '-n',
+    'trusted.overlay.opaque',
+    abs,
+  ]).catch(() => null);
   const v = r !== null && r.stdout.trim() === 'y';
   if (opaqueMemo.size > 50_000) opaqueMemo.clear();
   opaqueMemo.set(abs, v);

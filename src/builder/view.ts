@@ -20,7 +20,14 @@ export async function openView(dirs: string[], mountpoint: string, empty: string
   await fsp.mkdir(mountpoint, { recursive: true });
   if (dirs.length === 0) return { root: mountpoint, close: async () => undefined };
   await fsp.mkdir(empty, { recursive: true });
-  await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${[...dirs, empty].join(':')}`, mountpoint]);
+  await run('mount', [
+    '-t',
+    'overlay',
+    'overlay',
+    '-o',
+    `ro,lowerdir=${[...dirs, empty].join(':')}`,
+    mountpoint,
+  ]);
   let open = true;
   return {
     root: mountpoint,
@@ -36,7 +43,15 @@ export async function openView(dirs: string[], mountpoint: string, empty: string
 export const CA_TARGET = '/etc/ssl/certs/ca-certificates.crt';
 
 /** Paths the runtimes bind or mount over in a container (runc: config.json mounts; native: native/SPEC.md). */
-export const MOUNT_POINTS = ['proc', 'sys', 'dev', 'etc/hosts', 'etc/resolv.conf', 'etc/hostname', CA_TARGET.slice(1)];
+export const MOUNT_POINTS = [
+  'proc',
+  'sys',
+  'dev',
+  'etc/hosts',
+  'etc/resolv.conf',
+  'etc/hostname',
+  CA_TARGET.slice(1),
+];
 
 function withAncestors(rels: string[]): string[] {
   const all = new Set<string>();
@@ -53,12 +68,15 @@ export type Snapshot = Map<string, Stats | null>;
 /** What exists at the mount points (and their parents) before a RUN. */
 export async function snapshotMountPoints(image: Lookup, extra: string[] = []): Promise<Snapshot> {
   const out: Snapshot = new Map();
-  for (const rel of withAncestors([...MOUNT_POINTS, ...extra])) out.set(rel, await image.lstat(rel));
+  for (const rel of withAncestors([...MOUNT_POINTS, ...extra]))
+    out.set(rel, await image.lstat(rel));
   return out;
 }
 
 async function isOpaque(p: string): Promise<boolean> {
-  const r = await run('getfattr', ['--only-values', '-h', '-n', 'trusted.overlay.opaque', p]).catch(() => null);
+  const r = await run('getfattr', ['--only-values', '-h', '-n', 'trusted.overlay.opaque', p]).catch(
+    () => null,
+  );
   return r !== null && r.stdout.trim() === 'y';
 }
 
@@ -79,7 +97,12 @@ export async function cleanMountPoints(upper: string, before: Snapshot): Promise
     }
     if (!st.isDirectory() || (await fsp.readdir(p)).length > 0) continue;
     const createdForMount = old === null;
-    const copiedUpOnly = old !== null && old.isDirectory() && old.mode === st.mode && old.uid === st.uid && old.gid === st.gid;
+    const copiedUpOnly =
+      old !== null &&
+      old.isDirectory() &&
+      old.mode === st.mode &&
+      old.uid === st.uid &&
+      old.gid === st.gid;
     if ((createdForMount || copiedUpOnly) && !(await isOpaque(p))) await fsp.rmdir(p);
   }
 }

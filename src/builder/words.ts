@@ -97,7 +97,11 @@ class Lexer {
       if (ch === '$') {
         this.i++;
         out += this.dollar();
-      } else if (ch === this.escape && this.i + 1 < s.length && ['"', '$', this.escape].includes(s[this.i + 1] as string)) {
+      } else if (
+        ch === this.escape &&
+        this.i + 1 < s.length &&
+        ['"', '$', this.escape].includes(s[this.i + 1] as string)
+      ) {
         out += s[this.i + 1];
         this.i += 2;
       } else {
@@ -126,7 +130,10 @@ class Lexer {
     }
     this.i++;
     const name = this.name();
-    if (name === '') this.fail(`bad substitution in ${JSON.stringify(s)}: \${ must be followed by a variable name`);
+    if (name === '')
+      this.fail(
+        `bad substitution in ${JSON.stringify(s)}: \${ must be followed by a variable name`,
+      );
     const c = s[this.i];
     if (c === '}') {
       this.i++;
@@ -139,7 +146,9 @@ class Lexer {
     }
     const op = s[this.i];
     if (op !== '-' && op !== '+' && op !== '?') {
-      this.fail(`unsupported modifier ${JSON.stringify((colon ? ':' : '') + (op ?? ''))} in \${${name}…} (supported: :- - :+ + :? ?)`);
+      this.fail(
+        `unsupported modifier ${JSON.stringify((colon ? ':' : '') + (op ?? ''))} in \${${name}…} (supported: :- - :+ + :? ?)`,
+      );
     }
     this.i++;
     const word = this.nestedWord();

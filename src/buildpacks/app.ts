@@ -48,9 +48,13 @@ export class AppFiles {
     try {
       v = JSON.parse(text);
     } catch (e) {
-      throw new BuildFailed(`${rel} is not valid JSON: ${(e as Error).message}`, { step: 'detect', file: rel });
+      throw new BuildFailed(`${rel} is not valid JSON: ${(e as Error).message}`, {
+        step: 'detect',
+        file: rel,
+      });
     }
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new BuildFailed(`${rel} must hold a JSON object`, { step: 'detect', file: rel });
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      throw new BuildFailed(`${rel} must hold a JSON object`, { step: 'detect', file: rel });
     return v as Record<string, unknown>;
   }
 }

@@ -11,7 +11,10 @@ import type { Buildpack } from './types.ts';
 export const FIXTURES = path.resolve(import.meta.dirname, '../../test/fixtures/buildpacks');
 const BASES = /^(node:(22|24|26)|debian:bookworm)( AS [a-z-]+)?$/i;
 
-export function buildpackContract(bp: Buildpack, fixtures: { matches: string[]; ignores: string[] }): void {
+export function buildpackContract(
+  bp: Buildpack,
+  fixtures: { matches: string[]; ignores: string[] },
+): void {
   describe(`buildpack contract: ${bp.name}`, () => {
     for (const name of fixtures.matches) {
       describe(name, () => {
@@ -38,22 +41,36 @@ export function buildpackContract(bp: Buildpack, fixtures: { matches: string[]; 
           }
           const lastFrom = instrs.map((i) => i.getKeyword()).lastIndexOf('FROM');
           const final = instrs.slice(lastFrom);
-          const user = final.filter((i) => i.getKeyword() === 'USER').at(-1)?.getArgumentsContent();
+          const user = final
+            .filter((i) => i.getKeyword() === 'USER')
+            .at(-1)
+            ?.getArgumentsContent();
           expect(user, 'the final stage sets a USER').toBeTruthy();
           expect(user).not.toMatch(/^(root|0)(:|$)/);
           expect(final.some((i) => i.getKeyword() === 'CMD')).toBe(true);
           // Every COPY source without --from is the app's or the buildpack's own file.
           const lines = text.split('\n');
-          for (const c of final.filter((i) => i.getKeyword() === 'COPY' && !lines[i.getRange().start.line]!.includes('--from='))) {
+          for (const c of final.filter(
+            (i) =>
+              i.getKeyword() === 'COPY' && !lines[i.getRange().start.line]!.includes('--from='),
+          )) {
             const src = c.getArguments()[0]!.getValue();
-            expect(src === '.' || src.endsWith('/') || src in plan.files || app().isFile(src) || app().isDir(src)).toBe(true);
+            expect(
+              src === '.' ||
+                src.endsWith('/') ||
+                src in plan.files ||
+                app().isFile(src) ||
+                app().isDir(src),
+            ).toBe(true);
           }
         });
 
         it('is deterministic (the same app renders the same Dockerfile, so layer keys repeat)', () => {
           const a = bp.plan(app());
           const b = bp.plan(app());
-          expect(bp.render({ ...a.inputs, reason: 'x' })).toBe(bp.render({ ...b.inputs, reason: 'x' }));
+          expect(bp.render({ ...a.inputs, reason: 'x' })).toBe(
+            bp.render({ ...b.inputs, reason: 'x' }),
+          );
         });
 
         it('names process types and keeps its files inside the context', () => {

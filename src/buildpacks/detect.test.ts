@@ -42,8 +42,12 @@ describe('detect', () => {
 
   it('node comes before static and procfile; index.html with a package.json is a node app', () => {
     expect(detect(scratch({ 'index.html': '<p>hi</p>' }, 'express')).buildpack).toBe('node');
-    expect(detect(scratch({ 'index.html': '<p>hi</p>', Procfile: 'web: x' })).buildpack).toBe('static');
-    expect(detect(scratch({ 'index.html': '<p>hi</p>', Procfile: 'web: x' })).reason).toBe('index.html found and no package.json');
+    expect(detect(scratch({ 'index.html': '<p>hi</p>', Procfile: 'web: x' })).buildpack).toBe(
+      'static',
+    );
+    expect(detect(scratch({ 'index.html': '<p>hi</p>', Procfile: 'web: x' })).reason).toBe(
+      'index.html found and no package.json',
+    );
   });
 
   it('a repository matching nothing fails saying what was looked for', () => {
@@ -56,23 +60,37 @@ describe('detect', () => {
       return null;
     })();
     expect(e).toBeInstanceOf(BuildFailed);
-    expect((e as Error).message).toBe('no buildpack matched: looked for a Dockerfile, package.json (node), static.json or index.html (static), Procfile (procfile) at the repository root; add one, or set BUILDPACK to one of node, static, procfile');
+    expect((e as Error).message).toBe(
+      'no buildpack matched: looked for a Dockerfile, package.json (node), static.json or index.html (static), Procfile (procfile) at the repository root; add one, or set BUILDPACK to one of node, static, procfile',
+    );
   });
 
   it('BUILDPACK forces a buildpack, over a Dockerfile too', () => {
     const c = detect(scratch({ Dockerfile: 'FROM busybox\n' }, 'procfile'), { forced: 'procfile' });
-    expect(c).toMatchObject({ kind: 'buildpack', buildpack: 'procfile', reason: 'BUILDPACK=procfile (Procfile found)' });
-    expect(detect(path.join(FIXTURES, 'express'), { forced: ' Procfile ' }).buildpack).toBe('procfile');
+    expect(c).toMatchObject({
+      kind: 'buildpack',
+      buildpack: 'procfile',
+      reason: 'BUILDPACK=procfile (Procfile found)',
+    });
+    expect(detect(path.join(FIXTURES, 'express'), { forced: ' Procfile ' }).buildpack).toBe(
+      'procfile',
+    );
     expect(detect(path.join(FIXTURES, 'express'), { forced: '' }).buildpack).toBe('node');
   });
 
   it('an unknown BUILDPACK is an error naming the known ones', () => {
-    expect(() => detect(path.join(FIXTURES, 'express'), { forced: 'python' })).toThrow(InvalidArgument);
-    expect(() => detect(path.join(FIXTURES, 'express'), { forced: 'python' })).toThrow('unknown buildpack "python" (BUILDPACK): use one of node, static, procfile');
+    expect(() => detect(path.join(FIXTURES, 'express'), { forced: 'python' })).toThrow(
+      InvalidArgument,
+    );
+    expect(() => detect(path.join(FIXTURES, 'express'), { forced: 'python' })).toThrow(
+      'unknown buildpack "python" (BUILDPACK): use one of node, static, procfile',
+    );
   });
 
   it('a forced buildpack that finds none of its files says so', () => {
-    expect(() => detect(path.join(FIXTURES, 'static'), { forced: 'node' })).toThrow(/BUILDPACK=node, but the node buildpack does not apply/);
+    expect(() => detect(path.join(FIXTURES, 'static'), { forced: 'node' })).toThrow(
+      /BUILDPACK=node, but the node buildpack does not apply/,
+    );
   });
 
   it('reads nothing outside the app: a symlinked package.json to a host file is absent', () => {
@@ -82,7 +100,9 @@ describe('detect', () => {
   });
 
   it('malformed package.json fails the detection naming the file', () => {
-    expect(() => detect(scratch({ 'package.json': '{ "name": ' }))).toThrow(/^package\.json is not valid JSON/);
+    expect(() => detect(scratch({ 'package.json': '{ "name": ' }))).toThrow(
+      /^package\.json is not valid JSON/,
+    );
   });
 
   it('lists the buildpacks in detection order', () => {

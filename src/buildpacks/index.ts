@@ -24,18 +24,27 @@ export function listBuildpacks(): { name: BuildpackName; summary: string }[] {
 export function getBuildpack(name: string): Buildpack {
   const bp = BUILDPACKS.find((b) => b.name === name.trim().toLowerCase());
   if (bp === undefined) {
-    throw new InvalidArgument(`unknown buildpack "${name}" (BUILDPACK): use one of ${BUILDPACKS.map((b) => b.name).join(', ')}, or unset BUILDPACK to detect`, { buildpack: name, known: BUILDPACKS.map((b) => b.name) });
+    throw new InvalidArgument(
+      `unknown buildpack "${name}" (BUILDPACK): use one of ${BUILDPACKS.map((b) => b.name).join(', ')}, or unset BUILDPACK to detect`,
+      { buildpack: name, known: BUILDPACKS.map((b) => b.name) },
+    );
   }
   return bp;
 }
 
-const LOOKED_FOR = 'a Dockerfile, package.json (node), static.json or index.html (static), Procfile (procfile)';
+const LOOKED_FOR =
+  'a Dockerfile, package.json (node), static.json or index.html (static), Procfile (procfile)';
 
 function choose(bp: Buildpack, app: AppFiles, reason: string): BuildChoice {
   const plan = bp.plan(app);
   return {
-    kind: 'buildpack', buildpack: bp.name, reason, dockerfile: bp.render({ ...plan.inputs, reason }),
-    processTypes: plan.processTypes, warnings: plan.warnings, files: plan.files,
+    kind: 'buildpack',
+    buildpack: bp.name,
+    reason,
+    dockerfile: bp.render({ ...plan.inputs, reason }),
+    processTypes: plan.processTypes,
+    warnings: plan.warnings,
+    files: plan.files,
   };
 }
 
@@ -49,22 +58,39 @@ export function detect(contextDir: string, opts: { forced?: string } = {}): Buil
   if (forced !== undefined && forced !== '') {
     const bp = getBuildpack(forced);
     const why = bp.detect(app);
-    if (why === null) throw new BuildFailed(`BUILDPACK=${bp.name}, but the ${bp.name} buildpack does not apply: ${bp.summary}`, { step: 'detect', buildpack: bp.name });
+    if (why === null)
+      throw new BuildFailed(
+        `BUILDPACK=${bp.name}, but the ${bp.name} buildpack does not apply: ${bp.summary}`,
+        { step: 'detect', buildpack: bp.name },
+      );
     return choose(bp, app, `BUILDPACK=${bp.name} (${why})`);
   }
   if (app.isFile('Dockerfile')) {
-    return { kind: 'dockerfile', buildpack: null, reason: 'Dockerfile found at the repository root', dockerfile: null, processTypes: null, warnings: [], files: {} };
+    return {
+      kind: 'dockerfile',
+      buildpack: null,
+      reason: 'Dockerfile found at the repository root',
+      dockerfile: null,
+      processTypes: null,
+      warnings: [],
+      files: {},
+    };
   }
   for (const bp of BUILDPACKS) {
     const why = bp.detect(app);
     if (why !== null) return choose(bp, app, why);
   }
-  throw new BuildFailed(`no buildpack matched: looked for ${LOOKED_FOR} at the repository root; add one, or set BUILDPACK to one of ${BUILDPACKS.map((b) => b.name).join(', ')}`, { step: 'detect', lookedFor: LOOKED_FOR });
+  throw new BuildFailed(
+    `no buildpack matched: looked for ${LOOKED_FOR} at the repository root; add one, or set BUILDPACK to one of ${BUILDPACKS.map((b) => b.name).join(', ')}`,
+    { step: 'detect', lookedFor: LOOKED_FOR },
+  );
 }
 
 /** The line a build opens with: what builds the app and why. */
 export function describeChoice(c: BuildChoice): string {
-  return c.kind === 'dockerfile' ? `Building with the app's Dockerfile (${c.reason})` : `Building with the ${c.buildpack} buildpack (${c.reason})`;
+  return c.kind === 'dockerfile'
+    ? `Building with the app's Dockerfile (${c.reason})`
+    : `Building with the ${c.buildpack} buildpack (${c.reason})`;
 }
 
 /** Writes the buildpack's own files (the static server…) into the build context. */

@@ -14,7 +14,11 @@ export function readProcfile(app: AppFiles): Record<string, string> | null {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
     const m = LINE.exec(line);
-    if (m === null) throw new BuildFailed(`Procfile: cannot parse line "${line.slice(0, 80)}" (expected "type: command")`, { step: 'detect' });
+    if (m === null)
+      throw new BuildFailed(
+        `Procfile: cannot parse line "${line.slice(0, 80)}" (expected "type: command")`,
+        { step: 'detect' },
+      );
     out[m[1]!.toLowerCase()] = m[2]!;
   }
   return out;

@@ -13,5 +13,8 @@ export type Template = (inputs: Record<string, unknown>) => string;
 export function loadTemplate(file: URL): Template {
   const compiled = hbs.compile(readFileSync(file, 'utf8'), { strict: true, noEscape: true });
   // Blank lines left by {{#if}} blocks are collapsed so the output reads like a hand-written file.
-  return (inputs) => `${compiled(inputs).replace(/\n{3,}/g, '\n\n').trim()}\n`;
+  return (inputs) =>
+    `${compiled(inputs)
+      .replace(/\n{3,}/g, '\n\n')
+      .trim()}\n`;
 }

@@ -29,5 +29,21 @@ export interface Buildpack {
 
 /** What detection chose: the app's own Dockerfile, or a buildpack with its rendered Dockerfile. */
 export type BuildChoice =
-  | { kind: 'dockerfile'; buildpack: null; reason: string; dockerfile: null; processTypes: null; warnings: string[]; files: Record<string, string> }
-  | { kind: 'buildpack'; buildpack: BuildpackName; reason: string; dockerfile: string; processTypes: Record<string, string>; warnings: string[]; files: Record<string, string> };
+  | {
+      kind: 'dockerfile';
+      buildpack: null;
+      reason: string;
+      dockerfile: null;
+      processTypes: null;
+      warnings: string[];
+      files: Record<string, string>;
+    }
+  | {
+      kind: 'buildpack';
+      buildpack: BuildpackName;
+      reason: string;
+      dockerfile: string;
+      processTypes: Record<string, string>;
+      warnings: string[];
+      files: Record<string, string>;
+    };

@@ -37,7 +37,9 @@ main(process.argv.slice(2)).then(
     if (err instanceof PaasError) {
       process.stderr.write(`paas: ${err.message}\n`);
     } else {
-      process.stderr.write(`paas: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.stderr.write(
+        `paas: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
     }
     // A command that failed half-way (a daemon that could not bind its port) may still hold
     // timers, sockets or child pipes open; the failure is final, so end the process now.

@@ -2,12 +2,29 @@
 // (app names, config keys, domains, versions) and answers errors through the errors table.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import {
-  parseAppName, parseConfigKey, parseConfigPairs, parseDomain, type AppName, type ConfigKey, type State,
+  parseAppName,
+  parseConfigKey,
+  parseConfigPairs,
+  parseDomain,
+  type AppName,
+  type ConfigKey,
+  type State,
 } from '../apps/index.ts';
 import {
-  appUrl, changeConfig, destroyApp, publishRoutes, rollback, type DeployDeps,
+  appUrl,
+  changeConfig,
+  destroyApp,
+  publishRoutes,
+  rollback,
+  type DeployDeps,
 } from '../deploy/index.ts';
-import { InvalidArgument, PaasError, PayloadTooLarge, toHttp, Unauthorized } from '../errors/index.ts';
+import {
+  InvalidArgument,
+  PaasError,
+  PayloadTooLarge,
+  toHttp,
+  Unauthorized,
+} from '../errors/index.ts';
 import { formatLine, SOURCES, type Filter, type Source } from '../logs/index.ts';
 import { requestToken } from './auth.ts';
 import { mountProcessRoutes } from './processes-api.ts';
@@ -38,9 +55,18 @@ function appInfo(state: State, deps: DeployDeps, name: AppName) {
 
 function releaseJson(r: import('../apps/index.ts').Release) {
   return {
-    version: `v${r.version}`, description: r.description, gitSha: r.gitSha, image: r.image, imageDigest: r.imageDigest,
-    buildId: r.buildId, buildpack: r.buildpack, processes: r.processes, configKeys: Object.keys(r.config), createdAt: r.createdAt,
-    status: r.deploy?.status ?? null, error: r.deploy?.error ?? null,
+    version: `v${r.version}`,
+    description: r.description,
+    gitSha: r.gitSha,
+    image: r.image,
+    imageDigest: r.imageDigest,
+    buildId: r.buildId,
+    buildpack: r.buildpack,
+    processes: r.processes,
+    configKeys: Object.keys(r.config),
+    createdAt: r.createdAt,
+    status: r.deploy?.status ?? null,
+    error: r.deploy?.error ?? null,
   };
 }
 
@@ -50,7 +76,10 @@ export function createApi(opts: ApiOptions): express.Express {
   const api = express();
   api.disable('x-powered-by');
   api.use((req, _res, next) => {
-    if (!opts.checkToken(requestToken(req))) return next(new Unauthorized('a valid API token is required (PAAS_TOKEN or <data-dir>/admin-token)'));
+    if (!opts.checkToken(requestToken(req)))
+      return next(
+        new Unauthorized('a valid API token is required (PAAS_TOKEN or <data-dir>/admin-token)'),
+      );
     next();
   });
   api.use(express.json({ limit: '1mb' }));
@@ -59,7 +88,15 @@ export function createApi(opts: ApiOptions): express.Express {
   api.get('/api/ping', (_req, res) => void res.json({ ok: true }));
 
   api.get('/api/apps', (_req, res) => {
-    res.json(state.apps.list().map((a) => ({ name: a.name, release: a.liveRelease === null ? null : `v${a.liveRelease}`, createdAt: a.createdAt })));
+    res.json(
+      state.apps
+        .list()
+        .map((a) => ({
+          name: a.name,
+          release: a.liveRelease === null ? null : `v${a.liveRelease}`,
+          createdAt: a.createdAt,
+        })),
+    );
   });
   api.post('/api/apps', (req, res) => {
     const name = parseAppName((req.body as { name?: unknown } | undefined)?.name);
@@ -70,7 +107,8 @@ export function createApi(opts: ApiOptions): express.Express {
   api.get('/api/apps/:app', (req, res) => void res.json(appInfo(state, deps, app(req))));
   api.delete('/api/apps/:app', async (req, res) => {
     const name = app(req);
-    if (req.query.force !== '1' && req.query.force !== 'true') throw new InvalidArgument(`destroying "${name}" needs force=1 (the CLI's --force)`);
+    if (req.query.force !== '1' && req.query.force !== 'true')
+      throw new InvalidArgument(`destroying "${name}" needs force=1 (the CLI's --force)`);
     await destroyApp(deps, name, opts.reposDir);
     opts.log('app destroyed', { app: name });
     res.json({ destroyed: name });
@@ -86,12 +124,16 @@ export function createApi(opts: ApiOptions): express.Express {
     const body = (req.body ?? {}) as { set?: unknown; unset?: unknown };
     // Everything is validated before anything changes.
     const set = body.set === undefined ? new Map<ConfigKey, string>() : parseConfigPairs(body.set);
-    if (body.unset !== undefined && !Array.isArray(body.unset)) throw new InvalidArgument('unset must be a list of keys');
+    if (body.unset !== undefined && !Array.isArray(body.unset))
+      throw new InvalidArgument('unset must be a list of keys');
     const unset = ((body.unset ?? []) as unknown[]).map(parseConfigKey);
     if (set.size === 0 && unset.length === 0) throw new InvalidArgument('nothing to change');
     state.apps.get(name);
     const result = await changeConfig(deps, name, set, unset, quiet);
-    res.json({ config: state.apps.config(name), release: result === null ? null : releaseJson(result.release) });
+    res.json({
+      config: state.apps.config(name),
+      release: result === null ? null : releaseJson(result.release),
+    });
   });
 
   api.get('/api/apps/:app/releases', (req, res) => {
@@ -136,14 +178,17 @@ export function createApi(opts: ApiOptions): express.Express {
     const name = app(req);
     state.apps.get(name);
     const n = req.query.n === undefined ? 100 : Number(req.query.n);
-    if (!Number.isInteger(n) || n < 0 || n > 100_000) throw new InvalidArgument('n must be a whole number up to 100000');
+    if (!Number.isInteger(n) || n < 0 || n > 100_000)
+      throw new InvalidArgument('n must be a whole number up to 100000');
     const filter: Filter = {};
     if (typeof req.query.source === 'string') {
-      if (!(SOURCES as readonly string[]).includes(req.query.source)) throw new InvalidArgument(`source must be one of ${SOURCES.join(', ')}`);
+      if (!(SOURCES as readonly string[]).includes(req.query.source))
+        throw new InvalidArgument(`source must be one of ${SOURCES.join(', ')}`);
       filter.source = req.query.source as Source;
     }
     if (typeof req.query.ps === 'string') {
-      if (!/^[a-z][a-z0-9-]{0,29}(\.[0-9]{1,4})?$/.test(req.query.ps)) throw new InvalidArgument('ps must be a process type or type.n');
+      if (!/^[a-z][a-z0-9-]{0,29}(\.[0-9]{1,4})?$/.test(req.query.ps))
+        throw new InvalidArgument('ps must be a process type or type.n');
       filter.ps = req.query.ps;
     }
     res.setHeader('content-type', 'text/plain; charset=utf-8');
@@ -159,10 +204,15 @@ export function createApi(opts: ApiOptions): express.Express {
   api.use((_req, _res, next) => next(new PaasError('NotFound', 'notFound', 'no such API route')));
   api.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const type = (err as { type?: string }).type;
-    const body = type === 'entity.parse.failed' ? new InvalidArgument('request body is not valid JSON')
-      : type === 'entity.too.large' ? new PayloadTooLarge('request body is larger than 1 MB') : err;
+    const body =
+      type === 'entity.parse.failed'
+        ? new InvalidArgument('request body is not valid JSON')
+        : type === 'entity.too.large'
+          ? new PayloadTooLarge('request body is larger than 1 MB')
+          : err;
     const { status, body: json } = toHttp(body);
-    if (status >= 500) opts.log('internal error', { err: err instanceof Error ? err.stack : String(err) });
+    if (status >= 500)
+      opts.log('internal error', { err: err instanceof Error ? err.stack : String(err) });
     res.status(status).json(json);
   });
   return api;

@@ -23,8 +23,16 @@ describe('admin token', () => {
     const check = tokenChecker('s3cret');
     const req = (authorization?: string) => ({ headers: { authorization } }) as IncomingMessage;
     expect(check(requestToken(req('Bearer s3cret')))).toBe(true);
-    expect(check(requestToken(req(`Basic ${Buffer.from('anyone:s3cret').toString('base64')}`)))).toBe(true);
-    for (const bad of ['Bearer s3cre', 'Bearer s3cret2', 'Bearer ', `Basic ${Buffer.from('s3cret').toString('base64')}`, undefined]) {
+    expect(
+      check(requestToken(req(`Basic ${Buffer.from('anyone:s3cret').toString('base64')}`))),
+    ).toBe(true);
+    for (const bad of [
+      'Bearer s3cre',
+      'Bearer s3cret2',
+      'Bearer ',
+      `Basic ${Buffer.from('s3cret').toString('base64')}`,
+      undefined,
+    ]) {
       expect(check(requestToken(req(bad)))).toBe(false);
     }
   });

@@ -25,7 +25,8 @@ export function ensureAdminToken(dataDir: string): { token: string; created: boo
 /** Constant-time equality: both sides hashed first so lengths never leak either. */
 export function tokenChecker(token: string): (candidate: string | null) => boolean {
   const want = createHash('sha256').update(token).digest();
-  return (candidate) => candidate !== null && timingSafeEqual(createHash('sha256').update(candidate).digest(), want);
+  return (candidate) =>
+    candidate !== null && timingSafeEqual(createHash('sha256').update(candidate).digest(), want);
 }
 
 export function requestToken(req: IncomingMessage): string | null {

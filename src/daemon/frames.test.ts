@@ -4,13 +4,17 @@ import { encodeFrame, FRAME, FrameDecoder } from './frames.ts';
 describe('run frames', () => {
   it('decodes frames split at any byte boundary, in order', () => {
     const wire = Buffer.concat([
-      encodeFrame(FRAME.stdout, Buffer.from('hello\n')), encodeFrame(FRAME.stderr, Buffer.from('oops')),
-      encodeFrame(FRAME.stdout, Buffer.alloc(0)), encodeFrame(FRAME.exit, Buffer.from('7')),
+      encodeFrame(FRAME.stdout, Buffer.from('hello\n')),
+      encodeFrame(FRAME.stderr, Buffer.from('oops')),
+      encodeFrame(FRAME.stdout, Buffer.alloc(0)),
+      encodeFrame(FRAME.exit, Buffer.from('7')),
     ]);
     for (const step of [1, 2, 3, 7, wire.length]) {
       const d = new FrameDecoder();
       const got: string[] = [];
-      for (let i = 0; i < wire.length; i += step) for (const f of d.push(wire.subarray(i, i + step))) got.push(`${f.type}:${f.payload.toString()}`);
+      for (let i = 0; i < wire.length; i += step)
+        for (const f of d.push(wire.subarray(i, i + step)))
+          got.push(`${f.type}:${f.payload.toString()}`);
       expect(got).toEqual(['1:hello\n', '2:oops', '1:', '3:7']);
       expect(d.pending).toBe(0);
     }

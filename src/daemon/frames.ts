@@ -30,7 +30,8 @@ export class FrameDecoder {
     const out: { type: number; payload: Buffer }[] = [];
     while (this.buf.length >= 5) {
       const len = this.buf.readUInt32BE(1);
-      if (len > this.maxPayload) throw new InvalidArgument(`frame of ${len} bytes is over the limit of ${this.maxPayload}`);
+      if (len > this.maxPayload)
+        throw new InvalidArgument(`frame of ${len} bytes is over the limit of ${this.maxPayload}`);
       if (this.buf.length < 5 + len) break;
       out.push({ type: this.buf.readUInt8(0), payload: this.buf.subarray(5, 5 + len) });
       this.buf = this.buf.subarray(5 + len);

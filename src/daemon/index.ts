@@ -52,15 +52,34 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const state = openState(opts.dataDir);
   const runtime = createRuntime(opts.runtime, { dataDir: opts.dataDir });
   const store = await openStore(opts.dataDir);
-  const logs = new LogStore({ dir: join(opts.dataDir, 'logs', 'apps'), retentionBytes: opts.logRetentionBytes ?? DEFAULT_RETENTION_BYTES });
+  const logs = new LogStore({
+    dir: join(opts.dataDir, 'logs', 'apps'),
+    retentionBytes: opts.logRetentionBytes ?? DEFAULT_RETENTION_BYTES,
+  });
   const collector = new LogCollector(logs, { routerAccessLog: accessLogPath(opts.dataDir) });
-  const router = new RouterLink({ dataDir: opts.dataDir, httpPort: opts.httpPort, domain: opts.domain });
+  const router = new RouterLink({
+    dataDir: opts.dataDir,
+    httpPort: opts.httpPort,
+    domain: opts.domain,
+  });
   const r = await router.connect();
-  log.info(`router ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}`);
+  log.info(
+    `router ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}`,
+  );
 
   const deps = withSupervisor({
-    dataDir: opts.dataDir, domain: opts.domain, httpPort: opts.httpPort, state, logs, collector, runtime, store, router, build,
-    startTimeoutMs: opts.startTimeoutMs, stopGraceMs: opts.stopGraceMs,
+    dataDir: opts.dataDir,
+    domain: opts.domain,
+    httpPort: opts.httpPort,
+    state,
+    logs,
+    collector,
+    runtime,
+    store,
+    router,
+    build,
+    startTimeoutMs: opts.startTimeoutMs,
+    stopGraceMs: opts.stopGraceMs,
   });
   const report = await adopt(deps, (m) => log.warn(m));
   log.info(report, 'recovered state');
@@ -70,11 +89,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   mkdirSync(reposDir, { recursive: true });
   const hookSocket = join(opts.dataDir, 'run', 'git-hook.sock');
   const hooks: NetServer = await listenHookSocket(hookSocket, reposDir, (push, out) => {
-    log.info({ app: push.app, refs: push.refs.map((x) => `${x.ref}@${x.newSha.slice(0, 7)}`) }, 'push');
+    log.info(
+      { app: push.app, refs: push.refs.map((x) => `${x.ref}@${x.newSha.slice(0, 7)}`) },
+      'push',
+    );
     return handlePush(deps, push, out);
   });
   const git = createGitHttpHandler({
-    reposDir, hookSocket, maxPushBytes: opts.maxPushBytes ?? 100 * 1024 * 1024,
+    reposDir,
+    hookSocket,
+    maxPushBytes: opts.maxPushBytes ?? 100 * 1024 * 1024,
     authenticate: (p) => checkToken(p),
     appForPush: (app: AppName) => {
       const { created: isNew } = state.apps.ensureForPush(app);
@@ -82,10 +106,22 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
     appForFetch: (app: AppName) => void state.apps.get(app),
   });
-  const registry = createRegistryHandler({ store, realm: 'paas', authenticate: (req) => checkToken(requestToken(req)) });
-  const api = createApi({ deps, reposDir, checkToken, log: (msg, extra) => log.info(extra ?? {}, msg) });
+  const registry = createRegistryHandler({
+    store,
+    realm: 'paas',
+    authenticate: (req) => checkToken(requestToken(req)),
+  });
+  const api = createApi({
+    deps,
+    reposDir,
+    checkToken,
+    log: (msg, extra) => log.info(extra ?? {}, msg),
+  });
   const dashboard = createDashboard({
-    deps, checkToken, tokenPath: join(opts.dataDir, 'admin-token'), log: (msg, extra) => log.info(extra ?? {}, msg),
+    deps,
+    checkToken,
+    tokenPath: join(opts.dataDir, 'admin-token'),
+    log: (msg, extra) => log.info(extra ?? {}, msg),
     scale: async (app, type, quantity) => {
       await scale(deps, app, new Map([[parseProcessType(type), quantity]]));
     },
@@ -102,7 +138,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       return;
     }
     if (url === '/v2' || url.startsWith('/v2/')) return void registry(req, res);
-    if (url === '/api' || url.startsWith('/api/') || url.startsWith('/api?')) return void api(req, res);
+    if (url === '/api' || url.startsWith('/api/') || url.startsWith('/api?'))
+      return void api(req, res);
     dashboard(req, res);
   });
   // Pushes and log follows are long requests: no idle cut-off on the API port.
@@ -111,14 +148,25 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       const where = `${opts.apiHost ?? '0.0.0.0'}:${opts.apiPort}`;
-      if (e.code === 'EADDRINUSE') reject(new InvalidArgument(`daemon: the API port ${where} is already in use (another paas daemon?); choose one with --api-port`, { port: opts.apiPort }));
-      else if (e.code === 'EACCES') reject(new InvalidArgument(`daemon: not allowed to listen on ${where}`, { port: opts.apiPort }));
+      if (e.code === 'EADDRINUSE')
+        reject(
+          new InvalidArgument(
+            `daemon: the API port ${where} is already in use (another paas daemon?); choose one with --api-port`,
+            { port: opts.apiPort },
+          ),
+        );
+      else if (e.code === 'EACCES')
+        reject(
+          new InvalidArgument(`daemon: not allowed to listen on ${where}`, { port: opts.apiPort }),
+        );
       else reject(e);
     });
     server.listen(opts.apiPort, opts.apiHost ?? '0.0.0.0', () => resolve());
   });
   const apiPort = (server.address() as { port: number }).port;
-  log.info(`paas daemon listening on ${opts.apiHost ?? '0.0.0.0'}:${apiPort} (runtime ${runtime.name}, domain ${opts.domain})`);
+  log.info(
+    `paas daemon listening on ${opts.apiHost ?? '0.0.0.0'}:${apiPort} (runtime ${runtime.name}, domain ${opts.domain})`,
+  );
 
   return {
     apiPort,

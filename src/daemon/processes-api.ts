@@ -3,41 +3,87 @@
 // validator of each kind; the work is src/deploy's.
 import { PassThrough } from 'node:stream';
 import type { Express, Request, Response } from 'express';
-import { parseAppName, parseProcessType, type AppName, type ProcessType, type Resources } from '../apps/index.ts';
 import {
-  collectImagesNow, restartApp, runAttached, scale, startApp, stopApp, type DeployDeps, type Proc,
+  parseAppName,
+  parseProcessType,
+  type AppName,
+  type ProcessType,
+  type Resources,
+} from '../apps/index.ts';
+import {
+  collectImagesNow,
+  restartApp,
+  runAttached,
+  scale,
+  startApp,
+  stopApp,
+  type DeployDeps,
+  type Proc,
 } from '../deploy/index.ts';
 import { Conflict, InvalidArgument } from '../errors/index.ts';
 import { formatGcReport } from '../registry/index.ts';
-import { parseCpus, parseMemory, validSize, type RunTerminal, type TerminalSize } from '../runtime/index.ts';
+import {
+  parseCpus,
+  parseMemory,
+  validSize,
+  type RunTerminal,
+  type TerminalSize,
+} from '../runtime/index.ts';
 import { encodeFrame, FRAME, FrameDecoder } from './frames.ts';
 
 /** What `ps` shows of a process: the supervisor's slot and the container's cgroup figures. */
-async function procJson(deps: DeployDeps, p: Proc, before: Map<string, { cpu: number; at: number }>) {
-  let stats: { memoryBytes: number; memoryLimitBytes: number | null; cpuNanos: number } | null = null;
-  if (p.state === 'running' || p.state === 'starting') stats = await deps.runtime.stats(p.id).catch(() => null);
+async function procJson(
+  deps: DeployDeps,
+  p: Proc,
+  before: Map<string, { cpu: number; at: number }>,
+) {
+  let stats: { memoryBytes: number; memoryLimitBytes: number | null; cpuNanos: number } | null =
+    null;
+  if (p.state === 'running' || p.state === 'starting')
+    stats = await deps.runtime.stats(p.id).catch(() => null);
   const b = before.get(p.id);
-  const cpuPercent = stats !== null && b !== undefined && performance.now() > b.at
-    ? Math.round(((stats.cpuNanos - b.cpu) / 1e6 / (performance.now() - b.at)) * 1000) / 10 : null;
+  const cpuPercent =
+    stats !== null && b !== undefined && performance.now() > b.at
+      ? Math.round(((stats.cpuNanos - b.cpu) / 1e6 / (performance.now() - b.at)) * 1000) / 10
+      : null;
   const res = deps.state.apps.resourcesFor(p.app, p.type);
   const up = p.state === 'running' || p.state === 'starting';
   return {
-    process: `${p.type}.${p.n}`, type: p.type, n: p.n, release: `v${p.version}`, state: p.state,
-    startedAt: up ? new Date(p.upSince).toISOString() : null, uptimeSeconds: up ? Math.round((Date.now() - p.upSince) / 1000) : null,
-    restarts: p.restarts, lastExit: p.lastExit, ip: p.ip, port: p.type === 'web' ? p.port : null, inRotation: p.inRotation && p.healthy,
-    memoryBytes: stats?.memoryBytes ?? null, memoryLimitBytes: stats?.memoryLimitBytes ?? res.memoryBytes ?? null,
-    cpuPercent, cpuLimit: res.cpus ?? null, id: p.id,
+    process: `${p.type}.${p.n}`,
+    type: p.type,
+    n: p.n,
+    release: `v${p.version}`,
+    state: p.state,
+    startedAt: up ? new Date(p.upSince).toISOString() : null,
+    uptimeSeconds: up ? Math.round((Date.now() - p.upSince) / 1000) : null,
+    restarts: p.restarts,
+    lastExit: p.lastExit,
+    ip: p.ip,
+    port: p.type === 'web' ? p.port : null,
+    inRotation: p.inRotation && p.healthy,
+    memoryBytes: stats?.memoryBytes ?? null,
+    memoryLimitBytes: stats?.memoryLimitBytes ?? res.memoryBytes ?? null,
+    cpuPercent,
+    cpuLimit: res.cpus ?? null,
+    id: p.id,
   };
 }
 
 /** Parses `{ web: 3, worker: 0 }`. */
 function parseFormation(raw: unknown): Map<ProcessType, number> {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new InvalidArgument('formation must be an object of TYPE: count');
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+    throw new InvalidArgument('formation must be an object of TYPE: count');
   const out = new Map<ProcessType, number>();
   for (const [k, v] of Object.entries(raw)) {
     const t = parseProcessType(k);
-    if (t === 'release') throw new InvalidArgument('the release process type runs once per deploy; it cannot be scaled');
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100) throw new InvalidArgument(`${t}=${String(v)}: the count must be a whole number from 0 to 100`);
+    if (t === 'release')
+      throw new InvalidArgument(
+        'the release process type runs once per deploy; it cannot be scaled',
+      );
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100)
+      throw new InvalidArgument(
+        `${t}=${String(v)}: the count must be a whole number from 0 to 100`,
+      );
     out.set(t, v);
   }
   if (out.size === 0) throw new InvalidArgument('give at least one TYPE=COUNT');
@@ -49,7 +95,8 @@ function parseResources(raw: unknown): { type: ProcessType | '*'; res: Resources
   const res: Resources = {};
   if (b.memory !== undefined) res.memoryBytes = parseMemory(String(b.memory), '--memory');
   if (b.cpus !== undefined) res.cpus = parseCpus(String(b.cpus), '--cpus');
-  if (res.memoryBytes === undefined && res.cpus === undefined) throw new InvalidArgument('give --memory and/or --cpus');
+  if (res.memoryBytes === undefined && res.cpus === undefined)
+    throw new InvalidArgument('give --memory and/or --cpus');
   return { type: b.ps === undefined || b.ps === null ? '*' : parseProcessType(b.ps), res };
 }
 
@@ -66,10 +113,12 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
     const procs = deps.supervisor.list(name);
     // CPU usage is the cgroup's CPU time over a short window.
     const before = new Map<string, { cpu: number; at: number }>();
-    await Promise.all(procs.map(async (p) => {
-      const s = await deps.runtime.stats(p.id).catch(() => null);
-      if (s !== null) before.set(p.id, { cpu: s.cpuNanos, at: performance.now() });
-    }));
+    await Promise.all(
+      procs.map(async (p) => {
+        const s = await deps.runtime.stats(p.id).catch(() => null);
+        if (s !== null) before.set(p.id, { cpu: s.cpuNanos, at: performance.now() });
+      }),
+    );
     await new Promise((r) => setTimeout(r, 250));
     res.json(await Promise.all(procs.map((p) => procJson(deps, p, before))));
   });
@@ -86,12 +135,22 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
     switch (req.params.action) {
       case 'restart': {
         const type = (req.body as { type?: unknown } | undefined)?.type;
-        await restartApp(deps, name, undefined, type === undefined ? undefined : parseProcessType(type));
+        await restartApp(
+          deps,
+          name,
+          undefined,
+          type === undefined ? undefined : parseProcessType(type),
+        );
         break;
       }
-      case 'stop': await stopApp(deps, name); break;
-      case 'start': await startApp(deps, name); break;
-      default: throw new InvalidArgument('action must be restart, stop or start');
+      case 'stop':
+        await stopApp(deps, name);
+        break;
+      case 'start':
+        await startApp(deps, name);
+        break;
+      default:
+        throw new InvalidArgument('action must be restart, stop or start');
     }
     res.json({ app: name, action: req.params.action, stopped: state.apps.get(name).stopped });
   });
@@ -101,7 +160,10 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
     const name = app(req);
     const { type, res: limits } = parseResources(req.body);
     state.apps.setResources(name, type, limits);
-    deps.logs.append(name, { source: 'system', text: `resources of ${type === '*' ? 'every type' : type} set; applied when a process next starts` });
+    deps.logs.append(name, {
+      source: 'system',
+      text: `resources of ${type === '*' ? 'every type' : type} set; applied when a process next starts`,
+    });
     res.json(state.apps.resources(name));
   });
 
@@ -116,32 +178,58 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
     } catch {
       command = null;
     }
-    if (!Array.isArray(command) || command.length === 0 || !command.every((a) => typeof a === 'string') || command.join('').length > 64 * 1024) {
+    if (
+      !Array.isArray(command) ||
+      command.length === 0 ||
+      !command.every((a) => typeof a === 'string') ||
+      command.join('').length > 64 * 1024
+    ) {
       throw new InvalidArgument('command must be a non-empty JSON list of strings');
     }
     const size = req.query.tty === undefined ? undefined : parseTerminalSize(req.query.tty);
     const live = state.apps.get(name).liveRelease;
-    if (live === null) throw new Conflict(`${name} has no release yet: push one before "paas run"`, { app: name });
+    if (live === null)
+      throw new Conflict(`${name} has no release yet: push one before "paas run"`, { app: name });
     const release = state.releases.get(name, live);
-    res.writeHead(200, { 'content-type': 'application/vnd.paas.frames', 'cache-control': 'no-store' });
+    res.writeHead(200, {
+      'content-type': 'application/vnd.paas.frames',
+      'cache-control': 'no-store',
+    });
     res.flushHeaders();
     const gone = new AbortController();
-    res.on('close', () => { if (!res.writableFinished) gone.abort(); });
-    deps.logs.append(name, { source: 'system', text: `run: ${command.join(' ').slice(0, 200)} (v${live})` });
-    const input: { stdin: NodeJS.ReadableStream; tty?: RunTerminal } = size === undefined ? { stdin: req } : terminalInput(req, size, (message) => {
-      res.write(encodeFrame(FRAME.stderr, Buffer.from(`paas: ${message}\r\n`)));
-      gone.abort();
+    res.on('close', () => {
+      if (!res.writableFinished) gone.abort();
     });
+    deps.logs.append(name, {
+      source: 'system',
+      text: `run: ${command.join(' ').slice(0, 200)} (v${live})`,
+    });
+    const input: { stdin: NodeJS.ReadableStream; tty?: RunTerminal } =
+      size === undefined
+        ? { stdin: req }
+        : terminalInput(req, size, (message) => {
+            res.write(encodeFrame(FRAME.stderr, Buffer.from(`paas: ${message}\r\n`)));
+            gone.abort();
+          });
     if (input.tty !== undefined && deps.runtime.name !== 'native') {
       // The command still runs, on pipes: better than refusing an operator at a terminal.
-      res.write(encodeFrame(FRAME.stderr, Buffer.from(`paas: the ${deps.runtime.name} runtime has no terminals; running without one\r\n`)));
+      res.write(
+        encodeFrame(
+          FRAME.stderr,
+          Buffer.from(
+            `paas: the ${deps.runtime.name} runtime has no terminals; running without one\r\n`,
+          ),
+        ),
+      );
       delete input.tty;
     }
     let code: number;
     try {
       code = await runAttached(deps, release, command as string[], {
-        ...input, signal: gone.signal,
-        onData: (stream, chunk) => res.write(encodeFrame(stream === 'stdout' ? FRAME.stdout : FRAME.stderr, chunk)),
+        ...input,
+        signal: gone.signal,
+        onData: (stream, chunk) =>
+          res.write(encodeFrame(stream === 'stdout' ? FRAME.stdout : FRAME.stderr, chunk)),
       });
     } catch (e) {
       res.write(encodeFrame(FRAME.stderr, Buffer.from(`paas: ${(e as Error).message}\n`)));
@@ -153,7 +241,13 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
   api.post('/api/images/gc', async (req, res) => {
     const dryRun = (req.body as { dryRun?: unknown } | undefined)?.dryRun === true;
     const r = await collectImagesNow(deps, dryRun);
-    res.json({ ...r, lines: [...r.untagged.map((t) => `${dryRun ? 'would untag' : 'untagged'} ${t}`), ...formatGcReport(r)] });
+    res.json({
+      ...r,
+      lines: [
+        ...r.untagged.map((t) => `${dryRun ? 'would untag' : 'untagged'} ${t}`),
+        ...formatGcReport(r),
+      ],
+    });
   });
 }
 
@@ -162,7 +256,10 @@ function parseTerminalSize(v: unknown): TerminalSize {
   const m = typeof v === 'string' ? /^(\d{1,5})x(\d{1,5})$/.exec(v) : null;
   const size = { rows: Number(m?.[1]), cols: Number(m?.[2]) };
   if (m === null || !validSize(size)) {
-    throw new InvalidArgument(`tty must be ROWSxCOLS (1-65535 each), not ${JSON.stringify(String(v)).slice(0, 40)}`, { field: 'tty' });
+    throw new InvalidArgument(
+      `tty must be ROWSxCOLS (1-65535 each), not ${JSON.stringify(String(v)).slice(0, 40)}`,
+      { field: 'tty' },
+    );
   }
   return size;
 }
@@ -171,7 +268,11 @@ function parseTerminalSize(v: unknown): TerminalSize {
  * The request body of a run with a terminal: stdin frames become the command's input (with
  * backpressure), resize frames resize its terminal. A malformed stream ends the run.
  */
-function terminalInput(req: Request, size: TerminalSize, bad: (message: string) => void): { stdin: NodeJS.ReadableStream; tty?: RunTerminal } {
+function terminalInput(
+  req: Request,
+  size: TerminalSize,
+  bad: (message: string) => void,
+): { stdin: NodeJS.ReadableStream; tty?: RunTerminal } {
   const stdin = new PassThrough();
   const dec = new FrameDecoder({ maxPayload: 64 * 1024 });
   let resize: ((s: TerminalSize) => void) | undefined;

@@ -1,6 +1,11 @@
 // The daemon's handle on the router process: started (or found) at daemon start, and
 // re-found on a failed call, since the router may have been restarted on its own.
-import { ensureRouterRunning, RouterClient, type Backend, type RouteTable } from '../router/index.ts';
+import {
+  ensureRouterRunning,
+  RouterClient,
+  type Backend,
+  type RouteTable,
+} from '../router/index.ts';
 import type { RouterPort } from '../deploy/index.ts';
 
 export class RouterLink implements RouterPort {
@@ -24,7 +29,11 @@ export class RouterLink implements RouterPort {
       return await fn(this.client!);
     } catch (e) {
       // Retry once against a (re)started router; a second failure is the caller's error.
-      if ((e as { code?: string }).code === 'InvalidRouteTable' || (e as { code?: string }).code === 'InvalidArgument') throw e;
+      if (
+        (e as { code?: string }).code === 'InvalidRouteTable' ||
+        (e as { code?: string }).code === 'InvalidArgument'
+      )
+        throw e;
       await this.connect();
       return fn(this.client!);
     }

@@ -5,13 +5,36 @@
 // stylesheet, and a few lines of script for the tail.
 import { readFileSync } from 'node:fs';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { parseAppName, parseConfigKey, parseConfigValue, parseDomain, parseProcessType, type AppName } from '../apps/index.ts';
-import { changeConfig, publishRoutes, restartApp, rollback, startApp, stopApp, type DeployDeps } from '../deploy/index.ts';
+import {
+  parseAppName,
+  parseConfigKey,
+  parseConfigValue,
+  parseDomain,
+  parseProcessType,
+  type AppName,
+} from '../apps/index.ts';
+import {
+  changeConfig,
+  publishRoutes,
+  restartApp,
+  rollback,
+  startApp,
+  stopApp,
+  type DeployDeps,
+} from '../deploy/index.ts';
 import { InvalidArgument, PaasError, toHttp } from '../errors/index.ts';
 import { formatLine } from '../logs/index.ts';
 import { appPage, appsPage, buildLog } from './pages.ts';
 import {
-  LOGIN_COOKIE, readCookie, SESSION_COOKIE, SESSION_MAX_AGE_S, sameToken, sessionCookie, Sessions, randomToken, type Session,
+  LOGIN_COOKIE,
+  readCookie,
+  SESSION_COOKIE,
+  SESSION_MAX_AGE_S,
+  sameToken,
+  sessionCookie,
+  Sessions,
+  randomToken,
+  type Session,
 } from './session.ts';
 import { render, type LayoutData } from './views.ts';
 
@@ -27,13 +50,20 @@ export interface DashboardOptions {
 
 const quiet = { write: () => undefined };
 const STATIC: Record<string, { type: string; body: Buffer }> = {
-  'style.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('./static/style.css', import.meta.url)) },
-  'tail.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('./static/tail.js', import.meta.url)) },
+  'style.css': {
+    type: 'text/css; charset=utf-8',
+    body: readFileSync(new URL('./static/style.css', import.meta.url)),
+  },
+  'tail.js': {
+    type: 'text/javascript; charset=utf-8',
+    body: readFileSync(new URL('./static/tail.js', import.meta.url)),
+  },
 };
 
 // Only our own stylesheet and script, no inline code, no framing (clickjacking), forms post
 // only here. With escaping this is the second wall against injected markup.
-const CSP = "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP =
+  "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 type Authed = Request & { session: Session };
 
@@ -50,8 +80,11 @@ export function createDashboard(opts: DashboardOptions): express.Express {
   dash.set('etag', false);
   dash.use((_req, res, next) => {
     res.set({
-      'content-security-policy': CSP, 'x-frame-options': 'DENY', 'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer', 'cache-control': 'no-store',
+      'content-security-policy': CSP,
+      'x-frame-options': 'DENY',
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+      'cache-control': 'no-store',
     });
     next();
   });
@@ -66,8 +99,17 @@ export function createDashboard(opts: DashboardOptions): express.Express {
   dash.get('/favicon.ico', (_req, res) => void res.status(204).end());
 
   const form = express.urlencoded({ extended: false, limit: '64kb', parameterLimit: 50 });
-  const page = (res: Response, status: number, view: string, layout: LayoutData, data: Record<string, unknown> = {}) =>
-    void res.status(status).type('html').send(render(view, layout, data));
+  const page = (
+    res: Response,
+    status: number,
+    view: string,
+    layout: LayoutData,
+    data: Record<string, unknown> = {},
+  ) =>
+    void res
+      .status(status)
+      .type('html')
+      .send(render(view, layout, data));
 
   dash.get('/login', (req, res) => {
     if (sessions.get(readCookie(req, SESSION_COOKIE)) !== null) return void res.redirect(303, '/');
@@ -78,8 +120,17 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     // fetch bounced here) must not invalidate the form already on screen.
     const had = readCookie(req, LOGIN_COOKIE);
     const loginCsrf = had !== null && /^[A-Za-z0-9_-]{43}$/.test(had) ? had : randomToken();
-    res.append('set-cookie', sessionCookie(LOGIN_COOKIE, loginCsrf, { maxAgeS: 3600, path: '/login' }));
-    page(res, status, 'login', { title: 'Log in', flash: error === null ? null : { kind: 'error', text: error } }, { loginCsrf, tokenPath: opts.tokenPath });
+    res.append(
+      'set-cookie',
+      sessionCookie(LOGIN_COOKIE, loginCsrf, { maxAgeS: 3600, path: '/login' }),
+    );
+    page(
+      res,
+      status,
+      'login',
+      { title: 'Log in', flash: error === null ? null : { kind: 'error', text: error } },
+      { loginCsrf, tokenPath: opts.tokenPath },
+    );
   }
   dash.post('/login', form, (req, res) => {
     const body = req.body as Record<string, unknown>;
@@ -87,7 +138,17 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     // or set our cookie, so it cannot log a browser into a session it chose (login CSRF).
     const cookie = readCookie(req, LOGIN_COOKIE);
     if (cookie === null || !sameToken(typeof body.csrf === 'string' ? body.csrf : null, cookie)) {
-      return void page(res, 403, 'error', { title: 'Forbidden' }, { heading: 'Forbidden', message: 'The login form expired or came from another site. Reload the login page and try again.' });
+      return void page(
+        res,
+        403,
+        'error',
+        { title: 'Forbidden' },
+        {
+          heading: 'Forbidden',
+          message:
+            'The login form expired or came from another site. Reload the login page and try again.',
+        },
+      );
     }
     const token = typeof body.token === 'string' ? body.token.trim() : null;
     if (!opts.checkToken(token)) {
@@ -111,7 +172,14 @@ export function createDashboard(opts: DashboardOptions): express.Express {
   // Every state change is a form POST carrying the session's CSRF token.
   dash.post('/{*any}', form, (req, _res, next) => {
     const sent = (req.body as Record<string, unknown> | undefined)?.csrf;
-    if (!sameToken(typeof sent === 'string' ? sent : null, (req as Authed).session.csrf)) return next(new PaasError('Forbidden', 'forbidden', 'the form is missing its CSRF token or it does not match this session; reload the page'));
+    if (!sameToken(typeof sent === 'string' ? sent : null, (req as Authed).session.csrf))
+      return next(
+        new PaasError(
+          'Forbidden',
+          'forbidden',
+          'the form is missing its CSRF token or it does not match this session; reload the page',
+        ),
+      );
     next();
   });
 
@@ -130,18 +198,20 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     return v;
   };
   /** Runs a change, then redirects to the app page with its outcome as the flash message. */
-  const action = (fn: (req: Request, name: AppName) => Promise<string>) => async (req: Request, res: Response) => {
-    const name = appName(req);
-    deps.state.apps.get(name);
-    const sid = (req as Authed).session.id;
-    try {
-      flashes.set(sid, { kind: 'ok', text: await fn(req, name) });
-    } catch (e) {
-      if (!(e instanceof PaasError)) throw e;
-      flashes.set(sid, { kind: 'error', text: e.message });
-    }
-    res.redirect(303, `/apps/${name}`);
-  };
+  const action =
+    (fn: (req: Request, name: AppName) => Promise<string>) =>
+    async (req: Request, res: Response) => {
+      const name = appName(req);
+      deps.state.apps.get(name);
+      const sid = (req as Authed).session.id;
+      try {
+        flashes.set(sid, { kind: 'ok', text: await fn(req, name) });
+      } catch (e) {
+        if (!(e instanceof PaasError)) throw e;
+        flashes.set(sid, { kind: 'error', text: e.message });
+      }
+      res.redirect(303, `/apps/${name}`);
+    };
 
   dash.post('/logout', (req, res) => {
     sessions.destroy((req as Authed).session.id);
@@ -149,72 +219,134 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     res.redirect(303, '/login');
   });
 
-  dash.get('/', async (req, res) => page(res, 200, 'apps', layout(req, 'Apps'), await appsPage(deps)));
+  dash.get('/', async (req, res) =>
+    page(res, 200, 'apps', layout(req, 'Apps'), await appsPage(deps)),
+  );
   dash.get('/apps/:app', async (req, res) => {
     const name = appName(req);
-    page(res, 200, 'app', layout(req, name), { ...(await appPage(deps, name)), psActions: psActions(deps, name) });
+    page(res, 200, 'app', layout(req, name), {
+      ...(await appPage(deps, name)),
+      psActions: psActions(deps, name),
+    });
   });
   dash.get('/apps/:app/builds/:id', (req, res) => {
     const name = appName(req);
     deps.state.apps.get(name);
-    const b = /^[0-9]{1,12}$/.test(req.params.id ?? '') ? deps.state.builds.get(Number(req.params.id)) : null;
-    if (b === null || b.app !== name) throw new PaasError('NotFound', 'notFound', `app "${name}" has no build #${String(req.params.id).slice(0, 12)}`);
-    page(res, 200, 'build', layout(req, `${name} build #${b.id}`), { app: name, build: b, lines: buildLog(deps, b) });
+    const b = /^[0-9]{1,12}$/.test(req.params.id ?? '')
+      ? deps.state.builds.get(Number(req.params.id))
+      : null;
+    if (b === null || b.app !== name)
+      throw new PaasError(
+        'NotFound',
+        'notFound',
+        `app "${name}" has no build #${String(req.params.id).slice(0, 12)}`,
+      );
+    page(res, 200, 'build', layout(req, `${name} build #${b.id}`), {
+      app: name,
+      build: b,
+      lines: buildLog(deps, b),
+    });
   });
 
   dash.post('/apps/:app/config/reveal', async (req, res) => {
     const name = appName(req);
     const key = parseConfigKey(field(req, 'key'));
-    page(res, 200, 'app', layout(req, name), { ...(await appPage(deps, name, { reveal: key })), psActions: psActions(deps, name) });
+    page(res, 200, 'app', layout(req, name), {
+      ...(await appPage(deps, name, { reveal: key })),
+      psActions: psActions(deps, name),
+    });
   });
-  dash.post('/apps/:app/config', action(async (req, name) => {
-    const key = parseConfigKey(field(req, 'key'));
-    const r = await changeConfig(deps, name, new Map([[key, parseConfigValue(key, field(req, 'value'))]]), [], quiet);
-    return r === null ? `${key} set; it takes effect with the first deploy` : `${key} set: released v${r.release.version}`;
-  }));
-  dash.post('/apps/:app/config/unset', action(async (req, name) => {
-    const key = parseConfigKey(field(req, 'key'));
-    const r = await changeConfig(deps, name, new Map(), [key], quiet);
-    return r === null ? `${key} unset` : `${key} unset: released v${r.release.version}`;
-  }));
-  dash.post('/apps/:app/rollback', action(async (req, name) => {
-    const r = await rollback(deps, name, field(req, 'release'), quiet);
-    return `${r.release.description}: released v${r.release.version}`;
-  }));
-  dash.post('/apps/:app/scale', action(async (req, name) => {
-    const type = parseProcessType(field(req, 'type'));
-    const raw = field(req, 'quantity');
-    if (!/^[0-9]{1,3}$/.test(raw) || Number(raw) > 100) throw new InvalidArgument('the quantity must be a whole number from 0 to 100');
-    await opts.scale(name, type, Number(raw));
-    return `scaled ${type} to ${Number(raw)}`;
-  }));
-  dash.post('/apps/:app/ps/:verb', action(async (req, name) => {
-    switch (req.params.verb) {
-      case 'restart': await restartApp(deps, name); return 'restarted every process';
-      case 'stop': await stopApp(deps, name); return 'stopped: no process runs until start';
-      case 'start': await startApp(deps, name); return 'started';
-      default: throw new InvalidArgument('the action must be restart, stop or start');
-    }
-  }));
-  dash.post('/apps/:app/domains', action(async (req, name) => {
-    const domain = parseDomain(field(req, 'domain'));
-    deps.state.apps.addDomain(name, domain);
-    await publishRoutes(deps);
-    return `${domain} added`;
-  }));
-  dash.post('/apps/:app/domains/remove', action(async (req, name) => {
-    const domain = parseDomain(field(req, 'domain'));
-    deps.state.apps.removeDomain(name, domain);
-    await publishRoutes(deps);
-    return `${domain} removed`;
-  }));
+  dash.post(
+    '/apps/:app/config',
+    action(async (req, name) => {
+      const key = parseConfigKey(field(req, 'key'));
+      const r = await changeConfig(
+        deps,
+        name,
+        new Map([[key, parseConfigValue(key, field(req, 'value'))]]),
+        [],
+        quiet,
+      );
+      return r === null
+        ? `${key} set; it takes effect with the first deploy`
+        : `${key} set: released v${r.release.version}`;
+    }),
+  );
+  dash.post(
+    '/apps/:app/config/unset',
+    action(async (req, name) => {
+      const key = parseConfigKey(field(req, 'key'));
+      const r = await changeConfig(deps, name, new Map(), [key], quiet);
+      return r === null ? `${key} unset` : `${key} unset: released v${r.release.version}`;
+    }),
+  );
+  dash.post(
+    '/apps/:app/rollback',
+    action(async (req, name) => {
+      const r = await rollback(deps, name, field(req, 'release'), quiet);
+      return `${r.release.description}: released v${r.release.version}`;
+    }),
+  );
+  dash.post(
+    '/apps/:app/scale',
+    action(async (req, name) => {
+      const type = parseProcessType(field(req, 'type'));
+      const raw = field(req, 'quantity');
+      if (!/^[0-9]{1,3}$/.test(raw) || Number(raw) > 100)
+        throw new InvalidArgument('the quantity must be a whole number from 0 to 100');
+      await opts.scale(name, type, Number(raw));
+      return `scaled ${type} to ${Number(raw)}`;
+    }),
+  );
+  dash.post(
+    '/apps/:app/ps/:verb',
+    action(async (req, name) => {
+      switch (req.params.verb) {
+        case 'restart':
+          await restartApp(deps, name);
+          return 'restarted every process';
+        case 'stop':
+          await stopApp(deps, name);
+          return 'stopped: no process runs until start';
+        case 'start':
+          await startApp(deps, name);
+          return 'started';
+        default:
+          throw new InvalidArgument('the action must be restart, stop or start');
+      }
+    }),
+  );
+  dash.post(
+    '/apps/:app/domains',
+    action(async (req, name) => {
+      const domain = parseDomain(field(req, 'domain'));
+      deps.state.apps.addDomain(name, domain);
+      await publishRoutes(deps);
+      return `${domain} added`;
+    }),
+  );
+  dash.post(
+    '/apps/:app/domains/remove',
+    action(async (req, name) => {
+      const domain = parseDomain(field(req, 'domain'));
+      deps.state.apps.removeDomain(name, domain);
+      await publishRoutes(deps);
+      return `${domain} removed`;
+    }),
+  );
 
   // The live tail: one SSE event per new log line (text/event-stream, WHATWG HTML §9.2).
   // Lines are single-line by construction (the log store escapes control characters).
   dash.get('/apps/:app/logs/stream', (req, res) => {
     const name = appName(req);
     deps.state.apps.get(name);
-    res.status(200).set({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    res
+      .status(200)
+      .set({
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        'x-accel-buffering': 'no',
+      });
     res.flushHeaders();
     res.write('retry: 3000\n\n');
     const off = deps.logs.follow(name, {}, (l) => res.write(`data: ${formatLine(l)}\n\n`));
@@ -228,15 +360,33 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     res.on('close', stop);
   });
 
-  dash.use((req, res) => page(res, 404, 'error', layout(req, 'Not found'), { heading: 'Not found', message: 'There is no page here.' }));
+  dash.use((req, res) =>
+    page(res, 404, 'error', layout(req, 'Not found'), {
+      heading: 'Not found',
+      message: 'There is no page here.',
+    }),
+  );
   dash.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const type = (err as { type?: string }).type;
-    const e = type === 'entity.too.large' ? new InvalidArgument('the form is too large') : type === 'parameters.too.many' ? new InvalidArgument('the form has too many fields') : err;
+    const e =
+      type === 'entity.too.large'
+        ? new InvalidArgument('the form is too large')
+        : type === 'parameters.too.many'
+          ? new InvalidArgument('the form has too many fields')
+          : err;
     const { status } = toHttp(e);
-    if (status >= 500) opts.log('dashboard internal error', { err: err instanceof Error ? err.stack : String(err) });
-    const message = e instanceof PaasError ? e.message : 'Something went wrong inside paas; the daemon log has the details.';
-    const lay: LayoutData = (req as Partial<Authed>).session !== undefined ? layout(req, 'Error') : { title: 'Error' };
-    page(res, status, 'error', lay, { heading: status === 403 ? 'Forbidden' : status === 404 ? 'Not found' : 'Error', message });
+    if (status >= 500)
+      opts.log('dashboard internal error', { err: err instanceof Error ? err.stack : String(err) });
+    const message =
+      e instanceof PaasError
+        ? e.message
+        : 'Something went wrong inside paas; the daemon log has the details.';
+    const lay: LayoutData =
+      (req as Partial<Authed>).session !== undefined ? layout(req, 'Error') : { title: 'Error' };
+    page(res, status, 'error', lay, {
+      heading: status === 403 ? 'Forbidden' : status === 404 ? 'Not found' : 'Error',
+      message,
+    });
   });
   return dash;
 }

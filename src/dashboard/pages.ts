@@ -5,33 +5,60 @@ import { formatLine } from '../logs/index.ts';
 
 export type AppStatus = 'up' | 'down' | 'idle' | 'stopped' | 'crashed' | 'not deployed';
 
-interface ProcRow { process: string; type: string; release: string; state: string; startedAt: string | null; restarts: number; lastExit: string | null }
+interface ProcRow {
+  process: string;
+  type: string;
+  release: string;
+  state: string;
+  startedAt: string | null;
+  restarts: number;
+  lastExit: string | null;
+}
 
 /** The supervisor's view of the app's processes: what `paas ps` shows (crashes and restarts included). */
 function processRows(deps: DeployDeps, name: AppName): ProcRow[] {
-  return deps.supervisor.list(name).map((p) => ({
-    process: `${p.type}.${p.n}`, type: p.type, release: `v${p.version}`, state: p.state,
-    startedAt: p.state === 'running' || p.state === 'starting' ? new Date(p.upSince).toISOString() : null,
-    restarts: p.restarts, lastExit: p.lastExit,
-  })).sort((a, b) => a.process.localeCompare(b.process, 'en', { numeric: true }));
+  return deps.supervisor
+    .list(name)
+    .map((p) => ({
+      process: `${p.type}.${p.n}`,
+      type: p.type,
+      release: `v${p.version}`,
+      state: p.state,
+      startedAt:
+        p.state === 'running' || p.state === 'starting' ? new Date(p.upSince).toISOString() : null,
+      restarts: p.restarts,
+      lastExit: p.lastExit,
+    }))
+    .sort((a, b) => a.process.localeCompare(b.process, 'en', { numeric: true }));
 }
 
 /** up: every wanted process runs; down: fewer run than wanted; idle: scaled to zero; stopped: ps:stop. */
-function statusOf(app: { liveRelease: number | null; stopped: boolean }, formation: Record<string, number>, procs: ProcRow[]): AppStatus {
+function statusOf(
+  app: { liveRelease: number | null; stopped: boolean },
+  formation: Record<string, number>,
+  procs: ProcRow[],
+): AppStatus {
   if (app.liveRelease === null) return 'not deployed';
   if (app.stopped) return 'stopped';
   const wanted = Object.values(formation).reduce((a, b) => a + b, 0);
   if (wanted === 0) return 'idle';
   if (procs.some((p) => p.state === 'crashed')) return 'crashed';
-  const running = procs.filter((p) => p.state === 'running' && p.release === `v${app.liveRelease}`).length;
+  const running = procs.filter(
+    (p) => p.state === 'running' && p.release === `v${app.liveRelease}`,
+  ).length;
   return running >= wanted ? 'up' : 'down';
 }
 
 /** The formation rows to show scale controls for: the live release's process types. */
-function formationRows(deps: DeployDeps, name: AppName, live: number | null): { type: string; quantity: number }[] {
+function formationRows(
+  deps: DeployDeps,
+  name: AppName,
+  live: number | null,
+): { type: string; quantity: number }[] {
   const formation = deps.state.apps.formation(name);
   const types = new Set(Object.keys(formation));
-  if (live !== null) for (const t of Object.keys(deps.state.releases.get(name, live).processes)) types.add(t);
+  if (live !== null)
+    for (const t of Object.keys(deps.state.releases.get(name, live).processes)) types.add(t);
   // The release phase is not a long-running process type.
   types.delete('release');
   return [...types].sort().map((type) => ({ type, quantity: formation[type] ?? 0 }));
@@ -54,25 +81,39 @@ export async function appsPage(deps: DeployDeps) {
   return { apps };
 }
 
-export async function appPage(deps: DeployDeps, name: AppName, opts: { reveal?: string; logLines?: number } = {}) {
+export async function appPage(
+  deps: DeployDeps,
+  name: AppName,
+  opts: { reveal?: string; logLines?: number } = {},
+) {
   const app = deps.state.apps.get(name);
   const procs = processRows(deps, name);
   const live = app.liveRelease;
   const config = deps.state.apps.config(name);
   return {
     app: {
-      name, release: live === null ? null : `v${live}`, url: appUrl(name, deps.domain, deps.httpPort),
-      status: statusOf(app, deps.state.apps.formation(name), procs), stopped: app.stopped,
+      name,
+      release: live === null ? null : `v${live}`,
+      url: appUrl(name, deps.domain, deps.httpPort),
+      status: statusOf(app, deps.state.apps.formation(name), procs),
+      stopped: app.stopped,
     },
     processes: procs,
     formation: formationRows(deps, name, live),
     releases: deps.state.releases.list(name, 50).map((r) => ({
-      version: `v${r.version}`, description: r.description, gitSha: r.gitSha, createdAt: r.createdAt, buildpack: r.buildpack,
-      status: r.deploy?.status ?? 'not deployed', live: r.version === live,
+      version: `v${r.version}`,
+      description: r.description,
+      gitSha: r.gitSha,
+      createdAt: r.createdAt,
+      buildpack: r.buildpack,
+      status: r.deploy?.status ?? 'not deployed',
+      live: r.version === live,
       canRollback: r.version !== live && r.deploy?.status === 'succeeded',
     })),
     // Values stay on the server unless this very response reveals one (issue 9).
-    config: Object.keys(config).map((key) => key === opts.reveal ? { key, revealed: true, value: config[key] } : { key, revealed: false }),
+    config: Object.keys(config).map((key) =>
+      key === opts.reveal ? { key, revealed: true, value: config[key] } : { key, revealed: false },
+    ),
     domains: { default: `${name}.${deps.domain}`, custom: deps.state.apps.domains(name) },
     builds: deps.state.builds.list(name, 20),
     logs: deps.logs.tail(name, opts.logLines ?? 100).map(formatLine),
@@ -85,7 +126,12 @@ export async function appPage(deps: DeployDeps, name: AppName, opts: { reveal?: 
  */
 export function buildLog(deps: DeployDeps, build: Build, maxLines = 5000): string[] {
   const end = build.finishedAt ?? '9999';
-  return deps.logs.tail(build.app, maxLines * 4)
-    .filter((l) => (l.source === 'build' || l.source === 'system') && l.ts >= build.startedAt && l.ts <= end)
-    .slice(-maxLines).map(formatLine);
+  return deps.logs
+    .tail(build.app, maxLines * 4)
+    .filter(
+      (l) =>
+        (l.source === 'build' || l.source === 'system') && l.ts >= build.startedAt && l.ts <= end,
+    )
+    .slice(-maxLines)
+    .map(formatLine);
 }

@@ -2,7 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { readCookie, sameToken, sessionCookie, Sessions } from './session.ts';
 
-const req = (cookie?: string) => ({ headers: cookie === undefined ? {} : { cookie } }) as IncomingMessage;
+const req = (cookie?: string) =>
+  ({ headers: cookie === undefined ? {} : { cookie } }) as IncomingMessage;
 
 describe('dashboard sessions', () => {
   it('a session is found by its id until it is destroyed; ids and CSRF tokens are unguessable and distinct', () => {
@@ -43,6 +44,8 @@ describe('dashboard sessions', () => {
   });
 
   it('session cookies are HttpOnly and SameSite=Strict', () => {
-    expect(sessionCookie('paas_session', 'v', { maxAgeS: 60 })).toBe('paas_session=v; Path=/; Max-Age=60; HttpOnly; SameSite=Strict');
+    expect(sessionCookie('paas_session', 'v', { maxAgeS: 60 })).toBe(
+      'paas_session=v; Path=/; Max-Age=60; HttpOnly; SameSite=Strict',
+    );
   });
 });

@@ -64,7 +64,10 @@ export function randomToken(): string {
 /** Constant-time string equality (both sides hashed, so lengths do not leak either). */
 export function sameToken(a: string | null | undefined, b: string): boolean {
   if (typeof a !== 'string' || a === '') return false;
-  return timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+  return timingSafeEqual(
+    createHash('sha256').update(a).digest(),
+    createHash('sha256').update(b).digest(),
+  );
 }
 
 /** One cookie's value from the Cookie header (RFC 6265 §5.4: `name=value` pairs joined by `; `). */
@@ -76,7 +79,11 @@ export function readCookie(req: IncomingMessage, name: string): string | null {
   return null;
 }
 
-export function sessionCookie(name: string, value: string, opts: { maxAgeS: number; path?: string }): string {
+export function sessionCookie(
+  name: string,
+  value: string,
+  opts: { maxAgeS: number; path?: string },
+): string {
   return `${name}=${value}; Path=${opts.path ?? '/'}; Max-Age=${opts.maxAgeS}; HttpOnly; SameSite=Strict`;
 }
 

@@ -8,12 +8,17 @@ const hbs = Handlebars.create();
 const dir = new URL('./views/', import.meta.url);
 
 hbs.registerHelper('eq', (a: unknown, b: unknown) => a === b);
-hbs.registerHelper('short', (s: unknown, n: unknown) => (typeof s === 'string' ? s.slice(0, typeof n === 'number' ? n : 7) : ''));
+hbs.registerHelper('short', (s: unknown, n: unknown) =>
+  typeof s === 'string' ? s.slice(0, typeof n === 'number' ? n : 7) : '',
+);
 // "2025-01-02T03:04:05.678Z" → "2025-01-02 03:04:05" (UTC, as the CLI prints).
-hbs.registerHelper('time', (s: unknown) => (typeof s === 'string' ? s.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : ''));
+hbs.registerHelper('time', (s: unknown) =>
+  typeof s === 'string' ? s.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '',
+);
 
 for (const f of readdirSync(dir)) {
-  if (f.startsWith('_') && f.endsWith('.hbs')) hbs.registerPartial(f.slice(1, -4), readFileSync(new URL(f, dir), 'utf8'));
+  if (f.startsWith('_') && f.endsWith('.hbs'))
+    hbs.registerPartial(f.slice(1, -4), readFileSync(new URL(f, dir), 'utf8'));
 }
 
 const cache = new Map<string, Handlebars.TemplateDelegate>();

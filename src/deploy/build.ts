@@ -3,7 +3,12 @@
 // Dockerfile its buildpack renders (`chooseBuildMethod`, src/buildpacks).
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeChoice, detect, writeBuildpackFiles, type BuildChoice } from '../buildpacks/index.ts';
+import {
+  describeChoice,
+  detect,
+  writeBuildpackFiles,
+  type BuildChoice,
+} from '../buildpacks/index.ts';
 import { checkoutCommit, type ReceivedPush, type RefUpdate } from '../git/index.ts';
 import type { AppJson, AppName, Processes } from '../apps/index.ts';
 import { BuildFailed, PaasError } from '../errors/index.ts';
@@ -18,10 +23,23 @@ export interface Checkout {
   dispose(): void;
 }
 
-export async function receive(deps: DeployDeps, push: ReceivedPush, ref: RefUpdate): Promise<Checkout> {
-  const dir = join(deps.dataDir, 'tmp', `checkout-${push.app}-${ref.newSha.slice(0, 12)}-${process.hrtime.bigint()}`);
+export async function receive(
+  deps: DeployDeps,
+  push: ReceivedPush,
+  ref: RefUpdate,
+): Promise<Checkout> {
+  const dir = join(
+    deps.dataDir,
+    'tmp',
+    `checkout-${push.app}-${ref.newSha.slice(0, 12)}-${process.hrtime.bigint()}`,
+  );
   await checkoutCommit(push.gitDir, ref.newSha, push.gitEnv, dir);
-  return { app: push.app, sha: ref.newSha, dir, dispose: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    app: push.app,
+    sha: ref.newSha,
+    dir,
+    dispose: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 export interface Built {
@@ -53,13 +71,22 @@ export async function build(deps: DeployDeps, co: Checkout, r: Reporter): Promis
     for (const w of method.warnings) r.info(`warning: ${w}`);
     const tag = `build-${record.id}`;
     const { image } = await deps.build({
-      contextDir: co.dir, dockerfile: method.dockerfile ?? undefined, tag: { repo: co.app, tag }, runtime: deps.runtime, store: deps.store, dataDir: deps.dataDir,
+      contextDir: co.dir,
+      dockerfile: method.dockerfile ?? undefined,
+      tag: { repo: co.app, tag },
+      runtime: deps.runtime,
+      store: deps.store,
+      dataDir: deps.dataDir,
       onLine: (line) => r.build(line),
     });
     const processes = processTypes(co.dir, image);
     deps.state.builds.succeed(record.id, `${co.app}:${tag}`);
     return {
-      buildId: record.id, image, imageRef: `${co.app}:${tag}`, processes, appJson: readAppJson(co.dir),
+      buildId: record.id,
+      image,
+      imageRef: `${co.app}:${tag}`,
+      processes,
+      appJson: readAppJson(co.dir),
       buildpack: method.kind === 'dockerfile' ? 'dockerfile' : method.buildpack,
     };
   } catch (e) {
@@ -76,7 +103,10 @@ export function processTypes(dir: string, image: Image): Processes {
   const procfile = join(dir, 'Procfile');
   if (existsSync(procfile)) return parseProcfile(readFileSync(procfile, 'utf8'));
   const cmd = [...(image.config.Entrypoint ?? []), ...(image.config.Cmd ?? [])];
-  if (cmd.length === 0) throw new BuildFailed('the image has no CMD and there is no Procfile: nothing to run as web', { step: 'release' });
+  if (cmd.length === 0)
+    throw new BuildFailed('the image has no CMD and there is no Procfile: nothing to run as web', {
+      step: 'release',
+    });
   return { web: cmd };
 }
 
@@ -88,9 +118,14 @@ export function parseProcfile(text: string): Processes {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
     const m = PROCFILE_LINE.exec(line);
-    if (m === null) throw new BuildFailed(`Procfile: cannot parse line "${line.slice(0, 80)}" (expected "type: command")`, { step: 'release' });
+    if (m === null)
+      throw new BuildFailed(
+        `Procfile: cannot parse line "${line.slice(0, 80)}" (expected "type: command")`,
+        { step: 'release' },
+      );
     const type = m[1]!.toLowerCase();
-    if (!/^[a-z][a-z0-9-]{0,29}$/.test(type)) throw new BuildFailed(`Procfile: process type "${m[1]}" is invalid`, { step: 'release' });
+    if (!/^[a-z][a-z0-9-]{0,29}$/.test(type))
+      throw new BuildFailed(`Procfile: process type "${m[1]}" is invalid`, { step: 'release' });
     out[type] = ['/bin/sh', '-c', m[2]!];
   }
   return out;
@@ -99,11 +134,17 @@ export function parseProcfile(text: string): Processes {
 function readAppJson(dir: string): AppJson {
   const p = join(dir, 'app.json');
   if (!existsSync(p)) return {};
-  let j: { scripts?: { dokku?: { predeploy?: unknown } }; healthchecks?: unknown; stop_grace_period?: unknown };
+  let j: {
+    scripts?: { dokku?: { predeploy?: unknown } };
+    healthchecks?: unknown;
+    stop_grace_period?: unknown;
+  };
   try {
     j = JSON.parse(readFileSync(p, 'utf8')) as typeof j;
   } catch (e) {
-    throw new BuildFailed(`app.json is not valid JSON: ${(e as Error).message}`, { step: 'release' });
+    throw new BuildFailed(`app.json is not valid JSON: ${(e as Error).message}`, {
+      step: 'release',
+    });
   }
   const out: AppJson = {};
   const pre = j.scripts?.dokku?.predeploy;
@@ -111,7 +152,10 @@ function readAppJson(dir: string): AppJson {
   if (j.healthchecks !== undefined) out.healthchecks = j.healthchecks;
   const grace = j.stop_grace_period;
   if (grace !== undefined) {
-    if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0 || grace > 3600) throw new BuildFailed('app.json stop_grace_period must be a number of seconds (0–3600)', { step: 'release' });
+    if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0 || grace > 3600)
+      throw new BuildFailed('app.json stop_grace_period must be a number of seconds (0–3600)', {
+        step: 'release',
+      });
     out.stopGraceSeconds = grace;
   }
   return out;

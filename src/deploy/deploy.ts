@@ -13,14 +13,20 @@ import type { DeployDeps, Proc } from './types.ts';
 
 export const DEFAULT_STOP_GRACE_MS = 30_000;
 
-export async function deployRelease(deps: DeployDeps, release: Release, r: Reporter): Promise<void> {
+export async function deployRelease(
+  deps: DeployDeps,
+  release: Release,
+  r: Reporter,
+): Promise<void> {
   const { app, version } = release;
   deps.state.releases.markDeploying(app, version);
   try {
     await r.timed('Running release phase…', () => releasePhase(deps, release, r));
     // A deploy starts a stopped app (Dokku does the same).
     deps.state.apps.setStopped(app, false);
-    await replaceProcesses(deps, release, r, () => deps.state.releases.finishDeploy(app, version, { ok: true }));
+    await replaceProcesses(deps, release, r, () =>
+      deps.state.releases.finishDeploy(app, version, { ok: true }),
+    );
   } catch (e) {
     if (deps.state.releases.get(app, version).deploy?.status === 'deploying') {
       deps.state.releases.finishDeploy(app, version, { ok: false, error: describeError(e) });
@@ -31,7 +37,9 @@ export async function deployRelease(deps: DeployDeps, release: Release, r: Repor
 
 /** Process types in start order: web first, then the others by name; `release` never runs. */
 export function processOrder(release: Release): string[] {
-  return Object.keys(release.processes).filter((t) => t !== 'release').sort((a, b) => (a === 'web' ? -1 : b === 'web' ? 1 : a.localeCompare(b)));
+  return Object.keys(release.processes)
+    .filter((t) => t !== 'release')
+    .sort((a, b) => (a === 'web' ? -1 : b === 'web' ? 1 : a.localeCompare(b)));
 }
 
 /** How many `type` processes the formation wants: its row, else 1 for web and 0 for others (Heroku). */
@@ -40,14 +48,22 @@ export function wanted(formation: Readonly<Record<string, number>>, type: string
 }
 
 export function stopGraceMs(deps: DeployDeps, release: Release): number {
-  return release.appJson.stopGraceSeconds !== undefined ? release.appJson.stopGraceSeconds * 1000 : (deps.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
+  return release.appJson.stopGraceSeconds !== undefined
+    ? release.appJson.stopGraceSeconds * 1000
+    : (deps.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
 }
 
 /**
  * Start new → check → switch → drain → stop old, for every process type of `release`.
  * `onSwitched` runs right after the route points at the new processes.
  */
-export async function replaceProcesses(deps: DeployDeps, release: Release, r: Reporter, onSwitched: () => void = () => undefined, only?: string): Promise<void> {
+export async function replaceProcesses(
+  deps: DeployDeps,
+  release: Release,
+  r: Reporter,
+  onSwitched: () => void = () => undefined,
+  only?: string,
+): Promise<void> {
   const { app, version } = release;
   const sup = deps.supervisor;
   const formation = deps.state.apps.formation(app);
@@ -61,35 +77,57 @@ export async function replaceProcesses(deps: DeployDeps, release: Release, r: Re
         r.info(`${type}: scaled to 0`);
         continue;
       }
-      await r.timed(`Starting ${count} ${type} process${count === 1 ? '' : 'es'} of v${version}…`, async () => {
-        const results = await Promise.allSettled(Array.from({ length: count }, (_, i) => sup.launch(release, type, i + 1, (l) => r.info(l))));
-        for (const x of results) if (x.status === 'fulfilled') fresh.push(x.value);
-        const failed = results.find((x) => x.status === 'rejected');
-        if (failed !== undefined) throw failed.reason;
-        for (const p of results) if (p.status === 'fulfilled') r.info(`${type}.${p.value.n} is healthy${p.value.ip === null ? '' : ` on ${p.value.ip}${type === 'web' ? `:${p.value.port}` : ''}`}`);
-      });
+      await r.timed(
+        `Starting ${count} ${type} process${count === 1 ? '' : 'es'} of v${version}…`,
+        async () => {
+          const results = await Promise.allSettled(
+            Array.from({ length: count }, (_, i) =>
+              sup.launch(release, type, i + 1, (l) => r.info(l)),
+            ),
+          );
+          for (const x of results) if (x.status === 'fulfilled') fresh.push(x.value);
+          const failed = results.find((x) => x.status === 'rejected');
+          if (failed !== undefined) throw failed.reason;
+          for (const p of results)
+            if (p.status === 'fulfilled')
+              r.info(
+                `${type}.${p.value.n} is healthy${p.value.ip === null ? '' : ` on ${p.value.ip}${type === 'web' ? `:${p.value.port}` : ''}`}`,
+              );
+        },
+      );
     }
   } catch (e) {
     await Promise.all(fresh.map((p) => sup.retire(p, 0)));
-    throw new DeployFailed(`${describeError(e)}\nthe new processes were stopped; the old ones keep serving`, { step: 'check' });
+    throw new DeployFailed(
+      `${describeError(e)}\nthe new processes were stopped; the old ones keep serving`,
+      { step: 'check' },
+    );
   }
   for (const p of old) p.inRotation = false;
   for (const p of fresh) if (p.type === 'web') p.inRotation = true;
-  if (only === undefined && !processOrder(release).includes('web')) r.info('no web process type: the app receives no HTTP traffic');
+  if (only === undefined && !processOrder(release).includes('web'))
+    r.info('no web process type: the app receives no HTTP traffic');
   await r.timed('Switching route…', () => sup.route(app));
   onSwitched();
   if (old.length > 0) {
     const grace = stopGraceMs(deps, release);
-    await r.timed(`Stopping ${old.length} old process${old.length === 1 ? '' : 'es'}…`, async () => {
-      await Promise.all(old.map((p) => sup.retire(p, grace)));
-    });
+    await r.timed(
+      `Stopping ${old.length} old process${old.length === 1 ? '' : 'es'}…`,
+      async () => {
+        await Promise.all(old.map((p) => sup.retire(p, grace)));
+      },
+    );
   }
 }
 
 /** app.json `scripts.dokku.predeploy`, then the Procfile's `release:`; each a one-off container. */
 async function releasePhase(deps: DeployDeps, release: Release, r: Reporter): Promise<void> {
   const commands: { name: string; argv: readonly string[] }[] = [];
-  if (release.appJson.predeploy !== undefined) commands.push({ name: 'app.json predeploy', argv: ['/bin/sh', '-c', release.appJson.predeploy] });
+  if (release.appJson.predeploy !== undefined)
+    commands.push({
+      name: 'app.json predeploy',
+      argv: ['/bin/sh', '-c', release.appJson.predeploy],
+    });
   const rel = release.processes.release;
   if (rel !== undefined) commands.push({ name: 'Procfile release', argv: rel });
   if (commands.length === 0) {
@@ -99,7 +137,10 @@ async function releasePhase(deps: DeployDeps, release: Release, r: Reporter): Pr
   for (const c of commands) {
     r.info(`$ ${c.name}`);
     const code = await runOneOff(deps, release, c.argv, 'release', (line) => r.build(line));
-    if (code !== 0) throw new DeployFailed(`${c.name} failed with exit code ${code}; the deploy was aborted`, { step: 'release', exitCode: code });
+    if (code !== 0)
+      throw new DeployFailed(`${c.name} failed with exit code ${code}; the deploy was aborted`, {
+        step: 'release',
+        exitCode: code,
+      });
   }
 }
-

@@ -12,7 +12,11 @@ import type { DeployDeps, Output, Proc } from './types.ts';
 const quiet: Output = { write: () => undefined };
 
 /** Sets the formation for the given types and converges on it. */
-export async function scale(deps: DeployDeps, app: AppName, changes: ReadonlyMap<ProcessType, number>): Promise<Record<string, number>> {
+export async function scale(
+  deps: DeployDeps,
+  app: AppName,
+  changes: ReadonlyMap<ProcessType, number>,
+): Promise<Record<string, number>> {
   const unlock = await deps.state.locks.acquire(app, 'scale');
   try {
     const a = deps.state.apps.get(app);
@@ -20,7 +24,11 @@ export async function scale(deps: DeployDeps, app: AppName, changes: ReadonlyMap
       const rel = deps.state.releases.get(app, a.liveRelease);
       const types = processOrder(rel);
       for (const t of changes.keys()) {
-        if (!types.includes(t)) throw new Conflict(`v${rel.version} of ${app} has no process type "${t}" (it has ${types.join(', ') || 'none'})`, { app, type: t });
+        if (!types.includes(t))
+          throw new Conflict(
+            `v${rel.version} of ${app} has no process type "${t}" (it has ${types.join(', ') || 'none'})`,
+            { app, type: t },
+          );
       }
     }
     for (const [t, q] of changes) deps.state.apps.setFormation(app, t, q);
@@ -36,19 +44,31 @@ export async function scale(deps: DeployDeps, app: AppName, changes: ReadonlyMap
  * extra processes are retired (highest n first), missing ones started, checked and routed.
  * Processes of other releases are retired. The caller holds the app's lock.
  */
-export async function converge(deps: DeployDeps, app: AppName, log: (line: string) => void = () => undefined): Promise<void> {
+export async function converge(
+  deps: DeployDeps,
+  app: AppName,
+  log: (line: string) => void = () => undefined,
+): Promise<void> {
   const sup = deps.supervisor;
   const a = deps.state.apps.get(app);
   const release = a.liveRelease === null ? null : deps.state.releases.get(app, a.liveRelease);
   const formation = deps.state.apps.formation(app);
   const grace = release === null ? (deps.stopGraceMs ?? 30_000) : stopGraceMs(deps, release);
   const running = sup.list(app);
-  const leaving: Proc[] = running.filter((p) => release === null || p.version !== release.version || a.stopped || release.processes[p.type] === undefined);
+  const leaving: Proc[] = running.filter(
+    (p) =>
+      release === null ||
+      p.version !== release.version ||
+      a.stopped ||
+      release.processes[p.type] === undefined,
+  );
   const starts: { type: string; n: number }[] = [];
   if (release !== null && !a.stopped) {
     for (const type of processOrder(release)) {
       const want = wanted(formation, type);
-      const have = running.filter((p) => p.type === type && p.version === release.version).sort((x, y) => x.n - y.n);
+      const have = running
+        .filter((p) => p.type === type && p.version === release.version)
+        .sort((x, y) => x.n - y.n);
       leaving.push(...have.filter((p) => p.n > want));
       const taken = new Set(have.map((p) => p.n));
       for (let n = 1; n <= want; n++) if (!taken.has(n)) starts.push({ type, n });
@@ -62,7 +82,11 @@ export async function converge(deps: DeployDeps, app: AppName, log: (line: strin
   if (starts.length === 0 || release === null) return;
   // A refilled slot carries on its recorded history (a daemon restart); scaled-away and
   // stopped slots left none, so scaling up and ps:start begin fresh.
-  const results = await Promise.allSettled(starts.map((s) => sup.launch(release, s.type, s.n, undefined, { keepOnFailure: true, resume: true })));
+  const results = await Promise.allSettled(
+    starts.map((s) =>
+      sup.launch(release, s.type, s.n, undefined, { keepOnFailure: true, resume: true }),
+    ),
+  );
   let joined = false;
   for (const x of results) {
     if (x.status !== 'fulfilled') continue;
@@ -70,7 +94,10 @@ export async function converge(deps: DeployDeps, app: AppName, log: (line: strin
     if (x.value.type === 'web') x.value.inRotation = true;
     if (!x.value.healthy) continue;
     log(`started ${x.value.type}.${x.value.n} of v${release.version}`);
-    deps.logs.append(app, { source: 'system', text: `${x.value.type}.${x.value.n}: started v${release.version}` });
+    deps.logs.append(app, {
+      source: 'system',
+      text: `${x.value.type}.${x.value.n}: started v${release.version}`,
+    });
     if (x.value.type === 'web') {
       x.value.inRotation = true;
       joined = true;
@@ -79,20 +106,35 @@ export async function converge(deps: DeployDeps, app: AppName, log: (line: strin
   if (joined) await sup.route(app);
   const failed = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
   if (failed.length > 0) {
-    throw new DeployFailed(failed.map((f) => describeError(f.reason)).join('\n'), { step: 'start' });
+    throw new DeployFailed(failed.map((f) => describeError(f.reason)).join('\n'), {
+      step: 'start',
+    });
   }
 }
 
 /** ps:restart: a rolling replacement of every process (start new → check → switch → stop old). */
-export async function restartApp(deps: DeployDeps, app: AppName, out: Output = quiet, type?: ProcessType): Promise<void> {
+export async function restartApp(
+  deps: DeployDeps,
+  app: AppName,
+  out: Output = quiet,
+  type?: ProcessType,
+): Promise<void> {
   const unlock = await deps.state.locks.acquire(app, 'restart');
   try {
     const a = deps.state.apps.get(app);
-    if (a.liveRelease === null) throw new Conflict(`${app} has no release to restart; push one first`, { app });
+    if (a.liveRelease === null)
+      throw new Conflict(`${app} has no release to restart; push one first`, { app });
     const release = deps.state.releases.get(app, a.liveRelease);
     if (type !== undefined) {
-      if (release.processes[type] === undefined) throw new InvalidArgument(`${app} (v${a.liveRelease}) has no process type "${type}"`, { app, type });
-      if (a.stopped) throw new Conflict(`${app} is stopped (ps:stop); ps:start it, or ps:restart it whole`, { app });
+      if (release.processes[type] === undefined)
+        throw new InvalidArgument(`${app} (v${a.liveRelease}) has no process type "${type}"`, {
+          app,
+          type,
+        });
+      if (a.stopped)
+        throw new Conflict(`${app} is stopped (ps:stop); ps:start it, or ps:restart it whole`, {
+          app,
+        });
     }
     deps.state.apps.setStopped(app, false);
     const r = new Reporter(app, out, deps.logs);
@@ -117,7 +159,10 @@ async function setRunning(deps: DeployDeps, app: AppName, running: boolean): Pro
   try {
     deps.state.apps.get(app);
     deps.state.apps.setStopped(app, !running);
-    deps.logs.append(app, { source: 'system', text: running ? 'starting the formation (ps:start)' : 'stopping every process (ps:stop)' });
+    deps.logs.append(app, {
+      source: 'system',
+      text: running ? 'starting the formation (ps:start)' : 'stopping every process (ps:stop)',
+    });
     await converge(deps, app);
   } finally {
     unlock();

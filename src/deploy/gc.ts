@@ -14,12 +14,17 @@ export interface ImageGcReport extends GcReport {
   untagged: string[];
 }
 
-export async function collectImages(deps: DeployDeps, opts: { dryRun?: boolean; graceMs?: number } = {}): Promise<ImageGcReport> {
+export async function collectImages(
+  deps: DeployDeps,
+  opts: { dryRun?: boolean; graceMs?: number } = {},
+): Promise<ImageGcReport> {
   const { state, store } = deps;
   const keep = new Set<string>();
   const untag: { repo: string; tag: string }[] = [];
   const running = new Set<string>();
-  for (const c of await deps.runtime.list()) if (typeof c.labels.app === 'string' && typeof c.labels.release === 'string') running.add(`${c.labels.app}@${c.labels.release}`);
+  for (const c of await deps.runtime.list())
+    if (typeof c.labels.app === 'string' && typeof c.labels.release === 'string')
+      running.add(`${c.labels.app}@${c.labels.release}`);
   for (const app of state.apps.list()) {
     const tags = new Set(await store.tags(app.name).catch(() => [] as string[]));
     const releases = state.releases.list(app.name, 100_000);
@@ -42,7 +47,8 @@ export async function collectImages(deps: DeployDeps, opts: { dryRun?: boolean; 
       if (m === null) continue;
       const id = Number(m[1]);
       // A build that succeeded but has no release yet is a push about to release it: kept.
-      const drop = !keptBuilds.has(id) && (droppedBuilds.has(id) || builds.get(id)?.status === 'failed');
+      const drop =
+        !keptBuilds.has(id) && (droppedBuilds.has(id) || builds.get(id)?.status === 'failed');
       if (drop) untag.push({ repo: app.name, tag });
     }
   }
@@ -53,7 +59,13 @@ export async function collectImages(deps: DeployDeps, opts: { dryRun?: boolean; 
   const keepBlobs = await new BuildCache(deps.dataDir).layerDigests();
   // A dry run reports what the real one frees, which first drops the tags above.
   const assumeUntagged = opts.dryRun === true ? existing.map((u) => `${u.repo}:${u.tag}`) : [];
-  const report = await store.gc({ keep, keepBlobs, dryRun: opts.dryRun === true, graceMs: opts.graceMs, assumeUntagged });
+  const report = await store.gc({
+    keep,
+    keepBlobs,
+    dryRun: opts.dryRun === true,
+    graceMs: opts.graceMs,
+    assumeUntagged,
+  });
   return { ...report, untagged: existing.map((u) => `${u.repo}:${u.tag}`) };
 }
 
@@ -61,7 +73,8 @@ export async function collectImages(deps: DeployDeps, opts: { dryRun?: boolean; 
 export async function collectImagesNow(deps: DeployDeps, dryRun: boolean): Promise<ImageGcReport> {
   const unlocks: (() => void)[] = [];
   try {
-    for (const a of deps.state.apps.list()) unlocks.push(await deps.state.locks.acquire(a.name, 'images:gc', { timeoutMs: 5 * 60_000 }));
+    for (const a of deps.state.apps.list())
+      unlocks.push(await deps.state.locks.acquire(a.name, 'images:gc', { timeoutMs: 5 * 60_000 }));
     return await collectImages(deps, { dryRun, graceMs: 0 });
   } finally {
     for (const u of unlocks) u();

@@ -15,10 +15,21 @@ export { backoffMs, DEFAULT_RESTART_POLICY, type RestartPolicy } from './supervi
 export { parseAppJsonChecks, imageCheck } from './health.ts';
 export { parseProcfile } from './build.ts';
 export { appUrl } from './report.ts';
-export type { DeployDeps, BuildFn, RouterPort, Output, Proc, ProcState, ProcessSupervisor } from './types.ts';
+export type {
+  DeployDeps,
+  BuildFn,
+  RouterPort,
+  Output,
+  Proc,
+  ProcState,
+  ProcessSupervisor,
+} from './types.ts';
 
 /** The deploy dependencies with their supervisor, which needs them in turn. */
-export function withSupervisor(parts: Omit<DeployDeps, 'supervisor'>, policy: Partial<RestartPolicy> = {}): DeployDeps {
+export function withSupervisor(
+  parts: Omit<DeployDeps, 'supervisor'>,
+  policy: Partial<RestartPolicy> = {},
+): DeployDeps {
   const deps = parts as DeployDeps;
   deps.supervisor = new Supervisor(deps, policy);
   return deps;

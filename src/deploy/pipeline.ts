@@ -2,7 +2,13 @@
 // the other ways a release is made: a config change and a rollback. Each holds the app's
 // lock for its whole run, so one app changes one step at a time.
 import { execFileSync } from 'node:child_process';
-import { AppStore, parseVersion, type AppName, type ConfigKey, type Release } from '../apps/index.ts';
+import {
+  AppStore,
+  parseVersion,
+  type AppName,
+  type ConfigKey,
+  type Release,
+} from '../apps/index.ts';
 import { Conflict, ReleaseNotFound } from '../errors/index.ts';
 import { branchName, planPush, type ReceivedPush } from '../git/index.ts';
 import { build, describeError, receive } from './build.ts';
@@ -12,7 +18,11 @@ import { appUrl, Reporter } from './report.ts';
 import type { DeployDeps, Output } from './types.ts';
 
 /** Handles one push (called by the pre-receive hook); the exit code is the hook's verdict. */
-export async function handlePush(deps: DeployDeps, push: ReceivedPush, out: Output): Promise<number> {
+export async function handlePush(
+  deps: DeployDeps,
+  push: ReceivedPush,
+  out: Output,
+): Promise<number> {
   const r = new Reporter(push.app, out, deps.logs);
   const plan = planPush(push.refs);
   if (plan.kind === 'refuse') {
@@ -20,7 +30,8 @@ export async function handlePush(deps: DeployDeps, push: ReceivedPush, out: Outp
     return 1;
   }
   if (plan.kind === 'store') {
-    for (const ref of plan.refs) r.info(`${branchName(ref.ref)} stored; only main or master deploys`);
+    for (const ref of plan.refs)
+      r.info(`${branchName(ref.ref)} stored; only main or master deploys`);
     return 0;
   }
   const { ref } = plan;
@@ -37,14 +48,27 @@ export async function handlePush(deps: DeployDeps, push: ReceivedPush, out: Outp
     const checkout = await r.timed('Receiving…', () => receive(deps, push, ref));
     try {
       const built = await r.timed('Building…', () => build(deps, checkout, r));
-      if (out.signal?.aborted === true) throw new Conflict('the push was cancelled', { step: 'release' });
+      if (out.signal?.aborted === true)
+        throw new Conflict('the push was cancelled', { step: 'release' });
       const release = await r.timed('Releasing…', async () => {
-        const rel = deps.state.releases.create(push.app, {
-          image: built.imageRef, imageDigest: built.image.digest, processes: built.processes, gitSha: checkout.sha,
-          buildId: built.buildId, buildpack: built.buildpack, description: `Deploy ${checkout.sha.slice(0, 7)}`, appJson: built.appJson,
-        }, deps.state.apps.config(push.app));
+        const rel = deps.state.releases.create(
+          push.app,
+          {
+            image: built.imageRef,
+            imageDigest: built.image.digest,
+            processes: built.processes,
+            gitSha: checkout.sha,
+            buildId: built.buildId,
+            buildpack: built.buildpack,
+            description: `Deploy ${checkout.sha.slice(0, 7)}`,
+            appJson: built.appJson,
+          },
+          deps.state.apps.config(push.app),
+        );
         await deps.store.tag(push.app, `v${rel.version}`, built.image.digest);
-        r.info(`v${rel.version}: image ${built.image.digest.slice(0, 19)}, processes ${Object.keys(rel.processes).join(', ')}`);
+        r.info(
+          `v${rel.version}: image ${built.image.digest.slice(0, 19)}, processes ${Object.keys(rel.processes).join(', ')}`,
+        );
         return rel;
       });
       await r.timed('Deploying…', () => deployRelease(deps, release, r));
@@ -52,15 +76,26 @@ export async function handlePush(deps: DeployDeps, push: ReceivedPush, out: Outp
       r.step(`Released v${release.version}: ${appUrl(push.app, deps.domain, deps.httpPort)}`);
       deployed = true;
       // Old releases' images go in the background; a failure is logged, never the push's.
-      void collectImages(deps).catch((e: unknown) => deps.logs.append(push.app, { source: 'system', text: `image GC after the deploy failed: ${describeError(e)}` }));
+      void collectImages(deps).catch((e: unknown) =>
+        deps.logs.append(push.app, {
+          source: 'system',
+          text: `image GC after the deploy failed: ${describeError(e)}`,
+        }),
+      );
       return 0;
     } finally {
       checkout.dispose();
     }
   } catch (e) {
-    const live = deps.state.apps.exists(push.app) ? deps.state.apps.get(push.app).liveRelease : null;
+    const live = deps.state.apps.exists(push.app)
+      ? deps.state.apps.get(push.app).liveRelease
+      : null;
     r.error(`push failed: ${describeError(e)}`);
-    r.error(live === null ? 'nothing was deployed' : `v${live} is still live: ${appUrl(push.app, deps.domain, deps.httpPort)}`);
+    r.error(
+      live === null
+        ? 'nothing was deployed'
+        : `v${live} is still live: ${appUrl(push.app, deps.domain, deps.httpPort)}`,
+    );
     return 1;
   } finally {
     // git moves the ref only after the hook says yes; the next push of this app must see it
@@ -72,7 +107,12 @@ export async function handlePush(deps: DeployDeps, push: ReceivedPush, out: Outp
   }
 }
 
-async function waitForRef(gitDir: string, ref: string, sha: string, timeoutMs: number): Promise<void> {
+async function waitForRef(
+  gitDir: string,
+  ref: string,
+  sha: string,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (readRef(gitDir, ref) === sha) return;
@@ -82,7 +122,11 @@ async function waitForRef(gitDir: string, ref: string, sha: string, timeoutMs: n
 
 function readRef(gitDir: string, ref: string): string {
   try {
-    return execFileSync('git', ['--git-dir', gitDir, 'rev-parse', '--verify', '--quiet', ref], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return execFileSync('git', ['--git-dir', gitDir, 'rev-parse', '--verify', '--quiet', ref], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
   } catch {
     return '0000000000000000000000000000000000000000';
   }
@@ -95,14 +139,23 @@ function readRef(gitDir: string, ref: string): string {
 function assertRefUnchanged(push: ReceivedPush, ref: string, expected: string): void {
   const current = readRef(push.gitDir, ref);
   if (current !== expected) {
-    throw new Conflict(`${branchName(ref)} moved to ${current.slice(0, 7)} while this push waited; fetch, then push again`, { step: 'receive' });
+    throw new Conflict(
+      `${branchName(ref)} moved to ${current.slice(0, 7)} while this push waited; fetch, then push again`,
+      { step: 'receive' },
+    );
   }
 }
 
 export type ReleaseResult = { release: Release; url: string };
 
 /** config:set / config:unset: a new release with the changed config, deployed. */
-export async function changeConfig(deps: DeployDeps, app: AppName, set: ReadonlyMap<ConfigKey, string>, unset: readonly ConfigKey[], out: Output): Promise<ReleaseResult | null> {
+export async function changeConfig(
+  deps: DeployDeps,
+  app: AppName,
+  set: ReadonlyMap<ConfigKey, string>,
+  unset: readonly ConfigKey[],
+  out: Output,
+): Promise<ReleaseResult | null> {
   const unlock = await deps.state.locks.acquire(app, 'config change');
   try {
     const current = deps.state.apps.config(app);
@@ -115,14 +168,25 @@ export async function changeConfig(deps: DeployDeps, app: AppName, set: Readonly
       return null;
     }
     const keys = [...set.keys(), ...unset.map((k) => `-${k}`)].join(', ');
-    return await releaseAndDeploy(deps, deps.state.releases.get(app, live), next, `Config change: ${keys}`, out);
+    return await releaseAndDeploy(
+      deps,
+      deps.state.releases.get(app, live),
+      next,
+      `Config change: ${keys}`,
+      out,
+    );
   } finally {
     unlock();
   }
 }
 
 /** rollback: a new release with an old release's image, processes and config. */
-export async function rollback(deps: DeployDeps, app: AppName, target: string | undefined, out: Output): Promise<ReleaseResult> {
+export async function rollback(
+  deps: DeployDeps,
+  app: AppName,
+  target: string | undefined,
+  out: Output,
+): Promise<ReleaseResult> {
   const unlock = await deps.state.locks.acquire(app, 'rollback');
   try {
     const live = deps.state.apps.get(app).liveRelease;
@@ -130,8 +194,11 @@ export async function rollback(deps: DeployDeps, app: AppName, target: string | 
     if (target !== undefined) {
       to = deps.state.releases.get(app, parseVersion(target));
     } else {
-      const prev = deps.state.releases.list(app).find((x) => live !== null && x.version < live && x.deploy?.status === 'succeeded');
-      if (prev === undefined) throw new ReleaseNotFound(`app "${app}" has no earlier release to roll back to`, { app });
+      const prev = deps.state.releases
+        .list(app)
+        .find((x) => live !== null && x.version < live && x.deploy?.status === 'succeeded');
+      if (prev === undefined)
+        throw new ReleaseNotFound(`app "${app}" has no earlier release to roll back to`, { app });
       to = prev;
     }
     return await releaseAndDeploy(deps, to, to.config, `Rollback to v${to.version}`, out);
@@ -140,12 +207,28 @@ export async function rollback(deps: DeployDeps, app: AppName, target: string | 
   }
 }
 
-async function releaseAndDeploy(deps: DeployDeps, from: Release, config: Readonly<Record<string, string>>, description: string, out: Output): Promise<ReleaseResult> {
+async function releaseAndDeploy(
+  deps: DeployDeps,
+  from: Release,
+  config: Readonly<Record<string, string>>,
+  description: string,
+  out: Output,
+): Promise<ReleaseResult> {
   const r = new Reporter(from.app, out, deps.logs);
-  const release = deps.state.releases.create(from.app, {
-    image: from.image, imageDigest: from.imageDigest, processes: from.processes, gitSha: from.gitSha, buildId: from.buildId, buildpack: from.buildpack,
-    description, appJson: from.appJson,
-  }, config);
+  const release = deps.state.releases.create(
+    from.app,
+    {
+      image: from.image,
+      imageDigest: from.imageDigest,
+      processes: from.processes,
+      gitSha: from.gitSha,
+      buildId: from.buildId,
+      buildpack: from.buildpack,
+      description,
+      appJson: from.appJson,
+    },
+    config,
+  );
   r.step(`${description}: v${release.version}`);
   await deployRelease(deps, release, r);
   const url = appUrl(from.app, deps.domain, deps.httpPort);

@@ -19,12 +19,22 @@ export interface ProcessLabels {
 
 export function labelsOf(c: ContainerInfo): ProcessLabels | null {
   const l = c.labels;
-  if (typeof l.app !== 'string' || typeof l.release !== 'string' || typeof l.type !== 'string' || typeof l.n !== 'string') return null;
+  if (
+    typeof l.app !== 'string' ||
+    typeof l.release !== 'string' ||
+    typeof l.type !== 'string' ||
+    typeof l.n !== 'string'
+  )
+    return null;
   return { app: l.app, release: l.release, type: l.type, n: l.n };
 }
 
 /** The environment a process sees: image ENV, then the release's config, then PORT for web. */
-export function processEnv(imageEnv: readonly string[] | undefined, release: Release, type: string): Record<string, string> {
+export function processEnv(
+  imageEnv: readonly string[] | undefined,
+  release: Release,
+  type: string,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const kv of imageEnv ?? []) {
     const i = kv.indexOf('=');
@@ -37,7 +47,14 @@ export function processEnv(imageEnv: readonly string[] | undefined, release: Rel
   return env;
 }
 
-async function containerSpec(deps: DeployDeps, release: Release, type: string, command: readonly string[], n: number | null, labels: Record<string, string>) {
+async function containerSpec(
+  deps: DeployDeps,
+  release: Release,
+  type: string,
+  command: readonly string[],
+  n: number | null,
+  labels: Record<string, string>,
+) {
   const image = await deps.store.resolveImage(release.image);
   const lowers = await deps.store.layerDirs(image);
   const cfg = image.config;
@@ -65,16 +82,33 @@ export interface StartedProcess {
 }
 
 /** Creates and starts `type.n` of the release with the app's resource limits for that type. */
-export async function startProcess(deps: DeployDeps, release: Release, type: string, n: number): Promise<StartedProcess> {
+export async function startProcess(
+  deps: DeployDeps,
+  release: Release,
+  type: string,
+  n: number,
+): Promise<StartedProcess> {
   const command = release.processes[type];
-  if (command === undefined) throw new DeployFailed(`release v${release.version} has no process type "${type}"`, { step: 'start' });
+  if (command === undefined)
+    throw new DeployFailed(`release v${release.version} has no process type "${type}"`, {
+      step: 'start',
+    });
   const labels = { app: release.app, release: `v${release.version}`, type, n: String(n) };
   const { spec, image } = await containerSpec(deps, release, type, command, n, labels);
-  const created = await deps.runtime.create({ ...spec, limits: limitsFor(deps, release.app, type) });
+  const created = await deps.runtime.create({
+    ...spec,
+    limits: limitsFor(deps, release.app, type),
+  });
   deps.collector.watchContainer(created.id, release.app, `${type}.${n}`, created.logPath);
   try {
     const info = await deps.runtime.start(created.id);
-    return { info, port: Number(spec.env.PORT ?? DEFAULT_PORT), type, n, healthcheck: image.config.Healthcheck };
+    return {
+      info,
+      port: Number(spec.env.PORT ?? DEFAULT_PORT),
+      type,
+      n,
+      healthcheck: image.config.Healthcheck,
+    };
   } catch (e) {
     await removeContainer(deps, created.id, 0);
     throw e;
@@ -87,7 +121,11 @@ function limitsFor(deps: DeployDeps, app: AppName, type: string): Limits {
 }
 
 /** Stops (SIGTERM, then SIGKILL after the grace) and removes a container, keeping its last log lines. */
-export async function removeContainer(deps: DeployDeps, id: string, graceMs: number): Promise<void> {
+export async function removeContainer(
+  deps: DeployDeps,
+  id: string,
+  graceMs: number,
+): Promise<void> {
   try {
     const info = await deps.runtime.inspect(id);
     if (info.state === 'running') await deps.runtime.stop(id, { graceMs });
@@ -99,10 +137,19 @@ export async function removeContainer(deps: DeployDeps, id: string, graceMs: num
 }
 
 /** Runs a one-off container of the release (release phase); output lines go to onLine. */
-export async function runOneOff(deps: DeployDeps, release: Release, command: readonly string[], type: string, onLine: (line: string) => void): Promise<number> {
+export async function runOneOff(
+  deps: DeployDeps,
+  release: Release,
+  command: readonly string[],
+  type: string,
+  onLine: (line: string) => void,
+): Promise<number> {
   const labels = { app: release.app, release: `v${release.version}`, type, n: 'run', oneoff: '1' };
   const { spec } = await containerSpec(deps, release, type, command, null, labels);
-  const r = await deps.runtime.run({ ...spec, limits: limitsFor(deps, release.app, type) }, { stdio: 'pipe', onLine: (_stream, line) => onLine(line) });
+  const r = await deps.runtime.run(
+    { ...spec, limits: limitsFor(deps, release.app, type) },
+    { stdio: 'pipe', onLine: (_stream, line) => onLine(line) },
+  );
   return r.exitCode;
 }
 
@@ -119,16 +166,33 @@ export interface Attached {
  * `paas run`: a one-off `run` process of the app's live release with its config and the
  * limits of type `run`, stdin/stdout/stderr attached; the container is removed afterwards.
  */
-export async function runAttached(deps: DeployDeps, release: Release, command: readonly string[], io: Attached): Promise<number> {
-  const labels = { app: release.app, release: `v${release.version}`, type: 'run', n: 'run', oneoff: '1' };
+export async function runAttached(
+  deps: DeployDeps,
+  release: Release,
+  command: readonly string[],
+  io: Attached,
+): Promise<number> {
+  const labels = {
+    app: release.app,
+    release: `v${release.version}`,
+    type: 'run',
+    n: 'run',
+    oneoff: '1',
+  };
   const { spec } = await containerSpec(deps, release, 'run', command, null, labels);
   // The runtime kills the foreground process on abort, even one aborted before it started.
-  const r = await deps.runtime.run({ ...spec, limits: limitsFor(deps, release.app, 'run') }, { stdio: 'pipe', stdin: io.stdin, onData: io.onData, tty: io.tty, signal: io.signal });
+  const r = await deps.runtime.run(
+    { ...spec, limits: limitsFor(deps, release.app, 'run') },
+    { stdio: 'pipe', stdin: io.stdin, onData: io.onData, tty: io.tty, signal: io.signal },
+  );
   return r.exitCode;
 }
 
 /** Every process container of an app, from the runtime's own records. */
-export async function appProcesses(deps: DeployDeps, app: string): Promise<{ info: ContainerInfo; labels: ProcessLabels }[]> {
+export async function appProcesses(
+  deps: DeployDeps,
+  app: string,
+): Promise<{ info: ContainerInfo; labels: ProcessLabels }[]> {
   const out: { info: ContainerInfo; labels: ProcessLabels }[] = [];
   for (const c of await deps.runtime.list()) {
     const l = labelsOf(c);

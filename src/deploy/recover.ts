@@ -27,16 +27,27 @@ export interface AdoptReport {
 
 export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promise<AdoptReport> {
   const { state } = deps;
-  const report: AdoptReport = { failedBuilds: 0, failedDeploys: 0, freedLocks: state.locks.freeStale(), adopted: 0, retired: 0, restarted: 0 };
+  const report: AdoptReport = {
+    failedBuilds: 0,
+    failedDeploys: 0,
+    freedLocks: state.locks.freeStale(),
+    adopted: 0,
+    retired: 0,
+    restarted: 0,
+  };
   for (const b of state.builds.failInterrupted()) {
     report.failedBuilds++;
-    deps.logs.append(b.app, { source: 'system', text: `build ${b.id} of ${b.gitSha.slice(0, 7)} failed: the daemon stopped during the build` });
+    deps.logs.append(b.app, {
+      source: 'system',
+      text: `build ${b.id} of ${b.gitSha.slice(0, 7)} failed: the daemon stopped during the build`,
+    });
   }
   report.failedDeploys = state.releases.failInterrupted();
   // Checkouts of interrupted pushes.
   const tmp = join(deps.dataDir, 'tmp');
   try {
-    for (const d of readdirSync(tmp)) if (d.startsWith('checkout-')) rmSync(join(tmp, d), { recursive: true, force: true });
+    for (const d of readdirSync(tmp))
+      if (d.startsWith('checkout-')) rmSync(join(tmp, d), { recursive: true, force: true });
   } catch {
     // No tmp dir yet.
   }
@@ -53,8 +64,15 @@ export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promi
     const l = labelsOf(c);
     if (l === null) continue;
     const app = apps.get(l.app);
-    const keep = app !== undefined && !app.stopped && c.labels.oneoff !== '1' && app.liveRelease !== null && l.release === `v${app.liveRelease}` && c.state === 'running'
-      && /^[1-9][0-9]{0,3}$/.test(l.n) && !deps.supervisor.list(app.name).some((p) => p.type === l.type && p.n === Number(l.n));
+    const keep =
+      app !== undefined &&
+      !app.stopped &&
+      c.labels.oneoff !== '1' &&
+      app.liveRelease !== null &&
+      l.release === `v${app.liveRelease}` &&
+      c.state === 'running' &&
+      /^[1-9][0-9]{0,3}$/.test(l.n) &&
+      !deps.supervisor.list(app.name).some((p) => p.type === l.type && p.n === Number(l.n));
     if (!keep) {
       strays.push(c.id);
       continue;
@@ -82,7 +100,10 @@ export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promi
     const started = deps.supervisor.list(app.name).length - before;
     if (started > 0) {
       report.restarted += started;
-      deps.logs.append(app.name, { source: 'system', text: `started ${started} missing process${started === 1 ? '' : 'es'} at daemon start` });
+      deps.logs.append(app.name, {
+        source: 'system',
+        text: `started ${started} missing process${started === 1 ? '' : 'es'} at daemon start`,
+      });
     }
   }
   // Every slot is filled now: history of containers no process runs in (retired while the
@@ -100,11 +121,13 @@ export async function destroyApp(deps: DeployDeps, app: AppName, reposDir: strin
     await deps.supervisor.route(app);
     await Promise.all(procs.map((p) => deps.supervisor.retire(p, deps.stopGraceMs ?? 10_000)));
     // Anything else labelled with the app (a one-off, a container the supervisor never saw).
-    for (const c of await deps.runtime.list()) if (c.labels.app === app) await removeContainer(deps, c.id, 0);
+    for (const c of await deps.runtime.list())
+      if (c.labels.app === app) await removeContainer(deps, c.id, 0);
     deps.state.apps.destroy(app);
     await publishRoutes(deps);
     // Its images are unreferenced from now on: drop its tags so images:gc frees them.
-    for (const tag of await deps.store.tags(app).catch(() => [] as string[])) await deps.store.deleteManifest(app, tag).catch(() => undefined);
+    for (const tag of await deps.store.tags(app).catch(() => [] as string[]))
+      await deps.store.deleteManifest(app, tag).catch(() => undefined);
     removeRepo(reposDir, app);
     deps.logs.remove(app);
   } finally {

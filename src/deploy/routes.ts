@@ -7,7 +7,10 @@ import type { DeployDeps } from './types.ts';
 export function routeTable(deps: DeployDeps): RouteTable {
   const table: RouteTable = { apps: {}, domain: deps.domain };
   for (const app of deps.state.apps.list()) {
-    table.apps[app.name] = { domains: deps.state.apps.domains(app.name), backends: deps.supervisor.backends(app.name) };
+    table.apps[app.name] = {
+      domains: deps.state.apps.domains(app.name),
+      backends: deps.supervisor.backends(app.name),
+    };
   }
   return table;
 }

@@ -9,7 +9,15 @@ import { openState, parseAppName, parseProcessType, type State } from '../apps/i
 import { LogCollector, LogStore } from '../logs/index.ts';
 import { openStore, type ImageStore } from '../registry/index.ts';
 import { createRuntime, type Runtime } from '../runtime/index.ts';
-import { adopt, converge, restartApp, scale, withSupervisor, type DeployDeps, type Proc } from './index.ts';
+import {
+  adopt,
+  converge,
+  restartApp,
+  scale,
+  withSupervisor,
+  type DeployDeps,
+  type Proc,
+} from './index.ts';
 
 const tmp = tempDir('supervisor');
 const app = parseAppName('counted');
@@ -22,12 +30,25 @@ const daemons: { deps: DeployDeps; state: State }[] = [];
 function daemon(): DeployDeps {
   const state = openState(tmp.dir);
   const logs = new LogStore({ dir: join(tmp.dir, 'logs', 'apps') });
-  const deps = withSupervisor({
-    dataDir: tmp.dir, domain: 'paas.test', httpPort: 0, state, logs, collector: new LogCollector(logs, {}), runtime, store,
-    router: { switch: async () => ({ drained: true }), setRoutes: async () => ({ drained: true }) },
-    build: () => Promise.reject(new Error('no builds here')),
-    stopGraceMs: 1000,
-  }, { baseMs: 200, capMs: 400, crashLoop: 3, stableMs: 30_000 });
+  const deps = withSupervisor(
+    {
+      dataDir: tmp.dir,
+      domain: 'paas.test',
+      httpPort: 0,
+      state,
+      logs,
+      collector: new LogCollector(logs, {}),
+      runtime,
+      store,
+      router: {
+        switch: async () => ({ drained: true }),
+        setRoutes: async () => ({ drained: true }),
+      },
+      build: () => Promise.reject(new Error('no builds here')),
+      stopGraceMs: 1000,
+    },
+    { baseMs: 200, capMs: 400, crashLoop: 3, stableMs: 30_000 },
+  );
   daemons.push({ deps, state });
   return deps;
 }
@@ -38,25 +59,50 @@ function kill(deps: DeployDeps): void {
   deps.state.close();
 }
 
-
 const only = (deps: DeployDeps): Proc => {
   const procs = deps.supervisor.list(app);
   expect(procs.map((p) => `${p.type}.${p.n}`)).toEqual(['worker.1']);
   return procs[0]!;
 };
 const running = (deps: DeployDeps, restarts: number) =>
-  waitFor(`worker.1 running after ${restarts} restarts`, () => deps.supervisor.list(app).find((p) => p.state === 'running' && p.restarts === restarts));
-const history = (p: Proc) => ({ restarts: p.restarts, crashes: p.crashes, lastExit: p.lastExit, state: p.state });
+  waitFor(`worker.1 running after ${restarts} restarts`, () =>
+    deps.supervisor.list(app).find((p) => p.state === 'running' && p.restarts === restarts),
+  );
+const history = (p: Proc) => ({
+  restarts: p.restarts,
+  crashes: p.crashes,
+  lastExit: p.lastExit,
+  state: p.state,
+});
 
 beforeAll(async () => {
-  runtime = createRuntime('native', { dataDir: tmp.dir, nativeDir: NATIVE_DIR, bridge: 'paastest3', subnet: '10.79.3.0/24', networkStateDir: tmp.dir, cgroupParent: 'paastest-supervisor' });
+  runtime = createRuntime('native', {
+    dataDir: tmp.dir,
+    nativeDir: NATIVE_DIR,
+    bridge: 'paastest3',
+    subnet: '10.79.3.0/24',
+    networkStateDir: tmp.dir,
+    cgroupParent: 'paastest-supervisor',
+  });
   store = await openStore(tmp.dir);
-  await store.importRootfs(testRootfs(), 'library/busybox:latest', { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] });
+  await store.importRootfs(testRootfs(), 'library/busybox:latest', {
+    Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+    Cmd: ['sh'],
+  });
   const state = openState(tmp.dir);
   state.apps.create(app);
-  const rel = state.releases.create(app, {
-    image: 'busybox', imageDigest: 'sha256:test', processes: { worker: ['/bin/sh', '-c', 'exec sleep 100000'] }, gitSha: 'a'.repeat(40), buildId: null, description: 'test',
-  }, {});
+  const rel = state.releases.create(
+    app,
+    {
+      image: 'busybox',
+      imageDigest: 'sha256:test',
+      processes: { worker: ['/bin/sh', '-c', 'exec sleep 100000'] },
+      gitSha: 'a'.repeat(40),
+      buildId: null,
+      description: 'test',
+    },
+    {},
+  );
   state.releases.markDeploying(app, rel.version);
   state.releases.finishDeploy(app, rel.version, { ok: true });
   state.apps.setFormation(app, worker, 1);
@@ -65,7 +111,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const d of daemons) d.deps.supervisor.stop();
-  for (const c of await runtime.list()) await runtime.remove(c.id, { force: true }).catch(() => undefined);
+  for (const c of await runtime.list())
+    await runtime.remove(c.id, { force: true }).catch(() => undefined);
   for (const d of daemons) {
     try {
       d.state.close();
@@ -81,13 +128,23 @@ describe('restart history across daemon restarts', () => {
   it('a new daemon adopting the running process shows its restarts, crash streak and last exit', async () => {
     const first = daemon();
     await converge(first, app);
-    expect(history(only(first))).toEqual({ restarts: 0, crashes: 0, lastExit: null, state: 'running' });
+    expect(history(only(first))).toEqual({
+      restarts: 0,
+      crashes: 0,
+      lastExit: null,
+      state: 'running',
+    });
     for (let i = 1; i <= 2; i++) {
       await runtime.kill(only(first).id, 'SIGKILL');
       await running(first, i);
     }
     const before = only(first);
-    expect(history(before)).toEqual({ restarts: 2, crashes: 2, lastExit: 'was killed by SIGKILL', state: 'running' });
+    expect(history(before)).toEqual({
+      restarts: 2,
+      crashes: 2,
+      lastExit: 'was killed by SIGKILL',
+      state: 'running',
+    });
     kill(first);
 
     const second = daemon();
@@ -95,7 +152,12 @@ describe('restart history across daemon restarts', () => {
     expect(report).toMatchObject({ adopted: 1, restarted: 0 });
     const adopted = only(second);
     expect(adopted.id).toBe(before.id);
-    expect(history(adopted)).toEqual({ restarts: 2, crashes: 2, lastExit: 'was killed by SIGKILL', state: 'running' });
+    expect(history(adopted)).toEqual({
+      restarts: 2,
+      crashes: 2,
+      lastExit: 'was killed by SIGKILL',
+      state: 'running',
+    });
     // The streak goes on from there: one more crash is the third in a row.
     await runtime.kill(adopted.id, 'SIGKILL');
     await waitFor('the third crash', () => only(second).crashes === 3);
@@ -109,12 +171,19 @@ describe('restart history across daemon restarts', () => {
     const gone = (await runtime.list()).filter((c) => c.labels.app === app);
     expect(gone).toHaveLength(1);
     await runtime.kill(gone[0]!.id, 'SIGKILL');
-    await waitFor('the container to exit', async () => (await runtime.inspect(gone[0]!.id)).state !== 'running');
+    await waitFor(
+      'the container to exit',
+      async () => (await runtime.inspect(gone[0]!.id)).state !== 'running',
+    );
     const third = daemon();
     expect(await adopt(third, () => undefined)).toMatchObject({ adopted: 0, restarted: 1 });
     const p = await running(third, 4);
     expect(p.id).not.toBe(gone[0]!.id);
-    expect(history(p)).toMatchObject({ restarts: 4, crashes: 3, lastExit: 'was killed by SIGKILL' });
+    expect(history(p)).toMatchObject({
+      restarts: 4,
+      crashes: 3,
+      lastExit: 'was killed by SIGKILL',
+    });
     kill(third);
   });
 
@@ -123,16 +192,31 @@ describe('restart history across daemon restarts', () => {
     await adopt(fourth, () => undefined);
     expect(only(fourth).restarts).toBe(4);
     await restartApp(fourth, app);
-    expect(history(only(fourth))).toEqual({ restarts: 0, crashes: 0, lastExit: null, state: 'running' });
+    expect(history(only(fourth))).toEqual({
+      restarts: 0,
+      crashes: 0,
+      lastExit: null,
+      state: 'running',
+    });
     await runtime.kill(only(fourth).id, 'SIGKILL');
     await running(fourth, 1);
     await scale(fourth, app, new Map([[worker, 0]]));
     await scale(fourth, app, new Map([[worker, 1]]));
-    expect(history(only(fourth))).toEqual({ restarts: 0, crashes: 0, lastExit: null, state: 'running' });
+    expect(history(only(fourth))).toEqual({
+      restarts: 0,
+      crashes: 0,
+      lastExit: null,
+      state: 'running',
+    });
     kill(fourth);
     const fifth = daemon();
     await adopt(fifth, () => undefined);
-    expect(history(only(fifth))).toEqual({ restarts: 0, crashes: 0, lastExit: null, state: 'running' });
+    expect(history(only(fifth))).toEqual({
+      restarts: 0,
+      crashes: 0,
+      lastExit: null,
+      state: 'running',
+    });
     kill(fifth);
   });
 });

@@ -23,7 +23,12 @@ export interface RestartPolicy {
   stableMs: number;
 }
 
-export const DEFAULT_RESTART_POLICY: RestartPolicy = { baseMs: 1000, capMs: 5 * 60_000, crashLoop: 3, stableMs: 30_000 };
+export const DEFAULT_RESTART_POLICY: RestartPolicy = {
+  baseMs: 1000,
+  capMs: 5 * 60_000,
+  crashLoop: 3,
+  stableMs: 30_000,
+};
 
 /** Delay before restart number `crashes` (1-based): none for the first, then doubling to the cap. */
 export function backoffMs(crashes: number, p: RestartPolicy = DEFAULT_RESTART_POLICY): number {
@@ -49,7 +54,9 @@ export class Supervisor implements ProcessSupervisor {
   }
 
   list(app?: string): Proc[] {
-    return [...this.procs].filter((p) => app === undefined || p.app === app).sort((a, b) => a.type.localeCompare(b.type) || a.n - b.n || a.version - b.version);
+    return [...this.procs]
+      .filter((p) => app === undefined || p.app === app)
+      .sort((a, b) => a.type.localeCompare(b.type) || a.n - b.n || a.version - b.version);
   }
 
   /**
@@ -57,19 +64,44 @@ export class Supervisor implements ProcessSupervisor {
    * `resume` carries on the slot's recorded history (a slot refilled by converge) instead of
    * starting it fresh (a deploy or ps:restart).
    */
-  async launch(release: Release, type: string, n: number, onInfo?: (line: string) => void, opts: { keepOnFailure?: boolean; resume?: boolean } = {}): Promise<Proc> {
+  async launch(
+    release: Release,
+    type: string,
+    n: number,
+    onInfo?: (line: string) => void,
+    opts: { keepOnFailure?: boolean; resume?: boolean } = {},
+  ): Promise<Proc> {
     const started = await startProcess(this.deps, release, type, n);
     const key: SlotKey = { app: release.app, type, n, version: release.version };
     const slots = this.deps.state.slots;
-    const past = this.record(release.app, () => (opts.resume === true ? slots.resume(key, started.info.id) : slots.start(key, started.info.id)));
+    const past = this.record(release.app, () =>
+      opts.resume === true ? slots.resume(key, started.info.id) : slots.start(key, started.info.id),
+    );
     const proc: Proc = {
-      app: release.app, type, n, version: release.version, id: started.info.id, ip: started.info.ip, port: started.port,
-      state: 'starting', healthy: false, inRotation: false, wanted: true, ...(past ?? NO_HISTORY), upSince: Date.now(), timer: null,
+      app: release.app,
+      type,
+      n,
+      version: release.version,
+      id: started.info.id,
+      ip: started.info.ip,
+      port: started.port,
+      state: 'starting',
+      healthy: false,
+      inRotation: false,
+      wanted: true,
+      ...(past ?? NO_HISTORY),
+      upSince: Date.now(),
+      timer: null,
     };
     this.procs.add(proc);
     this.watch(proc);
     try {
-      await runChecks(this.deps, { id: proc.id, type, n, port: proc.port }, checksFor(release, type, started.healthcheck, this.deps.startTimeoutMs ?? 30_000), onInfo);
+      await runChecks(
+        this.deps,
+        { id: proc.id, type, n, port: proc.port },
+        checksFor(release, type, started.healthcheck, this.deps.startTimeoutMs ?? 30_000),
+        onInfo,
+      );
     } catch (e) {
       if (opts.keepOnFailure === true) {
         // Scaling and recovery keep the slot: the restart policy retries it with backoff.
@@ -89,13 +121,28 @@ export class Supervisor implements ProcessSupervisor {
 
   /** A running container found at daemon start; `inRotation` when it belongs to the live release. */
   adopt(info: ContainerInfo, l: ProcessLabels, release: Release, inRotation: boolean): Proc {
-    const key: SlotKey = { app: release.app, type: l.type, n: Number(l.n), version: release.version };
+    const key: SlotKey = {
+      app: release.app,
+      type: l.type,
+      n: Number(l.n),
+      version: release.version,
+    };
     const past = this.record(release.app, () => this.deps.state.slots.resume(key, info.id));
     const proc: Proc = {
-      app: release.app, type: l.type, n: Number(l.n), version: release.version, id: info.id, ip: info.ip,
+      app: release.app,
+      type: l.type,
+      n: Number(l.n),
+      version: release.version,
+      id: info.id,
+      ip: info.ip,
       port: l.type === 'web' ? Number(release.config.PORT ?? DEFAULT_PORT) : 0,
-      state: 'running', healthy: true, inRotation, wanted: true, ...(past ?? NO_HISTORY),
-      upSince: info.startedAt === null ? Date.now() : Date.parse(info.startedAt), timer: null,
+      state: 'running',
+      healthy: true,
+      inRotation,
+      wanted: true,
+      ...(past ?? NO_HISTORY),
+      upSince: info.startedAt === null ? Date.now() : Date.parse(info.startedAt),
+      timer: null,
     };
     this.procs.add(proc);
     this.deps.collector.watchContainer(info.id, release.app, `${l.type}.${l.n}`, info.logPath);
@@ -132,7 +179,9 @@ export class Supervisor implements ProcessSupervisor {
   /** Points the app's route at `backends(app)`; resolves when the backends it dropped drained. */
   route(app: string): Promise<void> {
     const prev = this.routeTails.get(app) ?? Promise.resolve();
-    const next = prev.catch(() => undefined).then(() => this.deps.router.switch(app, this.backends(app)));
+    const next = prev
+      .catch(() => undefined)
+      .then(() => this.deps.router.switch(app, this.backends(app)));
     this.routeTails.set(app, next);
     return next.then(() => undefined);
   }
@@ -150,7 +199,10 @@ export class Supervisor implements ProcessSupervisor {
       while (!this.stopped && proc.id === id && proc.wanted) {
         let exit: ExitStatus;
         try {
-          exit = await this.deps.runtime.wait(id, { timeoutMs: 30_000, signal: this.stopping.signal });
+          exit = await this.deps.runtime.wait(id, {
+            timeoutMs: 30_000,
+            signal: this.stopping.signal,
+          });
         } catch (e) {
           // A timeout re-arms the wait; a container that is gone was removed on purpose.
           if (/timed out/.test((e as Error).message)) continue;
@@ -164,7 +216,14 @@ export class Supervisor implements ProcessSupervisor {
 
   private onExit(proc: Proc, id: string, exit: ExitStatus): void {
     // While a slot is being checked, the check reports the exit (and counts the crash).
-    if (this.stopped || proc.id !== id || !proc.wanted || proc.state === 'starting' || proc.state === 'stopping') return;
+    if (
+      this.stopped ||
+      proc.id !== id ||
+      !proc.wanted ||
+      proc.state === 'starting' ||
+      proc.state === 'stopping'
+    )
+      return;
     this.crashed(proc, describeExit(exit));
   }
 
@@ -180,7 +239,11 @@ export class Supervisor implements ProcessSupervisor {
     try {
       return fn();
     } catch (e) {
-      if (!this.stopped) this.deps.logs.append(app, { source: 'system', text: `could not record the restart history: ${describeError(e).split('\n')[0]}` });
+      if (!this.stopped)
+        this.deps.logs.append(app, {
+          source: 'system',
+          text: `could not record the restart history: ${describeError(e).split('\n')[0]}`,
+        });
       return undefined;
     }
   }
@@ -196,7 +259,8 @@ export class Supervisor implements ProcessSupervisor {
     proc.state = proc.crashes >= this.policy.crashLoop ? 'crashed' : 'restarting';
     const when = delay === 0 ? 'restarting now' : `restarting in ${Math.round(delay / 100) / 10}s`;
     this.log(proc, `v${proc.version} ${how}; ${when}`);
-    if (proc.state === 'crashed') this.log(proc, `State changed from ${was} to crashed (${proc.crashes} crashes in a row)`);
+    if (proc.state === 'crashed')
+      this.log(proc, `State changed from ${was} to crashed (${proc.crashes} crashes in a row)`);
     if (proc.type === 'web' && proc.inRotation) void this.route(proc.app).catch(() => undefined);
     proc.timer = setTimeout(() => void this.restart(proc), delay);
   }
@@ -226,7 +290,11 @@ export class Supervisor implements ProcessSupervisor {
       const was = proc.state;
       proc.state = 'starting';
       this.watch(proc);
-      await runChecks(this.deps, { id: proc.id, type: proc.type, n: proc.n, port: proc.port }, checksFor(release, proc.type, started.healthcheck, this.deps.startTimeoutMs ?? 30_000));
+      await runChecks(
+        this.deps,
+        { id: proc.id, type: proc.type, n: proc.n, port: proc.port },
+        checksFor(release, proc.type, started.healthcheck, this.deps.startTimeoutMs ?? 30_000),
+      );
       if (proc.id !== started.info.id || !proc.wanted) return;
       proc.healthy = true;
       proc.state = 'running';

@@ -80,8 +80,19 @@ export interface Proc {
 
 export interface ProcessSupervisor {
   list(app?: string): Proc[];
-  launch(release: Release, type: string, n: number, onInfo?: (line: string) => void, opts?: { keepOnFailure?: boolean; resume?: boolean }): Promise<Proc>;
-  adopt(info: ContainerInfo, labels: { type: string; n: string }, release: Release, inRotation: boolean): Proc;
+  launch(
+    release: Release,
+    type: string,
+    n: number,
+    onInfo?: (line: string) => void,
+    opts?: { keepOnFailure?: boolean; resume?: boolean },
+  ): Promise<Proc>;
+  adopt(
+    info: ContainerInfo,
+    labels: { type: string; n: string },
+    release: Release,
+    inRotation: boolean,
+  ): Proc;
   retire(proc: Proc, graceMs: number): Promise<void>;
   backends(app: string): Backend[];
   route(app: string): Promise<void>;

@@ -24,7 +24,13 @@ export class PaasError extends Error {
   readonly kind: ErrorKind;
   readonly details: ErrorDetails;
 
-  constructor(code: string, kind: ErrorKind, message: string, details: ErrorDetails = {}, options?: ErrorOptions) {
+  constructor(
+    code: string,
+    kind: ErrorKind,
+    message: string,
+    details: ErrorDetails = {},
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.name = code;
     this.code = code;
@@ -45,7 +51,11 @@ export class PaasError extends Error {
   }
 }
 
-type ErrorClass = new (message: string, details?: ErrorDetails, options?: ErrorOptions) => PaasError;
+type ErrorClass = new (
+  message: string,
+  details?: ErrorDetails,
+  options?: ErrorOptions,
+) => PaasError;
 
 function define(code: string, kind: ErrorKind): ErrorClass {
   const cls = class extends PaasError {
@@ -88,9 +98,15 @@ export const InvalidRouteTable = define('InvalidRouteTable', 'invalid');
 export const RouterUnavailable = define('RouterUnavailable', 'unavailable');
 
 /** Status and body for any thrown value; unknown errors never leak their message. */
-export function toHttp(err: unknown): { status: number; body: { error: { code: string; message: string; details: ErrorDetails } } } {
+export function toHttp(err: unknown): {
+  status: number;
+  body: { error: { code: string; message: string; details: ErrorDetails } };
+} {
   if (err instanceof PaasError) return { status: err.status, body: { error: err.toJSON() } };
-  return { status: 500, body: { error: { code: 'Internal', message: 'internal error', details: {} } } };
+  return {
+    status: 500,
+    body: { error: { code: 'Internal', message: 'internal error', details: {} } },
+  };
 }
 
 /** CLI exit code for a thrown value or an API error code returned over HTTP. */

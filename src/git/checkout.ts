@@ -5,7 +5,12 @@ import { mkdirSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar';
 
-export async function checkoutCommit(gitDir: string, sha: string, gitEnv: Record<string, string>, dest: string): Promise<void> {
+export async function checkoutCommit(
+  gitDir: string,
+  sha: string,
+  gitEnv: Record<string, string>,
+  dest: string,
+): Promise<void> {
   if (!/^[0-9a-f]{40}$/.test(sha)) throw new Error(`not a commit id: ${sha}`);
   mkdirSync(dest, { recursive: true });
   const p = spawn('git', ['--git-dir', gitDir, 'archive', '--format=tar', sha], {

@@ -26,7 +26,9 @@ beforeAll(async () => {
   const hookSocket = join(dir, 'run', 'hook.sock');
   hooks = await listenHookSocket(hookSocket, reposDir, (p, o) => handler(p, o));
   const h = createGitHttpHandler({
-    reposDir, hookSocket, maxPushBytes: 200_000,
+    reposDir,
+    hookSocket,
+    maxPushBytes: 200_000,
     authenticate: (p) => p === TOKEN,
     appForPush: (app) => {
       if (app === 'gone') throw new AppNotFound(`app "${app}" was destroyed`);
@@ -57,9 +59,18 @@ function work(name: string): string {
   return w;
 }
 
-function push(cwd: string, app: string, args: string[], onStderr?: (s: string) => void, token = TOKEN): Promise<{ code: number; stderr: string }> {
+function push(
+  cwd: string,
+  app: string,
+  args: string[],
+  onStderr?: (s: string) => void,
+  token = TOKEN,
+): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn('git', ['push', `http://x:${token}@127.0.0.1:${port}/${app}.git`, ...args], { cwd, env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
+    const p = spawn('git', ['push', `http://x:${token}@127.0.0.1:${port}/${app}.git`, ...args], {
+      cwd,
+      env: { ...process.env, GIT_TERMINAL_PROMPT: '0' },
+    });
     let stderr = '';
     p.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
@@ -69,10 +80,15 @@ function push(cwd: string, app: string, args: string[], onStderr?: (s: string) =
   });
 }
 
-const head = (w: string) => execFileSync('git', ['rev-parse', 'HEAD'], { cwd: w }).toString().trim();
+const head = (w: string) =>
+  execFileSync('git', ['rev-parse', 'HEAD'], { cwd: w }).toString().trim();
 const remoteRef = (app: string, ref: string) => {
   try {
-    return execFileSync('git', ['--git-dir', join(dir, 'repos', `${app}.git`), 'rev-parse', ref], { stdio: 'pipe' }).toString().trim();
+    return execFileSync('git', ['--git-dir', join(dir, 'repos', `${app}.git`), 'rev-parse', ref], {
+      stdio: 'pipe',
+    })
+      .toString()
+      .trim();
   } catch {
     return null;
   }
@@ -149,7 +165,11 @@ describe('git receive', () => {
     const gone = await push(w, 'gone', ['main']);
     expect(gone.stderr).toMatch(/was destroyed/);
     // Incompressible data so the pack really is larger than the 200 kB limit.
-    execFileSync('sh', ['-c', 'head -c 600000 /dev/urandom > big.bin && git add big.bin && git commit -qm big'], { cwd: w });
+    execFileSync(
+      'sh',
+      ['-c', 'head -c 600000 /dev/urandom > big.bin && git add big.bin && git commit -qm big'],
+      { cwd: w },
+    );
     const big = await push(w, 'refusals', ['main']);
     expect(big.code).not.toBe(0);
     expect(big.stderr).toMatch(/larger than the limit|exceeds maximum allowed size/);

@@ -19,12 +19,19 @@ async function main(): Promise<number> {
     process.stderr.write('paas: hook misconfigured (no socket)\n');
     return 1;
   }
-  const refs = (await readStdin()).split('\n').filter(Boolean).map((l) => {
-    const [oldSha, newSha, ref] = l.split(' ');
-    return { oldSha, newSha, ref };
-  });
+  const refs = (await readStdin())
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [oldSha, newSha, ref] = l.split(' ');
+      return { oldSha, newSha, ref };
+    });
   const env: Record<string, string> = {};
-  for (const k of ['GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_QUARANTINE_PATH']) {
+  for (const k of [
+    'GIT_OBJECT_DIRECTORY',
+    'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+    'GIT_QUARANTINE_PATH',
+  ]) {
     const v = process.env[k];
     if (v !== undefined) env[k] = v;
   }
@@ -50,10 +57,14 @@ async function main(): Promise<number> {
       if (typeof m.exit === 'number') exit = m.exit;
     });
     rl.on('close', () => {
-      if (exit === null) process.stderr.write('paas: the paas daemon stopped during the push; push declined\n');
+      if (exit === null)
+        process.stderr.write('paas: the paas daemon stopped during the push; push declined\n');
       resolve(exit ?? 1);
     });
   });
 }
 
-main().then((code) => process.exit(code), () => process.exit(1));
+main().then(
+  (code) => process.exit(code),
+  () => process.exit(1),
+);

@@ -16,9 +16,17 @@ export interface PushOutput {
 
 export type PushHandler = (push: ReceivedPush, out: PushOutput) => Promise<number>;
 
-interface HookRequest { gitDir?: unknown; refs?: unknown; env?: unknown }
+interface HookRequest {
+  gitDir?: unknown;
+  refs?: unknown;
+  env?: unknown;
+}
 
-export async function listenHookSocket(path: string, reposDir: string, handler: PushHandler): Promise<Server> {
+export async function listenHookSocket(
+  path: string,
+  reposDir: string,
+  handler: PushHandler,
+): Promise<Server> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   rmSync(path, { force: true });
   const server = createServer((sock) => void serve(sock, reposDir, handler));
@@ -62,7 +70,8 @@ function parseRequest(line: string, reposDir: string): ReceivedPush {
   // The repo must be one of ours: `<reposDir>/<app>.git`, nothing else.
   const gitDir = realpathSync(req.gitDir);
   const rel = relative(realpathSync(reposDir), gitDir);
-  if (rel.includes('/') || !rel.endsWith('.git')) throw new Error('push to a repository paas does not manage');
+  if (rel.includes('/') || !rel.endsWith('.git'))
+    throw new Error('push to a repository paas does not manage');
   const app = parseAppName(basename(rel, '.git'));
   const refs = (Array.isArray(req.refs) ? req.refs : []).map((r: unknown): RefUpdate => {
     const o = r as Record<string, unknown>;
@@ -70,7 +79,8 @@ function parseRequest(line: string, reposDir: string): ReceivedPush {
   });
   const env: Record<string, string> = {};
   if (req.env !== null && typeof req.env === 'object') {
-    for (const [k, v] of Object.entries(req.env)) if (k.startsWith('GIT_') && typeof v === 'string') env[k] = v;
+    for (const [k, v] of Object.entries(req.env))
+      if (k.startsWith('GIT_') && typeof v === 'string') env[k] = v;
   }
   return { app, gitDir, refs, gitEnv: env };
 }

@@ -24,7 +24,12 @@ export function isGitRequest(url: string): boolean {
   return PATH.test(url.split('?')[0] ?? '');
 }
 
-function fail(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+function fail(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
   // git prints a text/plain body of a failed request as `remote: …` lines.
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
   res.end(`${message}\n`);
@@ -38,11 +43,16 @@ function basicPassword(req: IncomingMessage): string | null {
   return i < 0 ? null : decoded.slice(i + 1);
 }
 
-export function createGitHttpHandler(opts: GitHttpOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+export function createGitHttpHandler(
+  opts: GitHttpOptions,
+): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const git = new Git(opts.reposDir, { autoCreate: false });
   // receive-pack exits early on an oversized pack (receive.maxInputSize) while the request
   // body is still being piped into it: that EPIPE is expected, not a daemon crash.
-  const guard = (action: { on(ev: 'service', fn: (ps: ChildProcess) => void): unknown; accept(): void }) => {
+  const guard = (action: {
+    on(ev: 'service', fn: (ps: ChildProcess) => void): unknown;
+    accept(): void;
+  }) => {
     action.on('service', (ps) => ps.stdin?.on('error', () => undefined));
     action.accept();
   };
@@ -55,11 +65,19 @@ export function createGitHttpHandler(opts: GitHttpOptions): (req: IncomingMessag
     if (m === null) return fail(res, 404, 'not a git path');
     const password = basicPassword(req);
     if (password === null || !opts.authenticate(password)) {
-      return fail(res, 401, 'paas: authentication required: use the API token as the password', { 'www-authenticate': 'Basic realm="paas"' });
+      return fail(res, 401, 'paas: authentication required: use the API token as the password', {
+        'www-authenticate': 'Basic realm="paas"',
+      });
     }
     const rest = m[2]!;
-    const service = rest === '/info/refs' ? new URLSearchParams(query).get('service') : rest.startsWith('/git-') ? rest.slice(1) : null;
-    if (service !== 'git-receive-pack' && service !== 'git-upload-pack') return fail(res, 404, 'paas: only smart HTTP is served');
+    const service =
+      rest === '/info/refs'
+        ? new URLSearchParams(query).get('service')
+        : rest.startsWith('/git-')
+          ? rest.slice(1)
+          : null;
+    if (service !== 'git-receive-pack' && service !== 'git-upload-pack')
+      return fail(res, 404, 'paas: only smart HTTP is served');
     let app: AppName;
     try {
       app = parseAppName(m[1]);
@@ -68,7 +86,8 @@ export function createGitHttpHandler(opts: GitHttpOptions): (req: IncomingMessag
         await ensureRepo(opts, app);
       } else {
         opts.appForFetch(app);
-        if (!existsSync(repoPath(opts.reposDir, app))) return fail(res, 404, `paas: app "${app}" has no pushed code yet`);
+        if (!existsSync(repoPath(opts.reposDir, app)))
+          return fail(res, 404, `paas: app "${app}" has no pushed code yet`);
       }
     } catch (e) {
       if (e instanceof PaasError) return fail(res, e.status, `paas: ${e.message}`);

@@ -30,13 +30,18 @@ const SHA = /^[0-9a-f]{40}$/;
 export function planPush(refs: readonly RefUpdate[]): PushPlan {
   if (refs.length === 0) return { kind: 'refuse', reason: 'nothing to push' };
   for (const r of refs) {
-    if (!SHA.test(r.oldSha) || !SHA.test(r.newSha) || !r.ref.startsWith('refs/')) return { kind: 'refuse', reason: `malformed ref update for ${r.ref}` };
+    if (!SHA.test(r.oldSha) || !SHA.test(r.newSha) || !r.ref.startsWith('refs/'))
+      return { kind: 'refuse', reason: `malformed ref update for ${r.ref}` };
     if (DEPLOY_BRANCHES.includes(r.ref) && r.newSha === ZERO_SHA) {
-      return { kind: 'refuse', reason: `deleting ${r.ref.slice('refs/heads/'.length)} is not allowed: it is the branch that deploys` };
+      return {
+        kind: 'refuse',
+        reason: `deleting ${r.ref.slice('refs/heads/'.length)} is not allowed: it is the branch that deploys`,
+      };
     }
   }
   const deploys = refs.filter((r) => DEPLOY_BRANCHES.includes(r.ref));
-  if (deploys.length > 1) return { kind: 'refuse', reason: 'push main or master, not both at once' };
+  if (deploys.length > 1)
+    return { kind: 'refuse', reason: 'push main or master, not both at once' };
   const ref = deploys[0];
   if (ref === undefined) return { kind: 'store', refs: [...refs] };
   return { kind: 'deploy', ref, others: refs.filter((r) => r !== ref) };

@@ -39,7 +39,10 @@ export async function ensureRepo(opts: RepoOptions, app: AppName): Promise<strin
   await cfg('receive.denyDeleteCurrent', 'true');
   const hook = join(dir, 'hooks', 'pre-receive');
   mkdirSync(dirname(hook), { recursive: true });
-  writeFileSync(hook, `#!/bin/sh\nexec '${process.execPath}' '${HOOK_PROGRAM}' '${opts.hookSocket}'\n`);
+  writeFileSync(
+    hook,
+    `#!/bin/sh\nexec '${process.execPath}' '${HOOK_PROGRAM}' '${opts.hookSocket}'\n`,
+  );
   chmodSync(hook, 0o755);
   return dir;
 }

@@ -2,12 +2,23 @@
 // file (written by its shim, which outlives the daemon) and the router's access log. Read
 // offsets are saved after the lines land, so a daemon restart resumes where it stopped:
 // a crash can repeat a few lines, never lose them.
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { writeFileSync, renameSync } from 'node:fs';
 import type { LogStore } from './store.ts';
 
-interface Offset { ino: number; offset: number }
+interface Offset {
+  ino: number;
+  offset: number;
+}
 
 /** Reads whole lines appended to a file since the last call; follows a rename-rotation to `.1`. */
 export class Tailer {
@@ -33,7 +44,8 @@ export class Tailer {
     if (this.pos.ino !== 0 && st.ino !== this.pos.ino) {
       // Rotated: finish the old generation first if it is where rotation put it.
       const old = `${this.path}.1`;
-      if (existsSync(old) && statSync(old).ino === this.pos.ino) out.push(...this.readFrom(old, true));
+      if (existsSync(old) && statSync(old).ino === this.pos.ino)
+        out.push(...this.readFrom(old, true));
       this.pos = { ino: st.ino, offset: 0 };
       this.partial = Buffer.alloc(0);
     }
@@ -105,7 +117,18 @@ export class LogCollector {
   }
 
   private routerLine(raw: Buffer): void {
-    let e: { app?: unknown; time?: unknown; method?: unknown; path?: unknown; status?: unknown; duration?: unknown; bytes?: unknown; host?: unknown; upstream?: unknown; requestId?: unknown };
+    let e: {
+      app?: unknown;
+      time?: unknown;
+      method?: unknown;
+      path?: unknown;
+      status?: unknown;
+      duration?: unknown;
+      bytes?: unknown;
+      host?: unknown;
+      upstream?: unknown;
+      requestId?: unknown;
+    };
     try {
       e = JSON.parse(raw.toString()) as typeof e;
     } catch {

@@ -28,11 +28,20 @@ export function escapeBytes(buf: Uint8Array): string {
     s = fatal.decode(buf);
   } catch {
     s = '';
-    for (const b of buf) s += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : b === 0x09 ? '\t' : `\\x${b.toString(16).padStart(2, '0')}`;
+    for (const b of buf)
+      s +=
+        b >= 0x20 && b < 0x7f
+          ? String.fromCharCode(b)
+          : b === 0x09
+            ? '\t'
+            : `\\x${b.toString(16).padStart(2, '0')}`;
     return s;
   }
   // eslint-disable-next-line no-control-regex
-  return s.replace(/[\x00-\x08\x0a-\x1f\x7f\u0080-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return s.replace(
+    /[\x00-\x08\x0a-\x1f\x7f\u0080-\u009f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 /** Splits text into pieces of at most MAX_LINE_BYTES UTF-8 bytes, never inside a character. */
@@ -57,10 +66,14 @@ export function splitLong(text: string, max = MAX_LINE_BYTES): string[] {
 
 export function tagOf(l: Pick<LogLine, 'source' | 'ps'>): string {
   switch (l.source) {
-    case 'app': return `app[${l.ps ?? 'run'}]`;
-    case 'build': return 'app[build]';
-    case 'router': return 'router';
-    case 'system': return 'paas';
+    case 'app':
+      return `app[${l.ps ?? 'run'}]`;
+    case 'build':
+      return 'app[build]';
+    case 'router':
+      return 'router';
+    case 'system':
+      return 'paas';
   }
 }
 
@@ -74,7 +87,8 @@ export function parseLine(s: string): LogLine | null {
   const m = PARSE.exec(s);
   if (m === null) return null;
   const [, ts, ps, router, , text] = m;
-  if (ps !== undefined) return { ts: ts!, source: ps === 'build' ? 'build' : 'app', ps, text: text! };
+  if (ps !== undefined)
+    return { ts: ts!, source: ps === 'build' ? 'build' : 'app', ps, text: text! };
   return { ts: ts!, source: router !== undefined ? 'router' : 'system', ps: null, text: text! };
 }
 

@@ -2,7 +2,15 @@ import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { escapeBytes, formatLine, LogCollector, LogStore, MAX_LINE_BYTES, parseLine, type LogLine } from './index.ts';
+import {
+  escapeBytes,
+  formatLine,
+  LogCollector,
+  LogStore,
+  MAX_LINE_BYTES,
+  parseLine,
+  type LogLine,
+} from './index.ts';
 
 let dir: string;
 beforeEach(() => {
@@ -14,7 +22,12 @@ describe('line format', () => {
   it('round-trips every tag', () => {
     const cases: LogLine[] = [
       { ts: '2025-01-01T00:00:00.000Z', source: 'app', ps: 'web.1', text: 'listening on 5000' },
-      { ts: '2025-01-01T00:00:00.000Z', source: 'build', ps: 'build', text: 'Step 1/3 : FROM busybox' },
+      {
+        ts: '2025-01-01T00:00:00.000Z',
+        source: 'build',
+        ps: 'build',
+        text: 'Step 1/3 : FROM busybox',
+      },
       { ts: '2025-01-01T00:00:00.000Z', source: 'router', ps: null, text: 'status=200' },
       { ts: '2025-01-01T00:00:00.000Z', source: 'system', ps: null, text: 'deployed v2' },
     ];
@@ -32,7 +45,8 @@ describe('line format', () => {
 describe('LogStore', () => {
   it('returns the last n lines, filtered by source and process', () => {
     const s = new LogStore({ dir });
-    for (let i = 0; i < 10; i++) s.append('shop', { source: 'app', ps: `web.${(i % 2) + 1}`, text: `line ${i}` });
+    for (let i = 0; i < 10; i++)
+      s.append('shop', { source: 'app', ps: `web.${(i % 2) + 1}`, text: `line ${i}` });
     s.append('shop', { source: 'build', ps: 'build', text: 'built' });
     s.append('shop', { source: 'system', text: 'deployed v1' });
     expect(s.tail('shop', 3).map((l) => l.text)).toEqual(['line 9', 'built', 'deployed v1']);
@@ -53,7 +67,8 @@ describe('LogStore', () => {
 
   it('keeps each app under its retention budget', () => {
     const s = new LogStore({ dir, retentionBytes: 64 * 1024 });
-    for (let i = 0; i < 2000; i++) s.append('shop', { source: 'app', ps: 'web.1', text: `line ${i} ${'y'.repeat(100)}` });
+    for (let i = 0; i < 2000; i++)
+      s.append('shop', { source: 'app', ps: 'web.1', text: `line ${i} ${'y'.repeat(100)}` });
     expect(s.bytesUsed('shop')).toBeLessThanOrEqual(64 * 1024);
     const last = s.tail('shop', 1)[0]!;
     expect(last.text.startsWith('line 1999 ')).toBe(true);
@@ -79,7 +94,10 @@ describe('LogCollector', () => {
   it('copies container output with its timestamps and resumes after a restart without loss', () => {
     const store = new LogStore({ dir: join(dir, 'apps') });
     const logPath = join(dir, 'c1.log');
-    writeFileSync(logPath, '2025-02-03T04:05:06.789Z stdout hello\n2025-02-03T04:05:07.000Z stderr oops\npartial');
+    writeFileSync(
+      logPath,
+      '2025-02-03T04:05:06.789Z stdout hello\n2025-02-03T04:05:07.000Z stderr oops\npartial',
+    );
     let c = new LogCollector(store, {});
     c.watchContainer('c1', 'shop', 'web.1', logPath);
     c.poll();
@@ -101,7 +119,8 @@ describe('LogCollector', () => {
   it('tails the router access log across a rotation, per app', () => {
     const store = new LogStore({ dir: join(dir, 'apps') });
     const access = join(dir, 'access.log');
-    const entry = (app: string, path: string) => `${JSON.stringify({ level: 30, time: Date.now(), source: 'router', app, method: 'GET', path, status: 200, bytes: 5, duration: 1, host: `${app}.test`, upstream: '10.0.0.2:5000', requestId: 'r' })}\n`;
+    const entry = (app: string, path: string) =>
+      `${JSON.stringify({ level: 30, time: Date.now(), source: 'router', app, method: 'GET', path, status: 200, bytes: 5, duration: 1, host: `${app}.test`, upstream: '10.0.0.2:5000', requestId: 'r' })}\n`;
     writeFileSync(access, entry('shop', '/a') + entry('blog', '/b'));
     const c = new LogCollector(store, { routerAccessLog: access });
     c.poll();
@@ -109,7 +128,11 @@ describe('LogCollector', () => {
     renameSync(access, `${access}.1`);
     writeFileSync(access, entry('shop', '/d'));
     c.poll();
-    expect(store.tail('shop', 10).map((l) => /path="([^"]+)"/.exec(l.text)?.[1])).toEqual(['/a', '/c', '/d']);
+    expect(store.tail('shop', 10).map((l) => /path="([^"]+)"/.exec(l.text)?.[1])).toEqual([
+      '/a',
+      '/c',
+      '/d',
+    ]);
     expect(store.tail('blog', 10).map((l) => l.source)).toEqual(['router']);
   });
 });

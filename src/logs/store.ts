@@ -2,9 +2,29 @@
 // Each app has `<dir>/<app>/current.log` and one rotated `previous.log`; when current passes
 // half the app's budget it replaces previous, so an app never holds more than its budget.
 import { EventEmitter } from 'node:events';
-import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { escapeBytes, formatLine, matches, parseLine, splitLong, type Filter, type LogLine, type Source } from './line.ts';
+import {
+  escapeBytes,
+  formatLine,
+  matches,
+  parseLine,
+  splitLong,
+  type Filter,
+  type LogLine,
+  type Source,
+} from './line.ts';
 
 export const DEFAULT_RETENTION_BYTES = 50 * 1024 * 1024;
 
@@ -37,7 +57,12 @@ export class LogStore {
   append(app: string, input: AppendInput): LogLine[] {
     const raw = typeof input.text === 'string' ? Buffer.from(input.text) : input.text;
     const ts = input.ts ?? new Date().toISOString();
-    const lines: LogLine[] = splitLong(escapeBytes(raw)).map((text) => ({ ts, source: input.source, ps: input.ps ?? null, text }));
+    const lines: LogLine[] = splitLong(escapeBytes(raw)).map((text) => ({
+      ts,
+      source: input.source,
+      ps: input.ps ?? null,
+      text,
+    }));
     const data = lines.map((l) => `${formatLine(l)}\n`).join('');
     const f = this.files(app);
     let size = this.sizes.get(app);

@@ -13,7 +13,12 @@ import { tempDir } from './testing.ts';
 
 const run = promisify(execFile);
 const script = path.resolve(import.meta.dirname, '../../provision/base-images');
-const lock = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../../provision/base-images.lock.json'), 'utf8')) as { node: Record<string, { version: string }> };
+const lock = JSON.parse(
+  fs.readFileSync(
+    path.resolve(import.meta.dirname, '../../provision/base-images.lock.json'),
+    'utf8',
+  ),
+) as { node: Record<string, { version: string }> };
 let t: ReturnType<typeof tempDir>;
 let dataDir: string;
 
@@ -28,13 +33,18 @@ afterAll(async () => {
 /** Runs argv inside the image: its layers as read-only overlay lowerdirs, then chroot. */
 async function runIn(store: ImageStore, ref: string, argv: string[]): Promise<string> {
   const dirs = await store.layerDirs(await store.resolveImage(ref));
-  const root = dirs.length === 1 ? (dirs[0] as string) : path.join(t.dir, `merged-${ref.replace(/\W/g, '_')}`);
+  const root =
+    dirs.length === 1 ? (dirs[0] as string) : path.join(t.dir, `merged-${ref.replace(/\W/g, '_')}`);
   if (dirs.length > 1) {
     fs.mkdirSync(root, { recursive: true });
     await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${dirs.join(':')}`, root]);
   }
   try {
-    return (await run('/usr/sbin/chroot', [root, ...argv], { env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/root' } })).stdout.trim();
+    return (
+      await run('/usr/sbin/chroot', [root, ...argv], {
+        env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/root' },
+      })
+    ).stdout.trim();
   } finally {
     if (dirs.length > 1) await run('umount', [root]);
   }
@@ -42,13 +52,21 @@ async function runIn(store: ImageStore, ref: string, argv: string[]): Promise<st
 
 describe('base images', () => {
   it('imports busybox, which resolves as busybox and busybox:latest and runs', async () => {
-    await run(script, ['--data-dir', dataDir, '--only', 'busybox', '--quiet'], { timeout: 120_000 });
+    await run(script, ['--data-dir', dataDir, '--only', 'busybox', '--quiet'], {
+      timeout: 120_000,
+    });
     const store = await openStore(dataDir);
     const img = await store.resolveImage('busybox');
     expect(img.ref).toBe('library/busybox:latest');
     expect((await store.resolveImage('busybox:latest')).digest).toBe(img.digest);
     expect(img.config.Cmd).toEqual(['sh']);
-    expect(await runIn(store, 'busybox', ['/bin/sh', '-c', 'echo hello from $(basename $(readlink /bin/sh))'])).toBe('hello from busybox');
+    expect(
+      await runIn(store, 'busybox', [
+        '/bin/sh',
+        '-c',
+        'echo hello from $(basename $(readlink /bin/sh))',
+      ]),
+    ).toBe('hello from busybox');
     // A second import is idempotent and cheap.
     const t0 = Date.now();
     await run(script, ['--data-dir', dataDir, '--only', 'busybox', '--quiet']);
@@ -56,24 +74,51 @@ describe('base images', () => {
     expect((await store.resolveImage('busybox')).digest).toBe(img.digest);
   }, 180_000);
 
-  it.skipIf(process.env.PAAS_SKIP_BASE_IMAGES === '1')('builds debian:bookworm and node:22/24/26 that run node and npm', async () => {
-    await run(script, ['--data-dir', dataDir, '--quiet'], { timeout: 40 * 60_000, maxBuffer: 64 * 1024 * 1024 });
-    const store = await openStore(dataDir);
-    const debian = await store.resolveImage('debian:bookworm-slim');
-    expect((await store.resolveImage('debian:bookworm')).digest).toBe(debian.digest);
-    expect(await runIn(store, 'debian:bookworm', ['/bin/sh', '-c', '. /etc/os-release && echo $VERSION_CODENAME && test -s /etc/ssl/certs/ca-certificates.crt && echo certs'])).toBe('bookworm\ncerts');
-    expect((await store.resolveImage('node:lts')).digest).toBe((await store.resolveImage('node:24')).digest);
-    for (const [major, { version }] of Object.entries(lock.node)) {
-      const img = await store.resolveImage(`node:${major}-slim`);
-      expect((await store.resolveImage(`node:${major}`)).digest).toBe(img.digest);
-      expect(img.layers[0]?.digest).toBe(debian.layers[0]?.digest);
-      expect(img.config.Env).toContain(`NODE_VERSION=${version}`);
-      expect(await runIn(store, `node:${major}`, ['/usr/local/bin/node', '-e', 'console.log(process.version)'])).toBe(`v${version}`);
-      expect(await runIn(store, `node:${major}`, ['/usr/local/bin/npm', '--version'])).toMatch(/^\d+\.\d+\.\d+$/);
-    }
-    await expect(store.resolveImage('node:20')).rejects.toThrow(InvalidImageRef);
-    await expect(store.resolveImage('node:20')).rejects.toThrow(/end-of-life.*node:22, node:24, node:26/);
-    const missing = await store.resolveImage('python:3').catch((e: unknown) => e);
-    expect(String(missing)).toMatch(/library\/python:3 not found\. Images here: .*library\/node:22.*paas images:import/);
-  }, 45 * 60_000);
+  it.skipIf(process.env.PAAS_SKIP_BASE_IMAGES === '1')(
+    'builds debian:bookworm and node:22/24/26 that run node and npm',
+    async () => {
+      await run(script, ['--data-dir', dataDir, '--quiet'], {
+        timeout: 40 * 60_000,
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      const store = await openStore(dataDir);
+      const debian = await store.resolveImage('debian:bookworm-slim');
+      expect((await store.resolveImage('debian:bookworm')).digest).toBe(debian.digest);
+      expect(
+        await runIn(store, 'debian:bookworm', [
+          '/bin/sh',
+          '-c',
+          '. /etc/os-release && echo $VERSION_CODENAME && test -s /etc/ssl/certs/ca-certificates.crt && echo certs',
+        ]),
+      ).toBe('bookworm\ncerts');
+      expect((await store.resolveImage('node:lts')).digest).toBe(
+        (await store.resolveImage('node:24')).digest,
+      );
+      for (const [major, { version }] of Object.entries(lock.node)) {
+        const img = await store.resolveImage(`node:${major}-slim`);
+        expect((await store.resolveImage(`node:${major}`)).digest).toBe(img.digest);
+        expect(img.layers[0]?.digest).toBe(debian.layers[0]?.digest);
+        expect(img.config.Env).toContain(`NODE_VERSION=${version}`);
+        expect(
+          await runIn(store, `node:${major}`, [
+            '/usr/local/bin/node',
+            '-e',
+            'console.log(process.version)',
+          ]),
+        ).toBe(`v${version}`);
+        expect(await runIn(store, `node:${major}`, ['/usr/local/bin/npm', '--version'])).toMatch(
+          /^\d+\.\d+\.\d+$/,
+        );
+      }
+      await expect(store.resolveImage('node:20')).rejects.toThrow(InvalidImageRef);
+      await expect(store.resolveImage('node:20')).rejects.toThrow(
+        /end-of-life.*node:22, node:24, node:26/,
+      );
+      const missing = await store.resolveImage('python:3').catch((e: unknown) => e);
+      expect(String(missing)).toMatch(
+        /library\/python:3 not found\. Images here: .*library\/node:22.*paas images:import/,
+      );
+    },
+    45 * 60_000,
+  );
 });

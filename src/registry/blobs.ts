@@ -7,13 +7,27 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlobNotFound, InvalidArgument, PayloadTooLarge } from '../errors/index.ts';
-import { digestFromHash, digestHex, HashMeter, isDigest, parseDigest, type Digest } from './digest.ts';
+import {
+  digestFromHash,
+  digestHex,
+  HashMeter,
+  isDigest,
+  parseDigest,
+  type Digest,
+} from './digest.ts';
 import { tmpName } from './fsutil.ts';
 
 export type BlobRange = { start: number; end?: number };
 
-export function digestMismatch(expected: Digest, actual: Digest): InstanceType<typeof InvalidArgument> {
-  return new InvalidArgument(`digest mismatch: expected ${expected}, content is ${actual}`, { code: 'DIGEST_INVALID', expected, actual });
+export function digestMismatch(
+  expected: Digest,
+  actual: Digest,
+): InstanceType<typeof InvalidArgument> {
+  return new InvalidArgument(`digest mismatch: expected ${expected}, content is ${actual}`, {
+    code: 'DIGEST_INVALID',
+    expected,
+    actual,
+  });
 }
 
 export class BlobStore {
@@ -42,10 +56,15 @@ export class BlobStore {
   }
 
   /** Streams `source` into the store, verifying `expected` when given. */
-  async put(source: Readable | Buffer, expected?: Digest, maxBytes = Number.POSITIVE_INFINITY): Promise<{ digest: Digest; size: number }> {
+  async put(
+    source: Readable | Buffer,
+    expected?: Digest,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): Promise<{ digest: Digest; size: number }> {
     if (expected !== undefined) parseDigest(expected);
     if (Buffer.isBuffer(source)) {
-      if (source.length > maxBytes) throw new PayloadTooLarge(`blob is larger than ${maxBytes} bytes`, { limit: maxBytes });
+      if (source.length > maxBytes)
+        throw new PayloadTooLarge(`blob is larger than ${maxBytes} bytes`, { limit: maxBytes });
       const digest = digestFromHash(createHash('sha256').update(source));
       if (expected && expected !== digest) throw digestMismatch(expected, digest);
       if (await this.touchIfPresent(digest)) return { digest, size: source.length };
@@ -55,7 +74,12 @@ export class BlobStore {
       return { digest, size: source.length };
     }
     const hash = createHash('sha256');
-    const meter = new HashMeter(hash, 0, maxBytes, () => new PayloadTooLarge(`blob is larger than ${maxBytes} bytes`, { limit: maxBytes }));
+    const meter = new HashMeter(
+      hash,
+      0,
+      maxBytes,
+      () => new PayloadTooLarge(`blob is larger than ${maxBytes} bytes`, { limit: maxBytes }),
+    );
     const tmp = tmpName(this.tmpDir, 'blob');
     try {
       await pipeline(source, meter, fs.createWriteStream(tmp));
@@ -102,13 +126,17 @@ export class BlobStore {
     } catch {
       throw new BlobNotFound(`blob ${digest} not found`, { digest });
     }
-    return handle.createReadStream({ highWaterMark: 1024 * 1024, ...(range ? { start: range.start, end: range.end } : {}) });
+    return handle.createReadStream({
+      highWaterMark: 1024 * 1024,
+      ...(range ? { start: range.start, end: range.end } : {}),
+    });
   }
 
   async read(digest: Digest, maxBytes = 16 * 1024 * 1024): Promise<Buffer> {
     const size = await this.size(digest);
     if (size === null) throw new BlobNotFound(`blob ${digest} not found`, { digest });
-    if (size > maxBytes) throw new PayloadTooLarge(`blob ${digest} is larger than ${maxBytes} bytes`, { digest });
+    if (size > maxBytes)
+      throw new PayloadTooLarge(`blob ${digest} is larger than ${maxBytes} bytes`, { digest });
     const data = await fsp.readFile(this.path(digest));
     return data;
   }

@@ -21,13 +21,19 @@ export type RegistryClientOptions = {
   password?: string;
 };
 
-const ACCEPT = [MediaTypes.ociManifest, MediaTypes.dockerManifest, MediaTypes.ociIndex, MediaTypes.dockerList].join(', ');
+const ACCEPT = [
+  MediaTypes.ociManifest,
+  MediaTypes.dockerManifest,
+  MediaTypes.ociIndex,
+  MediaTypes.dockerList,
+].join(', ');
 
 function parseChallenge(header: string): { scheme: string; params: Record<string, string> } {
   const sp = header.indexOf(' ');
   const scheme = (sp < 0 ? header : header.slice(0, sp)).toLowerCase();
   const params: Record<string, string> = {};
-  for (const m of header.slice(sp + 1).matchAll(/(\w+)="([^"]*)"/g)) params[m[1] as string] = m[2] as string;
+  for (const m of header.slice(sp + 1).matchAll(/(\w+)="([^"]*)"/g))
+    params[m[1] as string] = m[2] as string;
   return { scheme, params };
 }
 
@@ -56,13 +62,17 @@ export class RegistryClient implements ImageSource {
       if (!b) throw new Unauthorized(`${this.base} requires credentials`);
       return b;
     }
-    if (scheme !== 'bearer' || !params.realm) throw new Unsupported(`${this.base}: unsupported auth challenge ${challenge}`);
+    if (scheme !== 'bearer' || !params.realm)
+      throw new Unsupported(`${this.base}: unsupported auth challenge ${challenge}`);
     const url = new URL(params.realm);
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', params.scope ?? scope);
     const b = this.basic();
     const res = await fetch(url, { headers: b ? { authorization: b } : {} });
-    if (!res.ok) throw new Unauthorized(`${this.base}: token request to ${url.origin} failed with ${res.status}`);
+    if (!res.ok)
+      throw new Unauthorized(
+        `${this.base}: token request to ${url.origin} failed with ${res.status}`,
+      );
     const body = (await res.json()) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
     if (!token) throw new Unauthorized(`${this.base}: token endpoint returned no token`);
@@ -70,7 +80,16 @@ export class RegistryClient implements ImageSource {
   }
 
   /** A request with auth; `body` must be replayable (a function) if it may be retried. */
-  private async request(method: string, pathOrUrl: string, scope: string, init: { headers?: Record<string, string>; body?: () => RequestInit['body']; size?: number } = {}): Promise<Response> {
+  private async request(
+    method: string,
+    pathOrUrl: string,
+    scope: string,
+    init: {
+      headers?: Record<string, string>;
+      body?: () => RequestInit['body'];
+      size?: number;
+    } = {},
+  ): Promise<Response> {
     const url = pathOrUrl.startsWith('http') ? pathOrUrl : `${this.base}${pathOrUrl}`;
     for (let attempt = 0; attempt < 2; attempt++) {
       const headers: Record<string, string> = { ...init.headers };
@@ -78,7 +97,15 @@ export class RegistryClient implements ImageSource {
       if (a) headers.authorization = a;
       if (init.size !== undefined) headers['content-length'] = String(init.size);
       const body = init.body?.();
-      const res = await fetch(url, { method, headers, body, ...(body instanceof Readable || (body && typeof body === 'object' && Symbol.asyncIterator in body) ? { duplex: 'half' } : {}) } as RequestInit);
+      const res = await fetch(url, {
+        method,
+        headers,
+        body,
+        ...(body instanceof Readable ||
+        (body && typeof body === 'object' && Symbol.asyncIterator in body)
+          ? { duplex: 'half' }
+          : {}),
+      } as RequestInit);
       const challenge = res.headers.get('www-authenticate');
       if (res.status !== 401 || !challenge || attempt > 0) return res;
       await res.body?.cancel();
@@ -89,18 +116,29 @@ export class RegistryClient implements ImageSource {
 
   private async fail(res: Response, what: string): Promise<never> {
     const text = await res.text().catch(() => '');
-    if (res.status === 404) throw new ImageNotFound(`${what}: not found on ${this.base}`, { status: 404 });
-    if (res.status === 401 || res.status === 403) throw new Unauthorized(`${what}: ${res.status} from ${this.base}`);
-    throw new InvalidArgument(`${what}: ${this.base} answered ${res.status} ${text.slice(0, 300)}`, { status: res.status });
+    if (res.status === 404)
+      throw new ImageNotFound(`${what}: not found on ${this.base}`, { status: 404 });
+    if (res.status === 401 || res.status === 403)
+      throw new Unauthorized(`${what}: ${res.status} from ${this.base}`);
+    throw new InvalidArgument(
+      `${what}: ${this.base} answered ${res.status} ${text.slice(0, 300)}`,
+      { status: res.status },
+    );
   }
 
-  private async getManifest(repo: string, reference: string): Promise<{ bytes: Buffer; mediaType: string; digest: Digest }> {
+  private async getManifest(
+    repo: string,
+    reference: string,
+  ): Promise<{ bytes: Buffer; mediaType: string; digest: Digest }> {
     const scope = `repository:${repo}:pull`;
-    const res = await this.request('GET', `/v2/${repo}/manifests/${reference}`, scope, { headers: { accept: ACCEPT } });
+    const res = await this.request('GET', `/v2/${repo}/manifests/${reference}`, scope, {
+      headers: { accept: ACCEPT },
+    });
     if (!res.ok) return this.fail(res, `manifest ${repo}:${reference}`);
     const bytes = Buffer.from(await res.arrayBuffer());
     const digest = sha256(bytes);
-    if (reference.startsWith('sha256:') && digest !== reference) throw new InvalidArgument(`${this.base} served manifest ${digest} for ${reference}`);
+    if (reference.startsWith('sha256:') && digest !== reference)
+      throw new InvalidArgument(`${this.base} served manifest ${digest} for ${reference}`);
     return { bytes, mediaType: res.headers.get('content-type')?.split(';')[0] ?? '', digest };
   }
 
@@ -129,15 +167,25 @@ export class RegistryClient implements ImageSource {
     let parsed = parseManifest(m.bytes, m.mediaType);
     if (parsed.kind === 'index') {
       const want = hostPlatform();
-      const pick = parsed.index.manifests.find((d) => d.platform?.os === want.os && d.platform.architecture === want.architecture);
-      if (!pick) throw new ImageNotFound(`${formatImageRef(ref)} on ${this.base} has no ${want.os}/${want.architecture} image`);
+      const pick = parsed.index.manifests.find(
+        (d) => d.platform?.os === want.os && d.platform.architecture === want.architecture,
+      );
+      if (!pick)
+        throw new ImageNotFound(
+          `${formatImageRef(ref)} on ${this.base} has no ${want.os}/${want.architecture} image`,
+        );
       m = await this.getManifest(repo, pick.digest);
       parsed = parseManifest(m.bytes, m.mediaType);
     }
     for (const d of references(parsed)) await this.fetchBlob(store, repo, d.digest);
     await store.putManifest(repo, m.digest, m.bytes, m.mediaType);
     if (ref.tag && !ref.digest) await store.putManifest(repo, ref.tag, m.bytes, m.mediaType);
-    return store.resolveImage({ ...ref, domain: null, repository: repo, digest: m.digest } as ImageRef);
+    return store.resolveImage({
+      ...ref,
+      domain: null,
+      repository: repo,
+      digest: m.digest,
+    } as ImageRef);
   }
 
   private async pushBlob(store: ImageStore, repo: string, digest: Digest): Promise<void> {
@@ -145,7 +193,8 @@ export class RegistryClient implements ImageSource {
     const head = await this.request('HEAD', `/v2/${repo}/blobs/${digest}`, scope);
     if (head.ok) return;
     const start = await this.request('POST', `/v2/${repo}/blobs/uploads/`, scope, { size: 0 });
-    if (start.status !== 202 && start.status !== 201) return this.fail(start, `upload of ${digest}`);
+    if (start.status !== 202 && start.status !== 201)
+      return this.fail(start, `upload of ${digest}`);
     const location = start.headers.get('location');
     if (!location) throw new InvalidArgument(`${this.base} started an upload without a Location`);
     const put = new URL(location, this.base);
@@ -168,13 +217,19 @@ export class RegistryClient implements ImageSource {
     const pushTree = async (bytes: Buffer, mediaType: string, reference: string): Promise<void> => {
       const parsed = parseManifest(bytes, mediaType);
       for (const d of references(parsed)) {
-        if (parsed.kind === 'index') await pushTree(await store.readBlob(d.digest), d.mediaType, d.digest);
+        if (parsed.kind === 'index')
+          await pushTree(await store.readBlob(d.digest), d.mediaType, d.digest);
         else await this.pushBlob(store, remote.repository, d.digest);
       }
-      const res = await this.request('PUT', `/v2/${remote.repository}/manifests/${reference}`, `repository:${remote.repository}:pull,push`, {
-        headers: { 'content-type': mediaType },
-        body: () => new Uint8Array(bytes),
-      });
+      const res = await this.request(
+        'PUT',
+        `/v2/${remote.repository}/manifests/${reference}`,
+        `repository:${remote.repository}:pull,push`,
+        {
+          headers: { 'content-type': mediaType },
+          body: () => new Uint8Array(bytes),
+        },
+      );
       if (res.status !== 201) return this.fail(res, `manifest ${remote.repository}:${reference}`);
       await res.body?.cancel();
     };

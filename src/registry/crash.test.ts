@@ -21,13 +21,16 @@ const storeModule = path.resolve(import.meta.dirname, 'index.ts');
 /** Runs `body` in a child node process with `store` open, and SIGKILLs it once `ready` holds. */
 async function killMidway(dataDir: string, body: string, ready: () => boolean): Promise<void> {
   const code = `import { openStore } from ${JSON.stringify(storeModule)};\nconst store = await openStore(${JSON.stringify(dataDir)});\n${body}`;
-  const child = spawn(process.execPath, ['--input-type=module', '--eval', code], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--input-type=module', '--eval', code], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const deadline = Date.now() + 30_000;
   while (!ready()) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`child finished before it could be killed: ${stderr}`);
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`child finished before it could be killed: ${stderr}`);
     await new Promise((r) => setTimeout(r, 20));
   }
   child.kill('SIGKILL');
@@ -45,7 +48,9 @@ describe('crash safety', () => {
       let n = 0;
       const slow = new Readable({ read() { setTimeout(() => this.push(n++ < 100000 ? Buffer.alloc(65536, 7) : null), 5); } });
       await store.putBlob(slow);`;
-    await killMidway(dataDir, body, () => tmpEntries(dataDir).some((f) => fs.statSync(path.join(dataDir, 'images/tmp', f)).size > 0));
+    await killMidway(dataDir, body, () =>
+      tmpEntries(dataDir).some((f) => fs.statSync(path.join(dataDir, 'images/tmp', f)).size > 0),
+    );
     expect(fs.readdirSync(path.join(dataDir, 'images/blobs/sha256'))).toEqual([]);
     expect(tmpEntries(dataDir).length).toBe(1);
     await openStore(dataDir);
@@ -55,12 +60,29 @@ describe('crash safety', () => {
   it('a layer unpack killed midway leaves no layer dir; the next layerDirs unpacks it whole', async () => {
     const dataDir = path.join(t.dir, 'data');
     const store = await openStore(dataDir);
-    const entries = Array.from({ length: 6_000 }, (_, i) => ({ path: `d${i % 50}/f${i}`, body: `file ${i}` }));
+    const entries = Array.from({ length: 6_000 }, (_, i) => ({
+      path: `d${i % 50}/f${i}`,
+      body: `file ${i}`,
+    }));
     const blob = makeTar(entries);
     const { digest, size } = await store.putBlob(blob);
-    await store.commitImage({ repo: 'big', tag: 'v1', base: null, newLayers: [{ digest, size, diffId: diffIdOf(blob) }], config: {} });
-    const partial = () => tmpEntries(dataDir).some((f) => f.includes('layer-') && fs.readdirSync(path.join(dataDir, 'images/tmp', f)).length > 5);
-    await killMidway(dataDir, `await store.layerDirs(await store.resolveImage('big:v1'));`, partial);
+    await store.commitImage({
+      repo: 'big',
+      tag: 'v1',
+      base: null,
+      newLayers: [{ digest, size, diffId: diffIdOf(blob) }],
+      config: {},
+    });
+    const partial = () =>
+      tmpEntries(dataDir).some(
+        (f) =>
+          f.includes('layer-') && fs.readdirSync(path.join(dataDir, 'images/tmp', f)).length > 5,
+      );
+    await killMidway(
+      dataDir,
+      `await store.layerDirs(await store.resolveImage('big:v1'));`,
+      partial,
+    );
     expect(fs.readdirSync(path.join(dataDir, 'images/layers'))).toEqual([]);
     const reopened = await openStore(dataDir);
     expect(tmpEntries(dataDir)).toEqual([]);

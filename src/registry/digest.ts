@@ -15,7 +15,10 @@ export function isDigest(raw: unknown): raw is Digest {
 
 export function parseDigest(raw: unknown): Digest {
   if (!isDigest(raw)) {
-    throw new InvalidArgument(`invalid digest ${JSON.stringify(String(raw).slice(0, 100))}: expected sha256:<64 hex>`, { digest: raw ?? null });
+    throw new InvalidArgument(
+      `invalid digest ${JSON.stringify(String(raw).slice(0, 100))}: expected sha256:<64 hex>`,
+      { digest: raw ?? null },
+    );
   }
   return raw;
 }

@@ -20,12 +20,18 @@ import { MediaTypes, parseImageConfig, type ImageManifest } from './media.ts';
 import { parseImageRef, type ImageRef } from './ref.ts';
 import type { Image, ImageStore } from './types.ts';
 
-type ArchiveFile = { kind: 'data'; data: Buffer } | { kind: 'blob'; digest: Digest; size: number } | { kind: 'link'; target: string };
+type ArchiveFile =
+  | { kind: 'data'; data: Buffer }
+  | { kind: 'blob'; digest: Digest; size: number }
+  | { kind: 'link'; target: string };
 
 const SMALL = /(^|\/)(manifest\.json|repositories|index\.json|oci-layout|[^/]*\.json)$/;
 
 function archivePath(raw: string): string {
-  return path.posix.normalize(raw.replace(/^\/+/, '')).replace(/^(\.\/)+/, '').replace(/\/$/, '');
+  return path.posix
+    .normalize(raw.replace(/^\/+/, ''))
+    .replace(/^(\.\/)+/, '')
+    .replace(/\/$/, '');
 }
 
 async function readArchive(store: ImageStore, file: string): Promise<Map<string, ArchiveFile>> {
@@ -36,7 +42,10 @@ async function readArchive(store: ImageStore, file: string): Promise<Map<string,
   parser.on('entry', (e: tar.ReadEntry) => {
     const name = archivePath(e.path);
     if (e.type === 'SymbolicLink' && e.linkpath) {
-      files.set(name, { kind: 'link', target: archivePath(path.posix.join(path.posix.dirname(name), e.linkpath)) });
+      files.set(name, {
+        kind: 'link',
+        target: archivePath(path.posix.join(path.posix.dirname(name), e.linkpath)),
+      });
       e.resume();
     } else if (e.type === 'Link' && e.linkpath) {
       files.set(name, { kind: 'link', target: archivePath(e.linkpath) });
@@ -91,22 +100,33 @@ async function sniff(store: ImageStore, digest: Digest): Promise<string> {
 export async function importDockerArchive(store: ImageStore, file: string): Promise<Image[]> {
   const files = await readArchive(store, file);
   const m = files.get('manifest.json');
-  if (!m || m.kind !== 'data') throw new InvalidArgument(`${file} is not a docker save archive (no manifest.json)`);
-  const entries = JSON.parse(m.data.toString('utf8')) as { Config: string; RepoTags: string[] | null; Layers: string[] }[];
+  if (!m || m.kind !== 'data')
+    throw new InvalidArgument(`${file} is not a docker save archive (no manifest.json)`);
+  const entries = JSON.parse(m.data.toString('utf8')) as {
+    Config: string;
+    RepoTags: string[] | null;
+    Layers: string[];
+  }[];
   if (!Array.isArray(entries)) throw new InvalidArgument(`${file}: manifest.json is not a list`);
   const images: Image[] = [];
   for (const entry of entries) {
     const c = lookup(files, entry.Config);
-    const configBytes = c.kind === 'data' ? c.data : await store.readBlob((c as { digest: Digest }).digest);
+    const configBytes =
+      c.kind === 'data' ? c.data : await store.readBlob((c as { digest: Digest }).digest);
     const config = parseImageConfig(configBytes);
     const { digest: configDigest } = await store.putBlob(configBytes);
-    if (config.rootfs.diff_ids.length !== entry.Layers.length) throw new InvalidArgument(`${file}: ${entry.Config} lists ${config.rootfs.diff_ids.length} diff_ids for ${entry.Layers.length} layers`);
+    if (config.rootfs.diff_ids.length !== entry.Layers.length)
+      throw new InvalidArgument(
+        `${file}: ${entry.Config} lists ${config.rootfs.diff_ids.length} diff_ids for ${entry.Layers.length} layers`,
+      );
     const layers = [];
     for (const [i, l] of entry.Layers.entries()) {
       const f = lookup(files, l);
-      const blob = f.kind === 'blob' ? f : { ...(await store.putBlob((f as { data: Buffer }).data)) };
+      const blob =
+        f.kind === 'blob' ? f : { ...(await store.putBlob((f as { data: Buffer }).data)) };
       const mediaType = await sniff(store, blob.digest);
-      if (mediaType === MediaTypes.ociLayer && blob.digest !== config.rootfs.diff_ids[i]) throw digestMismatch(config.rootfs.diff_ids[i] as Digest, blob.digest);
+      if (mediaType === MediaTypes.ociLayer && blob.digest !== config.rootfs.diff_ids[i])
+        throw digestMismatch(config.rootfs.diff_ids[i] as Digest, blob.digest);
       layers.push({ mediaType, digest: blob.digest, size: blob.size });
     }
     const manifest: ImageManifest = {
@@ -117,9 +137,17 @@ export async function importDockerArchive(store: ImageStore, file: string): Prom
     };
     const bytes = Buffer.from(JSON.stringify(manifest));
     const tags = (entry.RepoTags ?? []).map(parseImageRef);
-    if (tags.length === 0) throw new InvalidArgument(`${file}: image ${entry.Config} has no RepoTags; tag it before docker save`);
+    if (tags.length === 0)
+      throw new InvalidArgument(
+        `${file}: image ${entry.Config} has no RepoTags; tag it before docker save`,
+      );
     for (const ref of tags) {
-      await store.putManifest(ref.repository, ref.tag ?? sha256(bytes), bytes, MediaTypes.ociManifest);
+      await store.putManifest(
+        ref.repository,
+        ref.tag ?? sha256(bytes),
+        bytes,
+        MediaTypes.ociManifest,
+      );
       images.push(await store.resolveImage(ref));
     }
   }
@@ -128,11 +156,17 @@ export async function importDockerArchive(store: ImageStore, file: string): Prom
 
 /** Docker's short form: `library/x:t` is saved as `x:t`. */
 function dockerName(ref: ImageRef): string {
-  const repo = ref.repository.startsWith('library/') ? ref.repository.slice('library/'.length) : ref.repository;
+  const repo = ref.repository.startsWith('library/')
+    ? ref.repository.slice('library/'.length)
+    : ref.repository;
   return `${repo}:${ref.tag ?? 'latest'}`;
 }
 
-export async function exportDockerArchive(store: ImageStore, rawRef: string, file: string): Promise<void> {
+export async function exportDockerArchive(
+  store: ImageStore,
+  rawRef: string,
+  file: string,
+): Promise<void> {
   const ref = parseImageRef(rawRef);
   const image = await store.resolveImage(ref);
   const staging = await fsp.mkdtemp(path.join(os.tmpdir(), 'paas-docker-save-'));
@@ -150,18 +184,29 @@ export async function exportDockerArchive(store: ImageStore, rawRef: string, fil
       const kind = await sniff(store, l.digest);
       if (kind === MediaTypes.ociLayerGzip) steps.push(createGunzip());
       if (kind === MediaTypes.ociLayerZstd) steps.push(createZstdDecompress());
-      steps.push(new Transform({ transform: (c: Buffer, _e, cb) => cb(null, (hash.update(c), c)) }));
-      await pipeline([fs.createReadStream(store.blobPath(l.digest)), ...steps, fs.createWriteStream(path.join(staging, name))]);
+      steps.push(
+        new Transform({ transform: (c: Buffer, _e, cb) => cb(null, (hash.update(c), c)) }),
+      );
+      await pipeline([
+        fs.createReadStream(store.blobPath(l.digest)),
+        ...steps,
+        fs.createWriteStream(path.join(staging, name)),
+      ]);
       const actual = digestFromHash(hash);
       if (actual !== l.diffId) throw digestMismatch(l.diffId, actual);
     }
     const repoTag = dockerName(ref);
-    const manifest = [{ Config: configName, RepoTags: ref.tag ? [repoTag] : [], Layers: layerNames }];
+    const manifest = [
+      { Config: configName, RepoTags: ref.tag ? [repoTag] : [], Layers: layerNames },
+    ];
     await fsp.writeFile(path.join(staging, 'manifest.json'), JSON.stringify(manifest));
     const top = image.layers.at(-1);
     if (ref.tag && top) {
       const [repo, tag] = [repoTag.slice(0, repoTag.lastIndexOf(':')), ref.tag];
-      await fsp.writeFile(path.join(staging, 'repositories'), JSON.stringify({ [repo]: { [tag]: digestHex(top.diffId) } }));
+      await fsp.writeFile(
+        path.join(staging, 'repositories'),
+        JSON.stringify({ [repo]: { [tag]: digestHex(top.diffId) } }),
+      );
     }
     const names = (await fsp.readdir(staging)).sort();
     await tar.c({ cwd: staging, file, portable: true, mtime: new Date(0) }, names);

@@ -10,7 +10,11 @@ export function tmpName(tmpDir: string, label: string): string {
   return path.join(tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}-${label}`);
 }
 
-export async function writeFileAtomic(tmpDir: string, file: string, data: string | Buffer): Promise<void> {
+export async function writeFileAtomic(
+  tmpDir: string,
+  file: string,
+  data: string | Buffer,
+): Promise<void> {
   const tmp = tmpName(tmpDir, path.basename(file));
   await fsp.writeFile(tmp, data);
   try {
@@ -57,7 +61,11 @@ export async function readTextOrNull(p: string): Promise<string | null> {
   try {
     return await fsp.readFile(p, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    if (
+      (err as NodeJS.ErrnoException).code === 'ENOENT' ||
+      (err as NodeJS.ErrnoException).code === 'ENOTDIR'
+    )
+      return null;
     throw err;
   }
 }

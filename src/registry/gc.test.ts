@@ -19,7 +19,13 @@ afterEach(async () => {
 async function image(repo: string, tag: string, base: Image | null, body: string): Promise<Image> {
   const entries = [{ path: `${repo}-${tag}.txt`, body }];
   const { digest, size } = await store.putBlob(makeTar(entries));
-  const img = await store.commitImage({ repo, tag, base, newLayers: [{ digest, size, diffId: sha256(makeTar(entries, false)) }], config: {} });
+  const img = await store.commitImage({
+    repo,
+    tag,
+    base,
+    newLayers: [{ digest, size, diffId: sha256(makeTar(entries, false)) }],
+    config: {},
+  });
   await store.layerDirs(img);
   return img;
 }
@@ -39,20 +45,33 @@ describe('gc', () => {
     const orphanLayer = orphan.layers[1]!.digest;
     const releaseLayer = release.layers[1]!.digest;
 
-    const dry = await store.gc({ dryRun: true, graceMs: 0, keep: ['app@' + release.digest], keepBlobs: [cached.digest] });
+    const dry = await store.gc({
+      dryRun: true,
+      graceMs: 0,
+      keep: ['app@' + release.digest],
+      keepBlobs: [cached.digest],
+    });
     expect(dry.dryRun).toBe(true);
-    expect(dry.blobs.map((b) => b.digest).sort()).toEqual([orphan.digest, orphan.configDigest, orphanLayer, stray.digest].sort());
+    expect(dry.blobs.map((b) => b.digest).sort()).toEqual(
+      [orphan.digest, orphan.configDigest, orphanLayer, stray.digest].sort(),
+    );
     expect(dry.layers.map((l) => l.digest)).toEqual([orphanLayer]);
     expect(dry.freedBytes).toBeGreaterThan(0);
     expect(formatGcReport(dry).at(-1)).toMatch(/^would free \d+\.\d MB$/);
     // A dry run frees nothing.
-    for (const d of [orphan.digest, orphanLayer, stray.digest]) expect(await store.hasBlob(d)).toBe(true);
+    for (const d of [orphan.digest, orphanLayer, stray.digest])
+      expect(await store.hasBlob(d)).toBe(true);
     expect(exists(store.blobPath(orphanLayer).replace('/blobs/sha256/', '/layers/'))).toBe(true);
 
-    const real = await store.gc({ graceMs: 0, keep: ['app@' + release.digest], keepBlobs: [cached.digest] });
+    const real = await store.gc({
+      graceMs: 0,
+      keep: ['app@' + release.digest],
+      keepBlobs: [cached.digest],
+    });
     expect(real.blobs.map((b) => b.digest).sort()).toEqual(dry.blobs.map((b) => b.digest).sort());
     expect(real.freedBytes).toBe(dry.freedBytes);
-    for (const d of [orphan.digest, orphanLayer, stray.digest]) expect(await store.hasBlob(d)).toBe(false);
+    for (const d of [orphan.digest, orphanLayer, stray.digest])
+      expect(await store.hasBlob(d)).toBe(false);
     expect(exists(store.blobPath(orphanLayer).replace('/blobs/sha256/', '/layers/'))).toBe(false);
     expect(await store.hasBlob(cached.digest)).toBe(true);
     expect(await store.hasBlob(releaseLayer)).toBe(true);
@@ -63,7 +82,9 @@ describe('gc', () => {
 
     // Without the keep list the old release goes too; a second run finds nothing.
     const later = await store.gc({ graceMs: 0 });
-    expect(later.blobs.map((b) => b.digest)).toEqual(expect.arrayContaining([release.digest, releaseLayer, cached.digest]));
+    expect(later.blobs.map((b) => b.digest)).toEqual(
+      expect.arrayContaining([release.digest, releaseLayer, cached.digest]),
+    );
     expect((await store.gc({ graceMs: 0 })).freedBytes).toBe(0);
     expect((await store.resolveImage('base:1')).digest).toBe(base.digest);
   });
@@ -73,7 +94,9 @@ describe('gc', () => {
     await image('app', 'v2', base, 'current');
     const old = await image('app', 'v1', base, 'old release');
     const dry = await store.gc({ dryRun: true, graceMs: 0, assumeUntagged: ['app:v1'] });
-    expect(dry.blobs.map((b) => b.digest)).toEqual(expect.arrayContaining([old.digest, old.layers[1]!.digest]));
+    expect(dry.blobs.map((b) => b.digest)).toEqual(
+      expect.arrayContaining([old.digest, old.layers[1]!.digest]),
+    );
     expect((await store.resolveImage('app:v1')).digest).toBe(old.digest);
     await store.deleteManifest('app', 'v1');
     const real = await store.gc({ graceMs: 0 });

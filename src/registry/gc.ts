@@ -12,7 +12,12 @@ import type { BlobStore } from './blobs.ts';
 import type { UploadArea } from './uploads.ts';
 import type { GcOptions, GcReport } from './types.ts';
 
-export type GcParts = { blobs: BlobStore; manifests: ManifestStore; layers: LayerCache; uploads: UploadArea };
+export type GcParts = {
+  blobs: BlobStore;
+  manifests: ManifestStore;
+  layers: LayerCache;
+  uploads: UploadArea;
+};
 
 const DEFAULT_GRACE_MS = 15 * 60 * 1000;
 
@@ -39,7 +44,9 @@ export async function collectGarbage(s: GcParts, options: GcOptions): Promise<Gc
     const ref = parseImageRef(k);
     for (const repo of candidateRepos(ref)) {
       // A kept ref that no longer exists keeps nothing.
-      const d = await s.manifests.resolveDigest(repo, ref.digest ?? (ref.tag as string)).catch(() => null);
+      const d = await s.manifests
+        .resolveDigest(repo, ref.digest ?? (ref.tag as string))
+        .catch(() => null);
       if (d) roots.push(d);
     }
   }
@@ -94,7 +101,8 @@ export async function collectGarbage(s: GcParts, options: GcOptions): Promise<Gc
     if (!dryRun) await s.layers.remove(d);
   }
   report.freedBytes += await s.uploads.sweep(Math.max(graceMs, 60 * 60 * 1000), dryRun);
-  if (!dryRun) for (const repo of repos) await s.manifests.pruneLinks(repo, (d) => survivors.has(d));
+  if (!dryRun)
+    for (const repo of repos) await s.manifests.pruneLinks(repo, (d) => survivors.has(d));
   return report;
 }
 

@@ -9,9 +9,16 @@ import { InvalidArgument } from '../errors/index.ts';
 import { parseImageRef } from './ref.ts';
 import type { Image, ImageStore } from './types.ts';
 
-async function retag(store: ImageStore, images: Image[], tags: string[] | undefined): Promise<Image[]> {
+async function retag(
+  store: ImageStore,
+  images: Image[],
+  tags: string[] | undefined,
+): Promise<Image[]> {
   if (!tags || tags.length === 0) return images;
-  if (images.length !== 1) throw new InvalidArgument(`the archive holds ${images.length} images; tags can only be given for one`);
+  if (images.length !== 1)
+    throw new InvalidArgument(
+      `the archive holds ${images.length} images; tags can only be given for one`,
+    );
   const out: Image[] = [];
   for (const raw of tags) {
     const ref = parseImageRef(raw);
@@ -27,7 +34,16 @@ export async function importImage(store: ImageStore, p: string, tags?: string[])
   if (st.isDirectory()) return store.importOciLayout(p, tags);
   const names = new Set<string>();
   try {
-    await tar.t({ file: p, onReadEntry: (e) => names.add(path.posix.normalize(e.path).replace(/^\.?\//, '').replace(/\/$/, '')) });
+    await tar.t({
+      file: p,
+      onReadEntry: (e) =>
+        names.add(
+          path.posix
+            .normalize(e.path)
+            .replace(/^\.?\//, '')
+            .replace(/\/$/, ''),
+        ),
+    });
   } catch (err) {
     throw new InvalidArgument(`${p} is not a tar archive`, {}, { cause: err });
   }
@@ -37,7 +53,12 @@ export async function importImage(store: ImageStore, p: string, tags?: string[])
     try {
       // Only plain files and directories: a link in the archive could make the layout reader
       // read a host file. tar itself refuses '..' and strips absolute paths.
-      await tar.x({ file: p, cwd: dir, strict: true, filter: (_p, e) => 'type' in e && (e.type === 'File' || e.type === 'Directory') });
+      await tar.x({
+        file: p,
+        cwd: dir,
+        strict: true,
+        filter: (_p, e) => 'type' in e && (e.type === 'File' || e.type === 'Directory'),
+      });
       return await store.importOciLayout(dir, tags);
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });

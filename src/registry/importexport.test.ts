@@ -22,7 +22,13 @@ beforeEach(async () => {
     const { digest, size } = await src.putBlob(makeTar(entries));
     layers.push({ digest, size, diffId: sha256(makeTar(entries, false)) });
   }
-  img = await src.commitImage({ repo: 'team/web', tag: 'v1', base: null, newLayers: layers, config: { Cmd: ['run'], WorkingDir: '/srv' } });
+  img = await src.commitImage({
+    repo: 'team/web',
+    tag: 'v1',
+    base: null,
+    newLayers: layers,
+    config: { Cmd: ['run'], WorkingDir: '/srv' },
+  });
 });
 afterEach(async () => {
   await t.cleanup();
@@ -32,7 +38,9 @@ describe('OCI layout', () => {
   it('exports and imports with identical digests, and reads what skopeo writes', async () => {
     const layout = path.join(t.dir, 'layout');
     await src.exportOciLayout('team/web:v1', layout);
-    const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations: Record<string, string> }[] };
+    const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8')) as {
+      manifests: { digest: string; annotations: Record<string, string> }[];
+    };
     expect(index.manifests[0]?.digest).toBe(img.digest);
     expect(index.manifests[0]?.annotations['org.opencontainers.image.ref.name']).toBe('v1');
 
@@ -78,13 +86,19 @@ describe('docker save archives', () => {
     // skopeo reads our archive…
     const layout = path.join(t.dir, 'from-archive');
     await run('skopeo', ['copy', `docker-archive:${archive}`, `oci:${layout}:x`]);
-    const cfg = JSON.parse((await run('skopeo', ['inspect', '--config', `oci:${layout}:x`])).stdout) as { config: { Cmd: string[] } };
+    const cfg = JSON.parse(
+      (await run('skopeo', ['inspect', '--config', `oci:${layout}:x`])).stdout,
+    ) as { config: { Cmd: string[] } };
     expect(cfg.config.Cmd).toEqual(['run']);
     // …and we read skopeo's.
     const theirs = path.join(t.dir, 'skopeo.tar');
     const srcLayout = path.join(t.dir, 'src-layout');
     await src.exportOciLayout('team/web:v1', srcLayout);
-    await run('skopeo', ['copy', `oci:${srcLayout}:v1`, `docker-archive:${theirs}:team/web:fromskopeo`]);
+    await run('skopeo', [
+      'copy',
+      `oci:${srcLayout}:v1`,
+      `docker-archive:${theirs}:team/web:fromskopeo`,
+    ]);
     const [fromSkopeo] = await dst.importDockerArchive(theirs);
     expect(fromSkopeo?.ref).toBe('team/web:fromskopeo');
     expect(fromSkopeo?.layers.map((l) => l.diffId)).toEqual(img.layers.map((l) => l.diffId));
@@ -93,10 +107,17 @@ describe('docker save archives', () => {
   it('refuses an archive whose layer does not match the config diff_id', async () => {
     const staging = path.join(t.dir, 'evil');
     fs.mkdirSync(path.join(staging, 'l'), { recursive: true });
-    const config = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256('something else')] } };
+    const config = {
+      architecture: 'amd64',
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: [sha256('something else')] },
+    };
     fs.writeFileSync(path.join(staging, 'c.json'), JSON.stringify(config));
     fs.writeFileSync(path.join(staging, 'l/layer.tar'), makeTar([{ path: 'x', body: 'y' }], false));
-    fs.writeFileSync(path.join(staging, 'manifest.json'), JSON.stringify([{ Config: 'c.json', RepoTags: ['evil:1'], Layers: ['l/layer.tar'] }]));
+    fs.writeFileSync(
+      path.join(staging, 'manifest.json'),
+      JSON.stringify([{ Config: 'c.json', RepoTags: ['evil:1'], Layers: ['l/layer.tar'] }]),
+    );
     const archive = path.join(t.dir, 'evil.tar');
     await run('tar', ['-cf', archive, '-C', staging, '.']);
     const dst = await openStore(path.join(t.dir, 'dst'));
@@ -120,7 +141,9 @@ describe('importImage', () => {
     expect(fromDocker?.ref).toBe('library/from-docker:1');
     expect(fromDocker?.configDigest).toBe(img.configDigest);
     fs.writeFileSync(path.join(t.dir, 'junk'), 'not an archive');
-    await expect(dst.importImage(path.join(t.dir, 'junk'))).rejects.toThrow(/not a tar archive|neither/);
+    await expect(dst.importImage(path.join(t.dir, 'junk'))).rejects.toThrow(
+      /not a tar archive|neither/,
+    );
   });
 });
 

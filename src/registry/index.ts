@@ -1,11 +1,37 @@
 // Public surface of the image store, layers, registry server and client (issue 4). The
 // builder, daemon and deploy code use exactly this; the files behind it are private.
 export { openStore, type StoreOptions } from './store.ts';
-export type { Image, ImageLayer, ImageStore, CommitOptions, GcOptions, GcReport, ImageSummary, ImageSource } from './types.ts';
+export type {
+  Image,
+  ImageLayer,
+  ImageStore,
+  CommitOptions,
+  GcOptions,
+  GcReport,
+  ImageSummary,
+  ImageSource,
+} from './types.ts';
 export type { StoredManifest } from './manifests.ts';
-export { parseImageRef, parseRepoName, parseTag, formatImageRef, NODE_MAJORS, type ImageRef, type RepoName, type Tag } from './ref.ts';
+export {
+  parseImageRef,
+  parseRepoName,
+  parseTag,
+  formatImageRef,
+  NODE_MAJORS,
+  type ImageRef,
+  type RepoName,
+  type Tag,
+} from './ref.ts';
 export { parseDigest, isDigest, type Digest } from './digest.ts';
-export { MediaTypes, type ContainerConfig, type Healthcheck, type ImageConfigFile, type ImageManifest, type ImageIndex, type Descriptor } from './media.ts';
+export {
+  MediaTypes,
+  type ContainerConfig,
+  type Healthcheck,
+  type ImageConfigFile,
+  type ImageManifest,
+  type ImageIndex,
+  type Descriptor,
+} from './media.ts';
 export { unpackLayer } from './layercache.ts';
 export { DEFAULT_LAYER_LIMITS, type LayerLimits } from './unpack.ts';
 export { formatGcReport } from './gc.ts';

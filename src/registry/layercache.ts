@@ -39,7 +39,8 @@ export async function unpackLayer(
   options: { limits?: Partial<LayerLimits>; tmpDir?: string; label?: string; diffId?: Digest } = {},
 ): Promise<void> {
   const limits = { ...DEFAULT_LAYER_LIMITS, ...options.limits };
-  const label = options.label ?? (typeof blob === 'string' ? path.basename(blob) : path.basename(dir));
+  const label =
+    options.label ?? (typeof blob === 'string' ? path.basename(blob) : path.basename(dir));
   const tmp = options.tmpDir
     ? tmpName(options.tmpDir, `layer-${path.basename(dir).slice(0, 12)}`)
     : `${dir}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
@@ -48,7 +49,9 @@ export async function unpackLayer(
     const hash = createHash('sha256');
     let input: Readable;
     if (typeof blob === 'string') {
-      input = (await openDecompressed(blob)).pipe(new Transform({ transform: (c: Buffer, _e, cb) => cb(null, (hash.update(c), c)) }));
+      input = (await openDecompressed(blob)).pipe(
+        new Transform({ transform: (c: Buffer, _e, cb) => cb(null, (hash.update(c), c)) }),
+      );
     } else {
       input = blob;
     }
@@ -56,7 +59,10 @@ export async function unpackLayer(
     if (options.diffId && typeof blob === 'string') {
       const actual = digestFromHash(hash);
       if (actual !== options.diffId) {
-        throw new InvalidLayer(`layer ${label} refused: its content is ${actual}, but the image config says diff_id ${options.diffId}`, { layer: label, diffId: options.diffId, actual });
+        throw new InvalidLayer(
+          `layer ${label} refused: its content is ${actual}, but the image config says diff_id ${options.diffId}`,
+          { layer: label, diffId: options.diffId, actual },
+        );
       }
     }
     await fsp.chmod(tmp, 0o755);
@@ -99,8 +105,14 @@ export class LayerCache {
       p = (async () => {
         await fsp.mkdir(this.dir, { recursive: true });
         const file = this.blobs.path(digest);
-        if (!(await this.blobs.has(digest))) throw new BlobNotFound(`layer blob ${digest} is not in the store`, { digest });
-        await unpackLayer(file, dir, { limits: this.limits, tmpDir: this.tmpDir, label: digest, diffId });
+        if (!(await this.blobs.has(digest)))
+          throw new BlobNotFound(`layer blob ${digest} is not in the store`, { digest });
+        await unpackLayer(file, dir, {
+          limits: this.limits,
+          tmpDir: this.tmpDir,
+          label: digest,
+          diffId,
+        });
         return dir;
       })().finally(() => this.inflight.delete(digest));
       this.inflight.set(digest, p);

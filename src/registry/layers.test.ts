@@ -15,7 +15,9 @@ let store: ImageStore;
 
 beforeEach(async () => {
   t = tempDir('layers');
-  store = await openStore(path.join(t.dir, 'data'), { layerLimits: { maxEntries: 50, maxBytes: 64 * 1024 } });
+  store = await openStore(path.join(t.dir, 'data'), {
+    layerLimits: { maxEntries: 50, maxBytes: 64 * 1024 },
+  });
 });
 afterEach(async () => {
   await t.cleanup();
@@ -24,14 +26,22 @@ afterEach(async () => {
 async function unpack(entries: FakeEntry[]): Promise<string> {
   const blob = makeTar(entries);
   const { digest, size } = await store.putBlob(blob);
-  const image = await store.commitImage({ repo: 'layertest', tag: 'v1', base: null, newLayers: [{ digest, diffId: diffIdOf(blob), size }], config: {} });
+  const image = await store.commitImage({
+    repo: 'layertest',
+    tag: 'v1',
+    base: null,
+    newLayers: [{ digest, diffId: diffIdOf(blob), size }],
+    config: {},
+  });
   const [dir] = await store.layerDirs(image);
   return dir as string;
 }
 
 function opaque(dir: string): string | null {
   try {
-    return execFileSync('getfattr', ['--only-values', '-h', '-n', 'trusted.overlay.opaque', dir], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    return execFileSync('getfattr', ['--only-values', '-h', '-n', 'trusted.overlay.opaque', dir], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).toString();
   } catch {
     return null;
   }
@@ -44,7 +54,10 @@ function isWhiteout(p: string): boolean {
 
 async function tarEntries(digest: string): Promise<string[]> {
   const names: string[] = [];
-  await tar.t({ file: store.blobPath(digest), onReadEntry: (e) => names.push(`${e.type}:${e.path}`) });
+  await tar.t({
+    file: store.blobPath(digest),
+    onReadEntry: (e) => names.push(`${e.type}:${e.path}`),
+  });
   return names;
 }
 
@@ -73,12 +86,25 @@ describe('whiteouts and opaque directories', () => {
     const back = await store.diffToLayer(dir);
     const names = await tarEntries(back.digest);
     expect(names).toEqual(
-      expect.arrayContaining(['File:.wh.top', 'File:a/.wh.gone', 'File:a/keep', 'File:b/.wh..wh..opq', 'File:b/new', 'File:c/d/.wh..wh..opq']),
+      expect.arrayContaining([
+        'File:.wh.top',
+        'File:a/.wh.gone',
+        'File:a/keep',
+        'File:b/.wh..wh..opq',
+        'File:b/new',
+        'File:c/d/.wh..wh..opq',
+      ]),
     );
     expect(names.some((n) => n.startsWith('CharacterDevice'))).toBe(false);
 
     // Unpacking the packed layer again gives the same overlay semantics.
-    const again = await store.commitImage({ repo: 'layertest', tag: 'v2', base: null, newLayers: [back], config: {} });
+    const again = await store.commitImage({
+      repo: 'layertest',
+      tag: 'v2',
+      base: null,
+      newLayers: [back],
+      config: {},
+    });
     const [dir2] = await store.layerDirs(again);
     expect(isWhiteout(path.join(dir2 as string, 'a/gone'))).toBe(true);
     expect(isWhiteout(path.join(dir2 as string, 'top'))).toBe(true);
@@ -92,12 +118,24 @@ describe('whiteouts and opaque directories', () => {
   });
 
   it('stacks with overlayfs: a whiteout hides the lower file, an opaque dir hides the lower dir', async (ctx) => {
-    const lower = await unpack([{ path: 'a/gone', body: '1' }, { path: 'a/keep', body: '2' }, { path: 'b/old', body: '3' }]);
-    const upper = await unpack([{ path: 'a/.wh.gone' }, { path: 'b/.wh..wh..opq' }, { path: 'b/new', body: '4' }]);
+    const lower = await unpack([
+      { path: 'a/gone', body: '1' },
+      { path: 'a/keep', body: '2' },
+      { path: 'b/old', body: '3' },
+    ]);
+    const upper = await unpack([
+      { path: 'a/.wh.gone' },
+      { path: 'b/.wh..wh..opq' },
+      { path: 'b/new', body: '4' },
+    ]);
     const merged = path.join(t.dir, 'merged');
     fs.mkdirSync(merged);
     try {
-      execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${upper}:${lower}`, merged], { stdio: 'pipe' });
+      execFileSync(
+        'mount',
+        ['-t', 'overlay', 'overlay', '-o', `lowerdir=${upper}:${lower}`, merged],
+        { stdio: 'pipe' },
+      );
     } catch {
       ctx.skip();
       return;
@@ -122,11 +160,18 @@ describe('diffToLayer is deterministic', () => {
     execFileSync('mknod', [path.join(src, 'app/deleted'), 'c', '0', '0']);
     const first = await store.diffToLayer(src);
     const later = new Date(Date.now() + 3600_000);
-    for (const f of ['app/index.js', 'app/lib/x.js', 'app/lib', 'app']) fs.utimesSync(path.join(src, f), later, later);
+    for (const f of ['app/index.js', 'app/lib/x.js', 'app/lib', 'app'])
+      fs.utimesSync(path.join(src, f), later, later);
     const second = await store.diffToLayer(src);
     expect(second).toEqual(first);
     expect(await tarEntries(first.digest)).toEqual([
-      'Directory:app/', 'File:app/.wh.deleted', 'File:app/hard.js', 'Link:app/index.js', 'Directory:app/lib/', 'File:app/lib/x.js', 'SymbolicLink:app/main.js',
+      'Directory:app/',
+      'File:app/.wh.deleted',
+      'File:app/hard.js',
+      'Link:app/index.js',
+      'Directory:app/lib/',
+      'File:app/lib/x.js',
+      'SymbolicLink:app/main.js',
     ]);
     fs.writeFileSync(path.join(src, 'app/index.js'), 'console.log(2)\n');
     const third = await store.diffToLayer(src);
@@ -140,35 +185,116 @@ describe('diffToLayer is deterministic', () => {
     fs.symlinkSync('/usr/lib/x86_64-linux-gnu/libfoo.so.1', path.join(src, 'usr/bin/libfoo'));
     fs.symlinkSync('../share/missing', path.join(src, 'usr/bin/rel'));
     const layer = await store.diffToLayer(src);
-    expect(await tarEntries(layer.digest)).toEqual(['Directory:usr/', 'Directory:usr/bin/', 'SymbolicLink:usr/bin/libfoo', 'SymbolicLink:usr/bin/rel']);
+    expect(await tarEntries(layer.digest)).toEqual([
+      'Directory:usr/',
+      'Directory:usr/bin/',
+      'SymbolicLink:usr/bin/libfoo',
+      'SymbolicLink:usr/bin/rel',
+    ]);
   });
 });
 
 describe('hostile layers are refused and leave nothing behind', () => {
   const outside = (): string => path.join(t.dir, 'outside');
   const cases: [string, () => FakeEntry[], RegExp][] = [
-    ['../ traversal', () => [{ path: 'ok', body: '1' }, { path: '../../escape', body: 'x' }], /entry "\.\.\/\.\.\/escape" contains "\.\."/],
-    ['absolute path', () => [{ path: '/etc/paas-evil', body: 'x' }], /entry "\/etc\/paas-evil" is an absolute path/],
-    ['symlink to / then a file through it', () => [{ path: 'root', type: 'SymbolicLink', linkpath: '/' }, { path: `root${outside()}/pwned`, body: 'x' }], /goes through "root", which is a symlink/],
-    ['symlink to a host dir then a file through it', () => [{ path: 'l', type: 'SymbolicLink', linkpath: outside() }, { path: 'l/pwned', body: 'x' }], /entry "l\/pwned" goes through "l"/],
-    ['relative symlink climbing out', () => [{ path: 'a/up', type: 'SymbolicLink', linkpath: '../../../../etc' }], /symlink "a\/up" -> "\.\.\/\.\.\/\.\.\/\.\.\/etc" leads outside the layer/],
-    ['hard link to a host file', () => [{ path: 'pw', type: 'Link', linkpath: '/etc/passwd' }], /hard link "pw" -> "\/etc\/passwd" leads outside the layer/],
-    ['hard link climbing out', () => [{ path: 'pw', type: 'Link', linkpath: '../../../etc/passwd' }], /hard link "pw" -> "\.\.\/\.\.\/\.\.\/etc\/passwd" leads outside/],
-    ['hard link through a symlink', () => [{ path: 's', type: 'SymbolicLink', linkpath: '/etc' }, { path: 'pw', type: 'Link', linkpath: 's/passwd' }], /hard link "pw" -> "s\/passwd" must point at a file earlier in the same layer/],
-    ['character device', () => [{ path: 'dev/mem', type: 'CharacterDevice', devmaj: 1, devmin: 1 }], /entry "dev\/mem" is a character device node/],
-    ['block device', () => [{ path: 'sda', type: 'BlockDevice', devmaj: 8, devmin: 0 }], /entry "sda" is a block device node/],
-    ['tar bomb: too many entries', () => Array.from({ length: 60 }, (_, i) => ({ path: `f${i}`, body: '' })), /more than 50 entries \(limit\) at entry "f50"/],
-    ['tar bomb: too large', () => [{ path: 'small', body: 'x' }, { path: 'big', body: Buffer.alloc(100 * 1024) }], /unpacks to more than 64\.0 KiB|unpacks to more than 65536 bytes \(limit\) at entry "big"/],
+    [
+      '../ traversal',
+      () => [
+        { path: 'ok', body: '1' },
+        { path: '../../escape', body: 'x' },
+      ],
+      /entry "\.\.\/\.\.\/escape" contains "\.\."/,
+    ],
+    [
+      'absolute path',
+      () => [{ path: '/etc/paas-evil', body: 'x' }],
+      /entry "\/etc\/paas-evil" is an absolute path/,
+    ],
+    [
+      'symlink to / then a file through it',
+      () => [
+        { path: 'root', type: 'SymbolicLink', linkpath: '/' },
+        { path: `root${outside()}/pwned`, body: 'x' },
+      ],
+      /goes through "root", which is a symlink/,
+    ],
+    [
+      'symlink to a host dir then a file through it',
+      () => [
+        { path: 'l', type: 'SymbolicLink', linkpath: outside() },
+        { path: 'l/pwned', body: 'x' },
+      ],
+      /entry "l\/pwned" goes through "l"/,
+    ],
+    [
+      'relative symlink climbing out',
+      () => [{ path: 'a/up', type: 'SymbolicLink', linkpath: '../../../../etc' }],
+      /symlink "a\/up" -> "\.\.\/\.\.\/\.\.\/\.\.\/etc" leads outside the layer/,
+    ],
+    [
+      'hard link to a host file',
+      () => [{ path: 'pw', type: 'Link', linkpath: '/etc/passwd' }],
+      /hard link "pw" -> "\/etc\/passwd" leads outside the layer/,
+    ],
+    [
+      'hard link climbing out',
+      () => [{ path: 'pw', type: 'Link', linkpath: '../../../etc/passwd' }],
+      /hard link "pw" -> "\.\.\/\.\.\/\.\.\/etc\/passwd" leads outside/,
+    ],
+    [
+      'hard link through a symlink',
+      () => [
+        { path: 's', type: 'SymbolicLink', linkpath: '/etc' },
+        { path: 'pw', type: 'Link', linkpath: 's/passwd' },
+      ],
+      /hard link "pw" -> "s\/passwd" must point at a file earlier in the same layer/,
+    ],
+    [
+      'character device',
+      () => [{ path: 'dev/mem', type: 'CharacterDevice', devmaj: 1, devmin: 1 }],
+      /entry "dev\/mem" is a character device node/,
+    ],
+    [
+      'block device',
+      () => [{ path: 'sda', type: 'BlockDevice', devmaj: 8, devmin: 0 }],
+      /entry "sda" is a block device node/,
+    ],
+    [
+      'tar bomb: too many entries',
+      () => Array.from({ length: 60 }, (_, i) => ({ path: `f${i}`, body: '' })),
+      /more than 50 entries \(limit\) at entry "f50"/,
+    ],
+    [
+      'tar bomb: too large',
+      () => [
+        { path: 'small', body: 'x' },
+        { path: 'big', body: Buffer.alloc(100 * 1024) },
+      ],
+      /unpacks to more than 64\.0 KiB|unpacks to more than 65536 bytes \(limit\) at entry "big"/,
+    ],
     ['not a tar', () => [], /not a valid tar stream|refused/],
-    ['wrong diff_id', () => [{ path: 'fine', body: 'x' }], /its content is sha256:[0-9a-f]{64}, but the image config says diff_id sha256:/],
+    [
+      'wrong diff_id',
+      () => [{ path: 'fine', body: 'x' }],
+      /its content is sha256:[0-9a-f]{64}, but the image config says diff_id sha256:/,
+    ],
   ];
 
   it.each(cases)('%s', async (name, entries, message) => {
     fs.mkdirSync(outside(), { recursive: true });
-    const blob = name === 'not a tar' ? Buffer.from('this is not a tar archive at all, just text '.repeat(30)) : makeTar(entries());
+    const blob =
+      name === 'not a tar'
+        ? Buffer.from('this is not a tar archive at all, just text '.repeat(30))
+        : makeTar(entries());
     const { digest, size } = await store.putBlob(blob);
     const diffId = name === 'wrong diff_id' ? sha256('not this layer') : diffIdOf(blob);
-    const image = await store.commitImage({ repo: 'evil', tag: 'v1', base: null, newLayers: [{ digest, diffId, size }], config: {} });
+    const image = await store.commitImage({
+      repo: 'evil',
+      tag: 'v1',
+      base: null,
+      newLayers: [{ digest, diffId, size }],
+      config: {},
+    });
     const err = await store.layerDirs(image).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidLayer);
     expect((err as Error).message).toMatch(message);

@@ -16,7 +16,11 @@ import { OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX } from './unpack.ts';
 const run = promisify(execFile);
 
 export type WalkMode = 'overlay' | 'rootfs';
-export type TarOptions = { mode: WalkMode; mtime: Date; onSkip?: (rel: string, why: string) => void };
+export type TarOptions = {
+  mode: WalkMode;
+  mtime: Date;
+  onSkip?: (rel: string, why: string) => void;
+};
 
 const BLOCK = 512;
 const CHUNK = 256 * 1024;
@@ -43,9 +47,13 @@ export async function overlayXattrs(root: string): Promise<Map<string, Map<strin
   const out = new Map<string, Map<string, string>>();
   // -h: read a symlink's own xattrs; without it getfattr fails on every link that dangles
   // in an upper dir (one pointing into a lower layer), i.e. after most apt-get installs.
-  const { stdout } = await run('getfattr', ['-R', '-P', '-h', '--absolute-names', '-d', '-e', 'text', '-m', '^trusted\\.overlay\\.', root], {
-    maxBuffer: 256 * 1024 * 1024,
-  });
+  const { stdout } = await run(
+    'getfattr',
+    ['-R', '-P', '-h', '--absolute-names', '-d', '-e', 'text', '-m', '^trusted\\.overlay\\.', root],
+    {
+      maxBuffer: 256 * 1024 * 1024,
+    },
+  );
   let current: Map<string, string> | null = null;
   for (const line of stdout.split('\n')) {
     if (line.startsWith('# file: ')) {
@@ -64,13 +72,21 @@ export function headerBytes(data: HeaderData): Buffer {
   const needPax = h.encode();
   const block = h.block as Buffer;
   if (!needPax) return block;
-  const pax = new Pax({ path: data.path, linkpath: data.linkpath, size: data.size, uid: data.uid, gid: data.gid, mtime: data.mtime }).encode();
+  const pax = new Pax({
+    path: data.path,
+    linkpath: data.linkpath,
+    size: data.size,
+    uid: data.uid,
+    gid: data.gid,
+    mtime: data.mtime,
+  }).encode();
   return Buffer.concat([pax, block]);
 }
 
 /** Yields the tar stream of `root` in ~256 KiB chunks. */
 export async function* tarDirectory(root: string, opts: TarOptions): AsyncGenerator<Buffer> {
-  const xattrs = opts.mode === 'overlay' ? await overlayXattrs(root) : new Map<string, Map<string, string>>();
+  const xattrs =
+    opts.mode === 'overlay' ? await overlayXattrs(root) : new Map<string, Map<string, string>>();
   const hardlinks = new Map<string, string>();
   let pending: Buffer[] = [];
   let pendingSize = 0;
@@ -88,19 +104,43 @@ export async function* tarDirectory(root: string, opts: TarOptions): AsyncGenera
   async function* file(abs: string, rel: string, st: Stats): AsyncGenerator<Buffer> {
     const x = xattrs.get(abs);
     if (x?.has('trusted.overlay.metacopy')) {
-      throw new Unsupported(`"${rel}" is an overlayfs metacopy file; mount the build overlay with metacopy=off`, { path: rel });
+      throw new Unsupported(
+        `"${rel}" is an overlayfs metacopy file; mount the build overlay with metacopy=off`,
+        { path: rel },
+      );
     }
     if (st.nlink > 1) {
       const key = `${st.dev}:${st.ino}`;
       const first = hardlinks.get(key);
       if (first !== undefined) {
-        const b = push(headerBytes({ ...base, path: rel, type: 'Link', linkpath: first, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: 0 }));
+        const b = push(
+          headerBytes({
+            ...base,
+            path: rel,
+            type: 'Link',
+            linkpath: first,
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+            size: 0,
+          }),
+        );
         if (b) yield b;
         return;
       }
       hardlinks.set(key, rel);
     }
-    const h = push(headerBytes({ ...base, path: rel, type: 'File', mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: st.size }));
+    const h = push(
+      headerBytes({
+        ...base,
+        path: rel,
+        type: 'File',
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        size: st.size,
+      }),
+    );
     if (h) yield h;
     const fh = await fsp.open(abs, 'r');
     try {
@@ -108,7 +148,8 @@ export async function* tarDirectory(root: string, opts: TarOptions): AsyncGenera
       while (left > 0) {
         const buf = Buffer.allocUnsafe(Math.min(left, 1024 * 1024));
         const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) throw new Unsupported(`"${rel}" changed size while being packed`, { path: rel });
+        if (bytesRead === 0)
+          throw new Unsupported(`"${rel}" changed size while being packed`, { path: rel });
         left -= bytesRead;
         const b = push(buf.subarray(0, bytesRead));
         if (b) yield b;
@@ -133,23 +174,51 @@ export async function* tarDirectory(root: string, opts: TarOptions): AsyncGenera
       if (st.isDirectory()) {
         const x = xattrs.get(abs);
         if (x?.has('trusted.overlay.redirect')) {
-          throw new Unsupported(`"${rel}" is an overlayfs redirect (renamed directory); mount the build overlay with redirect_dir=off`, { path: rel });
+          throw new Unsupported(
+            `"${rel}" is an overlayfs redirect (renamed directory); mount the build overlay with redirect_dir=off`,
+            { path: rel },
+          );
         }
-        const b = push(headerBytes({ ...base, ...owner, path: `${rel}/`, type: 'Directory', size: 0 }));
+        const b = push(
+          headerBytes({ ...base, ...owner, path: `${rel}/`, type: 'Directory', size: 0 }),
+        );
         if (b) yield b;
         if (x?.get(OPAQUE_XATTR) === 'y') {
-          const o = push(headerBytes({ ...base, path: `${rel}/${OPAQUE_MARKER}`, type: 'File', mode: 0, uid: 0, gid: 0, size: 0 }));
+          const o = push(
+            headerBytes({
+              ...base,
+              path: `${rel}/${OPAQUE_MARKER}`,
+              type: 'File',
+              mode: 0,
+              uid: 0,
+              gid: 0,
+              size: 0,
+            }),
+          );
           if (o) yield o;
         }
         yield* walk(abs, rel);
       } else if (st.isFile()) {
         yield* file(abs, rel, st);
       } else if (st.isSymbolicLink()) {
-        const b = push(headerBytes({ ...base, ...owner, path: rel, type: 'SymbolicLink', linkpath: await fsp.readlink(abs), size: 0 }));
+        const b = push(
+          headerBytes({
+            ...base,
+            ...owner,
+            path: rel,
+            type: 'SymbolicLink',
+            linkpath: await fsp.readlink(abs),
+            size: 0,
+          }),
+        );
         if (b) yield b;
       } else if (st.isCharacterDevice() && st.rdev === 0 && opts.mode === 'overlay') {
-        const whiteout = relDir ? `${relDir}/${WHITEOUT_PREFIX}${name}` : `${WHITEOUT_PREFIX}${name}`;
-        const b = push(headerBytes({ ...base, path: whiteout, type: 'File', mode: 0, uid: 0, gid: 0, size: 0 }));
+        const whiteout = relDir
+          ? `${relDir}/${WHITEOUT_PREFIX}${name}`
+          : `${WHITEOUT_PREFIX}${name}`;
+        const b = push(
+          headerBytes({ ...base, path: whiteout, type: 'File', mode: 0, uid: 0, gid: 0, size: 0 }),
+        );
         if (b) yield b;
       } else if (st.isFIFO()) {
         const b = push(headerBytes({ ...base, ...owner, path: rel, type: 'FIFO', size: 0 }));

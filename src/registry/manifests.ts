@@ -12,12 +12,20 @@ import { parseManifest, type Descriptor, type ParsedManifest } from './media.ts'
 import type { BlobStore } from './blobs.ts';
 import { isTag, parseRepoName, parseTag, type RepoName, type Tag } from './ref.ts';
 
-export type StoredManifest = { digest: Digest; mediaType: string; bytes: Buffer; parsed: ParsedManifest };
+export type StoredManifest = {
+  digest: Digest;
+  mediaType: string;
+  bytes: Buffer;
+  parsed: ParsedManifest;
+};
 
 /** Descriptors a manifest needs present: config + layers, or an index's manifests. */
 export function references(parsed: ParsedManifest): Descriptor[] {
   if (parsed.kind === 'index') return parsed.index.manifests;
-  return [parsed.manifest.config, ...parsed.manifest.layers.filter((l) => !(l.urls && l.urls.length > 0))];
+  return [
+    parsed.manifest.config,
+    ...parsed.manifest.layers.filter((l) => !(l.urls && l.urls.length > 0)),
+  ];
 }
 
 export class ManifestStore {
@@ -47,18 +55,29 @@ export class ManifestStore {
     return path.join(this.repoDir(repo), '_layers', digestHex(digest));
   }
 
-  async put(repoRaw: string, reference: string, bytes: Buffer, mediaType?: string): Promise<Digest> {
+  async put(
+    repoRaw: string,
+    reference: string,
+    bytes: Buffer,
+    mediaType?: string,
+  ): Promise<Digest> {
     const repo = parseRepoName(repoRaw);
     const parsed = parseManifest(bytes, mediaType);
     const digest = sha256(bytes);
     if (isDigest(reference)) {
-      if (reference !== digest) throw new InvalidArgument(`manifest digest is ${digest}, not ${reference}`, { code: 'DIGEST_INVALID' });
+      if (reference !== digest)
+        throw new InvalidArgument(`manifest digest is ${digest}, not ${reference}`, {
+          code: 'DIGEST_INVALID',
+        });
     } else {
       parseTag(reference);
     }
     for (const d of references(parsed)) {
       if (!(await this.blobs.has(d.digest))) {
-        throw new BlobNotFound(`manifest references ${d.mediaType} ${d.digest}, which is not in the store`, { code: 'MANIFEST_BLOB_UNKNOWN', digest: d.digest });
+        throw new BlobNotFound(
+          `manifest references ${d.mediaType} ${d.digest}, which is not in the store`,
+          { code: 'MANIFEST_BLOB_UNKNOWN', digest: d.digest },
+        );
       }
     }
     await this.blobs.put(bytes, digest);
@@ -74,7 +93,12 @@ export class ManifestStore {
     if (isDigest(reference)) return reference;
     const tag = parseTag(reference);
     const d = (await readTextOrNull(this.tagPath(repo, tag)))?.trim();
-    if (!d || !isDigest(d)) throw new ImageNotFound(`${repo}:${tag} not found`, { code: 'MANIFEST_UNKNOWN', repository: repo, tag });
+    if (!d || !isDigest(d))
+      throw new ImageNotFound(`${repo}:${tag} not found`, {
+        code: 'MANIFEST_UNKNOWN',
+        repository: repo,
+        tag,
+      });
     return d;
   }
 
@@ -83,7 +107,11 @@ export class ManifestStore {
     const digest = await this.resolveDigest(repo, reference);
     const mediaType = await readTextOrNull(this.revisionPath(repo, digest));
     if (mediaType === null || !(await this.blobs.has(digest))) {
-      throw new ImageNotFound(`${repo}@${digest} not found`, { code: 'MANIFEST_UNKNOWN', repository: repo, digest });
+      throw new ImageNotFound(`${repo}@${digest} not found`, {
+        code: 'MANIFEST_UNKNOWN',
+        repository: repo,
+        digest,
+      });
     }
     const bytes = await this.blobs.read(digest);
     return { digest, mediaType, bytes, parsed: parseManifest(bytes, mediaType) };
@@ -99,10 +127,15 @@ export class ManifestStore {
       return;
     }
     if ((await readTextOrNull(this.revisionPath(repo, reference))) === null) {
-      throw new ImageNotFound(`${repo}@${reference} not found`, { code: 'MANIFEST_UNKNOWN', repository: repo, digest: reference });
+      throw new ImageNotFound(`${repo}@${reference} not found`, {
+        code: 'MANIFEST_UNKNOWN',
+        repository: repo,
+        digest: reference,
+      });
     }
     for (const tag of await this.tags(repo)) {
-      if ((await readTextOrNull(this.tagPath(repo, tag as Tag)))?.trim() === reference) await fsp.rm(this.tagPath(repo, tag as Tag), { force: true });
+      if ((await readTextOrNull(this.tagPath(repo, tag as Tag)))?.trim() === reference)
+        await fsp.rm(this.tagPath(repo, tag as Tag), { force: true });
     }
     await fsp.rm(this.revisionPath(repo, reference), { force: true });
   }
@@ -112,7 +145,8 @@ export class ManifestStore {
     const repo = parseRepoName(repoRaw);
     const tag = parseTag(tagRaw);
     if ((await readTextOrNull(this.revisionPath(repo, digest))) === null) {
-      if (!(await this.blobs.has(digest))) throw new ImageNotFound(`manifest ${digest} not found`, { digest });
+      if (!(await this.blobs.has(digest)))
+        throw new ImageNotFound(`manifest ${digest} not found`, { digest });
       await this.put(repo, digest, await this.blobs.read(digest));
     }
     await writeFileAtomic(this.tmpDir, this.tagPath(repo, tag), digest);
@@ -121,14 +155,20 @@ export class ManifestStore {
   async tags(repoRaw: string): Promise<string[]> {
     const repo = parseRepoName(repoRaw);
     const dir = path.join(this.repoDir(repo), '_manifests');
-    if ((await fsp.stat(dir).catch(() => null)) === null) throw new ImageNotFound(`repository ${repo} not found`, { code: 'NAME_UNKNOWN', repository: repo });
+    if ((await fsp.stat(dir).catch(() => null)) === null)
+      throw new ImageNotFound(`repository ${repo} not found`, {
+        code: 'NAME_UNKNOWN',
+        repository: repo,
+      });
     const names = await fsp.readdir(path.join(dir, 'tags')).catch(() => [] as string[]);
     return names.filter(isTag).sort();
   }
 
   async revisions(repoRaw: string): Promise<Digest[]> {
     const repo = parseRepoName(repoRaw);
-    const names = await fsp.readdir(path.join(this.repoDir(repo), '_manifests', 'revisions')).catch(() => [] as string[]);
+    const names = await fsp
+      .readdir(path.join(this.repoDir(repo), '_manifests', 'revisions'))
+      .catch(() => [] as string[]);
     return names.map((n) => `sha256:${n}`).filter(isDigest);
   }
 
@@ -139,7 +179,8 @@ export class ManifestStore {
       for (const e of entries) {
         if (!e.isDirectory() || e.name.startsWith('_')) continue;
         const name = prefix ? `${prefix}/${e.name}` : e.name;
-        if ((await fsp.stat(path.join(dir, e.name, '_manifests')).catch(() => null)) !== null) out.push(name);
+        if ((await fsp.stat(path.join(dir, e.name, '_manifests')).catch(() => null)) !== null)
+          out.push(name);
         await walk(path.join(dir, e.name), name);
       }
     };
@@ -154,7 +195,9 @@ export class ManifestStore {
   }
 
   async hasBlobLink(repoRaw: string, digest: Digest): Promise<boolean> {
-    return (await fsp.stat(this.linkPath(parseRepoName(repoRaw), digest)).catch(() => null)) !== null;
+    return (
+      (await fsp.stat(this.linkPath(parseRepoName(repoRaw), digest)).catch(() => null)) !== null
+    );
   }
 
   async unlinkBlob(repoRaw: string, digest: Digest): Promise<boolean> {

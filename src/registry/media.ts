@@ -17,14 +17,29 @@ export const MediaTypes = {
   dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
 } as const;
 
-export const MANIFEST_TYPES: ReadonlySet<string> = new Set([MediaTypes.ociManifest, MediaTypes.dockerManifest]);
-export const INDEX_TYPES: ReadonlySet<string> = new Set([MediaTypes.ociIndex, MediaTypes.dockerList]);
+export const MANIFEST_TYPES: ReadonlySet<string> = new Set([
+  MediaTypes.ociManifest,
+  MediaTypes.dockerManifest,
+]);
+export const INDEX_TYPES: ReadonlySet<string> = new Set([
+  MediaTypes.ociIndex,
+  MediaTypes.dockerList,
+]);
 const LAYER_TYPES: ReadonlySet<string> = new Set([
-  MediaTypes.ociLayer, MediaTypes.ociLayerGzip, MediaTypes.ociLayerZstd, MediaTypes.dockerLayerGzip,
-  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  MediaTypes.ociLayer,
+  MediaTypes.ociLayerGzip,
+  MediaTypes.ociLayerZstd,
+  MediaTypes.dockerLayerGzip,
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
 ]);
 
-export type Platform = { architecture: string; os: string; variant?: string; 'os.version'?: string };
+export type Platform = {
+  architecture: string;
+  os: string;
+  variant?: string;
+  'os.version'?: string;
+};
 
 export type Descriptor = {
   mediaType: string;
@@ -78,7 +93,13 @@ export type ContainerConfig = {
   OnBuild?: string[] | null;
 };
 
-export type HistoryEntry = { created?: string; created_by?: string; author?: string; comment?: string; empty_layer?: boolean };
+export type HistoryEntry = {
+  created?: string;
+  created_by?: string;
+  author?: string;
+  comment?: string;
+  empty_layer?: boolean;
+};
 
 export type ImageConfigFile = {
   created?: string;
@@ -105,9 +126,11 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 function checkDescriptor(d: unknown, where: string): Descriptor {
   if (!isRecord(d)) invalid(`${where} is not an object`);
-  if (typeof d.mediaType !== 'string' || d.mediaType.length === 0) invalid(`${where}.mediaType is missing`);
+  if (typeof d.mediaType !== 'string' || d.mediaType.length === 0)
+    invalid(`${where}.mediaType is missing`);
   if (!isDigest(d.digest)) invalid(`${where}.digest is not a sha256 digest`);
-  if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) invalid(`${where}.size is not a non-negative integer`);
+  if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0)
+    invalid(`${where}.size is not a non-negative integer`);
   return d as unknown as Descriptor;
 }
 
@@ -124,14 +147,25 @@ export function parseManifest(bytes: Buffer, declared?: string): ParsedManifest 
     invalid('not JSON');
   }
   if (!isRecord(doc)) invalid('not a JSON object');
-  if (doc.schemaVersion !== 2) invalid('schemaVersion must be 2 (schema 1 manifests are not supported)');
+  if (doc.schemaVersion !== 2)
+    invalid('schemaVersion must be 2 (schema 1 manifests are not supported)');
   const declaredType = declared?.split(';')[0]?.trim() || undefined;
   const bodyType = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
-  if (bodyType && declaredType && bodyType !== declaredType && declaredType !== 'application/json' && declaredType !== 'application/octet-stream') {
+  if (
+    bodyType &&
+    declaredType &&
+    bodyType !== declaredType &&
+    declaredType !== 'application/json' &&
+    declaredType !== 'application/octet-stream'
+  ) {
     invalid(`Content-Type ${declaredType} does not match the manifest's mediaType ${bodyType}`);
   }
-  const mediaType = bodyType ?? (declaredType && (MANIFEST_TYPES.has(declaredType) || INDEX_TYPES.has(declaredType)) ? declaredType : undefined)
-    ?? (Array.isArray(doc.manifests) ? MediaTypes.ociIndex : MediaTypes.ociManifest);
+  const mediaType =
+    bodyType ??
+    (declaredType && (MANIFEST_TYPES.has(declaredType) || INDEX_TYPES.has(declaredType))
+      ? declaredType
+      : undefined) ??
+    (Array.isArray(doc.manifests) ? MediaTypes.ociIndex : MediaTypes.ociManifest);
   if (INDEX_TYPES.has(mediaType)) {
     if (!Array.isArray(doc.manifests)) invalid('index has no manifests array');
     doc.manifests.forEach((m, i) => checkDescriptor(m, `manifests[${i}]`));
@@ -160,14 +194,28 @@ export function parseImageConfig(bytes: Buffer): ImageConfigFile {
   if (!isRecord(doc)) throw new InvalidArgument('invalid image config: not a JSON object');
   const rootfs = doc.rootfs;
   if (!isRecord(rootfs) || !Array.isArray(rootfs.diff_ids) || !rootfs.diff_ids.every(isDigest)) {
-    throw new InvalidArgument('invalid image config: rootfs.diff_ids must be a list of sha256 digests');
+    throw new InvalidArgument(
+      'invalid image config: rootfs.diff_ids must be a list of sha256 digests',
+    );
   }
-  if (doc.config !== undefined && doc.config !== null && !isRecord(doc.config)) throw new InvalidArgument('invalid image config: config is not an object');
+  if (doc.config !== undefined && doc.config !== null && !isRecord(doc.config))
+    throw new InvalidArgument('invalid image config: config is not an object');
   return doc as unknown as ImageConfigFile;
 }
 
 /** Host platform in OCI terms (image-index.md §Platform Variants). */
 export function hostPlatform(): Platform {
-  const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch;
+  const arch =
+    (
+      {
+        x64: 'amd64',
+        arm64: 'arm64',
+        arm: 'arm',
+        ia32: '386',
+        ppc64: 'ppc64le',
+        s390x: 's390x',
+        riscv64: 'riscv64',
+      } as Record<string, string>
+    )[process.arch] ?? process.arch;
   return { architecture: arch, os: 'linux' };
 }

@@ -29,7 +29,12 @@ async function readLayoutManifest(dir: string, digest: Digest): Promise<Buffer> 
 }
 
 /** Copies a manifest tree into `repo` by digest (children before parents), verifying blobs. */
-async function importTree(store: ImageStore, dir: string, repo: string, desc: Descriptor): Promise<Buffer> {
+async function importTree(
+  store: ImageStore,
+  dir: string,
+  repo: string,
+  desc: Descriptor,
+): Promise<Buffer> {
   const bytes = await readLayoutManifest(dir, desc.digest);
   const parsed = parseManifest(bytes, desc.mediaType);
   for (const ref of references(parsed)) {
@@ -50,17 +55,28 @@ function namesFor(desc: Descriptor, tags: string[] | undefined, count: number): 
     if (count === 1) return refs;
     return refs.filter((r) => r.tag === refName);
   }
-  const full = desc.annotations?.[CONTAINERD_NAME] ?? (refName && /[/:@]/.test(refName) ? refName : undefined);
+  const full =
+    desc.annotations?.[CONTAINERD_NAME] ?? (refName && /[/:@]/.test(refName) ? refName : undefined);
   if (full) return [parseImageRef(full)];
   if (refName) {
-    throw new InvalidArgument(`OCI layout names only the tag "${refName}"; pass the image name to import it as (e.g. myapp:${refName})`, { tag: refName });
+    throw new InvalidArgument(
+      `OCI layout names only the tag "${refName}"; pass the image name to import it as (e.g. myapp:${refName})`,
+      { tag: refName },
+    );
   }
   return [];
 }
 
-export async function importOciLayout(store: ImageStore, dir: string, tags?: string[]): Promise<Image[]> {
-  const layout = JSON.parse(await fsp.readFile(path.join(dir, 'oci-layout'), 'utf8').catch(() => '{}')) as { imageLayoutVersion?: string };
-  if (typeof layout.imageLayoutVersion !== 'string') throw new InvalidArgument(`${dir} is not an OCI image layout (no oci-layout file)`);
+export async function importOciLayout(
+  store: ImageStore,
+  dir: string,
+  tags?: string[],
+): Promise<Image[]> {
+  const layout = JSON.parse(
+    await fsp.readFile(path.join(dir, 'oci-layout'), 'utf8').catch(() => '{}'),
+  ) as { imageLayoutVersion?: string };
+  if (typeof layout.imageLayoutVersion !== 'string')
+    throw new InvalidArgument(`${dir} is not an OCI image layout (no oci-layout file)`);
   const top = parseManifest(await fsp.readFile(path.join(dir, 'index.json')), MediaTypes.ociIndex);
   if (top.kind !== 'index') throw new InvalidArgument(`${dir}/index.json is not an image index`);
   const images: Image[] = [];
@@ -68,10 +84,13 @@ export async function importOciLayout(store: ImageStore, dir: string, tags?: str
     for (const ref of namesFor(desc, tags, top.index.manifests.length)) {
       const bytes = await importTree(store, dir, ref.repository, desc);
       if (ref.tag) await store.putManifest(ref.repository, ref.tag, bytes, desc.mediaType);
-      images.push(await store.resolveImage(ref.tag ? { ...ref, digest: null } as ImageRef : ref));
+      images.push(await store.resolveImage(ref.tag ? ({ ...ref, digest: null } as ImageRef) : ref));
     }
   }
-  if (images.length === 0) throw new InvalidArgument(`OCI layout ${dir} has no image to import${tags ? ` matching ${tags.join(', ')}` : ''}`);
+  if (images.length === 0)
+    throw new InvalidArgument(
+      `OCI layout ${dir} has no image to import${tags ? ` matching ${tags.join(', ')}` : ''}`,
+    );
   return images;
 }
 
@@ -83,7 +102,12 @@ async function copyBlob(store: ImageStore, dir: string, digest: Digest): Promise
   await fsp.rename(tmp, dest);
 }
 
-async function exportTree(store: ImageStore, dir: string, digest: Digest, mediaType?: string): Promise<void> {
+async function exportTree(
+  store: ImageStore,
+  dir: string,
+  digest: Digest,
+  mediaType?: string,
+): Promise<void> {
   const bytes = await store.readBlob(digest);
   const parsed = parseManifest(bytes, mediaType);
   for (const ref of references(parsed)) {
@@ -97,22 +121,45 @@ async function exportTree(store: ImageStore, dir: string, digest: Digest, mediaT
 }
 
 /** Writes (or adds to) an OCI layout at `dir`; the entry's ref.name is the tag, as skopeo does. */
-export async function exportOciLayout(store: ImageStore, rawRef: string, dir: string): Promise<void> {
+export async function exportOciLayout(
+  store: ImageStore,
+  rawRef: string,
+  dir: string,
+): Promise<void> {
   const ref = parseImageRef(rawRef);
   const stored = await store.findManifest(ref);
   await fsp.mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true });
   await exportTree(store, dir, stored.digest, stored.mediaType);
-  await fsp.writeFile(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await fsp.writeFile(
+    path.join(dir, 'oci-layout'),
+    JSON.stringify({ imageLayoutVersion: '1.0.0' }),
+  );
   const indexPath = path.join(dir, 'index.json');
-  const existing = await fsp.readFile(indexPath).then((b) => parseManifest(b, MediaTypes.ociIndex)).catch(() => null);
+  const existing = await fsp
+    .readFile(indexPath)
+    .then((b) => parseManifest(b, MediaTypes.ociIndex))
+    .catch(() => null);
   const refName = ref.tag ?? undefined;
-  const kept = existing?.kind === 'index' ? existing.index.manifests.filter((m) => !refName || m.annotations?.[REF_NAME] !== refName) : [];
-  const annotations: Record<string, string> = { [CONTAINERD_NAME]: formatImageRef({ ...ref, domain: null } as ImageRef) };
+  const kept =
+    existing?.kind === 'index'
+      ? existing.index.manifests.filter((m) => !refName || m.annotations?.[REF_NAME] !== refName)
+      : [];
+  const annotations: Record<string, string> = {
+    [CONTAINERD_NAME]: formatImageRef({ ...ref, domain: null } as ImageRef),
+  };
   if (refName) annotations[REF_NAME] = refName;
   const index: ImageIndex = {
     schemaVersion: 2,
     mediaType: MediaTypes.ociIndex,
-    manifests: [...kept, { mediaType: stored.mediaType, digest: stored.digest, size: stored.bytes.length, annotations }],
+    manifests: [
+      ...kept,
+      {
+        mediaType: stored.mediaType,
+        digest: stored.digest,
+        size: stored.bytes.length,
+        annotations,
+      },
+    ],
   };
   await fsp.writeFile(`${indexPath}.tmp`, JSON.stringify(index));
   await fsp.rename(`${indexPath}.tmp`, indexPath);

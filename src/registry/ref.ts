@@ -21,7 +21,8 @@ export type ImageRef = Readonly<{
 const COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
 const REPO = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
-const DOMAIN = /^(?:localhost|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$/;
+const DOMAIN =
+  /^(?:localhost|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?$/;
 const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 /** Distribution limits the name to 255 characters including the host. */
 const MAX_NAME = 255;
@@ -47,7 +48,10 @@ export function isTag(raw: unknown): raw is Tag {
 
 export function parseTag(raw: unknown): Tag {
   if (!isTag(raw)) {
-    throw new InvalidImageRef(`invalid tag ${JSON.stringify(String(raw).slice(0, 200))}: use up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'`, { tag: raw ?? null });
+    throw new InvalidImageRef(
+      `invalid tag ${JSON.stringify(String(raw).slice(0, 200))}: use up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'`,
+      { tag: raw ?? null },
+    );
   }
   return raw;
 }
@@ -58,9 +62,13 @@ export function parseTag(raw: unknown): Tag {
  * component (`node:22` → `library/node:22`).
  */
 export function parseImageRef(raw: unknown): ImageRef {
-  if (typeof raw !== 'string' || raw.length === 0) throw new InvalidImageRef('image reference is required', { ref: raw ?? null });
+  if (typeof raw !== 'string' || raw.length === 0)
+    throw new InvalidImageRef('image reference is required', { ref: raw ?? null });
   const bad = (why: string): never => {
-    throw new InvalidImageRef(`invalid image reference ${JSON.stringify(raw.slice(0, 300))}: ${why}`, { ref: raw });
+    throw new InvalidImageRef(
+      `invalid image reference ${JSON.stringify(raw.slice(0, 300))}: ${why}`,
+      { ref: raw },
+    );
   };
   let rest = raw;
   let digest: Digest | null = null;
@@ -76,7 +84,8 @@ export function parseImageRef(raw: unknown): ImageRef {
   const colon = rest.lastIndexOf(':');
   if (colon > slash) {
     const t = rest.slice(colon + 1);
-    if (!isTag(t)) bad(`tag "${t}" must be up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'`);
+    if (!isTag(t))
+      bad(`tag "${t}" must be up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'`);
     tag = t as Tag;
     rest = rest.slice(0, colon);
   }
@@ -85,14 +94,22 @@ export function parseImageRef(raw: unknown): ImageRef {
   if (first > 0) {
     const head = rest.slice(0, first);
     // Docker's rule: the first component is a host when it has a '.' or ':' or is localhost.
-    if (head.includes('.') || head.includes(':') || head === 'localhost' || head !== head.toLowerCase()) {
+    if (
+      head.includes('.') ||
+      head.includes(':') ||
+      head === 'localhost' ||
+      head !== head.toLowerCase()
+    ) {
       if (!DOMAIN.test(head)) bad(`"${head}" is not a valid registry host`);
       domain = DOCKER_HUB.has(head.toLowerCase()) ? null : head;
       rest = rest.slice(first + 1);
     }
   }
   if (domain === null && rest.length > 0 && !rest.includes('/')) rest = `library/${rest}`;
-  if (!isRepoName(rest)) bad('use lowercase path components of [a-z0-9] joined by ".", "_", "__" or "-", separated by "/"');
+  if (!isRepoName(rest))
+    bad(
+      'use lowercase path components of [a-z0-9] joined by ".", "_", "__" or "-", separated by "/"',
+    );
   if (tag === null && digest === null) tag = 'latest' as Tag;
   return Object.freeze({ domain, repository: rest as RepoName, tag, digest }) as ImageRef;
 }
@@ -133,6 +150,7 @@ export function checkEndOfLife(ref: ImageRef): void {
  */
 export function candidateRepos(ref: ImageRef): RepoName[] {
   const out = [ref.repository];
-  if (ref.domain === null && /^library\/[^/]+$/.test(ref.repository)) out.push(ref.repository.slice('library/'.length) as RepoName);
+  if (ref.domain === null && /^library\/[^/]+$/.test(ref.repository))
+    out.push(ref.repository.slice('library/'.length) as RepoName);
   return out;
 }

@@ -44,9 +44,19 @@ class RegistryError extends Error {
 }
 
 const STATUS_BY_CODE: Record<string, number> = {
-  DIGEST_INVALID: 400, MANIFEST_BLOB_UNKNOWN: 400, MANIFEST_INVALID: 400, NAME_INVALID: 400, TAG_INVALID: 400,
-  BLOB_UNKNOWN: 404, BLOB_UPLOAD_UNKNOWN: 404, MANIFEST_UNKNOWN: 404, NAME_UNKNOWN: 404,
-  SIZE_INVALID: 413, RANGE_INVALID: 416, UNAUTHORIZED: 401, UNSUPPORTED: 405,
+  DIGEST_INVALID: 400,
+  MANIFEST_BLOB_UNKNOWN: 400,
+  MANIFEST_INVALID: 400,
+  NAME_INVALID: 400,
+  TAG_INVALID: 400,
+  BLOB_UNKNOWN: 404,
+  BLOB_UPLOAD_UNKNOWN: 404,
+  MANIFEST_UNKNOWN: 404,
+  NAME_UNKNOWN: 404,
+  SIZE_INVALID: 413,
+  RANGE_INVALID: 416,
+  UNAUTHORIZED: 401,
+  UNSUPPORTED: 405,
 };
 
 /** Maps our typed errors onto the spec's error codes; `area` picks the code for 400s. */
@@ -54,21 +64,36 @@ function toRegistryError(err: unknown, area: 'manifest' | 'blob' | 'name'): Regi
   if (err instanceof RegistryError) return err;
   if (err instanceof PaasError) {
     const specific = typeof err.details.code === 'string' ? err.details.code : null;
-    const code = specific ?? ({
-      InvalidImageRef: 'NAME_INVALID',
-      ImageNotFound: 'MANIFEST_UNKNOWN',
-      BlobNotFound: 'BLOB_UNKNOWN',
-      PayloadTooLarge: 'SIZE_INVALID',
-      InvalidArgument: area === 'manifest' ? 'MANIFEST_INVALID' : 'DIGEST_INVALID',
-    } as Record<string, string>)[err.code];
-    if (code) return new RegistryError(STATUS_BY_CODE[code] ?? err.status, code, err.message, err.details);
+    const code =
+      specific ??
+      (
+        {
+          InvalidImageRef: 'NAME_INVALID',
+          ImageNotFound: 'MANIFEST_UNKNOWN',
+          BlobNotFound: 'BLOB_UNKNOWN',
+          PayloadTooLarge: 'SIZE_INVALID',
+          InvalidArgument: area === 'manifest' ? 'MANIFEST_INVALID' : 'DIGEST_INVALID',
+        } as Record<string, string>
+      )[err.code];
+    if (code)
+      return new RegistryError(STATUS_BY_CODE[code] ?? err.status, code, err.message, err.details);
   }
   return new RegistryError(500, 'UNKNOWN', 'internal error');
 }
 
-function send(res: ServerResponse, status: number, headers: Record<string, string | number>, body?: unknown): void {
+function send(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string | number>,
+  body?: unknown,
+): void {
   const data = body === undefined ? '' : JSON.stringify(body);
-  res.writeHead(status, { ...headers, ...(body === undefined ? { 'Content-Length': 0 } : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) }) });
+  res.writeHead(status, {
+    ...headers,
+    ...(body === undefined
+      ? { 'Content-Length': 0 }
+      : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) }),
+  });
   res.end(data);
 }
 
@@ -77,7 +102,8 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > limit) throw new PayloadTooLarge(`manifest is larger than ${limit} bytes`, { code: 'SIZE_INVALID' });
+    if (size > limit)
+      throw new PayloadTooLarge(`manifest is larger than ${limit} bytes`, { code: 'SIZE_INVALID' });
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
@@ -89,18 +115,25 @@ function paginate(all: string[], url: URL, base: string): { items: string[]; lin
   let items = last ? all.filter((x) => x > last) : all;
   if (nRaw === null) return { items };
   const n = Number(nRaw);
-  if (!Number.isInteger(n) || n < 0) throw new RegistryError(400, 'PAGINATION_NUMBER_INVALID', `invalid n=${nRaw}`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new RegistryError(400, 'PAGINATION_NUMBER_INVALID', `invalid n=${nRaw}`);
   const more = items.length > n;
   items = items.slice(0, n);
   const tail = items.at(-1);
-  return more && tail ? { items, link: `<${base}?n=${n}&last=${encodeURIComponent(tail)}>; rel="next"` } : { items };
+  return more && tail
+    ? { items, link: `<${base}?n=${n}&last=${encodeURIComponent(tail)}>; rel="next"` }
+    : { items };
 }
 
 /** Parses `Range: bytes=a-b` (one range) against `size`; null when absent. */
-function parseRange(header: string | undefined, size: number): { start: number; end: number } | null {
+function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | null {
   if (!header) return null;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) throw new RegistryError(416, 'RANGE_INVALID', `unsupported range ${header}`);
+  if (!m || (m[1] === '' && m[2] === ''))
+    throw new RegistryError(416, 'RANGE_INVALID', `unsupported range ${header}`);
   let start: number;
   let end: number;
   if (m[1] === '') {
@@ -110,7 +143,10 @@ function parseRange(header: string | undefined, size: number): { start: number; 
     start = Number(m[1]);
     end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
   }
-  if (start > end || start >= size) throw new RegistryError(416, 'RANGE_INVALID', `range ${header} is outside 0-${size - 1}`, { size });
+  if (start > end || start >= size)
+    throw new RegistryError(416, 'RANGE_INVALID', `range ${header} is outside 0-${size - 1}`, {
+      size,
+    });
   return { start, end };
 }
 
@@ -126,18 +162,37 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
     'Docker-Upload-UUID': uuid,
   });
   const blobCreated = (res: ServerResponse, name: string, digest: Digest) =>
-    send(res, 201, { ...common, Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
+    send(res, 201, {
+      ...common,
+      Location: `/v2/${name}/blobs/${digest}`,
+      'Docker-Content-Digest': digest,
+    });
 
-  async function manifests(req: Req, res: ServerResponse, name: string, reference: string): Promise<void> {
+  async function manifests(
+    req: Req,
+    res: ServerResponse,
+    name: string,
+    reference: string,
+  ): Promise<void> {
     const method = req.method ?? 'GET';
     if (method === 'GET' || method === 'HEAD') {
       const m = await store.getManifest(name, reference);
-      res.writeHead(200, { ...common, 'Content-Type': m.mediaType, 'Content-Length': m.bytes.length, 'Docker-Content-Digest': m.digest, ETag: `"${m.digest}"` });
+      res.writeHead(200, {
+        ...common,
+        'Content-Type': m.mediaType,
+        'Content-Length': m.bytes.length,
+        'Docker-Content-Digest': m.digest,
+        ETag: `"${m.digest}"`,
+      });
       res.end(method === 'HEAD' ? undefined : m.bytes);
     } else if (method === 'PUT') {
       const body = await readBody(req, maxManifest);
       const digest = await store.putManifest(name, reference, body, req.headers['content-type']);
-      send(res, 201, { ...common, Location: `/v2/${name}/manifests/${digest}`, 'Docker-Content-Digest': digest });
+      send(res, 201, {
+        ...common,
+        Location: `/v2/${name}/manifests/${digest}`,
+        'Docker-Content-Digest': digest,
+      });
     } else if (method === 'DELETE') {
       await store.deleteManifest(name, reference);
       send(res, 202, common);
@@ -146,18 +201,27 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
     }
   }
 
-  async function blobs(req: Req, res: ServerResponse, name: string, rawDigest: string): Promise<void> {
+  async function blobs(
+    req: Req,
+    res: ServerResponse,
+    name: string,
+    rawDigest: string,
+  ): Promise<void> {
     const method = req.method ?? 'GET';
-    if (!isDigest(rawDigest)) throw new RegistryError(400, 'DIGEST_INVALID', `invalid digest ${rawDigest}`);
+    if (!isDigest(rawDigest))
+      throw new RegistryError(400, 'DIGEST_INVALID', `invalid digest ${rawDigest}`);
     const digest = rawDigest;
     if (method === 'DELETE') {
-      if (!(await store.unlinkBlob(name, digest))) throw new RegistryError(404, 'BLOB_UNKNOWN', `blob ${digest} not in ${name}`);
+      if (!(await store.unlinkBlob(name, digest)))
+        throw new RegistryError(404, 'BLOB_UNKNOWN', `blob ${digest} not in ${name}`);
       send(res, 202, common);
       return;
     }
-    if (method !== 'GET' && method !== 'HEAD') throw new RegistryError(405, 'UNSUPPORTED', `${method} is not supported on blobs`);
+    if (method !== 'GET' && method !== 'HEAD')
+      throw new RegistryError(405, 'UNSUPPORTED', `${method} is not supported on blobs`);
     const size = (await store.hasBlobLink(name, digest)) ? await store.blobSize(digest) : null;
-    if (size === null) throw new RegistryError(404, 'BLOB_UNKNOWN', `blob ${digest} not in ${name}`);
+    if (size === null)
+      throw new RegistryError(404, 'BLOB_UNKNOWN', `blob ${digest} not in ${name}`);
     let range: { start: number; end: number } | null;
     try {
       range = parseRange(req.headers.range, size);
@@ -165,9 +229,19 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
       res.setHeader('Content-Range', `bytes */${size}`);
       throw err;
     }
-    const headers = { ...common, 'Content-Type': 'application/octet-stream', 'Docker-Content-Digest': digest, ETag: `"${digest}"`, 'Accept-Ranges': 'bytes' };
+    const headers = {
+      ...common,
+      'Content-Type': 'application/octet-stream',
+      'Docker-Content-Digest': digest,
+      ETag: `"${digest}"`,
+      'Accept-Ranges': 'bytes',
+    };
     if (range) {
-      res.writeHead(206, { ...headers, 'Content-Length': range.end - range.start + 1, 'Content-Range': `bytes ${range.start}-${range.end}/${size}` });
+      res.writeHead(206, {
+        ...headers,
+        'Content-Length': range.end - range.start + 1,
+        'Content-Range': `bytes ${range.start}-${range.end}/${size}`,
+      });
     } else {
       res.writeHead(200, { ...headers, 'Content-Length': size });
     }
@@ -181,7 +255,14 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
   async function startUpload(req: Req, res: ServerResponse, name: string, url: URL): Promise<void> {
     const mount = url.searchParams.get('mount');
     const from = url.searchParams.get('from');
-    if (mount && isDigest(mount) && from && isRepoName(from) && (await store.hasBlobLink(from, mount)) && (await store.hasBlob(mount))) {
+    if (
+      mount &&
+      isDigest(mount) &&
+      from &&
+      isRepoName(from) &&
+      (await store.hasBlobLink(from, mount)) &&
+      (await store.hasBlob(mount))
+    ) {
       req.resume();
       await store.linkBlob(name, mount);
       blobCreated(res, name, mount);
@@ -206,7 +287,13 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
     send(res, 202, uploadHeaders(name, uuid, 0));
   }
 
-  async function upload(req: Req, res: ServerResponse, name: string, uuid: string, url: URL): Promise<void> {
+  async function upload(
+    req: Req,
+    res: ServerResponse,
+    name: string,
+    uuid: string,
+    url: URL,
+  ): Promise<void> {
     const method = req.method ?? 'GET';
     if (method === 'GET') {
       send(res, 204, uploadHeaders(name, uuid, await store.uploads.size(uuid)));
@@ -218,7 +305,12 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
       send(res, 202, uploadHeaders(name, uuid, size));
     } else if (method === 'PUT') {
       const digest = url.searchParams.get('digest');
-      if (!digest || !isDigest(digest)) throw new RegistryError(400, 'DIGEST_INVALID', 'PUT must name the blob with ?digest=sha256:…');
+      if (!digest || !isDigest(digest))
+        throw new RegistryError(
+          400,
+          'DIGEST_INVALID',
+          'PUT must name the blob with ?digest=sha256:…',
+        );
       await store.uploads.append(uuid, req);
       await store.uploads.finish(uuid, digest);
       await store.linkBlob(name, digest);
@@ -236,7 +328,14 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
     const p = url.pathname;
     if (!(await opts.authenticate(req))) {
       req.resume();
-      throw Object.assign(new RegistryError(401, 'UNAUTHORIZED', 'authentication required: use any username and an API token as the password'), { challenge: true });
+      throw Object.assign(
+        new RegistryError(
+          401,
+          'UNAUTHORIZED',
+          'authentication required: use any username and an API token as the password',
+        ),
+        { challenge: true },
+      );
     }
     if (p === '/v2' || p === '/v2/') {
       send(res, 200, common, {});
@@ -253,14 +352,16 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
     if (!m) throw new RegistryError(404, 'NAME_UNKNOWN', `no route for ${p}`);
     const name = m[1] as string;
     const tail = m[2] as string;
-    if (!isRepoName(name)) throw new RegistryError(400, 'NAME_INVALID', `invalid repository name ${name}`);
+    if (!isRepoName(name))
+      throw new RegistryError(400, 'NAME_INVALID', `invalid repository name ${name}`);
     if (tail === 'tags/list') {
       const { items, link } = paginate(await store.tags(name), url, `/v2/${name}/tags/list`);
       send(res, 200, { ...common, ...(link ? { Link: link } : {}) }, { name, tags: items });
     } else if (tail.startsWith('manifests/')) {
       await manifests(req, res, name, decodeURIComponent(tail.slice('manifests/'.length)));
     } else if (tail === 'blobs/uploads' || tail === 'blobs/uploads/') {
-      if (req.method !== 'POST') throw new RegistryError(405, 'UNSUPPORTED', 'start an upload with POST');
+      if (req.method !== 'POST')
+        throw new RegistryError(405, 'UNSUPPORTED', 'start an upload with POST');
       await startUpload(req, res, name, url);
     } else if (tail.startsWith('blobs/uploads/')) {
       await upload(req, res, name, tail.slice('blobs/uploads/'.length), url);
@@ -281,11 +382,15 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
       // A refused body (too large, wrong range) was not read to its end: close the connection
       // rather than leave the client's unread bytes in front of its next request.
       if (!req.complete) headers.Connection = 'close';
-      if (e.status === 401) headers['WWW-Authenticate'] = `Basic realm="${opts.realm.replace(/"/g, '')}"`;
+      if (e.status === 401)
+        headers['WWW-Authenticate'] = `Basic realm="${opts.realm.replace(/"/g, '')}"`;
       const contentRange = res.getHeader('Content-Range');
       if (typeof contentRange === 'string') headers['Content-Range'] = contentRange;
       if (req.method === 'HEAD') send(res, e.status, headers);
-      else send(res, e.status, headers, { errors: [{ code: e.code, message: e.message, detail: e.detail ?? null }] });
+      else
+        send(res, e.status, headers, {
+          errors: [{ code: e.code, message: e.message, detail: e.detail ?? null }],
+        });
       // Drain whatever the client was still sending so the connection can be reused.
       if (!req.readableEnded) req.resume();
     });

@@ -29,7 +29,16 @@ async function text(r: Readable): Promise<string> {
 async function layer(files: Record<string, string>) {
   const blob = makeTar(Object.entries(files).map(([p, body]) => ({ path: p, body })));
   const { digest, size } = await store.putBlob(blob);
-  return { digest, diffId: sha256(makeTar(Object.entries(files).map(([p, body]) => ({ path: p, body })), false)), size };
+  return {
+    digest,
+    diffId: sha256(
+      makeTar(
+        Object.entries(files).map(([p, body]) => ({ path: p, body })),
+        false,
+      ),
+    ),
+    size,
+  };
 }
 
 describe('blobs', () => {
@@ -39,14 +48,18 @@ describe('blobs', () => {
     expect(digest).toBe(sha256(data));
     expect(size).toBe(data.length);
     expect(await store.hasBlob(digest)).toBe(true);
-    expect(fs.readFileSync(path.join(dataDir, 'images/blobs/sha256', digest.slice(7)), 'utf8')).toBe('hello blob');
+    expect(
+      fs.readFileSync(path.join(dataDir, 'images/blobs/sha256', digest.slice(7)), 'utf8'),
+    ).toBe('hello blob');
     expect(await text(await store.openBlob(digest, { start: 6, end: 9 }))).toBe('blob');
     expect(await store.putBlob(data, digest)).toEqual({ digest, size });
   });
 
   it('refuses content that does not match the expected digest and keeps nothing', async () => {
     const wrong = sha256('something else');
-    await expect(store.putBlob(Readable.from([Buffer.from('data')]), wrong)).rejects.toThrow(/digest mismatch/);
+    await expect(store.putBlob(Readable.from([Buffer.from('data')]), wrong)).rejects.toThrow(
+      /digest mismatch/,
+    );
     await expect(store.putBlob(Buffer.from('data'), wrong)).rejects.toThrow(InvalidArgument);
     expect(await store.hasBlob(wrong)).toBe(false);
     expect(fs.readdirSync(path.join(dataDir, 'images/blobs/sha256'))).toEqual([]);
@@ -65,7 +78,13 @@ describe('blobs', () => {
 describe('manifests and tags', () => {
   it('stores manifests by tag and digest, lists tags and repositories, deletes', async () => {
     const l = await layer({ 'hello.txt': 'hi' });
-    const img = await store.commitImage({ repo: 'team/app', tag: 'v1', base: null, newLayers: [l], config: { Cmd: ['sh'] } });
+    const img = await store.commitImage({
+      repo: 'team/app',
+      tag: 'v1',
+      base: null,
+      newLayers: [l],
+      config: { Cmd: ['sh'] },
+    });
     const got = await store.getManifest('team/app', 'v1');
     expect(got.digest).toBe(img.digest);
     expect(got.mediaType).toBe(MediaTypes.ociManifest);
@@ -84,10 +103,19 @@ describe('manifests and tags', () => {
 
   it('refuses manifests that reference missing blobs or do not parse', async () => {
     const missing = { mediaType: MediaTypes.ociConfig, digest: sha256('nope'), size: 4 };
-    const m = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociManifest, config: missing, layers: [] }));
+    const m = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaTypes.ociManifest,
+        config: missing,
+        layers: [],
+      }),
+    );
     await expect(store.putManifest('app', 'v1', m)).rejects.toThrow(/not in the store/);
     await expect(store.putManifest('app', 'v1', Buffer.from('{'))).rejects.toThrow(/not JSON/);
-    await expect(store.putManifest('app', 'v1', Buffer.from('{"schemaVersion":1}'))).rejects.toThrow(/schemaVersion/);
+    await expect(
+      store.putManifest('app', 'v1', Buffer.from('{"schemaVersion":1}')),
+    ).rejects.toThrow(/schemaVersion/);
     await expect(store.putManifest('App', 'v1', m)).rejects.toThrow(InvalidImageRef);
   });
 });
@@ -95,7 +123,13 @@ describe('manifests and tags', () => {
 describe('resolveImage, layerDirs and commitImage', () => {
   it('resolves with library/ defaulting, tags and digests; layerDirs are topmost first', async () => {
     const base = await layer({ 'etc/os': 'base', 'bin/sh': '#!' });
-    const b = await store.commitImage({ repo: 'library/busybox', tag: 'latest', base: null, newLayers: [base], config: { Cmd: ['sh'], Env: ['PATH=/bin'] } });
+    const b = await store.commitImage({
+      repo: 'library/busybox',
+      tag: 'latest',
+      base: null,
+      newLayers: [base],
+      config: { Cmd: ['sh'], Env: ['PATH=/bin'] },
+    });
     const img = await store.resolveImage('busybox');
     expect(img.ref).toBe('library/busybox:latest');
     expect(img.config.Cmd).toEqual(['sh']);
@@ -103,7 +137,13 @@ describe('resolveImage, layerDirs and commitImage', () => {
     expect((await store.resolveImage('docker.io/library/busybox:latest')).digest).toBe(b.digest);
 
     const top = await layer({ 'app/index.js': 'x' });
-    const app = await store.commitImage({ repo: 'myapp', tag: 'v2', base: img, newLayers: [top], config: { ...img.config, WorkingDir: '/app', ExposedPorts: { '5000/tcp': {} } } });
+    const app = await store.commitImage({
+      repo: 'myapp',
+      tag: 'v2',
+      base: img,
+      newLayers: [top],
+      config: { ...img.config, WorkingDir: '/app', ExposedPorts: { '5000/tcp': {} } },
+    });
     expect(app.layers.map((l) => l.digest)).toEqual([base.digest, top.digest]);
     expect(app.configFile.rootfs.diff_ids).toEqual([base.diffId, top.diffId]);
     // App images are single-component repos: a short name falls back from library/ to them.
@@ -111,18 +151,31 @@ describe('resolveImage, layerDirs and commitImage', () => {
     expect(resolved.ref).toBe('myapp:v2');
     expect(resolved.digest).toBe(app.digest);
     const dirs = await store.layerDirs(app);
-    expect(dirs).toEqual([path.join(dataDir, 'images/layers', top.digest.slice(7)), path.join(dataDir, 'images/layers', base.digest.slice(7))]);
+    expect(dirs).toEqual([
+      path.join(dataDir, 'images/layers', top.digest.slice(7)),
+      path.join(dataDir, 'images/layers', base.digest.slice(7)),
+    ]);
     expect(fs.readFileSync(path.join(dirs[0] as string, 'app/index.js'), 'utf8')).toBe('x');
     expect(fs.readFileSync(path.join(dirs[1] as string, 'etc/os'), 'utf8')).toBe('base');
   }, 30_000);
 
   it('refuses bad refs, end-of-life node and unknown images with a helpful message', async () => {
     await expect(store.resolveImage('Bad Ref')).rejects.toThrow(InvalidImageRef);
-    await expect(store.resolveImage('node:20')).rejects.toThrow(/node:20 is end-of-life.*node:22, node:24/);
+    await expect(store.resolveImage('node:20')).rejects.toThrow(
+      /node:20 is end-of-life.*node:22, node:24/,
+    );
     const l = await layer({ a: 'b' });
-    await store.commitImage({ repo: 'library/busybox', tag: 'latest', base: null, newLayers: [l], config: {} });
+    await store.commitImage({
+      repo: 'library/busybox',
+      tag: 'latest',
+      base: null,
+      newLayers: [l],
+      config: {},
+    });
     const err = await store.resolveImage('nosuch:1').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ImageNotFound);
-    expect((err as Error).message).toMatch(/library\/nosuch:1 not found\. Images here: library\/busybox:latest\. Add one with `paas images:import FILE`.*mirror registry/);
+    expect((err as Error).message).toMatch(
+      /library\/nosuch:1 not found\. Images here: library\/busybox:latest\. Add one with `paas images:import FILE`.*mirror registry/,
+    );
   });
 });

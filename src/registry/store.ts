@@ -17,14 +17,31 @@ import { LayerCache } from './layercache.ts';
 import { tarDirectory, type WalkMode } from './layerwriter.ts';
 import { ManifestStore, type StoredManifest } from './manifests.ts';
 import { MediaTypes, type ContainerConfig } from './media.ts';
-import { checkEndOfLife, formatImageRef, parseImageRef, parseRepoName, parseTag, candidateRepos, type ImageRef } from './ref.ts';
+import {
+  checkEndOfLife,
+  formatImageRef,
+  parseImageRef,
+  parseRepoName,
+  parseTag,
+  candidateRepos,
+  type ImageRef,
+} from './ref.ts';
 import { DEFAULT_LAYER_LIMITS, type LayerLimits } from './unpack.ts';
 import { UploadArea } from './uploads.ts';
 import { exportOciLayout, importOciLayout } from './oci-layout.ts';
 import { exportDockerArchive, importDockerArchive } from './docker-archive.ts';
 import { collectGarbage } from './gc.ts';
 import { importImage } from './import.ts';
-import type { CommitOptions, GcOptions, GcReport, Image, ImageLayer, ImageSource, ImageStore, ImageSummary } from './types.ts';
+import type {
+  CommitOptions,
+  GcOptions,
+  GcReport,
+  Image,
+  ImageLayer,
+  ImageSource,
+  ImageStore,
+  ImageSummary,
+} from './types.ts';
 
 export type StoreOptions = {
   layerLimits?: Partial<LayerLimits>;
@@ -68,12 +85,22 @@ class FileImageStore implements ImageStore {
     this.options = options;
     this.blobs = new BlobStore(this.imagesDir, this.tmpDir);
     this.manifests = new ManifestStore(this.imagesDir, this.blobs, this.tmpDir);
-    this.layers = new LayerCache(this.imagesDir, this.blobs, this.tmpDir, { ...DEFAULT_LAYER_LIMITS, ...options.layerLimits });
-    this.uploads = new UploadArea(this.imagesDir, this.blobs, options.maxUploadBytes ?? 20 * 1024 ** 3);
+    this.layers = new LayerCache(this.imagesDir, this.blobs, this.tmpDir, {
+      ...DEFAULT_LAYER_LIMITS,
+      ...options.layerLimits,
+    });
+    this.uploads = new UploadArea(
+      this.imagesDir,
+      this.blobs,
+      options.maxUploadBytes ?? 20 * 1024 ** 3,
+    );
   }
 
   putBlob(source: Readable | Buffer, expectedDigest?: string) {
-    return this.blobs.put(source, expectedDigest === undefined ? undefined : parseDigest(expectedDigest));
+    return this.blobs.put(
+      source,
+      expectedDigest === undefined ? undefined : parseDigest(expectedDigest),
+    );
   }
   hasBlob(digest: string) {
     return this.blobs.has(parseDigest(digest));
@@ -102,7 +129,10 @@ class FileImageStore implements ImageStore {
     let last: unknown = null;
     for (const repo of candidateRepos(ref)) {
       try {
-        return { ...(await this.manifests.get(repo, ref.digest ?? (ref.tag as string))), repository: repo };
+        return {
+          ...(await this.manifests.get(repo, ref.digest ?? (ref.tag as string))),
+          repository: repo,
+        };
       } catch (err) {
         if (!(err instanceof PaasError) || err.code !== 'ImageNotFound') throw err;
         last = err;
@@ -139,7 +169,12 @@ class FileImageStore implements ImageStore {
         try {
           const img = await loadImage(this.manifests, this.blobs, repo, tag, `${repo}:${tag}`);
           const size = img.manifest.config.size + img.layers.reduce((n, l) => n + l.size, 0);
-          out.push({ ref: img.ref, digest: img.digest, size, created: img.configFile.created ?? null });
+          out.push({
+            ref: img.ref,
+            digest: img.digest,
+            size,
+            created: img.configFile.created ?? null,
+          });
         } catch {
           // A tag whose content is incomplete or for another platform is not a runnable image.
         }
@@ -157,7 +192,13 @@ class FileImageStore implements ImageStore {
       let lastErr: unknown = null;
       for (const repo of candidates) {
         try {
-          return await loadImage(this.manifests, this.blobs, repo, reference, formatImageRef({ ...ref, domain: null, repository: repo } as ImageRef));
+          return await loadImage(
+            this.manifests,
+            this.blobs,
+            repo,
+            reference,
+            formatImageRef({ ...ref, domain: null, repository: repo } as ImageRef),
+          );
         } catch (err) {
           if (!(err instanceof PaasError) || err.code !== 'ImageNotFound') throw err;
           lastErr = err;
@@ -168,7 +209,9 @@ class FileImageStore implements ImageStore {
       if (!(err instanceof PaasError) || err.code !== 'ImageNotFound') throw err;
       if (this.options.mirror) return this.options.mirror.pull(this, ref);
       const have = (await this.images()).map((i) => i.ref);
-      const list = have.length ? have.slice(0, 40).join(', ') + (have.length > 40 ? ', …' : '') : 'none';
+      const list = have.length
+        ? have.slice(0, 40).join(', ') + (have.length > 40 ? ', …' : '')
+        : 'none';
       throw new ImageNotFound(
         `image ${formatImageRef(ref)} not found. Images here: ${list}. Add one with \`paas images:import FILE\` (a docker save archive or OCI layout), or configure a mirror registry to pull from.`,
         { ref: formatImageRef(ref), available: have },
@@ -183,11 +226,18 @@ class FileImageStore implements ImageStore {
     return dirs.reverse();
   }
 
-  diffToLayer(upperDir: string, options: { adopt?: boolean; mtime?: Date } = {}): Promise<ImageLayer> {
+  diffToLayer(
+    upperDir: string,
+    options: { adopt?: boolean; mtime?: Date } = {},
+  ): Promise<ImageLayer> {
     return this.packDirectory(upperDir, 'overlay', options);
   }
 
-  private async packDirectory(dir: string, mode: WalkMode, options: { adopt?: boolean; mtime?: Date }): Promise<ImageLayer> {
+  private async packDirectory(
+    dir: string,
+    mode: WalkMode,
+    options: { adopt?: boolean; mtime?: Date },
+  ): Promise<ImageLayer> {
     const diffHash = createHash('sha256');
     const blobHash = createHash('sha256');
     let size = 0;
@@ -206,7 +256,8 @@ class FileImageStore implements ImageStore {
     }
     const digest = digestFromHash(blobHash);
     await this.blobs.adopt(tmp, digest);
-    if (options.adopt && (await fsp.stat(this.layers.path(digest)).catch(() => null)) === null) await this.layers.adopt(digest, dir);
+    if (options.adopt && (await fsp.stat(this.layers.path(digest)).catch(() => null)) === null)
+      await this.layers.adopt(digest, dir);
     return { digest, diffId: digestFromHash(diffHash), size, mediaType: MediaTypes.ociLayerGzip };
   }
 
@@ -255,7 +306,12 @@ class FileImageStore implements ImageStore {
       base: null,
       newLayers: [layer],
       config,
-      history: [{ created: new Date(0).toISOString(), created_by: `paas importRootfs ${path.basename(dir)}` }],
+      history: [
+        {
+          created: new Date(0).toISOString(),
+          created_by: `paas importRootfs ${path.basename(dir)}`,
+        },
+      ],
       created: new Date(0).toISOString(),
     });
   }
@@ -269,7 +325,13 @@ export type { FileImageStore };
 
 export async function openStore(dataDir: string, options: StoreOptions = {}): Promise<ImageStore> {
   const store = new FileImageStore(path.resolve(dataDir), options);
-  for (const d of [store.tmpDir, store.blobs.dir, store.layers.dir, store.manifests.root, store.uploads.dir]) {
+  for (const d of [
+    store.tmpDir,
+    store.blobs.dir,
+    store.layers.dir,
+    store.manifests.root,
+    store.uploads.dir,
+  ]) {
     await fsp.mkdir(d, { recursive: true });
   }
   await sweepTmp(store.tmpDir);

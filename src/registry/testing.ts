@@ -16,7 +16,17 @@ export function makeTar(entries: FakeEntry[], gzip = true): Buffer {
   for (const e of entries) {
     const body = e.body === undefined ? Buffer.alloc(0) : Buffer.from(e.body);
     const type = e.type ?? 'File';
-    parts.push(headerBytes({ mode: type === 'Directory' ? 0o755 : 0o644, uid: 0, gid: 0, mtime: new Date(0), ...e, type, size: body.length }));
+    parts.push(
+      headerBytes({
+        mode: type === 'Directory' ? 0o755 : 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: new Date(0),
+        ...e,
+        type,
+        size: body.length,
+      }),
+    );
     parts.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
   }
   parts.push(Buffer.alloc(1024));

@@ -2,7 +2,13 @@
 // client and import/export modules depend on the interface, not on each other.
 import type { Readable } from 'node:stream';
 import type { Digest } from './digest.ts';
-import type { ContainerConfig, HistoryEntry, ImageConfigFile, ImageManifest, Platform } from './media.ts';
+import type {
+  ContainerConfig,
+  HistoryEntry,
+  ImageConfigFile,
+  ImageManifest,
+  Platform,
+} from './media.ts';
 import type { ImageRef } from './ref.ts';
 import type { StoredManifest } from './manifests.ts';
 import type { BlobRange } from './blobs.ts';
@@ -72,7 +78,10 @@ export interface ImageStore {
   readonly dataDir: string;
   /** Blob upload sessions of the registry server. */
   readonly uploads: UploadArea;
-  putBlob(source: Readable | Buffer, expectedDigest?: string): Promise<{ digest: Digest; size: number }>;
+  putBlob(
+    source: Readable | Buffer,
+    expectedDigest?: string,
+  ): Promise<{ digest: Digest; size: number }>;
   hasBlob(digest: string): Promise<boolean>;
   blobSize(digest: string): Promise<number | null>;
   openBlob(digest: string, range?: BlobRange): Promise<Readable>;

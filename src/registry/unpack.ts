@@ -24,7 +24,10 @@ const run = promisify(execFile);
 
 export type LayerLimits = { maxBytes: number; maxEntries: number };
 
-export const DEFAULT_LAYER_LIMITS: LayerLimits = { maxBytes: 16 * 1024 ** 3, maxEntries: 1_000_000 };
+export const DEFAULT_LAYER_LIMITS: LayerLimits = {
+  maxBytes: 16 * 1024 ** 3,
+  maxEntries: 1_000_000,
+};
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_MARKER = '.wh..wh..opq';
@@ -33,10 +36,15 @@ export const OPAQUE_XATTR = 'trusted.overlay.opaque';
 type Kind = 'dir' | 'file' | 'symlink' | 'fifo' | 'whiteout';
 type Meta = { mode: number; uid: number; gid: number; mtime: Date };
 
-const O_CREATE_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+const O_CREATE_NEW =
+  fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 function humanBytes(n: number): string {
-  return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GiB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${n} bytes`;
+  return n >= 1024 ** 3
+    ? `${(n / 1024 ** 3).toFixed(1)} GiB`
+    : n >= 1024 ** 2
+      ? `${(n / 1024 ** 2).toFixed(1)} MiB`
+      : `${n} bytes`;
 }
 
 /** Runs `cmd` once per item in a single shell, so thousands of whiteouts cost one spawn per 500. */
@@ -50,7 +58,12 @@ async function forEachPath(script: string, paths: string[]): Promise<void> {
  * Extracts the layer stream (tar, tar+gzip or tar+zstd) into `root`, an empty directory the
  * caller created and removes on failure. Throws InvalidLayer naming the offending entry.
  */
-export async function extractLayer(input: Readable, root: string, limits: LayerLimits, label: string): Promise<void> {
+export async function extractLayer(
+  input: Readable,
+  root: string,
+  limits: LayerLimits,
+  label: string,
+): Promise<void> {
   const kinds = new Map<string, Kind>([['', 'dir']]);
   const dirMeta = new Map<string, Meta>();
   const fifoMeta = new Map<string, Meta>();
@@ -89,7 +102,9 @@ export async function extractLayer(input: Readable, root: string, limits: LayerL
         kinds.set(cur, 'dir');
         continue;
       }
-      refuse(`entry "${raw}" goes through "${cur}", which is a ${k} in this layer (writing through it could leave the layer)`);
+      refuse(
+        `entry "${raw}" goes through "${cur}", which is a ${k} in this layer (writing through it could leave the layer)`,
+      );
     }
   };
 
@@ -117,9 +132,11 @@ export async function extractLayer(input: Readable, root: string, limits: LayerL
 
   const handle = (e: ReadEntry): void => {
     entries++;
-    if (entries > limits.maxEntries) refuse(`more than ${limits.maxEntries} entries (limit) at entry "${e.path}"`);
+    if (entries > limits.maxEntries)
+      refuse(`more than ${limits.maxEntries} entries (limit) at entry "${e.path}"`);
     bytes += e.size ?? 0;
-    if (bytes > limits.maxBytes) refuse(`unpacks to more than ${humanBytes(limits.maxBytes)} (limit) at entry "${e.path}"`);
+    if (bytes > limits.maxBytes)
+      refuse(`unpacks to more than ${humanBytes(limits.maxBytes)} (limit) at entry "${e.path}"`);
     const raw = e.path;
     const rel = normalize(raw, 'entry');
     if (rel === '') {
@@ -201,7 +218,8 @@ export async function extractLayer(input: Readable, root: string, limits: LayerL
         // (we never follow links while extracting); relative ones must stay inside the layer.
         if (!target.startsWith('/')) {
           const resolved = path.posix.normalize(path.posix.join(dir || '.', target));
-          if (resolved === '..' || resolved.startsWith('../')) refuse(`symlink "${raw}" -> "${target}" leads outside the layer`);
+          if (resolved === '..' || resolved.startsWith('../'))
+            refuse(`symlink "${raw}" -> "${target}" leads outside the layer`);
         }
         prepareParents(rel, raw);
         clearTarget(rel);
@@ -215,11 +233,14 @@ export async function extractLayer(input: Readable, root: string, limits: LayerL
       }
       case 'Link': {
         const linkpath = e.linkpath ?? '';
-        if (linkpath.startsWith('/') || linkpath.split('/').includes('..')) refuse(`hard link "${raw}" -> "${linkpath}" leads outside the layer`);
+        if (linkpath.startsWith('/') || linkpath.split('/').includes('..'))
+          refuse(`hard link "${raw}" -> "${linkpath}" leads outside the layer`);
         const target = normalize(linkpath, `hard link "${raw}" target`);
         const tk = kinds.get(target);
         if (tk !== 'file' && tk !== 'symlink') {
-          refuse(`hard link "${raw}" -> "${linkpath}" must point at a file earlier in the same layer (found ${tk ?? 'nothing'})`);
+          refuse(
+            `hard link "${raw}" -> "${linkpath}" must point at a file earlier in the same layer (found ${tk ?? 'nothing'})`,
+          );
         }
         if (target === rel) refuse(`hard link "${raw}" points at itself`);
         prepareParents(rel, raw);
@@ -231,7 +252,9 @@ export async function extractLayer(input: Readable, root: string, limits: LayerL
       }
       case 'CharacterDevice':
       case 'BlockDevice':
-        refuse(`entry "${raw}" is a ${e.type === 'CharacterDevice' ? 'character' : 'block'} device node; layers may not carry device nodes`);
+        refuse(
+          `entry "${raw}" is a ${e.type === 'CharacterDevice' ? 'character' : 'block'} device node; layers may not carry device nodes`,
+        );
         return;
       case 'FIFO': {
         prepareParents(rel, raw);
@@ -287,7 +310,8 @@ export async function extractLayer(input: Readable, root: string, limits: LayerL
     p.on('warn', (code: string, message: string | Error) => {
       const text = message instanceof Error ? message.message : String(message);
       // A layer with no entries (just the end-of-archive blocks) is valid: empty layers exist.
-      if (code === 'TAR_BAD_ARCHIVE' && /Unrecognized archive format/.test(text) && entries === 0) return;
+      if (code === 'TAR_BAD_ARCHIVE' && /Unrecognized archive format/.test(text) && entries === 0)
+        return;
       try {
         refuse(`not a valid tar stream (${code}: ${text})`);
       } catch (err) {
@@ -295,7 +319,12 @@ export async function extractLayer(input: Readable, root: string, limits: LayerL
       }
     });
     p.on('error', (err: Error) => {
-      if (!failure) failure = new InvalidLayer(`layer ${label} refused: not a valid tar stream (${err.message})`, { layer: label }, { cause: err });
+      if (!failure)
+        failure = new InvalidLayer(
+          `layer ${label} refused: not a valid tar stream (${err.message})`,
+          { layer: label },
+          { cause: err },
+        );
       settle();
     });
     p.on('end', settle);

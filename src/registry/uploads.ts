@@ -27,7 +27,10 @@ export class UploadArea {
   }
 
   private file(uuid: string): string {
-    if (!UUID.test(uuid)) throw new BlobNotFound(`upload ${uuid.slice(0, 64)} not found`, { code: 'BLOB_UPLOAD_UNKNOWN' });
+    if (!UUID.test(uuid))
+      throw new BlobNotFound(`upload ${uuid.slice(0, 64)} not found`, {
+        code: 'BLOB_UPLOAD_UNKNOWN',
+      });
     return path.join(this.dir, uuid);
   }
 
@@ -43,7 +46,8 @@ export class UploadArea {
     const known = this.state.get(uuid);
     if (known) return known;
     const file = this.file(uuid);
-    if ((await fsp.stat(file).catch(() => null)) === null) throw new BlobNotFound(`upload ${uuid} not found`, { code: 'BLOB_UPLOAD_UNKNOWN' });
+    if ((await fsp.stat(file).catch(() => null)) === null)
+      throw new BlobNotFound(`upload ${uuid} not found`, { code: 'BLOB_UPLOAD_UNKNOWN' });
     const hash = createHash('sha256');
     let size = 0;
     for await (const chunk of fs.createReadStream(file)) {
@@ -63,13 +67,25 @@ export class UploadArea {
   async append(uuid: string, source: Readable, offset?: number): Promise<number> {
     const s = await this.session(uuid);
     if (offset !== undefined && offset !== s.size) {
-      throw new InvalidArgument(`upload ${uuid} is at ${s.size} bytes, the chunk starts at ${offset}`, { code: 'RANGE_INVALID', size: s.size });
+      throw new InvalidArgument(
+        `upload ${uuid} is at ${s.size} bytes, the chunk starts at ${offset}`,
+        { code: 'RANGE_INVALID', size: s.size },
+      );
     }
     const limit = this.maxBytes;
     // Hash a copy so a failed request cannot leave the in-memory hash ahead of the file.
     const hash = s.hash.copy();
     const out = fs.createWriteStream(this.file(uuid), { flags: 'a' });
-    const meter = new HashMeter(hash, s.size, limit, () => new PayloadTooLarge(`upload exceeds the ${limit}-byte limit`, { code: 'SIZE_INVALID', limit }));
+    const meter = new HashMeter(
+      hash,
+      s.size,
+      limit,
+      () =>
+        new PayloadTooLarge(`upload exceeds the ${limit}-byte limit`, {
+          code: 'SIZE_INVALID',
+          limit,
+        }),
+    );
     try {
       await pipeline(source, meter, out);
     } catch (err) {
@@ -95,7 +111,8 @@ export class UploadArea {
 
   async cancel(uuid: string): Promise<void> {
     const file = this.file(uuid);
-    if ((await fsp.stat(file).catch(() => null)) === null) throw new BlobNotFound(`upload ${uuid} not found`, { code: 'BLOB_UPLOAD_UNKNOWN' });
+    if ((await fsp.stat(file).catch(() => null)) === null)
+      throw new BlobNotFound(`upload ${uuid} not found`, { code: 'BLOB_UPLOAD_UNKNOWN' });
     this.state.delete(uuid);
     await fsp.rm(file, { force: true });
   }

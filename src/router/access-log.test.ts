@@ -10,8 +10,16 @@ afterEach(() => {
 });
 
 const entry = (requestId: string) => ({
-  app: 'web', host: 'web.paas.test', method: 'GET', path: '/', status: 200, bytes: 2, duration: 1.5,
-  upstream: '127.0.0.1:5000', requestId, remote: '127.0.0.1',
+  app: 'web',
+  host: 'web.paas.test',
+  method: 'GET',
+  path: '/',
+  status: 200,
+  bytes: 2,
+  duration: 1.5,
+  upstream: '127.0.0.1:5000',
+  requestId,
+  remote: '127.0.0.1',
 });
 
 describe('access log rotation', () => {
@@ -58,6 +66,11 @@ describe('access log rotation', () => {
     expect(readFileSync(`${path}.1`, 'utf8')).toContain('"one"');
     const current = readFileSync(path, 'utf8');
     expect(current).toContain('"two"');
-    expect(JSON.parse(current.trim())).toMatchObject({ source: 'router', app: 'web', requestId: 'two', status: 200 });
+    expect(JSON.parse(current.trim())).toMatchObject({
+      source: 'router',
+      app: 'web',
+      requestId: 'two',
+      status: 200,
+    });
   });
 });

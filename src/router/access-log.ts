@@ -24,7 +24,13 @@ export function accessLogPath(dataDir: string): string {
 }
 
 export class AccessLog {
-  private readonly dest: pino.DestinationStream & NodeJS.EventEmitter & { reopen(): void; flush(cb?: (err?: Error) => void): void; end(): void; fd: number };
+  private readonly dest: pino.DestinationStream &
+    NodeJS.EventEmitter & {
+      reopen(): void;
+      flush(cb?: (err?: Error) => void): void;
+      end(): void;
+      fd: number;
+    };
   private failed = false;
   private readonly log: pino.Logger;
 
@@ -32,7 +38,14 @@ export class AccessLog {
     mkdirSync(join(path, '..'), { recursive: true });
     // Buffered and asynchronous: a line per request must not cost a write(2) per request.
     // periodicFlush: a quiet router still shows its last requests within a second.
-    this.dest = pino.destination({ dest: path, append: true, sync: false, minLength: 8192, mkdir: true, periodicFlush: 1000 }) as never;
+    this.dest = pino.destination({
+      dest: path,
+      append: true,
+      sync: false,
+      minLength: 8192,
+      mkdir: true,
+      periodicFlush: 1000,
+    }) as never;
     // A full disk or a removed directory must cost log lines, not the router.
     this.dest.on('error', (err: Error) => {
       if (!this.failed) process.stderr.write(`router: access log ${path}: ${err.message}\n`);
@@ -52,10 +65,11 @@ export class AccessLog {
   /** Write out what is buffered and close the file. */
   async close(): Promise<void> {
     // The file is opened asynchronously: a logger closed right after creation waits for it.
-    if (this.dest.fd < 0 && !this.failed) await new Promise((r) => {
-      this.dest.once('ready', r);
-      this.dest.once('error', r);
-    });
+    if (this.dest.fd < 0 && !this.failed)
+      await new Promise((r) => {
+        this.dest.once('ready', r);
+        this.dest.once('error', r);
+      });
     await new Promise<void>((resolve) => {
       this.dest.once('close', () => resolve());
       this.dest.once('error', () => resolve());

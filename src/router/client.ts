@@ -36,7 +36,11 @@ export class RouterClient {
    * (`drained: true`), or when the drain timeout passed (`drained: false`); then the caller
    * may stop them.
    */
-  switch(app: string, backends: Backend[], opts: SwitchOptions = {}): Promise<{ drained: boolean }> {
+  switch(
+    app: string,
+    backends: Backend[],
+    opts: SwitchOptions = {},
+  ): Promise<{ drained: boolean }> {
     return this.conn.call('switch', { app, backends, ...opts }) as Promise<{ drained: boolean }>;
   }
 
@@ -67,7 +71,9 @@ export interface EnsureOptions extends Omit<RouterOptions, 'limits'> {
  * answer. The router is spawned detached, in its own session, with its output in
  * `<dataDir>/logs/router/router.log`, so stopping the daemon does not stop it.
  */
-export async function ensureRouterRunning(opts: EnsureOptions): Promise<{ client: RouterClient; started: boolean; pid: number }> {
+export async function ensureRouterRunning(
+  opts: EnsureOptions,
+): Promise<{ client: RouterClient; started: boolean; pid: number }> {
   try {
     const client = await RouterClient.connect(opts.dataDir, 1000);
     const { pid } = await client.ping();
@@ -80,14 +86,21 @@ export async function ensureRouterRunning(opts: EnsureOptions): Promise<{ client
   const out = openSync(join(paths.logDir, 'router.log'), 'a', 0o600);
   const args = [
     fileURLToPath(new URL('./main.ts', import.meta.url)),
-    '--data-dir', opts.dataDir,
-    '--http-port', String(opts.httpPort),
-    '--domain', opts.domain,
+    '--data-dir',
+    opts.dataDir,
+    '--http-port',
+    String(opts.httpPort),
+    '--domain',
+    opts.domain,
   ];
   if (opts.httpsPort !== undefined) args.push('--https-port', String(opts.httpsPort));
   if (opts.workers !== undefined) args.push('--workers', String(opts.workers));
   if (opts.host !== undefined) args.push('--host', opts.host);
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], cwd: '/' });
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', out, out],
+    cwd: '/',
+  });
   closeSync(out);
   child.unref();
   let exited: number | null = null;
@@ -100,8 +113,12 @@ export async function ensureRouterRunning(opts: EnsureOptions): Promise<{ client
       const { pid } = await client.ping();
       return { client, started: true, pid };
     } catch {
-      if (exited !== null) throw new RouterUnavailable(`router exited with ${exited} at start; see ${join(paths.logDir, 'router.log')}`);
-      if (Date.now() > deadline) throw new RouterUnavailable(`router did not answer on ${paths.socket} in time`);
+      if (exited !== null)
+        throw new RouterUnavailable(
+          `router exited with ${exited} at start; see ${join(paths.logDir, 'router.log')}`,
+        );
+      if (Date.now() > deadline)
+        throw new RouterUnavailable(`router did not answer on ${paths.socket} in time`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -14,7 +14,11 @@ export interface ControlRequest {
 
 export type ControlReply =
   | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: { code: string; kind: string; message: string; details?: unknown } };
+  | {
+      id: number;
+      ok: false;
+      error: { code: string; kind: string; message: string; details?: unknown };
+    };
 
 export type ControlHandler = (op: string, args: unknown) => Promise<unknown>;
 
@@ -55,9 +59,14 @@ function serve(conn: net.Socket, handler: ControlHandler): void {
     handler(req.op, req.args).then(
       (result) => reply(conn, { id: req.id, ok: true, result }),
       (err: unknown) => {
-        const e = err instanceof PaasError
-          ? { code: err.code, kind: err.kind, message: err.message, details: err.details }
-          : { code: 'Internal', kind: 'internal', message: err instanceof Error ? err.message : String(err) };
+        const e =
+          err instanceof PaasError
+            ? { code: err.code, kind: err.kind, message: err.message, details: err.details }
+            : {
+                code: 'Internal',
+                kind: 'internal',
+                message: err instanceof Error ? err.message : String(err),
+              };
         reply(conn, { id: req.id, ok: false, error: e });
       },
     );
@@ -87,7 +96,10 @@ export function answers(path: string, timeoutMs = 1000): Promise<boolean> {
 export class ControlConnection {
   private readonly sock: net.Socket;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void }
+  >();
   private closed = false;
 
   private constructor(sock: net.Socket) {
@@ -107,12 +119,20 @@ export class ControlConnection {
       else {
         // The router's typed error, rebuilt on this side so the daemon maps it like its own.
         const kind: ErrorKind = r.error.kind in KINDS ? (r.error.kind as ErrorKind) : 'internal';
-        p.reject(new PaasError(r.error.code, kind, r.error.message, (r.error.details ?? {}) as Record<string, unknown>));
+        p.reject(
+          new PaasError(
+            r.error.code,
+            kind,
+            r.error.message,
+            (r.error.details ?? {}) as Record<string, unknown>,
+          ),
+        );
       }
     });
     const fail = (): void => {
       this.closed = true;
-      for (const p of this.pending.values()) p.reject(new RouterUnavailable('router control connection closed'));
+      for (const p of this.pending.values())
+        p.reject(new RouterUnavailable('router control connection closed'));
       this.pending.clear();
     };
     sock.on('close', fail);
@@ -133,13 +153,20 @@ export class ControlConnection {
       });
       s.once('error', (err) => {
         clearTimeout(t);
-        reject(new RouterUnavailable(`router on ${path} is not running: ${err.message}`, { path }, { cause: err }));
+        reject(
+          new RouterUnavailable(
+            `router on ${path} is not running: ${err.message}`,
+            { path },
+            { cause: err },
+          ),
+        );
       });
     });
   }
 
   call(op: string, args?: unknown): Promise<unknown> {
-    if (this.closed) return Promise.reject(new RouterUnavailable('router control connection closed'));
+    if (this.closed)
+      return Promise.reject(new RouterUnavailable('router control connection closed'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });

@@ -16,11 +16,16 @@ beforeAll(async () => {
     req.resume();
     req.on('end', () => res.end('got it'));
   });
-  router = await testRouter({ limits: { headersTimeoutMs: 500, bodyTimeoutMs: 500, maxHeaderBytes: 4096 } });
-  await router.client.setRoutes({ domain: 'paas.test', apps: {
-    web: { domains: [], backends: [{ host: '127.0.0.1', port: web.port }] },
-    sink: { domains: [], backends: [{ host: '127.0.0.1', port: sink.port }] },
-  } });
+  router = await testRouter({
+    limits: { headersTimeoutMs: 500, bodyTimeoutMs: 500, maxHeaderBytes: 4096 },
+  });
+  await router.client.setRoutes({
+    domain: 'paas.test',
+    apps: {
+      web: { domains: [], backends: [{ host: '127.0.0.1', port: web.port }] },
+      sink: { domains: [], backends: [{ host: '127.0.0.1', port: sink.port }] },
+    },
+  });
 });
 
 afterAll(async () => {
@@ -85,9 +90,19 @@ describe('self-protection', () => {
 
     const attacks = await Promise.all([
       // Slowloris on the head: one header line every 200 ms, never the blank line.
-      raw(['GET / HTTP/1.1\r\n', 'Host: web.paas.test\r\n', ...Array.from({ length: 40 }, (_, k) => `X-Slow-${k}: 1\r\n`)], 200),
+      raw(
+        [
+          'GET / HTTP/1.1\r\n',
+          'Host: web.paas.test\r\n',
+          ...Array.from({ length: 40 }, (_, k) => `X-Slow-${k}: 1\r\n`),
+        ],
+        200,
+      ),
       // Slowloris on the body: a declared body that never comes.
-      raw(['POST / HTTP/1.1\r\nHost: sink.paas.test\r\nContent-Length: 100\r\n\r\n', 'only ten..'], 0),
+      raw(
+        ['POST / HTTP/1.1\r\nHost: sink.paas.test\r\nContent-Length: 100\r\n\r\n', 'only ten..'],
+        0,
+      ),
       // Headers past the limit.
       raw([`GET / HTTP/1.1\r\nHost: web.paas.test\r\nX-Big: ${'a'.repeat(8000)}\r\n\r\n`]),
       // Host header missing, malformed, or twice.
@@ -96,8 +111,12 @@ describe('self-protection', () => {
       raw(['GET / HTTP/1.1\r\nHost: web.paas.test\r\nHost: other.paas.test\r\n\r\n']),
       // Not HTTP at all.
       raw([randomBytes(4096)]),
-      raw(['\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage TLS hello on the HTTP port\r\n\r\n']),
-      raw(['GET / HTTP/1.1\r\nHost: web.paas.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n']),
+      raw([
+        '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage TLS hello on the HTTP port\r\n\r\n',
+      ]),
+      raw([
+        'GET / HTTP/1.1\r\nHost: web.paas.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      ]),
     ]);
     stop = true;
     await bystander;
@@ -136,7 +155,9 @@ describe('port already taken', () => {
     await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
     const port = (other.address() as AddressInfo).port;
     try {
-      await expect(testRouter({ httpPort: port, host: '127.0.0.1' })).rejects.toThrow(`port ${port} on 127.0.0.1 is already in use`);
+      await expect(testRouter({ httpPort: port, host: '127.0.0.1' })).rejects.toThrow(
+        `port ${port} on 127.0.0.1 is already in use`,
+      );
     } finally {
       other.close();
     }

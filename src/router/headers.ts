@@ -7,7 +7,14 @@ import { randomUUID } from 'node:crypto';
  * 100 Continue itself) and the upstream client cannot send it.
  */
 export const HOP_BY_HOP: ReadonlySet<string> = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
 ]);
 
 // What an incoming X-Request-Id may look like to be kept: the usual UUID / ULID / hex /

@@ -2,6 +2,11 @@
 // `runRouter` is the `paas router` process; the daemon uses `ensureRouterRunning` and
 // `RouterClient`; everything else in this folder is private.
 export { runRouter, type RouterOptions, type RouterStats, type PingReply } from './router.ts';
-export { RouterClient, ensureRouterRunning, type EnsureOptions, type SwitchOptions } from './client.ts';
+export {
+  RouterClient,
+  ensureRouterRunning,
+  type EnsureOptions,
+  type SwitchOptions,
+} from './client.ts';
 export { parseRouteTable, type RouteTable, type AppRoute, type Backend } from './table.ts';
 export { accessLogPath } from './access-log.ts';

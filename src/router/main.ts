@@ -14,9 +14,12 @@ const { values } = parseArgs({
     domain: { type: 'string' },
   },
 });
-const int = (v: string | undefined): number | undefined => (v === undefined ? undefined : Number.parseInt(v, 10));
+const int = (v: string | undefined): number | undefined =>
+  v === undefined ? undefined : Number.parseInt(v, 10);
 if (!values['data-dir'] || values['http-port'] === undefined || !values.domain) {
-  process.stderr.write('usage: main.ts --data-dir D --http-port P --domain D [--https-port P] [--workers N] [--host H]\n');
+  process.stderr.write(
+    'usage: main.ts --data-dir D --http-port P --domain D [--https-port P] [--workers N] [--host H]\n',
+  );
   process.exit(2);
 }
 await runRouter({

@@ -47,7 +47,8 @@ export class DataPlane {
     const p = new DataPlane(opts);
     try {
       p.httpPort = await p.listen('http', opts.httpPort);
-      if (opts.httpsPort !== undefined) p.httpsPort = p.ctx.httpsPort = await p.listen('https', opts.httpsPort);
+      if (opts.httpsPort !== undefined)
+        p.httpsPort = p.ctx.httpsPort = await p.listen('https', opts.httpsPort);
     } catch (err) {
       await p.close(0);
       throw err;
@@ -69,10 +70,15 @@ export class DataPlane {
   }
 
   async close(drainTimeoutMs: number): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => {
-      s.close(() => r());
-      s.closeIdleConnections();
-    })));
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((r) => {
+            s.close(() => r());
+            s.closeIdleConnections();
+          }),
+      ),
+    );
     await this.state.close(drainTimeoutMs);
     for (const s of this.servers) s.closeAllConnections();
     await this.log?.close();
@@ -93,9 +99,10 @@ export class DataPlane {
       // The router answers a missing Host itself, with its error page and request id.
       requireHostHeader: false,
     };
-    const server = proto === 'http'
-      ? http.createServer(common)
-      : https.createServer({ ...common, SNICallback: (name, cb) => this.sni(name, cb) });
+    const server =
+      proto === 'http'
+        ? http.createServer(common)
+        : https.createServer({ ...common, SNICallback: (name, cb) => this.sni(name, cb) });
     const info: ListenerInfo = { proto, port: String(port) };
     server.on('request', (req, res) => handleRequest(this.ctx, info, req, res));
     server.on('upgrade', (req, socket, head) => handleUpgrade(this.ctx, info, req, socket, head));
@@ -104,12 +111,15 @@ export class DataPlane {
     this.servers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ port, host: this.opts.host, reusePort: this.opts.reusePort, exclusive: true }, () => {
-        server.off('error', reject);
-        const bound = (server.address() as { port: number }).port;
-        info.port = String(bound);
-        resolve(bound);
-      });
+      server.listen(
+        { port, host: this.opts.host, reusePort: this.opts.reusePort, exclusive: true },
+        () => {
+          server.off('error', reject);
+          const bound = (server.address() as { port: number }).port;
+          info.port = String(bound);
+          resolve(bound);
+        },
+      );
     });
   }
 
@@ -129,16 +139,28 @@ export class DataPlane {
     }
     const requestId = requestIdFrom(undefined);
     const page = renderError(status, requestId, undefined, undefined);
-    socket.end(Buffer.concat([
-      Buffer.from(`HTTP/1.1 ${status} ${reasonPhrase(status)}\r\ncontent-type: ${page.contentType}\r\n` +
-        `content-length: ${page.body.length}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n`),
-      page.body,
-    ]));
+    socket.end(
+      Buffer.concat([
+        Buffer.from(
+          `HTTP/1.1 ${status} ${reasonPhrase(status)}\r\ncontent-type: ${page.contentType}\r\n` +
+            `content-length: ${page.body.length}\r\nx-request-id: ${requestId}\r\nconnection: close\r\n\r\n`,
+        ),
+        page.body,
+      ]),
+    );
     // A client that does not read its error must not keep the socket.
     setTimeout(() => socket.destroy(), 2000).unref();
     this.log?.write({
-      app: null, host: null, method: '-', path: '-', status, bytes: page.body.length, duration: 0,
-      upstream: null, requestId, remote: socket.remoteAddress,
+      app: null,
+      host: null,
+      method: '-',
+      path: '-',
+      status,
+      bytes: page.body.length,
+      duration: 0,
+      upstream: null,
+      requestId,
+      remote: socket.remoteAddress,
     });
   }
 

@@ -90,15 +90,29 @@ export class ClusterPlanes implements Planes {
   private closing = false;
   private readonly onLog: (msg: string) => void;
 
-  private constructor(count: number, opts: PlaneOptions, table: RouteTable, onLog: (msg: string) => void) {
+  private constructor(
+    count: number,
+    opts: PlaneOptions,
+    table: RouteTable,
+    onLog: (msg: string) => void,
+  ) {
     this.count = count;
     this.opts = opts;
     this.table = table;
     this.onLog = onLog;
   }
 
-  static async start(count: number, opts: PlaneOptions, table: RouteTable, onLog: (msg: string) => void): Promise<ClusterPlanes> {
-    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker-main.ts', import.meta.url)), args: [], silent: false });
+  static async start(
+    count: number,
+    opts: PlaneOptions,
+    table: RouteTable,
+    onLog: (msg: string) => void,
+  ): Promise<ClusterPlanes> {
+    cluster.setupPrimary({
+      exec: fileURLToPath(new URL('./worker-main.ts', import.meta.url)),
+      args: [],
+      silent: false,
+    });
     const p = new ClusterPlanes(count, opts, table, onLog);
     // The first worker binds the ports (port 0 picks one); the others join what it bound.
     const first = await p.spawn(opts);
@@ -117,7 +131,13 @@ export class ClusterPlanes implements Planes {
         if (m.t === 'ready') {
           this.workers.add(w);
           // A table applied while this worker was starting did not reach it: send it now.
-          if (sent !== this.table) w.send({ t: 'apply', id: 0, table: this.table, drainTimeoutMs: this.opts.limits.drainTimeoutMs } satisfies ToWorker);
+          if (sent !== this.table)
+            w.send({
+              t: 'apply',
+              id: 0,
+              table: this.table,
+              drainTimeoutMs: this.opts.limits.drainTimeoutMs,
+            } satisfies ToWorker);
           resolve({ httpPort: m.httpPort, httpsPort: m.httpsPort });
         } else if (m.t === 'failed') {
           reject(new Error(m.message));
@@ -134,11 +154,15 @@ export class ClusterPlanes implements Planes {
         const known = this.workers.delete(w);
         // A dead worker's connections are gone: it no longer holds up any drain.
         for (const [id] of this.waiters) this.settle(w, id, true);
-        if (!known) return reject(new Error(`router worker exited during start (${signal ?? code})`));
+        if (!known)
+          return reject(new Error(`router worker exited during start (${signal ?? code})`));
         if (this.closing) return;
         this.onLog(`router worker ${w.process.pid} exited (${signal ?? code}); starting another`);
         setTimeout(() => {
-          if (!this.closing) this.spawn({ ...this.opts, httpPort: this.httpPort, httpsPort: this.httpsPort }).catch((e: Error) => this.onLog(e.message));
+          if (!this.closing)
+            this.spawn({ ...this.opts, httpPort: this.httpPort, httpsPort: this.httpsPort }).catch(
+              (e: Error) => this.onLog(e.message),
+            );
         }, 500);
       });
     });
@@ -181,14 +205,19 @@ export class ClusterPlanes implements Planes {
 
   async close(drainTimeoutMs: number): Promise<void> {
     this.closing = true;
-    await Promise.all([...this.workers].map((w) => new Promise<void>((resolve) => {
-      const kill = setTimeout(() => w.process.kill('SIGKILL'), drainTimeoutMs + 2000);
-      w.once('exit', () => {
-        clearTimeout(kill);
-        resolve();
-      });
-      w.send({ t: 'close', drainTimeoutMs } satisfies ToWorker);
-    })));
+    await Promise.all(
+      [...this.workers].map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const kill = setTimeout(() => w.process.kill('SIGKILL'), drainTimeoutMs + 2000);
+            w.once('exit', () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            w.send({ t: 'close', drainTimeoutMs } satisfies ToWorker);
+          }),
+      ),
+    );
   }
 }
 
@@ -214,7 +243,9 @@ export function runWorker(): void {
         );
         break;
       case 'apply':
-        plane?.apply(m.table, m.drainTimeoutMs).then((drained) => send({ t: 'applied', id: m.id, drained }));
+        plane
+          ?.apply(m.table, m.drainTimeoutMs)
+          .then((drained) => send({ t: 'applied', id: m.id, drained }));
         break;
       case 'stats':
         if (plane) send({ t: 'stats', id: m.id, stats: { pid: process.pid, ...plane.stats() } });

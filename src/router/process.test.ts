@@ -48,7 +48,13 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const opts = () => ({ dataDir, httpPort: port, host: '127.0.0.1', domain: 'paas.test', workers: 2 });
+const opts = () => ({
+  dataDir,
+  httpPort: port,
+  host: '127.0.0.1',
+  domain: 'paas.test',
+  workers: 2,
+});
 const nameOf = (body: string): string => (JSON.parse(body) as { name: string }).name;
 
 describe('router process', () => {
@@ -57,7 +63,9 @@ describe('router process', () => {
     pids.push(first.pid);
     expect(first.started).toBe(true);
     expect(first.pid).not.toBe(process.pid);
-    expect(readFileSync(join(dataDir, 'router', 'router.pid'), 'utf8').trim()).toBe(String(first.pid));
+    expect(readFileSync(join(dataDir, 'router', 'router.pid'), 'utf8').trim()).toBe(
+      String(first.pid),
+    );
     const ping = await first.client.ping();
     expect(ping).toMatchObject({ workers: 2, httpPort: port });
 
@@ -66,32 +74,62 @@ describe('router process', () => {
     expect(again).toMatchObject({ started: false, pid: first.pid });
     again.client.close();
 
-    await first.client.setRoutes({ domain: 'paas.test', apps: { app: { domains: ['app.example.com'], backends: [{ host: '127.0.0.1', port: one.port }] } } });
+    await first.client.setRoutes({
+      domain: 'paas.test',
+      apps: {
+        app: { domains: ['app.example.com'], backends: [{ host: '127.0.0.1', port: one.port }] },
+      },
+    });
     expect(nameOf((await request(port, 'app.example.com')).body)).toBe('one');
 
     // A switch reaches every worker: fresh connections (spread by the kernel over both
     // workers) all land on the new backend, and both workers report it.
-    expect(await first.client.switch('app', [{ host: '127.0.0.1', port: two.port }])).toEqual({ drained: true });
-    for (let i = 0; i < 20; i++) expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('two');
+    expect(await first.client.switch('app', [{ host: '127.0.0.1', port: two.port }])).toEqual({
+      drained: true,
+    });
+    for (let i = 0; i < 20; i++)
+      expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('two');
     const stats = await first.client.stats();
     expect(stats.workers).toHaveLength(2);
-    for (const w of stats.workers) expect(w.apps.app?.map((u) => u.upstream)).toEqual([`127.0.0.1:${two.port}`]);
+    for (const w of stats.workers)
+      expect(w.apps.app?.map((u) => u.upstream)).toEqual([`127.0.0.1:${two.port}`]);
     expect(stats.workers.reduce((n, w) => n + (w.apps.app?.[0]?.requests ?? 0), 0)).toBe(20);
 
     // A worker that dies is replaced, and the replacement gets the current table.
     const victim = stats.workers[0]!.pid;
     process.kill(victim, 'SIGKILL');
-    await until(async () => {
-      const now = await first.client.stats();
-      return now.workers.length === 2 && !now.workers.some((w) => w.pid === victim) && now.workers.every((w) => w.apps.app !== undefined);
-    }, 10_000, 'a replacement worker');
-    for (let i = 0; i < 10; i++) expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('two');
+    await until(
+      async () => {
+        const now = await first.client.stats();
+        return (
+          now.workers.length === 2 &&
+          !now.workers.some((w) => w.pid === victim) &&
+          now.workers.every((w) => w.apps.app !== undefined)
+        );
+      },
+      10_000,
+      'a replacement worker',
+    );
+    for (let i = 0; i < 10; i++)
+      expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('two');
     first.client.close();
 
     // kill -9: no clean shutdown; the workers follow their primary out.
     process.kill(first.pid, 'SIGKILL');
-    await until(async () => !(await answers(join(dataDir, 'router.sock'))), 5000, 'control socket to go');
-    await until(async () => (await request(port, 'app.paas.test').then(() => false, () => true)), 5000, 'port to close');
+    await until(
+      async () => !(await answers(join(dataDir, 'router.sock'))),
+      5000,
+      'control socket to go',
+    );
+    await until(
+      async () =>
+        await request(port, 'app.paas.test').then(
+          () => false,
+          () => true,
+        ),
+      5000,
+      'port to close',
+    );
 
     const second = await ensureRouterRunning(opts());
     pids.push(second.pid);
@@ -100,7 +138,9 @@ describe('router process', () => {
     // Nobody pushed a table: it came back from routes.json.
     expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('two');
     expect(nameOf((await request(port, 'app.example.com')).body)).toBe('two');
-    expect((await second.client.routes()).apps.app?.backends).toEqual([{ host: '127.0.0.1', port: two.port }]);
+    expect((await second.client.routes()).apps.app?.backends).toEqual([
+      { host: '127.0.0.1', port: two.port },
+    ]);
     second.client.close();
 
     // SIGTERM stops it cleanly: socket and pid file gone.

@@ -51,8 +51,21 @@ export interface ListenerInfo {
 
 // RFC 9110 §9.2.2: a request that did not reach the app may be sent again only if it is
 // idempotent; with no body, nothing of it has been consumed either.
-const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-const CONNECT_FAILURES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const IDEMPOTENT: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'OPTIONS',
+  'TRACE',
+  'PUT',
+  'DELETE',
+]);
+const CONNECT_FAILURES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+]);
 /**
  * The backend took the request but died before a byte of answer (a process killed
  * mid-request, a keep-alive socket closed under us). Replaying is safe for idempotent
@@ -64,7 +77,12 @@ class BodyTooLarge extends Error {}
 class BodyTimeout extends Error {}
 class ClientGone extends Error {}
 
-export function handleRequest(ctx: PlaneContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
+export function handleRequest(
+  ctx: PlaneContext,
+  listener: ListenerInfo,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
   new Exchange(ctx, listener, req, res).start();
 }
 
@@ -93,7 +111,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   private abortReason: Error | null = null;
   private bodyTimer: NodeJS.Timeout | undefined;
   private remote: string | undefined;
-  constructor(ctx: PlaneContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse) {
+  constructor(
+    ctx: PlaneContext,
+    listener: ListenerInfo,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ) {
     this.ctx = ctx;
     this.listener = listener;
     this.req = req;
@@ -165,22 +188,32 @@ class Exchange implements Dispatcher.DispatchHandler {
     const app = (this.app = this.ctx.state.lookup(this.host));
     if (app === undefined) return this.fail(404);
 
-    if (this.listener.proto === 'http' && app.route.redirectHttps && this.ctx.httpsPort !== undefined) {
+    if (
+      this.listener.proto === 'http' &&
+      app.route.redirectHttps &&
+      this.ctx.httpsPort !== undefined
+    ) {
       return this.redirectToHttps();
     }
     this.hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
-    if (contentLength !== undefined && Number(contentLength) > app.maxBodyBytes) return this.fail(413, true);
+    if (contentLength !== undefined && Number(contentLength) > app.maxBodyBytes)
+      return this.fail(413, true);
 
     const up = app.upstreams.pick();
     if (up === undefined) return this.fail(503);
 
     const remote = this.remote ?? '';
     out.push(
-      'x-forwarded-for', xff === undefined ? remote : `${xff}, ${remote}`,
-      'x-forwarded-proto', this.listener.proto,
-      'x-forwarded-host', this.hostHeader ?? hostHeader!,
-      'x-forwarded-port', this.listener.port,
-      'x-request-id', this.requestId,
+      'x-forwarded-for',
+      xff === undefined ? remote : `${xff}, ${remote}`,
+      'x-forwarded-proto',
+      this.listener.proto,
+      'x-forwarded-host',
+      this.hostHeader ?? hostHeader!,
+      'x-forwarded-port',
+      this.listener.port,
+      'x-request-id',
+      this.requestId,
     );
     if (this.hasBody) this.armBodyTimer();
     this.dispatch(up);
@@ -191,7 +224,15 @@ class Exchange implements Dispatcher.DispatchHandler {
     up.acquire();
     const { req } = this;
     try {
-      up.pool.dispatch({ path: this.path, method: req.method!, headers: this.headers, body: this.hasBody ? req : null }, this);
+      up.pool.dispatch(
+        {
+          path: this.path,
+          method: req.method!,
+          headers: this.headers,
+          body: this.hasBody ? req : null,
+        },
+        this,
+      );
     } catch {
       // undici refuses what it cannot send (a header value it rejects): the app never saw it.
       this.releaseUpstream();
@@ -216,7 +257,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.clearBodyTimer();
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
     if (statusCode < 200) return; // 1xx interim responses are the upstream hop's business.
     const out: string[] = [];
     let hasId = false;
@@ -270,7 +316,12 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (err instanceof BodyTimeout) return this.fail(408, true);
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (code === 'UND_ERR_HEADERS_TIMEOUT') return this.fail(504);
-    if (!this.retried && (CONNECT_FAILURES.has(code) || RESET_BEFORE_ANSWER.has(code)) && !this.hasBody && IDEMPOTENT.has(this.req.method!)) {
+    if (
+      !this.retried &&
+      (CONNECT_FAILURES.has(code) || RESET_BEFORE_ANSWER.has(code)) &&
+      !this.hasBody &&
+      IDEMPOTENT.has(this.req.method!)
+    ) {
       const next = this.app!.upstreams.pick(failed);
       if (next !== undefined) {
         this.retried = true;
@@ -324,7 +375,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     } catch {
       return false;
     }
-    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password) return false;
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password)
+      return false;
     this.host = hostOf(url.host);
     this.hostHeader = url.host;
     this.path = url.pathname + url.search;
@@ -338,7 +390,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (listed === null) return;
     const kept: string[] = [];
     const h = this.headers;
-    for (let i = 0; i < h.length; i += 2) if (!listed.has(h[i]!.toLowerCase())) kept.push(h[i]!, h[i + 1]!);
+    for (let i = 0; i < h.length; i += 2)
+      if (!listed.has(h[i]!.toLowerCase())) kept.push(h[i]!, h[i + 1]!);
     this.headers = kept;
   }
 
@@ -350,10 +403,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     // After a refused body (413, 408) or a request we could not parse (400) the rest of the
     // connection's bytes cannot be trusted to be a next request: close it.
     const headers: string[] = [
-      'content-type', page.contentType,
-      'content-length', String(page.body.length),
-      'cache-control', 'no-store',
-      'x-request-id', this.requestId,
+      'content-type',
+      page.contentType,
+      'content-length',
+      String(page.body.length),
+      'cache-control',
+      'no-store',
+      'x-request-id',
+      this.requestId,
     ];
     if (close) headers.push('connection', 'close');
     res.writeHead(status, headers);
@@ -363,7 +420,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   private redirectToHttps(): void {
     const port = this.ctx.httpsPort === 443 ? '' : `:${this.ctx.httpsPort}`;
     // 308 keeps the method and body (RFC 9110 §15.4.9), unlike 301.
-    this.res.writeHead(308, ['location', `https://${this.host}${port}${this.path}`, 'content-length', '0', 'x-request-id', this.requestId]);
+    this.res.writeHead(308, [
+      'location',
+      `https://${this.host}${port}${this.path}`,
+      'content-length',
+      '0',
+      'x-request-id',
+      this.requestId,
+    ]);
     this.res.end();
   }
 

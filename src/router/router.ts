@@ -1,7 +1,16 @@
 // The router process: data planes (in-process or cluster workers), the control socket the
 // daemon talks to, the persisted table it reloads after its own restart, the pid file and
 // access-log rotation.
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { createServer as createNetServer, type Server } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -60,8 +69,11 @@ export const routerPaths = (dataDir: string) => ({
 /** `paas router`: start, then serve until SIGTERM/SIGINT, then drain and stop. */
 export async function runRouter(opts: RouterOptions): Promise<void> {
   const handle = await startRouter(opts);
-  const say = (msg: string): void => void process.stderr.write(`${JSON.stringify({ time: Date.now(), source: 'router', msg })}\n`);
-  say(`router ${process.pid} serving http on ${handle.httpPort}${handle.httpsPort ? `, https on ${handle.httpsPort}` : ''}`);
+  const say = (msg: string): void =>
+    void process.stderr.write(`${JSON.stringify({ time: Date.now(), source: 'router', msg })}\n`);
+  say(
+    `router ${process.pid} serving http on ${handle.httpPort}${handle.httpsPort ? `, https on ${handle.httpsPort}` : ''}`,
+  );
   // A bug in one request must not close the front door of every app; log it and go on.
   process.on('uncaughtException', (err) => say(`uncaught: ${err.stack ?? String(err)}`));
   await new Promise<void>((resolve) => {
@@ -76,7 +88,9 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   const paths = routerPaths(opts.dataDir);
   // Before binding anything: with SO_REUSEPORT a second router would silently share the ports.
   if (await answers(paths.socket)) {
-    throw new RouterUnavailable(`a router is already running for ${opts.dataDir}`, { socket: paths.socket });
+    throw new RouterUnavailable(`a router is already running for ${opts.dataDir}`, {
+      socket: paths.socket,
+    });
   }
   mkdirSync(paths.dir, { recursive: true });
   mkdirSync(paths.logDir, { recursive: true });
@@ -100,11 +114,14 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     if (port !== undefined && port !== 0) await assertPortFree(planeOpts.host ?? '0.0.0.0', port);
   }
   const workers = opts.workers ?? availableParallelism();
-  if (!Number.isInteger(workers) || workers < 1) throw new InvalidArgument(`router: workers must be a positive integer, not ${workers}`);
-  const log = (msg: string): void => void process.stderr.write(`${JSON.stringify({ time: Date.now(), source: 'router', msg })}\n`);
-  const planes: Planes = workers === 1
-    ? await LocalPlanes.start(planeOpts, table)
-    : await ClusterPlanes.start(workers, planeOpts, table, log);
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new InvalidArgument(`router: workers must be a positive integer, not ${workers}`);
+  const log = (msg: string): void =>
+    void process.stderr.write(`${JSON.stringify({ time: Date.now(), source: 'router', msg })}\n`);
+  const planes: Planes =
+    workers === 1
+      ? await LocalPlanes.start(planeOpts, table)
+      : await ClusterPlanes.start(workers, planeOpts, table, log);
 
   const setTable = (next: RouteTable, drainTimeoutMs: number): Promise<boolean> => {
     table = next;
@@ -117,24 +134,41 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   try {
     control = await listenControl(paths.socket, async (op, args) => {
       const a = (args ?? {}) as Record<string, unknown>;
-      const drainTimeoutMs = typeof a.drainTimeoutMs === 'number' && a.drainTimeoutMs >= 0 ? a.drainTimeoutMs : limits.drainTimeoutMs;
+      const drainTimeoutMs =
+        typeof a.drainTimeoutMs === 'number' && a.drainTimeoutMs >= 0
+          ? a.drainTimeoutMs
+          : limits.drainTimeoutMs;
       switch (op) {
         case 'ping':
-          return { pid: process.pid, workers: planes.count, httpPort: planes.httpPort, httpsPort: planes.httpsPort, uptimeMs: Date.now() - started } satisfies PingReply;
+          return {
+            pid: process.pid,
+            workers: planes.count,
+            httpPort: planes.httpPort,
+            httpsPort: planes.httpsPort,
+            uptimeMs: Date.now() - started,
+          } satisfies PingReply;
         case 'routes':
           return table;
         case 'setRoutes':
           return { drained: await setTable(parseRouteTable(a.table), drainTimeoutMs) };
         case 'switch': {
-          if (!isAppName(a.app)) throw new InvalidArgument(`switch: invalid app name ${JSON.stringify(a.app)}`);
+          if (!isAppName(a.app))
+            throw new InvalidArgument(`switch: invalid app name ${JSON.stringify(a.app)}`);
           const app = a.app as string;
           const backends = parseBackends(a.backends, app);
           const prev = table.apps[app] ?? { domains: [], backends: [] };
-          const next: RouteTable = { ...table, apps: { ...table.apps, [app]: { ...prev, backends } } };
+          const next: RouteTable = {
+            ...table,
+            apps: { ...table.apps, [app]: { ...prev, backends } },
+          };
           return { drained: await setTable(next, drainTimeoutMs) };
         }
         case 'stats':
-          return { pid: process.pid, uptimeMs: Date.now() - started, workers: await planes.stats() } satisfies RouterStats;
+          return {
+            pid: process.pid,
+            uptimeMs: Date.now() - started,
+            workers: await planes.stats(),
+          } satisfies RouterStats;
         default:
           throw new InvalidArgument(`unknown router operation ${JSON.stringify(op)}`);
       }
@@ -204,7 +238,15 @@ function assertPortFree(host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const probe = createNetServer();
     probe.once('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'EADDRINUSE' ? new RouterUnavailable(`router: port ${port} on ${host} is already in use by another process`, { port }) : e));
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new RouterUnavailable(
+              `router: port ${port} on ${host} is already in use by another process`,
+              { port },
+            )
+          : e,
+      ),
+    );
     probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
   });
 }

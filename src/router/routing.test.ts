@@ -39,14 +39,33 @@ beforeAll(async () => {
   await router.client.setRoutes({
     domain: 'paas.test',
     apps: {
-      web: { domains: ['www.example.com', '*.example.org'], backends: [{ host: '127.0.0.1', port: web.port }] },
-      store: { domains: ['api.example.com'], backends: [{ host: '127.0.0.1', port: api.port }], maxBodyBytes: 1000 },
+      web: {
+        domains: ['www.example.com', '*.example.org'],
+        backends: [{ host: '127.0.0.1', port: web.port }],
+      },
+      store: {
+        domains: ['api.example.com'],
+        backends: [{ host: '127.0.0.1', port: api.port }],
+        maxBodyBytes: 1000,
+      },
       down: { domains: [], backends: [{ host: '127.0.0.1', port: deadPort }] },
       empty: { domains: [], backends: [] },
       stopped: { domains: [], backends: [{ host: '127.0.0.1', port: web.port }], state: 'stopped' },
       slow: { domains: [], backends: [{ host: '127.0.0.1', port: slow.port }] },
-      flaky: { domains: [], backends: [{ host: '127.0.0.1', port: deadPort }, { host: '127.0.0.1', port: api.port }] },
-      dying: { domains: [], backends: [{ host: '127.0.0.1', port: (resetter.address() as net.AddressInfo).port }, { host: '127.0.0.1', port: api.port }] },
+      flaky: {
+        domains: [],
+        backends: [
+          { host: '127.0.0.1', port: deadPort },
+          { host: '127.0.0.1', port: api.port },
+        ],
+      },
+      dying: {
+        domains: [],
+        backends: [
+          { host: '127.0.0.1', port: (resetter.address() as net.AddressInfo).port },
+          { host: '127.0.0.1', port: api.port },
+        ],
+      },
     },
   });
 });
@@ -76,12 +95,20 @@ describe('host routing', () => {
   });
 
   it('routes an absolute-form request by its target, and sends it upstream in origin-form', async () => {
-    const r = await request(router.port, 'nope.paas.test', { path: 'http://www.example.com/abs?x=1' });
+    const r = await request(router.port, 'nope.paas.test', {
+      path: 'http://www.example.com/abs?x=1',
+    });
     expect(r.status).toBe(200);
-    const seen = JSON.parse(r.body) as { name: string; url: string; headers: Record<string, string> };
+    const seen = JSON.parse(r.body) as {
+      name: string;
+      url: string;
+      headers: Record<string, string>;
+    };
     expect(seen).toMatchObject({ name: 'web', url: '/abs?x=1' });
     expect(seen.headers.host).toBe('www.example.com');
-    expect((await request(router.port, 'web.paas.test', { path: '*', method: 'OPTIONS' })).status).toBe(400);
+    expect(
+      (await request(router.port, 'web.paas.test', { path: '*', method: 'OPTIONS' })).status,
+    ).toBe(400);
   });
 
   it('answers 404 for an unknown host, and for the wildcard parent itself', async () => {
@@ -110,29 +137,51 @@ describe('error pages', () => {
     expect(Date.now() - t0).toBeLessThan(1400);
   });
 
-  it.each([400, 404, 502, 503, 504])('%i is HTML for browsers and JSON for API clients, with the request id', async (status) => {
-    const host = { 400: 'bad_host', 404: 'nope.paas.test', 502: 'down.paas.test', 503: 'empty.paas.test', 504: 'slow.paas.test' }[status]!;
-    const html = await request(router.port, host, { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
-    expect(html.status).toBe(status);
-    expect(html.headers['content-type']).toMatch(/^text\/html/);
-    const id = html.headers['x-request-id'] as string;
-    expect(id).toMatch(/^[0-9a-f-]{36}$/);
-    expect(html.body).toContain(id);
-    expect(html.body).toContain(`<title>${status}`);
+  it.each([400, 404, 502, 503, 504])(
+    '%i is HTML for browsers and JSON for API clients, with the request id',
+    async (status) => {
+      const host = {
+        400: 'bad_host',
+        404: 'nope.paas.test',
+        502: 'down.paas.test',
+        503: 'empty.paas.test',
+        504: 'slow.paas.test',
+      }[status]!;
+      const html = await request(router.port, host, {
+        headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' },
+      });
+      expect(html.status).toBe(status);
+      expect(html.headers['content-type']).toMatch(/^text\/html/);
+      const id = html.headers['x-request-id'] as string;
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(html.body).toContain(id);
+      expect(html.body).toContain(`<title>${status}`);
 
-    const json = await request(router.port, host, { headers: { accept: 'application/json', 'x-request-id': 'client-chosen-id-42' } });
-    expect(json.status).toBe(status);
-    expect(json.headers['content-type']).toMatch(/^application\/json/);
-    const body = JSON.parse(json.body) as { error: { status: number; requestId: string; code: string } };
-    expect(body.error.status).toBe(status);
-    expect(body.error.requestId).toBe('client-chosen-id-42');
-    expect(json.headers['x-request-id']).toBe('client-chosen-id-42');
-  });
+      const json = await request(router.port, host, {
+        headers: { accept: 'application/json', 'x-request-id': 'client-chosen-id-42' },
+      });
+      expect(json.status).toBe(status);
+      expect(json.headers['content-type']).toMatch(/^application\/json/);
+      const body = JSON.parse(json.body) as {
+        error: { status: number; requestId: string; code: string };
+      };
+      expect(body.error.status).toBe(status);
+      expect(body.error.requestId).toBe('client-chosen-id-42');
+      expect(json.headers['x-request-id']).toBe('client-chosen-id-42');
+    },
+  );
 });
 
 describe('forwarding', () => {
   it('sets X-Forwarded-* and keeps a valid X-Request-Id', async () => {
-    const r = await request(router.port, 'www.example.com', { path: '/p?q=1', headers: { 'x-request-id': 'abc-123-def-456', 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' } });
+    const r = await request(router.port, 'www.example.com', {
+      path: '/p?q=1',
+      headers: {
+        'x-request-id': 'abc-123-def-456',
+        'x-forwarded-for': '203.0.113.9',
+        'x-forwarded-proto': 'https',
+      },
+    });
     const seen = JSON.parse(r.body) as { url: string; headers: Record<string, string> };
     expect(seen.url).toBe('/p?q=1');
     expect(seen.headers.host).toBe('www.example.com');
@@ -146,8 +195,12 @@ describe('forwarding', () => {
 
   it('creates a request id when absent or invalid', async () => {
     for (const given of [undefined, 'bad id with spaces', 'x'.repeat(300)]) {
-      const r = await request(router.port, 'web.paas.test', { headers: given === undefined ? {} : { 'x-request-id': given } });
-      const id = (JSON.parse(r.body) as { headers: Record<string, string> }).headers['x-request-id'];
+      const r = await request(router.port, 'web.paas.test', {
+        headers: given === undefined ? {} : { 'x-request-id': given },
+      });
+      const id = (JSON.parse(r.body) as { headers: Record<string, string> }).headers[
+        'x-request-id'
+      ];
       expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-/);
       expect(r.headers['x-request-id']).toBe(id);
     }
@@ -155,12 +208,20 @@ describe('forwarding', () => {
 
   it('strips hop-by-hop headers, including those the Connection header names', async () => {
     const r = await request(router.port, 'web.paas.test', {
-      headers: { connection: 'keep-alive, x-secret-hop, host', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-connection': 'keep-alive', 'x-kept': 'yes' },
+      headers: {
+        connection: 'keep-alive, x-secret-hop, host',
+        'x-secret-hop': '1',
+        'keep-alive': 'timeout=5',
+        te: 'trailers',
+        'proxy-connection': 'keep-alive',
+        'x-kept': 'yes',
+      },
     });
     const h = (JSON.parse(r.body) as { headers: Record<string, string> }).headers;
     expect(h['x-kept']).toBe('yes');
     expect(h.host).toBe('web.paas.test'); // not removable through Connection
-    for (const gone of ['x-secret-hop', 'keep-alive', 'te', 'proxy-connection']) expect(h[gone], gone).toBeUndefined();
+    for (const gone of ['x-secret-hop', 'keep-alive', 'te', 'proxy-connection'])
+      expect(h[gone], gone).toBeUndefined();
   });
 
   it('retries an idempotent request once on another backend when the connect fails', async () => {
@@ -172,7 +233,10 @@ describe('forwarding', () => {
     expect(api.seen.length - before).toBe(10);
     // A POST with a body is not replayed: some of them land on the dead backend and get 502.
     const statuses = new Set<number>();
-    for (let i = 0; i < 10; i++) statuses.add((await request(router.port, 'flaky.paas.test', { method: 'POST', body: 'x=1' })).status);
+    for (let i = 0; i < 10; i++)
+      statuses.add(
+        (await request(router.port, 'flaky.paas.test', { method: 'POST', body: 'x=1' })).status,
+      );
     expect(statuses.has(502)).toBe(true);
   });
 
@@ -182,26 +246,46 @@ describe('forwarding', () => {
       expect(r.status).toBe(200);
     }
     const statuses = new Set<number>();
-    for (let i = 0; i < 10; i++) statuses.add((await request(router.port, 'dying.paas.test', { method: 'POST', body: 'x=1' })).status);
+    for (let i = 0; i < 10; i++)
+      statuses.add(
+        (await request(router.port, 'dying.paas.test', { method: 'POST', body: 'x=1' })).status,
+      );
     expect(statuses.has(502)).toBe(true);
   });
 });
 
 describe('body limit', () => {
   it('413 for a declared length over the app limit, before reading it', async () => {
-    const r = await request(router.port, 'store.paas.test', { method: 'POST', body: 'x'.repeat(1001), headers: { accept: 'application/json' } });
+    const r = await request(router.port, 'store.paas.test', {
+      method: 'POST',
+      body: 'x'.repeat(1001),
+      headers: { accept: 'application/json' },
+    });
     expect(r.status).toBe(413);
     expect(r.headers.connection).toBe('close');
   });
 
   it('413 for a chunked body that grows past the limit, and small bodies pass', async () => {
-    const ok = await request(router.port, 'store.paas.test', { method: 'POST', body: 'x'.repeat(1000) });
+    const ok = await request(router.port, 'store.paas.test', {
+      method: 'POST',
+      body: 'x'.repeat(1000),
+    });
     expect(ok.status).toBe(200);
     const r = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: router.port, method: 'POST', path: '/', agent: false, headers: { host: 'store.paas.test', 'transfer-encoding': 'chunked' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode!);
-      });
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: router.port,
+          method: 'POST',
+          path: '/',
+          agent: false,
+          headers: { host: 'store.paas.test', 'transfer-encoding': 'chunked' },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        },
+      );
       req.on('error', reject);
       for (let i = 0; i < 20; i++) req.write('y'.repeat(100));
       req.end();
@@ -212,17 +296,33 @@ describe('body limit', () => {
 
 describe('access log', () => {
   it('writes one pino JSON line per request with app, host, status, bytes, duration, upstream and request id', async () => {
-    const r = await request(router.port, 'www.example.com', { path: '/logged?x=1', headers: { 'x-request-id': 'log-line-check-1' } });
+    const r = await request(router.port, 'www.example.com', {
+      path: '/logged?x=1',
+      headers: { 'x-request-id': 'log-line-check-1' },
+    });
     const file = accessLogPath(router.dataDir);
     let line: Record<string, unknown> | undefined;
-    await until(() => {
-      const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-      line = lines.find((l) => l.requestId === 'log-line-check-1');
-      return line !== undefined;
-    }, 5000, 'access log line');
+    await until(
+      () => {
+        const lines = readFileSync(file, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        line = lines.find((l) => l.requestId === 'log-line-check-1');
+        return line !== undefined;
+      },
+      5000,
+      'access log line',
+    );
     expect(line).toMatchObject({
-      source: 'router', app: 'web', host: 'www.example.com', method: 'GET', path: '/logged?x=1', status: 200,
-      bytes: Buffer.byteLength(r.body), upstream: `127.0.0.1:${web.port}`,
+      source: 'router',
+      app: 'web',
+      host: 'www.example.com',
+      method: 'GET',
+      path: '/logged?x=1',
+      status: 200,
+      bytes: Buffer.byteLength(r.body),
+      upstream: `127.0.0.1:${web.port}`,
     });
     expect(typeof line!.duration).toBe('number');
     expect(typeof line!.time).toBe('number');
@@ -235,13 +335,36 @@ describe('HTTPS', () => {
     tls = await testRouter({ httpsPort: 0 });
     const certs = join(tls.dataDir, 'router', 'certs');
     for (const name of ['secure.example.com', '*.example.net']) {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${name}`,
-        '-keyout', join(certs, `${name}.key`), '-out', join(certs, `${name}.crt`)], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          `/CN=${name}`,
+          '-keyout',
+          join(certs, `${name}.key`),
+          '-out',
+          join(certs, `${name}.crt`),
+        ],
+        { stdio: 'ignore' },
+      );
     }
     writeFileSync(join(certs, 'README'), 'operator-supplied certificates\n');
     await tls.client.setRoutes({
       domain: 'paas.test',
-      apps: { web: { domains: ['secure.example.com', '*.example.net'], backends: [{ host: '127.0.0.1', port: web.port }], redirectHttps: true } },
+      apps: {
+        web: {
+          domains: ['secure.example.com', '*.example.net'],
+          backends: [{ host: '127.0.0.1', port: web.port }],
+          redirectHttps: true,
+        },
+      },
     });
   });
   afterAll(async () => tls?.close());
@@ -252,20 +375,33 @@ describe('HTTPS', () => {
     expect(r.headers.location).toBe(`https://secure.example.com:${tls.handle.httpsPort}/a?b=c`);
   });
 
-  it.each(['secure.example.com', 'shop.example.net'])('serves %s with its certificate chosen by SNI', async (host) => {
-    const { cn, body } = await new Promise<{ cn: string; body: string }>((resolve, reject) => {
-      const req = https.request({ host: '127.0.0.1', port: tls.handle.httpsPort, servername: host, headers: { host }, rejectUnauthorized: false, agent: false }, (res) => {
-        const cert = (res.socket as TLSSocket).getPeerCertificate();
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c));
-        res.on('end', () => resolve({ cn: String(cert.subject.CN), body }));
+  it.each(['secure.example.com', 'shop.example.net'])(
+    'serves %s with its certificate chosen by SNI',
+    async (host) => {
+      const { cn, body } = await new Promise<{ cn: string; body: string }>((resolve, reject) => {
+        const req = https.request(
+          {
+            host: '127.0.0.1',
+            port: tls.handle.httpsPort,
+            servername: host,
+            headers: { host },
+            rejectUnauthorized: false,
+            agent: false,
+          },
+          (res) => {
+            const cert = (res.socket as TLSSocket).getPeerCertificate();
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c));
+            res.on('end', () => resolve({ cn: String(cert.subject.CN), body }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
       });
-      req.on('error', reject);
-      req.end();
-    });
-    expect(cn).toBe(host === 'secure.example.com' ? 'secure.example.com' : '*.example.net');
-    const seen = JSON.parse(body) as { name: string; headers: Record<string, string> };
-    expect(seen.name).toBe('web');
-    expect(seen.headers['x-forwarded-proto']).toBe('https');
-  });
+      expect(cn).toBe(host === 'secure.example.com' ? 'secure.example.com' : '*.example.net');
+      const seen = JSON.parse(body) as { name: string; headers: Record<string, string> };
+      expect(seen.name).toBe('web');
+      expect(seen.headers['x-forwarded-proto']).toBe('https');
+    },
+  );
 });

@@ -49,7 +49,9 @@ export class RouteState {
     const { compiled, retired } = compile(table, this.current.apps, this.limits);
     this.current = compiled;
     if (retired.length === 0) return Promise.resolve(true);
-    return Promise.all(retired.map((u) => u.retire(drainTimeoutMs))).then((all) => all.every(Boolean));
+    return Promise.all(retired.map((u) => u.retire(drainTimeoutMs))).then((all) =>
+      all.every(Boolean),
+    );
   }
 
   /** Retire everything (shutdown). */
@@ -73,7 +75,15 @@ export class RouteState {
 }
 
 export interface StateStats {
-  apps: { [app: string]: { upstream: string; id?: string; inflight: number; upgraded: number; requests: number }[] };
+  apps: {
+    [app: string]: {
+      upstream: string;
+      id?: string;
+      inflight: number;
+      upgraded: number;
+      requests: number;
+    }[];
+  };
 }
 
 function compile(
@@ -103,6 +113,7 @@ function compile(
     });
   }
   const retired: Upstream[] = [];
-  for (const a of previous.values()) for (const u of a.upstreams.list) if (!kept.has(u)) retired.push(u);
+  for (const a of previous.values())
+    for (const u of a.upstreams.list) if (!kept.has(u)) retired.push(u);
   return { compiled: { table, apps, hosts: new HostIndex(table, (n) => apps.get(n)!) }, retired };
 }

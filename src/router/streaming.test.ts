@@ -4,7 +4,16 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256, testRouter, until, upstream, wsConnect, wsEchoUpstream, type TestRouter, type Upstream } from './testing.ts';
+import {
+  sha256,
+  testRouter,
+  until,
+  upstream,
+  wsConnect,
+  wsEchoUpstream,
+  type TestRouter,
+  type Upstream,
+} from './testing.ts';
 
 let router: TestRouter;
 let ws: Upstream;
@@ -84,22 +93,39 @@ describe('streaming', () => {
     const events: { at: number; text: string }[] = [];
     const t0 = Date.now();
     const contentType = await new Promise<string>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: router.port, path: '/events', headers: { host: 'feed.paas.test', accept: 'text/event-stream' }, agent: false }, (res) => {
-        res.setEncoding('utf8');
-        let buf = '';
-        res.on('data', (c: string) => {
-          buf += c;
-          let i: number;
-          while ((i = buf.indexOf('\n\n')) >= 0) {
-            events.push({ at: Date.now() - t0, text: buf.slice(0, i) });
-            buf = buf.slice(i + 2);
-          }
-        });
-        res.on('end', () => resolve(String(res.headers['content-type'])));
-      }).on('error', reject);
+      http
+        .get(
+          {
+            host: '127.0.0.1',
+            port: router.port,
+            path: '/events',
+            headers: { host: 'feed.paas.test', accept: 'text/event-stream' },
+            agent: false,
+          },
+          (res) => {
+            res.setEncoding('utf8');
+            let buf = '';
+            res.on('data', (c: string) => {
+              buf += c;
+              let i: number;
+              while ((i = buf.indexOf('\n\n')) >= 0) {
+                events.push({ at: Date.now() - t0, text: buf.slice(0, i) });
+                buf = buf.slice(i + 2);
+              }
+            });
+            res.on('end', () => resolve(String(res.headers['content-type'])));
+          },
+        )
+        .on('error', reject);
     });
     expect(contentType).toBe('text/event-stream');
-    expect(events.map((e) => e.text.split('\n')[0])).toEqual(['id: 0', 'id: 1', 'id: 2', 'id: 3', 'id: 4']);
+    expect(events.map((e) => e.text.split('\n')[0])).toEqual([
+      'id: 0',
+      'id: 1',
+      'id: 2',
+      'id: 3',
+      'id: 4',
+    ]);
     // Not buffered: the first event was read ~450 ms before the stream ended.
     expect(events[4]!.at - events[0]!.at).toBeGreaterThan(300);
   });
@@ -107,24 +133,39 @@ describe('streaming', () => {
   it('a 50 MB chunked upload streams through intact, and back', async () => {
     const data = randomBytes(50 * 1024 * 1024);
     const expected = sha256(data);
-    const { status, hash, length } = await new Promise<{ status: number; hash: string; length: number }>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: router.port, method: 'PUT', path: '/upload', agent: false, headers: { host: 'files.paas.test', 'transfer-encoding': 'chunked' } }, (res) => {
-        const h = createHash('sha256');
-        let length = 0;
-        res.on('data', (c: Buffer) => {
-          length += c.length;
-          h.update(c);
-        });
-        res.on('end', () => resolve({ status: res.statusCode!, hash: h.digest('hex'), length }));
-        res.on('error', reject);
-      });
+    const { status, hash, length } = await new Promise<{
+      status: number;
+      hash: string;
+      length: number;
+    }>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: router.port,
+          method: 'PUT',
+          path: '/upload',
+          agent: false,
+          headers: { host: 'files.paas.test', 'transfer-encoding': 'chunked' },
+        },
+        (res) => {
+          const h = createHash('sha256');
+          let length = 0;
+          res.on('data', (c: Buffer) => {
+            length += c.length;
+            h.update(c);
+          });
+          res.on('end', () => resolve({ status: res.statusCode!, hash: h.digest('hex'), length }));
+          res.on('error', reject);
+        },
+      );
       req.on('error', reject);
       const CHUNK = 256 * 1024;
       // First 1 MB, then wait until the app has seen bytes: the router streams, not buffers.
       req.write(data.subarray(0, 1024 * 1024));
       until(() => received > 0, 5000, 'upload bytes at the app').then(async () => {
         for (let off = 1024 * 1024; off < data.length; off += CHUNK) {
-          if (!req.write(data.subarray(off, off + CHUNK))) await new Promise((r) => req.once('drain', r));
+          if (!req.write(data.subarray(off, off + CHUNK)))
+            await new Promise((r) => req.once('drain', r));
         }
         req.end();
       }, reject);

@@ -4,7 +4,15 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Backend } from './table.ts';
-import { request, testRouter, upstream, wsConnect, wsEchoUpstream, type TestRouter, type Upstream } from './testing.ts';
+import {
+  request,
+  testRouter,
+  upstream,
+  wsConnect,
+  wsEchoUpstream,
+  type TestRouter,
+  type Upstream,
+} from './testing.ts';
 
 let router: TestRouter;
 
@@ -16,7 +24,8 @@ const jittery = (_req: http.IncomingMessage, res: http.ServerResponse, name: str
   }, Math.random() * 6);
 };
 
-const backends = (set: Upstream[]): Backend[] => set.map((u) => ({ host: '127.0.0.1', port: u.port, id: u.name }));
+const backends = (set: Upstream[]): Backend[] =>
+  set.map((u) => ({ host: '127.0.0.1', port: u.port, id: u.name }));
 
 beforeAll(async () => {
   router = await testRouter();
@@ -31,9 +40,15 @@ describe('switch under load', () => {
     // Eleven releases of two processes each. Like a deploy, each switch is followed by
     // stopping the old pair as soon as the drain resolved: a drain that resolved early
     // shows up as failed requests, a table that still points at them as late requests.
-    const sets = await Promise.all(Array.from({ length: 11 }, (_, i) =>
-      Promise.all([`v${i}.1`, `v${i}.2`].map((n) => upstream(n, jittery)))));
-    await router.client.setRoutes({ domain: 'paas.test', apps: { live: { domains: [], backends: backends(sets[0]!) } } });
+    const sets = await Promise.all(
+      Array.from({ length: 11 }, (_, i) =>
+        Promise.all([`v${i}.1`, `v${i}.2`].map((n) => upstream(n, jittery))),
+      ),
+    );
+    await router.client.setRoutes({
+      domain: 'paas.test',
+      apps: { live: { domains: [], backends: backends(sets[0]!) } },
+    });
 
     const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
     let stop = false;
@@ -41,20 +56,30 @@ describe('switch under load', () => {
     const failures: string[] = [];
     const deadline = Date.now() + 20_000;
     const MAX = 20_000;
-    const one = (): Promise<void> => new Promise((resolve) => {
-      const req = http.get({ host: '127.0.0.1', port: router.port, path: '/', agent, headers: { host: 'live.paas.test' } }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode === 200) ok++;
-          else failures.push(`status ${res.statusCode}`);
+    const one = (): Promise<void> =>
+      new Promise((resolve) => {
+        const req = http.get(
+          {
+            host: '127.0.0.1',
+            port: router.port,
+            path: '/',
+            agent,
+            headers: { host: 'live.paas.test' },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => {
+              if (res.statusCode === 200) ok++;
+              else failures.push(`status ${res.statusCode}`);
+              resolve();
+            });
+          },
+        );
+        req.on('error', (err) => {
+          failures.push(err.message);
           resolve();
         });
       });
-      req.on('error', (err) => {
-        failures.push(err.message);
-        resolve();
-      });
-    });
     const worker = async (): Promise<void> => {
       while (!stop && ok + failures.length < MAX && Date.now() < deadline) await one();
     };
@@ -83,7 +108,10 @@ describe('switch under load', () => {
     expect(ok).toBeGreaterThanOrEqual(2000);
     expect(drainedFlags).toEqual(Array(10).fill(true));
     for (const [u, at] of drainedAt) {
-      expect(u.seen.filter((s) => s.at > at), `${u.name} got requests after its drain resolved`).toEqual([]);
+      expect(
+        u.seen.filter((s) => s.at > at),
+        `${u.name} got requests after its drain resolved`,
+      ).toEqual([]);
     }
     // Every release really served: the switches moved traffic.
     for (const u of sets.flat()) expect(u.seen.length, u.name).toBeGreaterThan(0);
@@ -100,7 +128,9 @@ describe('drain', () => {
       const c = await wsConnect(router.port, 'sockets.paas.test');
       expect(c.status).toBe(101);
       let settled: { drained: boolean } | undefined;
-      const switching = router.client.switch('sockets', [{ host: '127.0.0.1', port: newWs.port }]).then((r) => (settled = r));
+      const switching = router.client
+        .switch('sockets', [{ host: '127.0.0.1', port: newWs.port }])
+        .then((r) => (settled = r));
       await new Promise((r) => setTimeout(r, 300));
       expect(settled).toBeUndefined(); // still draining: the socket is open
       c.send('still here');
@@ -125,7 +155,9 @@ describe('drain', () => {
       const pending = request(router.port, 'lazy.paas.test');
       await new Promise((r) => setTimeout(r, 100));
       const t0 = Date.now();
-      const r = await router.client.switch('lazy', [{ host: '127.0.0.1', port: fast.port }], { drainTimeoutMs: 200 });
+      const r = await router.client.switch('lazy', [{ host: '127.0.0.1', port: fast.port }], {
+        drainTimeoutMs: 200,
+      });
       expect(r).toEqual({ drained: false });
       expect(Date.now() - t0).toBeLessThan(1000);
       await pending.catch(() => {}); // cut or finished: either way the caller may now stop it

@@ -4,17 +4,59 @@ import { HostIndex, hostOf, parseRouteTable } from './table.ts';
 
 describe('parseRouteTable', () => {
   it('normalises domains and keeps what it is given', () => {
-    const t = parseRouteTable({ domain: 'Paas.Test.', apps: { web: { domains: ['WWW.Example.com', '*.example.org'], backends: [{ host: '10.0.0.2', port: 5000, id: 'web.1' }], maxBodyBytes: 10 } } });
-    expect(t).toEqual({ domain: 'paas.test', apps: { web: { domains: ['www.example.com', '*.example.org'], backends: [{ host: '10.0.0.2', port: 5000, id: 'web.1' }], maxBodyBytes: 10 } } });
+    const t = parseRouteTable({
+      domain: 'Paas.Test.',
+      apps: {
+        web: {
+          domains: ['WWW.Example.com', '*.example.org'],
+          backends: [{ host: '10.0.0.2', port: 5000, id: 'web.1' }],
+          maxBodyBytes: 10,
+        },
+      },
+    });
+    expect(t).toEqual({
+      domain: 'paas.test',
+      apps: {
+        web: {
+          domains: ['www.example.com', '*.example.org'],
+          backends: [{ host: '10.0.0.2', port: 5000, id: 'web.1' }],
+          maxBodyBytes: 10,
+        },
+      },
+    });
   });
 
   it.each([
-    [{ domain: 'paas.test', apps: { 'Bad_Name': { domains: [], backends: [] } } }, /invalid app name/],
-    [{ domain: 'paas.test', apps: { web: { domains: ['*.com.'], backends: [] } } }, /invalid domain/],
-    [{ domain: 'paas.test', apps: { web: { domains: ['a b.com'], backends: [] } } }, /invalid domain/],
-    [{ domain: 'paas.test', apps: { web: { domains: [], backends: [{ host: '1.2.3.4', port: 0 }] } } }, /port/],
-    [{ domain: 'paas.test', apps: { web: { domains: [], backends: [{ host: 'x/y', port: 80 }] } } }, /host/],
-    [{ domain: 'paas.test', apps: { web: { domains: [], backends: [], state: 'paused' } } }, /state/],
+    [
+      { domain: 'paas.test', apps: { Bad_Name: { domains: [], backends: [] } } },
+      /invalid app name/,
+    ],
+    [
+      { domain: 'paas.test', apps: { web: { domains: ['*.com.'], backends: [] } } },
+      /invalid domain/,
+    ],
+    [
+      { domain: 'paas.test', apps: { web: { domains: ['a b.com'], backends: [] } } },
+      /invalid domain/,
+    ],
+    [
+      {
+        domain: 'paas.test',
+        apps: { web: { domains: [], backends: [{ host: '1.2.3.4', port: 0 }] } },
+      },
+      /port/,
+    ],
+    [
+      {
+        domain: 'paas.test',
+        apps: { web: { domains: [], backends: [{ host: 'x/y', port: 80 }] } },
+      },
+      /host/,
+    ],
+    [
+      { domain: 'paas.test', apps: { web: { domains: [], backends: [], state: 'paused' } } },
+      /state/,
+    ],
     [{ apps: {} }, /domain/],
   ])('rejects %j', (raw, msg) => {
     expect(() => parseRouteTable(raw)).toThrow(msg);
@@ -35,7 +77,16 @@ describe('hostOf', () => {
     ['[::1]:8080', '[::1]'],
   ])('%s → %s', (h, want) => expect(hostOf(h)).toBe(want));
 
-  it.each(['', 'bad_host', 'a..b', 'example.com:port', 'example.com:1:2', '[::1', 'x'.repeat(64) + '.com', 'ex ample.com'])('rejects %j', (h) => {
+  it.each([
+    '',
+    'bad_host',
+    'a..b',
+    'example.com:port',
+    'example.com:1:2',
+    '[::1',
+    'x'.repeat(64) + '.com',
+    'ex ample.com',
+  ])('rejects %j', (h) => {
     expect(hostOf(h)).toBeNull();
   });
 });

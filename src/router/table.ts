@@ -26,7 +26,8 @@ export interface RouteTable {
 }
 
 // RFC 1123 §2.1 host names: letters, digits, hyphens; labels of 1–63; at most 253 in all.
-const HOSTNAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
 export function isHostname(s: string): boolean {
@@ -41,20 +42,26 @@ function parseDomain(raw: unknown, app: string): string {
   if (typeof raw !== 'string') fail(`app ${app}: domain must be a string`, { app });
   const d = raw.toLowerCase().replace(/\.$/, '');
   const bare = d.startsWith('*.') ? d.slice(2) : d;
-  if (!isHostname(bare) || !bare.includes('.')) fail(`app ${app}: invalid domain "${raw}"`, { app, domain: raw });
+  if (!isHostname(bare) || !bare.includes('.'))
+    fail(`app ${app}: invalid domain "${raw}"`, { app, domain: raw });
   return d;
 }
 
 function parseBackend(raw: unknown, app: string): Backend {
-  if (typeof raw !== 'object' || raw === null) fail(`app ${app}: backend must be an object`, { app });
+  if (typeof raw !== 'object' || raw === null)
+    fail(`app ${app}: backend must be an object`, { app });
   const { host, port, id } = raw as Record<string, unknown>;
   if (typeof host !== 'string' || !(IPV4.test(host) || isHostname(host))) {
-    fail(`app ${app}: backend host must be an IPv4 address or host name`, { app, host: String(host) });
+    fail(`app ${app}: backend host must be an IPv4 address or host name`, {
+      app,
+      host: String(host),
+    });
   }
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
     fail(`app ${app}: backend port must be 1–65535`, { app, port: String(port) });
   }
-  if (id !== undefined && typeof id !== 'string') fail(`app ${app}: backend id must be a string`, { app });
+  if (id !== undefined && typeof id !== 'string')
+    fail(`app ${app}: backend id must be a string`, { app });
   return id === undefined ? { host, port } : { host, port, id };
 }
 
@@ -74,17 +81,23 @@ export function parseAppRoute(raw: unknown, app: string): AppRoute {
     backends: parseBackends(r.backends ?? [], app),
   };
   if (r.maxBodyBytes !== undefined) {
-    if (typeof r.maxBodyBytes !== 'number' || !Number.isSafeInteger(r.maxBodyBytes) || r.maxBodyBytes < 0) {
+    if (
+      typeof r.maxBodyBytes !== 'number' ||
+      !Number.isSafeInteger(r.maxBodyBytes) ||
+      r.maxBodyBytes < 0
+    ) {
       fail(`app ${app}: maxBodyBytes must be a non-negative integer`, { app });
     }
     out.maxBodyBytes = r.maxBodyBytes;
   }
   if (r.redirectHttps !== undefined) {
-    if (typeof r.redirectHttps !== 'boolean') fail(`app ${app}: redirectHttps must be a boolean`, { app });
+    if (typeof r.redirectHttps !== 'boolean')
+      fail(`app ${app}: redirectHttps must be a boolean`, { app });
     out.redirectHttps = r.redirectHttps;
   }
   if (r.state !== undefined) {
-    if (r.state !== 'running' && r.state !== 'stopped') fail(`app ${app}: state must be running or stopped`, { app });
+    if (r.state !== 'running' && r.state !== 'stopped')
+      fail(`app ${app}: state must be running or stopped`, { app });
     out.state = r.state;
   }
   return out;
@@ -96,7 +109,8 @@ export function parseRouteTable(raw: unknown): RouteTable {
   if (typeof t.domain !== 'string') fail('route table: domain is required');
   const domain = t.domain.toLowerCase().replace(/\.$/, '');
   if (!isHostname(domain)) fail(`route table: invalid domain "${t.domain}"`, { domain: t.domain });
-  if (typeof t.apps !== 'object' || t.apps === null || Array.isArray(t.apps)) fail('route table: apps must be an object');
+  if (typeof t.apps !== 'object' || t.apps === null || Array.isArray(t.apps))
+    fail('route table: apps must be an object');
   const apps: { [app: string]: AppRoute } = {};
   for (const [name, route] of Object.entries(t.apps)) apps[name] = parseAppRoute(route, name);
   return { apps, domain };
@@ -141,7 +155,8 @@ export class HostIndex<T> {
       }
     }
     // The platform name last: an operator's custom domain may not steal `<app>.<domain>`.
-    for (const app of Object.keys(table.apps)) this.exact.set(`${app}.${table.domain}`, valueOf(app));
+    for (const app of Object.keys(table.apps))
+      this.exact.set(`${app}.${table.domain}`, valueOf(app));
   }
 
   lookup(host: string): T | undefined {

@@ -18,11 +18,18 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-export type UpstreamHandler = (req: http.IncomingMessage, res: http.ServerResponse, name: string) => void;
+export type UpstreamHandler = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  name: string,
+) => void;
 
 const hello: UpstreamHandler = (req, res, name) => {
   const body = JSON.stringify({ name, url: req.url, headers: req.headers });
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 };
 
@@ -43,10 +50,11 @@ export async function upstream(name: string, handler: UpstreamHandler = hello): 
     name,
     seen,
     server,
-    close: () => new Promise<void>((r) => {
-      server.close(() => r());
-      for (const s of sockets) s.destroy();
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        for (const s of sockets) s.destroy();
+      }),
   };
 }
 
@@ -60,7 +68,14 @@ export interface TestRouter {
 
 export async function testRouter(opts: Partial<RouterOptions> = {}): Promise<TestRouter> {
   const dataDir = mkdtempSync(join(tmpdir(), 'paas-router-test-'));
-  const handle = await startRouter({ dataDir, httpPort: 0, host: '127.0.0.1', domain: 'paas.test', workers: 1, ...opts });
+  const handle = await startRouter({
+    dataDir,
+    httpPort: 0,
+    host: '127.0.0.1',
+    domain: 'paas.test',
+    workers: 1,
+    ...opts,
+  });
   const client = await RouterClient.connect(dataDir);
   return {
     handle,
@@ -81,16 +96,42 @@ export interface Reply {
   body: string;
 }
 
-export function request(port: number, host: string | null, opts: { path?: string; method?: string; headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<Reply> {
+export function request(
+  port: number,
+  host: string | null,
+  opts: {
+    path?: string;
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+  } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...opts.headers };
     if (host !== null) headers.host = host;
-    const req = http.request({ host: '127.0.0.1', port, path: opts.path ?? '/', method: opts.method ?? 'GET', headers, agent: false, setHost: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: opts.path ?? '/',
+        method: opts.method ?? 'GET',
+        headers,
+        agent: false,
+        setHost: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(opts.body);
   });
@@ -100,7 +141,11 @@ export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -113,7 +158,9 @@ export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 export function wsAccept(key: string): string {
-  return createHash('sha1').update(key + WS_GUID).digest('base64');
+  return createHash('sha1')
+    .update(key + WS_GUID)
+    .digest('base64');
 }
 
 export function wsFrame(opcode: number, payload: Buffer, mask: boolean): Buffer {
@@ -137,7 +184,9 @@ export function wsFrame(opcode: number, payload: Buffer, mask: boolean): Buffer 
 }
 
 /** Reads frames off a byte stream; calls `onFrame` for each complete one. */
-export function wsReader(onFrame: (opcode: number, payload: Buffer) => void): (chunk: Buffer) => void {
+export function wsReader(
+  onFrame: (opcode: number, payload: Buffer) => void,
+): (chunk: Buffer) => void {
   let buf = Buffer.alloc(0);
   return (chunk) => {
     buf = Buffer.concat([buf, chunk]);
@@ -171,15 +220,25 @@ export function wsReader(onFrame: (opcode: number, payload: Buffer) => void): (c
 export async function wsEchoUpstream(name: string): Promise<Upstream> {
   const u = await upstream(name);
   u.server.on('upgrade', (req: http.IncomingMessage, socket: Socket) => {
-    u.seen.push({ at: performance.now(), method: req.method!, url: req.url!, headers: req.headers });
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Accept: ${wsAccept(String(req.headers['sec-websocket-key']))}\r\nX-Upstream: ${name}\r\n\r\n`);
+    u.seen.push({
+      at: performance.now(),
+      method: req.method!,
+      url: req.url!,
+      headers: req.headers,
+    });
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Accept: ${wsAccept(String(req.headers['sec-websocket-key']))}\r\nX-Upstream: ${name}\r\n\r\n`,
+    );
     socket.on('error', () => socket.destroy());
-    socket.on('data', wsReader((op, payload) => {
-      if (op === 8) socket.end(wsFrame(8, payload, false));
-      else if (op === 9) socket.write(wsFrame(10, payload, false));
-      else socket.write(wsFrame(op, payload, false));
-    }));
+    socket.on(
+      'data',
+      wsReader((op, payload) => {
+        if (op === 8) socket.end(wsFrame(8, payload, false));
+        else if (op === 9) socket.write(wsFrame(10, payload, false));
+        else socket.write(wsFrame(op, payload, false));
+      }),
+    );
   });
   return u;
 }
@@ -198,8 +257,10 @@ export function wsConnect(port: number, host: string, path = '/'): Promise<WsCli
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     const key = Buffer.from('0123456789abcdef').toString('base64');
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
     const queue: string[] = [];
     const waiting: ((s: string) => void)[] = [];
     let head = '';
@@ -225,16 +286,18 @@ export function wsConnect(port: number, host: string, path = '/'): Promise<WsCli
         headers: head.slice(0, end),
         socket,
         send: (text) => void socket.write(wsFrame(1, Buffer.from(text), true)),
-        next: () => new Promise((r) => {
-          const q = queue.shift();
-          if (q !== undefined) r(q);
-          else waiting.push(r);
-        }),
-        close: () => new Promise((r) => {
-          socket.once('close', () => r());
-          socket.write(wsFrame(8, Buffer.alloc(0), true));
-          setTimeout(() => socket.destroy(), 1000).unref();
-        }),
+        next: () =>
+          new Promise((r) => {
+            const q = queue.shift();
+            if (q !== undefined) r(q);
+            else waiting.push(r);
+          }),
+        close: () =>
+          new Promise((r) => {
+            socket.once('close', () => r());
+            socket.write(wsFrame(8, Buffer.alloc(0), true));
+            setTimeout(() => socket.destroy(), 1000).unref();
+          }),
       };
       if (rest.length) read(rest);
       resolve(client);

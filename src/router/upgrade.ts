@@ -15,11 +15,19 @@ const proxy = httpProxy.createProxyServer({ ws: true, xfwd: false, proxyTimeout:
 // unhandled 'error' event that would take the worker down.
 proxy.on('error', () => {});
 
-export function handleUpgrade(ctx: PlaneContext, listener: ListenerInfo, req: IncomingMessage, duplex: Duplex, head: Buffer): void {
+export function handleUpgrade(
+  ctx: PlaneContext,
+  listener: ListenerInfo,
+  req: IncomingMessage,
+  duplex: Duplex,
+  head: Buffer,
+): void {
   const socket = duplex as Socket;
   const t0 = performance.now();
   const h = req.headers;
-  const requestId = requestIdFrom(typeof h['x-request-id'] === 'string' ? h['x-request-id'] : undefined);
+  const requestId = requestIdFrom(
+    typeof h['x-request-id'] === 'string' ? h['x-request-id'] : undefined,
+  );
   const host = typeof h.host === 'string' ? hostOf(h.host) : null;
   const app = host === null ? undefined : ctx.state.lookup(host);
   let upstreamKey: string | null = null;
@@ -28,8 +36,15 @@ export function handleUpgrade(ctx: PlaneContext, listener: ListenerInfo, req: In
   socket.on('error', () => socket.destroy());
   socket.once('close', () => {
     ctx.log?.write({
-      app: app?.name ?? null, host, method: req.method!, path: req.url!, status, bytes: socket.bytesWritten ?? 0,
-      duration: Math.round((performance.now() - t0) * 1000) / 1000, upstream: upstreamKey, requestId,
+      app: app?.name ?? null,
+      host,
+      method: req.method!,
+      path: req.url!,
+      status,
+      bytes: socket.bytesWritten ?? 0,
+      duration: Math.round((performance.now() - t0) * 1000) / 1000,
+      upstream: upstreamKey,
+      requestId,
       remote,
     });
   });
@@ -52,9 +67,12 @@ export function handleUpgrade(ctx: PlaneContext, listener: ListenerInfo, req: In
   // Same forwarding headers as the plain path; Connection/Upgrade stay, they are the point.
   const conn = typeof h.connection === 'string' ? connectionListed(h.connection) : null;
   if (conn !== null) for (const n of conn) delete h[n];
-  for (const n of ['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding']) delete h[n];
+  for (const n of ['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding'])
+    delete h[n];
   const xff = h['x-forwarded-for'];
-  h['x-forwarded-for'] = xff ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remote ?? ''}` : (remote ?? '');
+  h['x-forwarded-for'] = xff
+    ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remote ?? ''}`
+    : (remote ?? '');
   h['x-forwarded-proto'] = listener.proto;
   h['x-forwarded-host'] = h.host;
   h['x-forwarded-port'] = listener.port;
@@ -67,9 +85,15 @@ export function handleUpgrade(ctx: PlaneContext, listener: ListenerInfo, req: In
     up.upgraded--;
     up.release();
   });
-  proxy.ws(req, socket, head, { target: { host: up.backend.host, port: up.backend.port } }, (err) => {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (socket.writable && socket.bytesWritten === 0) reject(code === 'ETIMEDOUT' ? 504 : 502);
-    else socket.destroy();
-  });
+  proxy.ws(
+    req,
+    socket,
+    head,
+    { target: { host: up.backend.host, port: up.backend.port } },
+    (err) => {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (socket.writable && socket.bytesWritten === 0) reject(code === 'ETIMEDOUT' ? 504 : 502);
+      else socket.destroy();
+    },
+  );
 }

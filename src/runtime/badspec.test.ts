@@ -3,14 +3,29 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cgroupDirs, links, mountsUnder, NATIVE_DIR, netnsNames, tempDir, testRootfs } from '../../test/helpers/host.ts';
+import {
+  cgroupDirs,
+  links,
+  mountsUnder,
+  NATIVE_DIR,
+  netnsNames,
+  tempDir,
+  testRootfs,
+} from '../../test/helpers/host.ts';
 import { PaasError } from '../errors/index.ts';
 import { createRuntime, Network, parseCpus, parseMemory, parsePids } from './index.ts';
 import type { ContainerSpec, Runtime, RuntimeName } from './types.ts';
 
 describe.each(['native', 'runc'] as RuntimeName[])('bad specs on %s', (name) => {
   const tmp = tempDir(`badspec-${name}`);
-  const opts = { dataDir: tmp.dir, nativeDir: NATIVE_DIR, bridge: 'paastest0', subnet: '10.78.0.0/24', networkStateDir: tmp.dir, cgroupParent: `paastest-bad-${name}` };
+  const opts = {
+    dataDir: tmp.dir,
+    nativeDir: NATIVE_DIR,
+    bridge: 'paastest0',
+    subnet: '10.78.0.0/24',
+    networkStateDir: tmp.dir,
+    cgroupParent: `paastest-bad-${name}`,
+  };
   let rt: Runtime;
   let rootfs: string;
   const netnsBefore = new Set<string>();
@@ -38,17 +53,45 @@ describe.each(['native', 'runc'] as RuntimeName[])('bad specs on %s', (name) => 
   afterAll(() => tmp.cleanup());
 
   const cases: [string, () => Partial<ContainerSpec>, RegExp][] = [
-    ['relative rootfs', () => ({ rootfs: { dir: 'relative/dir' } }), /^rootfs: "relative\/dir" is not an absolute path/],
+    [
+      'relative rootfs',
+      () => ({ rootfs: { dir: 'relative/dir' } }),
+      /^rootfs: "relative\/dir" is not an absolute path/,
+    ],
     ['escaping rootfs', () => ({ rootfs: { dir: '/tmp/../etc' } }), /^rootfs: .*contains "\.\."/],
-    ['missing rootfs', () => ({ rootfs: { dir: '/nonexistent/rootfs' } }), /^rootfs: "\/nonexistent\/rootfs" does not exist/],
-    ['missing layer', () => ({ rootfs: { lowers: [rootfs, '/nonexistent/layer'] } }), /^rootfs\.lowers\[1\]: .* does not exist/],
-    ['unknown user', () => ({ user: 'nosuchuser', net: 'bridge' }), /^user: "nosuchuser" is not in the image/],
+    [
+      'missing rootfs',
+      () => ({ rootfs: { dir: '/nonexistent/rootfs' } }),
+      /^rootfs: "\/nonexistent\/rootfs" does not exist/,
+    ],
+    [
+      'missing layer',
+      () => ({ rootfs: { lowers: [rootfs, '/nonexistent/layer'] } }),
+      /^rootfs\.lowers\[1\]: .* does not exist/,
+    ],
+    [
+      'unknown user',
+      () => ({ user: 'nosuchuser', net: 'bridge' }),
+      /^user: "nosuchuser" is not in the image/,
+    ],
     ['bad user syntax', () => ({ user: 'a:b:c' }), /^user: /],
     ['relative cwd', () => ({ cwd: 'app' }), /^cwd: "app" is not an absolute path/],
-    ['escaping volume target', () => ({ volumes: [{ source: '/tmp', target: '/data/../../etc' }] }), /^volumes\[0\]\.target: .*contains "\.\."/],
-    ['relative volume source', () => ({ volumes: [{ source: 'tmp', target: '/data' }] }), /^volumes\[0\]\.source: "tmp" is not an absolute path/],
+    [
+      'escaping volume target',
+      () => ({ volumes: [{ source: '/tmp', target: '/data/../../etc' }] }),
+      /^volumes\[0\]\.target: .*contains "\.\."/,
+    ],
+    [
+      'relative volume source',
+      () => ({ volumes: [{ source: 'tmp', target: '/data' }] }),
+      /^volumes\[0\]\.source: "tmp" is not an absolute path/,
+    ],
     ['empty command', () => ({ command: [] }), /^command: a command is required/],
-    ['bad env key', () => ({ env: { 'BAD-KEY': 'x' } }), /^env\.BAD-KEY: is not a valid variable name/],
+    [
+      'bad env key',
+      () => ({ env: { 'BAD-KEY': 'x' } }),
+      /^env\.BAD-KEY: is not a valid variable name/,
+    ],
     ['bad id', () => ({ id: '../x' }), /^id: /],
     ['bad hostname', () => ({ hostname: 'a_b' }), /^hostname: /],
     ['bad memory limit', () => ({ limits: { memoryBytes: 10 } }), /^limits\.memoryBytes: /],
@@ -57,7 +100,10 @@ describe.each(['native', 'runc'] as RuntimeName[])('bad specs on %s', (name) => 
 
   it.each(cases)('refuses %s, naming the field, leaving nothing', async (_label, make, message) => {
     const spec: ContainerSpec = { rootfs: { dir: rootfs }, command: ['true'], ...make() };
-    const err = await rt.create(spec).then(() => null, (e: unknown) => e);
+    const err = await rt.create(spec).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(PaasError);
     expect((err as PaasError).code).toBe('InvalidSpec');
     expect((err as PaasError).message).toMatch(message);
@@ -65,10 +111,24 @@ describe.each(['native', 'runc'] as RuntimeName[])('bad specs on %s', (name) => 
   });
 
   it('cleans up after a start that fails, and after run of a missing binary', async () => {
-    const c = await rt.create({ rootfs: { lowers: [rootfs] }, command: ['/no/such/binary'], net: 'bridge' });
-    await rt.start(c.id).then(async () => rt.wait(c.id, { timeoutMs: 5000 }), () => undefined);
+    const c = await rt.create({
+      rootfs: { lowers: [rootfs] },
+      command: ['/no/such/binary'],
+      net: 'bridge',
+    });
+    await rt.start(c.id).then(
+      async () => rt.wait(c.id, { timeoutMs: 5000 }),
+      () => undefined,
+    );
     await rt.remove(c.id, { force: true });
-    expect((await rt.run({ rootfs: { lowers: [rootfs] }, command: ['/no/such/binary'], net: 'bridge' }, { stdio: 'pipe' })).exitCode).toBe(127);
+    expect(
+      (
+        await rt.run(
+          { rootfs: { lowers: [rootfs] }, command: ['/no/such/binary'], net: 'bridge' },
+          { stdio: 'pipe' },
+        )
+      ).exitCode,
+    ).toBe(127);
     expectClean();
   });
 });
@@ -88,6 +148,8 @@ describe('limit syntax', () => {
   });
 
   it('refuses an unknown runtime by name', () => {
-    expect(() => createRuntime('crun', { dataDir: '/tmp/x' })).toThrow(/unknown runtime "crun": use one of native, runc/);
+    expect(() => createRuntime('crun', { dataDir: '/tmp/x' })).toThrow(
+      /unknown runtime "crun": use one of native, runc/,
+    );
   });
 });

@@ -4,15 +4,39 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ContainerNotFound, InvalidArgument, InvalidSpec, RuntimeError, Unsupported } from '../errors/index.ts';
-import { files, isAlive, readJson, writableDirs, writeAtomic, type Meta, type ShimExit, type ShimState } from './bundle.ts';
+import {
+  ContainerNotFound,
+  InvalidArgument,
+  InvalidSpec,
+  RuntimeError,
+  Unsupported,
+} from '../errors/index.ts';
+import {
+  files,
+  isAlive,
+  readJson,
+  writableDirs,
+  writeAtomic,
+  type Meta,
+  type ShimExit,
+  type ShimState,
+} from './bundle.ts';
 import { Cgroup } from './cgroups.ts';
 import { Network, writeNetFiles } from './network.ts';
 import { parseSpec, SIGNALS } from './spec.ts';
 import { resolveUser } from './users.ts';
 import type {
-  ContainerInfo, ContainerSpec, ExecOptions, ExitStatus, ProcessResult, RunOptions, Runtime, RuntimeName,
-  RuntimeOptions, Stats, TerminalSize,
+  ContainerInfo,
+  ContainerSpec,
+  ExecOptions,
+  ExitStatus,
+  ProcessResult,
+  RunOptions,
+  Runtime,
+  RuntimeName,
+  RuntimeOptions,
+  Stats,
+  TerminalSize,
 } from './types.ts';
 
 export const SIGNAL_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
@@ -22,7 +46,10 @@ export const SIGNAL_NAMES: Readonly<Record<number, string>> = Object.fromEntries
 export function signalNumber(sig: string): number {
   const name = sig.startsWith('SIG') ? sig : `SIG${sig}`;
   const n = SIGNALS[name];
-  if (n === undefined) throw new InvalidSpec(`signal: "${sig}" is not one of ${Object.keys(SIGNALS).join(', ')}`, { field: 'signal' });
+  if (n === undefined)
+    throw new InvalidSpec(`signal: "${sig}" is not one of ${Object.keys(SIGNALS).join(', ')}`, {
+      field: 'signal',
+    });
   return n;
 }
 
@@ -56,14 +83,30 @@ export abstract class BundleRuntime implements Runtime {
   /** Starts the container detached; the shim writes `state`. */
   protected abstract launch(bundle: string, meta: Meta): Promise<void>;
   /** Runs the created container in the foreground. */
-  protected abstract foreground(bundle: string, meta: Meta, opts: RunOptions): Promise<ProcessResult>;
-  protected abstract signal(bundle: string, meta: Meta, state: ShimState, sig: number): Promise<void>;
-  protected abstract execIn(bundle: string, meta: Meta, state: ShimState, opts: ExecOptions, user: { uid: number; gid: number; groups: number[] }): Promise<ProcessResult>;
+  protected abstract foreground(
+    bundle: string,
+    meta: Meta,
+    opts: RunOptions,
+  ): Promise<ProcessResult>;
+  protected abstract signal(
+    bundle: string,
+    meta: Meta,
+    state: ShimState,
+    sig: number,
+  ): Promise<void>;
+  protected abstract execIn(
+    bundle: string,
+    meta: Meta,
+    state: ShimState,
+    opts: ExecOptions,
+    user: { uid: number; gid: number; groups: number[] },
+  ): Promise<ProcessResult>;
   /** Backend teardown after the container is gone (unmounts, runc delete). */
   protected abstract teardown(bundle: string, meta: Meta): Promise<void>;
 
   protected bundle(id: string): string {
-    if (!/^[a-z0-9][a-z0-9_.-]{0,127}$/.test(id)) throw new ContainerNotFound(`no container "${id}"`, { id });
+    if (!/^[a-z0-9][a-z0-9_.-]{0,127}$/.test(id))
+      throw new ContainerNotFound(`no container "${id}"`, { id });
     return join(this.containersDir, id);
   }
 
@@ -75,7 +118,11 @@ export abstract class BundleRuntime implements Runtime {
   }
 
   protected net(): Network {
-    this.network ??= new Network({ stateDir: this.opts.networkStateDir, bridge: this.opts.bridge, subnet: this.opts.subnet });
+    this.network ??= new Network({
+      stateDir: this.opts.networkStateDir,
+      bridge: this.opts.bridge,
+      subnet: this.opts.subnet,
+    });
     return this.network;
   }
 
@@ -95,7 +142,10 @@ export abstract class BundleRuntime implements Runtime {
     const cgroup = new Cgroup(join(this.cgroupParent, spec.id));
     let attached = false;
     try {
-      const user = resolveUser('dir' in spec.rootfs ? [spec.rootfs.dir] : spec.rootfs.lowers, spec.user);
+      const user = resolveUser(
+        'dir' in spec.rootfs ? [spec.rootfs.dir] : spec.rootfs.lowers,
+        spec.user,
+      );
       mkdirSync(files.rootfs(bundle));
       if ('lowers' in spec.rootfs && !spec.readonly && spec.rootfs.upper === undefined) {
         const w = writableDirs(bundle, spec);
@@ -116,15 +166,27 @@ export abstract class BundleRuntime implements Runtime {
       // native/SPEC.md `log-max`: the shim keeps the log to two generations of this size.
       writeFileSync(files.logMax(bundle), `${this.opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES}\n`);
       const meta: Meta = {
-        id: spec.id, runtime: this.name, spec, uid: user.uid, gid: user.gid, groups: user.groups, ip, netnsPath,
-        cgroup: cgroup.relPath, createdAt: new Date().toISOString(), startedAt: null,
+        id: spec.id,
+        runtime: this.name,
+        spec,
+        uid: user.uid,
+        gid: user.gid,
+        groups: user.groups,
+        ip,
+        netnsPath,
+        cgroup: cgroup.relPath,
+        createdAt: new Date().toISOString(),
+        startedAt: null,
       };
       if (spec.env.HOME === undefined) spec.env.HOME = user.home || '/';
       await this.prepare(bundle, meta);
       writeAtomic(files.meta(bundle), JSON.stringify(meta, null, 2));
       return this.info(bundle, meta);
     } catch (e) {
-      if (attached) await this.net().detach(spec.id).catch(() => undefined);
+      if (attached)
+        await this.net()
+          .detach(spec.id)
+          .catch(() => undefined);
       await cgroup.remove().catch(() => undefined);
       rmSync(bundle, { recursive: true, force: true });
       throw e;
@@ -133,7 +195,8 @@ export abstract class BundleRuntime implements Runtime {
 
   async start(id: string): Promise<ContainerInfo> {
     const { bundle, meta } = this.meta(id);
-    if (existsSync(files.state(bundle))) throw new RuntimeError(`container "${id}" was already started`, { id });
+    if (existsSync(files.state(bundle)))
+      throw new RuntimeError(`container "${id}" was already started`, { id });
     meta.startedAt = new Date().toISOString();
     writeAtomic(files.meta(bundle), JSON.stringify(meta, null, 2));
     await this.launch(bundle, meta);
@@ -142,9 +205,16 @@ export abstract class BundleRuntime implements Runtime {
 
   async run(spec: ContainerSpec, opts: RunOptions = {}): Promise<ProcessResult> {
     if (opts.tty !== undefined) {
-      if (this.name !== 'native') throw new Unsupported(`runtime ${this.name}: a terminal (tty) is only available with the native runtime`);
+      if (this.name !== 'native')
+        throw new Unsupported(
+          `runtime ${this.name}: a terminal (tty) is only available with the native runtime`,
+        );
       if (opts.stdio === 'inherit') throw new InvalidArgument('tty: only with piped stdio');
-      if (!validSize(opts.tty)) throw new InvalidArgument(`tty: rows and cols must be integers from 1 to 65535, not ${opts.tty.rows}x${opts.tty.cols}`, { field: 'tty' });
+      if (!validSize(opts.tty))
+        throw new InvalidArgument(
+          `tty: rows and cols must be integers from 1 to 65535, not ${opts.tty.rows}x${opts.tty.cols}`,
+          { field: 'tty' },
+        );
     }
     if (opts.signal?.aborted === true) throw new RuntimeError('run: aborted before it started');
     const info = await this.create(spec);
@@ -161,7 +231,13 @@ export abstract class BundleRuntime implements Runtime {
     if (exit === null) return null;
     // runc reports a signalled container as exit code 128+n (as a shell does); the native
     // shim knows the signal itself.
-    const sig = exit.signal ?? (meta.runtime === 'runc' && exit.exitCode > 128 && SIGNAL_NAMES[exit.exitCode - 128] !== undefined ? exit.exitCode - 128 : null);
+    const sig =
+      exit.signal ??
+      (meta.runtime === 'runc' &&
+      exit.exitCode > 128 &&
+      SIGNAL_NAMES[exit.exitCode - 128] !== undefined
+        ? exit.exitCode - 128
+        : null);
     const oomKilled = sig === 9 && new Cgroup(meta.cgroup).stats().oomKills > 0;
     return {
       exitCode: exit.exitCode,
@@ -180,10 +256,20 @@ export abstract class BundleRuntime implements Runtime {
     else if (running) st = 'running';
     else st = 'exited';
     return {
-      id: meta.id, runtime: meta.runtime, state: st, pid: running && state !== null ? state.initPid : null,
-      ip: meta.ip, createdAt: meta.createdAt, startedAt: meta.startedAt,
-      exit: exit ?? (st === 'exited' ? { exitCode: 255, signal: null, oomKilled: false, finishedAt: new Date().toISOString() } : null),
-      labels: meta.spec.labels, logPath: files.log(bundle),
+      id: meta.id,
+      runtime: meta.runtime,
+      state: st,
+      pid: running && state !== null ? state.initPid : null,
+      ip: meta.ip,
+      createdAt: meta.createdAt,
+      startedAt: meta.startedAt,
+      exit:
+        exit ??
+        (st === 'exited'
+          ? { exitCode: 255, signal: null, oomKilled: false, finishedAt: new Date().toISOString() }
+          : null),
+      labels: meta.spec.labels,
+      logPath: files.log(bundle),
     };
   }
 
@@ -203,9 +289,13 @@ export abstract class BundleRuntime implements Runtime {
     return out;
   }
 
-  async wait(id: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ExitStatus> {
+  async wait(
+    id: string,
+    opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<ExitStatus> {
     const { bundle, meta } = this.meta(id);
-    const deadline = opts.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + opts.timeoutMs;
+    const deadline =
+      opts.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + opts.timeoutMs;
     // The shim writes `exit` by rename, so a directory watch sees it; the poll covers watches
     // that miss events and a shim that died without writing it. An abort wakes it too: the
     // watch would otherwise keep a stopping process alive until the timeout.
@@ -215,7 +305,8 @@ export abstract class BundleRuntime implements Runtime {
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       for (;;) {
-        if (opts.signal?.aborted === true) throw new RuntimeError(`stopped waiting for container "${id}"`, { id });
+        if (opts.signal?.aborted === true)
+          throw new RuntimeError(`stopped waiting for container "${id}"`, { id });
         const exit = this.exitStatus(bundle, meta);
         if (exit !== null) return exit;
         const info = this.info(bundle, meta);
@@ -226,7 +317,8 @@ export abstract class BundleRuntime implements Runtime {
           if (late !== null) return late;
           if (info.exit !== null) return info.exit;
         }
-        if (info.state === 'created') throw new RuntimeError(`container "${id}" has not been started`, { id });
+        if (info.state === 'created')
+          throw new RuntimeError(`container "${id}" has not been started`, { id });
         const left = deadline - Date.now();
         if (left <= 0) throw new RuntimeError(`timed out waiting for container "${id}"`, { id });
         await Promise.race([new Promise<void>((r) => (wake = r)), sleep(Math.min(100, left))]);
@@ -260,7 +352,8 @@ export abstract class BundleRuntime implements Runtime {
     const { meta } = this.meta(id);
     const grace = opts.graceMs ?? 10_000;
     const info = await this.inspect(id);
-    if (info.state === 'created') throw new RuntimeError(`container "${id}" has not been started`, { id });
+    if (info.state === 'created')
+      throw new RuntimeError(`container "${id}" has not been started`, { id });
     if (info.state === 'running') {
       await this.kill(id, meta.spec.stopSignal);
       try {
@@ -280,9 +373,14 @@ export abstract class BundleRuntime implements Runtime {
   async exec(id: string, opts: ExecOptions): Promise<ProcessResult> {
     const { bundle, meta } = this.meta(id);
     const state = readJson<ShimState>(files.state(bundle));
-    if (state === null || !isAlive(state) || existsSync(files.exit(bundle))) throw new RuntimeError(`container "${id}" is not running`, { id });
-    if (!Array.isArray(opts.command) || opts.command.length === 0) throw new InvalidSpec('command: a command is required', { field: 'command' });
-    const user = opts.user === undefined ? { uid: meta.uid, gid: meta.gid, groups: meta.groups } : resolveUser(this.layers(meta), opts.user);
+    if (state === null || !isAlive(state) || existsSync(files.exit(bundle)))
+      throw new RuntimeError(`container "${id}" is not running`, { id });
+    if (!Array.isArray(opts.command) || opts.command.length === 0)
+      throw new InvalidSpec('command: a command is required', { field: 'command' });
+    const user =
+      opts.user === undefined
+        ? { uid: meta.uid, gid: meta.gid, groups: meta.groups }
+        : resolveUser(this.layers(meta), opts.user);
     return this.execIn(bundle, meta, state, opts, user);
   }
 
@@ -290,13 +388,15 @@ export abstract class BundleRuntime implements Runtime {
     const { bundle, meta } = this.meta(id);
     const info = this.info(bundle, meta);
     if (info.state === 'running') {
-      if (opts.force !== true) throw new RuntimeError(`container "${id}" is running; stop it first or force`, { id });
+      if (opts.force !== true)
+        throw new RuntimeError(`container "${id}" is running; stop it first or force`, { id });
       await this.kill(id, 'SIGKILL');
       await this.wait(id, { timeoutMs: 10_000 }).catch(() => undefined);
     }
     await this.teardown(bundle, meta);
     await new Cgroup(meta.cgroup).remove();
-    if (meta.netnsPath !== null || meta.ip !== null || existsSync(`/run/netns/paas-${id}`)) await this.net().detach(id);
+    if (meta.netnsPath !== null || meta.ip !== null || existsSync(`/run/netns/paas-${id}`))
+      await this.net().detach(id);
     rmSync(bundle, { recursive: true, force: true });
   }
 

@@ -48,9 +48,13 @@ export function writeAtomic(path: string, data: string): void {
 }
 
 /** The writable layer of a layered root: the caller's, or the bundle's own. */
-export function writableDirs(bundle: string, spec: NormalizedSpec): { upper: string; work: string } {
+export function writableDirs(
+  bundle: string,
+  spec: NormalizedSpec,
+): { upper: string; work: string } {
   const r = spec.rootfs;
-  if ('lowers' in r && r.upper !== undefined && r.work !== undefined) return { upper: r.upper, work: r.work };
+  if ('lowers' in r && r.upper !== undefined && r.work !== undefined)
+    return { upper: r.upper, work: r.work };
   return { upper: join(bundle, 'upper'), work: join(bundle, 'work') };
 }
 

@@ -6,16 +6,27 @@ const V1 = [
   '31 25 0:27 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:10 - cgroup cgroup rw,cpu,cpuacct',
   '32 25 0:28 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,pids',
 ];
-const UNIFIED_EMPTY = '29 25 0:25 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:8 - cgroup2 cgroup2 rw';
-const V2 = '25 1 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate';
+const UNIFIED_EMPTY =
+  '29 25 0:25 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:8 - cgroup2 cgroup2 rw';
+const V2 =
+  '25 1 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate';
 
 describe('cgroup layout', () => {
   it('recognises pure v1, with co-mounted cpu,cpuacct', () => {
     const l = layoutFrom(V1.join('\n'), () => []);
     expect(l.mode).toBe('v1');
-    expect(l.v1).toEqual({ memory: '/sys/fs/cgroup/memory', cpu: '/sys/fs/cgroup/cpu,cpuacct', cpuacct: '/sys/fs/cgroup/cpu,cpuacct', pids: '/sys/fs/cgroup/pids' });
+    expect(l.v1).toEqual({
+      memory: '/sys/fs/cgroup/memory',
+      cpu: '/sys/fs/cgroup/cpu,cpuacct',
+      cpuacct: '/sys/fs/cgroup/cpu,cpuacct',
+      pids: '/sys/fs/cgroup/pids',
+    });
     const cg = new Cgroup('paas/x', l);
-    expect(cg.dirs().sort()).toEqual(['/sys/fs/cgroup/cpu,cpuacct/paas/x', '/sys/fs/cgroup/memory/paas/x', '/sys/fs/cgroup/pids/paas/x']);
+    expect(cg.dirs().sort()).toEqual([
+      '/sys/fs/cgroup/cpu,cpuacct/paas/x',
+      '/sys/fs/cgroup/memory/paas/x',
+      '/sys/fs/cgroup/pids/paas/x',
+    ]);
   });
 
   it('recognises hybrid: v1 controllers beside a v2 mount without controllers', () => {

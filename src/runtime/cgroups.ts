@@ -4,7 +4,14 @@
 // Hybrid (this machine): v1 controllers plus a v2 mount with no controllers. The v2 mount is
 // then useless for limits, so the mode is chosen by where the memory controller lives, not by
 // whether a cgroup2 mount exists.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Limits, Stats } from './types.ts';
@@ -36,13 +43,20 @@ function cgroupMounts(mountinfo: string): Mount[] {
     const post = line.slice(sep + 3).split(' ');
     const fstype = post[0] ?? '';
     if (fstype !== 'cgroup' && fstype !== 'cgroup2') continue;
-    out.push({ point: (pre[4] ?? '').replace(/\\040/g, ' '), fstype, superOptions: (post[2] ?? '').split(',') });
+    out.push({
+      point: (pre[4] ?? '').replace(/\\040/g, ' '),
+      fstype,
+      superOptions: (post[2] ?? '').split(','),
+    });
   }
   return out;
 }
 
 /** Reads the layout from mountinfo text; `controllers` lists a v2 mount's cgroup.controllers. */
-export function layoutFrom(mountinfo: string, controllers: (v2Mount: string) => string[]): CgroupLayout {
+export function layoutFrom(
+  mountinfo: string,
+  controllers: (v2Mount: string) => string[],
+): CgroupLayout {
   const mounts = cgroupMounts(mountinfo);
   const v1: CgroupLayout['v1'] = {};
   for (const m of mounts.filter((x) => x.fstype === 'cgroup')) {
@@ -104,7 +118,8 @@ function subtree(dir: string): string[] {
   const out = [dir];
   for (let i = 0; i < out.length; i++) {
     try {
-      for (const e of readdirSync(out[i] as string, { withFileTypes: true })) if (e.isDirectory()) out.push(join(out[i] as string, e.name));
+      for (const e of readdirSync(out[i] as string, { withFileTypes: true }))
+        if (e.isDirectory()) out.push(join(out[i] as string, e.name));
     } catch {
       // gone or not a directory
     }
@@ -113,7 +128,10 @@ function subtree(dir: string): string[] {
 }
 
 function subtreeHasOom(memDir: string): boolean {
-  if (subtree(memDir).some((d) => (readKeyed(join(d, 'memory.oom_control')).get('oom_kill') ?? 0) > 0)) return true;
+  if (
+    subtree(memDir).some((d) => (readKeyed(join(d, 'memory.oom_control')).get('oom_kill') ?? 0) > 0)
+  )
+    return true;
   if (readNum(join(memDir, 'memory.failcnt')) > 0) return true;
   const limit = readNum(join(memDir, 'memory.limit_in_bytes'));
   return limit < 2 ** 60 && readNum(join(memDir, 'memory.max_usage_in_bytes')) >= limit;
@@ -182,7 +200,8 @@ export class Cgroup {
         write(join(d, 'memory.max'), String(limits.memoryBytes));
         if (existsSync(join(d, 'memory.swap.max'))) write(join(d, 'memory.swap.max'), '0');
       }
-      if (limits.cpus !== undefined) write(join(d, 'cpu.max'), `${Math.round(limits.cpus * CFS_PERIOD_US)} ${CFS_PERIOD_US}`);
+      if (limits.cpus !== undefined)
+        write(join(d, 'cpu.max'), `${Math.round(limits.cpus * CFS_PERIOD_US)} ${CFS_PERIOD_US}`);
       if (limits.pids !== undefined) write(join(d, 'pids.max'), String(limits.pids));
       return;
     }
@@ -199,7 +218,8 @@ export class Cgroup {
       write(join(cpu, 'cpu.cfs_quota_us'), String(Math.round(limits.cpus * CFS_PERIOD_US)));
     }
     const pids = this.v1('pids');
-    if (limits.pids !== undefined && pids !== null) write(join(pids, 'pids.max'), String(limits.pids));
+    if (limits.pids !== undefined && pids !== null)
+      write(join(pids, 'pids.max'), String(limits.pids));
   }
 
   stats(): Stats {
@@ -226,7 +246,11 @@ export class Cgroup {
       pids: pids === null ? 0 : readNum(join(pids, 'pids.current')),
       // v1 counts oom_kill only in the victim's own memcg, which runc removes with its child
       // cgroup; usage having reached our limit (failcnt, max_usage) is the trace that stays.
-      oomKills: mem === null ? 0 : (readKeyed(join(mem, 'memory.oom_control')).get('oom_kill') || (subtreeHasOom(mem) ? 1 : 0)),
+      oomKills:
+        mem === null
+          ? 0
+          : readKeyed(join(mem, 'memory.oom_control')).get('oom_kill') ||
+            (subtreeHasOom(mem) ? 1 : 0),
     };
   }
 

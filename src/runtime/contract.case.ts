@@ -5,18 +5,36 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cgroupDirs, NATIVE_DIR, netnsNames, REPO, tempDir, testRootfs } from '../../test/helpers/host.ts';
+import {
+  cgroupDirs,
+  NATIVE_DIR,
+  netnsNames,
+  REPO,
+  tempDir,
+  testRootfs,
+} from '../../test/helpers/host.ts';
 import { createRuntime } from './index.ts';
 import type { ContainerSpec, Runtime, RuntimeName, RuntimeOptions } from './types.ts';
 
 export function runtimeContract(name: RuntimeName): void {
   describe(`Runtime contract: ${name}`, () => {
     const tmp = tempDir(`contract-${name}`);
-    const opts: RuntimeOptions = { dataDir: tmp.dir, nativeDir: NATIVE_DIR, bridge: 'paastest0', subnet: '10.78.0.0/24', networkStateDir: tmp.dir, cgroupParent: `paastest-${name}` };
+    const opts: RuntimeOptions = {
+      dataDir: tmp.dir,
+      nativeDir: NATIVE_DIR,
+      bridge: 'paastest0',
+      subnet: '10.78.0.0/24',
+      networkStateDir: tmp.dir,
+      cgroupParent: `paastest-${name}`,
+    };
     let rt: Runtime;
     let rootfs: string;
     // Layers, not the shared rootfs dir: a container's writes must land in its own upper dir.
-    const spec = (s: Partial<ContainerSpec>): ContainerSpec => ({ rootfs: { lowers: [rootfs] }, command: ['true'], ...s });
+    const spec = (s: Partial<ContainerSpec>): ContainerSpec => ({
+      rootfs: { lowers: [rootfs] },
+      command: ['true'],
+      ...s,
+    });
     const started: string[] = [];
     const startDetached = async (s: Partial<ContainerSpec>) => {
       const c = await rt.create(spec(s));
@@ -30,7 +48,8 @@ export function runtimeContract(name: RuntimeName): void {
     });
 
     afterAll(async () => {
-      for (const c of await rt.list()) await rt.remove(c.id, { force: true }).catch(() => undefined);
+      for (const c of await rt.list())
+        await rt.remove(c.id, { force: true }).catch(() => undefined);
       expect(cgroupDirs(`paastest-${name}`)).toEqual([]);
       tmp.cleanup();
     });
@@ -46,9 +65,14 @@ export function runtimeContract(name: RuntimeName): void {
       const { PassThrough } = await import('node:stream');
       const stdin = new PassThrough();
       const chunks: string[] = [];
-      const done = rt.run(spec({ command: ['sh', '-c', 'read a; echo "got $a"; read b; echo "err $b" >&2; exit 5'] }), {
-        stdio: 'pipe', stdin, onData: (s, c) => chunks.push(`${s}:${c.toString()}`),
-      });
+      const done = rt.run(
+        spec({ command: ['sh', '-c', 'read a; echo "got $a"; read b; echo "err $b" >&2; exit 5'] }),
+        {
+          stdio: 'pipe',
+          stdin,
+          onData: (s, c) => chunks.push(`${s}:${c.toString()}`),
+        },
+      );
       stdin.write('first\n');
       // The second line is sent only once the first answer came back: stdin really streams.
       for (let i = 0; i < 100 && !chunks.join('').includes('got first'); i++) await sleep(50);
@@ -61,17 +85,27 @@ export function runtimeContract(name: RuntimeName): void {
 
     it('runs under a terminal that the caller resizes (paas run at a TTY); runc refuses one clearly', async () => {
       const { PassThrough } = await import('node:stream');
-      const command = ['sh', '-c', 'trap "stty size" WINCH; tty; stty size; [ -t 0 ] && [ -t 2 ] && echo all-tty; read a; echo "got $a" >&2; sleep 1; exit 6'];
+      const command = [
+        'sh',
+        '-c',
+        'trap "stty size" WINCH; tty; stty size; [ -t 0 ] && [ -t 2 ] && echo all-tty; read a; echo "got $a" >&2; sleep 1; exit 6',
+      ];
       if (name !== 'native') {
-        await expect(rt.run(spec({ command }), { stdio: 'pipe', tty: { rows: 24, cols: 80 } })).rejects.toThrow(/terminal \(tty\) is only available with the native runtime/);
+        await expect(
+          rt.run(spec({ command }), { stdio: 'pipe', tty: { rows: 24, cols: 80 } }),
+        ).rejects.toThrow(/terminal \(tty\) is only available with the native runtime/);
         return;
       }
-      await expect(rt.run(spec({ command }), { stdio: 'pipe', tty: { rows: 0, cols: 80 } })).rejects.toThrow(/tty: rows and cols must be integers from 1 to 65535, not 0x80/);
+      await expect(
+        rt.run(spec({ command }), { stdio: 'pipe', tty: { rows: 0, cols: 80 } }),
+      ).rejects.toThrow(/tty: rows and cols must be integers from 1 to 65535, not 0x80/);
       const stdin = new PassThrough();
       const chunks: string[] = [];
       let resize: ((s: { rows: number; cols: number }) => void) | undefined;
       const done = rt.run(spec({ command, user: 'app' }), {
-        stdio: 'pipe', stdin, onData: (s, c) => chunks.push(`${s}:${c.toString()}`),
+        stdio: 'pipe',
+        stdin,
+        onData: (s, c) => chunks.push(`${s}:${c.toString()}`),
         tty: { rows: 40, cols: 132, control: (fn) => (resize = fn) },
       });
       for (let i = 0; i < 100 && !chunks.join('').includes('all-tty'); i++) await sleep(50);
@@ -82,22 +116,38 @@ export function runtimeContract(name: RuntimeName): void {
       expect(r.exitCode).toBe(6);
       // One stream, as a terminal gives it: stderr arrives as stdout, lines end in CRLF.
       expect(chunks.every((c) => c.startsWith('stdout:'))).toBe(true);
-      expect(r.stdout.split('\r\n')).toEqual(['/dev/pts/0', '40 132', 'all-tty', 'typed', 'got typed', '50 160', '']);
+      expect(r.stdout.split('\r\n')).toEqual([
+        '/dev/pts/0',
+        '40 132',
+        'all-tty',
+        'typed',
+        'got typed',
+        '50 160',
+        '',
+      ]);
     });
 
     it('kills an aborted foreground run, also one aborted before it started (a client that went away)', async () => {
       const before = new AbortController();
       before.abort();
-      await expect(rt.run(spec({ command: ['sleep', '30'] }), { stdio: 'pipe', signal: before.signal })).rejects.toThrow(/aborted before it started/);
+      await expect(
+        rt.run(spec({ command: ['sleep', '30'] }), { stdio: 'pipe', signal: before.signal }),
+      ).rejects.toThrow(/aborted before it started/);
       const ac = new AbortController();
       const t0 = Date.now();
       const done = rt.run(spec({ command: ['sh', '-c', 'echo up; exec sleep 30'] }), {
-        stdio: 'pipe', signal: ac.signal, onData: (_s, c) => { if (c.toString().includes('up')) ac.abort(); },
+        stdio: 'pipe',
+        signal: ac.signal,
+        onData: (_s, c) => {
+          if (c.toString().includes('up')) ac.abort();
+        },
       });
       const r = await done;
       expect(r.exitCode).not.toBe(0);
       expect(Date.now() - t0).toBeLessThan(15_000);
-      expect((await rt.list()).filter((c) => c.state === 'running' && !started.includes(c.id))).toEqual([]);
+      expect(
+        (await rt.list()).filter((c) => c.state === 'running' && !started.includes(c.id)),
+      ).toEqual([]);
     });
 
     it('stops waiting for a running container when the wait is aborted', async () => {
@@ -113,34 +163,62 @@ export function runtimeContract(name: RuntimeName): void {
     });
 
     it('passes exactly the given env, cwd and hostname', async () => {
-      const r = await rt.run(spec({
-        command: ['sh', '-c', 'echo "$FOO|$HOME|$PATH|$(pwd)|$(hostname)"; env | grep -c PAAS_HOST_LEAK || true'],
-        env: { FOO: 'bar baz' }, cwd: '/srv/app', hostname: 'myapp.web.1',
-      }), { stdio: 'pipe' });
+      const r = await rt.run(
+        spec({
+          command: [
+            'sh',
+            '-c',
+            'echo "$FOO|$HOME|$PATH|$(pwd)|$(hostname)"; env | grep -c PAAS_HOST_LEAK || true',
+          ],
+          env: { FOO: 'bar baz' },
+          cwd: '/srv/app',
+          hostname: 'myapp.web.1',
+        }),
+        { stdio: 'pipe' },
+      );
       expect(r.exitCode).toBe(0);
       const [line, leaks] = r.stdout.trim().split('\n');
-      expect(line).toBe('bar baz|/root|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|/srv/app|myapp.web.1');
+      expect(line).toBe(
+        'bar baz|/root|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|/srv/app|myapp.web.1',
+      );
       expect(leaks).toBe('0');
     });
 
     it('runs as the image user with its groups', async () => {
-      const r = await rt.run(spec({ command: ['sh', '-c', 'id -u; id -g; id -G; echo $HOME'], user: 'app' }), { stdio: 'pipe' });
+      const r = await rt.run(
+        spec({ command: ['sh', '-c', 'id -u; id -g; id -G; echo $HOME'], user: 'app' }),
+        { stdio: 'pipe' },
+      );
       expect(r.stdout.trim().split('\n')).toEqual(['1000', '1000', '1000 10', '/home/app']);
-      const r2 = await rt.run(spec({ command: ['id', '-u'], user: '4321:4321' }), { stdio: 'pipe' });
+      const r2 = await rt.run(spec({ command: ['id', '-u'], user: '4321:4321' }), {
+        stdio: 'pipe',
+      });
       expect(r2.stdout.trim()).toBe('4321');
     });
 
     it('runs a plain directory as a read-only root', async () => {
-      const r = await rt.run({ rootfs: { dir: rootfs }, readonly: true, command: ['sh', '-c', 'touch /probe-write && echo WROTE; cat /etc/passwd | head -1'] }, { stdio: 'pipe' });
+      const r = await rt.run(
+        {
+          rootfs: { dir: rootfs },
+          readonly: true,
+          command: ['sh', '-c', 'touch /probe-write && echo WROTE; cat /etc/passwd | head -1'],
+        },
+        { stdio: 'pipe' },
+      );
       expect(r.stdout).not.toContain('WROTE');
       expect(r.stdout).toContain('root:x:0:0');
       expect(existsSync(join(rootfs, 'probe-write'))).toBe(false);
-      const one = await rt.run({ rootfs: { lowers: [rootfs] }, readonly: true, command: ['cat', '/etc/hostname'] }, { stdio: 'pipe' });
+      const one = await rt.run(
+        { rootfs: { lowers: [rootfs] }, readonly: true, command: ['cat', '/etc/hostname'] },
+        { stdio: 'pipe' },
+      );
       expect(one.exitCode).toBe(0);
     });
 
     it('captures stdout and stderr of a detached container into its log, tagged and timestamped', async () => {
-      const c = await startDetached({ command: ['sh', '-c', 'echo out-line; echo err-line >&2; printf "no newline"'] });
+      const c = await startDetached({
+        command: ['sh', '-c', 'echo out-line; echo err-line >&2; printf "no newline"'],
+      });
       const exit = await rt.wait(c.id, { timeoutMs: 10_000 });
       expect(exit.exitCode).toBe(0);
       const log = readFileSync(c.logPath, 'utf8');
@@ -151,7 +229,11 @@ export function runtimeContract(name: RuntimeName): void {
 
     it("keeps a chatty container's log bounded: past logMaxBytes it becomes log.1, one generation kept", async () => {
       const small = createRuntime(name, { ...opts, logMaxBytes: 16_384 });
-      const c = await small.create(spec({ command: ['sh', '-c', 'i=0; while [ $i -lt 4000 ]; do echo "line $i"; i=$((i+1)); done'] }));
+      const c = await small.create(
+        spec({
+          command: ['sh', '-c', 'i=0; while [ $i -lt 4000 ]; do echo "line $i"; i=$((i+1)); done'],
+        }),
+      );
       started.push(c.id);
       await small.start(c.id);
       expect((await small.wait(c.id, { timeoutMs: 20_000 })).exitCode).toBe(0);
@@ -167,14 +249,18 @@ export function runtimeContract(name: RuntimeName): void {
     });
 
     it('stops with the stop signal, then SIGKILL after the grace period', async () => {
-      const polite = await startDetached({ command: ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.05; done'] });
+      const polite = await startDetached({
+        command: ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.05; done'],
+      });
       await sleep(200);
       const t0 = Date.now();
       const e1 = await rt.stop(polite.id, { graceMs: 5000 });
       expect(e1.exitCode).toBe(0);
       expect(Date.now() - t0).toBeLessThan(3000);
 
-      const stubborn = await startDetached({ command: ['sh', '-c', 'trap "" TERM; while true; do sleep 0.05; done'] });
+      const stubborn = await startDetached({
+        command: ['sh', '-c', 'trap "" TERM; while true; do sleep 0.05; done'],
+      });
       await sleep(200);
       const t1 = Date.now();
       const e2 = await rt.stop(stubborn.id, { graceMs: 700 });
@@ -208,9 +294,20 @@ export function runtimeContract(name: RuntimeName): void {
     });
 
     it('execs a one-off process inside a running container', async () => {
-      const c = await startDetached({ command: ['sleep', '60'], env: { GREETING: 'hello' }, hostname: 'exec-host' });
+      const c = await startDetached({
+        command: ['sleep', '60'],
+        env: { GREETING: 'hello' },
+        hostname: 'exec-host',
+      });
       await sleep(100);
-      const r = await rt.exec(c.id, { command: ['sh', '-c', 'echo $GREETING $EXTRA $(hostname); ps -o pid,comm | grep -c sleep; exit 4'], env: { EXTRA: 'x' } });
+      const r = await rt.exec(c.id, {
+        command: [
+          'sh',
+          '-c',
+          'echo $GREETING $EXTRA $(hostname); ps -o pid,comm | grep -c sleep; exit 4',
+        ],
+        env: { EXTRA: 'x' },
+      });
       expect(r.exitCode).toBe(4);
       expect(r.stdout).toContain('hello x exec-host');
       expect(r.stdout.trim().split('\n').at(-1)).toBe('1');
@@ -223,13 +320,21 @@ export function runtimeContract(name: RuntimeName): void {
 
     it('serves on its bridge IP, reachable from the host', async () => {
       const c = await startDetached({
-        command: ['sh', '-c', 'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 5000 -h /www'],
-        net: 'bridge', hostname: 'web-1',
+        command: [
+          'sh',
+          '-c',
+          'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 5000 -h /www',
+        ],
+        net: 'bridge',
+        hostname: 'web-1',
       });
       expect(c.ip).toMatch(/^10\.78\.0\.\d+$/);
       let body = '';
       for (let i = 0; i < 50 && body === ''; i++) {
-        body = await fetch(`http://${c.ip}:5000/`).then((r) => r.text(), () => '');
+        body = await fetch(`http://${c.ip}:5000/`).then(
+          (r) => r.text(),
+          () => '',
+        );
         if (body === '') await sleep(50);
       }
       expect(body).toBe('hello from web-1\n');
@@ -238,14 +343,22 @@ export function runtimeContract(name: RuntimeName): void {
     });
 
     it('is adopted by a new process after the creating process is killed -9', async () => {
-      const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', '-e', `
+      const child = spawn(
+        process.execPath,
+        [
+          '--disable-warning=ExperimentalWarning',
+          '-e',
+          `
         import { createRuntime } from ${JSON.stringify(join(REPO, 'src/runtime/index.ts'))};
         const rt = createRuntime(${JSON.stringify(name)}, ${JSON.stringify(opts)});
         const c = await rt.create({ rootfs: { lowers: [${JSON.stringify(rootfs)}] }, command: ['sh', '-c', 'trap "exit 7" TERM; while true; do echo tick; sleep 0.1; done'], labels: { app: 'adopt' } });
         await rt.start(c.id);
         console.log(c.id);
         setInterval(() => {}, 1000);
-      `], { stdio: ['ignore', 'pipe', 'inherit'] });
+      `,
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       const id = await new Promise<string>((resolve, reject) => {
         child.stdout.on('data', (d: Buffer) => resolve(d.toString().trim()));
         child.on('exit', (code) => reject(new Error(`creator exited ${code}`)));
@@ -264,7 +377,11 @@ export function runtimeContract(name: RuntimeName): void {
     });
 
     it('removes everything a container held', async () => {
-      const c = await startDetached({ command: ['sleep', '60'], net: 'bridge', limits: { pids: 10 } });
+      const c = await startDetached({
+        command: ['sleep', '60'],
+        net: 'bridge',
+        limits: { pids: 10 },
+      });
       const bundle = join(tmp.dir, 'containers', c.id);
       expect(existsSync(bundle)).toBe(true);
       await expect(rt.remove(c.id)).rejects.toThrow(/is running/);

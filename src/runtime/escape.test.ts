@@ -9,8 +9,21 @@ import { createRuntime } from './index.ts';
 import type { ContainerSpec, ProcessResult, Runtime, RuntimeName } from './types.ts';
 
 const CHECKS = [
-  'mount', 'umount', 'pivot_root', 'mknod', 'init_module', 'finit_module', 'kexec_load', 'reboot', 'swapon',
-  'sethostname', 'write-proc-sys', 'write-sys', 'read-kcore', 'open-proc1-exe-write', 'unshare-userns',
+  'mount',
+  'umount',
+  'pivot_root',
+  'mknod',
+  'init_module',
+  'finit_module',
+  'kexec_load',
+  'reboot',
+  'swapon',
+  'sethostname',
+  'write-proc-sys',
+  'write-sys',
+  'read-kcore',
+  'open-proc1-exe-write',
+  'unshare-userns',
 ] as const;
 
 describe.each(['native', 'runc'] as RuntimeName[])('escape suite on %s', (name) => {
@@ -19,16 +32,23 @@ describe.each(['native', 'runc'] as RuntimeName[])('escape suite on %s', (name) 
   let rootfs: string;
   const probeDir = join(tmp.dir, 'probe');
   const run = (s: Partial<ContainerSpec>): Promise<ProcessResult> =>
-    rt.run({
-      rootfs: { lowers: [rootfs] },
-      command: ['true'],
-      volumes: [{ source: probeDir, target: '/probe', readonly: true }],
-      ...s,
-    }, { stdio: 'pipe' });
+    rt.run(
+      {
+        rootfs: { lowers: [rootfs] },
+        command: ['true'],
+        volumes: [{ source: probeDir, target: '/probe', readonly: true }],
+        ...s,
+      },
+      { stdio: 'pipe' },
+    );
 
   beforeAll(() => {
     rootfs = testRootfs();
-    rt = createRuntime(name, { dataDir: join(tmp.dir, 'data'), nativeDir: NATIVE_DIR, cgroupParent: `paastest-escape-${name}` });
+    rt = createRuntime(name, {
+      dataDir: join(tmp.dir, 'data'),
+      nativeDir: NATIVE_DIR,
+      cgroupParent: `paastest-escape-${name}`,
+    });
     mkdirSync(probeDir);
     writeFileSync(join(probeDir, 'escape-probe'), readFileSync(PROBE), { mode: 0o755 });
   });
@@ -51,7 +71,11 @@ describe.each(['native', 'runc'] as RuntimeName[])('escape suite on %s', (name) 
 
   it('makes /proc/sys and /sys read-only and masks /proc/kcore (when the kernel has it) and /proc/keys', async () => {
     const r = await run({
-      command: ['sh', '-c', 'echo 1 > /proc/sys/vm/drop_caches && echo WROTE-PROC-SYS; touch /sys/x && echo WROTE-SYS; if [ -e /proc/kcore ]; then wc -c < /proc/kcore; else echo 0; fi; cat /proc/keys | wc -c'],
+      command: [
+        'sh',
+        '-c',
+        'echo 1 > /proc/sys/vm/drop_caches && echo WROTE-PROC-SYS; touch /sys/x && echo WROTE-SYS; if [ -e /proc/kcore ]; then wc -c < /proc/kcore; else echo 0; fi; cat /proc/keys | wc -c',
+      ],
     });
     expect(r.stdout).not.toContain('WROTE');
     expect(r.stdout.trim().split('\n')).toEqual(['0', '0']);
@@ -64,7 +88,13 @@ describe.each(['native', 'runc'] as RuntimeName[])('escape suite on %s', (name) 
   });
 
   it('cannot overwrite a host binary through /proc/self/exe or /proc/1/exe', async () => {
-    const r = await run({ command: ['sh', '-c', 'echo x >> /proc/self/exe && echo WROTE-SELF; echo x >> /proc/1/exe && echo WROTE-INIT; true'] });
+    const r = await run({
+      command: [
+        'sh',
+        '-c',
+        'echo x >> /proc/self/exe && echo WROTE-SELF; echo x >> /proc/1/exe && echo WROTE-INIT; true',
+      ],
+    });
     expect(r.stdout).not.toContain('WROTE-INIT');
     // /proc/self/exe is the container's own copy-on-write busybox, never the host's file.
     const host = readFileSync(join(rootfs, 'bin', 'busybox'));
@@ -85,14 +115,21 @@ describe.each(['native', 'runc'] as RuntimeName[])('escape suite on %s', (name) 
     const hostTarget2 = '/tmp/paas-escape-test-target';
     rmSync(hostTarget1, { recursive: true, force: true });
     rmSync(hostTarget2, { recursive: true, force: true });
-    const r = await rt.run({
-      rootfs: { lowers: [evil, rootfs] },
-      command: ['sh', '-c', 'cat /paas-escape-test-target/marker; echo; cat /tmp/paas-escape-test-target/marker'],
-      volumes: [
-        { source: src, target: '/toroot/paas-escape-test-target' },
-        { source: src, target: '/up/paas-escape-test-target' },
-      ],
-    }, { stdio: 'pipe' });
+    const r = await rt.run(
+      {
+        rootfs: { lowers: [evil, rootfs] },
+        command: [
+          'sh',
+          '-c',
+          'cat /paas-escape-test-target/marker; echo; cat /tmp/paas-escape-test-target/marker',
+        ],
+        volumes: [
+          { source: src, target: '/toroot/paas-escape-test-target' },
+          { source: src, target: '/up/paas-escape-test-target' },
+        ],
+      },
+      { stdio: 'pipe' },
+    );
     expect(existsSync(hostTarget1)).toBe(false);
     expect(existsSync(hostTarget2)).toBe(false);
     expect(r.stdout).toBe('inside\ninside');

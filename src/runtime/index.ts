@@ -20,6 +20,9 @@ export function createRuntime(name: string, opts: RuntimeOptions): Runtime {
     case 'runc':
       return new RuncRuntime(opts);
     default:
-      throw new InvalidArgument(`unknown runtime "${name}": use one of ${RUNTIME_NAMES.join(', ')}`, { runtime: name });
+      throw new InvalidArgument(
+        `unknown runtime "${name}": use one of ${RUNTIME_NAMES.join(', ')}`,
+        { runtime: name },
+      );
   }
 }

@@ -11,7 +11,11 @@ describe.each(['native', 'runc'] as RuntimeName[])('limits on %s', (name) => {
   let rootfs: string;
   beforeAll(() => {
     rootfs = testRootfs();
-    rt = createRuntime(name, { dataDir: tmp.dir, nativeDir: NATIVE_DIR, cgroupParent: `paastest-limits-${name}` });
+    rt = createRuntime(name, {
+      dataDir: tmp.dir,
+      nativeDir: NATIVE_DIR,
+      cgroupParent: `paastest-limits-${name}`,
+    });
   });
   afterAll(async () => {
     for (const c of await rt.list()) await rt.remove(c.id, { force: true }).catch(() => undefined);
@@ -19,12 +23,19 @@ describe.each(['native', 'runc'] as RuntimeName[])('limits on %s', (name) => {
   });
 
   it('stops a fork bomb at the pids limit while a neighbour keeps running', async () => {
-    const neighbour = await rt.create({ rootfs: { lowers: [rootfs] }, command: ['sh', '-c', 'while true; do echo alive; sleep 0.2; done'] });
+    const neighbour = await rt.create({
+      rootfs: { lowers: [rootfs] },
+      command: ['sh', '-c', 'while true; do echo alive; sleep 0.2; done'],
+    });
     await rt.start(neighbour.id);
     const bomb = await rt.create({
       rootfs: { lowers: [rootfs] },
       // Bounded: at most 400 forks, each child sleeping; the limit must stop it well before.
-      command: ['sh', '-c', 'i=0; while [ $i -lt 400 ]; do (sleep 30 &) 2>/dev/null; i=$((i+1)); done; echo done; sleep 30'],
+      command: [
+        'sh',
+        '-c',
+        'i=0; while [ $i -lt 400 ]; do (sleep 30 &) 2>/dev/null; i=$((i+1)); done; echo done; sleep 30',
+      ],
       limits: { pids: 32 },
     });
     await rt.start(bomb.id);
@@ -43,20 +54,30 @@ describe.each(['native', 'runc'] as RuntimeName[])('limits on %s', (name) => {
     const hog = await rt.create({
       rootfs: { lowers: [rootfs] },
       // Grows a shell variable to ~200 MB against a 32 MB limit.
-      command: ['sh', '-c', 'x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while [ ${#x} -lt 200000000 ]; do x="$x$x"; done; echo survived'],
+      command: [
+        'sh',
+        '-c',
+        'x=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; while [ ${#x} -lt 200000000 ]; do x="$x$x"; done; echo survived',
+      ],
       limits: { memoryBytes: 32 * 1024 * 1024 },
     });
     await rt.start(hog.id);
     const exit = await rt.wait(hog.id, { timeoutMs: 30_000 });
     expect(exit.exitCode).toBe(137);
     expect(exit.oomKilled).toBe(true);
-    const other = await rt.run({ rootfs: { lowers: [rootfs] }, command: ['echo', 'fine'] }, { stdio: 'pipe' });
+    const other = await rt.run(
+      { rootfs: { lowers: [rootfs] }, command: ['echo', 'fine'] },
+      { stdio: 'pipe' },
+    );
     expect(other.stdout.trim()).toBe('fine');
     await rt.remove(hog.id);
   });
 
   it('reaps zombies: orphans re-parented to PID 1 do not linger', async () => {
-    const c = await rt.create({ rootfs: { lowers: [rootfs] }, command: ['sh', '-c', 'for i in 1 2 3 4 5; do (sleep 0.1 &); done; sleep 60'] });
+    const c = await rt.create({
+      rootfs: { lowers: [rootfs] },
+      command: ['sh', '-c', 'for i in 1 2 3 4 5; do (sleep 0.1 &); done; sleep 60'],
+    });
     await rt.start(c.id);
     await sleep(1000);
     const ps = await rt.exec(c.id, { command: ['ps', '-o', 'stat,comm'] });

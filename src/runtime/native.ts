@@ -11,7 +11,13 @@ import { runProcess } from './proc.ts';
 import { SIGNALS } from './spec.ts';
 import type { ExecOptions, ProcessResult, RunOptions, RuntimeOptions } from './types.ts';
 
-export const DEFAULT_NATIVE_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build');
+export const DEFAULT_NATIVE_DIR = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'native',
+  'build',
+);
 
 export class NativeRuntime extends BundleRuntime {
   readonly name = 'native' as const;
@@ -21,7 +27,9 @@ export class NativeRuntime extends BundleRuntime {
     super(opts);
     this.shim = join(opts.nativeDir ?? DEFAULT_NATIVE_DIR, 'paas-shim');
     if (!existsSync(this.shim)) {
-      throw new Unsupported(`runtime native: ${this.shim} is missing; build it with "make -C native"`);
+      throw new Unsupported(
+        `runtime native: ${this.shim} is missing; build it with "make -C native"`,
+      );
     }
   }
 
@@ -40,17 +48,31 @@ export class NativeRuntime extends BundleRuntime {
     lines.push(['readonly', s.readonly ? '1' : '0'], ['hostname', s.hostname]);
     for (const a of s.command) lines.push(['arg', a]);
     for (const [k, v] of Object.entries(s.env)) lines.push(['env', `${k}=${v}`]);
-    lines.push(['cwd', s.cwd], ['uid', String(meta.uid)], ['gid', String(meta.gid)], ['groups', meta.groups.join(',')]);
+    lines.push(
+      ['cwd', s.cwd],
+      ['uid', String(meta.uid)],
+      ['gid', String(meta.gid)],
+      ['groups', meta.groups.join(',')],
+    );
     lines.push(['net', s.net === 'host' ? 'host' : (meta.netnsPath ?? 'none')]);
     for (const d of new Cgroup(meta.cgroup).dirs()) lines.push(['cgroup', d]);
-    for (const v of s.volumes) lines.push(['mount', `${v.source}\t${v.target}\t${v.readonly === true ? 'ro' : 'rw'}`]);
+    for (const v of s.volumes)
+      lines.push(['mount', `${v.source}\t${v.target}\t${v.readonly === true ? 'ro' : 'rw'}`]);
     lines.push(['hosts', join(bundle, 'hosts')], ['resolv', join(bundle, 'resolv.conf')]);
-    lines.push(['stopsignal', String(SIGNALS[s.stopSignal] ?? 15)], ['seccomp', 'default'], ['caps', 'default'], ['nonewprivs', '1']);
+    lines.push(
+      ['stopsignal', String(SIGNALS[s.stopSignal] ?? 15)],
+      ['seccomp', 'default'],
+      ['caps', 'default'],
+      ['nonewprivs', '1'],
+    );
     if (s.userns !== undefined) {
       const u = s.userns;
       // The user resolved from the image must exist inside the namespace.
       for (const id of [meta.uid, meta.gid, ...meta.groups]) {
-        if (id >= u.count) throw new InvalidSpec(`user: id ${id} is outside userns (count ${u.count})`, { field: 'user' });
+        if (id >= u.count)
+          throw new InvalidSpec(`user: id ${id} is outside userns (count ${u.count})`, {
+            field: 'user',
+          });
       }
       lines.push(['userns', `${u.hostUid}:${u.hostGid}:${u.count}`]);
     }
@@ -59,7 +81,10 @@ export class NativeRuntime extends BundleRuntime {
 
   protected async launch(bundle: string): Promise<void> {
     const r = await runProcess(this.shim, ['start', bundle]);
-    if (r.exitCode !== 0) throw new RuntimeError(`start: ${r.stderr.trim() || `paas-shim exited ${r.exitCode}`}`, { exitCode: r.exitCode });
+    if (r.exitCode !== 0)
+      throw new RuntimeError(`start: ${r.stderr.trim() || `paas-shim exited ${r.exitCode}`}`, {
+        exitCode: r.exitCode,
+      });
   }
 
   protected foreground(bundle: string, _meta: Meta, opts: RunOptions): Promise<ProcessResult> {
@@ -69,13 +94,19 @@ export class NativeRuntime extends BundleRuntime {
     appendFileSync(files.spec(bundle), encodeSpec([['tty', `${tty.rows} ${tty.cols}`]]));
     return runProcess(this.shim, ['run', bundle], {
       ...opts,
-      fd3: (w) => tty.control?.((size) => {
-        if (validSize(size)) w.write(`${size.rows} ${size.cols}\n`);
-      }),
+      fd3: (w) =>
+        tty.control?.((size) => {
+          if (validSize(size)) w.write(`${size.rows} ${size.cols}\n`);
+        }),
     });
   }
 
-  protected async signal(_bundle: string, _meta: Meta, state: ShimState, sig: number): Promise<void> {
+  protected async signal(
+    _bundle: string,
+    _meta: Meta,
+    state: ShimState,
+    sig: number,
+  ): Promise<void> {
     try {
       process.kill(state.initPid, sig);
     } catch (e) {
@@ -83,15 +114,29 @@ export class NativeRuntime extends BundleRuntime {
     }
   }
 
-  protected async execIn(bundle: string, meta: Meta, _state: ShimState, opts: ExecOptions, user: { uid: number; gid: number; groups: number[] }): Promise<ProcessResult> {
+  protected async execIn(
+    bundle: string,
+    meta: Meta,
+    _state: ShimState,
+    opts: ExecOptions,
+    user: { uid: number; gid: number; groups: number[] },
+  ): Promise<ProcessResult> {
     const env = { ...meta.spec.env, ...(opts.env ?? {}) };
     const lines: [string, string][] = opts.command.map((a) => ['arg', a] as [string, string]);
     for (const [k, v] of Object.entries(env)) lines.push(['env', `${k}=${v}`]);
-    lines.push(['cwd', opts.cwd ?? meta.spec.cwd], ['uid', String(user.uid)], ['gid', String(user.gid)], ['groups', user.groups.join(',')]);
+    lines.push(
+      ['cwd', opts.cwd ?? meta.spec.cwd],
+      ['uid', String(user.uid)],
+      ['gid', String(user.gid)],
+      ['groups', user.groups.join(',')],
+    );
     const specFile = join(bundle, `exec-${randomBytes(6).toString('hex')}.spec`);
     writeFileSync(specFile, encodeSpec(lines));
     try {
-      return await runProcess(this.shim, ['exec', bundle, specFile], { stdio: opts.stdio ?? 'pipe', stdin: opts.stdin });
+      return await runProcess(this.shim, ['exec', bundle, specFile], {
+        stdio: opts.stdio ?? 'pipe',
+        stdin: opts.stdin,
+      });
     } finally {
       rmSync(specFile, { force: true });
     }

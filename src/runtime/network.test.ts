@@ -13,16 +13,25 @@ describe('network', () => {
   const tmp = tempDir('network');
   afterAll(() => {
     // Leave nothing behind even when an assertion failed half-way.
-    execFileSync('sh', ['-c', 'ip netns del paas-nettest 2>/dev/null; ip link del paastest1 2>/dev/null; true']);
+    execFileSync('sh', [
+      '-c',
+      'ip netns del paas-nettest 2>/dev/null; ip link del paastest1 2>/dev/null; true',
+    ]);
     tmp.cleanup();
   });
 
   it('parses subnets and refuses bad ones naming the field', () => {
-    expect(parseSubnet('10.78.1.0/24')).toEqual({ base: (10 << 24 | 78 << 16 | 1 << 8) >>> 0, prefix: 24, size: 256 });
+    expect(parseSubnet('10.78.1.0/24')).toEqual({
+      base: ((10 << 24) | (78 << 16) | (1 << 8)) >>> 0,
+      prefix: 24,
+      size: 256,
+    });
     expect(() => parseSubnet('10.78.1.0')).toThrow(/^subnet: "10.78.1.0" is not CIDR/);
     expect(() => parseSubnet('10.78.1.0/31')).toThrow(/prefix \/31/);
     expect(() => parseSubnet('300.1.1.1/24')).toThrow(/not an IPv4 address/);
-    expect(() => new Network({ stateDir: tmp.dir, bridge: 'way-too-long-bridge-name' })).toThrow(/^bridge: /);
+    expect(() => new Network({ stateDir: tmp.dir, bridge: 'way-too-long-bridge-name' })).toThrow(
+      /^bridge: /,
+    );
   });
 
   it('leases the lowest free address, idempotently, persisted across instances', () => {
@@ -51,7 +60,12 @@ describe('network', () => {
     expect(other.lease('y1')).toBe('10.79.0.2');
     // A lease from a container that died uncleanly an hour ago, with no netns left.
     const db = new DatabaseSync(join(tmp.dir, 'leases.db'));
-    db.prepare('INSERT INTO leases (bridge, ip, container, created) VALUES (?, ?, ?, ?)').run('paastest1', '10.79.0.3', 'ghost', new Date(Date.now() - 3600_000).toISOString());
+    db.prepare('INSERT INTO leases (bridge, ip, container, created) VALUES (?, ?, ?, ?)').run(
+      'paastest1',
+      '10.79.0.3',
+      'ghost',
+      new Date(Date.now() - 3600_000).toISOString(),
+    );
     db.close();
     expect(one.lease('x2')).toBe('10.79.0.3');
     expect(one.leases().map((l) => l.container)).toEqual(['x1', 'x2']);
@@ -74,11 +88,26 @@ describe('network', () => {
     expect(readFileSync('/sys/class/net/paastest1/addr_assign_type', 'utf8').trim()).toBe('3');
     const a = await net.attach('nettest');
     expect(bridgeMac()).toBe(macFor('10.79.0.1'));
-    expect(a).toEqual({ netnsPath: '/run/netns/paas-nettest', ip: '10.79.0.2', gateway: '10.79.0.1', prefix: 29 });
+    expect(a).toEqual({
+      netnsPath: '/run/netns/paas-nettest',
+      ip: '10.79.0.2',
+      gateway: '10.79.0.1',
+      prefix: 29,
+    });
     expect(links()).toContain(hostVethName('nettest'));
     // A listener inside the netns answers the host at the container's address.
-    const server = spawn('ip', ['netns', 'exec', 'paas-nettest', process.execPath, '-e',
-      "require('node:net').createServer((s) => s.end('pong')).listen(7000, () => console.log('up'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const server = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        'paas-nettest',
+        process.execPath,
+        '-e',
+        "require('node:net').createServer((s) => s.end('pong')).listen(7000, () => console.log('up'))",
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise((r) => server.stdout.once('data', r));
     const reply = await new Promise<string>((resolve, reject) => {
       const sock = connect(7000, a.ip);
@@ -89,10 +118,16 @@ describe('network', () => {
     });
     server.kill();
     expect(reply).toBe('pong');
-    const inside = execFileSync('ip', ['-n', 'paas-nettest', '-o', '-4', 'addr'], { encoding: 'utf8' });
+    const inside = execFileSync('ip', ['-n', 'paas-nettest', '-o', '-4', 'addr'], {
+      encoding: 'utf8',
+    });
     expect(inside).toContain('10.79.0.2/29');
     // The MAC follows the IP, so a container that reuses an address keeps neighbours' ARP right.
-    expect(execFileSync('ip', ['-n', 'paas-nettest', '-o', 'link', 'show', 'eth0'], { encoding: 'utf8' })).toContain(macFor('10.79.0.2'));
+    expect(
+      execFileSync('ip', ['-n', 'paas-nettest', '-o', 'link', 'show', 'eth0'], {
+        encoding: 'utf8',
+      }),
+    ).toContain(macFor('10.79.0.2'));
     expect(macFor('10.79.0.2')).toBe('02:42:0a:4f:00:02');
     await net.detach('nettest');
     expect(existsSync('/run/netns/paas-nettest')).toBe(false);
@@ -109,7 +144,9 @@ describe('network', () => {
     execFileSync('ip', ['link', 'del', 'paastest1']);
     await net.ensureBridge({ nat: false });
     expect(links()).toContain('paastest1');
-    expect(execFileSync('ip', ['-o', '-4', 'addr', 'show', 'dev', 'paastest1'], { encoding: 'utf8' })).toContain('10.79.0.1/29');
+    expect(
+      execFileSync('ip', ['-o', '-4', 'addr', 'show', 'dev', 'paastest1'], { encoding: 'utf8' }),
+    ).toContain('10.79.0.1/29');
     execFileSync('ip', ['link', 'del', 'paastest1']);
     net.close();
   });

@@ -37,8 +37,15 @@ export type NatMode = 'nftables' | 'iptables' | 'skipped';
 
 function ipToInt(ip: string): number {
   const p = ip.split('.').map(Number);
-  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new InvalidSpec(`subnet: "${ip}" is not an IPv4 address`, { field: 'subnet' });
-  return (((p[0] as number) << 24) | ((p[1] as number) << 16) | ((p[2] as number) << 8) | (p[3] as number)) >>> 0;
+  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255))
+    throw new InvalidSpec(`subnet: "${ip}" is not an IPv4 address`, { field: 'subnet' });
+  return (
+    (((p[0] as number) << 24) |
+      ((p[1] as number) << 16) |
+      ((p[2] as number) << 8) |
+      (p[3] as number)) >>>
+    0
+  );
 }
 
 function intToIp(n: number): string {
@@ -47,9 +54,15 @@ function intToIp(n: number): string {
 
 export function parseSubnet(cidr: string): { base: number; prefix: number; size: number } {
   const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(cidr);
-  if (m === null) throw new InvalidSpec(`subnet: "${cidr}" is not CIDR (example 10.77.0.0/16)`, { field: 'subnet' });
+  if (m === null)
+    throw new InvalidSpec(`subnet: "${cidr}" is not CIDR (example 10.77.0.0/16)`, {
+      field: 'subnet',
+    });
   const prefix = Number(m[2]);
-  if (prefix < 8 || prefix > 29) throw new InvalidSpec(`subnet: prefix /${prefix} must be between /8 and /29`, { field: 'subnet' });
+  if (prefix < 8 || prefix > 29)
+    throw new InvalidSpec(`subnet: prefix /${prefix} must be between /8 and /29`, {
+      field: 'subnet',
+    });
   const size = 2 ** (32 - prefix);
   const base = (ipToInt(m[1] as string) & ~(size - 1)) >>> 0;
   return { base, prefix, size };
@@ -63,7 +76,9 @@ const NET_ADDR_SET = '3';
  * keeps its MAC, so neighbours' ARP entries for it stay right when a container is replaced.
  */
 export function macFor(ip: string): string {
-  return ['02', '42', ...ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+  return ['02', '42', ...ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(
+    ':',
+  );
 }
 
 export function netnsName(id: string): string {
@@ -86,7 +101,10 @@ export class Network {
   constructor(opts: NetworkOptions) {
     this.bridge = opts.bridge ?? 'paas0';
     this.subnet = opts.subnet ?? '10.77.0.0/16';
-    if (!/^[a-zA-Z0-9_-]{1,15}$/.test(this.bridge)) throw new InvalidSpec(`bridge: "${this.bridge}" is not an interface name`, { field: 'bridge' });
+    if (!/^[a-zA-Z0-9_-]{1,15}$/.test(this.bridge))
+      throw new InvalidSpec(`bridge: "${this.bridge}" is not an interface name`, {
+        field: 'bridge',
+      });
     this.net = parseSubnet(this.subnet);
     const stateDir = opts.stateDir ?? DEFAULT_NETWORK_STATE_DIR;
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
@@ -116,9 +134,12 @@ export class Network {
     const done = this.setUpBridge(nat);
     const entry = { nat, done, settled: false };
     this.ensured = entry;
-    done.then(() => (entry.settled = true), () => {
-      if (this.ensured === entry) this.ensured = null;
-    });
+    done.then(
+      () => (entry.settled = true),
+      () => {
+        if (this.ensured === entry) this.ensured = null;
+      },
+    );
     return done;
   }
 
@@ -126,7 +147,10 @@ export class Network {
     const sys = `/sys/class/net/${this.bridge}`;
     try {
       // IFF_UP is bit 0 of the interface flags.
-      return (Number(readFileSync(`${sys}/flags`, 'utf8')) & 1) === 1 && readFileSync(`${sys}/address`, 'utf8').trim() === macFor(this.gateway);
+      return (
+        (Number(readFileSync(`${sys}/flags`, 'utf8')) & 1) === 1 &&
+        readFileSync(`${sys}/address`, 'utf8').trim() === macFor(this.gateway)
+      );
     } catch {
       return false;
     }
@@ -134,11 +158,20 @@ export class Network {
 
   private async setUpBridge(nat: boolean): Promise<NatMode> {
     const gw = `${this.gateway}/${this.net.prefix}`;
-    const exists = await run('ip', ['link', 'show', this.bridge]).then(() => true, () => false);
+    const exists = await run('ip', ['link', 'show', this.bridge]).then(
+      () => true,
+      () => false,
+    );
     if (!exists) {
       await run('ip', ['link', 'add', this.bridge, 'type', 'bridge']).catch(async (e: unknown) => {
         // a concurrent creator won the race
-        if (!(await run('ip', ['link', 'show', this.bridge]).then(() => true, () => false))) throw e;
+        if (
+          !(await run('ip', ['link', 'show', this.bridge]).then(
+            () => true,
+            () => false,
+          ))
+        )
+          throw e;
       });
     }
     // A bridge without an address of its own takes the lowest MAC among its ports, so each
@@ -147,11 +180,15 @@ export class Network {
     // seconds in the middle of a deploy. A fixed address (as Docker sets) never moves.
     const mac = macFor(this.gateway);
     const sys = `/sys/class/net/${this.bridge}`;
-    if (readFileSync(`${sys}/address`, 'utf8').trim() !== mac || readFileSync(`${sys}/addr_assign_type`, 'utf8').trim() !== NET_ADDR_SET) {
+    if (
+      readFileSync(`${sys}/address`, 'utf8').trim() !== mac ||
+      readFileSync(`${sys}/addr_assign_type`, 'utf8').trim() !== NET_ADDR_SET
+    ) {
       await run('ip', ['link', 'set', this.bridge, 'address', mac]);
     }
     const addrs = (await run('ip', ['-o', '-4', 'addr', 'show', 'dev', this.bridge])).stdout;
-    if (!addrs.includes(` ${gw} `)) await run('ip', ['addr', 'add', gw, 'dev', this.bridge]).catch(() => undefined);
+    if (!addrs.includes(` ${gw} `))
+      await run('ip', ['addr', 'add', gw, 'dev', this.bridge]).catch(() => undefined);
     await run('ip', ['link', 'set', this.bridge, 'up']);
     return nat ? this.ensureNat() : 'skipped';
   }
@@ -171,26 +208,43 @@ export class Network {
     });
     if (nft) return 'nftables';
     const rule = ['POSTROUTING', '-s', this.subnet, '!', '-o', this.bridge, '-j', 'MASQUERADE'];
-    const has = await run('iptables', ['-t', 'nat', '-C', ...rule]).then(() => true, () => false);
+    const has = await run('iptables', ['-t', 'nat', '-C', ...rule]).then(
+      () => true,
+      () => false,
+    );
     if (has) return 'iptables';
-    const added = await run('iptables', ['-t', 'nat', '-A', ...rule]).then(() => true, () => false);
+    const added = await run('iptables', ['-t', 'nat', '-A', ...rule]).then(
+      () => true,
+      () => false,
+    );
     if (added) return 'iptables';
-    process.emitWarning(`network: neither nftables nor iptables worked; containers on ${this.bridge} have no outbound NAT`);
+    process.emitWarning(
+      `network: neither nftables nor iptables worked; containers on ${this.bridge} have no outbound NAT`,
+    );
     return 'skipped';
   }
 
   /** Reserves the lowest free address for a container (idempotent per container). */
   lease(container: string): string {
-    const existing = this.db.prepare('SELECT ip FROM leases WHERE container = ?').get(container) as { ip: string } | undefined;
+    const existing = this.db.prepare('SELECT ip FROM leases WHERE container = ?').get(container) as
+      { ip: string } | undefined;
     if (existing !== undefined) return existing.ip;
     this.db.exec('BEGIN IMMEDIATE');
     try {
       this.dropStale();
-      const used = new Set((this.db.prepare('SELECT ip FROM leases WHERE bridge = ?').all(this.bridge) as { ip: string }[]).map((r) => r.ip));
+      const used = new Set(
+        (
+          this.db.prepare('SELECT ip FROM leases WHERE bridge = ?').all(this.bridge) as {
+            ip: string;
+          }[]
+        ).map((r) => r.ip),
+      );
       for (let i = 2; i < this.net.size - 1; i++) {
         const ip = intToIp(this.net.base + i);
         if (used.has(ip)) continue;
-        this.db.prepare('INSERT INTO leases (ip, container, bridge, created) VALUES (?, ?, ?, ?)').run(ip, container, this.bridge, new Date().toISOString());
+        this.db
+          .prepare('INSERT INTO leases (ip, container, bridge, created) VALUES (?, ?, ?, ?)')
+          .run(ip, container, this.bridge, new Date().toISOString());
         this.db.exec('COMMIT');
         return ip;
       }
@@ -207,9 +261,12 @@ export class Network {
    */
   private dropStale(): void {
     const cutoff = new Date(Date.now() - 60_000).toISOString();
-    const old = this.db.prepare('SELECT container FROM leases WHERE bridge = ? AND created < ?').all(this.bridge, cutoff) as { container: string }[];
+    const old = this.db
+      .prepare('SELECT container FROM leases WHERE bridge = ? AND created < ?')
+      .all(this.bridge, cutoff) as { container: string }[];
     for (const { container } of old) {
-      if (!existsSync(`/run/netns/${netnsName(container)}`)) this.db.prepare('DELETE FROM leases WHERE container = ?').run(container);
+      if (!existsSync(`/run/netns/${netnsName(container)}`))
+        this.db.prepare('DELETE FROM leases WHERE container = ?').run(container);
     }
   }
 
@@ -218,7 +275,9 @@ export class Network {
   }
 
   leases(): { ip: string; container: string }[] {
-    return this.db.prepare('SELECT ip, container FROM leases WHERE bridge = ? ORDER BY ip').all(this.bridge) as { ip: string; container: string }[];
+    return this.db
+      .prepare('SELECT ip, container FROM leases WHERE bridge = ? ORDER BY ip')
+      .all(this.bridge) as { ip: string; container: string }[];
   }
 
   /** A fresh netns with lo up, a veth into the bridge and the container's address. */
@@ -228,18 +287,24 @@ export class Network {
     const veth = hostVethName(container);
     try {
       // Two spawns of ip for the whole attachment: it is on every container's start path.
-      await ipBatch([], [
-        `netns add ${ns}`,
-        `link add ${veth} type veth peer name eth0 netns ${ns} address ${macFor(ip)}`,
-        `link set ${veth} master ${this.bridge}`,
-        `link set ${veth} up`,
-      ]);
-      await ipBatch(['-n', ns], [
-        'link set lo up',
-        `addr add ${ip}/${this.net.prefix} dev eth0`,
-        'link set eth0 up',
-        `route add default via ${this.gateway}`,
-      ]);
+      await ipBatch(
+        [],
+        [
+          `netns add ${ns}`,
+          `link add ${veth} type veth peer name eth0 netns ${ns} address ${macFor(ip)}`,
+          `link set ${veth} master ${this.bridge}`,
+          `link set ${veth} up`,
+        ],
+      );
+      await ipBatch(
+        ['-n', ns],
+        [
+          'link set lo up',
+          `addr add ${ip}/${this.net.prefix} dev eth0`,
+          'link set eth0 up',
+          `route add default via ${this.gateway}`,
+        ],
+      );
     } catch (e) {
       await this.detach(container);
       throw new RuntimeError(`network: attaching ${container} failed: ${(e as Error).message}`);
@@ -258,7 +323,8 @@ export class Network {
   /** Removes the netns (which destroys both veth ends) and the lease; safe to call twice. */
   async detach(container: string): Promise<void> {
     const ns = netnsName(container);
-    if (existsSync(`/run/netns/${ns}`)) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    if (existsSync(`/run/netns/${ns}`))
+      await run('ip', ['netns', 'del', ns]).catch(() => undefined);
     await run('ip', ['link', 'del', hostVethName(container)]).catch(() => undefined);
     this.release(container);
   }
@@ -275,10 +341,17 @@ async function ipBatch(global: string[], lines: string[]): Promise<void> {
 }
 
 /** /etc/hosts and /etc/resolv.conf for a container, written into its bundle. */
-export function writeNetFiles(bundle: string, hostname: string, ip: string | null): { hosts: string; resolv: string } {
+export function writeNetFiles(
+  bundle: string,
+  hostname: string,
+  ip: string | null,
+): { hosts: string; resolv: string } {
   const hosts = join(bundle, 'hosts');
   const resolv = join(bundle, 'resolv.conf');
-  writeFileSync(hosts, `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${ip ?? '127.0.1.1'}\t${hostname}\n`);
+  writeFileSync(
+    hosts,
+    `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${ip ?? '127.0.1.1'}\t${hostname}\n`,
+  );
   let text = '';
   try {
     text = readFileSync('/etc/resolv.conf', 'utf8');

@@ -12,13 +12,21 @@ export interface SpawnOptions extends RunOptions {
 }
 
 /** Runs a command to completion. 'pipe' captures (and streams lines to onLine); 'inherit' passes stdio through. */
-export function runProcess(cmd: string, args: string[], opts: SpawnOptions = {}): Promise<ProcessResult> {
+export function runProcess(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions = {},
+): Promise<ProcessResult> {
   const inherit = opts.stdio === 'inherit';
   const limit = opts.captureLimit ?? 16 * 1024 * 1024;
   return new Promise((resolve, reject) => {
     const stdin = opts.stdin === undefined ? 'ignore' : 'pipe';
     const child = spawn(cmd, args, {
-      stdio: inherit ? 'inherit' : opts.fd3 === undefined ? [stdin, 'pipe', 'pipe'] : [stdin, 'pipe', 'pipe', 'pipe'],
+      stdio: inherit
+        ? 'inherit'
+        : opts.fd3 === undefined
+          ? [stdin, 'pipe', 'pipe']
+          : [stdin, 'pipe', 'pipe', 'pipe'],
     });
     if (opts.signal !== undefined) {
       const kill = () => child.kill('SIGKILL');
@@ -46,12 +54,14 @@ export function runProcess(cmd: string, args: string[], opts: SpawnOptions = {})
     child.stderr?.on('data', feed('stderr'));
     if (child.stdin !== null && opts.stdin !== undefined) {
       child.stdin.on('error', () => undefined);
-      if (typeof opts.stdin === 'string' || Buffer.isBuffer(opts.stdin)) child.stdin.end(opts.stdin);
+      if (typeof opts.stdin === 'string' || Buffer.isBuffer(opts.stdin))
+        child.stdin.end(opts.stdin);
       else opts.stdin.pipe(child.stdin);
     }
     child.on('error', reject);
     child.on('close', (code, signal) => {
-      for (const s of ['stdout', 'stderr'] as const) if (partial[s] !== '' && opts.onLine !== undefined) opts.onLine(s, partial[s]);
+      for (const s of ['stdout', 'stderr'] as const)
+        if (partial[s] !== '' && opts.onLine !== undefined) opts.onLine(s, partial[s]);
       resolve({
         exitCode: code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0)),
         signal: signal ?? null,

@@ -10,7 +10,13 @@ import { RuntimeError, Unsupported } from '../errors/index.ts';
 import { BundleRuntime, SIGNAL_NAMES } from './base.ts';
 import { files, writableDirs, type Meta, type ShimState } from './bundle.ts';
 import { DEFAULT_NATIVE_DIR } from './native.ts';
-import { BLOCKED_SYSCALLS, CLONE_NAMESPACE_FLAGS, DEFAULT_CAPS, MASKED_PATHS, READONLY_PATHS } from './policy.ts';
+import {
+  BLOCKED_SYSCALLS,
+  CLONE_NAMESPACE_FLAGS,
+  DEFAULT_CAPS,
+  MASKED_PATHS,
+  READONLY_PATHS,
+} from './policy.ts';
 import { runProcess } from './proc.ts';
 import type { ExecOptions, ProcessResult, RunOptions, RuntimeOptions } from './types.ts';
 
@@ -33,7 +39,8 @@ export class RuncRuntime extends BundleRuntime {
   constructor(opts: RuntimeOptions) {
     super(opts);
     const runc = which('runc');
-    if (runc === null) throw new Unsupported('runtime runc: runc is not installed (apt-get install runc)');
+    if (runc === null)
+      throw new Unsupported('runtime runc: runc is not installed (apt-get install runc)');
     this.runc = runc;
     this.root = join(opts.dataDir, 'runc');
     mkdirSync(this.root, { recursive: true });
@@ -41,16 +48,34 @@ export class RuncRuntime extends BundleRuntime {
   }
 
   protected async prepare(bundle: string, meta: Meta): Promise<void> {
-    if (!existsSync(this.shim)) throw new Unsupported(`runtime runc: ${this.shim} is missing; build it with "make -C native"`);
+    if (!existsSync(this.shim))
+      throw new Unsupported(
+        `runtime runc: ${this.shim} is missing; build it with "make -C native"`,
+      );
     const s = meta.spec;
     // OCI uidMappings alone would show the host-owned overlay we mount as nobody's: the
     // layers would need runc's idmapped rootfs, which this backend does not set up.
-    if (s.userns !== undefined) throw new Unsupported('runtime runc: userns is not supported by the runc backend (use native)');
+    if (s.userns !== undefined)
+      throw new Unsupported(
+        'runtime runc: userns is not supported by the runc backend (use native)',
+      );
     const caps = [...DEFAULT_CAPS];
-    const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }];
-    if (s.net !== 'host') namespaces.push(meta.netnsPath === null ? { type: 'network' } : { type: 'network', path: meta.netnsPath });
+    const namespaces: { type: string; path?: string }[] = [
+      { type: 'pid' },
+      { type: 'ipc' },
+      { type: 'uts' },
+      { type: 'mount' },
+      { type: 'cgroup' },
+    ];
+    if (s.net !== 'host')
+      namespaces.push(
+        meta.netnsPath === null ? { type: 'network' } : { type: 'network', path: meta.netnsPath },
+      );
     const bind = (src: string, dst: string, ro: boolean) => ({
-      destination: dst, type: 'bind', source: src, options: ['rbind', 'nosuid', 'nodev', ro ? 'ro' : 'rw'],
+      destination: dst,
+      type: 'bind',
+      source: src,
+      options: ['rbind', 'nosuid', 'nodev', ro ? 'ro' : 'rw'],
     });
     const config = {
       ociVersion: '1.0.2',
@@ -62,18 +87,54 @@ export class RuncRuntime extends BundleRuntime {
         args: [INIT_PATH, 'init', '--', ...s.command],
         env: Object.entries(s.env).map(([k, v]) => `${k}=${v}`),
         cwd: s.cwd,
-        capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
+        capabilities: {
+          bounding: caps,
+          effective: caps,
+          permitted: caps,
+          inheritable: [],
+          ambient: [],
+        },
         noNewPrivileges: true,
       },
       root: { path: files.rootfs(bundle), readonly: s.readonly },
       hostname: s.hostname,
       mounts: [
-        { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-        { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-        { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-        { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
-        { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-        { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+        {
+          destination: '/proc',
+          type: 'proc',
+          source: 'proc',
+          options: ['nosuid', 'noexec', 'nodev'],
+        },
+        {
+          destination: '/dev',
+          type: 'tmpfs',
+          source: 'tmpfs',
+          options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+        },
+        {
+          destination: '/dev/pts',
+          type: 'devpts',
+          source: 'devpts',
+          options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+        },
+        {
+          destination: '/dev/shm',
+          type: 'tmpfs',
+          source: 'shm',
+          options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+        },
+        {
+          destination: '/dev/mqueue',
+          type: 'mqueue',
+          source: 'mqueue',
+          options: ['nosuid', 'noexec', 'nodev'],
+        },
+        {
+          destination: '/sys',
+          type: 'sysfs',
+          source: 'sysfs',
+          options: ['nosuid', 'noexec', 'nodev', 'ro'],
+        },
         // Read-only: with the init being a host binary, writing it through /proc/1/exe must
         // fail (CVE-2019-5736). /dev is a fresh tmpfs, so the mount point leaves no trace.
         bind(this.shim, INIT_PATH, true),
@@ -98,7 +159,9 @@ export class RuncRuntime extends BundleRuntime {
             // clone3 passes flags in memory seccomp cannot read: ENOSYS makes libc fall back to clone.
             { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
             ...CLONE_NAMESPACE_FLAGS.map((flag) => ({
-              names: ['clone'], action: 'SCMP_ACT_ERRNO', errnoRet: 1,
+              names: ['clone'],
+              action: 'SCMP_ACT_ERRNO',
+              errnoRet: 1,
               args: [{ index: 0, value: flag, valueTwo: flag, op: 'SCMP_CMP_MASKED_EQ' }],
             })),
           ],
@@ -129,16 +192,27 @@ export class RuncRuntime extends BundleRuntime {
 
   protected async launch(bundle: string, meta: Meta): Promise<void> {
     await this.mountRoot(bundle, meta);
-    const r = await runProcess(this.shim, ['supervise', bundle, '--', this.runc, ...this.runcArgs(bundle, meta)]);
+    const r = await runProcess(this.shim, [
+      'supervise',
+      bundle,
+      '--',
+      this.runc,
+      ...this.runcArgs(bundle, meta),
+    ]);
     if (r.exitCode !== 0) {
       await this.teardown(bundle, meta);
-      throw new RuntimeError(`start: ${r.stderr.trim() || `paas-shim exited ${r.exitCode}`}`, { exitCode: r.exitCode });
+      throw new RuntimeError(`start: ${r.stderr.trim() || `paas-shim exited ${r.exitCode}`}`, {
+        exitCode: r.exitCode,
+      });
     }
     // The shim returns once `runc run` is exec'd, before runc has created the container;
     // signals and exec sent in that window would miss it. Start means running, as native.
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline && !existsSync(files.exit(bundle))) {
-      const st = await exec(this.runc, ['--root', this.root, 'state', meta.id]).then((o) => (JSON.parse(o.stdout) as { status: string }).status, () => 'absent');
+      const st = await exec(this.runc, ['--root', this.root, 'state', meta.id]).then(
+        (o) => (JSON.parse(o.stdout) as { status: string }).status,
+        () => 'absent',
+      );
       if (st === 'running' || st === 'stopped') return;
       await sleep(10);
     }
@@ -153,26 +227,53 @@ export class RuncRuntime extends BundleRuntime {
     }
   }
 
-  protected async signal(_bundle: string, meta: Meta, _state: ShimState, sig: number): Promise<void> {
+  protected async signal(
+    _bundle: string,
+    meta: Meta,
+    _state: ShimState,
+    sig: number,
+  ): Promise<void> {
     const name = SIGNAL_NAMES[sig] ?? String(sig);
     await exec(this.runc, ['--root', this.root, 'kill', meta.id, name]).catch(() => undefined);
   }
 
-  protected execIn(_bundle: string, meta: Meta, _state: ShimState, opts: ExecOptions, user: { uid: number; gid: number; groups: number[] }): Promise<ProcessResult> {
-    const args = ['--root', this.root, 'exec', '--user', `${user.uid}:${user.gid}`, '--cwd', opts.cwd ?? meta.spec.cwd];
+  protected execIn(
+    _bundle: string,
+    meta: Meta,
+    _state: ShimState,
+    opts: ExecOptions,
+    user: { uid: number; gid: number; groups: number[] },
+  ): Promise<ProcessResult> {
+    const args = [
+      '--root',
+      this.root,
+      'exec',
+      '--user',
+      `${user.uid}:${user.gid}`,
+      '--cwd',
+      opts.cwd ?? meta.spec.cwd,
+    ];
     for (const g of user.groups) args.push('--additional-gids', String(g));
-    for (const [k, v] of Object.entries({ ...meta.spec.env, ...(opts.env ?? {}) })) args.push('--env', `${k}=${v}`);
+    for (const [k, v] of Object.entries({ ...meta.spec.env, ...(opts.env ?? {}) }))
+      args.push('--env', `${k}=${v}`);
     args.push(meta.id, ...opts.command);
     return runProcess(this.runc, args, { stdio: opts.stdio ?? 'pipe', stdin: opts.stdin });
   }
 
   protected async teardown(bundle: string, meta: Meta): Promise<void> {
-    await exec(this.runc, ['--root', this.root, 'delete', '--force', meta.id]).catch(() => undefined);
+    await exec(this.runc, ['--root', this.root, 'delete', '--force', meta.id]).catch(
+      () => undefined,
+    );
     const target = files.rootfs(bundle);
     for (let i = 0; i < 5; i++) {
-      const mounted = await exec('mountpoint', ['-q', target]).then(() => true, () => false);
+      const mounted = await exec('mountpoint', ['-q', target]).then(
+        () => true,
+        () => false,
+      );
       if (!mounted) return;
-      await exec('umount', [target]).catch(() => exec('umount', ['-l', target]).catch(() => undefined));
+      await exec('umount', [target]).catch(() =>
+        exec('umount', ['-l', target]).catch(() => undefined),
+      );
     }
   }
 }

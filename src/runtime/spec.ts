@@ -24,12 +24,20 @@ export interface NormalizedSpec {
 }
 
 const ID = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
-const HOSTNAME = /^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/;
 
 export const SIGNALS: Readonly<Record<string, number>> = {
-  SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15, SIGWINCH: 28,
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGUSR2: 12,
+  SIGTERM: 15,
+  SIGWINCH: 28,
 };
 
 export function newContainerId(): string {
@@ -74,7 +82,8 @@ export function parseMemory(raw: string, field = 'memory'): number {
 
 /** `0.5`, `2` → cores. */
 export function parseCpus(raw: string, field = 'cpus'): number {
-  if (!/^\d+(?:\.\d+)?$/.test(raw.trim())) bad(field, `"${raw}" is not a number of CPUs (example: 0.5)`);
+  if (!/^\d+(?:\.\d+)?$/.test(raw.trim()))
+    bad(field, `"${raw}" is not a number of CPUs (example: 0.5)`);
   const n = Number(raw);
   if (n < 0.01 || n > 1024) bad(field, `"${raw}" must be between 0.01 and 1024`);
   return n;
@@ -91,7 +100,8 @@ function checkLimits(l: Limits | undefined): Limits {
   const out: Limits = {};
   if (l === undefined) return out;
   if (l.memoryBytes !== undefined) {
-    if (!Number.isSafeInteger(l.memoryBytes) || l.memoryBytes < 4 * 1024 * 1024) bad('limits.memoryBytes', 'must be an integer ≥ 4 MiB');
+    if (!Number.isSafeInteger(l.memoryBytes) || l.memoryBytes < 4 * 1024 * 1024)
+      bad('limits.memoryBytes', 'must be an integer ≥ 4 MiB');
     out.memoryBytes = l.memoryBytes;
   }
   if (l.cpus !== undefined) {
@@ -99,7 +109,8 @@ function checkLimits(l: Limits | undefined): Limits {
     out.cpus = l.cpus;
   }
   if (l.pids !== undefined) {
-    if (!Number.isSafeInteger(l.pids) || l.pids < 1) bad('limits.pids', 'must be a positive integer');
+    if (!Number.isSafeInteger(l.pids) || l.pids < 1)
+      bad('limits.pids', 'must be a positive integer');
     out.pids = l.pids;
   }
   return out;
@@ -119,16 +130,22 @@ function checkUserns(u: unknown, rootfs: RootfsSpec, readonly: boolean): UsernsM
   const int = (field: 'hostUid' | 'hostGid' | 'count', min: number): number => {
     const v = m[field];
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v >= ID_LIMIT) {
-      bad(`userns.${field}`, `${JSON.stringify(v) ?? String(v)} must be an integer from ${min} to ${ID_LIMIT - 1}`);
+      bad(
+        `userns.${field}`,
+        `${JSON.stringify(v) ?? String(v)} must be an integer from ${min} to ${ID_LIMIT - 1}`,
+      );
     }
     return v;
   };
   const hostUid = int('hostUid', 1);
   const hostGid = int('hostGid', 1);
   const count = int('count', 1);
-  if (hostUid + count > ID_LIMIT) bad('userns.count', `hostUid ${hostUid} + count ${count} passes ${ID_LIMIT}`);
-  if (hostGid + count > ID_LIMIT) bad('userns.count', `hostGid ${hostGid} + count ${count} passes ${ID_LIMIT}`);
-  if ('dir' in rootfs && !readonly) bad('userns', 'a writable rootfs directory is not supported (use rootfs.lowers, or readonly)');
+  if (hostUid + count > ID_LIMIT)
+    bad('userns.count', `hostUid ${hostUid} + count ${count} passes ${ID_LIMIT}`);
+  if (hostGid + count > ID_LIMIT)
+    bad('userns.count', `hostGid ${hostGid} + count ${count} passes ${ID_LIMIT}`);
+  if ('dir' in rootfs && !readonly)
+    bad('userns', 'a writable rootfs directory is not supported (use rootfs.lowers, or readonly)');
   return { hostUid, hostGid, count };
 }
 
@@ -140,24 +157,34 @@ export function parseSpec(spec: ContainerSpec): NormalizedSpec {
   if ('dir' in spec.rootfs) {
     rootfs = { dir: existingDir('rootfs', spec.rootfs.dir) };
   } else {
-    if (!Array.isArray(spec.rootfs.lowers) || spec.rootfs.lowers.length === 0) bad('rootfs.lowers', 'at least one layer is required');
+    if (!Array.isArray(spec.rootfs.lowers) || spec.rootfs.lowers.length === 0)
+      bad('rootfs.lowers', 'at least one layer is required');
     const lowers = spec.rootfs.lowers.map((d, i) => existingDir(`rootfs.lowers[${i}]`, d));
     const { upper, work } = spec.rootfs;
-    if ((upper === undefined) !== (work === undefined)) bad('rootfs.upper', 'upper and work go together');
-    rootfs = upper === undefined || work === undefined
-      ? { lowers }
-      : { lowers, upper: existingDir('rootfs.upper', upper), work: existingDir('rootfs.work', work) };
+    if ((upper === undefined) !== (work === undefined))
+      bad('rootfs.upper', 'upper and work go together');
+    rootfs =
+      upper === undefined || work === undefined
+        ? { lowers }
+        : {
+            lowers,
+            upper: existingDir('rootfs.upper', upper),
+            work: existingDir('rootfs.work', work),
+          };
   }
 
-  if (!Array.isArray(spec.command) || spec.command.length === 0) bad('command', 'a command is required');
+  if (!Array.isArray(spec.command) || spec.command.length === 0)
+    bad('command', 'a command is required');
   for (const [i, a] of spec.command.entries()) {
-    if (typeof a !== 'string' || a.includes('\0')) bad(`command[${i}]`, 'must be a string without NUL');
+    if (typeof a !== 'string' || a.includes('\0'))
+      bad(`command[${i}]`, 'must be a string without NUL');
   }
 
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(spec.env ?? {})) {
     if (!ENV_KEY.test(k)) bad(`env.${k}`, 'is not a valid variable name');
-    if (typeof v !== 'string' || v.includes('\0')) bad(`env.${k}`, 'value must be a string without NUL');
+    if (typeof v !== 'string' || v.includes('\0'))
+      bad(`env.${k}`, 'value must be a string without NUL');
     env[k] = v;
   }
   env.PATH ??= '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -170,7 +197,8 @@ export function parseSpec(spec: ContainerSpec): NormalizedSpec {
   if (!HOSTNAME.test(hostname)) bad('hostname', `"${hostname}" is not a valid hostname`);
 
   const net = spec.net ?? 'none';
-  if (net !== 'none' && net !== 'bridge' && net !== 'host') bad('net', `"${String(net)}" must be none, bridge or host`);
+  if (net !== 'none' && net !== 'bridge' && net !== 'host')
+    bad('net', `"${String(net)}" must be none, bridge or host`);
 
   const volumes = (spec.volumes ?? []).map((v, i) => ({
     source: absolutePath(`volumes[${i}].source`, v.source),
@@ -186,14 +214,26 @@ export function parseSpec(spec: ContainerSpec): NormalizedSpec {
   }
 
   const stopSignal = spec.stopSignal ?? 'SIGTERM';
-  if (SIGNALS[stopSignal] === undefined) bad('stopSignal', `"${stopSignal}" is not one of ${Object.keys(SIGNALS).join(', ')}`);
+  if (SIGNALS[stopSignal] === undefined)
+    bad('stopSignal', `"${stopSignal}" is not one of ${Object.keys(SIGNALS).join(', ')}`);
 
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(spec.labels ?? {})) labels[k] = String(v);
 
   const out: NormalizedSpec = {
-    id, rootfs, readonly: spec.readonly === true, command: [...spec.command], env, cwd, user, hostname, net,
-    limits: checkLimits(spec.limits), volumes, stopSignal, labels,
+    id,
+    rootfs,
+    readonly: spec.readonly === true,
+    command: [...spec.command],
+    env,
+    cwd,
+    user,
+    hostname,
+    net,
+    limits: checkLimits(spec.limits),
+    volumes,
+    stopSignal,
+    labels,
   };
   if (spec.userns !== undefined) out.userns = checkUserns(spec.userns, rootfs, out.readonly);
   return out;

@@ -11,14 +11,22 @@ const base = join(root, 'base');
 const hostSecret = join(root, 'host-passwd');
 mkdirSync(join(top, 'etc'), { recursive: true });
 mkdirSync(join(base, 'etc'), { recursive: true });
-writeFileSync(join(base, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n');
+writeFileSync(
+  join(base, 'etc/passwd'),
+  'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n',
+);
 writeFileSync(join(base, 'etc/group'), 'root:x:0:\nwheel:x:10:app\napp:x:1000:\nstaff:x:50:\n');
 writeFileSync(hostSecret, 'evil:x:4242:4242::/:/bin/sh\n');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('resolveUser', () => {
   it('resolves names, numbers and groups from the topmost layer that has the file', () => {
-    expect(resolveUser([top, base], 'app')).toEqual({ uid: 1000, gid: 1000, groups: [10], home: '/home/app' });
+    expect(resolveUser([top, base], 'app')).toEqual({
+      uid: 1000,
+      gid: 1000,
+      groups: [10],
+      home: '/home/app',
+    });
     expect(resolveUser([top, base], '0')).toMatchObject({ uid: 0, gid: 0 });
     expect(resolveUser([top, base], 'app:staff')).toMatchObject({ uid: 1000, gid: 50 });
     expect(resolveUser([top, base], '1234')).toMatchObject({ uid: 1234, gid: 0, groups: [] });
@@ -34,7 +42,9 @@ describe('resolveUser', () => {
   });
 
   it('refuses unknown users and groups, naming the field', () => {
-    expect(() => resolveUser([top, base], 'nobody-here')).toThrow(/user: "nobody-here" is not in the image/);
+    expect(() => resolveUser([top, base], 'nobody-here')).toThrow(
+      /user: "nobody-here" is not in the image/,
+    );
     expect(() => resolveUser([top, base], 'app:nogroup')).toThrow(/group "nogroup"/);
   });
 

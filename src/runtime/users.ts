@@ -82,8 +82,16 @@ function parseDb(text: string | null, kind: 'passwd' | 'group'): Entry[] {
     const f = line.split(':');
     const id = Number(f[2]);
     if (f[0] === undefined || !Number.isSafeInteger(id) || id < 0) continue;
-    if (kind === 'passwd') out.push({ name: f[0], id, gid: Number(f[3]) || 0, home: f[5] ?? '/', members: [] });
-    else out.push({ name: f[0], id, gid: id, home: '', members: (f[3] ?? '').split(',').filter((m) => m !== '') });
+    if (kind === 'passwd')
+      out.push({ name: f[0], id, gid: Number(f[3]) || 0, home: f[5] ?? '/', members: [] });
+    else
+      out.push({
+        name: f[0],
+        id,
+        gid: id,
+        home: '',
+        members: (f[3] ?? '').split(',').filter((m) => m !== ''),
+      });
   }
   return out;
 }
@@ -101,7 +109,9 @@ export function resolveUser(layers: readonly string[], user: string): ResolvedUs
   let gid: number;
   let home = '/';
   let name: string | null = null;
-  const pw = isNumeric(u) ? passwd.find((e) => e.id === Number(u)) : passwd.find((e) => e.name === u);
+  const pw = isNumeric(u)
+    ? passwd.find((e) => e.id === Number(u))
+    : passwd.find((e) => e.name === u);
   if (pw !== undefined) {
     uid = pw.id;
     gid = pw.gid;
@@ -114,12 +124,21 @@ export function resolveUser(layers: readonly string[], user: string): ResolvedUs
     throw new InvalidSpec(`user: "${u}" is not in the image's /etc/passwd`, { field: 'user' });
   }
   if (g !== undefined) {
-    const gr = isNumeric(g) ? groupDb.find((e) => e.id === Number(g)) : groupDb.find((e) => e.name === g);
+    const gr = isNumeric(g)
+      ? groupDb.find((e) => e.id === Number(g))
+      : groupDb.find((e) => e.name === g);
     if (gr !== undefined) gid = gr.id;
     else if (isNumeric(g)) gid = Number(g);
-    else throw new InvalidSpec(`user: group "${g}" is not in the image's /etc/group`, { field: 'user' });
+    else
+      throw new InvalidSpec(`user: group "${g}" is not in the image's /etc/group`, {
+        field: 'user',
+      });
   }
-  if (uid > 0xfffffffe || gid > 0xfffffffe) throw new InvalidSpec('user: id out of range', { field: 'user' });
-  const groups = name === null ? [] : groupDb.filter((e) => e.members.includes(name) && e.id !== gid).map((e) => e.id);
+  if (uid > 0xfffffffe || gid > 0xfffffffe)
+    throw new InvalidSpec('user: id out of range', { field: 'user' });
+  const groups =
+    name === null
+      ? []
+      : groupDb.filter((e) => e.members.includes(name) && e.id !== gid).map((e) => e.id);
   return { uid, gid, groups, home };
 }

@@ -18,8 +18,13 @@ const APP = 'dash';
 const SECRET_ONE = 'one-value-9f3a';
 const SECRET_TWO = 'two-value-c71e';
 
-interface ReleaseJson { version: string; description: string; status: string | null }
-const releases = async () => JSON.parse((await cli(p, ['releases', APP, '--json'])).stdout) as ReleaseJson[];
+interface ReleaseJson {
+  version: string;
+  description: string;
+  status: string | null;
+}
+const releases = async () =>
+  JSON.parse((await cli(p, ['releases', APP, '--json'])).stdout) as ReleaseJson[];
 
 beforeAll(async () => {
   p = await startPaas();
@@ -30,7 +35,12 @@ beforeAll(async () => {
   repo.write('www/index.html', 'hello from v2\n');
   repo.commit('v2');
   expect((await push(p, repo.dir, APP)).code).toBe(0);
-  const set = await cli(p, ['config:set', APP, `SECRET_ONE=${SECRET_ONE}`, `SECRET_TWO=${SECRET_TWO}`]);
+  const set = await cli(p, [
+    'config:set',
+    APP,
+    `SECRET_ONE=${SECRET_ONE}`,
+    `SECRET_TWO=${SECRET_TWO}`,
+  ]);
   expect(set.code, set.stderr).toBe(0);
   browser = await launchChromium();
   ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
@@ -43,17 +53,42 @@ afterAll(async () => {
 });
 
 /** A raw request to the API port with an optional cookie (no redirects followed). */
-function raw(method: string, path: string, opts: { cookie?: string; form?: Record<string, string> } = {}): Promise<{ status: number; location: string | undefined; body: string; setCookie: string[] }> {
+function raw(
+  method: string,
+  path: string,
+  opts: { cookie?: string; form?: Record<string, string> } = {},
+): Promise<{ status: number; location: string | undefined; body: string; setCookie: string[] }> {
   const body = opts.form === undefined ? undefined : new URLSearchParams(opts.form).toString();
   return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port: p.apiPort, method, path,
-      headers: { ...(opts.cookie === undefined ? {} : { cookie: opts.cookie }), ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) }) },
-    }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, body: text, setCookie: res.headers['set-cookie'] ?? [] }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: p.apiPort,
+        method,
+        path,
+        headers: {
+          ...(opts.cookie === undefined ? {} : { cookie: opts.cookie }),
+          ...(body === undefined
+            ? {}
+            : {
+                'content-type': 'application/x-www-form-urlencoded',
+                'content-length': Buffer.byteLength(body),
+              }),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            location: res.headers.location,
+            body: text,
+            setCookie: res.headers['set-cookie'] ?? [],
+          }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -78,7 +113,9 @@ describe('without a session', () => {
     const r = await raw('POST', `/apps/${APP}/rollback`, { form: { release: 'v1' } });
     expect([r.status, r.location]).toEqual([303, '/login']);
     // A made-up session id is no session either.
-    const forged = await raw('GET', '/', { cookie: 'paas_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' });
+    const forged = await raw('GET', '/', {
+      cookie: 'paas_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+    });
     expect([forged.status, forged.location]).toEqual([303, '/login']);
     expect((await releases()).length).toBe(before);
   });
@@ -88,7 +125,7 @@ describe('without a session', () => {
     expect(r.status).toBe(401);
   });
 
-  it('a login POST without the login form\'s own token is refused (login CSRF)', async () => {
+  it("a login POST without the login form's own token is refused (login CSRF)", async () => {
     const r = await raw('POST', '/login', { form: { token: p.token } });
     expect(r.status).toBe(403);
     expect(r.setCookie.some((c) => c.startsWith('paas_session='))).toBe(false);
@@ -127,7 +164,10 @@ describe('in the browser', () => {
     const before = await releases();
     const none = await raw('POST', `/apps/${APP}/rollback`, { cookie, form: { release: 'v1' } });
     expect(none.status).toBe(403);
-    const wrong = await raw('POST', `/apps/${APP}/rollback`, { cookie, form: { release: 'v1', csrf: 'x'.repeat(43) } });
+    const wrong = await raw('POST', `/apps/${APP}/rollback`, {
+      cookie,
+      form: { release: 'v1', csrf: 'x'.repeat(43) },
+    });
     expect(wrong.status).toBe(403);
     const logout = await raw('POST', '/logout', { cookie, form: {} });
     expect(logout.status).toBe(403);
@@ -152,7 +192,8 @@ describe('in the browser', () => {
     expect(html).toContain('SECRET_ONE');
     expect(html).not.toContain(SECRET_ONE);
     expect(html).not.toContain(SECRET_TWO);
-    for (const id of ['processes', 'releases', 'config', 'domains', 'builds', 'logs']) expect(await page.locator(`section#${id}`).count(), id).toBe(1);
+    for (const id of ['processes', 'releases', 'config', 'domains', 'builds', 'logs'])
+      expect(await page.locator(`section#${id}`).count(), id).toBe(1);
     await screenshot(page, 'app');
     await Promise.all([page.waitForNavigation(), page.click('button[data-reveal="SECRET_ONE"]')]);
     expect(await page.textContent('code.value[data-key="SECRET_ONE"]')).toBe(SECRET_ONE);
@@ -187,18 +228,28 @@ describe('in the browser', () => {
 
   it("Roll back to v1 makes v4 with v1's code and serves it", async () => {
     await page.goto(`${base}/apps/${APP}`);
-    await Promise.all([page.waitForNavigation({ timeout: 60_000 }), page.click('button[data-rollback="v1"]')]);
+    await Promise.all([
+      page.waitForNavigation({ timeout: 60_000 }),
+      page.click('button[data-rollback="v1"]'),
+    ]);
     expect(await page.textContent('.flash')).toContain('Rollback to v1: released v4');
     expect(await page.locator('#releases tr.live').textContent()).toContain('v4');
     expect(await get(p, APP)).toEqual({ status: 200, body: 'hello from v1\n' });
-    expect((await releases())[0]).toMatchObject({ version: 'v4', description: 'Rollback to v1', status: 'succeeded' });
+    expect((await releases())[0]).toMatchObject({
+      version: 'v4',
+      description: 'Rollback to v1',
+      status: 'succeeded',
+    });
     await screenshot(page, 'rolled-back');
   });
 
   it('scaling web to 2 runs two web processes', async () => {
     await page.goto(`${base}/apps/${APP}`);
     await page.fill('#scale-web', '2');
-    await Promise.all([page.waitForNavigation({ timeout: 60_000 }), page.click('form.scale button')]);
+    await Promise.all([
+      page.waitForNavigation({ timeout: 60_000 }),
+      page.click('form.scale button'),
+    ]);
     const flash = await page.textContent('.flash');
     expect(flash, `scaling from the dashboard failed: ${flash}`).toContain('scaled web to 2');
     const procs = await page.locator('#processes tbody tr').allTextContents();
@@ -209,7 +260,10 @@ describe('in the browser', () => {
   it('Restart replaces the processes and the app keeps answering', async () => {
     await page.goto(`${base}/apps/${APP}`);
     const before = await page.locator('#processes tbody tr').allTextContents();
-    await Promise.all([page.waitForNavigation({ timeout: 60_000 }), page.click('button[data-ps="restart"]')]);
+    await Promise.all([
+      page.waitForNavigation({ timeout: 60_000 }),
+      page.click('button[data-ps="restart"]'),
+    ]);
     expect(await page.textContent('.flash')).toContain('restarted every process');
     const after = await page.locator('#processes tbody tr').allTextContents();
     expect(after.filter((t) => t.includes('running'))).toHaveLength(before.length);
@@ -227,7 +281,12 @@ describe('in the browser', () => {
   });
 
   it('the app page fits a phone screen', async () => {
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    const phone = await browser.newContext({
+      viewport: { width: 390, height: 844 },
+      deviceScaleFactor: 2,
+      isMobile: true,
+      hasTouch: true,
+    });
     await phone.addCookies((await ctx.cookies(base)).filter((c) => c.name === 'paas_session'));
     const m = await phone.newPage();
     await m.goto(`${base}/apps/${APP}`);
@@ -249,7 +308,16 @@ describe('in the browser', () => {
   });
 
   it('wrote a screenshot of each page', () => {
-    for (const n of ['login', 'apps', 'app', 'config-revealed', 'logs-live', 'rolled-back', 'build', 'app-phone']) {
+    for (const n of [
+      'login',
+      'apps',
+      'app',
+      'config-revealed',
+      'logs-live',
+      'rolled-back',
+      'build',
+      'app-phone',
+    ]) {
       const f = `${import.meta.dirname}/../../test-artifacts/dashboard/${n}.png`;
       expect(existsSync(f) && statSync(f).size > 1000, n).toBe(true);
     }

@@ -31,7 +31,13 @@ beforeAll(async () => {
   tarDir = mkdtempSync(join(tmpdir(), 'paas-docker-rootfs-'));
   const tar = join(tarDir, 'rootfs.tar');
   await run('tar', ['-C', testRootfs(), '-cf', tar, '.']);
-  const imported = await d.docker(['import', '--change', 'CMD ["sh"]', tar, `${reg}/docker/busybox:v1`]);
+  const imported = await d.docker([
+    'import',
+    '--change',
+    'CMD ["sh"]',
+    tar,
+    `${reg}/docker/busybox:v1`,
+  ]);
   expect(imported.code, imported.stderr).toBe(0);
 });
 afterAll(async () => {
@@ -42,20 +48,35 @@ afterAll(async () => {
 
 async function docker(...args: string[]): Promise<string> {
   const r = await d.docker(args);
-  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} exited ${r.code}:\n${r.stdout}${r.stderr}\n-- paas daemon log:\n${p.daemonLog().slice(-3000)}`);
+  if (r.code !== 0)
+    throw new Error(
+      `docker ${args.join(' ')} exited ${r.code}:\n${r.stdout}${r.stderr}\n-- paas daemon log:\n${p.daemonLog().slice(-3000)}`,
+    );
   return r.stdout;
 }
-const imageId = async (ref: string) => (await docker('image', 'inspect', '-f', '{{.Id}}', ref)).trim();
+const imageId = async (ref: string) =>
+  (await docker('image', 'inspect', '-f', '{{.Id}}', ref)).trim();
 
 /** The manifest as our registry serves it to a client that accepts both formats. */
-async function manifest(repo: string, ref: string): Promise<{ digest: string; mediaType: string; config: string; bytes: Buffer }> {
+async function manifest(
+  repo: string,
+  ref: string,
+): Promise<{ digest: string; mediaType: string; config: string; bytes: Buffer }> {
   const res = await fetch(`http://${reg}/v2/${repo}/manifests/${ref}`, {
-    headers: { authorization: `Basic ${Buffer.from(`paas:${p.token}`).toString('base64')}`, accept: `${DOCKER_V2}, ${OCI_MANIFEST}` },
+    headers: {
+      authorization: `Basic ${Buffer.from(`paas:${p.token}`).toString('base64')}`,
+      accept: `${DOCKER_V2}, ${OCI_MANIFEST}`,
+    },
   });
   expect(res.status).toBe(200);
   const bytes = Buffer.from(await res.arrayBuffer());
   const parsed = JSON.parse(bytes.toString()) as { config: { digest: string } };
-  return { digest: res.headers.get('docker-content-digest') ?? '', mediaType: res.headers.get('content-type') ?? '', config: parsed.config.digest, bytes };
+  return {
+    digest: res.headers.get('docker-content-digest') ?? '',
+    mediaType: res.headers.get('content-type') ?? '',
+    config: parsed.config.digest,
+    bytes,
+  };
 }
 
 describe('docker against the registry', () => {
@@ -65,7 +86,9 @@ describe('docker against the registry', () => {
     expect(bad.stderr).toMatch(/unauthorized|401/i);
     const anon = await d.docker(['push', `${reg}/docker/busybox:v1`]);
     expect(anon.code).not.toBe(0);
-    expect(anon.stdout + anon.stderr).toMatch(/no basic auth credentials|unauthorized|authentication required/i);
+    expect(anon.stdout + anon.stderr).toMatch(
+      /no basic auth credentials|unauthorized|authentication required/i,
+    );
   });
 
   it('logs in with the token and pushes; the registry holds the very manifest docker reports', async () => {
@@ -83,9 +106,21 @@ describe('docker against the registry', () => {
     expect(m.bytes.length).toBe(Number(pushed![2]));
     expect(m.mediaType).toBe(DOCKER_V2);
     expect(m.config).toBe(await imageId(`${reg}/docker/busybox:v1`));
-    const inspect = JSON.parse((await run('skopeo', ['inspect', '--tls-verify=false', '--creds', `paas:${p.token}`, `docker://${reg}/docker/busybox:v1`])).stdout) as { Digest: string };
+    const inspect = JSON.parse(
+      (
+        await run('skopeo', [
+          'inspect',
+          '--tls-verify=false',
+          '--creds',
+          `paas:${p.token}`,
+          `docker://${reg}/docker/busybox:v1`,
+        ])
+      ).stdout,
+    ) as { Digest: string };
     expect(inspect.Digest).toBe(digest);
-    expect(await docker('image', 'inspect', '-f', '{{json .RepoDigests}}', `${reg}/docker/busybox:v1`)).toContain(`${reg}/docker/busybox@${digest}`);
+    expect(
+      await docker('image', 'inspect', '-f', '{{json .RepoDigests}}', `${reg}/docker/busybox:v1`),
+    ).toContain(`${reg}/docker/busybox@${digest}`);
 
     // A second push finds every blob already there (HEAD on blobs) and names the same digest.
     const again = await docker('push', `${reg}/docker/busybox:v1`);
@@ -110,17 +145,26 @@ describe('docker against the registry', () => {
   it('pulls what paas made itself: a git-push build and the imported base image', async () => {
     const r = await push(p, appRepo('busybox-web').dir, 'web');
     expect(r.code, r.stderr).toBe(0);
-    const tags = (await (await fetch(`http://${reg}/v2/web/tags/list`, { headers: { authorization: `Bearer ${p.token}` } })).json()) as { tags: string[] };
+    const tags = (await (
+      await fetch(`http://${reg}/v2/web/tags/list`, {
+        headers: { authorization: `Bearer ${p.token}` },
+      })
+    ).json()) as { tags: string[] };
     const tag = tags.tags[0]!;
     expect(tag).toBeDefined();
-    for (const [repo, ref] of [['web', tag], ['library/busybox', 'latest']] as const) {
+    for (const [repo, ref] of [
+      ['web', tag],
+      ['library/busybox', 'latest'],
+    ] as const) {
       const m = await manifest(repo, ref);
       const out = await docker('pull', `${reg}/${repo}:${ref}`);
       expect(out).toContain(`Digest: ${m.digest}`);
       // Docker's image ID is the config digest: the same image, not a conversion of it.
       expect(await imageId(`${reg}/${repo}:${ref}`)).toBe(m.config);
     }
-    const cmd = JSON.parse(await docker('image', 'inspect', '-f', '{{json .Config.Cmd}}', `${reg}/web:${tag}`)) as string[];
+    const cmd = JSON.parse(
+      await docker('image', 'inspect', '-f', '{{json .Config.Cmd}}', `${reg}/web:${tag}`),
+    ) as string[];
     expect(cmd.join(' ')).toContain('httpd -f -v');
 
     // Pushing it on under another name mounts its blobs from `web` instead of uploading them.
@@ -135,12 +179,20 @@ describe('docker against the registry', () => {
   it("containerd's registry client pushes and pulls as well", async () => {
     const ctr = async (...args: string[]) => {
       const r = await d.ctr(args);
-      if (r.code !== 0) throw new Error(`ctr ${args.join(' ')} exited ${r.code}:\n${r.stdout}${r.stderr}`);
+      if (r.code !== 0)
+        throw new Error(`ctr ${args.join(' ')} exited ${r.code}:\n${r.stdout}${r.stderr}`);
       return r.stdout;
     };
-    const listed = async (ref: string) => /\s(sha256:[0-9a-f]{64})\s/.exec((await ctr('images', 'ls')).split('\n').find((l) => l.startsWith(`${ref} `)) ?? '')?.[1];
+    const listed = async (ref: string) =>
+      /\s(sha256:[0-9a-f]{64})\s/.exec(
+        (await ctr('images', 'ls')).split('\n').find((l) => l.startsWith(`${ref} `)) ?? '',
+      )?.[1];
     const creds = ['--plain-http', '--user', `paas:${p.token}`];
-    await docker('tag', `${reg}/docker/busybox@${(await manifest('docker/busybox', 'v1')).digest}`, `${reg}/containerd/busybox:v1`);
+    await docker(
+      'tag',
+      `${reg}/docker/busybox@${(await manifest('docker/busybox', 'v1')).digest}`,
+      `${reg}/containerd/busybox:v1`,
+    );
     await docker('save', '-o', join(tarDir, 'saved.tar'), `${reg}/containerd/busybox:v1`);
     await ctr('images', 'import', join(tarDir, 'saved.tar'));
 
@@ -148,20 +200,34 @@ describe('docker against the registry', () => {
     expect(anon.code).not.toBe(0);
     expect(anon.stderr).toMatch(/401 Unauthorized/);
     await ctr('images', 'push', ...creds, `${reg}/containerd/busybox:v1`);
-    expect((await manifest('containerd/busybox', 'v1')).digest).toBe(await listed(`${reg}/containerd/busybox:v1`));
+    expect((await manifest('containerd/busybox', 'v1')).digest).toBe(
+      await listed(`${reg}/containerd/busybox:v1`),
+    );
 
     // Blobs this containerd has never seen: the pull fetches them from the registry.
     await ctr('images', 'pull', ...creds, `${reg}/library/busybox:latest`);
-    expect(await listed(`${reg}/library/busybox:latest`)).toBe((await manifest('library/busybox', 'latest')).digest);
+    expect(await listed(`${reg}/library/busybox:latest`)).toBe(
+      (await manifest('library/busybox', 'latest')).digest,
+    );
   });
 
   it('after docker logout a push is refused', async () => {
     await docker('logout', reg);
-    await docker('tag', `${reg}/docker/busybox@${(await manifest('docker/busybox', 'v1')).digest}`, `${reg}/docker/busybox:after-logout`);
+    await docker(
+      'tag',
+      `${reg}/docker/busybox@${(await manifest('docker/busybox', 'v1')).digest}`,
+      `${reg}/docker/busybox:after-logout`,
+    );
     const r = await d.docker(['push', `${reg}/docker/busybox:after-logout`]);
     expect(r.code).not.toBe(0);
-    expect(r.stdout + r.stderr).toMatch(/no basic auth credentials|unauthorized|authentication required/i);
-    const tags = (await (await fetch(`http://${reg}/v2/docker/busybox/tags/list`, { headers: { authorization: `Bearer ${p.token}` } })).json()) as { tags: string[] };
+    expect(r.stdout + r.stderr).toMatch(
+      /no basic auth credentials|unauthorized|authentication required/i,
+    );
+    const tags = (await (
+      await fetch(`http://${reg}/v2/docker/busybox/tags/list`, {
+        headers: { authorization: `Bearer ${p.token}` },
+      })
+    ).json()) as { tags: string[] };
     expect(tags.tags).toEqual(['v1']);
   });
 });

@@ -2,7 +2,15 @@
 // temporary data dir with the busybox base image imported, the real `paas` CLI, real git
 // pushes and HTTP requests through the router. Nothing is mocked.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -42,30 +50,56 @@ export interface Paas {
 }
 
 /** `prepare` runs on the data dir before the daemon first starts (more base images…). */
-export async function startPaas(opts: { maxPushSize?: string; prepare?: (dataDir: string) => Promise<void> } = {}): Promise<Paas> {
+export async function startPaas(
+  opts: { maxPushSize?: string; prepare?: (dataDir: string) => Promise<void> } = {},
+): Promise<Paas> {
   const dataDir = mkdtempSync(join(tmpdir(), 'paas-e2e-'));
   const store = await openStore(dataDir);
-  await store.importRootfs(testRootfs(), 'library/busybox:latest', { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] });
+  await store.importRootfs(testRootfs(), 'library/busybox:latest', {
+    Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+    Cmd: ['sh'],
+  });
   await opts.prepare?.(dataDir);
   const apiPort = await freePort();
   const httpPort = await freePort();
   let out = '';
   const p: Paas = {
-    dataDir, apiPort, httpPort, token: '', daemon: null as unknown as ChildProcess,
+    dataDir,
+    apiPort,
+    httpPort,
+    token: '',
+    daemon: null as unknown as ChildProcess,
     daemonLog: () => out,
     async start() {
-      const args = ['daemon', '--data-dir', dataDir, '--api-port', String(apiPort), '--api-host', '127.0.0.1', '--http-port', String(httpPort), '--domain', DOMAIN, '--runtime', 'native'];
+      const args = [
+        'daemon',
+        '--data-dir',
+        dataDir,
+        '--api-port',
+        String(apiPort),
+        '--api-host',
+        '127.0.0.1',
+        '--http-port',
+        String(httpPort),
+        '--domain',
+        DOMAIN,
+        '--runtime',
+        'native',
+      ];
       if (opts.maxPushSize !== undefined) args.push('--max-push-size', opts.maxPushSize);
       p.daemon = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       p.daemon.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       p.daemon.stderr!.on('data', (d: Buffer) => (out += d.toString()));
       const deadline = Date.now() + 30_000;
       for (;;) {
-        if (p.daemon.exitCode !== null) throw new Error(`paas daemon exited ${p.daemon.exitCode}:\n${out}`);
+        if (p.daemon.exitCode !== null)
+          throw new Error(`paas daemon exited ${p.daemon.exitCode}:\n${out}`);
         if (existsSync(join(dataDir, 'admin-token'))) {
           p.token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
           try {
-            const r = await fetch(`http://127.0.0.1:${apiPort}/api/ping`, { headers: { authorization: `Bearer ${p.token}` } });
+            const r = await fetch(`http://127.0.0.1:${apiPort}/api/ping`, {
+              headers: { authorization: `Bearer ${p.token}` },
+            });
             if (r.ok) return;
           } catch {
             // not listening yet
@@ -95,12 +129,16 @@ export async function startPaas(opts: { maxPushSize?: string; prepare?: (dataDir
         // not running
       }
       const rt = createRuntime('native', { dataDir });
-      for (const c of await rt.list()) await rt.remove(c.id, { force: true }).catch(() => undefined);
+      for (const c of await rt.list())
+        await rt.remove(c.id, { force: true }).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));
       // A daemon killed mid-build leaves the builder's view mounts behind (see the report on
       // builder recovery); unmount what is left under the data dir, deepest first.
-      const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '')
-        .filter((m) => m.startsWith(`${dataDir}/`)).sort((a, b) => b.length - a.length);
+      const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .map((l) => l.split(' ')[4] ?? '')
+        .filter((m) => m.startsWith(`${dataDir}/`))
+        .sort((a, b) => b.length - a.length);
       for (const m of mounts) execFileSync('umount', ['-l', m], { stdio: 'ignore' });
       rmSync(dataDir, { recursive: true, force: true });
     },
@@ -110,9 +148,20 @@ export async function startPaas(opts: { maxPushSize?: string; prepare?: (dataDir
 }
 
 /** Runs the real CLI against the daemon. */
-export function cli(p: Paas, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function cli(
+  p: Paas,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const c = spawn(BIN, args, { env: { ...process.env, PAAS_API: `http://127.0.0.1:${p.apiPort}`, PAAS_TOKEN: p.token, ...env } });
+    const c = spawn(BIN, args, {
+      env: {
+        ...process.env,
+        PAAS_API: `http://127.0.0.1:${p.apiPort}`,
+        PAAS_TOKEN: p.token,
+        ...env,
+      },
+    });
     let stdout = '';
     let stderr = '';
     c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -122,11 +171,16 @@ export function cli(p: Paas, args: string[], env: Record<string, string> = {}): 
 }
 
 /** A git work tree with a copy of a fixture app (a name under `from`), committed on main. */
-export function appRepo(fixture: string, into?: string, from = FIXTURES): { dir: string; commit(msg: string): string; write(path: string, text: string): void } {
+export function appRepo(
+  fixture: string,
+  into?: string,
+  from = FIXTURES,
+): { dir: string; commit(msg: string): string; write(path: string, text: string): void } {
   const dir = into ?? mkdtempSync(join(tmpdir(), `paas-app-${fixture}-`));
   mkdirSync(dir, { recursive: true });
   cpSync(join(from, fixture), dir, { recursive: true });
-  const git = (...a: string[]) => execFileSync('git', a, { cwd: dir, stdio: 'pipe' }).toString().trim();
+  const git = (...a: string[]) =>
+    execFileSync('git', a, { cwd: dir, stdio: 'pipe' }).toString().trim();
   if (!existsSync(join(dir, '.git'))) {
     git('init', '-q', '-b', 'main');
     git('config', 'user.email', 'dev@example.com');
@@ -154,10 +208,19 @@ export interface PushResult {
   lineTimes: { at: number; line: string }[];
 }
 
-export function push(p: Paas, dir: string, app: string, opts: { ref?: string; token?: string; force?: boolean } = {}): Promise<PushResult> {
+export function push(
+  p: Paas,
+  dir: string,
+  app: string,
+  opts: { ref?: string; token?: string; force?: boolean } = {},
+): Promise<PushResult> {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const args = ['push', `http://paas:${opts.token ?? p.token}@127.0.0.1:${p.apiPort}/${app}.git`, opts.ref ?? 'main'];
+    const args = [
+      'push',
+      `http://paas:${opts.token ?? p.token}@127.0.0.1:${p.apiPort}/${app}.git`,
+      opts.ref ?? 'main',
+    ];
     if (opts.force === true) args.push('--force');
     const c = spawn('git', args, { cwd: dir, env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
     let stderr = '';
@@ -169,21 +232,36 @@ export function push(p: Paas, dir: string, app: string, opts: { ref?: string; to
       partial += s;
       const lines = partial.split(/\r?\n|\r/);
       partial = lines.pop() ?? '';
-      for (const line of lines) if (line.startsWith('remote:')) lineTimes.push({ at: Date.now() - t0, line });
+      for (const line of lines)
+        if (line.startsWith('remote:')) lineTimes.push({ at: Date.now() - t0, line });
     });
     c.on('close', (code) => resolve({ code: code ?? -1, stderr, lineTimes }));
   });
 }
 
 /** GET through the router with the app's Host header (status 0: the connection failed). */
-export function get(p: Paas, app: string, path = '/', headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+export function get(
+  p: Paas,
+  app: string,
+  path = '/',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port: p.httpPort, path, headers: { ...headers, host: `${app}.${DOMAIN}` }, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', (e) => resolve({ status: 0, body: String(e) }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: p.httpPort,
+        path,
+        headers: { ...headers, host: `${app}.${DOMAIN}` },
+        timeout: 10_000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', (e) => resolve({ status: 0, body: String(e) }));
+      },
+    );
     req.on('error', (e) => resolve({ status: 0, body: String(e) }));
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.end();
@@ -191,7 +269,10 @@ export function get(p: Paas, app: string, path = '/', headers: Record<string, st
 }
 
 export function remoteLines(r: PushResult): string[] {
-  return r.stderr.split(/\r?\n|\r/).filter((l) => l.startsWith('remote:')).map((l) => l.replace(/^remote:\s?/, '').trimEnd());
+  return r.stderr
+    .split(/\r?\n|\r/)
+    .filter((l) => l.startsWith('remote:'))
+    .map((l) => l.replace(/^remote:\s?/, '').trimEnd());
 }
 
 /**
@@ -212,16 +293,22 @@ export function requestLoop(p: Paas, app: string, path = '/', opts: { minRequest
       const id = `loop-${app}-${count}`;
       const r = await get(p, app, path, { 'x-request-id': id });
       count++;
-      if (r.status !== 200) failures.push(`${r.status} ${r.body.slice(0, 120)} (sent ${sent}, request id ${id})`);
+      if (r.status !== 200)
+        failures.push(`${r.status} ${r.body.slice(0, 120)} (sent ${sent}, request id ${id})`);
       else bodies.set(r.body, (bodies.get(r.body) ?? 0) + 1);
       await new Promise((res) => setTimeout(res, 10));
     }
   })();
   return {
-    failures, bodies, get count() { return count; },
+    failures,
+    bodies,
+    get count() {
+      return count;
+    },
     async end() {
       const enough = Date.now() + 15_000;
-      while (count < (opts.minRequests ?? 0) && Date.now() < enough) await new Promise((r) => setTimeout(r, 50));
+      while (count < (opts.minRequests ?? 0) && Date.now() < enough)
+        await new Promise((r) => setTimeout(r, 50));
       stop = true;
       await done;
       if (failures.length > 0) await explainFailures(p, app, failures);
@@ -235,8 +322,16 @@ async function explainFailures(p: Paas, app: string, failures: string[]): Promis
   const access = existsSync(log) ? readFileSync(log, 'utf8').split('\n') : [];
   for (const f of failures) {
     const id = /request id (\S+)\)/.exec(f)?.[1];
-    console.error(`failed: ${f}\n  router: ${access.filter((l) => id !== undefined && l.includes(`"${id}"`)).join('\n  ') || '(no access log line)'}`);
+    console.error(
+      `failed: ${f}\n  router: ${access.filter((l) => id !== undefined && l.includes(`"${id}"`)).join('\n  ') || '(no access log line)'}`,
+    );
   }
   const appLog = (await cli(p, ['logs', app, '-n', '2000'])).stdout;
-  console.error(`${app} log:\n${appLog.split('\n').filter((l) => !l.includes('router[')).slice(-150).join('\n')}`);
+  console.error(
+    `${app} log:\n${appLog
+      .split('\n')
+      .filter((l) => !l.includes('router['))
+      .slice(-150)
+      .join('\n')}`,
+  );
 }

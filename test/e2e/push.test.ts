@@ -13,8 +13,14 @@ afterAll(async () => {
   await p?.cleanup();
 });
 
-interface ReleaseJson { version: string; gitSha: string; status: string | null; description: string }
-const releases = async (app: string) => JSON.parse((await cli(p, ['releases', app, '--json'])).stdout) as ReleaseJson[];
+interface ReleaseJson {
+  version: string;
+  gitSha: string;
+  status: string | null;
+  description: string;
+}
+const releases = async (app: string) =>
+  JSON.parse((await cli(p, ['releases', app, '--json'])).stdout) as ReleaseJson[];
 
 describe('git push deploys', () => {
   const repo = appRepo('busybox-web');
@@ -42,7 +48,10 @@ describe('git push deploys', () => {
     expect(remoteLines(r).at(-1)).toContain('Released v2');
     expect(await get(p, 'web')).toEqual({ status: 200, body: 'hello from v2\n' });
     const rs = await releases('web');
-    expect(rs.map((x) => [x.version, x.gitSha])).toEqual([['v2', shas[1]], ['v1', shas[0]]]);
+    expect(rs.map((x) => [x.version, x.gitSha])).toEqual([
+      ['v2', shas[1]],
+      ['v1', shas[0]],
+    ]);
     const table = (await cli(p, ['releases', 'web'])).stdout;
     expect(table).toContain(shas[1]!.slice(0, 7));
   });
@@ -54,7 +63,11 @@ describe('git push deploys', () => {
     expect(r.stderr).toContain('v3');
     expect((await get(p, 'web', '/env.txt')).body).toBe('GREETING=hi there\n');
     expect((await cli(p, ['config:get', 'web', 'GREETING'])).stdout).toBe('hi there\n');
-    expect((await releases('web'))[0]).toMatchObject({ version: 'v3', gitSha: shas[1], status: 'succeeded' });
+    expect((await releases('web'))[0]).toMatchObject({
+      version: 'v3',
+      gitSha: shas[1],
+      status: 'succeeded',
+    });
   });
 
   it("rollback v1 serves v1's code with v1's config as a new release", async () => {
@@ -63,14 +76,25 @@ describe('git push deploys', () => {
     expect(await get(p, 'web')).toEqual({ status: 200, body: 'hello from v1\n' });
     expect((await get(p, 'web', '/env.txt')).body).toBe('GREETING=unset\n');
     const rs = await releases('web');
-    expect(rs[0]).toMatchObject({ version: 'v4', gitSha: shas[0], description: 'Rollback to v1', status: 'succeeded' });
+    expect(rs[0]).toMatchObject({
+      version: 'v4',
+      gitSha: shas[0],
+      description: 'Rollback to v1',
+      status: 'succeeded',
+    });
     expect(JSON.parse((await cli(p, ['config', 'web', '--json'])).stdout)).toEqual({});
     // Old releases are untouched.
-    expect(rs.find((x) => x.version === 'v3')).toMatchObject({ gitSha: shas[1], description: 'Config change: GREETING' });
+    expect(rs.find((x) => x.version === 'v3')).toMatchObject({
+      gitSha: shas[1],
+      description: 'Config change: GREETING',
+    });
   });
 
   it('a push whose build fails exits non-zero with the failing step; the live release keeps answering', async () => {
-    repo.write('Dockerfile', 'FROM busybox\nRUN echo "compiling assets" && echo "error: assets/app.css: no such file" >&2 && exit 3\nCMD ["httpd", "-f", "-p", "5000"]\n');
+    repo.write(
+      'Dockerfile',
+      'FROM busybox\nRUN echo "compiling assets" && echo "error: assets/app.css: no such file" >&2 && exit 3\nCMD ["httpd", "-f", "-p", "5000"]\n',
+    );
     repo.commit('broken build');
     const r = await push(p, repo.dir, 'web');
     expect(r.code).not.toBe(0);
@@ -79,12 +103,17 @@ describe('git push deploys', () => {
     expect(lines.join('\n')).toMatch(/push failed: .*step 2.*exit code 3/);
     expect(lines.at(-1)).toContain('v4 is still live');
     expect(await get(p, 'web')).toEqual({ status: 200, body: 'hello from v1\n' });
-    const builds = JSON.parse((await cli(p, ['builds', 'web', '--json'])).stdout) as { status: string }[];
+    const builds = JSON.parse((await cli(p, ['builds', 'web', '--json'])).stdout) as {
+      status: string;
+    }[];
     expect(builds[0]!.status).toBe('failed');
   });
 
   it('a push whose app crashes on start exits non-zero; the live release keeps answering', async () => {
-    repo.write('Dockerfile', 'FROM busybox\nCMD ["/bin/sh", "-c", "echo boom: DATABASE_URL is not set >&2; exit 1"]\n');
+    repo.write(
+      'Dockerfile',
+      'FROM busybox\nCMD ["/bin/sh", "-c", "echo boom: DATABASE_URL is not set >&2; exit 1"]\n',
+    );
     repo.commit('crashes');
     const r = await push(p, repo.dir, 'web');
     expect(r.code).not.toBe(0);
@@ -122,7 +151,9 @@ describe('git push deploys', () => {
     expect(all).toMatch(/^\S+Z app\[web\.1\]: listening on 5000$/m);
     expect(all).toMatch(/^\S+Z router: method=GET path="\/\?from-logs-test" .*status=200/m);
     expect(all).toMatch(/^\S+Z paas: Released v\d+/m);
-    const build = (await cli(p, ['logs', 'web', '--source', 'build', '-n', '5'])).stdout.trim().split('\n');
+    const build = (await cli(p, ['logs', 'web', '--source', 'build', '-n', '5'])).stdout
+      .trim()
+      .split('\n');
     expect(build).toHaveLength(5);
     expect(build.every((l) => l.includes(' app[build]: '))).toBe(true);
     const web = (await cli(p, ['logs', 'web', '--ps', 'web'])).stdout.trim().split('\n');
@@ -137,7 +168,8 @@ describe('git push deploys', () => {
     await new Promise((r) => setTimeout(r, 800));
     await get(p, 'web', '/followed');
     const deadline = Date.now() + 10_000;
-    while (!followed.includes('path="/followed"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (!followed.includes('path="/followed"') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     f.kill('SIGINT');
     expect(followed).toContain('path="/followed"');
   });
@@ -152,7 +184,11 @@ describe('bad input gets clear errors and changes nothing', () => {
     const pr = await push(p, repo.dir, 'Bad_Name');
     expect(pr.code).not.toBe(0);
     expect(pr.stderr).toContain('app name "Bad_Name" is invalid');
-    expect(JSON.parse((await cli(p, ['apps:list', '--json'])).stdout).map((a: { name: string }) => a.name)).not.toContain('Bad_Name');
+    expect(
+      JSON.parse((await cli(p, ['apps:list', '--json'])).stdout).map(
+        (a: { name: string }) => a.name,
+      ),
+    ).not.toContain('Bad_Name');
   });
 
   it('a wrong token', async () => {
@@ -163,7 +199,9 @@ describe('bad input gets clear errors and changes nothing', () => {
     const pr = await push(p, repo.dir, 'sneaky', { token: 'wrong' });
     expect(pr.code).not.toBe(0);
     expect(pr.stderr).toMatch(/Authentication failed|authentication required/);
-    const res = await fetch(`http://127.0.0.1:${p.apiPort}/v2/`, { headers: { authorization: `Basic ${Buffer.from('x:wrong').toString('base64')}` } });
+    const res = await fetch(`http://127.0.0.1:${p.apiPort}/v2/`, {
+      headers: { authorization: `Basic ${Buffer.from('x:wrong').toString('base64')}` },
+    });
     expect(res.status).toBe(401);
     expect((await cli(p, ['apps:list', '--json'])).stdout).not.toContain('sneaky');
   });
@@ -174,13 +212,16 @@ describe('bad input gets clear errors and changes nothing', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('config key "BAD-KEY" is invalid');
     const api = await fetch(`http://127.0.0.1:${p.apiPort}/api/apps/web/config`, {
-      method: 'PATCH', headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' },
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ set: { GOOD: '1', '1BAD': '2' } }),
     });
     expect(api.status).toBe(400);
     expect(((await api.json()) as { error: { code: string } }).error.code).toBe('InvalidConfigKey');
     expect(await releases('web')).toEqual(before);
-    expect(JSON.parse((await cli(p, ['config', 'web', '--json'])).stdout)).not.toHaveProperty('GOOD');
+    expect(JSON.parse((await cli(p, ['config', 'web', '--json'])).stdout)).not.toHaveProperty(
+      'GOOD',
+    );
   });
 
   it('a push to a destroyed app', async () => {
@@ -210,8 +251,14 @@ describe('bad input gets clear errors and changes nothing', () => {
 describe('release phase', () => {
   it('runs app.json predeploy and Procfile release before the switch; a failure aborts the deploy', async () => {
     const repo = appRepo('busybox-web');
-    repo.write('Procfile', 'web: exec httpd -f -p "$PORT" -h /www\nrelease: echo "migrating for $PAAS_RELEASE"\n');
-    repo.write('app.json', JSON.stringify({ scripts: { dokku: { predeploy: 'echo predeploy ran in $(hostname)' } } }));
+    repo.write(
+      'Procfile',
+      'web: exec httpd -f -p "$PORT" -h /www\nrelease: echo "migrating for $PAAS_RELEASE"\n',
+    );
+    repo.write(
+      'app.json',
+      JSON.stringify({ scripts: { dokku: { predeploy: 'echo predeploy ran in $(hostname)' } } }),
+    );
     repo.commit('release phase');
     const ok = await push(p, repo.dir, 'phased');
     expect(ok.code, ok.stderr).toBe(0);
@@ -221,12 +268,17 @@ describe('release phase', () => {
     expect(text.indexOf('migrating for v1')).toBeLessThan(text.indexOf('Switching route'));
     expect((await get(p, 'phased')).body).toBe('hello from v1\n');
 
-    repo.write('Procfile', 'web: exec httpd -f -p "$PORT" -h /www\nrelease: echo "migration failed" >&2; exit 4\n');
+    repo.write(
+      'Procfile',
+      'web: exec httpd -f -p "$PORT" -h /www\nrelease: echo "migration failed" >&2; exit 4\n',
+    );
     repo.write('www/index.html', 'never served\n');
     repo.commit('bad migration');
     const bad = await push(p, repo.dir, 'phased');
     expect(bad.code).not.toBe(0);
-    expect(remoteLines(bad).join('\n')).toMatch(/Procfile release failed with exit code 4; the deploy was aborted/);
+    expect(remoteLines(bad).join('\n')).toMatch(
+      /Procfile release failed with exit code 4; the deploy was aborted/,
+    );
     expect((await get(p, 'phased')).body).toBe('hello from v1\n');
   });
 });
@@ -235,21 +287,28 @@ describe('domains', () => {
   it('routes a custom domain after domains:add and stops after domains:remove', async () => {
     const repo = appRepo('busybox-web');
     expect((await push(p, repo.dir, 'branded')).code).toBe(0);
-    const viaHost = (host: string) => new Promise<number>((resolve) => {
-      void import('node:http').then(({ request }) => {
-        const req = request({ host: '127.0.0.1', port: p.httpPort, path: '/', headers: { host } }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
+    const viaHost = (host: string) =>
+      new Promise<number>((resolve) => {
+        void import('node:http').then(({ request }) => {
+          const req = request(
+            { host: '127.0.0.1', port: p.httpPort, path: '/', headers: { host } },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
+          req.on('error', () => resolve(0));
+          req.end();
         });
-        req.on('error', () => resolve(0));
-        req.end();
       });
-    });
     expect(await viaHost('www.branded.example')).not.toBe(200);
     const add = await cli(p, ['domains:add', 'branded', 'www.branded.example']);
     expect(add.code, add.stderr).toBe(0);
     expect(await viaHost('www.branded.example')).toBe(200);
-    expect(JSON.parse((await cli(p, ['domains', 'branded', '--json'])).stdout)).toEqual({ default: `branded.${DOMAIN}`, custom: ['www.branded.example'] });
+    expect(JSON.parse((await cli(p, ['domains', 'branded', '--json'])).stdout)).toEqual({
+      default: `branded.${DOMAIN}`,
+      custom: ['www.branded.example'],
+    });
     const bad = await cli(p, ['domains:add', 'branded', 'bad_name.example']);
     expect(bad.code).toBe(2);
     expect((await cli(p, ['domains:remove', 'branded', 'www.branded.example'])).code).toBe(0);

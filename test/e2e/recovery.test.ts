@@ -2,7 +2,16 @@
 // restart frees the lock, marks the build failed and takes the next push.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../src/runtime/index.ts';
-import { appRepo, cli, get, push, remoteLines, requestLoop, startPaas, type Paas } from './harness.ts';
+import {
+  appRepo,
+  cli,
+  get,
+  push,
+  remoteLines,
+  requestLoop,
+  startPaas,
+  type Paas,
+} from './harness.ts';
 
 let p: Paas;
 beforeAll(async () => {
@@ -18,12 +27,17 @@ describe('daemon killed mid-build', () => {
     const first = await push(p, repo.dir, 'survivor');
     expect(first.code, first.stderr).toBe(0);
 
-    repo.write('Dockerfile', `FROM busybox\nRUN sleep 60 && echo ${Math.random()}\nCOPY www /www\nCMD ["httpd", "-f", "-p", "5000", "-h", "/www"]\n`);
+    repo.write(
+      'Dockerfile',
+      `FROM busybox\nRUN sleep 60 && echo ${Math.random()}\nCOPY www /www\nCMD ["httpd", "-f", "-p", "5000", "-h", "/www"]\n`,
+    );
     repo.commit('slow');
     const slow = push(p, repo.dir, 'survivor');
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const b = JSON.parse((await cli(p, ['builds', 'survivor', '--json'])).stdout) as { status: string }[];
+      const b = JSON.parse((await cli(p, ['builds', 'survivor', '--json'])).stdout) as {
+        status: string;
+      }[];
       if (b.length === 2 && b[0]!.status === 'running') break;
       if (Date.now() > deadline) throw new Error('the slow build never started');
       await new Promise((r) => setTimeout(r, 100));
@@ -38,19 +52,36 @@ describe('daemon killed mid-build', () => {
     expect(await get(p, 'survivor')).toEqual({ status: 200, body: 'hello from v1\n' });
 
     await p.start();
-    const info = JSON.parse((await cli(p, ['apps:info', 'survivor', '--json'])).stdout) as { release: string; lock: unknown };
+    const info = JSON.parse((await cli(p, ['apps:info', 'survivor', '--json'])).stdout) as {
+      release: string;
+      lock: unknown;
+    };
     expect(info).toMatchObject({ release: 'v1', lock: null });
-    const b = JSON.parse((await cli(p, ['builds', 'survivor', '--json'])).stdout) as { status: string; error: string }[];
+    const b = JSON.parse((await cli(p, ['builds', 'survivor', '--json'])).stdout) as {
+      status: string;
+      error: string;
+    }[];
     expect(b[0]).toMatchObject({ status: 'failed', error: 'the daemon stopped during the build' });
     expect(await get(p, 'survivor')).toEqual({ status: 200, body: 'hello from v1\n' });
-    const ps = JSON.parse((await cli(p, ['ps', 'survivor', '--json'])).stdout) as { process: string; release: string; state: string }[];
-    expect(ps).toEqual([expect.objectContaining({ process: 'web.1', release: 'v1', state: 'running' })]);
+    const ps = JSON.parse((await cli(p, ['ps', 'survivor', '--json'])).stdout) as {
+      process: string;
+      release: string;
+      state: string;
+    }[];
+    expect(ps).toEqual([
+      expect.objectContaining({ process: 'web.1', release: 'v1', state: 'running' }),
+    ]);
     // The interrupted build's step container was cleaned up at start.
     const { createRuntime } = await import('../../src/runtime/index.ts');
-    const left = (await createRuntime('native', { dataDir: p.dataDir }).list()).filter((c) => c.labels['paas.build'] !== undefined);
+    const left = (await createRuntime('native', { dataDir: p.dataDir }).list()).filter(
+      (c) => c.labels['paas.build'] !== undefined,
+    );
     expect(left).toEqual([]);
 
-    repo.write('Dockerfile', 'FROM busybox\nCOPY www /www\nCMD ["httpd", "-f", "-p", "5000", "-h", "/www"]\n');
+    repo.write(
+      'Dockerfile',
+      'FROM busybox\nCOPY www /www\nCMD ["httpd", "-f", "-p", "5000", "-h", "/www"]\n',
+    );
     repo.write('www/index.html', 'after the crash\n');
     repo.commit('fast again');
     const next = await push(p, repo.dir, 'survivor');
@@ -73,7 +104,12 @@ describe('daemon killed mid-deploy', () => {
     const loop = requestLoop(p, 'phoenix', '/who.txt', { minRequests: 21 });
     try {
       // The new release waits in its health check (initialDelay) long enough to be killed there.
-      repo.write('app.json', JSON.stringify({ healthchecks: { web: [{ path: '/', initialDelay: 5, attempts: 2, wait: 1 }] } }));
+      repo.write(
+        'app.json',
+        JSON.stringify({
+          healthchecks: { web: [{ path: '/', initialDelay: 5, attempts: 2, wait: 1 }] },
+        }),
+      );
       repo.write('www/index.html', 'v2 never finished\n');
       repo.commit('slow check');
       const pushing = push(p, repo.dir, 'phoenix');
@@ -85,21 +121,43 @@ describe('daemon killed mid-deploy', () => {
       p.kill9();
       expect((await pushing).code).not.toBe(0);
       // While the daemon is down, web.2 of v1 dies too.
-      const web2 = (await ofApp()).find((c) => c.labels.release === 'v1' && c.labels.type === 'web' && c.labels.n === '2')!;
+      const web2 = (await ofApp()).find(
+        (c) => c.labels.release === 'v1' && c.labels.type === 'web' && c.labels.n === '2',
+      )!;
       await rt.kill(web2.id, 'SIGKILL');
       await new Promise((r) => setTimeout(r, 1000));
       expect((await get(p, 'phoenix')).body).toBe('hello from procs v1\n');
 
       await p.start();
-      const ps = JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as { process: string; release: string; state: string; id: string }[];
-      expect(ps.map((x) => [x.process, x.release, x.state])).toEqual([['web.1', 'v1', 'running'], ['web.2', 'v1', 'running']]);
+      const ps = JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as {
+        process: string;
+        release: string;
+        state: string;
+        id: string;
+      }[];
+      expect(ps.map((x) => [x.process, x.release, x.state])).toEqual([
+        ['web.1', 'v1', 'running'],
+        ['web.2', 'v1', 'running'],
+      ]);
       // State matches what runs: exactly the processes ps shows, none of v2, no dead web.2.
       expect((await ofApp()).map((c) => c.id).sort()).toEqual(ps.map((x) => x.id).sort());
-      const rs = JSON.parse((await cli(p, ['releases', 'phoenix', '--json'])).stdout) as { version: string; status: string; error: string | null }[];
-      expect(rs[0]).toMatchObject({ version: 'v2', status: 'failed', error: 'the daemon stopped during the deploy' });
-      expect(JSON.parse((await cli(p, ['apps:info', 'phoenix', '--json'])).stdout)).toMatchObject({ release: 'v1', lock: null });
+      const rs = JSON.parse((await cli(p, ['releases', 'phoenix', '--json'])).stdout) as {
+        version: string;
+        status: string;
+        error: string | null;
+      }[];
+      expect(rs[0]).toMatchObject({
+        version: 'v2',
+        status: 'failed',
+        error: 'the daemon stopped during the deploy',
+      });
+      expect(JSON.parse((await cli(p, ['apps:info', 'phoenix', '--json'])).stdout)).toMatchObject({
+        release: 'v1',
+        lock: null,
+      });
       const seen = new Set<string>();
-      for (let i = 0; i < 40 && seen.size < 2; i++) seen.add((await get(p, 'phoenix', '/who.txt')).body);
+      for (let i = 0; i < 40 && seen.size < 2; i++)
+        seen.add((await get(p, 'phoenix', '/who.txt')).body);
       expect([...seen].sort()).toEqual(['phoenix.web.1 v1\n', 'phoenix.web.2 v1\n']);
     } finally {
       await loop.end();
@@ -119,7 +177,12 @@ describe('daemon stopped with SIGTERM', () => {
   it('exits at once while its apps keep running and serving, and a restart adopts them', async () => {
     expect((await get(p, 'phoenix')).status).toBe(200);
     type Row = { process: string; state: string; id: string };
-    const ps = async () => (JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as Row[]).map((x) => [x.process, x.state, x.id]);
+    const ps = async () =>
+      (JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as Row[]).map((x) => [
+        x.process,
+        x.state,
+        x.id,
+      ]);
     const before = await ps();
     expect(before.length).toBeGreaterThan(0);
     const t0 = Date.now();

@@ -20,10 +20,16 @@ const SETUP = join(REPO, 'provision', 'setup.sh');
 const dataDir = join(mkdtempSync(join(tmpdir(), 'paas-setup-')), 'data');
 const binLink = join(dataDir, '..', 'bin', 'paas');
 
-function setup(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
+function setup(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     // Not detached from us, but the daemon it starts is (setsid); stdout closes when setup ends.
-    const c = spawn('bash', [SETUP, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const c = spawn('bash', [SETUP, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let out = '';
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));
     c.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -33,8 +39,20 @@ function setup(args: string[], env: Record<string, string> = {}): Promise<{ code
 
 function curl(app: string, path = '/'): Promise<{ ok: boolean; body: string }> {
   return new Promise((resolve) => {
-    execFile('curl', ['-sS', '-f', '-m', '5', '-H', `Host: ${app}.${DOMAIN}`, `http://127.0.0.1:${HTTP_PORT}${path}`], (err, stdout, stderr) =>
-      resolve({ ok: err === null, body: err === null ? stdout : `${stderr}${String(err)}` }));
+    execFile(
+      'curl',
+      [
+        '-sS',
+        '-f',
+        '-m',
+        '5',
+        '-H',
+        `Host: ${app}.${DOMAIN}`,
+        `http://127.0.0.1:${HTTP_PORT}${path}`,
+      ],
+      (err, stdout, stderr) =>
+        resolve({ ok: err === null, body: err === null ? stdout : `${stderr}${String(err)}` }),
+    );
   });
 }
 
@@ -55,17 +73,21 @@ const alive = (pid: number | null): boolean => {
   }
 };
 const token = () => readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
-const portFree = (port: number) => new Promise<boolean>((resolve) => {
-  const s = createServer();
-  s.once('error', () => resolve(false));
-  s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
-});
-const realInstall = () => ['/var/lib/paas', '/run/paas', '/var/log/paas', '/usr/local/bin/paas']
-  .map((p) => `${p}:${existsSync(p) ? statSync(p).mtimeMs : 'absent'}`);
+const portFree = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
+  });
+const realInstall = () =>
+  ['/var/lib/paas', '/run/paas', '/var/log/paas', '/usr/local/bin/paas'].map(
+    (p) => `${p}:${existsSync(p) ? statSync(p).mtimeMs : 'absent'}`,
+  );
 
 let before: string[];
 beforeAll(async () => {
-  for (const port of [HTTP_PORT, API_PORT]) expect(await portFree(port), `port ${port} is taken; the setup test needs it`).toBe(true);
+  for (const port of [HTTP_PORT, API_PORT])
+    expect(await portFree(port), `port ${port} is taken; the setup test needs it`).toBe(true);
   before = realInstall();
 });
 
@@ -85,16 +107,33 @@ describe('provision/setup.sh', () => {
   let containersBefore: string[] = [];
 
   it('installs and starts the daemon on a fresh data dir, printing the token, dashboard URL and git remote line', async () => {
-    const r = await setup(['--data-dir', dataDir, '--http-port', String(HTTP_PORT), '--api-port', String(API_PORT), '--domain', DOMAIN, '--bin-link', binLink, '--base-images', 'busybox']);
+    const r = await setup([
+      '--data-dir',
+      dataDir,
+      '--http-port',
+      String(HTTP_PORT),
+      '--api-port',
+      String(API_PORT),
+      '--domain',
+      DOMAIN,
+      '--bin-link',
+      binLink,
+      '--base-images',
+      'busybox',
+    ]);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain(`admin token:  ${dataDir}/admin-token`);
     expect(r.out).toMatch(new RegExp(`dashboard: +http://\\S+:${API_PORT}/`));
-    expect(r.out).toMatch(new RegExp(`git remote add paas http://paas:.+@\\S+:${API_PORT}/<app>\\.git`));
+    expect(r.out).toMatch(
+      new RegExp(`git remote add paas http://paas:.+@\\S+:${API_PORT}/<app>\\.git`),
+    );
     expect((statSync(join(dataDir, 'admin-token')).mode & 0o777).toString(8)).toBe('600');
     // Pid and log files sit with this data dir, not in /run/paas and /var/log/paas.
     firstDaemon = pidOf(join(dataDir, 'run', 'daemon.pid'));
     expect(alive(firstDaemon)).toBe(true);
-    expect(readFileSync(join(dataDir, 'log', 'daemon.log'), 'utf8')).toContain(`listening on 0.0.0.0:${API_PORT}`);
+    expect(readFileSync(join(dataDir, 'log', 'daemon.log'), 'utf8')).toContain(
+      `listening on 0.0.0.0:${API_PORT}`,
+    );
     expect(execFileSync(binLink, ['--version']).toString()).toMatch(/\d+\.\d+\.\d+/);
     // The dashboard answers on the API port.
     const dash = await fetch(`http://127.0.0.1:${API_PORT}/login`);
@@ -103,7 +142,11 @@ describe('provision/setup.sh', () => {
   });
 
   it('a git push deploys an app that curl reaches through the router', async () => {
-    const out = execFileSync('git', ['push', `http://paas:${token()}@127.0.0.1:${API_PORT}/web.git`, 'main'], { cwd: repo.dir, stdio: 'pipe', env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
+    const out = execFileSync(
+      'git',
+      ['push', `http://paas:${token()}@127.0.0.1:${API_PORT}/web.git`, 'main'],
+      { cwd: repo.dir, stdio: 'pipe', env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } },
+    );
     expect(out.toString()).toBe('');
     expect(await curl('web')).toEqual({ ok: true, body: 'hello from v1\n' });
     containersBefore = (await createRuntime('native', { dataDir }).list()).map((c) => c.id).sort();
@@ -136,8 +179,12 @@ describe('provision/setup.sh', () => {
     expect(results.length).toBeGreaterThan(20);
     expect(failures, JSON.stringify(failures.slice(0, 3))).toEqual([]);
     // The same container kept serving: the new daemon adopted it.
-    expect((await createRuntime('native', { dataDir }).list()).map((c) => c.id).sort()).toEqual(containersBefore);
-    const ps = await fetch(`http://127.0.0.1:${API_PORT}/api/apps/web/ps`, { headers: { authorization: `Bearer ${token()}` } });
+    expect((await createRuntime('native', { dataDir }).list()).map((c) => c.id).sort()).toEqual(
+      containersBefore,
+    );
+    const ps = await fetch(`http://127.0.0.1:${API_PORT}/api/apps/web/ps`, {
+      headers: { authorization: `Bearer ${token()}` },
+    });
     expect(((await ps.json()) as { state: string }[]).map((x) => x.state)).toEqual(['running']);
   });
 
@@ -153,7 +200,8 @@ describe('provision/setup.sh', () => {
     expect(await createRuntime('native', { dataDir }).list()).toEqual([]);
     expect((await curl('web')).ok).toBe(false);
     expect(existsSync(binLink)).toBe(false);
-    for (const f of ['admin-token', 'paas.db', 'git']) expect(existsSync(join(dataDir, f)), f).toBe(true);
+    for (const f of ['admin-token', 'paas.db', 'git'])
+      expect(existsSync(join(dataDir, f)), f).toBe(true);
     // No mount of the app's overlay root is left behind.
     expect(readFileSync('/proc/self/mountinfo', 'utf8').includes(`${dataDir}/`)).toBe(false);
   });
@@ -165,12 +213,26 @@ describe('provision/setup.sh', () => {
     expect(readdirSync(join(dataDir, '..'))).not.toContain('data');
   });
 
-  it('fails, with the daemon log\'s end, when the API port is held by something else', async () => {
+  it("fails, with the daemon log's end, when the API port is held by something else", async () => {
     const other = join(dataDir, '..', 'other');
     const squatter = createServer().listen(API_PORT, '0.0.0.0');
     await new Promise((r) => squatter.once('listening', r));
     try {
-      const r = await setup(['--data-dir', other, '--http-port', String(HTTP_PORT + 1), '--api-port', String(API_PORT), '--bin-link', binLink, '--base-images', 'busybox'], { PAAS_SETUP_WAIT: '8' });
+      const r = await setup(
+        [
+          '--data-dir',
+          other,
+          '--http-port',
+          String(HTTP_PORT + 1),
+          '--api-port',
+          String(API_PORT),
+          '--bin-link',
+          binLink,
+          '--base-images',
+          'busybox',
+        ],
+        { PAAS_SETUP_WAIT: '8' },
+      );
       expect(r.code, r.out).toBe(1);
       expect(r.out).toContain(`setup: the daemon did not answer on port ${API_PORT}`);
       expect(r.out).toContain(`the API port 0.0.0.0:${API_PORT} is already in use`);

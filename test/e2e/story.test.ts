@@ -22,10 +22,20 @@ let p: Paas;
 
 function setup(args: string[]): { code: number; out: string } {
   try {
-    return { code: 0, out: execFileSync('bash', [SETUP, ...args], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 45 * 60_000, maxBuffer: 64 << 20 }).toString() };
+    return {
+      code: 0,
+      out: execFileSync('bash', [SETUP, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: 45 * 60_000,
+        maxBuffer: 64 << 20,
+      }).toString(),
+    };
   } catch (e) {
     const err = e as { status: number | null; stdout?: Buffer; stderr?: Buffer };
-    return { code: err.status ?? -1, out: `${err.stdout?.toString() ?? ''}${err.stderr?.toString() ?? ''}` };
+    return {
+      code: err.status ?? -1,
+      out: `${err.stdout?.toString() ?? ''}${err.stderr?.toString() ?? ''}`,
+    };
   }
 }
 
@@ -41,28 +51,51 @@ function gitRepo(fixture: string, files: Record<string, string> = {}): string {
   return dir;
 }
 
-async function deploy(fixture: string, app: string, files: Record<string, string> = {}): Promise<string[]> {
+async function deploy(
+  fixture: string,
+  app: string,
+  files: Record<string, string> = {},
+): Promise<string[]> {
   const r = await push(p, gitRepo(fixture, files), app);
   const lines = remoteLines(r);
   expect(r.code, lines.join('\n')).toBe(0);
-  expect(lines.at(-1)).toMatch(new RegExp(`Released v\\d+: http://${app}\\.${DOMAIN.replace('.', '\\.')}:${p.httpPort}/`));
+  expect(lines.at(-1)).toMatch(
+    new RegExp(`Released v\\d+: http://${app}\\.${DOMAIN.replace('.', '\\.')}:${p.httpPort}/`),
+  );
   return lines;
 }
 
-
-interface Proc { process: string; type: string; state: string; release: string }
+interface Proc {
+  process: string;
+  type: string;
+  state: string;
+  release: string;
+}
 const ps = async (app: string) => {
   const r = await cli(p, ['ps', app, '--json']);
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as Proc[];
 };
-const containersOf = async (app: string) => (await createRuntime('native', { dataDir }).list()).filter((c) => c.labels.app === app);
+const containersOf = async (app: string) =>
+  (await createRuntime('native', { dataDir }).list()).filter((c) => c.labels.app === app);
 
 beforeAll(async () => {
   const [apiPort, httpPort] = [await freePort(), await freePort()];
   // As an operator would (setup.sh), but on a temp data dir, free ports and this test's domain.
-  const r = setup(['--data-dir', dataDir, '--api-port', String(apiPort), '--http-port', String(httpPort), '--domain', DOMAIN,
-    '--bin-link', join(root, 'bin', 'paas'), '--base-images', 'busybox,debian,node']);
+  const r = setup([
+    '--data-dir',
+    dataDir,
+    '--api-port',
+    String(apiPort),
+    '--http-port',
+    String(httpPort),
+    '--domain',
+    DOMAIN,
+    '--bin-link',
+    join(root, 'bin', 'paas'),
+    '--base-images',
+    'busybox,debian,node',
+  ]);
   if (r.code !== 0) throw new Error(`setup.sh failed (${r.code}):\n${r.out}`);
   const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
   // The harness's cli/push/get need only where the daemon is and its token.
@@ -81,11 +114,15 @@ describe('three kinds of app, pushed with git and served by the router', () => {
   });
 
   it('a Node app (Procfile web + worker) built by the Node buildpack', async () => {
-    expect(existsSync(join(REPO, 'src', 'buildpacks', 'index.ts')), 'the Node app needs src/buildpacks (issue 8)').toBe(true);
+    expect(
+      existsSync(join(REPO, 'src', 'buildpacks', 'index.ts')),
+      'the Node app needs src/buildpacks (issue 8)',
+    ).toBe(true);
     // The fixture's worker logs once and exits (enough for the buildpack's own test); a worker
     // in this story runs on, as a queue consumer would, so the supervisor keeps it running.
     const lines = await deploy('buildpacks/express', 'notes', {
-      'worker.js': "console.log(`worker up, express ${require('express/package.json').version}`);\nsetInterval(() => console.log('worker tick'), 60_000);\n",
+      'worker.js':
+        "console.log(`worker up, express ${require('express/package.json').version}`);\nsetInterval(() => console.log('worker tick'), 60_000);\n",
     });
     expect(lines.join('\n')).toMatch(/node/i);
     expect((await get(p, 'notes')).body).toMatch(/^hello from express on v\d+\./);
@@ -94,13 +131,19 @@ describe('three kinds of app, pushed with git and served by the router', () => {
 
   it('ps:scale worker=1 starts the Procfile worker from the same image (non-web types start at 0, as on Heroku and Dokku)', async () => {
     const r = await cli(p, ['ps:scale', 'notes', 'worker=1']);
-    expect(r.code, `ps:scale needs the processes issue (CLI ps:scale, its API and src/deploy's scale): ${r.stderr}`).toBe(0);
+    expect(
+      r.code,
+      `ps:scale needs the processes issue (CLI ps:scale, its API and src/deploy's scale): ${r.stderr}`,
+    ).toBe(0);
     // A worker has no port to check: it counts as running once it has stayed up a moment.
     const procs = await waitFor('worker.1 to be running', async () => {
       const list = await ps('notes');
       return list.every((x) => x.state === 'running') ? list : null;
     }).catch(async () => ps('notes'));
-    expect(procs.map((x) => [x.process, x.state])).toEqual([['web.1', 'running'], ['worker.1', 'running']]);
+    expect(procs.map((x) => [x.process, x.state])).toEqual([
+      ['web.1', 'running'],
+      ['worker.1', 'running'],
+    ]);
     const logs = await waitFor('the worker to log', async () => {
       const l = await cli(p, ['logs', 'notes', '-n', '200', '--ps', 'worker']);
       return l.stdout.includes('worker up') ? l.stdout : null;
@@ -109,7 +152,10 @@ describe('three kinds of app, pushed with git and served by the router', () => {
   });
 
   it('a static site', async () => {
-    expect(existsSync(join(REPO, 'src', 'buildpacks', 'index.ts')), 'the static site needs src/buildpacks (issue 8)').toBe(true);
+    expect(
+      existsSync(join(REPO, 'src', 'buildpacks', 'index.ts')),
+      'the static site needs src/buildpacks (issue 8)',
+    ).toBe(true);
     await deploy('buildpacks/static', 'site');
     const r = await get(p, 'site');
     expect(r.status).toBe(200);
@@ -119,18 +165,30 @@ describe('three kinds of app, pushed with git and served by the router', () => {
   it('apps:list shows all three with their releases', async () => {
     const r = await cli(p, ['apps:list', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect((JSON.parse(r.stdout) as { name: string; release: string | null }[]).map((a) => [a.name, a.release]))
-      .toEqual([['notes', 'v1'], ['shop', 'v1'], ['site', 'v1']]);
+    expect(
+      (JSON.parse(r.stdout) as { name: string; release: string | null }[]).map((a) => [
+        a.name,
+        a.release,
+      ]),
+    ).toEqual([
+      ['notes', 'v1'],
+      ['shop', 'v1'],
+      ['site', 'v1'],
+    ]);
   });
 });
 
 describe('living with an app', () => {
   it('ps:scale web=2 runs two web processes, both behind the router', async () => {
     const r = await cli(p, ['ps:scale', 'shop', 'web=2']);
-    expect(r.code, `ps:scale needs the processes issue (CLI ps:scale, its API and src/deploy's scale): ${r.stderr}`).toBe(0);
+    expect(
+      r.code,
+      `ps:scale needs the processes issue (CLI ps:scale, its API and src/deploy's scale): ${r.stderr}`,
+    ).toBe(0);
     const procs = await ps('shop');
     expect(procs.filter((x) => x.type === 'web' && x.state === 'running')).toHaveLength(2);
-    for (let i = 0; i < 4; i++) expect(await get(p, 'shop')).toEqual({ status: 200, body: 'hello from v1\n' });
+    for (let i = 0; i < 4; i++)
+      expect(await get(p, 'shop')).toEqual({ status: 200, body: 'hello from v1\n' });
   });
 
   it('config:set makes a release whose processes see the var', async () => {
@@ -140,7 +198,9 @@ describe('living with an app', () => {
   });
 
   it('logs -t sees a request as it happens', async () => {
-    const follow = spawn(BIN, ['logs', 'shop', '-t', '-n', '0'], { env: { ...process.env, PAAS_API: `http://127.0.0.1:${p.apiPort}`, PAAS_TOKEN: p.token } });
+    const follow = spawn(BIN, ['logs', 'shop', '-t', '-n', '0'], {
+      env: { ...process.env, PAAS_API: `http://127.0.0.1:${p.apiPort}`, PAAS_TOKEN: p.token },
+    });
     let out = '';
     follow.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
@@ -148,7 +208,9 @@ describe('living with an app', () => {
       const marker = `story-${Date.now()}`;
       expect((await get(p, 'shop', `/?${marker}`)).status).toBe(200);
       await waitFor(`"${marker}" in logs -t`, async () => out.includes(marker));
-      expect(out.split('\n').find((l) => l.includes(marker))).toMatch(/^\S+ (router|app\[web\.\d+\]): /);
+      expect(out.split('\n').find((l) => l.includes(marker))).toMatch(
+        /^\S+ (router|app\[web\.\d+\]): /,
+      );
     } finally {
       follow.kill('SIGTERM');
     }
@@ -158,13 +220,26 @@ describe('living with an app', () => {
     const r = await cli(p, ['rollback', 'shop']);
     expect(r.code, r.stderr).toBe(0);
     expect((await get(p, 'shop', '/env.txt')).body).toBe('GREETING=unset\n');
-    const rs = JSON.parse((await cli(p, ['releases', 'shop', '--json'])).stdout) as { version: string; description: string }[];
+    const rs = JSON.parse((await cli(p, ['releases', 'shop', '--json'])).stdout) as {
+      version: string;
+      description: string;
+    }[];
     expect(rs[0]).toMatchObject({ description: expect.stringMatching(/^Rollback to v\d+$/) });
   });
 
   it('run executes a one-off command in the current release', async () => {
-    const r = await cli(p, ['run', 'shop', '--', 'sh', '-c', 'cat /www/index.html; echo "app=$PAAS_APP"']);
-    expect(r.code, `paas run needs the CLI command and its API (processes issue): ${r.stderr}`).toBe(0);
+    const r = await cli(p, [
+      'run',
+      'shop',
+      '--',
+      'sh',
+      '-c',
+      'cat /www/index.html; echo "app=$PAAS_APP"',
+    ]);
+    expect(
+      r.code,
+      `paas run needs the CLI command and its API (processes issue): ${r.stderr}`,
+    ).toBe(0);
     expect(r.stdout).toContain('hello from v1');
     expect(r.stdout).toContain('app=shop');
   });
@@ -175,7 +250,9 @@ describe('apps:destroy frees what the app held', () => {
 
   it('its containers, its route and its logs', async () => {
     expect((await containersOf('shop')).length).toBeGreaterThan(0);
-    const rs = JSON.parse((await cli(p, ['releases', 'shop', '--json'])).stdout) as { imageDigest: string }[];
+    const rs = JSON.parse((await cli(p, ['releases', 'shop', '--json'])).stdout) as {
+      imageDigest: string;
+    }[];
     shopImages = [...new Set(rs.map((r) => r.imageDigest))];
     expect(shopImages.length).toBeGreaterThan(0);
     const r = await cli(p, ['apps:destroy', 'shop', '--force']);
@@ -189,12 +266,16 @@ describe('apps:destroy frees what the app held', () => {
 
   it('its images, after images:gc', async () => {
     const gc = await cli(p, ['images:gc']);
-    expect(gc.code, `images:gc needs the CLI command and its API over src/registry's GC: ${gc.stderr}`).toBe(0);
+    expect(
+      gc.code,
+      `images:gc needs the CLI command and its API over src/registry's GC: ${gc.stderr}`,
+    ).toBe(0);
     const store = await openStore(dataDir);
     // apps:destroy must let go of the app's images (its tags) for GC to free their blobs.
     const tags = await Promise.resolve(store.tags('shop')).catch(() => [] as string[]);
     expect(tags, "the destroyed app's image tags (apps:destroy should untag them)").toEqual([]);
-    for (const d of shopImages) expect(await store.hasBlob(d), `image ${d} of the destroyed app after GC`).toBe(false);
+    for (const d of shopImages)
+      expect(await store.hasBlob(d), `image ${d} of the destroyed app after GC`).toBe(false);
     // Base images stay: other apps and the next build need them.
     expect(await store.tags('library/busybox')).toContain('latest');
   });

@@ -4,7 +4,18 @@
 // the host. provision/test.sh installs docker.io; a missing binary or a daemon that cannot
 // start fails the test with dockerd's log.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { basename, join } from 'node:path';
 import { mountsUnder } from './host.ts';
@@ -82,7 +93,8 @@ function removeCgroups(rel: string): void {
 function killOwnContainerd(run: string): void {
   try {
     const pid = Number(readFileSync(join(run, 'exec', 'containerd', 'containerd.pid'), 'utf8'));
-    if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(run)) process.kill(pid, 'SIGKILL');
+    if (pid > 0 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(run))
+      process.kill(pid, 'SIGKILL');
   } catch {
     // gone with dockerd
   }
@@ -90,14 +102,19 @@ function killOwnContainerd(run: string): void {
 
 export async function startDockerd(): Promise<Dockerd> {
   for (const bin of [DOCKERD, DOCKER, CTR]) {
-    if (!existsSync(bin)) throw new Error(`${bin} is missing: install docker.io (provision/test.sh does)`);
+    if (!existsSync(bin))
+      throw new Error(`${bin} is missing: install docker.io (provision/test.sh does)`);
   }
   mkdirSync(RUN_PARENT, { recursive: true });
   mkdirSync(DATA_PARENT, { recursive: true });
   const run = mkdtempSync(join(RUN_PARENT, 'd-'));
   const dataRoot = mkdtempSync(join(DATA_PARENT, 'd-'));
   const socket = join(run, 'docker.sock');
-  const env = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(run, 'client') };
+  const env = {
+    ...process.env,
+    DOCKER_HOST: `unix://${socket}`,
+    DOCKER_CONFIG: join(run, 'client'),
+  };
   // Its own config file: the host's /etc/docker/daemon.json stays out of it, and the identity
   // key goes to the data root instead of /etc/docker/key.json (a config-file-only setting).
   const config = join(run, 'daemon.json');
@@ -117,12 +134,33 @@ export async function startDockerd(): Promise<Dockerd> {
       return saved;
     }
   };
-  const proc: ChildProcess = spawn(DOCKERD, [
-    '--host', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', join(run, 'exec'), '--pidfile', join(run, 'dockerd.pid'),
-    '--config-file', config,
-    '--iptables=false', '--ip6tables=false', '--bridge=none', '--exec-opt', 'native.cgroupdriver=cgroupfs',
-    '--containerd-namespace', 'paas-test', '--containerd-plugins-namespace', 'paas-test-plugins', '--cgroup-parent', cgroupParent,
-  ], { stdio: ['ignore', logFd, logFd] });
+  const proc: ChildProcess = spawn(
+    DOCKERD,
+    [
+      '--host',
+      `unix://${socket}`,
+      '--data-root',
+      dataRoot,
+      '--exec-root',
+      join(run, 'exec'),
+      '--pidfile',
+      join(run, 'dockerd.pid'),
+      '--config-file',
+      config,
+      '--iptables=false',
+      '--ip6tables=false',
+      '--bridge=none',
+      '--exec-opt',
+      'native.cgroupdriver=cgroupfs',
+      '--containerd-namespace',
+      'paas-test',
+      '--containerd-plugins-namespace',
+      'paas-test-plugins',
+      '--cgroup-parent',
+      cgroupParent,
+    ],
+    { stdio: ['ignore', logFd, logFd] },
+  );
   closeSync(logFd);
   const spawnError = new Promise<Error>((resolve) => proc.once('error', resolve));
 
@@ -130,7 +168,18 @@ export async function startDockerd(): Promise<Dockerd> {
     client: { bin: DOCKER, env },
     log,
     docker: (args, input, extraEnv) => tool(DOCKER, args, { ...env, ...extraEnv }, input),
-    ctr: (args) => tool(CTR, ['--address', join(run, 'exec', 'containerd', 'containerd.sock'), '--namespace', 'paas-test-ctr', ...args], process.env),
+    ctr: (args) =>
+      tool(
+        CTR,
+        [
+          '--address',
+          join(run, 'exec', 'containerd', 'containerd.sock'),
+          '--namespace',
+          'paas-test-ctr',
+          ...args,
+        ],
+        process.env,
+      ),
     async stop() {
       if (proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
@@ -143,7 +192,10 @@ export async function startDockerd(): Promise<Dockerd> {
         }
       }
       // The engine bind-mounts its data root onto itself; a killed one leaves that behind.
-      const left = [...mountsUnder(dataRoot).filter((m) => m === dataRoot || m.startsWith(`${dataRoot}/`)), ...mountsUnder(`${run}/`)];
+      const left = [
+        ...mountsUnder(dataRoot).filter((m) => m === dataRoot || m.startsWith(`${dataRoot}/`)),
+        ...mountsUnder(`${run}/`),
+      ];
       for (const m of left.sort((a, b) => b.length - a.length)) {
         execFileSync('umount', ['-l', m], { stdio: 'ignore' });
       }
@@ -163,14 +215,19 @@ export async function startDockerd(): Promise<Dockerd> {
 
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const failed = await Promise.race([spawnError, new Promise<null>((r) => setTimeout(() => r(null), 100))]);
+    const failed = await Promise.race([
+      spawnError,
+      new Promise<null>((r) => setTimeout(() => r(null), 100)),
+    ]);
     if (failed) {
       await d.stop();
       throw new Error(`dockerd could not be started: ${failed.message}`);
     }
     if (proc.exitCode !== null || proc.signalCode !== null) {
       await d.stop();
-      throw new Error(`dockerd exited (${proc.exitCode ?? proc.signalCode}) before it answered; its log:\n${d.log()}`);
+      throw new Error(
+        `dockerd exited (${proc.exitCode ?? proc.signalCode}) before it answered; its log:\n${d.log()}`,
+      );
     }
     if (await ping(socket)) return d;
     if (Date.now() > deadline) {

@@ -43,13 +43,20 @@ export function cgroupDirs(parent: string): string[] {
   const out: string[] = [];
   for (const c of readdirSync('/sys/fs/cgroup')) {
     const d = join('/sys/fs/cgroup', c, parent);
-    if (existsSync(d)) for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) out.push(join(c, parent, e.name));
+    if (existsSync(d))
+      for (const e of readdirSync(d, { withFileTypes: true }))
+        if (e.isDirectory()) out.push(join(c, parent, e.name));
   }
   return out;
 }
 
 /** Polls `fn` until it returns something other than null, undefined or false. */
-export async function waitFor<T>(what: string, fn: () => T | null | undefined | false | Promise<T | null | undefined | false>, ms = 20_000, everyMs = 100): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  ms = 20_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await fn();

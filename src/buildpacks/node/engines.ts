@@ -8,9 +8,16 @@ import { NODE_MAJORS } from '../../registry/index.ts';
 export const DEFAULT_NODE_MAJOR = 24;
 
 export function nodeMajor(engines: unknown): { major: number; reason: string } {
-  if (engines === undefined || engines === null) return { major: DEFAULT_NODE_MAJOR, reason: `no engines.node: Node ${DEFAULT_NODE_MAJOR} (LTS)` };
+  if (engines === undefined || engines === null)
+    return {
+      major: DEFAULT_NODE_MAJOR,
+      reason: `no engines.node: Node ${DEFAULT_NODE_MAJOR} (LTS)`,
+    };
   if (typeof engines !== 'string' || semver.validRange(engines) === null) {
-    throw new BuildFailed(`package.json engines.node ${JSON.stringify(engines)} is not a semver range (try "24.x")`, { step: 'detect' });
+    throw new BuildFailed(
+      `package.json engines.node ${JSON.stringify(engines)} is not a semver range (try "24.x")`,
+      { step: 'detect' },
+    );
   }
   const supported = [...NODE_MAJORS].sort((a, b) => b - a);
   const major = supported.find((m) => semver.intersects(engines, `${m}.x`));

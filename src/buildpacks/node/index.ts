@@ -13,7 +13,9 @@ const template = loadTemplate(new URL('./Dockerfile.hbs', import.meta.url));
 
 function scripts(pkg: Record<string, unknown>): Record<string, unknown> {
   const s = pkg.scripts;
-  return typeof s === 'object' && s !== null && !Array.isArray(s) ? (s as Record<string, unknown>) : {};
+  return typeof s === 'object' && s !== null && !Array.isArray(s)
+    ? (s as Record<string, unknown>)
+    : {};
 }
 
 /** What `web` runs without a Procfile: `npm start`, else `node <main>` (Heroku's order). */
@@ -22,17 +24,27 @@ function defaultWeb(app: AppFiles, pkg: Record<string, unknown>, built: boolean)
   const main = typeof pkg.main === 'string' ? pkg.main : 'index.js';
   // A main produced by the build script (dist/server.js) is not in the repository yet.
   if (built || app.isFile(main)) return ['node', main];
-  throw new BuildFailed(`nothing to run: package.json has no "start" script, ${typeof pkg.main === 'string' ? `its main "${main}" does not exist` : 'no "main" and there is no index.js'}, and there is no Procfile`, { step: 'detect' });
+  throw new BuildFailed(
+    `nothing to run: package.json has no "start" script, ${typeof pkg.main === 'string' ? `its main "${main}" does not exist` : 'no "main" and there is no index.js'}, and there is no Procfile`,
+    { step: 'detect' },
+  );
 }
 
 export const node: Buildpack = {
   name: 'node',
-  summary: 'Node.js apps (package.json): npm, yarn or pnpm by lockfile, engines.node picks 22/24/26',
+  summary:
+    'Node.js apps (package.json): npm, yarn or pnpm by lockfile, engines.node picks 22/24/26',
   detect: (app) => (app.isFile('package.json') ? 'package.json found' : null),
   plan(app): Plan {
     const pkg = app.json('package.json');
-    if (pkg === null) throw new BuildFailed('the node buildpack needs a package.json at the repository root', { step: 'detect' });
-    const engines = typeof pkg.engines === 'object' && pkg.engines !== null ? (pkg.engines as Record<string, unknown>).node : undefined;
+    if (pkg === null)
+      throw new BuildFailed('the node buildpack needs a package.json at the repository root', {
+        step: 'detect',
+      });
+    const engines =
+      typeof pkg.engines === 'object' && pkg.engines !== null
+        ? (pkg.engines as Record<string, unknown>).node
+        : undefined;
     const { major, reason: majorReason } = nodeMajor(engines);
     const pm = packageManager(app, pkg);
     const tc = needsToolchain(app, pkg, pm);
@@ -40,17 +52,32 @@ export const node: Buildpack = {
     const procfile = readProcfile(app);
     const web = defaultWeb(app, pkg, buildScript);
     const processTypes = procfile ?? { web: web.join(' ') };
-    const warnings = pm.lockfile === null
-      ? ['no lockfile (package-lock.json, yarn.lock or pnpm-lock.yaml): dependencies resolve afresh on every build; commit a lockfile for repeatable builds']
-      : [];
+    const warnings =
+      pm.lockfile === null
+        ? [
+            'no lockfile (package-lock.json, yarn.lock or pnpm-lock.yaml): dependencies resolve afresh on every build; commit a lockfile for repeatable builds',
+          ]
+        : [];
     return {
       inputs: {
-        major, majorReason, pm: pm.name, pmReason: pm.reason, toolchain: tc.toolchain, toolchainReason: tc.reason,
-        corepack: pm.corepack ?? false, corepackVersion: PINNED.corepack,
-        manifests: pm.manifests.join(' '), install: pm.install, prodInstall: pm.prodInstall, run: pm.run, buildScript,
+        major,
+        majorReason,
+        pm: pm.name,
+        pmReason: pm.reason,
+        toolchain: tc.toolchain,
+        toolchainReason: tc.reason,
+        corepack: pm.corepack ?? false,
+        corepackVersion: PINNED.corepack,
+        manifests: pm.manifests.join(' '),
+        install: pm.install,
+        prodInstall: pm.prodInstall,
+        run: pm.run,
+        buildScript,
         cmd: procfile?.web !== undefined ? ['/bin/sh', '-c', procfile.web] : web,
       },
-      processTypes, warnings, files: {},
+      processTypes,
+      warnings,
+      files: {},
     };
   },
   render: template,

@@ -34,7 +34,10 @@ function declared(pkg: Record<string, unknown>, name: string, lockfile: string):
   if (typeof field !== 'string') return null;
   const used = field.split('@')[0];
   if (used !== name) {
-    throw new BuildFailed(`package.json packageManager is "${field}" but the lockfile is ${lockfile} (${name}); commit the lockfile of the manager you use`, { step: 'detect' });
+    throw new BuildFailed(
+      `package.json packageManager is "${field}" but the lockfile is ${lockfile} (${name}); commit the lockfile of the manager you use`,
+      { step: 'detect' },
+    );
   }
   return field;
 }
@@ -44,8 +47,13 @@ export function packageManager(app: AppFiles, pkg: Record<string, unknown>): Pac
   for (const lock of ['package-lock.json', 'npm-shrinkwrap.json']) {
     if (app.isFile(lock)) {
       return {
-        name: 'npm', lockfile: lock, manifests: ['package.json', lock, ...extra(['.npmrc'])],
-        install: `npm ci ${NPM_FLAGS}`, prodInstall: `npm ci --omit=dev ${NPM_FLAGS}`, run: 'npm run', corepack: null,
+        name: 'npm',
+        lockfile: lock,
+        manifests: ['package.json', lock, ...extra(['.npmrc'])],
+        install: `npm ci ${NPM_FLAGS}`,
+        prodInstall: `npm ci --omit=dev ${NPM_FLAGS}`,
+        run: 'npm run',
+        corepack: null,
         reason: `${lock}: npm ci`,
       };
     }
@@ -54,28 +62,55 @@ export function packageManager(app: AppFiles, pkg: Record<string, unknown>): Pac
     const berry = /^__metadata:/m.test(app.read('yarn.lock') ?? '');
     const spec = declared(pkg, 'yarn', 'yarn.lock');
     if (berry && spec === null) {
-      throw new BuildFailed('yarn.lock is a Yarn 2+ lockfile but package.json has no "packageManager": run `yarn set version stable` and commit package.json', { step: 'detect' });
+      throw new BuildFailed(
+        'yarn.lock is a Yarn 2+ lockfile but package.json has no "packageManager": run `yarn set version stable` and commit package.json',
+        { step: 'detect' },
+      );
     }
     const manifests = ['package.json', 'yarn.lock', ...extra(['.yarnrc', '.yarnrc.yml', '.npmrc'])];
     return berry
-      ? { name: 'yarn', lockfile: 'yarn.lock', manifests, install: 'yarn install --immutable', prodInstall: 'yarn workspaces focus --all --production', run: 'yarn run', corepack: spec, reason: `yarn.lock (Yarn 2+, ${spec}) via corepack` }
+      ? {
+          name: 'yarn',
+          lockfile: 'yarn.lock',
+          manifests,
+          install: 'yarn install --immutable',
+          prodInstall: 'yarn workspaces focus --all --production',
+          run: 'yarn run',
+          corepack: spec,
+          reason: `yarn.lock (Yarn 2+, ${spec}) via corepack`,
+        }
       : {
-        name: 'yarn', lockfile: 'yarn.lock', manifests,
-        install: 'yarn install --frozen-lockfile --non-interactive', prodInstall: 'yarn install --frozen-lockfile --non-interactive --production',
-        run: 'yarn run', corepack: spec ?? PINNED.yarn, reason: `yarn.lock: ${(spec ?? PINNED.yarn).split('+')[0]} via corepack`,
-      };
+          name: 'yarn',
+          lockfile: 'yarn.lock',
+          manifests,
+          install: 'yarn install --frozen-lockfile --non-interactive',
+          prodInstall: 'yarn install --frozen-lockfile --non-interactive --production',
+          run: 'yarn run',
+          corepack: spec ?? PINNED.yarn,
+          reason: `yarn.lock: ${(spec ?? PINNED.yarn).split('+')[0]} via corepack`,
+        };
   }
   if (app.isFile('pnpm-lock.yaml')) {
     const spec = declared(pkg, 'pnpm', 'pnpm-lock.yaml') ?? PINNED.pnpm;
     return {
-      name: 'pnpm', lockfile: 'pnpm-lock.yaml', manifests: ['package.json', 'pnpm-lock.yaml', ...extra(['pnpm-workspace.yaml', '.npmrc'])],
-      install: 'pnpm install --frozen-lockfile', prodInstall: 'pnpm install --frozen-lockfile --prod', run: 'pnpm run', corepack: spec,
+      name: 'pnpm',
+      lockfile: 'pnpm-lock.yaml',
+      manifests: ['package.json', 'pnpm-lock.yaml', ...extra(['pnpm-workspace.yaml', '.npmrc'])],
+      install: 'pnpm install --frozen-lockfile',
+      prodInstall: 'pnpm install --frozen-lockfile --prod',
+      run: 'pnpm run',
+      corepack: spec,
       reason: `pnpm-lock.yaml: ${spec.split('+')[0]} via corepack`,
     };
   }
   return {
-    name: 'npm', lockfile: null, manifests: ['package.json', ...extra(['.npmrc'])],
-    install: `npm install ${NPM_FLAGS}`, prodInstall: `npm install --omit=dev ${NPM_FLAGS}`, run: 'npm run', corepack: null,
+    name: 'npm',
+    lockfile: null,
+    manifests: ['package.json', ...extra(['.npmrc'])],
+    install: `npm install ${NPM_FLAGS}`,
+    prodInstall: `npm install --omit=dev ${NPM_FLAGS}`,
+    run: 'npm run',
+    corepack: null,
     reason: 'no lockfile: npm install',
   };
 }
@@ -85,14 +120,29 @@ export function packageManager(app: AppFiles, pkg: Record<string, unknown>): Pac
  * lockfile (v2+) marks each package with install scripts; other lockfiles do not say, so
  * they get the toolchain.
  */
-export function needsToolchain(app: AppFiles, pkg: Record<string, unknown>, pm: PackageManager): { toolchain: boolean; reason: string } {
-  if (app.isFile('binding.gyp') || pkg.gypfile === true) return { toolchain: true, reason: 'the app has a binding.gyp' };
-  if (pm.name !== 'npm' || pm.lockfile === null) return { toolchain: true, reason: `${pm.lockfile ?? 'no lockfile'}: cannot tell which packages compile` };
+export function needsToolchain(
+  app: AppFiles,
+  pkg: Record<string, unknown>,
+  pm: PackageManager,
+): { toolchain: boolean; reason: string } {
+  if (app.isFile('binding.gyp') || pkg.gypfile === true)
+    return { toolchain: true, reason: 'the app has a binding.gyp' };
+  if (pm.name !== 'npm' || pm.lockfile === null)
+    return {
+      toolchain: true,
+      reason: `${pm.lockfile ?? 'no lockfile'}: cannot tell which packages compile`,
+    };
   const lock = app.json(pm.lockfile) ?? {};
   const packages = lock.packages;
-  if (typeof packages !== 'object' || packages === null) return { toolchain: true, reason: `${pm.lockfile} v1 does not mark install scripts` };
-  const native = Object.entries(packages as Record<string, { hasInstallScript?: boolean }>).filter(([, p]) => p.hasInstallScript === true).map(([k]) => k.replace(/^.*node_modules\//, ''));
+  if (typeof packages !== 'object' || packages === null)
+    return { toolchain: true, reason: `${pm.lockfile} v1 does not mark install scripts` };
+  const native = Object.entries(packages as Record<string, { hasInstallScript?: boolean }>)
+    .filter(([, p]) => p.hasInstallScript === true)
+    .map(([k]) => k.replace(/^.*node_modules\//, ''));
   return native.length > 0
-    ? { toolchain: true, reason: `install scripts in ${native.slice(0, 3).join(', ')}${native.length > 3 ? '…' : ''}` }
+    ? {
+        toolchain: true,
+        reason: `install scripts in ${native.slice(0, 3).join(', ')}${native.length > 3 ? '…' : ''}`,
+      }
     : { toolchain: false, reason: `no package in ${pm.lockfile} has install scripts` };
 }

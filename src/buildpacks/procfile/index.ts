@@ -14,11 +14,17 @@ export const procfile: Buildpack = {
   detect: (app) => (app.isFile('Procfile') ? 'Procfile found' : null),
   plan(app: AppFiles): Plan {
     const types = readProcfile(app);
-    if (types === null || Object.keys(types).length === 0) throw new BuildFailed('the procfile buildpack needs a Procfile with at least one "type: command" line', { step: 'detect' });
+    if (types === null || Object.keys(types).length === 0)
+      throw new BuildFailed(
+        'the procfile buildpack needs a Procfile with at least one "type: command" line',
+        { step: 'detect' },
+      );
     const first = types.web ?? Object.values(types)[0]!;
     return {
       inputs: { types: Object.keys(types).join(', '), cmd: ['/bin/sh', '-c', first] },
-      processTypes: types, warnings: [], files: {},
+      processTypes: types,
+      warnings: [],
+      files: {},
     };
   },
   render: template,

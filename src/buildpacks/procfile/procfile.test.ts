@@ -5,11 +5,16 @@ import { AppFiles } from '../app.ts';
 import { buildpackContract } from '../contract.case.ts';
 import { procfile } from './index.ts';
 
-buildpackContract(procfile, { matches: ['procfile', 'express'], ignores: ['nothing', 'static', 'yarn'] });
+buildpackContract(procfile, {
+  matches: ['procfile', 'express'],
+  ignores: ['nothing', 'static', 'yarn'],
+});
 
 describe('procfile buildpack', () => {
   it('runs the repository on debian:bookworm with the Procfile processes, web as the CMD', () => {
-    const plan = procfile.plan(new AppFiles(path.join(import.meta.dirname, '../../../test/fixtures/buildpacks/procfile')));
+    const plan = procfile.plan(
+      new AppFiles(path.join(import.meta.dirname, '../../../test/fixtures/buildpacks/procfile')),
+    );
     const text = procfile.render({ ...plan.inputs, reason: 'Procfile found' });
     expect(text).toMatch(/^FROM debian:bookworm$/m);
     expect(text).toMatch(/^COPY \. \/app\/$/m);
@@ -23,7 +28,9 @@ describe('procfile buildpack', () => {
       writeFileSync(path.join(dir, 'Procfile'), '# nothing\n');
       expect(() => procfile.plan(new AppFiles(dir))).toThrow(/at least one "type: command" line/);
       writeFileSync(path.join(dir, 'Procfile'), 'web node server.js\n');
-      expect(() => procfile.plan(new AppFiles(dir))).toThrow(/cannot parse line "web node server.js"/);
+      expect(() => procfile.plan(new AppFiles(dir))).toThrow(
+        /cannot parse line "web node server.js"/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

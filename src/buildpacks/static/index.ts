@@ -22,37 +22,55 @@ function fail(message: string): never {
 
 export const staticSite: Buildpack = {
   name: 'static',
-  summary: 'static sites (static.json, or index.html without package.json): clean URLs, 404 page, cache headers',
+  summary:
+    'static sites (static.json, or index.html without package.json): clean URLs, 404 page, cache headers',
   detect(app) {
     if (app.isFile('static.json')) return 'static.json found';
-    if (app.isFile('index.html') && !app.isFile('package.json')) return 'index.html found and no package.json';
+    if (app.isFile('index.html') && !app.isFile('package.json'))
+      return 'index.html found and no package.json';
     return null;
   },
   plan(app): Plan {
     const cfg = app.json('static.json') ?? {};
-    const warnings = Object.keys(cfg).filter((k) => !KNOWN_KEYS.has(k)).map((k) => `static.json: "${k}" is not supported here and is ignored (supported: ${[...KNOWN_KEYS].join(', ')})`);
+    const warnings = Object.keys(cfg)
+      .filter((k) => !KNOWN_KEYS.has(k))
+      .map(
+        (k) =>
+          `static.json: "${k}" is not supported here and is ignored (supported: ${[...KNOWN_KEYS].join(', ')})`,
+      );
     const rawRoot = cfg.root ?? '.';
     if (typeof rawRoot !== 'string') fail('"root" must be a string path');
     const root = path.posix.normalize(rawRoot.replace(/\/+$/, '') || '.');
-    if (path.posix.isAbsolute(root) || root === '..' || root.startsWith('../')) fail(`"root" must be a directory inside the repository, not "${rawRoot}"`);
+    if (path.posix.isAbsolute(root) || root === '..' || root.startsWith('../'))
+      fail(`"root" must be a directory inside the repository, not "${rawRoot}"`);
     if (!app.isDir(root)) fail(`"root" is "${rawRoot}" but there is no such directory`);
-    if (cfg.clean_urls !== undefined && typeof cfg.clean_urls !== 'boolean') fail('"clean_urls" must be true or false');
+    if (cfg.clean_urls !== undefined && typeof cfg.clean_urls !== 'boolean')
+      fail('"clean_urls" must be true or false');
     const cleanUrls = cfg.clean_urls !== false;
     let errorPage = '';
     if (cfg.error_page !== undefined) {
-      if (typeof cfg.error_page !== 'string' || cfg.error_page.includes('..')) fail('"error_page" must be a file name inside the root');
-      if (!app.isFile(path.posix.join(root, cfg.error_page))) fail(`"error_page" is "${cfg.error_page}" but ${path.posix.join(root, cfg.error_page)} does not exist`);
+      if (typeof cfg.error_page !== 'string' || cfg.error_page.includes('..'))
+        fail('"error_page" must be a file name inside the root');
+      if (!app.isFile(path.posix.join(root, cfg.error_page)))
+        fail(
+          `"error_page" is "${cfg.error_page}" but ${path.posix.join(root, cfg.error_page)} does not exist`,
+        );
       errorPage = cfg.error_page;
     } else if (app.isFile(path.posix.join(root, '404.html'))) {
       errorPage = '404.html';
     }
-    if (!app.isFile(path.posix.join(root, 'index.html'))) warnings.push(`${path.posix.join(root, 'index.html')} does not exist: / will answer 404`);
+    if (!app.isFile(path.posix.join(root, 'index.html')))
+      warnings.push(`${path.posix.join(root, 'index.html')} does not exist: / will answer 404`);
     return {
       inputs: {
-        root: root === '.' ? 'the repository root' : `${root}/`, copySource: root === '.' ? '.' : `${root}/`,
-        cleanUrls: cleanUrls ? 'on' : 'off', cleanUrlsFlag: cleanUrls ? '1' : '0',
-        errorPage, errorPageLabel: errorPage === '' ? 'none' : errorPage,
-        hide: root === '.' ? HIDDEN_AT_ROOT.join(',') : '', serverFile: SERVER_FILE,
+        root: root === '.' ? 'the repository root' : `${root}/`,
+        copySource: root === '.' ? '.' : `${root}/`,
+        cleanUrls: cleanUrls ? 'on' : 'off',
+        cleanUrlsFlag: cleanUrls ? '1' : '0',
+        errorPage,
+        errorPageLabel: errorPage === '' ? 'none' : errorPage,
+        hide: root === '.' ? HIDDEN_AT_ROOT.join(',') : '',
+        serverFile: SERVER_FILE,
       },
       processTypes: { web: 'node /opt/paas/static-server.mjs' },
       warnings,

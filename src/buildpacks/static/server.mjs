@@ -17,12 +17,31 @@ const port = Number(process.env.PORT) || 5000;
 const IN_MEMORY = 1024 * 1024;
 
 const TYPES = {
-  '.html': 'text/html; charset=utf-8', '.htm': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.json': 'application/json',
-  '.map': 'application/json', '.txt': 'text/plain; charset=utf-8', '.xml': 'application/xml', '.svg': 'image/svg+xml',
-  '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.gif': 'image/gif', '.webp': 'image/webp',
-  '.avif': 'image/avif', '.ico': 'image/x-icon', '.woff': 'font/woff', '.woff2': 'font/woff2', '.ttf': 'font/ttf',
-  '.otf': 'font/otf', '.wasm': 'application/wasm', '.pdf': 'application/pdf', '.mp4': 'video/mp4', '.webm': 'video/webm',
+  '.html': 'text/html; charset=utf-8',
+  '.htm': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.json': 'application/json',
+  '.map': 'application/json',
+  '.txt': 'text/plain; charset=utf-8',
+  '.xml': 'application/xml',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.gif': 'image/gif',
+  '.webp': 'image/webp',
+  '.avif': 'image/avif',
+  '.ico': 'image/x-icon',
+  '.woff': 'font/woff',
+  '.woff2': 'font/woff2',
+  '.ttf': 'font/ttf',
+  '.otf': 'font/otf',
+  '.wasm': 'application/wasm',
+  '.pdf': 'application/pdf',
+  '.mp4': 'video/mp4',
+  '.webm': 'video/webm',
   '.webmanifest': 'application/manifest+json',
 };
 
@@ -31,7 +50,8 @@ const TYPES = {
 // year (RFC 8246 immutable); everything else for an hour.
 function cacheControl(rel) {
   if (/\.html?$/.test(rel)) return 'public, max-age=0, must-revalidate';
-  if (/(^|\/)assets\//.test(rel) || /\.[0-9a-f]{8,}\./i.test(path.basename(rel))) return 'public, max-age=31536000, immutable';
+  if (/(^|\/)assets\//.test(rel) || /\.[0-9a-f]{8,}\./i.test(path.basename(rel)))
+    return 'public, max-age=31536000, immutable';
   return 'public, max-age=3600';
 }
 
@@ -42,12 +62,20 @@ const redirects = new Map();
 function entry(abs, rel) {
   const st = statSync(abs);
   const body = st.size <= IN_MEMORY ? readFileSync(abs) : null;
-  const etag = `"${createHash('sha1').update(body ?? `${st.size}-${st.mtimeMs}`).digest('base64url').slice(0, 22)}"`;
+  const etag = `"${createHash('sha1')
+    .update(body ?? `${st.size}-${st.mtimeMs}`)
+    .digest('base64url')
+    .slice(0, 22)}"`;
   return {
-    abs, body, size: st.size,
+    abs,
+    body,
+    size: st.size,
     headers: {
       'content-type': TYPES[path.extname(rel).toLowerCase()] ?? 'application/octet-stream',
-      'cache-control': cacheControl(rel), etag, 'last-modified': st.mtime.toUTCString(), 'x-content-type-options': 'nosniff',
+      'cache-control': cacheControl(rel),
+      etag,
+      'last-modified': st.mtime.toUTCString(),
+      'x-content-type-options': 'nosniff',
     },
   };
 }
@@ -74,7 +102,8 @@ function index(dir, prefix) {
   }
 }
 index(root, '');
-for (const from of redirects.keys()) if (routes.has(from) && !from.endsWith('.html')) redirects.delete(from);
+for (const from of redirects.keys())
+  if (routes.has(from) && !from.endsWith('.html')) redirects.delete(from);
 const notFound = errorPage !== '' ? routes.get(`/${errorPage.replace(/^\/+/, '')}`) : undefined;
 
 function send(req, res, status, e) {
@@ -83,7 +112,11 @@ function send(req, res, status, e) {
     res.end();
     return;
   }
-  res.writeHead(status, { ...e.headers, 'content-length': e.size, ...(status === 404 ? { 'cache-control': 'no-cache' } : {}) });
+  res.writeHead(status, {
+    ...e.headers,
+    'content-length': e.size,
+    ...(status === 404 ? { 'cache-control': 'no-cache' } : {}),
+  });
   if (req.method === 'HEAD') res.end();
   else if (e.body !== null) res.end(e.body);
   else createReadStream(e.abs).pipe(res);
@@ -116,5 +149,7 @@ const server = http.createServer((req, res) => {
   res.end('not found\n');
 });
 server.keepAliveTimeout = 65_000;
-server.listen(port, () => console.log(`static: serving ${routes.size} routes from ${root} on :${port}`));
+server.listen(port, () =>
+  console.log(`static: serving ${routes.size} routes from ${root} on :${port}`),
+);
 process.on('SIGTERM', () => server.close(() => process.exit(0)));

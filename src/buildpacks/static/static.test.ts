@@ -7,7 +7,10 @@ import { AppFiles } from '../app.ts';
 import { buildpackContract, FIXTURES } from '../contract.case.ts';
 import { staticSite } from './index.ts';
 
-buildpackContract(staticSite, { matches: ['static'], ignores: ['express', 'procfile', 'nothing', 'yarn'] });
+buildpackContract(staticSite, {
+  matches: ['static'],
+  ignores: ['express', 'procfile', 'nothing', 'yarn'],
+});
 
 function tmpApp(files: Record<string, string>): AppFiles {
   const dir = mkdtempSync('/tmp/paas-bp-static-');
@@ -53,7 +56,9 @@ describe('static buildpack plan', () => {
   it('warns about static.json keys it does not support', () => {
     const a = tmpApp({ 'static.json': '{"https_only": true}', 'index.html': '' });
     try {
-      expect(staticSite.plan(a).warnings).toEqual([expect.stringMatching(/"https_only" is not supported/)]);
+      expect(staticSite.plan(a).warnings).toEqual([
+        expect.stringMatching(/"https_only" is not supported/),
+      ]);
     } finally {
       rmSync(a.dir, { recursive: true, force: true });
     }
@@ -72,7 +77,12 @@ describe('static server', () => {
       });
     });
     child = spawn(process.execPath, [path.join(import.meta.dirname, 'server.mjs')], {
-      env: { PORT: String(port), STATIC_ROOT: path.join(FIXTURES, 'static/public'), STATIC_CLEAN_URLS: '1', STATIC_ERROR_PAGE: '404.html' },
+      env: {
+        PORT: String(port),
+        STATIC_ROOT: path.join(FIXTURES, 'static/public'),
+        STATIC_CLEAN_URLS: '1',
+        STATIC_ERROR_PAGE: '404.html',
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     await new Promise((resolve) => child.stdout!.once('data', resolve));

@@ -4,16 +4,32 @@ import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
 
-interface AppInfo { name: string; release: string | null; url: string; domains: string[]; createdAt: string; lock: { holder: string } | null }
+interface AppInfo {
+  name: string;
+  release: string | null;
+  url: string;
+  domains: string[];
+  createdAt: string;
+  lock: { holder: string } | null;
+}
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, strict: true, allowPositionals: true, options: { json: { type: 'boolean' }, force: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: { json: { type: 'boolean' }, force: { type: 'boolean' } },
+  });
   switch (name) {
     case 'apps:list': {
       const apps = await call<{ name: string; release: string | null }[]>('GET', '/api/apps');
       if (values.json === true) printJson(apps);
-      else if (apps.length === 0) process.stdout.write('no apps yet: push one or run "paas apps:create NAME"\n');
-      else process.stdout.write(table([['NAME', 'RELEASE'], ...apps.map((a) => [a.name, a.release ?? '-'])]));
+      else if (apps.length === 0)
+        process.stdout.write('no apps yet: push one or run "paas apps:create NAME"\n');
+      else
+        process.stdout.write(
+          table([['NAME', 'RELEASE'], ...apps.map((a) => [a.name, a.release ?? '-'])]),
+        );
       return 0;
     }
     case 'apps:create': {
@@ -28,16 +44,25 @@ export async function run(name: string, args: string[]): Promise<number> {
       const info = await call<AppInfo>('GET', `/api/apps/${enc(app)}`);
       if (values.json === true) printJson(info);
       else {
-        process.stdout.write(table([
-          ['name', info.name], ['release', info.release ?? '(none)'], ['url', info.url],
-          ['domains', info.domains.join(', ') || '(none)'], ['created', info.createdAt], ['deploying', info.lock?.holder ?? 'no'],
-        ]));
+        process.stdout.write(
+          table([
+            ['name', info.name],
+            ['release', info.release ?? '(none)'],
+            ['url', info.url],
+            ['domains', info.domains.join(', ') || '(none)'],
+            ['created', info.createdAt],
+            ['deploying', info.lock?.holder ?? 'no'],
+          ]),
+        );
       }
       return 0;
     }
     case 'apps:destroy': {
       const app = parseAppName(positionals[0]);
-      if (values.force !== true) throw new InvalidArgument(`apps:destroy removes ${app}, its releases, config and logs: add --force to confirm`);
+      if (values.force !== true)
+        throw new InvalidArgument(
+          `apps:destroy removes ${app}, its releases, config and logs: add --force to confirm`,
+        );
       await call('DELETE', `/api/apps/${enc(app)}?force=1`);
       process.stdout.write(`destroyed ${app}\n`);
       return 0;

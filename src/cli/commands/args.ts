@@ -8,7 +8,8 @@ export function parse<T extends ParseArgsConfig>(config: T): ReturnType<typeof p
     return parseArgs(config);
   } catch (e) {
     const code = (e as { code?: string }).code;
-    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) throw new InvalidArgument((e as Error).message);
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'))
+      throw new InvalidArgument((e as Error).message);
     throw e;
   }
 }
@@ -16,6 +17,7 @@ export function parse<T extends ParseArgsConfig>(config: T): ReturnType<typeof p
 /** A whole-number flag within bounds, or InvalidArgument naming the command and flag. */
 export function intFlag(cmd: string, flag: string, v: string, min: number, max: number): number {
   const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgument(`${cmd}: --${flag} "${v}" must be a whole number in ${min}..${max}`);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max)
+    throw new InvalidArgument(`${cmd}: --${flag} "${v}" must be a whole number in ${min}..${max}`);
   return n;
 }

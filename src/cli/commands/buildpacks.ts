@@ -7,14 +7,23 @@ import { printJson, table } from './client.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args, strict: true, allowPositionals: true,
-    options: { json: { type: 'boolean' }, buildpack: { type: 'string' }, 'dockerfile-only': { type: 'boolean' } },
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean' },
+      buildpack: { type: 'string' },
+      'dockerfile-only': { type: 'boolean' },
+    },
   });
   switch (name) {
     case 'buildpacks': {
       const list = listBuildpacks();
       if (values.json === true) printJson(list);
-      else process.stdout.write(`Detection order (a Dockerfile in the repository comes first):\n${table([['NAME', 'DETECTS'], ...list.map((b) => [b.name, b.summary])])}`);
+      else
+        process.stdout.write(
+          `Detection order (a Dockerfile in the repository comes first):\n${table([['NAME', 'DETECTS'], ...list.map((b) => [b.name, b.summary])])}`,
+        );
       return 0;
     }
     case 'buildpacks:detect': {
@@ -27,7 +36,9 @@ export async function run(name: string, args: string[]): Promise<number> {
       } else {
         process.stderr.write(`${describeChoice(choice)}\n`);
         for (const w of choice.warnings) process.stderr.write(`warning: ${w}\n`);
-        if (choice.processTypes !== null) for (const [t, cmd] of Object.entries(choice.processTypes)) process.stderr.write(`process ${t}: ${cmd}\n`);
+        if (choice.processTypes !== null)
+          for (const [t, cmd] of Object.entries(choice.processTypes))
+            process.stderr.write(`process ${t}: ${cmd}\n`);
         process.stdout.write(choice.dockerfile ?? '');
       }
       return 0;

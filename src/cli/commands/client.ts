@@ -10,7 +10,8 @@ export function apiBase(): string {
 }
 
 export function apiToken(): string {
-  if (process.env.PAAS_TOKEN !== undefined && process.env.PAAS_TOKEN !== '') return process.env.PAAS_TOKEN;
+  if (process.env.PAAS_TOKEN !== undefined && process.env.PAAS_TOKEN !== '')
+    return process.env.PAAS_TOKEN;
   const path = join(process.env.PAAS_DATA_DIR ?? '/var/lib/paas', 'admin-token');
   try {
     return readFileSync(path, 'utf8').trim();
@@ -36,12 +37,20 @@ export async function request(method: string, path: string, body?: unknown): Pro
   try {
     res = await fetch(`${apiBase()}${path}`, {
       method,
-      headers: { authorization: `Bearer ${apiToken()}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${apiToken()}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
     if (e instanceof PaasError) throw e;
-    throw new ApiError(503, 'Unavailable', `cannot reach the paas daemon at ${apiBase()} (${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message})`, {});
+    throw new ApiError(
+      503,
+      'Unavailable',
+      `cannot reach the paas daemon at ${apiBase()} (${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message})`,
+      {},
+    );
   }
   if (!res.ok) {
     let err: { code?: string; message?: string; details?: Record<string, unknown> } = {};
@@ -50,7 +59,12 @@ export async function request(method: string, path: string, body?: unknown): Pro
     } catch {
       // Not JSON: fall back to the status line.
     }
-    throw new ApiError(res.status, err.code ?? 'HttpError', err.message ?? `${res.status} ${res.statusText}`, err.details ?? {});
+    throw new ApiError(
+      res.status,
+      err.code ?? 'HttpError',
+      err.message ?? `${res.status} ${res.statusText}`,
+      err.details ?? {},
+    );
   }
   return res;
 }
@@ -71,5 +85,14 @@ export function printJson(v: unknown): void {
 export function table(rows: string[][]): string {
   if (rows.length === 0) return '';
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }

@@ -4,18 +4,32 @@ import { parseAppName, parseConfigKey } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
 
-interface Changed { config: Record<string, string>; release: { version: string } | null }
+interface Changed {
+  config: Record<string, string>;
+  release: { version: string } | null;
+}
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, strict: true, allowPositionals: true, options: { json: { type: 'boolean' }, shell: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: { json: { type: 'boolean' }, shell: { type: 'boolean' } },
+  });
   const app = parseAppName(positionals[0]);
   const rest = positionals.slice(1);
   switch (name) {
     case 'config': {
       const cfg = await call<Record<string, string>>('GET', `/api/apps/${enc(app)}/config`);
       if (values.json === true) printJson(cfg);
-      else if (values.shell === true) for (const [k, v] of Object.entries(cfg)) process.stdout.write(`${k}=${v}\n`);
-      else process.stdout.write(Object.keys(cfg).length === 0 ? `${app} has no config vars\n` : table(Object.entries(cfg).map(([k, v]) => [`${k}:`, v])));
+      else if (values.shell === true)
+        for (const [k, v] of Object.entries(cfg)) process.stdout.write(`${k}=${v}\n`);
+      else
+        process.stdout.write(
+          Object.keys(cfg).length === 0
+            ? `${app} has no config vars\n`
+            : table(Object.entries(cfg).map(([k, v]) => [`${k}:`, v])),
+        );
       return 0;
     }
     case 'config:get': {
@@ -39,7 +53,9 @@ export async function run(name: string, args: string[]): Promise<number> {
       }
       process.stderr.write(`Setting ${Object.keys(set).join(', ')} and restarting ${app}… `);
       const r = await call<Changed>('PATCH', `/api/apps/${enc(app)}/config`, { set });
-      process.stderr.write(`done${r.release === null ? ' (applies at the first deploy)' : `, ${r.release.version}`}\n`);
+      process.stderr.write(
+        `done${r.release === null ? ' (applies at the first deploy)' : `, ${r.release.version}`}\n`,
+      );
       return 0;
     }
     case 'config:unset': {

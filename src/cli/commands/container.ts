@@ -28,10 +28,13 @@ export async function run(_name: string, args: string[]): Promise<number> {
       'data-dir': { type: 'string', default: process.env.PAAS_DATA_DIR ?? '/var/lib/paas' },
     },
   });
-  if (command.length === 0 || positionals.length > 0) throw new InvalidArgument('container:run: give the command after "--"');
-  if ((values.rootfs === undefined) === (values.image === undefined)) throw new InvalidArgument('container:run: give exactly one of --rootfs DIR or --image REF');
+  if (command.length === 0 || positionals.length > 0)
+    throw new InvalidArgument('container:run: give the command after "--"');
+  if ((values.rootfs === undefined) === (values.image === undefined))
+    throw new InvalidArgument('container:run: give exactly one of --rootfs DIR or --image REF');
   const net = values.net as NetMode;
-  if (!['none', 'bridge', 'host'].includes(net)) throw new InvalidArgument(`container:run: --net "${values.net}" must be none, bridge or host`);
+  if (!['none', 'bridge', 'host'].includes(net))
+    throw new InvalidArgument(`container:run: --net "${values.net}" must be none, bridge or host`);
 
   let rootfs: ContainerSpec['rootfs'];
   if (values.rootfs !== undefined) {
@@ -50,7 +53,11 @@ export async function run(_name: string, args: string[]): Promise<number> {
   }
   const volumes: Volume[] = (values.volume ?? []).map((v) => {
     const [source, target, mode] = v.split(':');
-    if (source === undefined || target === undefined || (mode !== undefined && mode !== 'ro' && mode !== 'rw')) {
+    if (
+      source === undefined ||
+      target === undefined ||
+      (mode !== undefined && mode !== 'ro' && mode !== 'rw')
+    ) {
       throw new InvalidArgument(`container:run: --volume "${v}" must be SRC:DST[:ro]`);
     }
     return { source, target, readonly: mode === 'ro' };
@@ -58,9 +65,17 @@ export async function run(_name: string, args: string[]): Promise<number> {
   const runtime = createRuntime(values.runtime, { dataDir: values['data-dir'] });
   const result = await runtime.run(
     {
-      rootfs, command, env, net, volumes, cwd: values.workdir, user: values.user, hostname: values.hostname,
+      rootfs,
+      command,
+      env,
+      net,
+      volumes,
+      cwd: values.workdir,
+      user: values.user,
+      hostname: values.hostname,
       limits: {
-        memoryBytes: values.memory === undefined ? undefined : parseMemory(values.memory, '--memory'),
+        memoryBytes:
+          values.memory === undefined ? undefined : parseMemory(values.memory, '--memory'),
         cpus: values.cpus === undefined ? undefined : parseCpus(values.cpus, '--cpus'),
         pids: values.pids === undefined ? undefined : parsePids(values.pids, '--pids'),
       },

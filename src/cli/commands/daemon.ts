@@ -2,12 +2,16 @@
 import { intFlag, parse as parseArgs } from './args.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 
-const int = (flag: string, v: string, min: number, max: number): number => intFlag('daemon', flag, v, min, max);
+const int = (flag: string, v: string, min: number, max: number): number =>
+  intFlag('daemon', flag, v, min, max);
 
 function bytes(flag: string, v: string): number {
   const m = /^([0-9]+)([kmg]?)b?$/i.exec(v);
   if (m === null) throw new InvalidArgument(`daemon: --${flag} "${v}" is not a size (e.g. 100m)`);
-  return Number(m[1]) * ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2]!.toLowerCase()]!;
+  return (
+    Number(m[1]) *
+    ({ '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[m[2]!.toLowerCase()]!
+  );
 }
 
 export async function run(_name: string, args: string[]): Promise<number> {

@@ -5,11 +5,19 @@ import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson } from './client.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, strict: true, allowPositionals: true, options: { json: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: { json: { type: 'boolean' } },
+  });
   const app = parseAppName(positionals[0]);
   switch (name) {
     case 'domains': {
-      const d = await call<{ default: string; custom: string[] }>('GET', `/api/apps/${enc(app)}/domains`);
+      const d = await call<{ default: string; custom: string[] }>(
+        'GET',
+        `/api/apps/${enc(app)}/domains`,
+      );
       if (values.json === true) printJson(d);
       else process.stdout.write(`${d.default}\n${d.custom.map((x) => `${x}\n`).join('')}`);
       return 0;

@@ -6,8 +6,15 @@ import { enc, request } from './client.ts';
 
 export async function run(_name: string, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args, strict: true, allowPositionals: true,
-    options: { num: { type: 'string', short: 'n', default: '100' }, tail: { type: 'boolean', short: 't' }, ps: { type: 'string' }, source: { type: 'string' } },
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      num: { type: 'string', short: 'n', default: '100' },
+      tail: { type: 'boolean', short: 't' },
+      ps: { type: 'string' },
+      source: { type: 'string' },
+    },
   });
   const app = parseAppName(positionals[0]);
   if (!/^[0-9]+$/.test(values.num)) throw new InvalidArgument(`-n "${values.num}" is not a number`);

@@ -5,8 +5,18 @@ import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
 
 interface Proc {
-  process: string; release: string; state: string; uptimeSeconds: number | null; restarts: number; ip: string | null; port: number | null;
-  memoryBytes: number | null; memoryLimitBytes: number | null; cpuPercent: number | null; cpuLimit: number | null; lastExit: string | null;
+  process: string;
+  release: string;
+  state: string;
+  uptimeSeconds: number | null;
+  restarts: number;
+  ip: string | null;
+  port: number | null;
+  memoryBytes: number | null;
+  memoryLimitBytes: number | null;
+  cpuPercent: number | null;
+  cpuLimit: number | null;
+  lastExit: string | null;
 }
 
 function mb(n: number | null): string {
@@ -22,8 +32,15 @@ function uptime(s: number | null): string {
 
 export async function run(name: string, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
-    args, strict: true, allowPositionals: true,
-    options: { json: { type: 'boolean' }, memory: { type: 'string' }, cpus: { type: 'string' }, ps: { type: 'string' } },
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean' },
+      memory: { type: 'string' },
+      cpus: { type: 'string' },
+      ps: { type: 'string' },
+    },
   });
   const app = parseAppName(positionals[0]);
   switch (name) {
@@ -32,16 +49,32 @@ export async function run(name: string, args: string[]): Promise<number> {
       if (values.json === true) printJson(ps);
       else if (ps.length === 0) process.stdout.write(`${app} has no processes\n`);
       else {
-        process.stdout.write(table([
-          ['PROCESS', 'RELEASE', 'STATE', 'UPTIME', 'RESTARTS', 'ADDRESS', 'MEMORY', 'CPU', 'LAST EXIT'],
-          ...ps.map((p) => [
-            p.process, p.release, p.state, uptime(p.uptimeSeconds), String(p.restarts),
-            p.ip === null ? '-' : p.port === null ? p.ip : `${p.ip}:${p.port}`,
-            `${mb(p.memoryBytes)}/${p.memoryLimitBytes === null ? 'unlimited' : mb(p.memoryLimitBytes)}`,
-            `${p.cpuPercent === null ? '-' : `${p.cpuPercent}%`}${p.cpuLimit === null ? '' : ` of ${p.cpuLimit}`}`,
-            p.lastExit ?? '-',
+        process.stdout.write(
+          table([
+            [
+              'PROCESS',
+              'RELEASE',
+              'STATE',
+              'UPTIME',
+              'RESTARTS',
+              'ADDRESS',
+              'MEMORY',
+              'CPU',
+              'LAST EXIT',
+            ],
+            ...ps.map((p) => [
+              p.process,
+              p.release,
+              p.state,
+              uptime(p.uptimeSeconds),
+              String(p.restarts),
+              p.ip === null ? '-' : p.port === null ? p.ip : `${p.ip}:${p.port}`,
+              `${mb(p.memoryBytes)}/${p.memoryLimitBytes === null ? 'unlimited' : mb(p.memoryLimitBytes)}`,
+              `${p.cpuPercent === null ? '-' : `${p.cpuPercent}%`}${p.cpuLimit === null ? '' : ` of ${p.cpuLimit}`}`,
+              p.lastExit ?? '-',
+            ]),
           ]),
-        ]));
+        );
       }
       return 0;
     }
@@ -50,7 +83,12 @@ export async function run(name: string, args: string[]): Promise<number> {
       if (pairs.length === 0) {
         const f = await call<Record<string, number>>('GET', `/api/apps/${enc(app)}/formation`);
         if (values.json === true) printJson(f);
-        else process.stdout.write(`${Object.entries(f).map(([t, q]) => `${t}=${q}`).join(' ')}\n`);
+        else
+          process.stdout.write(
+            `${Object.entries(f)
+              .map(([t, q]) => `${t}=${q}`)
+              .join(' ')}\n`,
+          );
         return 0;
       }
       const body: Record<string, number> = {};
@@ -60,10 +98,19 @@ export async function run(name: string, args: string[]): Promise<number> {
         body[parseProcessType(m[1])] = Number(m[2]);
       }
       process.stderr.write(`Scaling ${app} to ${pairs.join(' ')}… `);
-      const r = await call<{ formation: Record<string, number> }>('PATCH', `/api/apps/${enc(app)}/formation`, body);
+      const r = await call<{ formation: Record<string, number> }>(
+        'PATCH',
+        `/api/apps/${enc(app)}/formation`,
+        body,
+      );
       process.stderr.write('done\n');
       if (values.json === true) printJson(r.formation);
-      else process.stdout.write(`${Object.entries(r.formation).map(([t, q]) => `${t}=${q}`).join(' ')}\n`);
+      else
+        process.stdout.write(
+          `${Object.entries(r.formation)
+            .map(([t, q]) => `${t}=${q}`)
+            .join(' ')}\n`,
+        );
       return 0;
     }
     case 'ps:restart':
@@ -71,22 +118,52 @@ export async function run(name: string, args: string[]): Promise<number> {
     case 'ps:start': {
       const action = name.slice(3);
       // ps:restart NAME [TYPE], as Dokku's: one process type, the others untouched.
-      const type = action === 'restart' && positionals[1] !== undefined ? parseProcessType(positionals[1]) : undefined;
-      if (positionals.length > (action === 'restart' ? 2 : 1)) throw new InvalidArgument(`${name} NAME${action === 'restart' ? ' [TYPE]' : ''}: unexpected "${positionals.at(-1)}"`);
-      process.stderr.write(`${action === 'restart' ? 'Restarting' : action === 'stop' ? 'Stopping' : 'Starting'} ${type === undefined ? app : `${type} of ${app}`}… `);
-      await call('POST', `/api/apps/${enc(app)}/ps/${action}`, type === undefined ? undefined : { type });
+      const type =
+        action === 'restart' && positionals[1] !== undefined
+          ? parseProcessType(positionals[1])
+          : undefined;
+      if (positionals.length > (action === 'restart' ? 2 : 1))
+        throw new InvalidArgument(
+          `${name} NAME${action === 'restart' ? ' [TYPE]' : ''}: unexpected "${positionals.at(-1)}"`,
+        );
+      process.stderr.write(
+        `${action === 'restart' ? 'Restarting' : action === 'stop' ? 'Stopping' : 'Starting'} ${type === undefined ? app : `${type} of ${app}`}… `,
+      );
+      await call(
+        'POST',
+        `/api/apps/${enc(app)}/ps/${action}`,
+        type === undefined ? undefined : { type },
+      );
       process.stderr.write('done\n');
       return 0;
     }
     case 'resources:set': {
-      if (values.memory === undefined && values.cpus === undefined) throw new InvalidArgument('resources:set NAME --memory 256m --cpus 0.5 [--ps TYPE]');
-      const r = await call<Record<string, { memoryBytes?: number; cpus?: number }>>('PATCH', `/api/apps/${enc(app)}/resources`, {
-        memory: values.memory, cpus: values.cpus, ps: values.ps === undefined ? undefined : parseProcessType(values.ps),
-      });
+      if (values.memory === undefined && values.cpus === undefined)
+        throw new InvalidArgument('resources:set NAME --memory 256m --cpus 0.5 [--ps TYPE]');
+      const r = await call<Record<string, { memoryBytes?: number; cpus?: number }>>(
+        'PATCH',
+        `/api/apps/${enc(app)}/resources`,
+        {
+          memory: values.memory,
+          cpus: values.cpus,
+          ps: values.ps === undefined ? undefined : parseProcessType(values.ps),
+        },
+      );
       if (values.json === true) printJson(r);
       else {
-        process.stdout.write(table([['TYPE', 'MEMORY', 'CPUS'], ...Object.entries(r).map(([t, x]) => [t === '*' ? '(all)' : t, x.memoryBytes === undefined ? '-' : mb(x.memoryBytes), x.cpus === undefined ? '-' : String(x.cpus)])]));
-        process.stdout.write('applied when each process next starts (ps:restart applies them now)\n');
+        process.stdout.write(
+          table([
+            ['TYPE', 'MEMORY', 'CPUS'],
+            ...Object.entries(r).map(([t, x]) => [
+              t === '*' ? '(all)' : t,
+              x.memoryBytes === undefined ? '-' : mb(x.memoryBytes),
+              x.cpus === undefined ? '-' : String(x.cpus),
+            ]),
+          ]),
+        );
+        process.stdout.write(
+          'applied when each process next starts (ps:restart applies them now)\n',
+        );
       }
       return 0;
     }

@@ -4,27 +4,60 @@ import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
 
-interface ReleaseJson { version: string; description: string; gitSha: string; buildpack: string | null; status: string | null; createdAt: string }
-interface BuildJson { id: number; gitSha: string; status: string; startedAt: string; finishedAt: string | null; error: string | null }
+interface ReleaseJson {
+  version: string;
+  description: string;
+  gitSha: string;
+  buildpack: string | null;
+  status: string | null;
+  createdAt: string;
+}
+interface BuildJson {
+  id: number;
+  gitSha: string;
+  status: string;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+}
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, strict: true, allowPositionals: true, options: { json: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: { json: { type: 'boolean' } },
+  });
   const app = parseAppName(positionals[0]);
   switch (name) {
     case 'releases': {
       const rs = await call<ReleaseJson[]>('GET', `/api/apps/${enc(app)}/releases`);
       if (values.json === true) printJson(rs);
       else if (rs.length === 0) process.stdout.write(`${app} has no releases yet\n`);
-      else process.stdout.write(table([
-        ['VERSION', 'GIT SHA', 'BUILDPACK', 'STATUS', 'CREATED', 'DESCRIPTION'],
-        ...rs.map((r) => [r.version, r.gitSha.slice(0, 7), r.buildpack ?? '-', r.status ?? '-', r.createdAt, r.description]),
-      ]));
+      else
+        process.stdout.write(
+          table([
+            ['VERSION', 'GIT SHA', 'BUILDPACK', 'STATUS', 'CREATED', 'DESCRIPTION'],
+            ...rs.map((r) => [
+              r.version,
+              r.gitSha.slice(0, 7),
+              r.buildpack ?? '-',
+              r.status ?? '-',
+              r.createdAt,
+              r.description,
+            ]),
+          ]),
+        );
       return 0;
     }
     case 'rollback': {
       const target = positionals[1];
       process.stderr.write(`Rolling back ${app}${target === undefined ? '' : ` to ${target}`}… `);
-      const r = await call<{ release: ReleaseJson; url: string }>('POST', `/api/apps/${enc(app)}/rollback`, target === undefined ? {} : { release: target });
+      const r = await call<{ release: ReleaseJson; url: string }>(
+        'POST',
+        `/api/apps/${enc(app)}/rollback`,
+        target === undefined ? {} : { release: target },
+      );
       process.stderr.write(`done, ${r.release.version}\n`);
       if (values.json === true) printJson(r);
       else process.stdout.write(`${r.release.description}: ${r.release.version} serves ${r.url}\n`);
@@ -34,7 +67,19 @@ export async function run(name: string, args: string[]): Promise<number> {
       const bs = await call<BuildJson[]>('GET', `/api/apps/${enc(app)}/builds`);
       if (values.json === true) printJson(bs);
       else if (bs.length === 0) process.stdout.write(`${app} has no builds yet\n`);
-      else process.stdout.write(table([['ID', 'GIT SHA', 'STATUS', 'STARTED', 'ERROR'], ...bs.map((b) => [String(b.id), b.gitSha.slice(0, 7), b.status, b.startedAt, (b.error ?? '').split('\n')[0]!.slice(0, 80)])]));
+      else
+        process.stdout.write(
+          table([
+            ['ID', 'GIT SHA', 'STATUS', 'STARTED', 'ERROR'],
+            ...bs.map((b) => [
+              String(b.id),
+              b.gitSha.slice(0, 7),
+              b.status,
+              b.startedAt,
+              (b.error ?? '').split('\n')[0]!.slice(0, 80),
+            ]),
+          ]),
+        );
       return 0;
     }
     default:

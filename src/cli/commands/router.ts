@@ -14,8 +14,10 @@ export async function run(_name: string, args: string[]): Promise<number> {
       host: { type: 'string' },
     },
   });
-  const port = (flag: string, v: string | undefined): number | undefined => (v === undefined ? undefined : intFlag('router', flag, v, 0, 65535));
-  const workers = values.workers === undefined ? undefined : intFlag('router', 'workers', values.workers, 1, 64);
+  const port = (flag: string, v: string | undefined): number | undefined =>
+    v === undefined ? undefined : intFlag('router', flag, v, 0, 65535);
+  const workers =
+    values.workers === undefined ? undefined : intFlag('router', 'workers', values.workers, 1, 64);
   const { runRouter } = await import('../../router/index.ts');
   await runRouter({
     dataDir: values['data-dir'],

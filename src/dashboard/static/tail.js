@@ -6,8 +6,13 @@
   if (!box || !box.dataset.stream || !window.EventSource) return;
   box.scrollTop = box.scrollHeight;
   const es = new EventSource(box.dataset.stream);
-  es.onopen = () => { state.textContent = 'live'; box.dataset.live = '1'; };
-  es.onerror = () => { state.textContent = 'reconnecting…'; };
+  es.onopen = () => {
+    state.textContent = 'live';
+    box.dataset.live = '1';
+  };
+  es.onerror = () => {
+    state.textContent = 'reconnecting…';
+  };
   es.onmessage = (ev) => {
     const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 8;
     box.append(document.createTextNode(ev.data + '\n'));
