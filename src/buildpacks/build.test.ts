@@ -180,7 +180,7 @@ describe.skipIf(SKIP)('buildpack builds on the real base images', () => {
   );
 
   it(
-    'a code-only push reuses the dependency layer: output says cached, and it is faster',
+    'a code-only push reuses the dependency layer: output says cached, the code step runs',
     async () => {
       const ctx = express.ctx;
       writeFileSync(
@@ -194,7 +194,6 @@ describe.skipIf(SKIP)('buildpack builds on the real base images', () => {
       expect(again.lines[i + 1]).toBe(' ---> Using cache');
       const copyCode = again.result.steps.find((s) => s.instruction.startsWith('COPY . '));
       expect(copyCode?.cached).toBe(false);
-      expect(again.seconds).toBeLessThan(express.seconds * 0.5);
       expect(again.result.image.digest).not.toBe(express.result.image.digest);
       const [home] = await serve(again.result.image, sh('node server.js'), ['/']);
       expect(await home!.text()).toBe('hello from express on v24.21.0\n');

@@ -30,7 +30,8 @@ async function refusedPort(): Promise<number> {
 beforeAll(async () => {
   web = await upstream('web');
   api = await upstream('store');
-  slow = await upstream('slow', (_req, res) => setTimeout(() => res.end('late'), 1500));
+  // Answers far past the router's upstream timeout, so a 504 can only come from the router.
+  slow = await upstream('slow', (_req, res) => setTimeout(() => res.end('late'), 60_000).unref());
   deadPort = await refusedPort();
   // A backend that dies under the request: accepts, reads the head, resets the connection.
   resetter = net.createServer((sock) => sock.once('data', () => sock.resetAndDestroy()));
@@ -131,10 +132,9 @@ describe('error pages', () => {
   });
 
   it('504 when the app does not answer in time', async () => {
-    const t0 = Date.now();
     const r = await request(router.port, 'slow.paas.test');
     expect(r.status).toBe(504);
-    expect(Date.now() - t0).toBeLessThan(1400);
+    expect(r.body).not.toContain('late');
   });
 
   it.each([400, 404, 502, 503, 504])(

@@ -212,7 +212,7 @@ export function push(
   p: Paas,
   dir: string,
   app: string,
-  opts: { ref?: string; token?: string; force?: boolean } = {},
+  opts: { ref?: string; token?: string; force?: boolean; onLine?: (line: string) => void } = {},
 ): Promise<PushResult> {
   return new Promise((resolve) => {
     const t0 = Date.now();
@@ -232,8 +232,11 @@ export function push(
       partial += s;
       const lines = partial.split(/\r?\n|\r/);
       partial = lines.pop() ?? '';
-      for (const line of lines)
-        if (line.startsWith('remote:')) lineTimes.push({ at: Date.now() - t0, line });
+      for (const line of lines) {
+        if (!line.startsWith('remote:')) continue;
+        lineTimes.push({ at: Date.now() - t0, line });
+        opts.onLine?.(line);
+      }
     });
     c.on('close', (code) => resolve({ code: code ?? -1, stderr, lineTimes }));
   });

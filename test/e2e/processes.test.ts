@@ -166,9 +166,10 @@ describe('restart policy', () => {
     expect(lines[0]).toContain('restarting now');
     expect(lines[1]).toContain('restarting in 1s');
     expect(lines[2]).toContain('restarting in 2s');
-    // The waits really grew: the gap before the third crash is longer than before the second.
+    // The announced wait really happened: the third crash came no sooner than 1 s after the
+    // second (a lower bound a busy box can only lengthen, never a ceiling).
     const at = lines.slice(0, 3).map((l) => Date.parse(l.split(' ')[0]!));
-    expect(at[2]! - at[1]!).toBeGreaterThan(at[1]! - at[0]! + 500);
+    expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(1000);
     expect(text).toMatch(/paas: crasher\.1: State changed from \w+ to crashed/);
     expect(text).toContain('app[crasher.1]: crasher dies');
     expect((await cli(p, ['ps', 'procs'])).stdout).toMatch(/crasher\.1\s+v1\s+crashed/);
@@ -298,11 +299,10 @@ describe('paas run', () => {
       'tty must be ROWSxCOLS',
     );
     // A frame claiming 4 GiB ends the run instead of being buffered.
-    const t0 = Date.now();
     const bad = await fetch(
       url
         .replace('tty=0x80', 'tty=24x80')
-        .replace(encodeURIComponent('["true"]'), encodeURIComponent('["sleep","30"]')),
+        .replace(encodeURIComponent('["true"]'), encodeURIComponent('["sleep","3600"]')),
       {
         method: 'POST',
         headers: { authorization: `Bearer ${p.token}` },
@@ -312,8 +312,8 @@ describe('paas run', () => {
     expect(bad.status).toBe(200);
     const text = Buffer.from(await bad.arrayBuffer()).toString('latin1');
     expect(text).toContain('paas: frame of 4294967295 bytes is over the limit of 65536');
-    // …and the run was killed at once, not left to finish its 30 s.
-    expect(Date.now() - t0).toBeLessThan(15_000);
+    // …and the run was killed at once: the response ended, where an unkilled `sleep 3600`
+    // would have held it past the test's timeout.
   });
 });
 
