@@ -1,7 +1,8 @@
 // The story of a push, top to bottom (Dokku's receive → build → release → deploy), and of
 // the other ways a release is made: a config change and a rollback. Each holds the app's
 // lock for its whole run, so one app changes one step at a time.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import {
   AppStore,
   parseVersion,
@@ -43,7 +44,7 @@ export async function handlePush(
       signal: out.signal,
       onWait: (holder) => r.info(`waiting for the running ${holder} of ${push.app} to finish…`),
     });
-    assertRefUnchanged(push, ref.ref, ref.oldSha);
+    await assertRefUnchanged(push, ref.ref, ref.oldSha);
     r.step(`Deploying ${push.app} at ${ref.newSha.slice(0, 7)} (${branchName(ref.ref)})`);
     const checkout = await r.timed('Receiving…', () => receive(deps, push, ref));
     try {
@@ -115,18 +116,25 @@ async function waitForRef(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (readRef(gitDir, ref) === sha) return;
+    if ((await readRef(gitDir, ref)) === sha) return;
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-function readRef(gitDir: string, ref: string): string {
+const run = promisify(execFile);
+
+/** The ref's sha, read without blocking: this process also serves the API, registry and logs. */
+async function readRef(gitDir: string, ref: string): Promise<string> {
   try {
-    return execFileSync('git', ['--git-dir', gitDir, 'rev-parse', '--verify', '--quiet', ref], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    })
-      .toString()
-      .trim();
+    const { stdout } = await run('git', [
+      '--git-dir',
+      gitDir,
+      'rev-parse',
+      '--verify',
+      '--quiet',
+      ref,
+    ]);
+    return stdout.trim();
   } catch {
     return '0000000000000000000000000000000000000000';
   }
@@ -136,8 +144,12 @@ function readRef(gitDir: string, ref: string): string {
  * git compares the ref against what the pusher saw when it advertised refs; a push that
  * waited for the lock behind another would deploy and then lose that race, so say it now.
  */
-function assertRefUnchanged(push: ReceivedPush, ref: string, expected: string): void {
-  const current = readRef(push.gitDir, ref);
+async function assertRefUnchanged(
+  push: ReceivedPush,
+  ref: string,
+  expected: string,
+): Promise<void> {
+  const current = await readRef(push.gitDir, ref);
   if (current !== expected) {
     throw new Conflict(
       `${branchName(ref)} moved to ${current.slice(0, 7)} while this push waited; fetch, then push again`,
