@@ -11,7 +11,7 @@ import {
 } from '../buildpacks/index.ts';
 import { checkoutCommit, type ReceivedPush, type RefUpdate } from '../git/index.ts';
 import type { AppJson, AppName, Processes } from '../apps/index.ts';
-import { BuildFailed, PaasError } from '../errors/index.ts';
+import { BuildFailed } from '../errors/index.ts';
 import type { Image } from '../registry/index.ts';
 import type { Reporter } from './report.ts';
 import type { DeployDeps } from './types.ts';
@@ -159,13 +159,4 @@ function readAppJson(dir: string): AppJson {
     out.stopGraceSeconds = grace;
   }
   return out;
-}
-
-export function describeError(e: unknown): string {
-  if (e instanceof PaasError) {
-    const step = e.details.step;
-    const code = e.details.exitCode;
-    return `${e.message}${typeof step === 'string' || typeof step === 'number' ? ` (step ${String(step)}${code !== undefined ? `, exit code ${String(code)}` : ''})` : ''}`;
-  }
-  return e instanceof Error ? e.message : String(e);
 }

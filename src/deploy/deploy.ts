@@ -5,8 +5,7 @@
 // the grace. Any failure before the switch retires the new processes and leaves the old
 // release serving. Rolling restarts (`ps:restart`) run the same sequence for the live release.
 import type { Release } from '../apps/index.ts';
-import { DeployFailed } from '../errors/index.ts';
-import { describeError } from './build.ts';
+import { DeployFailed, describeError } from '../errors/index.ts';
 import { runOneOff } from './processes.ts';
 import type { Reporter } from './report.ts';
 import type { DeployDeps, Proc } from './types.ts';

@@ -3,8 +3,7 @@
 // formation and what runs; new web processes join the route only once healthy, and leaving
 // ones are drained before they are stopped. ps:restart, ps:stop and ps:start live here too.
 import type { AppName, ProcessType } from '../apps/index.ts';
-import { Conflict, DeployFailed, InvalidArgument } from '../errors/index.ts';
-import { describeError } from './build.ts';
+import { Conflict, DeployFailed, describeError, InvalidArgument } from '../errors/index.ts';
 import { processOrder, replaceProcesses, stopGraceMs, wanted } from './deploy.ts';
 import { Reporter } from './report.ts';
 import type { DeployDeps, Output, Proc } from './types.ts';

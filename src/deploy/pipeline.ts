@@ -10,9 +10,9 @@ import {
   type ConfigKey,
   type Release,
 } from '../apps/index.ts';
-import { Conflict, ReleaseNotFound } from '../errors/index.ts';
+import { Conflict, describeError, ReleaseNotFound } from '../errors/index.ts';
 import { branchName, planPush, type ReceivedPush } from '../git/index.ts';
-import { build, describeError, receive } from './build.ts';
+import { build, receive } from './build.ts';
 import { deployRelease } from './deploy.ts';
 import { collectImages } from './gc.ts';
 import { appUrl, Reporter } from './report.ts';

@@ -10,7 +10,7 @@ import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AppName } from '../apps/index.ts';
 import { removeRepo } from '../git/index.ts';
-import { describeError } from './build.ts';
+import { describeError } from '../errors/index.ts';
 import { converge } from './formation.ts';
 import { labelsOf, removeContainer } from './processes.ts';
 import { publishRoutes } from './routes.ts';

@@ -11,7 +11,7 @@ import { setMaxListeners } from 'node:events';
 import type { AppName, Release, SlotHistory, SlotKey } from '../apps/index.ts';
 import type { Backend } from '../router/index.ts';
 import type { ContainerInfo, ExitStatus } from '../runtime/index.ts';
-import { describeError } from './build.ts';
+import { describeError, WaitTimeout } from '../errors/index.ts';
 import { checksFor, describeExit, runChecks } from './health.ts';
 import { DEFAULT_PORT, removeContainer, startProcess, type ProcessLabels } from './processes.ts';
 import type { DeployDeps, Proc, ProcessSupervisor } from './types.ts';
@@ -205,7 +205,7 @@ export class Supervisor implements ProcessSupervisor {
           });
         } catch (e) {
           // A timeout re-arms the wait; a container that is gone was removed on purpose.
-          if (/timed out/.test((e as Error).message)) continue;
+          if (e instanceof WaitTimeout) continue;
           return;
         }
         this.onExit(proc, id, exit);

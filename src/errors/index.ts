@@ -84,6 +84,8 @@ export const ContainerNotFound = define('ContainerNotFound', 'notFound');
 export const ImageNotFound = define('ImageNotFound', 'notFound');
 export const ReleaseNotFound = define('ReleaseNotFound', 'notFound');
 export const BlobNotFound = define('BlobNotFound', 'notFound');
+/** Anything else a border looked up and did not find (a registry upload, a route). */
+export const NotFound = define('NotFound', 'notFound');
 // State.
 export const AppExists = define('AppExists', 'conflict');
 export const Conflict = define('Conflict', 'conflict');
@@ -92,10 +94,26 @@ export const BuildFailed = define('BuildFailed', 'failed');
 export const DeployFailed = define('DeployFailed', 'failed');
 export const HealthCheckFailed = define('HealthCheckFailed', 'failed');
 export const RuntimeError = define('RuntimeError', 'failed');
+/** A bounded wait ran out (a container that did not exit in time); callers may wait again. */
+export const WaitTimeout = define('WaitTimeout', 'failed');
 export const Unsupported = define('Unsupported', 'unavailable');
 // Router.
 export const InvalidRouteTable = define('InvalidRouteTable', 'invalid');
 export const RouterUnavailable = define('RouterUnavailable', 'unavailable');
+
+/**
+ * One line for a person (push output, logs, ps): the message, plus the step and exit code a
+ * pipeline error carries. Anything that is not a PaasError shows only its message.
+ */
+export function describeError(e: unknown): string {
+  if (e instanceof PaasError) {
+    const { step, exitCode } = e.details;
+    if (typeof step !== 'string' && typeof step !== 'number') return e.message;
+    const code = exitCode !== undefined ? `, exit code ${String(exitCode)}` : '';
+    return `${e.message} (step ${String(step)}${code})`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
 
 /** Status and body for any thrown value; unknown errors never leak their message. */
 export function toHttp(err: unknown): {

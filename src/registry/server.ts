@@ -7,7 +7,15 @@
 // which Docker, skopeo and containerd answer by resending with credentials.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { PaasError, PayloadTooLarge } from '../errors/index.ts';
+import {
+  InvalidArgument,
+  NotFound,
+  PaasError,
+  PayloadTooLarge,
+  Unauthorized,
+  Unsupported,
+  type ErrorDetails,
+} from '../errors/index.ts';
 import { isDigest, parseDigest, type Digest } from './digest.ts';
 import { isRepoName } from './ref.ts';
 import type { ImageStore } from './types.ts';
@@ -31,23 +39,12 @@ export function basicAuthPassword(req: IncomingMessage): string | null {
   return colon >= 0 ? decoded.slice(colon + 1) : null;
 }
 
-class RegistryError extends Error {
-  readonly status: number;
-  readonly code: string;
-  readonly detail: unknown;
-  constructor(status: number, code: string, message: string, detail?: unknown) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.detail = detail;
-  }
-}
-
-const STATUS_BY_CODE: Record<string, number> = {
+const STATUS_BY_CODE = {
   DIGEST_INVALID: 400,
   MANIFEST_BLOB_UNKNOWN: 400,
   MANIFEST_INVALID: 400,
   NAME_INVALID: 400,
+  PAGINATION_NUMBER_INVALID: 400,
   TAG_INVALID: 400,
   BLOB_UNKNOWN: 404,
   BLOB_UPLOAD_UNKNOWN: 404,
@@ -57,15 +54,37 @@ const STATUS_BY_CODE: Record<string, number> = {
   RANGE_INVALID: 416,
   UNAUTHORIZED: 401,
   UNSUPPORTED: 405,
-};
+} as const;
+type SpecCode = keyof typeof STATUS_BY_CODE;
+
+/**
+ * A failure the distribution spec names: one of our typed errors (so the rest of paas sees a
+ * PaasError like any other), with the spec's error code in its details.
+ */
+function specError(code: SpecCode, message: string, details: ErrorDetails = {}): PaasError {
+  const status = STATUS_BY_CODE[code];
+  const cls =
+    status === 401
+      ? Unauthorized
+      : status === 404
+        ? NotFound
+        : status === 405
+          ? Unsupported
+          : status === 413
+            ? PayloadTooLarge
+            : InvalidArgument;
+  return new cls(message, { ...details, code });
+}
+
+/** What goes on the wire: the spec's code and status for any thrown value. */
+type WireError = { status: number; code: string; message: string; detail: unknown };
 
 /** Maps our typed errors onto the spec's error codes; `area` picks the code for 400s. */
-function toRegistryError(err: unknown, area: 'manifest' | 'blob' | 'name'): RegistryError {
-  if (err instanceof RegistryError) return err;
+function toWireError(err: unknown, area: 'manifest' | 'blob' | 'name'): WireError {
   if (err instanceof PaasError) {
-    const specific = typeof err.details.code === 'string' ? err.details.code : null;
+    const { code: specific, ...rest } = err.details;
     const code =
-      specific ??
+      (typeof specific === 'string' ? specific : null) ??
       (
         {
           InvalidImageRef: 'NAME_INVALID',
@@ -75,10 +94,13 @@ function toRegistryError(err: unknown, area: 'manifest' | 'blob' | 'name'): Regi
           InvalidArgument: area === 'manifest' ? 'MANIFEST_INVALID' : 'DIGEST_INVALID',
         } as Record<string, string>
       )[err.code];
-    if (code)
-      return new RegistryError(STATUS_BY_CODE[code] ?? err.status, code, err.message, err.details);
+    if (code) {
+      const status = (STATUS_BY_CODE as Record<string, number>)[code] ?? err.status;
+      const detail = Object.keys(rest).length > 0 ? rest : null;
+      return { status, code, message: err.message, detail };
+    }
   }
-  return new RegistryError(500, 'UNKNOWN', 'internal error');
+  return { status: 500, code: 'UNKNOWN', message: 'internal error', detail: null };
 }
 
 function send(
@@ -116,7 +138,7 @@ function paginate(all: string[], url: URL, base: string): { items: string[]; lin
   if (nRaw === null) return { items };
   const n = Number(nRaw);
   if (!Number.isInteger(n) || n < 0)
-    throw new RegistryError(400, 'PAGINATION_NUMBER_INVALID', `invalid n=${nRaw}`);
+    throw specError('PAGINATION_NUMBER_INVALID', `invalid n=${nRaw}`);
   const more = items.length > n;
   items = items.slice(0, n);
   const tail = items.at(-1);
@@ -133,7 +155,7 @@ function parseRange(
   if (!header) return null;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m || (m[1] === '' && m[2] === ''))
-    throw new RegistryError(416, 'RANGE_INVALID', `unsupported range ${header}`);
+    throw specError('RANGE_INVALID', `unsupported range ${header}`);
   let start: number;
   let end: number;
   if (m[1] === '') {
@@ -144,7 +166,7 @@ function parseRange(
     end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
   }
   if (start > end || start >= size)
-    throw new RegistryError(416, 'RANGE_INVALID', `range ${header} is outside 0-${size - 1}`, {
+    throw specError('RANGE_INVALID', `range ${header} is outside 0-${size - 1}`, {
       size,
     });
   return { start, end };
@@ -197,7 +219,7 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
       await store.deleteManifest(name, reference);
       send(res, 202, common);
     } else {
-      throw new RegistryError(405, 'UNSUPPORTED', `${method} is not supported on manifests`);
+      throw specError('UNSUPPORTED', `${method} is not supported on manifests`);
     }
   }
 
@@ -208,20 +230,18 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
     rawDigest: string,
   ): Promise<void> {
     const method = req.method ?? 'GET';
-    if (!isDigest(rawDigest))
-      throw new RegistryError(400, 'DIGEST_INVALID', `invalid digest ${rawDigest}`);
+    if (!isDigest(rawDigest)) throw specError('DIGEST_INVALID', `invalid digest ${rawDigest}`);
     const digest = rawDigest;
     if (method === 'DELETE') {
       if (!(await store.unlinkBlob(name, digest)))
-        throw new RegistryError(404, 'BLOB_UNKNOWN', `blob ${digest} not in ${name}`);
+        throw specError('BLOB_UNKNOWN', `blob ${digest} not in ${name}`);
       send(res, 202, common);
       return;
     }
     if (method !== 'GET' && method !== 'HEAD')
-      throw new RegistryError(405, 'UNSUPPORTED', `${method} is not supported on blobs`);
+      throw specError('UNSUPPORTED', `${method} is not supported on blobs`);
     const size = (await store.hasBlobLink(name, digest)) ? await store.blobSize(digest) : null;
-    if (size === null)
-      throw new RegistryError(404, 'BLOB_UNKNOWN', `blob ${digest} not in ${name}`);
+    if (size === null) throw specError('BLOB_UNKNOWN', `blob ${digest} not in ${name}`);
     let range: { start: number; end: number } | null;
     try {
       range = parseRange(req.headers.range, size);
@@ -300,17 +320,13 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
     } else if (method === 'PATCH') {
       const cr = req.headers['content-range'];
       const m = cr ? /^(?:bytes[ =])?(\d+)-(\d+)$/.exec(cr) : null;
-      if (cr && !m) throw new RegistryError(416, 'RANGE_INVALID', `invalid Content-Range ${cr}`);
+      if (cr && !m) throw specError('RANGE_INVALID', `invalid Content-Range ${cr}`);
       const size = await store.uploads.append(uuid, req, m ? Number(m[1]) : undefined);
       send(res, 202, uploadHeaders(name, uuid, size));
     } else if (method === 'PUT') {
       const digest = url.searchParams.get('digest');
       if (!digest || !isDigest(digest))
-        throw new RegistryError(
-          400,
-          'DIGEST_INVALID',
-          'PUT must name the blob with ?digest=sha256:…',
-        );
+        throw specError('DIGEST_INVALID', 'PUT must name the blob with ?digest=sha256:…');
       await store.uploads.append(uuid, req);
       await store.uploads.finish(uuid, digest);
       await store.linkBlob(name, digest);
@@ -319,7 +335,7 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
       await store.uploads.cancel(uuid);
       send(res, 204, common);
     } else {
-      throw new RegistryError(405, 'UNSUPPORTED', `${method} is not supported on uploads`);
+      throw specError('UNSUPPORTED', `${method} is not supported on uploads`);
     }
   }
 
@@ -328,13 +344,9 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
     const p = url.pathname;
     if (!(await opts.authenticate(req))) {
       req.resume();
-      throw Object.assign(
-        new RegistryError(
-          401,
-          'UNAUTHORIZED',
-          'authentication required: use any username and an API token as the password',
-        ),
-        { challenge: true },
+      throw specError(
+        'UNAUTHORIZED',
+        'authentication required: use any username and an API token as the password',
       );
     }
     if (p === '/v2' || p === '/v2/') {
@@ -349,19 +361,17 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
       return;
     }
     m = /^(.+)\/(tags\/list|manifests\/[^/]+|blobs\/uploads\/?[^/]*|blobs\/[^/]+)$/.exec(rest);
-    if (!m) throw new RegistryError(404, 'NAME_UNKNOWN', `no route for ${p}`);
+    if (!m) throw specError('NAME_UNKNOWN', `no route for ${p}`);
     const name = m[1] as string;
     const tail = m[2] as string;
-    if (!isRepoName(name))
-      throw new RegistryError(400, 'NAME_INVALID', `invalid repository name ${name}`);
+    if (!isRepoName(name)) throw specError('NAME_INVALID', `invalid repository name ${name}`);
     if (tail === 'tags/list') {
       const { items, link } = paginate(await store.tags(name), url, `/v2/${name}/tags/list`);
       send(res, 200, { ...common, ...(link ? { Link: link } : {}) }, { name, tags: items });
     } else if (tail.startsWith('manifests/')) {
       await manifests(req, res, name, decodeURIComponent(tail.slice('manifests/'.length)));
     } else if (tail === 'blobs/uploads' || tail === 'blobs/uploads/') {
-      if (req.method !== 'POST')
-        throw new RegistryError(405, 'UNSUPPORTED', 'start an upload with POST');
+      if (req.method !== 'POST') throw specError('UNSUPPORTED', 'start an upload with POST');
       await startUpload(req, res, name, url);
     } else if (tail.startsWith('blobs/uploads/')) {
       await upload(req, res, name, tail.slice('blobs/uploads/'.length), url);
@@ -373,7 +383,7 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
   return (req, res) => {
     route(req, res).catch((err: unknown) => {
       const area = /\/manifests\//.test(req.url ?? '') ? 'manifest' : 'blob';
-      const e = toRegistryError(err, area);
+      const e = toWireError(err, area);
       if (res.headersSent) {
         res.destroy();
         return;
@@ -389,7 +399,7 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
       if (req.method === 'HEAD') send(res, e.status, headers);
       else
         send(res, e.status, headers, {
-          errors: [{ code: e.code, message: e.message, detail: e.detail ?? null }],
+          errors: [{ code: e.code, message: e.message, detail: e.detail }],
         });
       // Drain whatever the client was still sending so the connection can be reused.
       if (!req.readableEnded) req.resume();

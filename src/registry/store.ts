@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { ImageNotFound, PaasError } from '../errors/index.ts';
+import { ImageNotFound } from '../errors/index.ts';
 import { digestFromHash, parseDigest } from './digest.ts';
 import { BlobStore, type BlobRange } from './blobs.ts';
 import { sweepTmp, tmpName } from './fsutil.ts';
@@ -134,7 +134,7 @@ class FileImageStore implements ImageStore {
           repository: repo,
         };
       } catch (err) {
-        if (!(err instanceof PaasError) || err.code !== 'ImageNotFound') throw err;
+        if (!(err instanceof ImageNotFound)) throw err;
         last = err;
       }
     }
@@ -200,13 +200,13 @@ class FileImageStore implements ImageStore {
             formatImageRef({ ...ref, domain: null, repository: repo } as ImageRef),
           );
         } catch (err) {
-          if (!(err instanceof PaasError) || err.code !== 'ImageNotFound') throw err;
+          if (!(err instanceof ImageNotFound)) throw err;
           lastErr = err;
         }
       }
       throw lastErr;
     } catch (err) {
-      if (!(err instanceof PaasError) || err.code !== 'ImageNotFound') throw err;
+      if (!(err instanceof ImageNotFound)) throw err;
       if (this.options.mirror) return this.options.mirror.pull(this, ref);
       const have = (await this.images()).map((i) => i.ref);
       const list = have.length

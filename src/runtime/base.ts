@@ -10,6 +10,7 @@ import {
   InvalidSpec,
   RuntimeError,
   Unsupported,
+  WaitTimeout,
 } from '../errors/index.ts';
 import {
   files,
@@ -320,7 +321,7 @@ export abstract class BundleRuntime implements Runtime {
         if (info.state === 'created')
           throw new RuntimeError(`container "${id}" has not been started`, { id });
         const left = deadline - Date.now();
-        if (left <= 0) throw new RuntimeError(`timed out waiting for container "${id}"`, { id });
+        if (left <= 0) throw new WaitTimeout(`timed out waiting for container "${id}"`, { id });
         await Promise.race([new Promise<void>((r) => (wake = r)), sleep(Math.min(100, left))]);
       }
     } finally {
