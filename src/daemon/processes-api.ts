@@ -211,7 +211,7 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
             res.write(encodeFrame(FRAME.stderr, Buffer.from(`paas: ${message}\r\n`)));
             gone.abort();
           });
-    if (input.tty !== undefined && deps.runtime.name !== 'native') {
+    if (input.tty !== undefined && !deps.runtime.features.tty) {
       // The command still runs, on pipes: better than refusing an operator at a terminal.
       res.write(
         encodeFrame(

@@ -28,6 +28,7 @@ import { parseSpec, SIGNALS } from './spec.ts';
 import { resolveUser } from './users.ts';
 import type {
   ContainerInfo,
+  RuntimeFeatures,
   ContainerSpec,
   ExecOptions,
   ExitStatus,
@@ -65,6 +66,7 @@ export function validSize(s: TerminalSize): boolean {
 
 export abstract class BundleRuntime implements Runtime {
   abstract readonly name: RuntimeName;
+  abstract readonly features: RuntimeFeatures;
   readonly dataDir: string;
   readonly containersDir: string;
   readonly cgroupParent: string;
@@ -206,7 +208,7 @@ export abstract class BundleRuntime implements Runtime {
 
   async run(spec: ContainerSpec, opts: RunOptions = {}): Promise<ProcessResult> {
     if (opts.tty !== undefined) {
-      if (this.name !== 'native')
+      if (!this.features.tty)
         throw new Unsupported(
           `runtime ${this.name}: a terminal (tty) is only available with the native runtime`,
         );
@@ -230,15 +232,7 @@ export abstract class BundleRuntime implements Runtime {
   protected exitStatus(bundle: string, meta: Meta): ExitStatus | null {
     const exit = readJson<ShimExit>(files.exit(bundle));
     if (exit === null) return null;
-    // runc reports a signalled container as exit code 128+n (as a shell does); the native
-    // shim knows the signal itself.
-    const sig =
-      exit.signal ??
-      (meta.runtime === 'runc' &&
-      exit.exitCode > 128 &&
-      SIGNAL_NAMES[exit.exitCode - 128] !== undefined
-        ? exit.exitCode - 128
-        : null);
+    const sig = this.exitSignal(exit);
     const oomKilled = sig === 9 && new Cgroup(meta.cgroup).stats().oomKills > 0;
     return {
       exitCode: exit.exitCode,
@@ -246,6 +240,11 @@ export abstract class BundleRuntime implements Runtime {
       oomKilled,
       finishedAt: exit.at,
     };
+  }
+
+  /** The signal that ended the container, as its shim recorded it. */
+  protected exitSignal(exit: ShimExit): number | null {
+    return exit.signal ?? null;
   }
 
   protected info(bundle: string, meta: Meta): ContainerInfo {

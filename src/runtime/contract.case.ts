@@ -84,14 +84,15 @@ export function runtimeContract(name: RuntimeName): void {
       expect(chunks.join('')).toContain('stderr:err second');
     });
 
-    it('runs under a terminal that the caller resizes (paas run at a TTY); runc refuses one clearly', async () => {
+    it('runs under a terminal that the caller resizes (paas run at a TTY) when features.tty says so; refuses one clearly otherwise', async () => {
       const { PassThrough } = await import('node:stream');
       const command = [
         'sh',
         '-c',
         'trap "stty size" WINCH; tty; stty size; [ -t 0 ] && [ -t 2 ] && echo all-tty; read a; echo "got $a" >&2; sleep 1; exit 6',
       ];
-      if (name !== 'native') {
+      // The backend's features say which way it goes; the behaviour must match them.
+      if (!rt.features.tty) {
         await expect(
           rt.run(spec({ command }), { stdio: 'pipe', tty: { rows: 24, cols: 80 } }),
         ).rejects.toThrow(/terminal \(tty\) is only available with the native runtime/);

@@ -21,6 +21,7 @@ export const DEFAULT_NATIVE_DIR = join(
 
 export class NativeRuntime extends BundleRuntime {
   readonly name = 'native' as const;
+  readonly features = { tty: true, userns: true } as const;
   readonly shim: string;
 
   constructor(opts: RuntimeOptions) {

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { RuntimeError, Unsupported } from '../errors/index.ts';
 import { BundleRuntime, SIGNAL_NAMES } from './base.ts';
-import { files, writableDirs, type Meta, type ShimState } from './bundle.ts';
+import { files, writableDirs, type Meta, type ShimExit, type ShimState } from './bundle.ts';
 import { DEFAULT_NATIVE_DIR } from './native.ts';
 import {
   BLOCKED_SYSCALLS,
@@ -32,6 +32,7 @@ function which(cmd: string): string | null {
 
 export class RuncRuntime extends BundleRuntime {
   readonly name = 'runc' as const;
+  readonly features = { tty: false, userns: false } as const;
   readonly runc: string;
   readonly root: string;
   readonly shim: string;
@@ -45,6 +46,13 @@ export class RuncRuntime extends BundleRuntime {
     this.root = join(opts.dataDir, 'runc');
     mkdirSync(this.root, { recursive: true });
     this.shim = join(opts.nativeDir ?? DEFAULT_NATIVE_DIR, 'paas-shim');
+  }
+
+  /** runc reports a signalled container as exit code 128+n, as a shell does. */
+  protected override exitSignal(exit: ShimExit): number | null {
+    if (exit.signal !== undefined && exit.signal !== null) return exit.signal;
+    const n = exit.exitCode - 128;
+    return exit.exitCode > 128 && SIGNAL_NAMES[n] !== undefined ? n : null;
   }
 
   protected async prepare(bundle: string, meta: Meta): Promise<void> {

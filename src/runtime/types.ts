@@ -138,8 +138,17 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
+/** What a backend can do, so callers ask the backend instead of testing its name. */
+export interface RuntimeFeatures {
+  /** A terminal for foreground runs (`paas run` at a terminal). */
+  readonly tty: boolean;
+  /** A user namespace with idmapped layers (spec `userns`). */
+  readonly userns: boolean;
+}
+
 export interface Runtime {
   readonly name: RuntimeName;
+  readonly features: RuntimeFeatures;
   /** Prepares bundle, rootfs, cgroups and network; nothing runs yet. */
   create(spec: ContainerSpec): Promise<ContainerInfo>;
   /** Starts a created container detached; its shim outlives this process. */
