@@ -18,7 +18,7 @@ import {
   startApp,
   stopApp,
   type DeployDeps,
-  type Proc,
+  type ProcView,
 } from '../deploy/index.ts';
 import { Conflict, InvalidArgument } from '../errors/index.ts';
 import { formatGcReport } from '../registry/index.ts';
@@ -34,7 +34,7 @@ import { encodeFrame, FRAME, FrameDecoder } from './frames.ts';
 /** What `ps` shows of a process: the supervisor's slot and the container's cgroup figures. */
 async function procJson(
   deps: DeployDeps,
-  p: Proc,
+  p: ProcView,
   before: Map<string, { cpu: number; at: number }>,
 ) {
   let stats: { memoryBytes: number; memoryLimitBytes: number | null; cpuNanos: number } | null =

@@ -8,9 +8,12 @@ import type { Release } from '../apps/index.ts';
 import { DeployFailed, describeError } from '../errors/index.ts';
 import { runOneOff } from './processes.ts';
 import type { Reporter } from './report.ts';
-import type { DeployDeps, Proc } from './types.ts';
-
-export const DEFAULT_STOP_GRACE_MS = 30_000;
+import {
+  DEFAULT_STOP_GRACE_MS,
+  type DeployDeps,
+  type ProcessDeps,
+  type ProcView,
+} from './types.ts';
 
 export async function deployRelease(
   deps: DeployDeps,
@@ -46,8 +49,9 @@ export function wanted(formation: Readonly<Record<string, number>>, type: string
   return formation[type] ?? (type === 'web' ? 1 : 0);
 }
 
-export function stopGraceMs(deps: DeployDeps, release: Release): number {
-  return release.appJson.stopGraceSeconds !== undefined
+/** The one place a stop grace is decided: the release's app.json, else the daemon's, else 30 s. */
+export function stopGraceMs(deps: ProcessDeps, release: Release | null): number {
+  return release?.appJson.stopGraceSeconds !== undefined
     ? release.appJson.stopGraceSeconds * 1000
     : (deps.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);
 }
@@ -68,7 +72,7 @@ export async function replaceProcesses(
   const formation = deps.state.apps.formation(app);
   // `only`: ps:restart of one process type; the others keep running untouched.
   const old = sup.list(app).filter((p) => only === undefined || p.type === only);
-  const fresh: Proc[] = [];
+  const fresh: ProcView[] = [];
   try {
     for (const type of processOrder(release).filter((t) => only === undefined || t === only)) {
       const count = wanted(formation, type);
@@ -102,11 +106,9 @@ export async function replaceProcesses(
       { step: 'check' },
     );
   }
-  for (const p of old) p.inRotation = false;
-  for (const p of fresh) if (p.type === 'web') p.inRotation = true;
   if (only === undefined && !processOrder(release).includes('web'))
     r.info('no web process type: the app receives no HTTP traffic');
-  await r.timed('Switching route…', () => sup.route(app));
+  await r.timed('Switching route…', () => sup.setRotation({ into: fresh, outOf: old }));
   onSwitched();
   if (old.length > 0) {
     const grace = stopGraceMs(deps, release);

@@ -6,7 +6,7 @@ import type { AppName, ProcessType } from '../apps/index.ts';
 import { Conflict, DeployFailed, describeError, InvalidArgument } from '../errors/index.ts';
 import { processOrder, replaceProcesses, stopGraceMs, wanted } from './deploy.ts';
 import { Reporter } from './report.ts';
-import type { DeployDeps, Output, Proc } from './types.ts';
+import type { DeployDeps, Output, ProcView } from './types.ts';
 
 const quiet: Output = { write: () => undefined };
 
@@ -52,9 +52,9 @@ export async function converge(
   const a = deps.state.apps.get(app);
   const release = a.liveRelease === null ? null : deps.state.releases.get(app, a.liveRelease);
   const formation = deps.state.apps.formation(app);
-  const grace = release === null ? (deps.stopGraceMs ?? 30_000) : stopGraceMs(deps, release);
+  const grace = stopGraceMs(deps, release);
   const running = sup.list(app);
-  const leaving: Proc[] = running.filter(
+  const leaving: ProcView[] = running.filter(
     (p) =>
       release === null ||
       p.version !== release.version ||
@@ -74,9 +74,7 @@ export async function converge(
     }
   }
   // Leaving web processes go out of the route first, in one switch, drained before they stop.
-  const routed = leaving.filter((p) => p.inRotation);
-  for (const p of routed) p.inRotation = false;
-  if (routed.length > 0) await sup.route(app);
+  await sup.setRotation({ outOf: leaving });
   await Promise.all(leaving.map((p) => sup.retire(p, grace)));
   if (starts.length === 0 || release === null) return;
   // A refilled slot carries on its recorded history (a daemon restart); scaled-away and
@@ -86,23 +84,19 @@ export async function converge(
       sup.launch(release, s.type, s.n, undefined, { keepOnFailure: true, resume: true }),
     ),
   );
-  let joined = false;
+  const joining = results.flatMap((x) => (x.status === 'fulfilled' ? [x.value] : []));
+  // One switch for every new web process; an unhealthy slot joins the route when its
+  // restart passes the checks.
+  await sup.setRotation({ into: joining });
   for (const x of results) {
     if (x.status !== 'fulfilled') continue;
-    // An unhealthy slot joins the route when its restart passes the checks.
-    if (x.value.type === 'web') x.value.inRotation = true;
     if (!x.value.healthy) continue;
     log(`started ${x.value.type}.${x.value.n} of v${release.version}`);
     deps.logs.append(app, {
       source: 'system',
       text: `${x.value.type}.${x.value.n}: started v${release.version}`,
     });
-    if (x.value.type === 'web') {
-      x.value.inRotation = true;
-      joined = true;
-    }
   }
-  if (joined) await sup.route(app);
   const failed = results.filter((x): x is PromiseRejectedResult => x.status === 'rejected');
   if (failed.length > 0) {
     throw new DeployFailed(failed.map((f) => describeError(f.reason)).join('\n'), {

@@ -10,7 +10,7 @@ import type { Release } from '../apps/index.ts';
 import { DeployFailed } from '../errors/index.ts';
 import type { Healthcheck } from '../registry/index.ts';
 import type { ContainerInfo, ExitStatus } from '../runtime/index.ts';
-import type { DeployDeps } from './types.ts';
+import type { ProcessDeps } from './types.ts';
 
 export type Probe =
   | { kind: 'http'; path: string; content?: string; port?: number }
@@ -193,7 +193,7 @@ export function lastOutput(logPath: string, n = 5): string {
  * fails at once.
  */
 export async function runChecks(
-  deps: DeployDeps,
+  deps: ProcessDeps,
   p: Checked,
   checks: readonly HealthCheck[],
   onInfo?: (line: string) => void,
@@ -235,7 +235,7 @@ export async function runChecks(
 }
 
 async function probe(
-  deps: DeployDeps,
+  deps: ProcessDeps,
   info: ContainerInfo,
   p: Checked,
   c: HealthCheck,

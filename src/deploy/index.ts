@@ -2,7 +2,7 @@
 // supervisor of every app process; a one-off run; image GC; and what the daemon needs at
 // start (adoption, routes) and for apps:destroy.
 import { Supervisor, type RestartPolicy } from './supervisor.ts';
-import type { DeployDeps } from './types.ts';
+import type { DeployDeps, ProcessDeps } from './types.ts';
 
 export { handlePush, changeConfig, rollback, type ReleaseResult } from './pipeline.ts';
 export { deployRelease } from './deploy.ts';
@@ -20,17 +20,16 @@ export type {
   BuildFn,
   RouterPort,
   Output,
-  Proc,
+  ProcView,
+  ProcessDeps,
   ProcState,
   ProcessSupervisor,
 } from './types.ts';
 
-/** The deploy dependencies with their supervisor, which needs them in turn. */
+/** The deploy dependencies with their supervisor, built on the rest of them. */
 export function withSupervisor(
-  parts: Omit<DeployDeps, 'supervisor'>,
+  parts: ProcessDeps,
   policy: Partial<RestartPolicy> = {},
 ): DeployDeps {
-  const deps = parts as DeployDeps;
-  deps.supervisor = new Supervisor(deps, policy);
-  return deps;
+  return { ...parts, supervisor: new Supervisor(parts, policy) };
 }

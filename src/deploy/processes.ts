@@ -6,7 +6,7 @@ import type { AppName, Release } from '../apps/index.ts';
 import { DeployFailed } from '../errors/index.ts';
 import type { Healthcheck } from '../registry/index.ts';
 import type { ContainerInfo, Limits, RunTerminal } from '../runtime/index.ts';
-import type { DeployDeps } from './types.ts';
+import type { ProcessDeps } from './types.ts';
 
 export const DEFAULT_PORT = 5000;
 
@@ -48,7 +48,7 @@ export function processEnv(
 }
 
 async function containerSpec(
-  deps: DeployDeps,
+  deps: ProcessDeps,
   release: Release,
   type: string,
   command: readonly string[],
@@ -83,7 +83,7 @@ export interface StartedProcess {
 
 /** Creates and starts `type.n` of the release with the app's resource limits for that type. */
 export async function startProcess(
-  deps: DeployDeps,
+  deps: ProcessDeps,
   release: Release,
   type: string,
   n: number,
@@ -115,14 +115,14 @@ export async function startProcess(
   }
 }
 
-function limitsFor(deps: DeployDeps, app: AppName, type: string): Limits {
+function limitsFor(deps: ProcessDeps, app: AppName, type: string): Limits {
   const r = deps.state.apps.resourcesFor(app, type);
   return { memoryBytes: r.memoryBytes, cpus: r.cpus };
 }
 
 /** Stops (SIGTERM, then SIGKILL after the grace) and removes a container, keeping its last log lines. */
 export async function removeContainer(
-  deps: DeployDeps,
+  deps: ProcessDeps,
   id: string,
   graceMs: number,
 ): Promise<void> {
@@ -138,7 +138,7 @@ export async function removeContainer(
 
 /** Runs a one-off container of the release (release phase); output lines go to onLine. */
 export async function runOneOff(
-  deps: DeployDeps,
+  deps: ProcessDeps,
   release: Release,
   command: readonly string[],
   type: string,
@@ -167,7 +167,7 @@ export interface Attached {
  * limits of type `run`, stdin/stdout/stderr attached; the container is removed afterwards.
  */
 export async function runAttached(
-  deps: DeployDeps,
+  deps: ProcessDeps,
   release: Release,
   command: readonly string[],
   io: Attached,
@@ -190,7 +190,7 @@ export async function runAttached(
 
 /** Every process container of an app, from the runtime's own records. */
 export async function appProcesses(
-  deps: DeployDeps,
+  deps: ProcessDeps,
   app: string,
 ): Promise<{ info: ContainerInfo; labels: ProcessLabels }[]> {
   const out: { info: ContainerInfo; labels: ProcessLabels }[] = [];

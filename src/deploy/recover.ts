@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { AppName } from '../apps/index.ts';
 import { removeRepo } from '../git/index.ts';
 import { describeError } from '../errors/index.ts';
+import { stopGraceMs } from './deploy.ts';
 import { converge } from './formation.ts';
 import { labelsOf, removeContainer } from './processes.ts';
 import { publishRoutes } from './routes.ts';
@@ -87,7 +88,7 @@ export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promi
   }
   await publishRoutes(deps);
   for (const id of strays) {
-    await removeContainer(deps, id, deps.stopGraceMs ?? 10_000);
+    await removeContainer(deps, id, stopGraceMs(deps, null));
     report.retired++;
   }
   for (const app of state.apps.list()) {
@@ -117,9 +118,9 @@ export async function destroyApp(deps: DeployDeps, app: AppName, reposDir: strin
   try {
     deps.state.apps.get(app);
     const procs = deps.supervisor.list(app);
-    for (const p of procs) p.inRotation = false;
-    await deps.supervisor.route(app);
-    await Promise.all(procs.map((p) => deps.supervisor.retire(p, deps.stopGraceMs ?? 10_000)));
+    await deps.supervisor.setRotation({ outOf: procs });
+    const grace = stopGraceMs(deps, null);
+    await Promise.all(procs.map((p) => deps.supervisor.retire(p, grace)));
     // Anything else labelled with the app (a one-off, a container the supervisor never saw).
     for (const c of await deps.runtime.list())
       if (c.labels.app === app) await removeContainer(deps, c.id, 0);

@@ -16,7 +16,7 @@ import {
   scale,
   withSupervisor,
   type DeployDeps,
-  type Proc,
+  type ProcView,
 } from './index.ts';
 
 const tmp = tempDir('supervisor');
@@ -27,7 +27,12 @@ let store: ImageStore;
 const daemons: { deps: DeployDeps; state: State }[] = [];
 
 /** What the daemon wires at start, minus the API: a fresh state and supervisor over the data dir. */
-function daemon(): DeployDeps {
+function daemon(
+  router: DeployDeps['router'] = {
+    switch: async () => ({ drained: true }),
+    setRoutes: async () => ({ drained: true }),
+  },
+): DeployDeps {
   const state = openState(tmp.dir);
   const logs = new LogStore({ dir: join(tmp.dir, 'logs', 'apps') });
   const deps = withSupervisor(
@@ -40,10 +45,7 @@ function daemon(): DeployDeps {
       collector: new LogCollector(logs, {}),
       runtime,
       store,
-      router: {
-        switch: async () => ({ drained: true }),
-        setRoutes: async () => ({ drained: true }),
-      },
+      router,
       build: () => Promise.reject(new Error('no builds here')),
       stopGraceMs: 1000,
     },
@@ -59,7 +61,7 @@ function kill(deps: DeployDeps): void {
   deps.state.close();
 }
 
-const only = (deps: DeployDeps): Proc => {
+const only = (deps: DeployDeps): ProcView => {
   const procs = deps.supervisor.list(app);
   expect(procs.map((p) => `${p.type}.${p.n}`)).toEqual(['worker.1']);
   return procs[0]!;
@@ -68,7 +70,7 @@ const running = (deps: DeployDeps, restarts: number) =>
   waitFor(`worker.1 running after ${restarts} restarts`, () =>
     deps.supervisor.list(app).find((p) => p.state === 'running' && p.restarts === restarts),
   );
-const history = (p: Proc) => ({
+const history = (p: ProcView) => ({
   restarts: p.restarts,
   crashes: p.crashes,
   lastExit: p.lastExit,
@@ -218,5 +220,56 @@ describe('restart history across daemon restarts', () => {
       state: 'running',
     });
     kill(fifth);
+  });
+});
+
+describe("rotation is the supervisor's: setRotation changes it and routes, in one switch", () => {
+  it('puts web processes in, swaps old for new without an empty backend set, takes them out', async () => {
+    const switches: string[][] = [];
+    const deps = daemon({
+      switch: async (_app, backends) => {
+        switches.push(backends.map((b) => b.id ?? '?'));
+        return { drained: true };
+      },
+      setRoutes: async () => ({ drained: true }),
+    });
+    const web = parseAppName('rotated');
+    deps.state.apps.create(web);
+    const rel = deps.state.releases.create(
+      web,
+      {
+        image: 'busybox',
+        imageDigest: 'sha256:test',
+        processes: { web: ['/bin/sh', '-c', 'mkdir -p /www && exec httpd -f -p "$PORT" -h /www'] },
+        gitSha: 'b'.repeat(40),
+        buildId: null,
+        description: 'test',
+      },
+      {},
+    );
+    const sup = deps.supervisor;
+    const first = await sup.launch(rel, 'web', 1);
+    expect(first.inRotation).toBe(false);
+    expect(sup.backends(web)).toEqual([]);
+
+    await sup.setRotation({ into: [first] });
+    expect(switches).toEqual([['web.1@v1']]);
+    expect(sup.list(web).map((p) => p.inRotation)).toEqual([true]);
+
+    // A rolling replacement of the same slot: one switch straight from old to new.
+    const second = await sup.launch(rel, 'web', 1);
+    await sup.setRotation({ into: [second], outOf: [first] });
+    expect(switches).toEqual([['web.1@v1'], ['web.1@v1']]);
+    expect(sup.backends(web).map((b) => b.host)).toEqual([second.ip]);
+
+    // Nothing changed, nothing routed; out of rotation routes the empty set once.
+    await sup.setRotation({ into: [second] });
+    expect(switches.length).toBe(2);
+    await sup.retire(first, 0);
+    await sup.setRotation({ outOf: [second] });
+    expect(switches).toEqual([['web.1@v1'], ['web.1@v1'], []]);
+    await sup.retire(second, 0);
+    expect(sup.list(web)).toEqual([]);
+    deps.supervisor.stop();
   });
 });

@@ -6,7 +6,8 @@
 // slot that crashes `crashLoop` times in a row without staying up is shown as `crashed`.
 // A slot's restarts, crash streak and last exit are kept in the state (apps/slots.ts) at each
 // crash and restart, so a daemon that restarts finds them again for the processes it adopts.
-// Every change of an app's route goes through `route(app)`, one at a time per app.
+// Every change of an app's route goes through `route(app)`, one at a time per app; callers
+// change rotation only through `setRotation`, which routes itself.
 import { setMaxListeners } from 'node:events';
 import type { AppName, Release, SlotHistory, SlotKey } from '../apps/index.ts';
 import type { Backend } from '../router/index.ts';
@@ -14,7 +15,7 @@ import type { ContainerInfo, ExitStatus } from '../runtime/index.ts';
 import { describeError, WaitTimeout } from '../errors/index.ts';
 import { checksFor, describeExit, runChecks } from './health.ts';
 import { DEFAULT_PORT, removeContainer, startProcess, type ProcessLabels } from './processes.ts';
-import type { DeployDeps, Proc, ProcessSupervisor } from './types.ts';
+import { type Proc, type ProcessDeps, type ProcessSupervisor, type ProcView } from './types.ts';
 
 export interface RestartPolicy {
   baseMs: number;
@@ -39,7 +40,7 @@ export function backoffMs(crashes: number, p: RestartPolicy = DEFAULT_RESTART_PO
 const NO_HISTORY: SlotHistory = { restarts: 0, crashes: 0, lastExit: null };
 
 export class Supervisor implements ProcessSupervisor {
-  private readonly deps: DeployDeps;
+  private readonly deps: ProcessDeps;
   private readonly policy: RestartPolicy;
   private readonly procs = new Set<Proc>();
   private readonly routeTails = new Map<string, Promise<unknown>>();
@@ -47,13 +48,13 @@ export class Supervisor implements ProcessSupervisor {
   /** Ends every watch's wait at once when the daemon stops (one listener per process). */
   private readonly stopping = new AbortController();
 
-  constructor(deps: DeployDeps, policy: Partial<RestartPolicy> = {}) {
+  constructor(deps: ProcessDeps, policy: Partial<RestartPolicy> = {}) {
     this.deps = deps;
     this.policy = { ...DEFAULT_RESTART_POLICY, ...policy };
     setMaxListeners(0, this.stopping.signal);
   }
 
-  list(app?: string): Proc[] {
+  list(app?: string): ProcView[] {
     return [...this.procs]
       .filter((p) => app === undefined || p.app === app)
       .sort((a, b) => a.type.localeCompare(b.type) || a.n - b.n || a.version - b.version);
@@ -70,7 +71,7 @@ export class Supervisor implements ProcessSupervisor {
     n: number,
     onInfo?: (line: string) => void,
     opts: { keepOnFailure?: boolean; resume?: boolean } = {},
-  ): Promise<Proc> {
+  ): Promise<ProcView> {
     const started = await startProcess(this.deps, release, type, n);
     const key: SlotKey = { app: release.app, type, n, version: release.version };
     const slots = this.deps.state.slots;
@@ -120,7 +121,7 @@ export class Supervisor implements ProcessSupervisor {
   }
 
   /** A running container found at daemon start; `inRotation` when it belongs to the live release. */
-  adopt(info: ContainerInfo, l: ProcessLabels, release: Release, inRotation: boolean): Proc {
+  adopt(info: ContainerInfo, l: ProcessLabels, release: Release, inRotation: boolean): ProcView {
     const key: SlotKey = {
       app: release.app,
       type: l.type,
@@ -154,7 +155,13 @@ export class Supervisor implements ProcessSupervisor {
    * Takes the process out of the route (waiting for its in-flight requests), then stops it:
    * SIGTERM, SIGKILL after the grace.
    */
-  async retire(proc: Proc, graceMs: number): Promise<void> {
+  async retire(view: ProcView, graceMs: number): Promise<void> {
+    const proc = this.own(view);
+    if (proc === null) {
+      // Already retired (or never ours): only its container may be left.
+      await removeContainer(this.deps, view.id, graceMs);
+      return;
+    }
     proc.wanted = false;
     this.record(proc.app, () => this.deps.state.slots.forget(proc.id));
     if (proc.timer !== null) clearTimeout(proc.timer);
@@ -169,6 +176,33 @@ export class Supervisor implements ProcessSupervisor {
     this.procs.delete(proc);
   }
 
+  async setRotation(change: {
+    into?: readonly ProcView[];
+    outOf?: readonly ProcView[];
+  }): Promise<void> {
+    const apps = new Set<AppName>();
+    for (const p of change.outOf ?? []) {
+      const proc = this.own(p);
+      if (proc === null || !proc.inRotation) continue;
+      proc.inRotation = false;
+      if (proc.type === 'web') apps.add(proc.app);
+    }
+    for (const p of change.into ?? []) {
+      const proc = this.own(p);
+      // Only web processes take traffic; an unhealthy one joins when its restart passes.
+      if (proc === null || proc.type !== 'web' || proc.inRotation) continue;
+      proc.inRotation = true;
+      apps.add(proc.app);
+    }
+    await Promise.all([...apps].map((app) => this.route(app)));
+  }
+
+  /** The supervisor's record behind a view it handed out; null once the slot is retired. */
+  private own(view: ProcView): Proc | null {
+    const proc = view as Proc;
+    return this.procs.has(proc) ? proc : null;
+  }
+
   /** The app's current backends: healthy web processes in rotation. */
   backends(app: string): Backend[] {
     return this.list(app)
@@ -177,7 +211,7 @@ export class Supervisor implements ProcessSupervisor {
   }
 
   /** Points the app's route at `backends(app)`; resolves when the backends it dropped drained. */
-  route(app: string): Promise<void> {
+  private route(app: string): Promise<void> {
     const prev = this.routeTails.get(app) ?? Promise.resolve();
     const next = prev
       .catch(() => undefined)

@@ -25,6 +25,9 @@ export interface RouterPort {
   setRoutes(table: RouteTable): Promise<{ drained: boolean }>;
 }
 
+/** Default grace between SIGTERM and SIGKILL for a retired process (Heroku's 30 s). */
+export const DEFAULT_STOP_GRACE_MS = 30_000;
+
 export interface DeployDeps {
   dataDir: string;
   domain: string;
@@ -36,13 +39,19 @@ export interface DeployDeps {
   store: ImageStore;
   router: RouterPort;
   build: BuildFn;
-  /** Every app process and its restart policy (supervisor.ts); set by createSupervisor. */
+  /** Every app process and its restart policy (supervisor.ts); see withSupervisor. */
   supervisor: ProcessSupervisor;
   /** How long a new web process may take to accept on its port. */
   startTimeoutMs?: number;
-  /** Grace between SIGTERM and SIGKILL for retired processes (default 30 s; app.json may say otherwise). */
+  /** Grace between SIGTERM and SIGKILL for retired processes (DEFAULT_STOP_GRACE_MS; app.json may say otherwise). */
   stopGraceMs?: number;
 }
+
+/**
+ * What starting, checking and stopping containers needs: everything but the supervisor, which
+ * is built on these (so it never holds a reference to itself through its dependencies).
+ */
+export type ProcessDeps = Omit<DeployDeps, 'supervisor'>;
 
 /** Where a step's output goes: the pusher's terminal and the app's log. */
 export interface Output {
@@ -52,7 +61,14 @@ export interface Output {
 
 export type ProcState = 'starting' | 'running' | 'restarting' | 'crashed' | 'stopping';
 
-/** One process slot (app, type, n, release), backed by one container at a time. */
+/**
+ * One process slot (app, type, n, release), backed by one container at a time, as the
+ * supervisor shows it: read-only outside supervisor.ts, which alone changes a slot (and its
+ * route) through its verbs.
+ */
+export type ProcView = Readonly<Omit<Proc, 'timer'>>;
+
+/** The supervisor's own record of a slot; never handed out writable. */
 export interface Proc {
   readonly app: AppName;
   readonly type: string;
@@ -79,22 +95,27 @@ export interface Proc {
 }
 
 export interface ProcessSupervisor {
-  list(app?: string): Proc[];
+  list(app?: string): ProcView[];
   launch(
     release: Release,
     type: string,
     n: number,
     onInfo?: (line: string) => void,
     opts?: { keepOnFailure?: boolean; resume?: boolean },
-  ): Promise<Proc>;
+  ): Promise<ProcView>;
   adopt(
     info: ContainerInfo,
     labels: { type: string; n: string },
     release: Release,
     inRotation: boolean,
-  ): Proc;
-  retire(proc: Proc, graceMs: number): Promise<void>;
+  ): ProcView;
+  /**
+   * Puts web processes into and takes processes out of the route, then routes every app it
+   * touched in one switch each (so a swap never passes through an empty backend set);
+   * resolves when the backends it dropped have drained.
+   */
+  setRotation(change: { into?: readonly ProcView[]; outOf?: readonly ProcView[] }): Promise<void>;
+  retire(proc: ProcView, graceMs: number): Promise<void>;
   backends(app: string): Backend[];
-  route(app: string): Promise<void>;
   stop(): void;
 }
