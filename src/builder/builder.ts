@@ -4,13 +4,19 @@
 // final stage is committed to the store as `repo:tag`.
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { BuildFailed, InvalidArgument, InvalidDockerfile } from '../errors/index.ts';
+import {
+  BuildFailed,
+  BuildLimitExceeded,
+  InvalidArgument,
+  InvalidDockerfile,
+} from '../errors/index.ts';
 import type { ContainerConfig, Image, ImageLayer, ImageStore } from '../registry/index.ts';
 import { createRuntime, type Runtime, type RuntimeName } from '../runtime/index.ts';
 import { BuildCache, rootKey, stepKey, type CacheEntry } from './cache.ts';
 import { applyMeta, commandOf, envMap, substitutionVars } from './config.ts';
 import { openContext, rootTree, type Context, type SourceTree } from './context.ts';
 import { parseChmod, writeCopyLayer, writeDirLayer } from './copy.ts';
+import { defaultBuildLimits, DiskBudget, treeBytes, type BuildLimits } from './limits.ts';
 import { parseDockerfile, type Instr, type Stage } from './parse.ts';
 import { runStep } from './run.ts';
 import { collectSources, hashSources } from './sources.ts';
@@ -33,8 +39,8 @@ export type BuildOptions = {
   store: ImageStore;
   dataDir: string;
   onLine?: (line: string) => void;
-  /** Memory limit of each RUN (default 2 GiB). */
-  memoryBytes?: number;
+  /** Limits of RUN steps and the build's disk budget (defaults: defaultBuildLimits()). */
+  limits?: Partial<BuildLimits>;
   /** Largest build context accepted (default 512 MiB). */
   maxContextBytes?: number;
 };
@@ -42,8 +48,6 @@ export type BuildOptions = {
 export type BuildStep = { n: number; instruction: string; cached: boolean; ms: number };
 export type BuildResult = { image: Image; steps: BuildStep[] };
 type HistoryEntry = NonNullable<Image['configFile']['history']>[number];
-
-export const DEFAULT_BUILD_MEMORY = 2 * 1024 ** 3;
 
 type StageState = {
   stage: Stage;
@@ -105,6 +109,9 @@ function neededStages(
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const out = opts.onLine ?? (() => undefined);
   const ctx = await openContext(opts.contextDir, opts.maxContextBytes);
+  const limits: BuildLimits = { ...defaultBuildLimits(), ...opts.limits };
+  const disk = new DiskBudget(limits.diskBytes);
+  disk.charge(ctx.bytes, 'the build context');
   const parsed = parseDockerfile(await readDockerfile(opts, ctx));
   const { escape } = parsed;
   const buildArgs = new Map(Object.entries(opts.buildArgs ?? {}));
@@ -274,10 +281,20 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       const layer = await tmp('copy');
       const image = new LayerStack(await layerDirs(st.layers));
       await writeCopyLayer(
-        { tree, sources, dest, chown, chmod, add: i.keyword === 'ADD', line: i.line },
+        {
+          tree,
+          sources,
+          dest,
+          chown,
+          chmod,
+          add: i.keyword === 'ADD',
+          line: i.line,
+          maxExtractBytes: disk.remaining(),
+        },
         layer,
         image,
       );
+      disk.charge(await treeBytes(layer), `${i.keyword} at line ${i.line}`);
       return layer;
     });
   };
@@ -305,9 +322,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         env,
         cwd: st.config.WorkingDir || '/',
         user: st.config.User || '0',
-        memoryBytes: opts.memoryBytes ?? DEFAULT_BUILD_MEMORY,
+        limits,
+        disk,
+        step: stepN,
         onLine: out,
       }).catch((err: unknown) => {
+        if (err instanceof BuildLimitExceeded) throw err;
         // The container could not start (bad USER, missing shell…): still this step's failure.
         const why = err instanceof Error ? err.message : String(err);
         throw new BuildFailed(

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BuildFailed,
+  BuildLimitExceeded,
   InvalidDockerfile,
   PayloadTooLarge,
   type PaasError,
@@ -199,12 +200,14 @@ describe('build errors', () => {
         opts(
           context({}),
           'FROM library/busybox:latest\nRUN dd if=/dev/zero of=/dev/null bs=256M count=1\n',
-          { memoryBytes: 32 * 1024 * 1024 },
+          { limits: { memoryBytes: 32 * 1024 * 1024 } },
         ),
       ),
     );
-    expect(err).toBeInstanceOf(BuildFailed);
-    expect(err.details).toMatchObject({ step: 2 });
-    expect(err.message).toMatch(/killed by SIGKILL|non-zero code: 137/);
+    expect(err).toBeInstanceOf(BuildLimitExceeded);
+    expect(err.details).toMatchObject({ step: 2, limit: 'memory' });
+    expect(err.message).toMatch(
+      /step 2 ran out of memory: .* 32 MiB \(daemon flag --build-memory\)/,
+    );
   });
 });

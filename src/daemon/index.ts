@@ -8,7 +8,7 @@ import pino from 'pino';
 import { InvalidArgument } from '../errors/index.ts';
 import { openState, type AppName } from '../apps/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
-import { build } from '../builder/index.ts';
+import { build, defaultBuildLimits, type BuildLimits } from '../builder/index.ts';
 import { adopt, handlePush, scale, withSupervisor } from '../deploy/index.ts';
 import { parseProcessType } from '../apps/index.ts';
 import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/index.ts';
@@ -28,8 +28,10 @@ export interface DaemonOptions {
   httpPort: number;
   domain: string;
   runtime: string;
-  /** Largest git push accepted, bytes (default 100 MiB). */
+  /** Largest git push accepted, bytes: the pack and the commit's files (default 1 GiB). */
   maxPushBytes?: number;
+  /** RUN step limits and disk budget of builds (default defaultBuildLimits()). */
+  buildLimits?: BuildLimits;
   /** Log retention per app, bytes (default 50 MiB). */
   logRetentionBytes?: number;
   startTimeoutMs?: number;
@@ -42,7 +44,14 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
+/** The --build-* flags' validator, for the CLI's `daemon` command. */
+export { parseBuildLimits } from '../builder/index.ts';
+
+export const DEFAULT_MAX_PUSH_BYTES = 1024 ** 3;
+
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const maxPushBytes = opts.maxPushBytes ?? DEFAULT_MAX_PUSH_BYTES;
+  const buildLimits = opts.buildLimits ?? defaultBuildLimits();
   const log = pino({ base: { source: 'paas' } });
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const { token, created } = ensureAdminToken(opts.dataDir);
@@ -78,6 +87,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     store,
     router,
     build,
+    buildLimits,
+    maxPushBytes,
     startTimeoutMs: opts.startTimeoutMs,
     stopGraceMs: opts.stopGraceMs,
   });
@@ -98,7 +109,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const git = createGitHttpHandler({
     reposDir,
     hookSocket,
-    maxPushBytes: opts.maxPushBytes ?? 100 * 1024 * 1024,
+    maxPushBytes,
     authenticate: (p) => checkToken(p),
     appForPush: (app: AppName) => {
       const { created: isNew } = state.apps.ensureForPush(app);

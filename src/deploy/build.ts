@@ -33,7 +33,7 @@ export async function receive(
     'tmp',
     `checkout-${push.app}-${ref.newSha.slice(0, 12)}-${process.hrtime.bigint()}`,
   );
-  await checkoutCommit(push.gitDir, ref.newSha, push.gitEnv, dir);
+  await checkoutCommit(push.gitDir, ref.newSha, push.gitEnv, dir, deps.maxPushBytes);
   return {
     app: push.app,
     sha: ref.newSha,
@@ -78,6 +78,9 @@ export async function build(deps: DeployDeps, co: Checkout, r: Reporter): Promis
       store: deps.store,
       dataDir: deps.dataDir,
       onLine: (line) => r.build(line),
+      limits: deps.buildLimits,
+      // The checkout is already held to --max-push-size; a second, smaller cap would only confuse.
+      ...(deps.maxPushBytes === undefined ? {} : { maxContextBytes: deps.maxPushBytes }),
     });
     const processes = processTypes(co.dir, image);
     deps.state.builds.succeed(record.id, `${co.app}:${tag}`);

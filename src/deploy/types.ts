@@ -1,6 +1,7 @@
 // What the pipeline needs from the rest of paas, passed in by the daemon (STYLE.md §9: the
 // daemon wires, the pipeline works). Each field is a real part; tests pass the real ones.
 import type { AppName, Release, State } from '../apps/index.ts';
+import type { BuildLimits } from '../builder/index.ts';
 import type { LogCollector, LogStore } from '../logs/index.ts';
 import type { Image, ImageStore } from '../registry/index.ts';
 import type { ContainerInfo, Runtime } from '../runtime/index.ts';
@@ -17,6 +18,8 @@ export type BuildFn = (opts: {
   dataDir: string;
   onLine: (line: string) => void;
   noCache?: boolean;
+  limits?: Partial<BuildLimits>;
+  maxContextBytes?: number;
 }) => Promise<{ image: Image }>;
 
 /** The part of the router client the pipeline uses. */
@@ -39,6 +42,10 @@ export interface DeployDeps {
   store: ImageStore;
   router: RouterPort;
   build: BuildFn;
+  /** RUN limits and disk budget of every build (the daemon's --build-* flags). */
+  buildLimits?: Partial<BuildLimits>;
+  /** Largest pushed tree, bytes (--max-push-size): checked before it is checked out. */
+  maxPushBytes?: number;
   /** Every app process and its restart policy (supervisor.ts); see withSupervisor. */
   supervisor: ProcessSupervisor;
   /** How long a new web process may take to accept on its port. */

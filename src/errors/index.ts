@@ -91,6 +91,8 @@ export const AppExists = define('AppExists', 'conflict');
 export const Conflict = define('Conflict', 'conflict');
 // Pipeline.
 export const BuildFailed = define('BuildFailed', 'failed');
+/** A build step ran into one of the build limits; `details.limit` names it (memory, pids, disk, timeout). */
+export const BuildLimitExceeded = define('BuildLimitExceeded', 'failed');
 export const DeployFailed = define('DeployFailed', 'failed');
 export const HealthCheckFailed = define('HealthCheckFailed', 'failed');
 export const RuntimeError = define('RuntimeError', 'failed');

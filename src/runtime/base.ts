@@ -223,7 +223,9 @@ export abstract class BundleRuntime implements Runtime {
     const info = await this.create(spec);
     const { bundle, meta } = this.meta(info.id);
     try {
-      return await this.foreground(bundle, meta, opts);
+      const res = await this.foreground(bundle, meta, opts);
+      const st = new Cgroup(meta.cgroup).stats();
+      return { ...res, limitsHit: { memory: st.oomKills > 0, pids: st.pidsLimitHits > 0 } };
     } finally {
       await this.remove(info.id, { force: true });
     }

@@ -232,6 +232,7 @@ export class Cgroup {
         cpuNanos: (readKeyed(join(d, 'cpu.stat')).get('usage_usec') ?? 0) * 1000,
         pids: readNum(join(d, 'pids.current')),
         oomKills: readKeyed(join(d, 'memory.events')).get('oom_kill') ?? 0,
+        pidsLimitHits: readKeyed(join(d, 'pids.events')).get('max') ?? 0,
       };
     }
     const mem = this.v1('memory');
@@ -251,6 +252,7 @@ export class Cgroup {
           ? 0
           : readKeyed(join(mem, 'memory.oom_control')).get('oom_kill') ||
             (subtreeHasOom(mem) ? 1 : 0),
+      pidsLimitHits: pids === null ? 0 : (readKeyed(join(pids, 'pids.events')).get('max') ?? 0),
     };
   }
 

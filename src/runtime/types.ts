@@ -94,6 +94,8 @@ export interface Stats {
   cpuNanos: number;
   pids: number;
   oomKills: number;
+  /** Times a fork or clone was refused because the pids limit was reached (pids.events `max`). */
+  pidsLimitHits: number;
 }
 
 export interface ExecOptions {
@@ -111,6 +113,11 @@ export interface ProcessResult {
   signal: string | null;
   stdout: string;
   stderr: string;
+  /**
+   * run() only: what the container's cgroup saw before it was removed, so a caller can say
+   * which limit a failed command ran into (the cgroup is gone once run() returns).
+   */
+  limitsHit?: { memory: boolean; pids: boolean };
 }
 
 export interface TerminalSize {

@@ -25,11 +25,17 @@ export async function run(_name: string, args: string[]): Promise<number> {
       'http-port': { type: 'string', default: '80' },
       domain: { type: 'string', default: 'localhost' },
       runtime: { type: 'string', default: 'native' },
-      'max-push-size': { type: 'string', default: '100m' },
+      'max-push-size': { type: 'string', default: '1g' },
+      // Build limits (src/builder/limits.ts has the defaults and why).
+      'build-memory': { type: 'string' },
+      'build-pids': { type: 'string' },
+      'build-cpus': { type: 'string' },
+      'build-timeout': { type: 'string' },
+      'build-disk': { type: 'string' },
       'log-retention': { type: 'string', default: '50m' },
     },
   });
-  const { startDaemon } = await import('../../daemon/index.ts');
+  const { startDaemon, parseBuildLimits } = await import('../../daemon/index.ts');
   const daemon = await startDaemon({
     dataDir: values['data-dir'],
     apiPort: int('api-port', values['api-port'], 0, 65535),
@@ -39,6 +45,13 @@ export async function run(_name: string, args: string[]): Promise<number> {
     runtime: values.runtime,
     maxPushBytes: bytes('max-push-size', values['max-push-size']),
     logRetentionBytes: bytes('log-retention', values['log-retention']),
+    buildLimits: parseBuildLimits({
+      memory: values['build-memory'],
+      pids: values['build-pids'],
+      cpus: values['build-cpus'],
+      timeout: values['build-timeout'],
+      disk: values['build-disk'],
+    }),
   });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
