@@ -289,7 +289,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
           chmod,
           add: i.keyword === 'ADD',
           line: i.line,
-          maxExtractBytes: disk.remaining(),
+          disk,
         },
         layer,
         image,

@@ -9,7 +9,7 @@ import * as tar from 'tar';
 import { BuildFailed, InvalidDockerfile } from '../errors/index.ts';
 import type { SourceTree } from './context.ts';
 import type { Entry, Source } from './sources.ts';
-import { archiveBytes, diskExceeded } from './limits.ts';
+import { archiveBytes, type DiskBudget } from './limits.ts';
 import type { Lookup } from './stack.ts';
 
 export type CopyPlan = {
@@ -21,8 +21,8 @@ export type CopyPlan = {
   chmod: number | null;
   add: boolean;
   line: number;
-  /** What ADD may unpack from one archive: the build's disk budget left. */
-  maxExtractBytes?: number;
+  /** The build's disk budget: ADD may unpack an archive into what is left of it. */
+  disk?: DiskBudget;
 };
 
 type Owner = { uid: number; gid: number };
@@ -219,9 +219,9 @@ export async function writeCopyLayer(plan: CopyPlan, layer: string, view: Lookup
         fail(line, `ADD ${s.spec}: ${kind} archives are not supported (use tar or tar.gz)`);
       if (kind !== null) {
         // Measured before anything is written: a gzip bomb stops at the cap, not the disk.
-        const cap = plan.maxExtractBytes ?? Number.POSITIVE_INFINITY;
+        const cap = plan.disk?.remaining() ?? Number.POSITIVE_INFINITY;
         if ((await archiveBytes(src, cap)) > cap)
-          throw diskExceeded(cap, `ADD ${s.spec}: the unpacked archive`);
+          throw plan.disk!.exceeded(`ADD ${s.spec}: the unpacked archive`, cap);
         await w.extract(destParts, src, plan.chown === null).catch((err: unknown) => {
           const why = err instanceof Error ? err.message : String(err);
           throw new BuildFailed(

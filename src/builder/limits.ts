@@ -120,16 +120,18 @@ export class DiskBudget {
 
   /** Adds `bytes` written by `what`; past the limit the build fails naming it. */
   charge(bytes: number, what: string, step?: number): void {
+    const left = this.remaining();
     this.used += bytes;
-    if (this.used > this.limit) throw diskExceeded(this.limit, what, step);
+    if (this.used > this.limit) throw this.exceeded(what, left, step);
   }
-}
 
-export function diskExceeded(limit: number, what: string, step?: number): Error {
-  return new BuildLimitExceeded(
-    `${what} went past the build's disk limit of ${humanBytes(limit)} (daemon flag --build-disk)`,
-    { limit: 'disk', bytes: limit, ...(step === undefined ? {} : { step }) },
-  );
+  /** The error for `what` having needed more than the `left` bytes it was allowed. */
+  exceeded(what: string, left: number, step?: number): Error {
+    return new BuildLimitExceeded(
+      `${what} went past the ${humanBytes(left)} left of the build's disk limit of ${humanBytes(this.limit)} (daemon flag --build-disk)`,
+      { limit: 'disk', bytes: this.limit, ...(step === undefined ? {} : { step }) },
+    );
+  }
 }
 
 /**

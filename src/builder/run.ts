@@ -90,7 +90,8 @@ export async function runStep(s: RunStep): Promise<RunResult> {
     timedOut = true;
     ac.abort();
   }, limits.timeoutMs);
-  const disk = watchDisk(s.upper, s.disk.remaining(), ac);
+  const left = s.disk.remaining();
+  const disk = watchDisk(s.upper, left, ac);
   let res;
   try {
     res = await s.runtime.run(
@@ -132,11 +133,7 @@ export async function runStep(s: RunStep): Promise<RunResult> {
         `step ${step} reached the build pids limit of ${limits.pids} processes and threads (daemon flag --build-pids)`,
         { limit: 'pids', pids: limits.pids, step },
       );
-    if (disk.over())
-      throw new BuildLimitExceeded(
-        `step ${step} wrote more than the ${humanBytes(s.disk.remaining())} left of the build's disk limit of ${humanBytes(s.disk.limit)} (daemon flag --build-disk)`,
-        { limit: 'disk', bytes: s.disk.limit, step },
-      );
+    if (disk.over()) throw s.disk.exceeded(`step ${step}`, left, step);
     if (timedOut)
       throw new BuildLimitExceeded(
         `step ${step} ran longer than the build timeout of ${Math.round(limits.timeoutMs / 1000)} s (daemon flag --build-timeout)`,
