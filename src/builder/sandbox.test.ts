@@ -5,7 +5,7 @@
 // refused or contained, and a build that only wants the internet must still reach it.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import path from 'node:path';
 import * as tar from 'tar';
@@ -223,15 +223,29 @@ describe('a RUN step has its own network namespace on the bridge', () => {
     });
   });
 
-  it('gets a resolv.conf without the host loopback resolvers', async () => {
+  it("resolves names through the host's resolver when it is not a loopback address", async () => {
+    const hostServers = readFileSync('/etc/resolv.conf', 'utf8')
+      .split('\n')
+      .filter((l) => /^\s*nameserver\s/.test(l) && !/nameserver\s+(127\.|::1)/.test(l))
+      .map((l) => l.trim());
+    // A name the host resolves (the npm registry, which builds need) must resolve in a step.
+    let hostKnows = true;
+    try {
+      execFileSync('getent', ['hosts', 'registry.npmjs.org'], { stdio: 'ignore' });
+    } catch {
+      hostKnows = false;
+    }
     const lines: string[] = [];
     await build(
-      opts('FROM library/busybox:latest\nRUN cat /etc/resolv.conf\n', {
-        onLine: (l) => lines.push(l),
-      }),
+      opts(
+        'FROM library/busybox:latest\nRUN cat /etc/resolv.conf; nslookup registry.npmjs.org >/dev/null 2>&1 && echo RESOLVED || echo UNRESOLVED\n',
+        { onLine: (l) => lines.push(l) },
+      ),
     );
-    const servers = lines.filter((l) => /^\s*nameserver\s/.test(l));
-    for (const s of servers) expect(s).not.toMatch(/nameserver\s+(127\.|::1)/);
+    expect(lines.filter((l) => /^\s*nameserver\s/.test(l)).map((l) => l.trim())).toEqual(
+      hostServers,
+    );
+    if (hostServers.length > 0 && hostKnows) expect(lines).toContain('RESOLVED');
   });
 });
 

@@ -51,7 +51,12 @@ export interface Paas {
 
 /** `prepare` runs on the data dir before the daemon first starts (more base images…). */
 export async function startPaas(
-  opts: { maxPushSize?: string; prepare?: (dataDir: string) => Promise<void> } = {},
+  opts: {
+    maxPushSize?: string;
+    /** More `paas daemon` flags (--build-memory 64m …). */
+    daemonArgs?: string[];
+    prepare?: (dataDir: string) => Promise<void>;
+  } = {},
 ): Promise<Paas> {
   const dataDir = mkdtempSync(join(tmpdir(), 'paas-e2e-'));
   const store = await openStore(dataDir);
@@ -87,6 +92,7 @@ export async function startPaas(
         'native',
       ];
       if (opts.maxPushSize !== undefined) args.push('--max-push-size', opts.maxPushSize);
+      args.push(...(opts.daemonArgs ?? []));
       p.daemon = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       p.daemon.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       p.daemon.stderr!.on('data', (d: Buffer) => (out += d.toString()));
