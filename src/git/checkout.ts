@@ -21,7 +21,7 @@ function human(n: number): string {
 
 function tooLarge(sha: string, bytes: number | null, maxBytes: number): Error {
   return new PayloadTooLarge(
-    `push refused: the files of commit ${sha.slice(0, 7)} ${bytes === null ? 'are' : `total ${human(bytes)},`} larger than the ${human(maxBytes)} limit (daemon flag --max-push-size)`,
+    `the files of commit ${sha.slice(0, 7)} ${bytes === null ? 'are' : `total ${human(bytes)},`} more than the ${human(maxBytes)} a push may hold (daemon flag --max-push-size)`,
     { limit: maxBytes, ...(bytes === null ? {} : { bytes }) },
   );
 }

@@ -80,7 +80,7 @@ describe('--max-push-size', () => {
     expect(r.code).not.toBe(0);
     expect(remoteLines(r).join('\n')).toMatch(
       new RegExp(
-        `push refused: the files of commit ${sha.slice(0, 7)} total 32\\.\\d MiB, larger than the 1 MiB limit \\(daemon flag --max-push-size\\)`,
+        `push failed: the files of commit ${sha.slice(0, 7)} total 32 MiB, more than the 1 MiB a push may hold \\(daemon flag --max-push-size\\)`,
       ),
     );
     expect(await releases('expands')).toEqual([]);
