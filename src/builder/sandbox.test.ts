@@ -304,6 +304,19 @@ describe('build limits', () => {
     expect(answered).toBeGreaterThan(10);
   });
 
+  it('a step that fails for its own reason after filling the page cache is not blamed on memory', async () => {
+    const err = await failure(
+      build(
+        opts(
+          'FROM library/busybox:latest\nRUN dd if=/dev/zero of=/big bs=1M count=160 2>/dev/null && sync && cat /big /big >/dev/null && exit 3\n',
+          { limits: { memoryBytes: 48 * 1024 ** 2 } },
+        ),
+      ),
+    );
+    expect(err).not.toBeInstanceOf(BuildLimitExceeded);
+    expect(err.details).toMatchObject({ step: 2, exitCode: 3 });
+  });
+
   it('a fork bomb stops at the pids limit and fails naming it', async () => {
     const lines: string[] = [];
     const err = await failure(

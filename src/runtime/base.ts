@@ -224,8 +224,11 @@ export abstract class BundleRuntime implements Runtime {
     const { bundle, meta } = this.meta(info.id);
     try {
       const res = await this.foreground(bundle, meta, opts);
-      const st = new Cgroup(meta.cgroup).stats();
-      return { ...res, limitsHit: { memory: st.oomKills > 0, pids: st.pidsLimitHits > 0 } };
+      const cg = new Cgroup(meta.cgroup);
+      return {
+        ...res,
+        limitsHit: { memory: cg.oomKilled(), pids: cg.stats().pidsLimitHits > 0 },
+      };
     } finally {
       await this.remove(info.id, { force: true });
     }

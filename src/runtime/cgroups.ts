@@ -256,6 +256,20 @@ export class Cgroup {
     };
   }
 
+  /**
+   * Whether the OOM killer killed a task here: only its kill counters, not v1's failcnt or
+   * peak usage, which also move when page cache merely filled the limit and was reclaimed.
+   */
+  oomKilled(): boolean {
+    if (this.layout.mode === 'v2')
+      return (readKeyed(join(this.v2dir(), 'memory.events')).get('oom_kill') ?? 0) > 0;
+    const mem = this.v1('memory');
+    return (
+      mem !== null &&
+      subtree(mem).some((d) => (readKeyed(join(d, 'memory.oom_control')).get('oom_kill') ?? 0) > 0)
+    );
+  }
+
   /** Pids still in the cgroup or below it (any hierarchy). */
   procs(): number[] {
     const d = this.dirs()[0];
