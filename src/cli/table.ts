@@ -29,7 +29,7 @@ export const COMMANDS: readonly Command[] = [
   {
     name: 'daemon',
     usage:
-      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--max-push-size 100m] [--log-retention 50m]',
+      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g]',
     summary: 'run the paas daemon: API, git, registry; starts the router',
     load: daemon,
   },
