@@ -64,6 +64,11 @@ export function validSize(s: TerminalSize): boolean {
   return ok(s.rows) && ok(s.cols);
 }
 
+/** Read through a call: TypeScript would keep an earlier check's narrowing of `aborted`. */
+function aborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
 export abstract class BundleRuntime implements Runtime {
   abstract readonly name: RuntimeName;
   abstract readonly features: RuntimeFeatures;
@@ -225,9 +230,16 @@ export abstract class BundleRuntime implements Runtime {
     try {
       const res = await this.foreground(bundle, meta, opts);
       const cg = new Cgroup(meta.cgroup);
+      // runc's own child cgroup, where v1 counts the OOM kill, is gone by now: a command
+      // SIGKILLed by someone other than us, in a cgroup whose usage reached its limit, was
+      // the OOM killer's victim.
+      const sigkilled = !aborted(opts.signal) && (res.signal === 'SIGKILL' || res.exitCode === 137);
       return {
         ...res,
-        limitsHit: { memory: cg.oomKilled(), pids: cg.stats().pidsLimitHits > 0 },
+        limitsHit: {
+          memory: cg.oomKilled() || (sigkilled && cg.stats().oomKills > 0),
+          pids: cg.pidsLimitReached(),
+        },
       };
     } finally {
       await this.remove(info.id, { force: true });

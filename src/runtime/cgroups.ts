@@ -270,6 +270,21 @@ export class Cgroup {
     );
   }
 
+  /**
+   * Whether a fork was refused at the pids limit. The `max` event is counted in the cgroup of
+   * the task that forked, which may be a child already gone (runc's), so the peak of ours
+   * reaching its limit counts too (pids.peak is hierarchical).
+   */
+  pidsLimitReached(): boolean {
+    const d = this.layout.mode === 'v2' ? this.v2dir() : this.v1('pids');
+    if (d === null) return false;
+    const max = readNum(join(d, 'pids.max'));
+    return (
+      (readKeyed(join(d, 'pids.events')).get('max') ?? 0) > 0 ||
+      (Number.isFinite(max) && max > 0 && readNum(join(d, 'pids.peak')) >= max)
+    );
+  }
+
   /** Pids still in the cgroup or below it (any hierarchy). */
   procs(): number[] {
     const d = this.dirs()[0];
