@@ -69,7 +69,7 @@ function watchDisk(
         ac.abort();
         return;
       }
-      await sleep(Math.max(DISK_POLL_MS, 10 * (performance.now() - t0)));
+      await sleep(Math.max(DISK_POLL_MS, 10 * (performance.now() - t0)), undefined, { ref: false });
     }
   })();
   return { stop: () => (stopped = true), over: () => over };
