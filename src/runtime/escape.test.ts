@@ -47,6 +47,39 @@ it.each(KERNEL_CHECKS)('the host kernel has what the %s check calls', (check) =>
   expect(r).toMatch(new RegExp(`^ALLOWED ${check}`));
 });
 
+// One allowlist (native/seccomp.list), two enforcers: paas-shim's compiled filter and runc's
+// reading of config.json. Every probe, errno included, must come out the same.
+it('both backends answer every escape probe identically', async () => {
+  const tmp = tempDir('escape-same');
+  try {
+    const probeDir = join(tmp.dir, 'probe');
+    mkdirSync(probeDir);
+    writeFileSync(join(probeDir, 'escape-probe'), readFileSync(PROBE), { mode: 0o755 });
+    const outputs: string[] = [];
+    for (const name of ['native', 'runc'] as RuntimeName[]) {
+      const rt = createRuntime(name, {
+        dataDir: join(tmp.dir, name),
+        nativeDir: NATIVE_DIR,
+        cgroupParent: `paastest-escape-same-${name}`,
+      });
+      const r = await rt.run(
+        {
+          rootfs: { lowers: [testRootfs()] },
+          command: ['/probe/escape-probe', 'all'],
+          volumes: [{ source: probeDir, target: '/probe', readonly: true }],
+        },
+        { stdio: 'pipe' },
+      );
+      expect(r.exitCode).toBe(0);
+      outputs.push(r.stdout);
+    }
+    expect(outputs[0]).toMatch(/^BLOCKED vsock EPERM$/m);
+    expect(outputs[1]).toBe(outputs[0]);
+  } finally {
+    tmp.cleanup();
+  }
+}, 60_000);
+
 describe.each(['native', 'runc'] as RuntimeName[])('escape suite on %s', (name) => {
   const tmp = tempDir(`escape-${name}`);
   let rt: Runtime;
