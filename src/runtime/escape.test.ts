@@ -161,8 +161,8 @@ describe.each(['native', 'runc'] as RuntimeName[])('escape suite on %s', (name) 
   // the kernel runs the helper's own binary as a process of the container. A process already
   // in the container (the probe's catch-exe) takes its /proc/PID/exe and tries to write it.
   // native: the interpreter is paas-shim, run from a private read-only mount (EROFS);
-  // runc: its init is a memfd copy that the kernel cannot reopen as an interpreter, so the
-  // exec fails and nothing foreign ever runs. Either way no host binary changes.
+  // runc 1.1: the exec fails (`no such file or directory`) and nothing foreign ever runs (its
+  // init is a sealed memfd copy of runc, its own fix). Either way no host binary changes.
   const EXPECT_5736 = {
     native: { victim: /usage: paas-shim/, attacker: /^BLOCKED catch-exe EROFS / },
     runc: { victim: /no such file or directory/, attacker: /^MISSED catch-exe/ },

@@ -1,7 +1,8 @@
 // Container security policy for the runc backend, matching what native/ enforces in C:
-// Docker's default capabilities, masked and read-only /proc paths, and a seccomp filter with
-// the effect of Docker's default profile (moby/profiles/seccomp/default.json) for a container
-// without CAP_SYS_ADMIN.
+// Docker's default capabilities, masked and read-only /proc paths, and the seccomp allowlist
+// native/seccomp.list (the effect of Docker's default profile, moby
+// profiles/seccomp/default.json, for a container without CAP_SYS_ADMIN) that paas-shim's
+// filter is compiled from.
 import { RuntimeError } from '../errors/index.ts';
 
 export const DEFAULT_CAPS = [
