@@ -252,6 +252,17 @@ static struct result p_new_syscall(void)
 	return by_numbers(nrs, sizeof nrs / sizeof *nrs);
 }
 
+/* The x32 ABI (the x86_64 number with bit 30 set) must be filtered like x86_64, or it would
+ * be a way around every rule. lsm_list_modules through it: EPERM is the filter's (the
+ * kernel says ENOSYS when built without x32, EFAULT with it). */
+static struct result p_x32(void)
+{
+	long r = syscall(0x40000000L | 461, 0L, 0L, 0L);
+	if (r < 0 && errno == EPERM)
+		return blocked(errno);
+	return allowed(r < 0 ? strerrorname_np(errno) : "ok");
+}
+
 /* ADDR_NO_RANDOMIZE turns off ASLR for what this process execs next. */
 static struct result p_personality(void)
 {
@@ -288,6 +299,7 @@ static const struct { const char *name; struct result (*fn)(void); } CHECKS[] = 
 	{ "lsm", p_lsm },
 	{ "new-syscall", p_new_syscall },
 	{ "personality", p_personality },
+	{ "x32", p_x32 },
 };
 #define NCHECKS (sizeof CHECKS / sizeof *CHECKS)
 

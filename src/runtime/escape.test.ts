@@ -32,12 +32,13 @@ const CHECKS = [
   'lsm',
   'new-syscall',
   'personality',
+  'x32',
 ] as const;
 
 // Checks whose BLOCKED could also be the kernel's own answer (a kernel without AF_VSOCK, the
 // lsm_* calls or the newer syscalls): unconfined on this host they must report ALLOWED, so a
 // BLOCKED inside the container is the filter's doing.
-const KERNEL_CHECKS = ['vsock', 'lsm', 'new-syscall', 'personality'] as const;
+const KERNEL_CHECKS = ['vsock', 'lsm', 'new-syscall', 'personality', 'x32'] as const;
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const runcBinary = () => execFileSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).trim();
