@@ -89,13 +89,11 @@ export function createApi(opts: ApiOptions): express.Express {
 
   api.get('/api/apps', (_req, res) => {
     res.json(
-      state.apps
-        .list()
-        .map((a) => ({
-          name: a.name,
-          release: a.liveRelease === null ? null : `v${a.liveRelease}`,
-          createdAt: a.createdAt,
-        })),
+      state.apps.list().map((a) => ({
+        name: a.name,
+        release: a.liveRelease === null ? null : `v${a.liveRelease}`,
+        createdAt: a.createdAt,
+      })),
     );
   });
   api.post('/api/apps', (req, res) => {

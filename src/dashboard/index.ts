@@ -340,13 +340,11 @@ export function createDashboard(opts: DashboardOptions): express.Express {
   dash.get('/apps/:app/logs/stream', (req, res) => {
     const name = appName(req);
     deps.state.apps.get(name);
-    res
-      .status(200)
-      .set({
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        'x-accel-buffering': 'no',
-      });
+    res.status(200).set({
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
     res.flushHeaders();
     res.write('retry: 3000\n\n');
     const off = deps.logs.follow(name, {}, (l) => res.write(`data: ${formatLine(l)}\n\n`));
