@@ -327,6 +327,33 @@ export function runtimeContract(name: RuntimeName): void {
       await rt.stop(c.id, { graceMs: 500 });
     });
 
+    it('has no raw sockets (CAP_NET_RAW) unless the spec asks for them, in run and exec alike', async () => {
+      // ping opens a raw ICMP socket (unprivileged ICMP sockets are off: ping_group_range
+      // of a fresh netns is "1 0"); the netns' own loopback needs no route or firewall.
+      const ping = [
+        'sh',
+        '-c',
+        'ping -c 1 -W 2 127.0.0.1 >/dev/null 2>&1 && echo raw || echo none',
+      ];
+      const caps = ['sh', '-c', 'grep CapBnd /proc/self/status'];
+      const bnd = (out: string) => BigInt(`0x${out.trim().split(/\s+/)[1] ?? '0'}`);
+      const NET_RAW = 1n << 13n;
+      const plain = await rt.run(spec({ command: ping, net: 'bridge' }), { stdio: 'pipe' });
+      expect(plain.stdout.trim()).toBe('none');
+      const plainCaps = await rt.run(spec({ command: caps }), { stdio: 'pipe' });
+      expect(bnd(plainCaps.stdout) & NET_RAW).toBe(0n);
+      const granted = await rt.run(spec({ command: ping, net: 'bridge', netRaw: true }), {
+        stdio: 'pipe',
+      });
+      expect(granted.stdout.trim()).toBe('raw');
+      const c = await startDetached({ command: ['sleep', '60'], net: 'bridge' });
+      expect((await rt.exec(c.id, { command: ping })).stdout.trim()).toBe('none');
+      await rt.remove(c.id, { force: true });
+      const d = await startDetached({ command: ['sleep', '60'], net: 'bridge', netRaw: true });
+      expect((await rt.exec(d.id, { command: ping })).stdout.trim()).toBe('raw');
+      await rt.remove(d.id, { force: true });
+    });
+
     it('serves on its bridge IP, reachable from the host', async () => {
       const c = await startDetached({
         command: [

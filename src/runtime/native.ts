@@ -7,6 +7,7 @@ import { InvalidSpec, RuntimeError, Unsupported } from '../errors/index.ts';
 import { BundleRuntime, validSize } from './base.ts';
 import { encodeSpec, files, writableDirs, type Meta, type ShimState } from './bundle.ts';
 import { Cgroup } from './cgroups.ts';
+import { containerCaps } from './policy.ts';
 import { runProcess } from './proc.ts';
 import { SIGNALS } from './spec.ts';
 import type { ExecOptions, ProcessResult, RunOptions, RuntimeOptions } from './types.ts';
@@ -63,7 +64,8 @@ export class NativeRuntime extends BundleRuntime {
     lines.push(
       ['stopsignal', String(SIGNALS[s.stopSignal] ?? 15)],
       ['seccomp', 'default'],
-      ['caps', 'default'],
+      // An explicit list, not the shim's `default` (Docker's, with NET_RAW): policy.ts decides.
+      ['caps', containerCaps({ netRaw: s.netRaw }).join(',')],
       ['nonewprivs', '1'],
     );
     if (s.userns !== undefined) {

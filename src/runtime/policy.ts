@@ -1,17 +1,23 @@
-// Container security policy for the runc backend, matching what native/ enforces in C:
-// Docker's default capabilities, masked and read-only /proc paths, and the seccomp allowlist
+// Container security policy: the capability set both backends are given (native through its
+// spec's `caps` list, runc through config.json), and for the runc backend what native/
+// enforces in C: masked and read-only /proc paths, and the seccomp allowlist
 // native/seccomp.list (the effect of Docker's default profile, moby
 // profiles/seccomp/default.json, for a container without CAP_SYS_ADMIN) that paas-shim's
 // filter is compiled from.
 import { RuntimeError } from '../errors/index.ts';
 
+/**
+ * Docker's default set less CAP_NET_RAW, for apps and builds alike. Raw sockets let a
+ * container forge packets on the bridge (ARP and source-address spoofing towards its
+ * neighbours and the host) and sniff what reaches its veth; few apps need them (ping,
+ * traceroute), so a container gets the capability only when its spec asks (`netRaw`).
+ */
 export const DEFAULT_CAPS = [
   'CAP_CHOWN',
   'CAP_DAC_OVERRIDE',
   'CAP_FSETID',
   'CAP_FOWNER',
   'CAP_MKNOD',
-  'CAP_NET_RAW',
   'CAP_SETGID',
   'CAP_SETUID',
   'CAP_SETFCAP',
@@ -21,6 +27,11 @@ export const DEFAULT_CAPS = [
   'CAP_KILL',
   'CAP_AUDIT_WRITE',
 ] as const;
+
+/** The capabilities of a container: the default set, plus CAP_NET_RAW when asked for. */
+export function containerCaps(opts: { netRaw: boolean }): string[] {
+  return opts.netRaw ? [...DEFAULT_CAPS, 'CAP_NET_RAW'] : [...DEFAULT_CAPS];
+}
 
 export const MASKED_PATHS = [
   '/proc/asound',

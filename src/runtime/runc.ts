@@ -11,7 +11,7 @@ import { BundleRuntime, SIGNAL_NAMES } from './base.ts';
 import { files, writableDirs, type Meta, type ShimExit, type ShimState } from './bundle.ts';
 import { DEFAULT_NATIVE_DIR } from './native.ts';
 import {
-  DEFAULT_CAPS,
+  containerCaps,
   MASKED_PATHS,
   READONLY_PATHS,
   seccompFromList,
@@ -76,7 +76,8 @@ export class RuncRuntime extends BundleRuntime {
       throw new Unsupported(
         'runtime runc: userns is not supported by the runc backend (use native)',
       );
-    const caps = [...DEFAULT_CAPS];
+    // A bundle written before netRaw existed has none: the default (no NET_RAW) applies.
+    const caps = containerCaps({ netRaw: s.netRaw === true });
     const namespaces: { type: string; path?: string }[] = [
       { type: 'pid' },
       { type: 'ipc' },

@@ -21,6 +21,7 @@ export interface NormalizedSpec {
   stopSignal: string;
   labels: Record<string, string>;
   userns?: UsernsMapping;
+  netRaw: boolean;
 }
 
 const ID = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
@@ -234,6 +235,7 @@ export function parseSpec(spec: ContainerSpec): NormalizedSpec {
     volumes,
     stopSignal,
     labels,
+    netRaw: spec.netRaw === true,
   };
   if (spec.userns !== undefined) out.userns = checkUserns(spec.userns, rootfs, out.readonly);
   return out;

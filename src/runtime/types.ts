@@ -63,6 +63,8 @@ export interface ContainerSpec {
   labels?: Record<string, string>;
   /** Run in a user namespace with this mapping (native backend only). */
   userns?: UsernsMapping;
+  /** Grant CAP_NET_RAW (raw sockets: ping, traceroute); off by default (policy.ts). */
+  netRaw?: boolean;
 }
 
 export type ContainerState = 'created' | 'running' | 'exited';
