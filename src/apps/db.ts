@@ -74,6 +74,9 @@ const MIGRATIONS: readonly string[] = [
      last_exit TEXT
    );
    CREATE INDEX process_slots_slot ON process_slots (app, type, n, version);`,
+  // resources:set --pids and --cap-net-raw: NULL keeps the daemon's default (its flags).
+  `ALTER TABLE resources ADD COLUMN pids INTEGER;
+   ALTER TABLE resources ADD COLUMN net_raw INTEGER;`,
 ];
 
 export function openDb(dataDir: string): Db {

@@ -13,10 +13,16 @@ export interface App {
   stopped: boolean;
 }
 
-/** cgroup limits of a process type; absent fields are unlimited. */
+/**
+ * cgroup limits and opt-ins of a process type; an absent field takes the daemon's default
+ * (memory and pids: its --default-memory/--default-pids; cpus: unlimited; netRaw: off).
+ */
 export interface Resources {
   memoryBytes?: number;
   cpus?: number;
+  pids?: number;
+  /** CAP_NET_RAW (raw sockets: ping, traceroute) for the app's containers. */
+  netRaw?: boolean;
 }
 
 interface AppRow {
@@ -201,14 +207,24 @@ export class AppStore {
   /** Limits per type as set; '*' holds the app-wide default. */
   resources(name: AppName): Record<string, Resources> {
     const rows = this.db
-      .prepare('SELECT type, memory_bytes, cpus FROM resources WHERE app = ? ORDER BY type')
-      .all(name) as { type: string; memory_bytes: number | null; cpus: number | null }[];
+      .prepare(
+        'SELECT type, memory_bytes, cpus, pids, net_raw FROM resources WHERE app = ? ORDER BY type',
+      )
+      .all(name) as {
+      type: string;
+      memory_bytes: number | null;
+      cpus: number | null;
+      pids: number | null;
+      net_raw: number | null;
+    }[];
     return Object.fromEntries(
       rows.map((r) => [
         r.type,
         {
           ...(r.memory_bytes === null ? {} : { memoryBytes: r.memory_bytes }),
           ...(r.cpus === null ? {} : { cpus: r.cpus }),
+          ...(r.pids === null ? {} : { pids: r.pids }),
+          ...(r.net_raw === null ? {} : { netRaw: r.net_raw === 1 }),
         },
       ]),
     );
@@ -228,9 +244,16 @@ export class AppStore {
       const next = { ...cur, ...res };
       this.db
         .prepare(
-          'INSERT OR REPLACE INTO resources (app, type, memory_bytes, cpus) VALUES (?, ?, ?, ?)',
+          'INSERT OR REPLACE INTO resources (app, type, memory_bytes, cpus, pids, net_raw) VALUES (?, ?, ?, ?, ?, ?)',
         )
-        .run(name, type, next.memoryBytes ?? null, next.cpus ?? null);
+        .run(
+          name,
+          type,
+          next.memoryBytes ?? null,
+          next.cpus ?? null,
+          next.pids ?? null,
+          next.netRaw === undefined ? null : next.netRaw ? 1 : 0,
+        );
     });
   }
 }

@@ -9,7 +9,7 @@ import { InvalidArgument } from '../errors/index.ts';
 import { openState, type AppName } from '../apps/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
 import { build, defaultBuildLimits, type BuildLimits } from '../builder/index.ts';
-import { adopt, handlePush, scale, withSupervisor } from '../deploy/index.ts';
+import { adopt, handlePush, scale, withSupervisor, type AppLimits } from '../deploy/index.ts';
 import { parseProcessType } from '../apps/index.ts';
 import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/index.ts';
 import { DEFAULT_RETENTION_BYTES, LogCollector, LogStore } from '../logs/index.ts';
@@ -37,6 +37,8 @@ export interface DaemonOptions {
   startTimeoutMs?: number;
   /** Grace between SIGTERM and SIGKILL for retired processes (default 30 s). */
   stopGraceMs?: number;
+  /** Memory and pids of every app process without resources:set (default 512 MiB, 4096). */
+  defaultLimits?: AppLimits;
 }
 
 export interface Daemon {
@@ -91,6 +93,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     maxPushBytes,
     startTimeoutMs: opts.startTimeoutMs,
     stopGraceMs: opts.stopGraceMs,
+    defaultLimits: opts.defaultLimits,
   });
   const report = await adopt(deps, (m) => log.warn(m));
   log.info(report, 'recovered state');

@@ -12,6 +12,7 @@ import {
 } from '../apps/index.ts';
 import {
   collectImagesNow,
+  resourcesFor,
   restartApp,
   runAttached,
   scale,
@@ -25,6 +26,7 @@ import { formatGcReport } from '../registry/index.ts';
 import {
   parseCpus,
   parseMemory,
+  parsePids,
   validSize,
   type RunTerminal,
   type TerminalSize,
@@ -46,7 +48,7 @@ async function procJson(
     stats !== null && b !== undefined && performance.now() > b.at
       ? Math.round(((stats.cpuNanos - b.cpu) / 1e6 / (performance.now() - b.at)) * 1000) / 10
       : null;
-  const res = deps.state.apps.resourcesFor(p.app, p.type);
+  const res = resourcesFor(deps, p.app, p.type).limits;
   const up = p.state === 'running' || p.state === 'starting';
   return {
     process: `${p.type}.${p.n}`,
@@ -90,13 +92,28 @@ function parseFormation(raw: unknown): Map<ProcessType, number> {
   return out;
 }
 
+/** `on`/`off` (also true/false as JSON): resources:set --cap-net-raw. */
+function parseSwitch(raw: unknown, flag: string): boolean {
+  if (raw === true || raw === 'on') return true;
+  if (raw === false || raw === 'off') return false;
+  throw new InvalidArgument(`${flag}: "${String(raw)}" must be on or off`, { field: flag });
+}
+
 function parseResources(raw: unknown): { type: ProcessType | '*'; res: Resources } {
-  const b = (raw ?? {}) as { memory?: unknown; cpus?: unknown; ps?: unknown };
+  const b = (raw ?? {}) as {
+    memory?: unknown;
+    cpus?: unknown;
+    pids?: unknown;
+    capNetRaw?: unknown;
+    ps?: unknown;
+  };
   const res: Resources = {};
   if (b.memory !== undefined) res.memoryBytes = parseMemory(String(b.memory), '--memory');
   if (b.cpus !== undefined) res.cpus = parseCpus(String(b.cpus), '--cpus');
-  if (res.memoryBytes === undefined && res.cpus === undefined)
-    throw new InvalidArgument('give --memory and/or --cpus');
+  if (b.pids !== undefined) res.pids = parsePids(String(b.pids), '--pids');
+  if (b.capNetRaw !== undefined) res.netRaw = parseSwitch(b.capNetRaw, '--cap-net-raw');
+  if (Object.keys(res).length === 0)
+    throw new InvalidArgument('give --memory, --cpus, --pids and/or --cap-net-raw on|off');
   return { type: b.ps === undefined || b.ps === null ? '*' : parseProcessType(b.ps), res };
 }
 

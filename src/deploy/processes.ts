@@ -6,7 +6,7 @@ import type { AppName, Release } from '../apps/index.ts';
 import { DeployFailed } from '../errors/index.ts';
 import type { Healthcheck } from '../registry/index.ts';
 import type { ContainerInfo, Limits, RunTerminal } from '../runtime/index.ts';
-import type { ProcessDeps } from './types.ts';
+import { DEFAULT_APP_LIMITS, type ProcessDeps } from './types.ts';
 
 export const DEFAULT_PORT = 5000;
 
@@ -97,7 +97,7 @@ export async function startProcess(
   const { spec, image } = await containerSpec(deps, release, type, command, n, labels);
   const created = await deps.runtime.create({
     ...spec,
-    limits: limitsFor(deps, release.app, type),
+    ...resourcesFor(deps, release.app, type),
   });
   deps.collector.watchContainer(created.id, release.app, `${type}.${n}`, created.logPath);
   try {
@@ -115,9 +115,21 @@ export async function startProcess(
   }
 }
 
-function limitsFor(deps: ProcessDeps, app: AppName, type: string): Limits {
+/**
+ * The limits and capabilities a process of `type` starts with: resources:set's, else the
+ * daemon's defaults, so no app process is ever unbounded in memory or tasks.
+ */
+export function resourcesFor(
+  deps: Pick<ProcessDeps, 'state' | 'defaultLimits'>,
+  app: AppName,
+  type: string,
+): { limits: Limits; netRaw: boolean } {
   const r = deps.state.apps.resourcesFor(app, type);
-  return { memoryBytes: r.memoryBytes, cpus: r.cpus };
+  const d = deps.defaultLimits ?? DEFAULT_APP_LIMITS;
+  return {
+    limits: { memoryBytes: r.memoryBytes ?? d.memoryBytes, cpus: r.cpus, pids: r.pids ?? d.pids },
+    netRaw: r.netRaw === true,
+  };
 }
 
 /** Stops (SIGTERM, then SIGKILL after the grace) and removes a container, keeping its last log lines. */
@@ -147,7 +159,7 @@ export async function runOneOff(
   const labels = { app: release.app, release: `v${release.version}`, type, n: 'run', oneoff: '1' };
   const { spec } = await containerSpec(deps, release, type, command, null, labels);
   const r = await deps.runtime.run(
-    { ...spec, limits: limitsFor(deps, release.app, type) },
+    { ...spec, ...resourcesFor(deps, release.app, type) },
     { stdio: 'pipe', onLine: (_stream, line) => onLine(line) },
   );
   return r.exitCode;
@@ -182,7 +194,7 @@ export async function runAttached(
   const { spec } = await containerSpec(deps, release, 'run', command, null, labels);
   // The runtime kills the foreground process on abort, even one aborted before it started.
   const r = await deps.runtime.run(
-    { ...spec, limits: limitsFor(deps, release.app, 'run') },
+    { ...spec, ...resourcesFor(deps, release.app, 'run') },
     { stdio: 'pipe', stdin: io.stdin, onData: io.onData, tty: io.tty, signal: io.signal },
   );
   return r.exitCode;

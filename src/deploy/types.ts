@@ -52,6 +52,8 @@ export interface DeployDeps {
   startTimeoutMs?: number;
   /** Grace between SIGTERM and SIGKILL for retired processes (DEFAULT_STOP_GRACE_MS; app.json may say otherwise). */
   stopGraceMs?: number;
+  /** Limits of every app process without its own (resources:set); default DEFAULT_APP_LIMITS. */
+  defaultLimits?: AppLimits;
 }
 
 /**
@@ -59,6 +61,18 @@ export interface DeployDeps {
  * is built on these (so it never holds a reference to itself through its dependencies).
  */
 export type ProcessDeps = Omit<DeployDeps, 'supervisor'>;
+
+/** The limits every app process gets unless resources:set says otherwise. */
+export interface AppLimits {
+  memoryBytes: number;
+  pids: number;
+}
+
+/**
+ * Heroku's standard dyno has 512 MiB; 4096 tasks is far above what a web process or worker
+ * uses (threads count too) and far below what a fork bomb needs to starve the host.
+ */
+export const DEFAULT_APP_LIMITS: AppLimits = { memoryBytes: 512 * 1024 * 1024, pids: 4096 };
 
 /** Where a step's output goes: the pusher's terminal and the app's log. */
 export interface Output {

@@ -191,10 +191,10 @@ describe('restart policy', () => {
     expect((await cli(p, ['ps:scale', 'procs', 'hog=1'])).code).toBe(0);
     const hog = (await ps('procs')).find((x) => x.process === 'hog.1');
     expect(hog?.memoryLimitBytes).toBe(48 * 1024 * 1024);
-    // web has no limit of its own.
-    expect(
-      (await ps('procs')).find((x) => x.process === 'web.1')?.memoryLimitBytes ?? null,
-    ).toBeNull();
+    // web has no limit of its own: it runs under the daemon's default (--default-memory).
+    expect((await ps('procs')).find((x) => x.process === 'web.1')?.memoryLimitBytes).toBe(
+      512 * 1024 * 1024,
+    );
     const line = await waitFor(
       'the OOM kill in the logs',
       async () =>

@@ -1,6 +1,7 @@
 // `paas daemon`: parses flags and starts the daemon; runs until SIGTERM/SIGINT.
 import { intFlag, parse as parseArgs } from './args.ts';
 import { InvalidArgument } from '../../errors/index.ts';
+import { parseMemory, parsePids } from '../../runtime/index.ts';
 
 const int = (flag: string, v: string, min: number, max: number): number =>
   intFlag('daemon', flag, v, min, max);
@@ -33,6 +34,9 @@ export async function run(_name: string, args: string[]): Promise<number> {
       'build-timeout': { type: 'string' },
       'build-disk': { type: 'string' },
       'log-retention': { type: 'string', default: '50m' },
+      // Limits of every app process that resources:set gives none (Heroku's standard dyno).
+      'default-memory': { type: 'string', default: '512m' },
+      'default-pids': { type: 'string', default: '4096' },
     },
   });
   const { startDaemon, parseBuildLimits } = await import('../../daemon/index.ts');
@@ -52,6 +56,10 @@ export async function run(_name: string, args: string[]): Promise<number> {
       timeout: values['build-timeout'],
       disk: values['build-disk'],
     }),
+    defaultLimits: {
+      memoryBytes: parseMemory(values['default-memory'], '--default-memory'),
+      pids: parsePids(values['default-pids'], '--default-pids'),
+    },
   });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);

@@ -39,6 +39,8 @@ export async function run(name: string, args: string[]): Promise<number> {
       json: { type: 'boolean' },
       memory: { type: 'string' },
       cpus: { type: 'string' },
+      pids: { type: 'string' },
+      'cap-net-raw': { type: 'string' },
       ps: { type: 'string' },
     },
   });
@@ -138,26 +140,36 @@ export async function run(name: string, args: string[]): Promise<number> {
       return 0;
     }
     case 'resources:set': {
-      if (values.memory === undefined && values.cpus === undefined)
-        throw new InvalidArgument('resources:set NAME --memory 256m --cpus 0.5 [--ps TYPE]');
-      const r = await call<Record<string, { memoryBytes?: number; cpus?: number }>>(
-        'PATCH',
-        `/api/apps/${enc(app)}/resources`,
-        {
-          memory: values.memory,
-          cpus: values.cpus,
-          ps: values.ps === undefined ? undefined : parseProcessType(values.ps),
-        },
-      );
+      if (
+        values.memory === undefined &&
+        values.cpus === undefined &&
+        values.pids === undefined &&
+        values['cap-net-raw'] === undefined
+      )
+        throw new InvalidArgument(
+          'resources:set NAME [--memory 256m] [--cpus 0.5] [--pids 4096] [--cap-net-raw on|off] [--ps TYPE]',
+        );
+      const r = await call<
+        Record<string, { memoryBytes?: number; cpus?: number; pids?: number; netRaw?: boolean }>
+      >('PATCH', `/api/apps/${enc(app)}/resources`, {
+        memory: values.memory,
+        cpus: values.cpus,
+        pids: values.pids,
+        capNetRaw: values['cap-net-raw'],
+        ps: values.ps === undefined ? undefined : parseProcessType(values.ps),
+      });
       if (values.json === true) printJson(r);
       else {
+        // '-' is the daemon's default (--default-memory, --default-pids; no CPU cap; no NET_RAW).
         process.stdout.write(
           table([
-            ['TYPE', 'MEMORY', 'CPUS'],
+            ['TYPE', 'MEMORY', 'CPUS', 'PIDS', 'NET_RAW'],
             ...Object.entries(r).map(([t, x]) => [
               t === '*' ? '(all)' : t,
               x.memoryBytes === undefined ? '-' : mb(x.memoryBytes),
               x.cpus === undefined ? '-' : String(x.cpus),
+              x.pids === undefined ? '-' : String(x.pids),
+              x.netRaw === undefined ? '-' : x.netRaw ? 'on' : 'off',
             ]),
           ]),
         );
