@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { promisify } from 'node:util';
 import { InvalidSpec, RuntimeError } from '../errors/index.ts';
+import { applyBorders } from './firewall.ts';
 
 const run = promisify(execFile);
 
@@ -122,9 +123,10 @@ export class Network {
   }
 
   /**
-   * Creates the bridge (fixed MAC, gateway address, up) and outbound NAT where missing. A
-   * full check runs once per instance; later calls only look at sysfs that the bridge is
-   * still there, up and with its MAC, and redo the setup when it is not.
+   * Creates the bridge (fixed MAC, gateway address, up), outbound NAT where missing, and the
+   * containers' borders (firewall.ts), re-applied on every full check so a daemon start
+   * restores them. A full check runs once per instance; later calls only look at sysfs
+   * that the bridge is still there, up and with its MAC, and redo the setup when it is not.
    */
   ensureBridge(opts: { nat?: boolean } = {}): Promise<NatMode> {
     const nat = opts.nat !== false;
@@ -190,7 +192,9 @@ export class Network {
     if (!addrs.includes(` ${gw} `))
       await run('ip', ['addr', 'add', gw, 'dev', this.bridge]).catch(() => undefined);
     await run('ip', ['link', 'set', this.bridge, 'up']);
-    return nat ? this.ensureNat() : 'skipped';
+    const mode = nat ? await this.ensureNat() : 'skipped';
+    await applyBorders(this.bridge);
+    return mode;
   }
 
   /** Outbound NAT for the subnet; optional, because a box may have neither nft nor iptables. */
@@ -293,6 +297,8 @@ export class Network {
           `netns add ${ns}`,
           `link add ${veth} type veth peer name eth0 netns ${ns} address ${macFor(ip)}`,
           `link set ${veth} master ${this.bridge}`,
+          // firewall.ts: no frame passes between two isolated ports of the bridge.
+          `link set ${veth} type bridge_slave isolated on`,
           `link set ${veth} up`,
         ],
       );

@@ -1,7 +1,7 @@
 // Host-side facts for runtime tests: the cached busybox rootfs, the probe binary, and what
 // a container may leave behind (mounts, cgroups, netns, veths).
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -64,4 +64,53 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * An "internet" for containers: a network namespace wired to the host by a veth, with its
+ * own subnet, routed through the host as the real internet would be, serving HTTP (busybox
+ * httpd) on port 8080 with `body`. Traffic from a container reaches it through the bridge's
+ * gateway, the host's forwarding and NAT, as it reaches any server out there.
+ */
+export function internetStandIn(
+  name: string,
+  octet: number,
+  body: string,
+): { ip: string; url: string; close: () => void } {
+  const ns = `paas-inet-${name}`;
+  const host = `vin${name}`.slice(0, 15);
+  const hostIp = `198.51.${octet}.1`;
+  const ip = `198.51.${octet}.2`;
+  const sh = (script: string) => execFileSync('sh', ['-c', script], { stdio: 'pipe' });
+  const unwire = () =>
+    sh(
+      `ip netns pids ${ns} 2>/dev/null | xargs -r kill -9; ip netns del ${ns} 2>/dev/null; ip link del ${host} 2>/dev/null; true`,
+    );
+  unwire(); // a previous run that died half-way
+  const www = mkdtempSync(join(tmpdir(), `paas-inet-${name}-`));
+  writeFileSync(join(www, 'index.html'), body);
+  const close = () => {
+    unwire();
+    rmSync(www, { recursive: true, force: true });
+  };
+  sh(
+    [
+      `ip netns add ${ns}`,
+      `ip link add ${host} type veth peer name eth0 netns ${ns}`,
+      `ip addr add ${hostIp}/24 dev ${host}`,
+      `ip link set ${host} up`,
+      `ip -n ${ns} link set lo up`,
+      `ip -n ${ns} addr add ${ip}/24 dev eth0`,
+      `ip -n ${ns} link set eth0 up`,
+      `ip -n ${ns} route add default via ${hostIp}`,
+      `echo 1 > /proc/sys/net/ipv4/ip_forward`,
+    ].join(' && '),
+  );
+  const bb = execFileSync('sh', ['-c', 'command -v busybox'], { encoding: 'utf8' }).trim();
+  const child = spawn('ip', ['netns', 'exec', ns, bb, 'httpd', '-f', '-p', '8080', '-h', www], {
+    stdio: 'ignore',
+    detached: false,
+  });
+  child.unref();
+  return { ip, url: `http://${ip}:8080/`, close };
 }

@@ -1,0 +1,162 @@
+// The borders of a container (firewall.ts), with real containers on a real bridge: it
+// reaches the internet (a stand-in server in a network namespace routed through the host),
+// but neither another container, of another app or of its own, nor any port of the host;
+// the host (where the router runs) still reaches a container's web port.
+import { execFileSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { networkInterfaces } from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  internetStandIn,
+  NATIVE_DIR,
+  tempDir,
+  testRootfs,
+  waitFor,
+} from '../../test/helpers/host.ts';
+import { filterTable, nftRuleset, resolversOnHost } from './firewall.ts';
+import { createRuntime, Network } from './index.ts';
+import { hostVethName } from './network.ts';
+import type { ContainerInfo, Runtime } from './types.ts';
+
+const BRIDGE = 'paasbd0';
+const SUBNET = '10.81.0.0/24';
+const GATEWAY = '10.81.0.1';
+
+const sh = (s: string) => execFileSync('sh', ['-c', s], { encoding: 'utf8' });
+
+describe('borders of a container on the bridge', () => {
+  const tmp = tempDir('borders');
+  let rt: Runtime;
+  let inet: ReturnType<typeof internetStandIn>;
+  let host: Server;
+  let hostPort = 0;
+  let web: ContainerInfo; // app b's web process
+  let sibling: ContainerInfo; // another process of app b
+  let attacker: ContainerInfo; // app a
+
+  /** What a container gets from `url`: the body, or UNREACHABLE (bounded: 4 s). */
+  const fetchFrom = async (c: ContainerInfo, url: string): Promise<string> => {
+    const r = await rt.exec(c.id, {
+      command: ['sh', '-c', `timeout 4 wget -q -O - "${url}" 2>/dev/null || echo UNREACHABLE`],
+    });
+    return r.stdout.trim();
+  };
+
+  beforeAll(async () => {
+    rt = createRuntime('native', {
+      dataDir: tmp.dir,
+      nativeDir: NATIVE_DIR,
+      bridge: BRIDGE,
+      subnet: SUBNET,
+      networkStateDir: tmp.dir,
+      cgroupParent: 'paastest-borders',
+    });
+    inet = internetStandIn('bd', 81, 'hello from the internet\n');
+    // A private service of the host, on every address (as sshd or an API on 0.0.0.0 / ::).
+    host = createServer((_req, res) => res.end('host secret\n'));
+    await new Promise<void>((r) => host.listen(0, '::', r));
+    hostPort = (host.address() as { port: number }).port;
+    const start = async (labels: Record<string, string>, command: string[]) => {
+      const c = await rt.create({
+        rootfs: { lowers: [testRootfs()] },
+        command,
+        net: 'bridge',
+        labels,
+      });
+      return rt.start(c.id);
+    };
+    web = await start({ app: 'b' }, [
+      'sh',
+      '-c',
+      'mkdir -p /www && echo "b web" > /www/index.html && exec httpd -f -p 5000 -h /www',
+    ]);
+    sibling = await start({ app: 'b' }, ['sleep', '600']);
+    attacker = await start({ app: 'a' }, ['sleep', '600']);
+    await waitFor('b web to serve the host', () =>
+      fetch(`http://${web.ip}:5000/`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    );
+  });
+
+  afterAll(async () => {
+    for (const c of await rt.list()) await rt.remove(c.id, { force: true }).catch(() => undefined);
+    host?.close();
+    inet?.close();
+    // The bridge and its tables are this test's own.
+    sh(
+      `nft delete table inet ${filterTable(BRIDGE)} 2>/dev/null; nft delete table ip paas_${BRIDGE} 2>/dev/null; ip link del ${BRIDGE} 2>/dev/null; true`,
+    );
+    tmp.cleanup();
+  });
+
+  it('reaches the internet through the host', async () => {
+    expect(await fetchFrom(attacker, inet.url)).toBe('hello from the internet');
+  });
+
+  it("cannot open a connection to another app's container, nor to one of its own app", async () => {
+    expect(await fetchFrom(attacker, `http://${web.ip}:5000/`)).toBe('UNREACHABLE');
+    expect(await fetchFrom(sibling, `http://${web.ip}:5000/`)).toBe('UNREACHABLE');
+  });
+
+  it('cannot open a connection to any address of the host: the gateway, the LAN address, IPv6 link-local', async () => {
+    // The listener is up: the host itself reaches it on the gateway address.
+    expect(await fetch(`http://${GATEWAY}:${hostPort}/`).then((r) => r.text())).toBe(
+      'host secret\n',
+    );
+    expect(await fetchFrom(attacker, `http://${GATEWAY}:${hostPort}/`)).toBe('UNREACHABLE');
+    const lan = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a !== undefined && !a.internal && a.family === 'IPv4' && a.address !== GATEWAY);
+    if (lan !== undefined)
+      expect(await fetchFrom(attacker, `http://${lan.address}:${hostPort}/`)).toBe('UNREACHABLE');
+    expect(await fetchFrom(attacker, `http://${inet.ip.replace(/\.2$/, '.1')}:${hostPort}/`)).toBe(
+      'UNREACHABLE',
+    );
+    // The bridge's IPv6 link-local address: the container has one on eth0 too.
+    const ll = /inet6 (fe80::[0-9a-f:]+)\//.exec(sh(`ip -6 addr show dev ${BRIDGE} scope link`));
+    if (ll !== null) {
+      const r = await rt.exec(attacker.id, {
+        command: [
+          'sh',
+          '-c',
+          `echo | timeout 4 nc ${ll[1]}%eth0 ${hostPort} >/dev/null 2>&1 && echo CONNECTED || echo UNREACHABLE`,
+        ],
+      });
+      expect(r.stdout.trim()).toBe('UNREACHABLE');
+    }
+  });
+
+  it("the host (the router's side) still reaches a web process", async () => {
+    expect(await fetch(`http://${web.ip}:5000/`).then((r) => r.text())).toBe('b web\n');
+  });
+
+  it('re-applies itself idempotently: one rule set, and ports attached before it are isolated again', async () => {
+    const veth = hostVethName(attacker.id);
+    const isolated = `/sys/class/net/${BRIDGE}/brif/${veth}/isolated`;
+    expect(sh(`cat ${isolated}`).trim()).toBe('1');
+    sh(`echo 0 > ${isolated}`); // as a port attached by a paas without borders
+    for (let i = 0; i < 2; i++) {
+      const n = new Network({ stateDir: tmp.dir, bridge: BRIDGE, subnet: SUBNET });
+      await n.ensureBridge();
+      n.close();
+    }
+    expect(sh(`cat ${isolated}`).trim()).toBe('1');
+    const table = sh(`nft list table inet ${filterTable(BRIDGE)}`);
+    expect(table.match(/iifname "paasbd0" drop/g)).toHaveLength(1);
+    expect(table.match(/oifname "paasbd0" drop/g)).toHaveLength(1);
+    expect(await fetchFrom(attacker, `http://${web.ip}:5000/`)).toBe('UNREACHABLE');
+  });
+
+  it('keeps DNS open only on resolvers that are addresses of the host', () => {
+    const conf =
+      'nameserver 127.0.0.53\nnameserver 192.0.2.2\nnameserver 9.9.9.9\nnameserver fd00::2\n';
+    const dns = resolversOnHost(conf, ['192.0.2.2', 'fd00::2', '10.81.0.1']);
+    expect(dns).toEqual({ v4: ['192.0.2.2'], v6: ['fd00::2'] });
+    expect(nftRuleset('paas0', dns)).toContain(
+      'iifname "paas0" ip daddr { 192.0.2.2 } meta l4proto { tcp, udp } th dport 53 accept',
+    );
+    expect(nftRuleset('paas0', { v4: [], v6: [] })).not.toContain('dport 53');
+  });
+});
