@@ -21,6 +21,7 @@ import type { ContainerInfo, Runtime } from './types.ts';
 const BRIDGE = 'paasbd0';
 const SUBNET = '10.81.0.0/24';
 const GATEWAY = '10.81.0.1';
+const OTHER_BRIDGE = 'paasbd1';
 
 const sh = (s: string) => execFileSync('sh', ['-c', s], { encoding: 'utf8' });
 
@@ -85,9 +86,10 @@ describe('borders of a container on the bridge', () => {
     host?.close();
     inet?.close();
     // The bridge and its tables are this test's own.
-    sh(
-      `nft delete table inet ${filterTable(BRIDGE)} 2>/dev/null; nft delete table ip paas_${BRIDGE} 2>/dev/null; ip link del ${BRIDGE} 2>/dev/null; true`,
-    );
+    for (const br of [BRIDGE, OTHER_BRIDGE])
+      sh(
+        `nft delete table inet ${filterTable(br)} 2>/dev/null; nft delete table ip paas_${br} 2>/dev/null; ip link del ${br} 2>/dev/null; true`,
+      );
     tmp.cleanup();
   });
 
@@ -98,6 +100,40 @@ describe('borders of a container on the bridge', () => {
   it("cannot open a connection to another app's container, nor to one of its own app", async () => {
     expect(await fetchFrom(attacker, `http://${web.ip}:5000/`)).toBe('UNREACHABLE');
     expect(await fetchFrom(sibling, `http://${web.ip}:5000/`)).toBe('UNREACHABLE');
+  });
+
+  it('cannot reach a container from another paas bridge of the host, routed through it', async () => {
+    const other = createRuntime('native', {
+      dataDir: tmp.dir,
+      nativeDir: NATIVE_DIR,
+      bridge: OTHER_BRIDGE,
+      subnet: '10.82.0.0/24',
+      networkStateDir: tmp.dir,
+      cgroupParent: 'paastest-borders',
+    });
+    const c = await other.create({
+      rootfs: { lowers: [testRootfs()] },
+      command: ['sleep', '600'],
+      net: 'bridge',
+    });
+    await other.start(c.id);
+    try {
+      const r = await other.exec(c.id, {
+        command: [
+          'sh',
+          '-c',
+          `timeout 4 wget -q -O - "http://${web.ip}:5000/" 2>/dev/null || echo UNREACHABLE`,
+        ],
+      });
+      expect(r.stdout.trim()).toBe('UNREACHABLE');
+      // …while the internet is still there for it.
+      const ok = await other.exec(c.id, {
+        command: ['sh', '-c', `timeout 4 wget -q -O - "${inet.url}" || echo UNREACHABLE`],
+      });
+      expect(ok.stdout.trim()).toBe('hello from the internet');
+    } finally {
+      await other.remove(c.id, { force: true });
+    }
   });
 
   it('cannot open a connection to any address of the host: the gateway, the LAN address, IPv6 link-local', async () => {
