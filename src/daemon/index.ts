@@ -16,7 +16,7 @@ import { DEFAULT_RETENTION_BYTES, LogCollector, LogStore } from '../logs/index.t
 import { openStore } from '../registry/index.ts';
 import { createRegistryHandler } from '../registry/server.ts';
 import { accessLogPath } from '../router/index.ts';
-import { createRuntime } from '../runtime/index.ts';
+import { createRuntime, Network } from '../runtime/index.ts';
 import { createApi } from './api.ts';
 import { ensureAdminToken, requestToken, tokenChecker } from './auth.ts';
 import { RouterLink } from './router-link.ts';
@@ -95,6 +95,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     stopGraceMs: opts.stopGraceMs,
     defaultLimits: opts.defaultLimits,
   });
+  // The containers' borders (runtime/firewall.ts) go on before any container is adopted or
+  // started: a reboot or a flushed ruleset would otherwise leave running apps without them.
+  const net = new Network({});
+  try {
+    await net.ensureBridge();
+  } finally {
+    net.close();
+  }
+  log.info(`network: bridge ${net.bridge} up, container borders applied`);
   const report = await adopt(deps, (m) => log.warn(m));
   log.info(report, 'recovered state');
   collector.start();
