@@ -29,7 +29,7 @@ export const COMMANDS: readonly Command[] = [
   {
     name: 'daemon',
     usage:
-      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g]',
+      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096]',
     summary: 'run the paas daemon: API, git, registry; starts the router',
     load: daemon,
   },
@@ -104,8 +104,10 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'resources:set',
-    usage: 'resources:set NAME [--memory 256m] [--cpus 0.5] [--ps TYPE] [--json]',
-    summary: 'set memory and CPU limits (all types, or one), applied at the next start',
+    usage:
+      'resources:set NAME [--memory 256m] [--cpus 0.5] [--pids 4096] [--cap-net-raw on|off] [--ps TYPE] [--json]',
+    summary:
+      'set memory, CPU and task limits and raw sockets (all types, or one), applied at the next start',
     load: ps,
   },
   {
