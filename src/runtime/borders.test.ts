@@ -13,7 +13,7 @@ import {
   testRootfs,
   waitFor,
 } from '../../test/helpers/host.ts';
-import { filterTable, nftRuleset, resolversOnHost } from './firewall.ts';
+import { filterTable, iptablesBorders, nftRuleset, resolversOnHost } from './firewall.ts';
 import { createRuntime, Network } from './index.ts';
 import { hostVethName } from './network.ts';
 import type { ContainerInfo, Runtime } from './types.ts';
@@ -194,5 +194,73 @@ describe('borders of a container on the bridge', () => {
       'iifname "paas0" ip daddr { 192.0.2.2 } meta l4proto { tcp, udp } th dport 53 accept',
     );
     expect(nftRuleset('paas0', { v4: [], v6: [] })).not.toContain('dport 53');
+  });
+});
+
+describe('borders with iptables (hosts without nft)', () => {
+  const tmp = tempDir('borders-ipt');
+  const bridge = 'paasbd2';
+  let rt: Runtime;
+  let inet: ReturnType<typeof internetStandIn>;
+  let host: Server;
+  let hostPort = 0;
+  const dropIptables = () =>
+    sh(
+      ['iptables', 'ip6tables']
+        .map(
+          (t) =>
+            `${t} -w -D INPUT -i ${bridge} -j PAAS-IN-${bridge} 2>/dev/null; ${t} -w -D FORWARD -o ${bridge} -j PAAS-FWD-${bridge} 2>/dev/null; ${t} -w -F PAAS-IN-${bridge} 2>/dev/null; ${t} -w -X PAAS-IN-${bridge} 2>/dev/null; ${t} -w -F PAAS-FWD-${bridge} 2>/dev/null; ${t} -w -X PAAS-FWD-${bridge} 2>/dev/null`,
+        )
+        .join('; ') + '; true',
+    );
+
+  beforeAll(async () => {
+    rt = createRuntime('native', {
+      dataDir: tmp.dir,
+      nativeDir: NATIVE_DIR,
+      bridge,
+      subnet: '10.84.0.0/24',
+      networkStateDir: tmp.dir,
+      cgroupParent: 'paastest-borders',
+    });
+    inet = internetStandIn('bi', 84, 'hello from the internet\n');
+    host = createServer((_req, res) => res.end('host secret\n'));
+    await new Promise<void>((r) => host.listen(0, '::', r));
+    hostPort = (host.address() as { port: number }).port;
+  });
+
+  afterAll(async () => {
+    for (const c of await rt.list()) await rt.remove(c.id, { force: true }).catch(() => undefined);
+    host?.close();
+    inet?.close();
+    dropIptables();
+    sh(
+      `nft delete table inet ${filterTable(bridge)} 2>/dev/null; nft delete table ip paas_${bridge} 2>/dev/null; ip link del ${bridge} 2>/dev/null; true`,
+    );
+    tmp.cleanup();
+  });
+
+  it('keeps the host closed and the internet open, idempotently', async () => {
+    const c = await rt.create({
+      rootfs: { lowers: [testRootfs()] },
+      command: ['sleep', '600'],
+      net: 'bridge',
+    });
+    await rt.start(c.id);
+    // Only the iptables rules from here on, applied twice as two daemon starts would.
+    sh(`nft delete table inet ${filterTable(bridge)}`);
+    await iptablesBorders(bridge, { v4: [], v6: [] });
+    await iptablesBorders(bridge, { v4: [], v6: [] });
+    expect(sh('iptables -w -S INPUT').match(new RegExp(`-j PAAS-IN-${bridge}`, 'g'))).toHaveLength(
+      1,
+    );
+    const probe = async (url: string) =>
+      (
+        await rt.exec(c.id, {
+          command: ['sh', '-c', `timeout 4 wget -q -O - "${url}" 2>/dev/null || echo UNREACHABLE`],
+        })
+      ).stdout.trim();
+    expect(await probe(inet.url)).toBe('hello from the internet');
+    expect(await probe(`http://10.84.0.1:${hostPort}/`)).toBe('UNREACHABLE');
   });
 });

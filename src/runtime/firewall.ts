@@ -108,7 +108,7 @@ function nft(ruleset: string): Promise<boolean> {
 }
 
 /** The same borders with iptables/ip6tables, for hosts without nft: own chains, jumped to once. */
-async function iptablesBorders(bridge: string, dns: { v4: string[]; v6: string[] }) {
+export async function iptablesBorders(bridge: string, dns: { v4: string[]; v6: string[] }) {
   const chainIn = `PAAS-IN-${bridge}`;
   const chainFwd = `PAAS-FWD-${bridge}`;
   for (const [cmd, resolvers] of [
