@@ -9,6 +9,7 @@ import {
   BuildLimitExceeded,
   InvalidArgument,
   InvalidDockerfile,
+  PaasError,
 } from '../errors/index.ts';
 import type { ContainerConfig, Image, ImageLayer, ImageStore } from '../registry/index.ts';
 import { createRuntime, type Runtime, type RuntimeName } from '../runtime/index.ts';
@@ -43,6 +44,11 @@ export type BuildOptions = {
   limits?: Partial<BuildLimits>;
   /** Largest build context accepted (default 512 MiB). */
   maxContextBytes?: number;
+  /**
+   * Makes a base image the store lacks (src/baseimages builds node:18-slim… on demand); says
+   * so through the build's output. Resolves false when `ref` is not one it makes.
+   */
+  prepareBase?: (ref: string, say: (line: string) => void) => Promise<boolean>;
 };
 
 export type BuildStep = { n: number; instruction: string; cached: boolean; ms: number };
@@ -118,6 +124,16 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const consumed = new Set<string>();
   const cache = new BuildCache(opts.dataDir);
   const store = opts.store;
+  /** An image for FROM or COPY --from: the store's, else one prepareBase makes now. */
+  const resolveBase = async (ref: string): Promise<Image> => {
+    try {
+      return await store.resolveImage(ref);
+    } catch (e) {
+      if (!(e instanceof PaasError) || e.code !== 'ImageNotFound' || !opts.prepareBase) throw e;
+      if (!(await opts.prepareBase(ref, out))) throw e;
+      return store.resolveImage(ref);
+    }
+  };
   const runtime =
     typeof opts.runtime === 'object'
       ? opts.runtime
@@ -238,7 +254,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
           rootTree((await view(dep.layers)).root, `stage "${dep.stage.name ?? dep.stage.index}"`),
       };
     }
-    const image = await store.resolveImage(ref);
+    const image = await resolveBase(ref);
     return {
       inputs: `image:${image.digest}`,
       open: async () => rootTree((await view(image.layers)).root, `image ${image.ref}`),
@@ -423,7 +439,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
         rebuilt: false,
       };
     }
-    const base = await store.resolveImage(ref);
+    const base = await resolveBase(ref);
     return {
       stage: s,
       base,

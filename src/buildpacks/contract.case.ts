@@ -9,7 +9,8 @@ import { AppFiles } from './app.ts';
 import type { Buildpack } from './types.ts';
 
 export const FIXTURES = path.resolve(import.meta.dirname, '../../test/fixtures/buildpacks');
-const BASES = /^(node:(22|24|26)|debian:bookworm)( AS [a-z-]+)?$/i;
+// Base images src/baseimages makes: node:<version>[-slim] (built at install or on demand), debian.
+const BASES = /^(node:\d+(\.\d+){0,2}(-slim)?|debian:bookworm)( AS [a-z-]+)?$/i;
 
 export function buildpackContract(
   bp: Buildpack,

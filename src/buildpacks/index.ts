@@ -8,9 +8,10 @@ import { AppFiles } from './app.ts';
 import { node } from './node/index.ts';
 import { procfile } from './procfile/index.ts';
 import { staticSite } from './static/index.ts';
-import type { BuildChoice, Buildpack, BuildpackName } from './types.ts';
+import type { BuildChoice, Buildpack, BuildpackName, PlanContext } from './types.ts';
 
-export type { BuildChoice, Buildpack, BuildpackName, Plan } from './types.ts';
+export type { BuildChoice, Buildpack, BuildpackName, Plan, PlanContext } from './types.ts';
+export { resolveNode, type NodeChoice } from './node/engines.ts';
 export { AppFiles } from './app.ts';
 
 /** Detection order: the first that recognizes the app builds it. */
@@ -35,8 +36,8 @@ export function getBuildpack(name: string): Buildpack {
 const LOOKED_FOR =
   'a Dockerfile, package.json (node), static.json or index.html (static), Procfile (procfile)';
 
-function choose(bp: Buildpack, app: AppFiles, reason: string): BuildChoice {
-  const plan = bp.plan(app);
+function choose(bp: Buildpack, app: AppFiles, reason: string, ctx: PlanContext): BuildChoice {
+  const plan = bp.plan(app, ctx);
   return {
     kind: 'buildpack',
     buildpack: bp.name,
@@ -52,7 +53,10 @@ function choose(bp: Buildpack, app: AppFiles, reason: string): BuildChoice {
  * Chooses how `contextDir` builds. `forced` is the app's BUILDPACK config var: it names the
  * buildpack outright (even over a Dockerfile), and the buildpack must still find its files.
  */
-export function detect(contextDir: string, opts: { forced?: string } = {}): BuildChoice {
+export function detect(
+  contextDir: string,
+  opts: { forced?: string } & PlanContext = {},
+): BuildChoice {
   const app = new AppFiles(contextDir);
   const forced = opts.forced?.trim();
   if (forced !== undefined && forced !== '') {
@@ -63,7 +67,7 @@ export function detect(contextDir: string, opts: { forced?: string } = {}): Buil
         `BUILDPACK=${bp.name}, but the ${bp.name} buildpack does not apply: ${bp.summary}`,
         { step: 'detect', buildpack: bp.name },
       );
-    return choose(bp, app, `BUILDPACK=${bp.name} (${why})`);
+    return choose(bp, app, `BUILDPACK=${bp.name} (${why})`, opts);
   }
   if (app.isFile('Dockerfile')) {
     return {
@@ -78,7 +82,7 @@ export function detect(contextDir: string, opts: { forced?: string } = {}): Buil
   }
   for (const bp of BUILDPACKS) {
     const why = bp.detect(app);
-    if (why !== null) return choose(bp, app, why);
+    if (why !== null) return choose(bp, app, why, opts);
   }
   throw new BuildFailed(
     `no buildpack matched: looked for ${LOOKED_FOR} at the repository root; add one, or set BUILDPACK to one of ${BUILDPACKS.map((b) => b.name).join(', ')}`,

@@ -1,6 +1,7 @@
 // The one interface every buildpack implements (STYLE.md §3): detect says whether (and why)
 // it applies to an app's files; plan turns those files into the inputs of its Dockerfile
 // template. The contract suite (contract.case.ts) holds each buildpack to it.
+import type { NodeReleases } from '../baseimages/index.ts';
 import type { AppFiles } from './app.ts';
 
 export type BuildpackName = 'node' | 'static' | 'procfile';
@@ -16,13 +17,21 @@ export interface Plan {
   files: Record<string, string>;
 }
 
+/** What a plan may consult beyond the app's files (fetched by the caller, so plans stay pure). */
+export interface PlanContext {
+  /** Node releases engines.node picks from (default: the versions pinned on this box). */
+  nodeReleases?: NodeReleases;
+  /** The date end-of-life is judged at (default: now). */
+  now?: Date;
+}
+
 export interface Buildpack {
   readonly name: BuildpackName;
   readonly summary: string;
   /** Why this buildpack applies to the app, or null when it does not. */
   detect(app: AppFiles): string | null;
   /** Throws a PaasError (BuildFailed, step "detect") when the app cannot be built as is. */
-  plan(app: AppFiles): Plan;
+  plan(app: AppFiles, ctx?: PlanContext): Plan;
   /** Renders the Dockerfile from the plan's inputs. */
   render(inputs: Record<string, unknown>): string;
 }

@@ -8,6 +8,7 @@ import pino from 'pino';
 import { InvalidArgument } from '../errors/index.ts';
 import { openState, type AppName } from '../apps/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
+import { BaseImages } from '../baseimages/index.ts';
 import { build, defaultBuildLimits, type BuildLimits } from '../builder/index.ts';
 import { adopt, handlePush, scale, withSupervisor, type AppLimits } from '../deploy/index.ts';
 import { parseProcessType } from '../apps/index.ts';
@@ -91,6 +92,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     build,
     buildLimits,
     maxPushBytes,
+    baseImages: new BaseImages({ store }),
     startTimeoutMs: opts.startTimeoutMs,
     stopGraceMs: opts.stopGraceMs,
     defaultLimits: opts.defaultLimits,

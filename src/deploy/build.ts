@@ -57,8 +57,17 @@ export interface Built {
  * Choose build: the repository's Dockerfile, or one rendered by the buildpack that recognizes
  * the app (the BUILDPACK config var forces one). Its files (a static server…) join the context.
  */
-function chooseBuildMethod(dir: string, config: Readonly<Record<string, string>>): BuildChoice {
-  const choice = detect(dir, { forced: config.BUILDPACK });
+async function chooseBuildMethod(
+  deps: DeployDeps,
+  dir: string,
+  config: Readonly<Record<string, string>>,
+): Promise<BuildChoice> {
+  // The release list is fetched (or read from its cache) only for apps with a package.json.
+  const nodeReleases =
+    deps.baseImages !== undefined && existsSync(join(dir, 'package.json'))
+      ? await deps.baseImages.nodeReleases()
+      : undefined;
+  const choice = detect(dir, { forced: config.BUILDPACK, nodeReleases });
   writeBuildpackFiles(dir, choice);
   return choice;
 }
@@ -66,10 +75,11 @@ function chooseBuildMethod(dir: string, config: Readonly<Record<string, string>>
 export async function build(deps: DeployDeps, co: Checkout, r: Reporter): Promise<Built> {
   const record = deps.state.builds.start(co.app, co.sha);
   try {
-    const method = chooseBuildMethod(co.dir, deps.state.apps.config(co.app));
+    const method = await chooseBuildMethod(deps, co.dir, deps.state.apps.config(co.app));
     r.info(`Build ${record.id} of ${co.sha.slice(0, 7)}: ${describeChoice(method)}`);
     for (const w of method.warnings) r.info(`warning: ${w}`);
     const tag = `build-${record.id}`;
+    const bases = deps.baseImages;
     const { image } = await deps.build({
       contextDir: co.dir,
       dockerfile: method.dockerfile ?? undefined,
@@ -81,6 +91,7 @@ export async function build(deps: DeployDeps, co: Checkout, r: Reporter): Promis
       limits: deps.buildLimits,
       // The checkout is already held to --max-push-size; a second, smaller cap would only confuse.
       ...(deps.maxPushBytes === undefined ? {} : { maxContextBytes: deps.maxPushBytes }),
+      prepareBase: bases ? (ref, say) => bases.prepare(ref, say) : undefined,
     });
     const processes = processTypes(co.dir, image);
     deps.state.builds.succeed(record.id, `${co.app}:${tag}`);

@@ -2,6 +2,7 @@
 // daemon wires, the pipeline works). Each field is a real part; tests pass the real ones.
 import type { AppName, Release, State } from '../apps/index.ts';
 import type { BuildLimits } from '../builder/index.ts';
+import type { BaseImageProvider } from '../baseimages/index.ts';
 import type { LogCollector, LogStore } from '../logs/index.ts';
 import type { Image, ImageStore } from '../registry/index.ts';
 import type { ContainerInfo, Runtime } from '../runtime/index.ts';
@@ -20,6 +21,7 @@ export type BuildFn = (opts: {
   noCache?: boolean;
   limits?: Partial<BuildLimits>;
   maxContextBytes?: number;
+  prepareBase?: (ref: string, say: (line: string) => void) => Promise<boolean>;
 }) => Promise<{ image: Image }>;
 
 /** The part of the router client the pipeline uses. */
@@ -46,6 +48,8 @@ export interface DeployDeps {
   buildLimits?: Partial<BuildLimits>;
   /** Largest pushed tree, bytes (--max-push-size): checked before it is checked out. */
   maxPushBytes?: number;
+  /** Base images made on demand and the Node releases engines.node picks from (optional: without it, only images already in the store and the pinned Node versions). */
+  baseImages?: BaseImageProvider;
   /** Every app process and its restart policy (supervisor.ts); see withSupervisor. */
   supervisor: ProcessSupervisor;
   /** How long a new web process may take to accept on its port. */

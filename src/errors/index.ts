@@ -93,6 +93,8 @@ export const Conflict = define('Conflict', 'conflict');
 export const BuildFailed = define('BuildFailed', 'failed');
 /** A build step ran into one of the build limits; `details.limit` names it (memory, pids, disk, timeout). */
 export const BuildLimitExceeded = define('BuildLimitExceeded', 'failed');
+/** engines.node that no Node release satisfies (an end-of-life one is not refused). */
+export const NodeVersionUnsatisfiable = define('NodeVersionUnsatisfiable', 'failed');
 export const DeployFailed = define('DeployFailed', 'failed');
 export const HealthCheckFailed = define('HealthCheckFailed', 'failed');
 export const RuntimeError = define('RuntimeError', 'failed');

@@ -17,7 +17,6 @@ export {
   parseRepoName,
   parseTag,
   formatImageRef,
-  NODE_MAJORS,
   type ImageRef,
   type RepoName,
   type Tag,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidImageRef } from '../errors/index.ts';
-import { checkEndOfLife, formatImageRef, parseImageRef, parseRepoName } from './ref.ts';
+import { formatImageRef, parseImageRef, parseRepoName } from './ref.ts';
 
 const D = `sha256:${'a'.repeat(64)}`;
 
@@ -47,21 +47,4 @@ describe('parseImageRef', () => {
     expect(() => parseRepoName('App')).toThrow(InvalidImageRef);
     expect(() => parseRepoName('a/_b')).toThrow(InvalidImageRef);
   });
-});
-
-describe('node end-of-life', () => {
-  it.each(['node:20', 'node:20-slim', 'node:18.19.0', 'node:16'])(
-    'refuses %s naming the majors that exist',
-    (raw) => {
-      expect(() => checkEndOfLife(parseImageRef(raw))).toThrow(
-        /end-of-life.*node:22, node:24, node:26/,
-      );
-    },
-  );
-  it.each(['node:22', 'node:24-slim', 'node:lts', 'node:26', 'other/node:20'])(
-    'accepts %s',
-    (raw) => {
-      expect(() => checkEndOfLife(parseImageRef(raw))).not.toThrow();
-    },
-  );
 });

@@ -122,27 +122,6 @@ export function formatImageRef(ref: ImageRef): string {
   return s;
 }
 
-/** Node majors we build base images for (provision/base-images.lock.json pins each). */
-export const NODE_MAJORS: readonly number[] = [22, 24, 26];
-
-/**
- * `node:20` and older are end-of-life (ARCHITECTURE.md): refuse them by name instead of
- * "not found", so the user learns which majors exist.
- */
-export function checkEndOfLife(ref: ImageRef): void {
-  if (ref.domain !== null || ref.repository !== 'library/node' || ref.tag === null) return;
-  const m = /^v?(\d+)(?:[.-]|$)/.exec(ref.tag);
-  if (!m) return;
-  const major = Number(m[1]);
-  const oldest = Math.min(...NODE_MAJORS);
-  if (major < oldest) {
-    throw new InvalidImageRef(
-      `node:${ref.tag} is end-of-life (Node ${major} no longer receives security fixes); use one of ${NODE_MAJORS.map((n) => `node:${n}`).join(', ')} (node:lts = node:24)`,
-      { ref: formatImageRef(ref), endOfLife: true, majors: NODE_MAJORS },
-    );
-  }
-}
-
 /**
  * Local repositories a reference may name, in order: Docker's rule makes `node` mean
  * `library/node`, while app images are single-component repositories (`<app>:<release>`),

@@ -18,7 +18,6 @@ import { tarDirectory, type WalkMode } from './layerwriter.ts';
 import { ManifestStore, type StoredManifest } from './manifests.ts';
 import { MediaTypes, type ContainerConfig } from './media.ts';
 import {
-  checkEndOfLife,
   formatImageRef,
   parseImageRef,
   parseRepoName,
@@ -185,7 +184,6 @@ class FileImageStore implements ImageStore {
 
   async resolveImage(raw: string | ImageRef): Promise<Image> {
     const ref = typeof raw === 'string' ? parseImageRef(raw) : raw;
-    checkEndOfLife(ref);
     const reference = ref.digest ?? (ref.tag as string);
     const candidates = candidateRepos(ref);
     try {

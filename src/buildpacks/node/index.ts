@@ -1,4 +1,4 @@
-// The Node buildpack: any app with a package.json. Picks the Node major from engines.node and
+// The Node buildpack: any app with a package.json. Picks the Node release from engines.node and
 // the package manager from the lockfile, installs production dependencies in a layer keyed by
 // the manifests, runs the `build` script in its own stage, and ships a slim, non-root image.
 import { BuildFailed } from '../../errors/index.ts';
@@ -6,7 +6,8 @@ import type { AppFiles } from '../app.ts';
 import { readProcfile } from '../procfile.ts';
 import { loadTemplate } from '../render.ts';
 import type { Buildpack, Plan } from '../types.ts';
-import { nodeMajor } from './engines.ts';
+import { localReleases } from '../../baseimages/index.ts';
+import { resolveNode } from './engines.ts';
 import { needsToolchain, packageManager, PINNED } from './package-manager.ts';
 
 const template = loadTemplate(new URL('./Dockerfile.hbs', import.meta.url));
@@ -33,9 +34,9 @@ function defaultWeb(app: AppFiles, pkg: Record<string, unknown>, built: boolean)
 export const node: Buildpack = {
   name: 'node',
   summary:
-    'Node.js apps (package.json): npm, yarn or pnpm by lockfile, engines.node picks 22/24/26',
+    'Node.js apps (package.json): npm, yarn or pnpm by lockfile, engines.node picks the Node release',
   detect: (app) => (app.isFile('package.json') ? 'package.json found' : null),
-  plan(app): Plan {
+  plan(app, ctx = {}): Plan {
     const pkg = app.json('package.json');
     if (pkg === null)
       throw new BuildFailed('the node buildpack needs a package.json at the repository root', {
@@ -45,23 +46,28 @@ export const node: Buildpack = {
       typeof pkg.engines === 'object' && pkg.engines !== null
         ? (pkg.engines as Record<string, unknown>).node
         : undefined;
-    const { major, reason: majorReason } = nodeMajor(engines);
+    const nodeChoice = resolveNode(engines, ctx.nodeReleases ?? localReleases(), ctx.now);
     const pm = packageManager(app, pkg);
     const tc = needsToolchain(app, pkg, pm);
     const buildScript = typeof scripts(pkg).build === 'string';
     const procfile = readProcfile(app);
     const web = defaultWeb(app, pkg, buildScript);
     const processTypes = procfile ?? { web: web.join(' ') };
-    const warnings =
-      pm.lockfile === null
+    const warnings = [
+      ...(nodeChoice.warning !== null ? [nodeChoice.warning] : []),
+      ...(pm.lockfile === null
         ? [
             'no lockfile (package-lock.json, yarn.lock or pnpm-lock.yaml): dependencies resolve afresh on every build; commit a lockfile for repeatable builds',
           ]
-        : [];
+        : []),
+    ];
     return {
       inputs: {
-        major,
-        majorReason,
+        major: nodeChoice.major,
+        majorReason: nodeChoice.reason,
+        // The exact version's slim image: built at install for the pinned majors, else on
+        // demand by the builder (src/baseimages) the first time an app asks for it.
+        nodeTag: `${nodeChoice.version}-slim`,
         pm: pm.name,
         pmReason: pm.reason,
         toolchain: tc.toolchain,

