@@ -1,6 +1,7 @@
 // Issue 8's acceptance, end to end: apps without a Dockerfile are pushed with real git to a
 // real daemon, built by the buildpack that recognizes them on the real base images
-// (provision/base-images: node:22/24, debian:bookworm), and fetched through the router.
+// (provision/base-images: node:22/24/26-slim, debian:bookworm; others built on demand by the
+// daemon), and fetched through the router.
 // One daemon serves the whole file, so every push after the first shares its layer cache.
 // Skipped only with PAAS_SKIP_BASE_IMAGES=1 (building the base images takes minutes).
 import { execFile, execFileSync } from 'node:child_process';
@@ -216,6 +217,42 @@ describe.skipIf(SKIP)(
         expect(r.body).toMatch(/^v22\.\d+\.\d+\n$/);
       },
       10 * 60_000,
+    );
+
+    // Issue 16: any Node release builds. Node 18 and 20.17.0 are not built at install: the
+    // first push asking for one prepares its base image (and says so); an end-of-life major
+    // builds with a loud warning instead of a refusal.
+    it.each([
+      ['18.x', /^v18\.\d+\.\d+\n$/, 18],
+      ['20.17.x', /^v20\.17\.\d+\n$/, 20],
+      ['24.x', /^v24\.\d+\.\d+\n$/, null],
+    ])(
+      'engines.node "%s" deploys on that release',
+      async (range, version, eolMajor) => {
+        const app = repo('node22');
+        app.write(
+          'package.json',
+          JSON.stringify({ name: 'engines', main: 'index.js', engines: { node: range } }),
+        );
+        app.commit(`engines.node ${range}`);
+        const name = `engines${range.replace(/\W/g, '')}`;
+        const { lines } = await deploy(app.dir, name);
+        const eol = lines.filter((l) => /warning: Node \d+ is END-OF-LIFE/.test(l));
+        if (eolMajor === null) expect(eol).toEqual([]);
+        else {
+          expect(eol).toEqual([
+            expect.stringContaining(`warning: Node ${eolMajor} is END-OF-LIFE (since `),
+          ]);
+          // Built on demand, the first time a build asks for it on this box.
+          const from = lines.find((l) => /Step 1\/\d+ : FROM node:/.test(l)) ?? '';
+          const tag = /FROM node:(\S+) AS base/.exec(from)?.[1];
+          expect(tag, lines.join('\n')).toMatch(new RegExp(`^${eolMajor}\\.\\d+\\.\\d+-slim$`));
+        }
+        const r = await get(p, name);
+        expect(r.status).toBe(200);
+        expect(r.body).toMatch(version);
+      },
+      30 * 60_000,
     );
 
     it.each([
