@@ -1,5 +1,5 @@
 // Buildpack builds with the real builder and runtime on the real base images
-// (provision/base-images: node:22/24/26, debian:bookworm): each fixture app is detected,
+// (provision/base-images: node:22/24/26-slim, debian:bookworm): each fixture app is detected,
 // rendered, built, and its processes run; web processes are fetched over the bridge network.
 // Skipped only with PAAS_SKIP_BASE_IMAGES=1 (the base images take minutes the first time).
 import { execFile } from 'node:child_process';
