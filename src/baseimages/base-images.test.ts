@@ -13,6 +13,7 @@ import { build } from '../builder/index.ts';
 import { fixtureCopy, openHarness, runImage, type Harness } from '../builder/harness.ts';
 import { openStore, type ImageStore } from '../registry/index.ts';
 import { tempDir } from '../registry/testing.ts';
+import { npmPack } from './build.ts';
 import { lock } from './lock.ts';
 import { parseNodeTag, pinnedVersion, tagsFor, versionFor } from './index.ts';
 
@@ -118,6 +119,17 @@ describe('node tags', () => {
       expect(lock.debian.full).toContain(p);
     expect(lock.debian.include).not.toContain('g++');
   });
+});
+
+describe('inputs from the npm registry', () => {
+  it('a tarball whose sha512 is not the pinned one is refused before it is unpacked', async () => {
+    const dir = fs.mkdtempSync(path.join(t.dir, 'pack-'));
+    await expect(
+      npmPack('yarn', { version: lock.yarn.version, integrity: 'sha512-AAAA' }, dir),
+    ).rejects.toThrow(/yarn@1\.22\.22: integrity mismatch \(got sha512-.+, expected sha512-AAAA\)/);
+    expect(fs.readdirSync(dir).filter((f) => !f.endsWith('.tgz'))).toEqual([]);
+    await expect(npmPack('yarn', lock.yarn, dir)).resolves.toMatch(/yarn-1\.22\.22\.tgz$/);
+  }, 120_000);
 });
 
 describe('base images', () => {

@@ -171,7 +171,7 @@ export function buildDebian(variant: NodeVariant, say: Say) {
 }
 
 /** `npm pack` of a package version, refused unless its sha512 is `integrity`. */
-async function npmPack(spec: string, pin: Pin, dir: string): Promise<string> {
+export async function npmPack(spec: string, pin: Pin, dir: string): Promise<string> {
   const { stdout } = await run(
     'npm',
     ['pack', '--silent', '--json', `${spec}@${pin.version}`, '--pack-destination', dir],
