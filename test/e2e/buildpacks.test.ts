@@ -44,10 +44,11 @@ beforeAll(async () => {
   });
 }, 45 * 60_000);
 const repos: string[] = [];
+// Stopping a dozen apps' containers takes more than the default 2 minutes on a loaded box.
 afterAll(async () => {
   await p?.cleanup();
   for (const d of repos) rmSync(d, { recursive: true, force: true });
-});
+}, 10 * 60_000);
 
 function repo(fixture: string, from = BUILDPACK_FIXTURES): ReturnType<typeof appRepo> {
   const r = appRepo(fixture, undefined, from);
