@@ -129,9 +129,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     try {
       return await store.resolveImage(ref);
     } catch (e) {
-      if (!(e instanceof PaasError) || e.code !== 'ImageNotFound' || !opts.prepareBase) throw e;
-      if (!(await opts.prepareBase(ref, out))) throw e;
-      return store.resolveImage(ref);
+      if (!(e instanceof PaasError) || e.code !== 'ImageNotFound') throw e;
+      if (opts.prepareBase && (await opts.prepareBase(ref, out))) return store.resolveImage(ref);
+      // Not here and not a base image we build: pulled from its registry (once).
+      return store.ensureImage(ref, { onProgress: out });
     }
   };
   const runtime =
@@ -215,7 +216,13 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     let layer: ImageLayer | null = null;
     if (dir !== null && (await fsp.readdir(dir)).length > 0)
       layer = await store.diffToLayer(dir, { adopt: true });
-    const entry: CacheEntry = { key, layer, created: new Date().toISOString(), createdBy };
+    const entry: CacheEntry = {
+      key,
+      layer,
+      created: new Date().toISOString(),
+      createdBy,
+      base: st.base?.digest ?? null,
+    };
     await cache.put(entry);
     apply(st, entry, createdBy);
     st.rebuilt = true;

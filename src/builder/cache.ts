@@ -14,6 +14,8 @@ export type CacheEntry = {
   layer: ImageLayer | null;
   created: string;
   createdBy: string;
+  /** The FROM image's manifest digest: images GC keeps a pulled base while entries use it. */
+  base?: string | null;
 };
 
 export type KeyParts = {
@@ -77,7 +79,17 @@ export class BuildCache {
 
   /** Layer digests the cache refers to: what image GC must keep (`keepBlobs`). */
   async layerDigests(): Promise<string[]> {
+    return (await this.refs()).layers;
+  }
+
+  /** Base image digests the cache's entries were built on (pulled images GC keeps). */
+  async baseDigests(): Promise<string[]> {
+    return (await this.refs()).bases;
+  }
+
+  private async refs(): Promise<{ layers: string[]; bases: string[] }> {
     const out: string[] = [];
+    const bases = new Set<string>();
     for (const sub of await fsp.readdir(this.dir).catch(() => [] as string[])) {
       for (const name of await fsp.readdir(path.join(this.dir, sub)).catch(() => [] as string[])) {
         try {
@@ -85,11 +97,12 @@ export class BuildCache {
             await fsp.readFile(path.join(this.dir, sub, name), 'utf8'),
           ) as CacheEntry;
           if (e.layer) out.push(e.layer.digest);
+          if (typeof e.base === 'string') bases.add(e.base);
         } catch {
           // A torn or foreign file is not an entry.
         }
       }
     }
-    return out;
+    return { layers: out, bases: [...bases] };
   }
 }

@@ -24,12 +24,13 @@ const domains = () => import('./commands/domains.ts');
 const buildpacks = () => import('./commands/buildpacks.ts');
 const oneoff = () => import('./commands/run.ts');
 const images = () => import('./commands/images.ts');
+const registry = () => import('./commands/registry.ts');
 
 export const COMMANDS: readonly Command[] = [
   {
     name: 'daemon',
     usage:
-      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096]',
+      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096] [--registry-mirror URL]…',
     summary: 'run the paas daemon: API, git, registry; starts the router',
     load: daemon,
   },
@@ -164,6 +165,24 @@ export const COMMANDS: readonly Command[] = [
     usage: 'images:gc [--dry-run] [--json]',
     summary: 'free image data no tag, recent release or running container uses',
     load: images,
+  },
+  {
+    name: 'images:pull',
+    usage: 'images:pull REF [--json]',
+    summary: 'pull an image (or refresh its tag) from its registry now',
+    load: images,
+  },
+  {
+    name: 'registry:login',
+    usage: 'registry:login HOST -u USER --password-stdin',
+    summary: 'store credentials for a registry (checked against it first; kept 0600)',
+    load: registry,
+  },
+  {
+    name: 'registry:logout',
+    usage: 'registry:logout HOST',
+    summary: "forget a registry's credentials",
+    load: registry,
   },
   {
     name: 'buildpacks',

@@ -27,6 +27,7 @@ import {
 } from '../errors/index.ts';
 import { formatLine, SOURCES, type Filter, type Source } from '../logs/index.ts';
 import { requestToken } from './auth.ts';
+import { mountImageRoutes } from './images-api.ts';
 import { mountProcessRoutes } from './processes-api.ts';
 
 export interface ApiOptions {
@@ -152,6 +153,7 @@ export function createApi(opts: ApiOptions): express.Express {
     res.json(state.builds.list(name));
   });
   mountProcessRoutes(api, deps);
+  mountImageRoutes(api, deps);
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);

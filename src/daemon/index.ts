@@ -40,6 +40,8 @@ export interface DaemonOptions {
   stopGraceMs?: number;
   /** Memory and pids of every app process without resources:set (default 512 MiB, 4096). */
   defaultLimits?: AppLimits;
+  /** Docker Hub mirrors (`--registry-mirror`), tried in order before Docker Hub. */
+  registryMirrors?: string[];
 }
 
 export interface Daemon {
@@ -63,7 +65,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   const state = openState(opts.dataDir);
   const runtime = createRuntime(opts.runtime, { dataDir: opts.dataDir });
-  const store = await openStore(opts.dataDir);
+  const store = await openStore(opts.dataDir, { pull: { mirrors: opts.registryMirrors ?? [] } });
   const logs = new LogStore({
     dir: join(opts.dataDir, 'logs', 'apps'),
     retentionBytes: opts.logRetentionBytes ?? DEFAULT_RETENTION_BYTES,

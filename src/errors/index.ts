@@ -101,6 +101,8 @@ export const RuntimeError = define('RuntimeError', 'failed');
 /** A bounded wait ran out (a container that did not exit in time); callers may wait again. */
 export const WaitTimeout = define('WaitTimeout', 'failed');
 export const Unsupported = define('Unsupported', 'unavailable');
+/** A registry could not be reached or did not serve an image (pulls). */
+export const RegistryUnavailable = define('RegistryUnavailable', 'unavailable');
 // Router.
 export const InvalidRouteTable = define('InvalidRouteTable', 'invalid');
 export const RouterUnavailable = define('RouterUnavailable', 'unavailable');

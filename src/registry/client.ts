@@ -37,6 +37,52 @@ function parseChallenge(header: string): { scheme: string; params: Record<string
   return { scheme, params };
 }
 
+function basicHeader(cred: { username?: string; password?: string } | null): string | null {
+  if (!cred || cred.password === undefined) return null;
+  return `Basic ${Buffer.from(`${cred.username ?? 'paas'}:${cred.password}`).toString('base64')}`;
+}
+
+/**
+ * The Authorization header that answers a 401's `WWW-Authenticate`: `Basic` with the
+ * credentials; `Bearer realm=…,service=…,scope=…` with a token from the realm, asked with
+ * the credentials when there are any (anonymous otherwise). An empty `scope` asks for no
+ * scope, as `docker login` does to check credentials.
+ */
+export async function answerChallenge(
+  challenge: string,
+  scope: string,
+  cred: { username?: string; password?: string } | null,
+  label: string,
+  timeoutMs = 30_000,
+): Promise<string> {
+  const { scheme, params } = parseChallenge(challenge);
+  const b = basicHeader(cred);
+  if (scheme === 'basic') {
+    if (!b)
+      throw new Unauthorized(`${label} requires credentials; log in with \`paas registry:login\``);
+    return b;
+  }
+  if (scheme !== 'bearer' || !params.realm)
+    throw new Unsupported(`${label}: unsupported auth challenge ${challenge.slice(0, 200)}`);
+  const url = new URL(params.realm);
+  if (params.service) url.searchParams.set('service', params.service);
+  const sc = params.scope ?? scope;
+  if (sc) url.searchParams.set('scope', sc);
+  if (cred?.username) url.searchParams.set('account', cred.username);
+  const res = await fetch(url, {
+    headers: b ? { authorization: b } : {},
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new Unauthorized(`${label}: token request to ${url.origin} failed with ${res.status}`);
+  }
+  const body = (await res.json()) as { token?: string; access_token?: string };
+  const token = body.token ?? body.access_token;
+  if (!token) throw new Unauthorized(`${label}: token endpoint returned no token`);
+  return `Bearer ${token}`;
+}
+
 export class RegistryClient implements ImageSource {
   readonly description: string;
   private readonly base: string;
@@ -50,33 +96,8 @@ export class RegistryClient implements ImageSource {
     this.description = `registry ${this.base}`;
   }
 
-  private basic(): string | null {
-    if (this.opts.password === undefined) return null;
-    return `Basic ${Buffer.from(`${this.opts.username ?? 'paas'}:${this.opts.password}`).toString('base64')}`;
-  }
-
-  private async answer(challenge: string, scope: string): Promise<string> {
-    const { scheme, params } = parseChallenge(challenge);
-    if (scheme === 'basic') {
-      const b = this.basic();
-      if (!b) throw new Unauthorized(`${this.base} requires credentials`);
-      return b;
-    }
-    if (scheme !== 'bearer' || !params.realm)
-      throw new Unsupported(`${this.base}: unsupported auth challenge ${challenge}`);
-    const url = new URL(params.realm);
-    if (params.service) url.searchParams.set('service', params.service);
-    url.searchParams.set('scope', params.scope ?? scope);
-    const b = this.basic();
-    const res = await fetch(url, { headers: b ? { authorization: b } : {} });
-    if (!res.ok)
-      throw new Unauthorized(
-        `${this.base}: token request to ${url.origin} failed with ${res.status}`,
-      );
-    const body = (await res.json()) as { token?: string; access_token?: string };
-    const token = body.token ?? body.access_token;
-    if (!token) throw new Unauthorized(`${this.base}: token endpoint returned no token`);
-    return `Bearer ${token}`;
+  private answer(challenge: string, scope: string): Promise<string> {
+    return answerChallenge(challenge, scope, this.opts, this.base);
   }
 
   /** A request with auth; `body` must be replayable (a function) if it may be retried. */

@@ -10,13 +10,20 @@ export type {
   GcReport,
   ImageSummary,
   ImageSource,
+  EnsureOptions,
+  PulledRecord,
+  Pulls,
+  RegistryCredential,
 } from './types.ts';
+export type { PullerOptions } from './pull.ts';
 export type { StoredManifest } from './manifests.ts';
 export {
   parseImageRef,
   parseRepoName,
   parseTag,
   formatImageRef,
+  displayRef,
+  parseRegistryHost,
   type ImageRef,
   type RepoName,
   type Tag,

@@ -128,8 +128,66 @@ export function formatImageRef(ref: ImageRef): string {
  * so a short name falls back to the literal repository.
  */
 export function candidateRepos(ref: ImageRef): RepoName[] {
+  if (ref.domain !== null) return [localRepo(ref)];
   const out = [ref.repository];
   if (ref.domain === null && /^library\/[^/]+$/.test(ref.repository))
     out.push(ref.repository.slice('library/'.length) as RepoName);
   return out;
+}
+
+/** Docker Hub's registry API host: short names (`node`, `acme/web`) are pulled from it. */
+export const DOCKER_HUB_REGISTRY = 'registry-1.docker.io';
+/** The key Docker Hub credentials are stored under (as `docker login` does). */
+export const DOCKER_HUB_HOST = 'docker.io';
+
+/**
+ * Where a pulled image lives in the local store. Docker Hub images keep their name
+ * (`library/python`), so the base images we build (`library/node:22`) answer for Docker Hub
+ * names first. Another registry's image is prefixed with its host, `:` spelled `__` (a
+ * separator the repository grammar allows and a host name never contains), so
+ * `127.0.0.1:5000/team/base` is `127.0.0.1__5000/team/base`: unambiguous, and never an app
+ * (app repositories have one component).
+ */
+export function localRepo(ref: ImageRef): RepoName {
+  if (ref.domain === null) return ref.repository;
+  return `${ref.domain.toLowerCase().replace(':', '__')}/${ref.repository}` as RepoName;
+}
+
+/** The credentials key and API base URL of the registry a reference names. */
+export function registryOf(ref: ImageRef): { host: string; url: string } {
+  if (ref.domain === null) return { host: DOCKER_HUB_HOST, url: `https://${DOCKER_HUB_REGISTRY}` };
+  return { host: ref.domain.toLowerCase(), url: registryUrl(ref.domain) };
+}
+
+/**
+ * A registry host's base URL. Loopback registries speak plain HTTP, as Docker treats
+ * 127.0.0.0/8 as an insecure registry by default; every other host is HTTPS.
+ */
+export function registryUrl(host: string): string {
+  const name = host.replace(/:[0-9]+$/, '').toLowerCase();
+  const loopback = name === 'localhost' || /^127\.[0-9]+\.[0-9]+\.[0-9]+$/.test(name);
+  return `${loopback ? 'http' : 'https'}://${host.toLowerCase()}`;
+}
+
+/** The one validator of a registry host named on the command line (`registry:login HOST`). */
+export function parseRegistryHost(raw: unknown): string {
+  const s = typeof raw === 'string' ? raw.replace(/^https?:\/\//, '').replace(/\/+$/, '') : '';
+  if (!DOMAIN.test(s))
+    throw new InvalidImageRef(
+      `invalid registry host ${JSON.stringify(String(raw).slice(0, 200))}: use host[:port]`,
+      { host: raw ?? null },
+    );
+  return DOCKER_HUB.has(s.toLowerCase()) ? DOCKER_HUB_HOST : s.toLowerCase();
+}
+
+/** How a reference is shown to users: as they would type it (`node:26-alpine`). */
+export function displayRef(ref: ImageRef): string {
+  const repo =
+    ref.domain === null && ref.repository.startsWith('library/')
+      ? ref.repository.slice('library/'.length)
+      : ref.repository;
+  let s = ref.domain ? `${ref.domain}/${repo}` : repo;
+  if (ref.tag) s += `:${ref.tag}`;
+  if (ref.digest) s += `@${ref.digest}`;
+  return s;
 }

@@ -18,6 +18,7 @@ import { tarDirectory, type WalkMode } from './layerwriter.ts';
 import { ManifestStore, type StoredManifest } from './manifests.ts';
 import { MediaTypes, type ContainerConfig } from './media.ts';
 import {
+  displayRef,
   formatImageRef,
   parseImageRef,
   parseRepoName,
@@ -27,6 +28,7 @@ import {
 } from './ref.ts';
 import { DEFAULT_LAYER_LIMITS, type LayerLimits } from './unpack.ts';
 import { UploadArea } from './uploads.ts';
+import { Puller, type EnsureOptions, type PullerOptions } from './pull.ts';
 import { exportOciLayout, importOciLayout } from './oci-layout.ts';
 import { exportDockerArchive, importDockerArchive } from './docker-archive.ts';
 import { collectGarbage } from './gc.ts';
@@ -46,8 +48,10 @@ export type StoreOptions = {
   layerLimits?: Partial<LayerLimits>;
   /** Largest blob a registry client may upload (default 20 GiB). */
   maxUploadBytes?: number;
-  /** Where missing images are pulled from (a RegistryClient pointed at a mirror). */
+  /** Where resolveImage pulls missing images from (a RegistryClient pointed at a registry). */
   mirror?: ImageSource;
+  /** How ensureImage/pullImage reach registries: Docker Hub mirrors, timeouts. */
+  pull?: PullerOptions;
   /** gzip level of layers made by diffToLayer/importRootfs (default 1: builds favour speed). */
   gzipLevel?: number;
 };
@@ -60,6 +64,10 @@ function tap(hash: Hash, count?: (n: number) => void): Transform {
       cb(null, chunk);
     },
   });
+}
+
+function listRefs(have: string[]): string {
+  return have.length ? have.slice(0, 20).join(', ') + (have.length > 20 ? ', …' : '') : 'none';
 }
 
 function fixedMtime(): Date {
@@ -75,6 +83,7 @@ class FileImageStore implements ImageStore {
   readonly manifests: ManifestStore;
   readonly layers: LayerCache;
   readonly uploads: UploadArea;
+  readonly puller: Puller;
   private readonly options: StoreOptions;
 
   constructor(dataDir: string, options: StoreOptions) {
@@ -88,6 +97,7 @@ class FileImageStore implements ImageStore {
       ...DEFAULT_LAYER_LIMITS,
       ...options.layerLimits,
     });
+    this.puller = new Puller(dataDir, options.pull);
     this.uploads = new UploadArea(
       this.imagesDir,
       this.blobs,
@@ -115,6 +125,12 @@ class FileImageStore implements ImageStore {
   }
   blobPath(digest: string) {
     return this.blobs.path(parseDigest(digest));
+  }
+  tmpFile(label: string) {
+    return tmpName(this.tmpDir, label);
+  }
+  adoptBlob(tmpFile: string, digest: string) {
+    return this.blobs.adopt(tmpFile, parseDigest(digest));
   }
 
   putManifest(repo: string, reference: string, bytes: Buffer, mediaType?: string) {
@@ -207,15 +223,37 @@ class FileImageStore implements ImageStore {
       if (!(err instanceof ImageNotFound)) throw err;
       if (this.options.mirror) return this.options.mirror.pull(this, ref);
       const have = (await this.images()).map((i) => i.ref);
-      const list = have.length
-        ? have.slice(0, 40).join(', ') + (have.length > 40 ? ', …' : '')
-        : 'none';
       throw new ImageNotFound(
-        `image ${formatImageRef(ref)} not found. Images here: ${list}. Add one with \`paas images:import FILE\` (a docker save archive or OCI layout), or configure a mirror registry to pull from.`,
+        `image ${formatImageRef(ref)} not found. Images here: ${listRefs(have)}. Pull it with \`paas images:pull REF\`, or add one with \`paas images:import FILE\` (a docker save archive or OCI layout).`,
         { ref: formatImageRef(ref), available: have },
         { cause: err },
       );
     }
+  }
+
+  async ensureImage(raw: string | ImageRef, options: EnsureOptions = {}): Promise<Image> {
+    const ref = typeof raw === 'string' ? parseImageRef(raw) : raw;
+    try {
+      return await this.puller.ensure(this, ref, options);
+    } catch (err) {
+      // Offline or unknown: one line naming the image and what each registry said, with the
+      // images that are here (the local tags always serve).
+      if (
+        !(err instanceof PaasError) ||
+        !['ImageNotFound', 'RegistryUnavailable'].includes(err.code)
+      )
+        throw err;
+      const have = (await this.images()).map((i) => i.ref);
+      throw new ImageNotFound(
+        `${err.message}. Images here: ${listRefs(have)}`,
+        { ref: displayRef(ref), available: have },
+        { cause: err },
+      );
+    }
+  }
+
+  pullImage(raw: string | ImageRef, options: EnsureOptions = {}): Promise<Image> {
+    return this.puller.pull(this, typeof raw === 'string' ? parseImageRef(raw) : raw, options);
   }
 
   async layerDirs(image: Image): Promise<string[]> {

@@ -87,6 +87,10 @@ export interface ImageStore {
   openBlob(digest: string, range?: BlobRange): Promise<Readable>;
   readBlob(digest: string, maxBytes?: number): Promise<Buffer>;
   blobPath(digest: string): string;
+  /** A fresh path in the store's tmp dir (swept on open when its writer is gone). */
+  tmpFile(label: string): string;
+  /** Moves a file whose sha256 the caller verified to be `digest` into the blob store. */
+  adoptBlob(tmpFile: string, digest: string): Promise<void>;
 
   putManifest(repo: string, reference: string, bytes: Buffer, mediaType?: string): Promise<Digest>;
   getManifest(repo: string, reference: string): Promise<StoredManifest>;
@@ -103,6 +107,16 @@ export interface ImageStore {
   images(): Promise<ImageSummary[]>;
 
   resolveImage(ref: string | ImageRef): Promise<Image>;
+  /**
+   * The image for a FROM: the local tag when there is one (base images we build, images
+   * pulled before), else pulled from its registry once (Docker Hub and its mirrors for short
+   * names). Progress lines (`Pulling node:26-alpine: 3/5 layers, 41 MB`) go to `onProgress`.
+   */
+  ensureImage(ref: string | ImageRef, options?: EnsureOptions): Promise<Image>;
+  /** `paas images:pull`: fetches `ref` from its registry now, refreshing a tag. */
+  pullImage(ref: string | ImageRef, options?: EnsureOptions): Promise<Image>;
+  /** Registry pulls: credentials, pull records. */
+  readonly puller: Pulls;
   /** Unpacked layer directories, TOPMOST FIRST (overlayfs lowerdir order). */
   layerDirs(image: Image): Promise<string[]>;
   diffToLayer(upperDir: string, options?: { adopt?: boolean; mtime?: Date }): Promise<ImageLayer>;
@@ -117,4 +131,32 @@ export interface ImageStore {
   importRootfs(dir: string, ref: string, config: ContainerConfig): Promise<Image>;
 
   gc(options?: GcOptions): Promise<GcReport>;
+}
+
+export type EnsureOptions = { onProgress?: (line: string) => void };
+
+export type RegistryCredential = { username: string; password: string };
+
+/** What a pull left in `<images>/pulled/`: which local tag came from where (images GC reads it). */
+export type PulledRecord = {
+  /** The reference as pulled, e.g. `library/python:3.12-slim`, `127.0.0.1:5000/team/base:1`. */
+  ref: string;
+  /** The local repository it is stored under (see ref.ts `localRepo`). */
+  repository: string;
+  tag: string | null;
+  /** The digest asked for (a tag's index or manifest digest, or the ref's own digest). */
+  reference: string;
+  /** The platform manifest kept in the store. */
+  digest: Digest;
+  registry: string;
+  pulledAt: string;
+};
+
+/** The store's registry side: credentials (`registry:login`) and the records of pulls. */
+export interface Pulls {
+  login(host: string, cred: RegistryCredential): Promise<void>;
+  logout(host: string): Promise<boolean>;
+  records(): Promise<(PulledRecord & { file: string })[]>;
+  /** Forgets a record (GC untagged its image). */
+  forget(file: string): Promise<void>;
 }

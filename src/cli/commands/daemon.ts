@@ -15,6 +15,27 @@ function bytes(flag: string, v: string): number {
   );
 }
 
+/** A `--registry-mirror` URL: http(s) with a host, no path (Docker's `registry-mirrors`). */
+function mirrorUrl(v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new InvalidArgument(
+      `daemon: --registry-mirror "${v}" is not a URL (e.g. https://mirror.example.com)`,
+    );
+  }
+  if (
+    (u.protocol !== 'http:' && u.protocol !== 'https:') ||
+    u.pathname.replace(/\/+$/, '') !== '' ||
+    u.search
+  )
+    throw new InvalidArgument(
+      `daemon: --registry-mirror "${v}" must be an http(s) URL without a path`,
+    );
+  return `${u.protocol}//${u.host}`;
+}
+
 export async function run(_name: string, args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -37,6 +58,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
       // Limits of every app process that resources:set gives none (Heroku's standard dyno).
       'default-memory': { type: 'string', default: '512m' },
       'default-pids': { type: 'string', default: '4096' },
+      'registry-mirror': { type: 'string', multiple: true, default: [] },
     },
   });
   const { startDaemon, parseBuildLimits } = await import('../../daemon/index.ts');
@@ -60,6 +82,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
       memoryBytes: parseMemory(values['default-memory'], '--default-memory'),
       pids: parsePids(values['default-pids'], '--default-pids'),
     },
+    registryMirrors: values['registry-mirror'].map(mirrorUrl),
   });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);

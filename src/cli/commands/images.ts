@@ -1,8 +1,27 @@
 // images:gc [--dry-run]: frees image data no tag, kept release or running container uses.
+// images:pull REF: fetches REF from its registry now (a tag's newest content).
 import { parse as parseArgs } from './args.ts';
 import { call, printJson } from './client.ts';
+import { parseImageRef, displayRef } from '../../registry/index.ts';
 
-export async function run(_name: string, args: string[]): Promise<number> {
+export async function run(name: string, args: string[]): Promise<number> {
+  if (name === 'images:pull') {
+    const { values, positionals } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: true,
+      options: { json: { type: 'boolean' } },
+    });
+    const ref = displayRef(parseImageRef(positionals[0]));
+    const r = await call<{ ref: string; digest: string; lines: string[] }>(
+      'POST',
+      '/api/images/pull',
+      { ref },
+    );
+    if (values.json === true) printJson(r);
+    else process.stdout.write(`${r.lines.join('\n')}\n${ref}: ${r.digest}\n`);
+    return 0;
+  }
   const { values } = parseArgs({
     args,
     strict: true,
