@@ -21,8 +21,21 @@ import { answerChallenge } from './client.ts';
 import { CredentialStore, type Credential } from './credentials.ts';
 import { digestFromHash, isDigest, parseDigest, sha256, type Digest } from './digest.ts';
 import { writeFileAtomic } from './fsutil.ts';
-import { hostPlatform, MediaTypes, parseManifest, type Descriptor } from './media.ts';
-import { displayRef, localRepo, parseImageRef, registryOf, type ImageRef } from './ref.ts';
+import {
+  hostPlatform,
+  MediaTypes,
+  parseManifest,
+  type Descriptor,
+  type ImageManifest,
+} from './media.ts';
+import {
+  displayRef,
+  localRepo,
+  parseImageRef,
+  registryOf,
+  type ImageRef,
+  type RepoName,
+} from './ref.ts';
 import type { EnsureOptions, Image, ImageStore, PulledRecord, Pulls } from './types.ts';
 
 export type { EnsureOptions, PulledRecord };
@@ -203,7 +216,7 @@ export class Puller implements Pulls {
       const rec = await this.record(ref);
       if (rec !== null) {
         const img = await store
-          .resolveImage(parseImageRef(`${rec.repository}@${rec.digest}`))
+          .resolveImage(storedRef(rec.repository, rec.digest))
           .catch(() => null);
         if (img !== null) return img;
       }
@@ -298,10 +311,33 @@ export class Puller implements Pulls {
     if (parsed.kind !== 'manifest')
       throw new InvalidArgument(`${shown}: ${s.label} served no image manifest`);
     const manifest = parsed.manifest;
-    const scope = `repository:${repo}:pull`;
 
+    // What this pull adds is removed again if it fails: a refused pull keeps nothing.
+    const added: Digest[] = [];
+    try {
+      return await this.fetchImage(s, store, ref, top, m, manifest, added, progress);
+    } catch (err) {
+      for (const d of added) await store.deleteBlob(d);
+      throw err;
+    }
+  }
+
+  private async fetchImage(
+    s: Session,
+    store: ImageStore,
+    ref: ImageRef,
+    top: Fetched,
+    m: Fetched,
+    manifest: ImageManifest,
+    added: Digest[],
+    progress: (line: string) => void,
+  ): Promise<Image> {
+    const repo = ref.repository;
+    const shown = displayRef(ref);
+    const scope = `repository:${repo}:pull`;
     // The config is small: read whole and verified by putBlob.
     if (!(await store.hasBlob(manifest.config.digest))) {
+      added.push(manifest.config.digest);
       if (manifest.config.size > MAX_CONFIG)
         throw new InvalidArgument(`${shown}: image config is too large`);
       const res = await s.get(`/v2/${repo}/blobs/${manifest.config.digest}`, scope);
@@ -327,7 +363,7 @@ export class Puller implements Pulls {
     const worker = async (): Promise<void> => {
       for (let d = queue.shift(); d !== undefined; d = queue.shift()) {
         if (!(await store.hasBlob(d.digest)))
-          await this.download(s, store, repo, d, (n) => {
+          await this.download(s, store, repo, d, added, (n) => {
             bytes += n;
             report(false);
           });
@@ -354,7 +390,7 @@ export class Puller implements Pulls {
       pulledAt: new Date().toISOString(),
     });
     progress(`Pulled ${shown}: ${total}/${total} layers, ${mb(bytes)} (${m.digest.slice(0, 19)})`);
-    return store.resolveImage(parseImageRef(`${local}@${m.digest}`));
+    return store.resolveImage(storedRef(local, m.digest));
   }
 
   /**
@@ -366,6 +402,7 @@ export class Puller implements Pulls {
     store: ImageStore,
     repo: string,
     d: Descriptor,
+    added: Digest[],
     count: (n: number) => void,
   ): Promise<void> {
     const tmp = store.tmpFile(`pull-${d.digest.slice(7, 19)}`);
@@ -419,6 +456,7 @@ export class Puller implements Pulls {
           }
           const digest = digestFromHash(hash);
           if (digest !== parseDigest(d.digest)) throw digestMismatch(d.digest, digest);
+          added.push(digest);
           await store.adoptBlob(tmp, digest);
           return;
         } catch (err) {
@@ -500,6 +538,19 @@ export class Puller implements Pulls {
   async logout(host: string): Promise<boolean> {
     return this.credentials.remove(host);
   }
+}
+
+/**
+ * A stored repository by digest, built directly: a host-prefixed local name
+ * (`127.0.0.1__5000/team/base`) would read as a registry host if parsed from text.
+ */
+function storedRef(repository: string, digest: Digest): ImageRef {
+  return Object.freeze({
+    domain: null,
+    repository: repository as RepoName,
+    tag: null,
+    digest,
+  }) as ImageRef;
 }
 
 /**

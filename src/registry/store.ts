@@ -132,6 +132,9 @@ class FileImageStore implements ImageStore {
   adoptBlob(tmpFile: string, digest: string) {
     return this.blobs.adopt(tmpFile, parseDigest(digest));
   }
+  deleteBlob(digest: string) {
+    return this.blobs.delete(parseDigest(digest));
+  }
 
   putManifest(repo: string, reference: string, bytes: Buffer, mediaType?: string) {
     return this.manifests.put(repo, reference, bytes, mediaType);

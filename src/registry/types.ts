@@ -91,6 +91,8 @@ export interface ImageStore {
   tmpFile(label: string): string;
   /** Moves a file whose sha256 the caller verified to be `digest` into the blob store. */
   adoptBlob(tmpFile: string, digest: string): Promise<void>;
+  /** Removes a blob (a failed pull's own downloads); true when there was one. */
+  deleteBlob(digest: string): Promise<boolean>;
 
   putManifest(repo: string, reference: string, bytes: Buffer, mediaType?: string): Promise<Digest>;
   getManifest(repo: string, reference: string): Promise<StoredManifest>;
