@@ -174,7 +174,7 @@ describe('resolveImage, layerDirs and commitImage', () => {
     const err = await store.resolveImage('nosuch:1').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ImageNotFound);
     expect((err as Error).message).toMatch(
-      /library\/nosuch:1 not found\. Images here: library\/busybox:latest\. Add one with `paas images:import FILE`.*mirror registry/,
+      /library\/nosuch:1 not found\. Images here: library\/busybox:latest\. Pull it with `paas images:pull REF`, or add one with `paas images:import FILE`/,
     );
   });
 });
