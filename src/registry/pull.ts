@@ -8,6 +8,9 @@
 // fails in seconds with one line naming the image and the registry.
 import { createHash, type Hash } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import path from 'node:path';
 import {
   ImageNotFound,
@@ -140,9 +143,41 @@ class Session {
     throw new Unauthorized(`${this.label}: authentication failed`);
   }
 
+  /**
+   * A blob GET on undici's own request API: a Node stream body (several times faster than
+   * fetch's web stream for large layers), with the connect/headers/idle bounds of
+   * `dispatcher` and the same challenge handling as `get`.
+   */
+  async stream(
+    dispatcher: Dispatcher,
+    pathOrUrl: string,
+    scope: string,
+    headers: Record<string, string> = {},
+  ): Promise<Dispatcher.ResponseData> {
+    const url = pathOrUrl.startsWith('http') ? pathOrUrl : `${this.url}${pathOrUrl}`;
+    for (let attempt = 0; ; attempt++) {
+      const h: Record<string, string> = { ...headers };
+      const a = this.auth.get(scope);
+      if (a) h.authorization = a;
+      const res = await request(url, { headers: h, dispatcher });
+      const challenge = res.headers['www-authenticate'];
+      if (res.statusCode !== 401 || typeof challenge !== 'string' || attempt > 0) return res;
+      await res.body.dump().catch(() => undefined);
+      this.auth.set(
+        scope,
+        await answerChallenge(challenge, scope, this.cred, this.label, this.timeoutMs),
+      );
+    }
+  }
+
   /** Why a response is not the one wanted, as a typed error naming the registry. */
   async fail(res: Response, what: string): Promise<never> {
     await res.body?.cancel().catch(() => undefined);
+    return this.failStatus(res.status, what);
+  }
+
+  failStatus(status: number, what: string): never {
+    const res = { status };
     if (res.status === 404) throw new ImageNotFound(`${what} not found on ${this.label}`);
     if (res.status === 401 || res.status === 403)
       throw new Unauthorized(
@@ -164,6 +199,8 @@ export class Puller implements Pulls {
   private readonly idleMs: number;
   private readonly concurrency: number;
   private readonly recordsDir: string;
+  /** Connection pool of blob downloads: bounded connect, headers and idle-body waits. */
+  private readonly dispatcher: Dispatcher;
   /** Pulls in flight by local reference: concurrent builds of one FROM share one pull. */
   private readonly inflight = new Map<string, Promise<Image>>();
 
@@ -174,6 +211,13 @@ export class Puller implements Pulls {
     this.idleMs = opts.idleTimeoutMs ?? 60_000;
     this.concurrency = Math.max(1, opts.concurrency ?? 3);
     this.recordsDir = path.join(dataDir, 'images', 'pulled');
+    // Registries on object storage (Docker Hub) answer blob GETs with a redirect to a CDN;
+    // undici drops the Authorization header when a redirect leaves the origin.
+    this.dispatcher = new Agent({
+      connect: { timeout: this.timeoutMs },
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.idleMs,
+    }).compose(interceptors.redirect({ maxRedirections: 5 }));
   }
 
   /** The endpoints to try for `ref`, in order: mirrors first for Docker Hub names. */
@@ -411,56 +455,49 @@ export class Puller implements Pulls {
     let lastErr: unknown = null;
     try {
       for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt++) {
-        const ac = new AbortController();
-        let idle: NodeJS.Timeout | undefined;
-        const arm = () => {
-          clearTimeout(idle);
-          idle = setTimeout(
-            () => ac.abort(new DOMException('timed out', 'TimeoutError')),
-            this.idleMs,
-          );
-        };
         try {
-          const res = await s.get(
+          const res = await s.stream(
+            this.dispatcher,
             `/v2/${repo}/blobs/${d.digest}`,
             `repository:${repo}:pull`,
             have > 0 ? { range: `bytes=${have}-` } : {},
-            ac.signal,
           );
-          if (have > 0 && res.status === 200) {
+          if (have > 0 && res.statusCode === 200) {
             // The registry ignored the Range: start over.
             count(-have);
             have = 0;
             hash = createHash('sha256');
           }
-          if (!(res.ok || res.status === 206) || !res.body)
-            return await s.fail(res, `layer ${d.digest}`);
-          const out = fs.createWriteStream(tmp, { flags: have > 0 ? 'a' : 'w' });
-          try {
-            arm();
-            for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-              arm();
+          if (res.statusCode !== 200 && res.statusCode !== 206) {
+            await res.body.dump().catch(() => undefined);
+            return await s.failStatus(res.statusCode, `layer ${d.digest}`);
+          }
+          const meter = new Transform({
+            transform(chunk: Buffer, _enc, cb) {
               hash.update(chunk);
               have += chunk.length;
               count(chunk.length);
               if (have > d.size)
-                throw new InvalidArgument(
-                  `digest mismatch: ${d.digest} is ${d.size} bytes, ${s.label} served more`,
-                  { code: 'DIGEST_INVALID', expected: d.digest },
+                cb(
+                  new InvalidArgument(
+                    `digest mismatch: ${d.digest} is ${d.size} bytes, ${s.label} served more`,
+                    { code: 'DIGEST_INVALID', expected: d.digest },
+                  ),
                 );
-              if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
-            }
-          } finally {
-            clearTimeout(idle);
-            await new Promise<void>((r) => out.end(r));
-          }
+              else cb(null, chunk);
+            },
+          });
+          await pipeline(
+            res.body,
+            meter,
+            fs.createWriteStream(tmp, { flags: have > 0 ? 'a' : 'w' }),
+          );
           const digest = digestFromHash(hash);
           if (digest !== parseDigest(d.digest)) throw digestMismatch(d.digest, digest);
           added.push(digest);
           await store.adoptBlob(tmp, digest);
           return;
         } catch (err) {
-          clearTimeout(idle);
           if (err instanceof PaasError) throw err;
           lastErr = err;
         }

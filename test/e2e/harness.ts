@@ -158,6 +158,7 @@ export function cli(
   p: Paas,
   args: string[],
   env: Record<string, string> = {},
+  input?: string,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const c = spawn(BIN, args, {
@@ -173,6 +174,7 @@ export function cli(
     c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     c.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    if (input !== undefined) c.stdin.end(input);
   });
 }
 
