@@ -59,7 +59,7 @@ describe('FROM an image the box does not have', () => {
   it('pulls python:3.12-slim through the mirror, deploys it, and does not pull it again', async () => {
     const repo = appRepo('python-slim');
     const first = await push(p, repo.dir, 'py');
-    const lines = remoteLines(first);
+    const lines = remoteLines(first).map((l) => l.trim());
     expect(first.code, `${first.stderr}\n${p.daemonLog().slice(-3000)}`).toBe(0);
     expect(lines).toContain(`Pulling python:3.12-slim from mirror ${mirror.host}`);
     expect(lines.some((l) => /Pulling python:3\.12-slim: 1\/1 layers, \d+ MB/.test(l))).toBe(true);
@@ -111,7 +111,9 @@ describe('FROM an image the box does not have', () => {
 
     const built = await push(p, repo.dir, 'priv');
     expect(built.code, built.stderr).toBe(0);
-    expect(remoteLines(built)).toContain(`Pulling ${priv.host}/team/base:1 from ${priv.host}`);
+    expect(remoteLines(built).map((l) => l.trim())).toContain(
+      `Pulling ${priv.host}/team/base:1 from ${priv.host}`,
+    );
     expect((await get(p, 'priv')).body).toBe('private base\n');
     // The password went to the registry and the 0600 file only.
     expect(p.daemonLog()).not.toContain(PASSWORD);
