@@ -253,7 +253,7 @@ export class Puller implements Pulls {
     try {
       return await store.resolveImage(ref);
     } catch (err) {
-      if (!(err instanceof PaasError) || err.code !== 'ImageNotFound') throw err;
+      if (!(err instanceof ImageNotFound)) throw err;
     }
     if (ref.digest !== null) {
       // A digest pull of an index kept only the platform manifest: its record says which.
@@ -294,10 +294,8 @@ export class Puller implements Pulls {
       }
     }
     const msg = `cannot pull ${displayRef(ref)}: ${failures.join('; ')}`;
-    if (lastErr instanceof PaasError && lastErr.code === 'ImageNotFound')
-      throw new ImageNotFound(msg, { ref: displayRef(ref) });
-    if (lastErr instanceof PaasError && lastErr.code === 'Unauthorized')
-      throw new Unauthorized(msg, { ref: displayRef(ref) });
+    if (lastErr instanceof ImageNotFound) throw new ImageNotFound(msg, { ref: displayRef(ref) });
+    if (lastErr instanceof Unauthorized) throw new Unauthorized(msg, { ref: displayRef(ref) });
     throw new RegistryUnavailable(msg, { ref: displayRef(ref) });
   }
 

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { ImageNotFound } from '../errors/index.ts';
+import { ImageNotFound, RegistryUnavailable } from '../errors/index.ts';
 import { digestFromHash, parseDigest } from './digest.ts';
 import { BlobStore, type BlobRange } from './blobs.ts';
 import { sweepTmp, tmpName } from './fsutil.ts';
@@ -241,11 +241,7 @@ class FileImageStore implements ImageStore {
     } catch (err) {
       // Offline or unknown: one line naming the image and what each registry said, with the
       // images that are here (the local tags always serve).
-      if (
-        !(err instanceof PaasError) ||
-        !['ImageNotFound', 'RegistryUnavailable'].includes(err.code)
-      )
-        throw err;
+      if (!(err instanceof ImageNotFound || err instanceof RegistryUnavailable)) throw err;
       const have = (await this.images()).map((i) => i.ref);
       throw new ImageNotFound(
         `${err.message}. Images here: ${listRefs(have)}`,
