@@ -7,6 +7,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTar } from '../../src/registry/testing.ts';
 import { testRootfs } from '../helpers/host.ts';
 import {
   pushImage,
@@ -46,6 +47,12 @@ beforeAll(async () => {
     { layers: [busybox], config: CONFIG },
     { creds: `team:${PASSWORD}` },
   );
+  // Each with a layer of its own: an image whose layers a release holds counts as used.
+  for (const name of ['unused', 'cached'])
+    await pushImage(`${mirror.host}/library/${name}:1`, {
+      layers: [busybox, makeTar([{ path: `${name}.txt`, body: name }])],
+      config: CONFIG,
+    });
   p = await startPaas({ daemonArgs: ['--registry-mirror', mirror.url] });
 }, 180_000);
 
@@ -129,5 +136,28 @@ describe('FROM an image the box does not have', () => {
     const j = JSON.parse(r.stdout) as { digest: string; lines: string[] };
     expect(j.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(j.lines[0]).toBe(`Pulling python:3.12-slim from mirror ${mirror.host}`);
+  });
+
+  it('images:gc drops pulled images nothing uses, keeps those a release or the build cache uses', async () => {
+    expect((await cli(p, ['images:pull', 'unused:1'])).code).toBe(0);
+    // A failed build leaves a cache entry (the COPY) on `cached:1` and no image.
+    const repo = appRepo('python-slim');
+    repo.write('Dockerfile', 'FROM cached:1\nCOPY www /www\nRUN exit 3\n');
+    repo.commit('fails after a cached step');
+    expect((await push(p, repo.dir, 'cachedbase')).code).not.toBe(0);
+
+    const gc = await cli(p, ['images:gc']);
+    expect(gc.code, gc.stderr).toBe(0);
+    const untagged = gc.stdout.split('\n').filter((l) => l.startsWith('untagged '));
+    expect(untagged).toContain('untagged library/unused:1');
+    expect(untagged.filter((l) => /python|team\/base|cached/.test(l))).toEqual([]);
+    // The live releases still start from what was kept.
+    expect((await cli(p, ['ps:restart', 'py'])).code).toBe(0);
+    expect((await get(p, 'py')).body).toBe('hello from a pulled base v2\n');
+    // What GC dropped is pulled again on demand.
+    const before = mirror.requests('/v2/library/unused/manifests/');
+    const again = await cli(p, ['images:pull', 'unused:1']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(mirror.requests('/v2/library/unused/manifests/')).toBeGreaterThan(before);
   });
 });
