@@ -10,7 +10,7 @@ import { createHash, type Hash } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, interceptors, type Dispatcher } from 'undici';
 import path from 'node:path';
 import {
   ImageNotFound,
@@ -20,7 +20,6 @@ import {
   Unauthorized,
 } from '../errors/index.ts';
 import { digestMismatch } from './blobs.ts';
-import { answerChallenge } from './client.ts';
 import { CredentialStore, type Credential } from './credentials.ts';
 import { digestFromHash, isDigest, parseDigest, sha256, type Digest } from './digest.ts';
 import { writeFileAtomic } from './fsutil.ts';
@@ -39,6 +38,7 @@ import {
   type ImageRef,
   type RepoName,
 } from './ref.ts';
+import { networkReason, Session } from './session.ts';
 import type { EnsureOptions, Image, ImageStore, PulledRecord, Pulls } from './types.ts';
 
 export type { EnsureOptions, PulledRecord };
@@ -63,132 +63,6 @@ const ACCEPT = [
 const MAX_MANIFEST = 4 * 1024 * 1024;
 const MAX_CONFIG = 16 * 1024 * 1024;
 const RESUME_ATTEMPTS = 4;
-
-/** A network failure as one short phrase (`connection refused`, `DNS lookup failed`, …). */
-function networkReason(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
-  const code = cause?.code ?? (err as { code?: string })?.code;
-  if (code === 'ECONNREFUSED') return 'connection refused';
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'DNS lookup failed';
-  if (code === 'ECONNRESET') return 'connection reset';
-  if (code === 'ENETUNREACH' || code === 'EHOSTUNREACH') return 'network unreachable';
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return 'connection timed out';
-  if ((err as Error)?.name === 'TimeoutError' || (err as Error)?.name === 'AbortError')
-    return 'timed out';
-  return cause?.message ?? (err instanceof Error ? err.message : String(err));
-}
-
-/** One registry endpoint with its credentials; remembers the Authorization per scope. */
-class Session {
-  readonly url: string;
-  readonly label: string;
-  private readonly cred: Credential | null;
-  private readonly timeoutMs: number;
-  private readonly auth = new Map<string, string>();
-
-  constructor(url: string, label: string, cred: Credential | null, timeoutMs: number) {
-    this.url = url.replace(/\/+$/, '');
-    this.label = label;
-    this.cred = cred;
-    this.timeoutMs = timeoutMs;
-  }
-
-  /**
-   * GET with auth. The timeout covers connecting and the response headers; the body is the
-   * caller's to bound (`signal` stays usable for that).
-   */
-  async get(
-    pathOrUrl: string,
-    scope: string,
-    headers: Record<string, string> = {},
-    signal?: AbortSignal,
-  ): Promise<Response> {
-    const url = pathOrUrl.startsWith('http') ? pathOrUrl : `${this.url}${pathOrUrl}`;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const h: Record<string, string> = { ...headers };
-      const a = this.auth.get(scope);
-      if (a) h.authorization = a;
-      const ac = new AbortController();
-      const timer = setTimeout(
-        () => ac.abort(new DOMException('timed out', 'TimeoutError')),
-        this.timeoutMs,
-      );
-      const onAbort = () => ac.abort(signal?.reason);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      let res: Response;
-      try {
-        res = await fetch(url, { headers: h, signal: ac.signal, redirect: 'follow' });
-      } catch (err) {
-        throw new RegistryUnavailable(`${this.label}: ${networkReason(err)}`, {
-          registry: this.label,
-        });
-      } finally {
-        clearTimeout(timer);
-      }
-      const challenge = res.headers.get('www-authenticate');
-      if (res.status !== 401 || !challenge || attempt > 0) return res;
-      await res.body?.cancel();
-      try {
-        this.auth.set(
-          scope,
-          await answerChallenge(challenge, scope, this.cred, this.label, this.timeoutMs),
-        );
-      } catch (err) {
-        if (err instanceof PaasError) throw err;
-        throw new RegistryUnavailable(`${this.label}: token request: ${networkReason(err)}`, {
-          registry: this.label,
-        });
-      }
-    }
-    throw new Unauthorized(`${this.label}: authentication failed`);
-  }
-
-  /**
-   * A blob GET on undici's own request API: a Node stream body (several times faster than
-   * fetch's web stream for large layers), with the connect/headers/idle bounds of
-   * `dispatcher` and the same challenge handling as `get`.
-   */
-  async stream(
-    dispatcher: Dispatcher,
-    pathOrUrl: string,
-    scope: string,
-    headers: Record<string, string> = {},
-  ): Promise<Dispatcher.ResponseData> {
-    const url = pathOrUrl.startsWith('http') ? pathOrUrl : `${this.url}${pathOrUrl}`;
-    for (let attempt = 0; ; attempt++) {
-      const h: Record<string, string> = { ...headers };
-      const a = this.auth.get(scope);
-      if (a) h.authorization = a;
-      const res = await request(url, { headers: h, dispatcher });
-      const challenge = res.headers['www-authenticate'];
-      if (res.statusCode !== 401 || typeof challenge !== 'string' || attempt > 0) return res;
-      await res.body.dump().catch(() => undefined);
-      this.auth.set(
-        scope,
-        await answerChallenge(challenge, scope, this.cred, this.label, this.timeoutMs),
-      );
-    }
-  }
-
-  /** Why a response is not the one wanted, as a typed error naming the registry. */
-  async fail(res: Response, what: string): Promise<never> {
-    await res.body?.cancel().catch(() => undefined);
-    return this.failStatus(res.status, what);
-  }
-
-  failStatus(status: number, what: string): never {
-    const res = { status };
-    if (res.status === 404) throw new ImageNotFound(`${what} not found on ${this.label}`);
-    if (res.status === 401 || res.status === 403)
-      throw new Unauthorized(
-        `${what}: ${this.label} refused access (${res.status})${this.cred ? ` for user ${this.cred.username}` : '; log in with `paas registry:login`'}`,
-      );
-    throw new RegistryUnavailable(`${what}: ${this.label} answered ${res.status}`, {
-      registry: this.label,
-      status: res.status,
-    });
-  }
-}
 
 type Fetched = { bytes: Buffer; mediaType: string; digest: Digest };
 
