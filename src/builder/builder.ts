@@ -124,7 +124,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const consumed = new Set<string>();
   const cache = new BuildCache(opts.dataDir);
   const store = opts.store;
-  /** An image for FROM or COPY --from: the store's, else one prepareBase makes now. */
+  /** An image for FROM or COPY --from: the store's, else a base image prepareBase builds now, else pulled. */
   const resolveBase = async (ref: string): Promise<Image> => {
     try {
       return await store.resolveImage(ref);
