@@ -18,6 +18,7 @@ export {
   type ProcessType,
   type Domain,
 } from './validate.ts';
+export { platformHosts, refuseReservedDomain } from './reserved-hosts.ts';
 export {
   parseVersion,
   type Release,

@@ -6,10 +6,10 @@
 // Sessions live in memory: a daemon restart logs everyone out, and no secret sits on disk.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-
-export const SESSION_COOKIE = 'paas_session';
-/** The login form's own double-submit token, so a cross-site page cannot log a browser in. */
-export const LOGIN_COOKIE = 'paas_login';
+// The names live with the router, which strips these cookies from every request to an app.
+// LOGIN_COOKIE is the login form's own double-submit token, so a cross-site page cannot log
+// a browser in.
+export { LOGIN_COOKIE, SESSION_COOKIE } from '../router/index.ts';
 const TTL_MS = 12 * 60 * 60 * 1000;
 const MAX_SESSIONS = 1000;
 

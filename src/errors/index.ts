@@ -11,6 +11,7 @@ export const KINDS = {
   notFound: { status: 404, exitCode: 3 },
   conflict: { status: 409, exitCode: 5 },
   tooLarge: { status: 413, exitCode: 2 },
+  unsupportedMedia: { status: 415, exitCode: 2 },
   failed: { status: 422, exitCode: 1 },
   unavailable: { status: 503, exitCode: 6 },
   internal: { status: 500, exitCode: 70 },
@@ -76,6 +77,7 @@ export const InvalidImageRef = define('InvalidImageRef', 'invalid');
 export const InvalidLayer = define('InvalidLayer', 'invalid');
 export const InvalidDockerfile = define('InvalidDockerfile', 'invalid');
 export const PayloadTooLarge = define('PayloadTooLarge', 'tooLarge');
+export const UnsupportedMediaType = define('UnsupportedMediaType', 'unsupportedMedia');
 // Auth.
 export const Unauthorized = define('Unauthorized', 'unauthorized');
 // Lookups.
@@ -89,6 +91,8 @@ export const NotFound = define('NotFound', 'notFound');
 // State.
 export const AppExists = define('AppExists', 'conflict');
 export const Conflict = define('Conflict', 'conflict');
+/** A domain the platform itself answers on (the dashboard's host names): no app may claim it. */
+export const ReservedDomain = define('ReservedDomain', 'conflict');
 // Pipeline.
 export const BuildFailed = define('BuildFailed', 'failed');
 /** A build step ran into one of the build limits; `details.limit` names it (memory, pids, disk, timeout). */

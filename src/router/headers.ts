@@ -37,3 +37,27 @@ export function connectionListed(value: string): Set<string> | null {
   }
   return out;
 }
+
+/**
+ * The dashboard's cookies (src/dashboard/session.ts takes its names from here). Browsers
+ * send a host's cookies to every port of that host (RFC 6265 §8.5), so an admin's session
+ * would otherwise reach any app served on a name the dashboard is reached by.
+ */
+export const SESSION_COOKIE = 'paas_session';
+export const LOGIN_COOKIE = 'paas_login';
+
+/**
+ * A Cookie header value (RFC 6265 §5.4: `name=value` pairs joined by `;`) without the
+ * platform's cookies; the app's own cookies pass unchanged. Null when nothing is left.
+ */
+export function withoutPlatformCookies(value: string): string | null {
+  if (!value.includes('paas_')) return value; // the common case, no allocation
+  const kept: string[] = [];
+  for (const pair of value.split(';')) {
+    const eq = pair.indexOf('=');
+    const name = (eq < 0 ? pair : pair.slice(0, eq)).trim();
+    if (name === SESSION_COOKIE || name === LOGIN_COOKIE || pair.trim() === '') continue;
+    kept.push(pair.trim());
+  }
+  return kept.length === 0 ? null : kept.join('; ');
+}

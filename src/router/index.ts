@@ -10,3 +10,5 @@ export {
 } from './client.ts';
 export { parseRouteTable, type RouteTable, type AppRoute, type Backend } from './table.ts';
 export { accessLogPath } from './access-log.ts';
+export { DEFAULT_LIMITS, listenerOptions, type Limits } from './limits.ts';
+export { LOGIN_COOKIE, SESSION_COOKIE } from './headers.ts';

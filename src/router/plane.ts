@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { AccessLog } from './access-log.ts';
 import { requestIdFrom } from './headers.ts';
 import { reasonPhrase, renderError, type RouterErrorStatus } from './pages.ts';
+import { listenerOptions } from './limits.ts';
 import { handleRequest, type Limits, type ListenerInfo, type PlaneContext } from './proxy.ts';
 import { RouteState, type StateStats } from './state.ts';
 import { isHostname, type RouteTable } from './table.ts';
@@ -87,15 +88,7 @@ export class DataPlane {
   private listen(proto: 'http' | 'https', port: number): Promise<number> {
     const { limits } = this.opts;
     const common: http.ServerOptions = {
-      maxHeaderSize: limits.maxHeaderBytes,
-      headersTimeout: limits.headersTimeoutMs,
-      // Whole-request time is not bounded (uploads and streams may be long); body silence
-      // is, per request (proxy.ts).
-      requestTimeout: 0,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      // How often Node checks for head timeouts: the default 30 s would let a slowloris
-      // hold a socket for up to headersTimeout + 30 s.
-      connectionsCheckingInterval: 1000,
+      ...listenerOptions(limits),
       // The router answers a missing Host itself, with its error page and request id.
       requireHostHeader: false,
     };

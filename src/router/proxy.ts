@@ -6,35 +6,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { AccessLog } from './access-log.ts';
-import { connectionListed, HOP_BY_HOP, requestIdFrom } from './headers.ts';
+import type { Limits } from './limits.ts';
+import { connectionListed, HOP_BY_HOP, requestIdFrom, withoutPlatformCookies } from './headers.ts';
 import { renderError, type RouterErrorStatus } from './pages.ts';
 import type { AppState, RouteState } from './state.ts';
 import { hostOf } from './table.ts';
 import type { Upstream } from './upstream.ts';
 
-export interface Limits {
-  /** Whole request head must arrive within this (slowloris on headers → 408). */
-  headersTimeoutMs: number;
-  /** Longest silence inside a request body (slowloris on the body → 408). */
-  bodyTimeoutMs: number;
-  keepAliveTimeoutMs: number;
-  maxHeaderBytes: number;
-  upstreamTimeoutMs: number;
-  upstreamBodyTimeoutMs: number;
-  connectTimeoutMs: number;
-  drainTimeoutMs: number;
-}
-
-export const DEFAULT_LIMITS: Limits = {
-  headersTimeoutMs: 20_000,
-  bodyTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 60_000,
-  maxHeaderBytes: 16 * 1024,
-  upstreamTimeoutMs: 60_000,
-  upstreamBodyTimeoutMs: 300_000,
-  connectTimeoutMs: 5_000,
-  drainTimeoutMs: 30_000,
-};
+export { DEFAULT_LIMITS, type Limits } from './limits.ts';
 
 export interface PlaneContext {
   state: RouteState;
@@ -173,6 +152,12 @@ class Exchange implements Dispatcher.DispatchHandler {
           this.accept = value;
           out.push(name, value);
           break;
+        case 'cookie': {
+          // The dashboard's session is the platform's credential, never an app's to see.
+          const kept = withoutPlatformCookies(value);
+          if (kept !== null) out.push(name, kept);
+          break;
+        }
         default:
           if (!HOP_BY_HOP.has(lower)) out.push(name, value);
       }

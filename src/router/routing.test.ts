@@ -224,6 +224,28 @@ describe('forwarding', () => {
       expect(h[gone], gone).toBeUndefined();
   });
 
+  it("never passes the dashboard's cookies to an app, and keeps the app's own", async () => {
+    const r = await request(router.port, 'web.paas.test', {
+      headers: { cookie: 'theme=dark; paas_session=S3SSION; cart=3;paas_login=L0GIN' },
+    });
+    const h = (JSON.parse(r.body) as { headers: Record<string, string> }).headers;
+    expect(h.cookie).toBe('theme=dark; cart=3');
+    // Only the platform's cookies: no Cookie header reaches the app at all.
+    const only = await request(router.port, 'www.example.com', {
+      headers: { cookie: 'paas_session=S3SSION' },
+    });
+    const h2 = (JSON.parse(only.body) as { headers: Record<string, string> }).headers;
+    expect(h2.cookie).toBeUndefined();
+    expect(only.body).not.toContain('S3SSION');
+    // A name that merely contains the word is the app's.
+    const near = await request(router.port, 'web.paas.test', {
+      headers: { cookie: 'my_paas_session=mine; paas_sessionx=also' },
+    });
+    expect((JSON.parse(near.body) as { headers: Record<string, string> }).headers.cookie).toBe(
+      'my_paas_session=mine; paas_sessionx=also',
+    );
+  });
+
   it('retries an idempotent request once on another backend when the connect fails', async () => {
     const before = api.seen.length;
     for (let i = 0; i < 10; i++) {

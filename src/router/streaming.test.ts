@@ -94,6 +94,21 @@ describe('streaming', () => {
     await c.close();
   });
 
+  it("WebSocket: the dashboard's session cookie does not reach the app; the app's own do", async () => {
+    const c = await wsConnect(router.port, 'chat.paas.test', '/socket', {
+      Cookie: 'room=7; paas_session=S3SSION',
+    });
+    expect(c.status).toBe(101);
+    expect(ws.seen.at(-1)!.headers.cookie).toBe('room=7');
+    await c.close();
+    const only = await wsConnect(router.port, 'chat.paas.test', '/socket', {
+      Cookie: 'paas_session=S3SSION',
+    });
+    expect(only.status).toBe(101);
+    expect(ws.seen.at(-1)!.headers).not.toHaveProperty('cookie');
+    await only.close();
+  });
+
   it('WebSocket to an unknown host gets a 404, not a hang', async () => {
     const c = await wsConnect(router.port, 'nobody.paas.test');
     expect(c.status).toBe(404);

@@ -253,13 +253,21 @@ export interface WsClient {
 }
 
 /** Open a WebSocket through the router by hand, so the Host header is ours to choose. */
-export function wsConnect(port: number, host: string, path = '/'): Promise<WsClient> {
+export function wsConnect(
+  port: number,
+  host: string,
+  path = '/',
+  extraHeaders: Record<string, string> = {},
+): Promise<WsClient> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
     const key = Buffer.from('0123456789abcdef').toString('base64');
+    const extra = Object.entries(extraHeaders)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
     socket.write(
       `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
     );
     const queue: string[] = [];
     const waiting: ((s: string) => void)[] = [];

@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import httpProxy from 'http-proxy';
-import { connectionListed, requestIdFrom } from './headers.ts';
+import { connectionListed, requestIdFrom, withoutPlatformCookies } from './headers.ts';
 import { reasonPhrase, renderError, type RouterErrorStatus } from './pages.ts';
 import type { ListenerInfo, PlaneContext } from './proxy.ts';
 import { hostOf } from './table.ts';
@@ -69,6 +69,13 @@ export function handleUpgrade(
   if (conn !== null) for (const n of conn) delete h[n];
   for (const n of ['keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding'])
     delete h[n];
+  // As on the plain path: the dashboard's session never reaches an app (Node joins several
+  // Cookie lines into one with "; ").
+  if (typeof h.cookie === 'string') {
+    const kept = withoutPlatformCookies(h.cookie);
+    if (kept === null) delete h.cookie;
+    else h.cookie = kept;
+  }
   const xff = h['x-forwarded-for'];
   h['x-forwarded-for'] = xff
     ? `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remote ?? ''}`
