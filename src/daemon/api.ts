@@ -1,11 +1,15 @@
 // The JSON API under /api. Every route parses its inputs with the one validator for each kind
 // (app names, config keys, domains, versions) and answers errors through the errors table.
+// Only a Bearer token opens it, and every state change carries a JSON body: a browser can
+// be made to send neither to another site (no form sends `application/json`, and a page
+// cannot add an Authorization header cross-site without a CORS preflight we never answer).
 import express, { type NextFunction, type Request, type Response } from 'express';
 import {
   parseAppName,
   parseConfigKey,
   parseConfigPairs,
   parseDomain,
+  refuseReservedDomain,
   type AppName,
   type ConfigKey,
   type State,
@@ -24,9 +28,10 @@ import {
   PayloadTooLarge,
   toHttp,
   Unauthorized,
+  UnsupportedMediaType,
 } from '../errors/index.ts';
 import { formatLine, SOURCES, type Filter, type Source } from '../logs/index.ts';
-import { requestToken } from './auth.ts';
+import { bearerToken } from './auth.ts';
 import { mountImageRoutes } from './images-api.ts';
 import { mountProcessRoutes } from './processes-api.ts';
 
@@ -34,10 +39,21 @@ export interface ApiOptions {
   deps: DeployDeps;
   reposDir: string;
   checkToken: (t: string | null) => boolean;
+  /** The platform's own host names (apps' platformHosts): no app may claim one as a domain. */
+  reservedHosts: readonly string[];
   log: (msg: string, extra?: Record<string, unknown>) => void;
 }
 
 const quiet = { write: () => undefined };
+
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+// `paas run` streams stdin up as its body, not JSON; no form can send this type either.
+const RUN_ROUTE = /^\/api\/apps\/[^/]+\/run$/;
+
+/** The media type of a request's body, without parameters (RFC 9110 §8.3.1), lower-cased. */
+function mediaType(req: Request): string {
+  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+}
 
 function appInfo(state: State, deps: DeployDeps, name: AppName) {
   const app = state.apps.get(name);
@@ -77,10 +93,24 @@ export function createApi(opts: ApiOptions): express.Express {
   const api = express();
   api.disable('x-powered-by');
   api.use((req, _res, next) => {
-    if (!opts.checkToken(requestToken(req)))
+    if (!opts.checkToken(bearerToken(req)))
       return next(
-        new Unauthorized('a valid API token is required (PAAS_TOKEN or <data-dir>/admin-token)'),
+        new Unauthorized(
+          'a valid API token is required as "Authorization: Bearer <token>" (PAAS_TOKEN or <data-dir>/admin-token)',
+        ),
       );
+    // HTML forms can only send urlencoded, multipart or text/plain bodies (WHATWG HTML
+    // §4.10.21.7), and a body-less cross-site fetch sends no type at all: requiring JSON on
+    // every change refuses all of them, even if a credential ever rode along.
+    if (!SAFE_METHODS.has(req.method)) {
+      const want = RUN_ROUTE.test(req.path) ? 'application/octet-stream' : 'application/json';
+      if (mediaType(req) !== want)
+        return next(
+          new UnsupportedMediaType(`${req.method} ${req.path} takes a body of type ${want}`, {
+            contentType: req.headers['content-type'] ?? null,
+          }),
+        );
+    }
     next();
   });
   api.use(express.json({ limit: '1mb' }));
@@ -163,6 +193,7 @@ export function createApi(opts: ApiOptions): express.Express {
   api.post('/api/apps/:app/domains', async (req, res) => {
     const name = app(req);
     const domain = parseDomain((req.body as { domain?: unknown } | undefined)?.domain);
+    refuseReservedDomain(domain, opts.reservedHosts);
     state.apps.addDomain(name, domain);
     await publishRoutes(deps);
     res.status(201).json({ custom: state.apps.domains(name) });
@@ -213,6 +244,8 @@ export function createApi(opts: ApiOptions): express.Express {
     const { status, body: json } = toHttp(body);
     if (status >= 500)
       opts.log('internal error', { err: err instanceof Error ? err.stack : String(err) });
+    // A body cut off mid-stream (the port's body timeout answered already): nothing to add.
+    if (res.headersSent) return void res.destroy();
     res.status(status).json(json);
   });
   return api;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ensureAdminToken, requestToken, tokenChecker } from './auth.ts';
+import { bearerToken, ensureAdminToken, requestToken, tokenChecker } from './auth.ts';
 
 let dir = '';
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
@@ -35,5 +35,13 @@ describe('admin token', () => {
     ]) {
       expect(check(requestToken(req(bad)))).toBe(false);
     }
+  });
+
+  it('the API reads only a Bearer token: a (browser-cached) Basic password is none', () => {
+    const check = tokenChecker('s3cret');
+    const req = (authorization?: string) => ({ headers: { authorization } }) as IncomingMessage;
+    expect(check(bearerToken(req('Bearer s3cret')))).toBe(true);
+    expect(bearerToken(req(`Basic ${Buffer.from('anyone:s3cret').toString('base64')}`))).toBe(null);
+    expect(bearerToken(req(undefined))).toBe(null);
   });
 });

@@ -1,6 +1,8 @@
 // The admin token: 32 random bytes, written once to `<data-dir>/admin-token` (0600) and
-// compared in constant time. The API takes it as `Authorization: Bearer <token>`; git and
-// the registry take it as the Basic password (any user name).
+// compared in constant time. The API takes it only as `Authorization: Bearer <token>`; git
+// and the registry also take it as the Basic password (any user name), which is what their
+// clients send. Browsers cache Basic credentials and attach them to requests other sites
+// make (a form POST), but never a Bearer header, so Basic must not open the API.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -29,6 +31,13 @@ export function tokenChecker(token: string): (candidate: string | null) => boole
     candidate !== null && timingSafeEqual(createHash('sha256').update(candidate).digest(), want);
 }
 
+/** The token of an `Authorization: Bearer` header: the API's only credential. */
+export function bearerToken(req: IncomingMessage): string | null {
+  const h = req.headers.authorization;
+  return h !== undefined && /^bearer /i.test(h) ? h.slice(7).trim() : null;
+}
+
+/** Bearer or the Basic password: for the registry, whose clients (docker, skopeo) send Basic. */
 export function requestToken(req: IncomingMessage): string | null {
   const h = req.headers.authorization;
   if (h === undefined) return null;

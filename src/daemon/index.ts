@@ -1,12 +1,13 @@
 // `paas daemon`: wires state, logs, runtime, image store, builder, router and the pipeline,
 // serves the API, git and the registry on one port, and recovers what a previous daemon left.
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { InvalidArgument } from '../errors/index.ts';
-import { openState, type AppName } from '../apps/index.ts';
+import { openState, platformHosts, type AppName } from '../apps/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
 import { BaseImages } from '../baseimages/index.ts';
 import { build, defaultBuildLimits, type BuildLimits } from '../builder/index.ts';
@@ -21,6 +22,7 @@ import { createRuntime, Network } from '../runtime/index.ts';
 import { createApi } from './api.ts';
 import { ensureAdminToken, requestToken, tokenChecker } from './auth.ts';
 import { RouterLink } from './router-link.ts';
+import { createPortServer } from './server.ts';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -138,15 +140,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     realm: 'paas',
     authenticate: (req) => checkToken(requestToken(req)),
   });
+  // The dashboard is reached on the box's own names; an app on one of them would get every
+  // admin's session cookie from the browser (cookies ignore ports).
+  const reservedHosts = platformHosts(opts.domain, [hostname(), opts.apiHost ?? '']);
   const api = createApi({
     deps,
     reposDir,
     checkToken,
+    reservedHosts,
     log: (msg, extra) => log.info(extra ?? {}, msg),
   });
   const dashboard = createDashboard({
     deps,
     checkToken,
+    reservedHosts,
     tokenPath: join(opts.dataDir, 'admin-token'),
     log: (msg, extra) => log.info(extra ?? {}, msg),
     scale: async (app, type, quantity) => {
@@ -154,24 +161,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
   });
 
-  const server: Server = createServer((req, res) => {
-    const url = req.url ?? '/';
-    if (isGitRequest(url)) {
-      git(req, res).catch((e: unknown) => {
-        log.error({ err: e instanceof Error ? e.message : String(e) }, 'git request failed');
-        if (!res.headersSent) res.writeHead(500).end('internal error\n');
-        else res.destroy();
-      });
-      return;
-    }
-    if (url === '/v2' || url.startsWith('/v2/')) return void registry(req, res);
-    if (url === '/api' || url.startsWith('/api/') || url.startsWith('/api?'))
-      return void api(req, res);
-    dashboard(req, res);
+  const server: Server = createPortServer({
+    git: {
+      matches: isGitRequest,
+      handle: (req, res) =>
+        void git(req, res).catch((e: unknown) => {
+          log.error({ err: e instanceof Error ? e.message : String(e) }, 'git request failed');
+          if (!res.headersSent) res.writeHead(500).end('internal error\n');
+          else res.destroy();
+        }),
+    },
+    registry: (req, res) => void registry(req, res),
+    api: (req, res) => void api(req, res),
+    dashboard: (req, res) => void dashboard(req, res),
   });
-  // Pushes and log follows are long requests: no idle cut-off on the API port.
-  server.requestTimeout = 0;
-  server.timeout = 0;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       const where = `${opts.apiHost ?? '0.0.0.0'}:${opts.apiPort}`;

@@ -32,6 +32,7 @@ import {
   type TerminalSize,
 } from '../runtime/index.ts';
 import { encodeFrame, FRAME, FrameDecoder } from './frames.ts';
+import { keepBodyOpen } from './server.ts';
 
 /** What `ps` shows of a process: the supervisor's slot and the container's cgroup figures. */
 async function procJson(
@@ -188,6 +189,8 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
   // (frames.ts) ending with the exit status. Both stream at once over one HTTP/1.1 exchange.
   // With `tty=ROWSxCOLS` the command gets a terminal and the body is frames as well.
   api.post('/api/apps/:app/run', async (req: Request, res: Response) => {
+    // Authenticated by now: stdin at a terminal may stay silent for as long as the user thinks.
+    keepBodyOpen(req);
     const name = app(req);
     let command: unknown;
     try {

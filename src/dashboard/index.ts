@@ -11,6 +11,7 @@ import {
   parseConfigValue,
   parseDomain,
   parseProcessType,
+  refuseReservedDomain,
   type AppName,
 } from '../apps/index.ts';
 import {
@@ -41,6 +42,8 @@ import { render, type LayoutData } from './views.ts';
 export interface DashboardOptions {
   deps: DeployDeps;
   checkToken: (t: string | null) => boolean;
+  /** The platform's own host names (apps' platformHosts): no app may claim one as a domain. */
+  reservedHosts: readonly string[];
   /** Where the admin token lives, shown on the login page. */
   tokenPath: string;
   /** Sets an app's process count for a type and converges on it (the processes issue's scale). */
@@ -83,7 +86,10 @@ export function createDashboard(opts: DashboardOptions): express.Express {
       'content-security-policy': CSP,
       'x-frame-options': 'DENY',
       'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
+      // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` even
+      // on our own form posts (Fetch §3.2.5), and the origin check below needs the real one.
+      // Other sites (the apps linked from here) still get no referrer.
+      'referrer-policy': 'same-origin',
       'cache-control': 'no-store',
     });
     next();
@@ -93,6 +99,33 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     const f = STATIC[req.params.file];
     if (f === undefined) return void res.status(404).type('text/plain').send('not found\n');
     res.set('cache-control', 'public, max-age=300').type(f.type).send(f.body);
+  });
+
+  // A browser names the origin of every POST it sends (Fetch §3.1, RFC 6454 §7). One from
+  // another origin is refused before its form is read: SameSite=Strict does not stop a page
+  // of the same site (an app on a sibling name, any port of this host), and the CSRF token
+  // below is then the second wall, not the only one. Clients that send no Origin (curl, old
+  // browsers) still need the token.
+  dash.use((req, _res, next) => {
+    if (req.method !== 'POST' || req.headers.origin === undefined) return next();
+    let host: string | null = null;
+    try {
+      host = new URL(req.headers.origin).host;
+    } catch {
+      // `null` (a sandboxed frame, a redirect chain) or garbage: no origin to trust.
+    }
+    // A TLS proxy in front may rewrite Host; the name the browser used is then in
+    // X-Forwarded-Host, which a page cannot set on a cross-site form.
+    const forwarded = req.headers['x-forwarded-host'];
+    if (host === null || host === '' || (host !== req.headers.host && host !== forwarded))
+      return next(
+        new PaasError(
+          'Forbidden',
+          'forbidden',
+          `a form from ${JSON.stringify(req.headers.origin.slice(0, 100))} may not change anything here; use the dashboard itself`,
+        ),
+      );
+    next();
   });
 
   // Browsers ask for it on every page; answering here keeps it from bouncing to the login page.
@@ -320,6 +353,7 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     '/apps/:app/domains',
     action(async (req, name) => {
       const domain = parseDomain(field(req, 'domain'));
+      refuseReservedDomain(domain, opts.reservedHosts);
       deps.state.apps.addDomain(name, domain);
       await publishRoutes(deps);
       return `${domain} added`;

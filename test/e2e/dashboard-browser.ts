@@ -7,7 +7,8 @@ import { REPO } from '../helpers/host.ts';
 
 export const ARTIFACTS = join(REPO, 'test-artifacts', 'dashboard');
 
-export async function launchChromium(): Promise<Browser> {
+/** `extraArgs`: more Chromium switches (e.g. `--host-resolver-rules=MAP *.test 127.0.0.1`). */
+export async function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
@@ -19,6 +20,7 @@ export async function launchChromium(): Promise<Browser> {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }

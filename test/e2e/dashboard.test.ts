@@ -56,7 +56,7 @@ afterAll(async () => {
 function raw(
   method: string,
   path: string,
-  opts: { cookie?: string; form?: Record<string, string> } = {},
+  opts: { cookie?: string; form?: Record<string, string>; headers?: Record<string, string> } = {},
 ): Promise<{ status: number; location: string | undefined; body: string; setCookie: string[] }> {
   const body = opts.form === undefined ? undefined : new URLSearchParams(opts.form).toString();
   return new Promise((resolve, reject) => {
@@ -67,6 +67,7 @@ function raw(
         method,
         path,
         headers: {
+          ...opts.headers,
           ...(opts.cookie === undefined ? {} : { cookie: opts.cookie }),
           ...(body === undefined
             ? {}
@@ -174,6 +175,53 @@ describe('in the browser', () => {
     expect(await releases()).toEqual(before);
     // The session survived the refused logout.
     expect((await raw('GET', '/', { cookie })).status).toBe(200);
+  });
+
+  it('a POST from another origin is 403 even with the session and its CSRF token (an app on a sibling name is same-site)', async () => {
+    const cookie = await sessionCookie();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(
+      (await raw('GET', `/apps/${APP}`, { cookie })).body,
+    )?.[1];
+    expect(csrf).toBeDefined();
+    const before = await releases();
+    for (const origin of [`http://${APP}.${DOMAIN}:${p.httpPort}`, 'http://127.0.0.1', 'null']) {
+      const r = await raw('POST', `/apps/${APP}/rollback`, {
+        cookie,
+        form: { release: 'v1', csrf: csrf! },
+        headers: { origin },
+      });
+      expect(r.status, origin).toBe(403);
+    }
+    expect(await releases()).toEqual(before);
+    // The dashboard's own origin passes (a harmless change: reveal a config value).
+    const own = await raw('POST', `/apps/${APP}/config/reveal`, {
+      cookie,
+      form: { key: 'SECRET_ONE', csrf: csrf! },
+      headers: { origin: base },
+    });
+    expect(own.status).toBe(200);
+    expect(own.body).toContain(SECRET_ONE);
+  });
+
+  it("an app may not claim the dashboard's host name as a domain", async () => {
+    const cookie = await sessionCookie();
+    const csrf = /name="csrf" value="([^"]+)"/.exec(
+      (await raw('GET', `/apps/${APP}`, { cookie })).body,
+    )?.[1];
+    for (const domain of [DOMAIN, `dashboard.${DOMAIN}`, '127.0.0.1']) {
+      const r = await raw('POST', `/apps/${APP}/domains`, {
+        cookie,
+        form: { domain, csrf: csrf! },
+        headers: { origin: base },
+      });
+      expect(r.status, domain).toBe(303);
+      const page = await raw('GET', `/apps/${APP}`, { cookie });
+      expect(page.body, domain).toMatch(/platform itself|IP address/);
+    }
+    const domains = JSON.parse((await cli(p, ['domains', APP, '--json'])).stdout) as {
+      custom: string[];
+    };
+    expect(domains.custom).toEqual([]);
   });
 
   it('an unknown app is a 404 page and a bad name a 400, both inside the layout', async () => {

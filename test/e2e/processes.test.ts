@@ -291,7 +291,7 @@ describe('paas run', () => {
     const url = `http://127.0.0.1:${p.apiPort}/api/apps/procs/run?command=${encodeURIComponent('["true"]')}&tty=0x80`;
     const r = await fetch(url, {
       method: 'POST',
-      headers: { authorization: `Bearer ${p.token}` },
+      headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/octet-stream' },
       body: '',
     });
     expect(r.status).toBe(400);
@@ -305,7 +305,7 @@ describe('paas run', () => {
         .replace(encodeURIComponent('["true"]'), encodeURIComponent('["sleep","3600"]')),
       {
         method: 'POST',
-        headers: { authorization: `Bearer ${p.token}` },
+        headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/octet-stream' },
         body: Buffer.from([4, 0xff, 0xff, 0xff, 0xff]),
       },
     );

@@ -39,7 +39,10 @@ export async function request(method: string, path: string, body?: unknown): Pro
       method,
       headers: {
         authorization: `Bearer ${apiToken()}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        // The API takes every change as JSON, even one with no body (src/daemon/api.ts).
+        ...(body === undefined && (method === 'GET' || method === 'HEAD')
+          ? {}
+          : { 'content-type': 'application/json' }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
