@@ -64,17 +64,19 @@ afterAll(async () => {
 describe('a cross-site form POST with cached Basic credentials', () => {
   it('is refused and changes nothing, though the same credentials open the registry', async () => {
     const api = `http://127.0.0.1:${p.apiPort}`;
-    // The browser holds the token for the whole API origin and sends it unasked: the worst a
-    // browser that was once logged into /v2/ (docker-style Basic) can do.
+    // The operator once opened the registry in this browser and typed the token into the
+    // Basic prompt. At `/v2` (no slash) the browser files the credentials under `/` and from
+    // then on sends them unasked with every request to this origin (RFC 7617 §2.2), also
+    // with those another site's page makes.
     const ctx = await browser.newContext({
-      httpCredentials: { username: 'paas', password: p.token, origin: api, send: 'always' },
+      httpCredentials: { username: 'paas', password: p.token, origin: api },
     });
     const page = await ctx.newPage();
-    // From the other site, a plain link to /v2/ opens with those credentials: they do ride
-    // along on cross-site requests (without them /v2/ is 401).
-    attackerPage = `<!doctype html><body><script>location.href = ${JSON.stringify(`${api}/v2/`)}</script>`;
+    expect((await page.goto(`${api}/v2`))?.status()).toBe(200);
+    // A plain link from the other site to a registry path opens with them.
+    attackerPage = `<!doctype html><body><script>location.href = ${JSON.stringify(`${api}/v2/_catalog`)}</script>`;
     const [v2] = await Promise.all([
-      page.waitForResponse((r) => r.url() === `${api}/v2/`),
+      page.waitForResponse((r) => r.url() === `${api}/v2/_catalog`),
       page.goto(`http://localhost:${attackerPort}/`),
     ]);
     expect(v2.status()).toBe(200);
@@ -87,10 +89,16 @@ describe('a cross-site form POST with cached Basic credentials', () => {
     ]) {
       attackerPage = `<!doctype html><body>${form}<script>document.forms[0].submit()</script>`;
       const action = /action="([^"]+)"/.exec(form)![1]!;
+      // A refused credential leaves the browser's cache (a 401 answers it): type it in again.
+      expect((await page.goto(`${api}/v2`))?.status()).toBe(200);
       const [resp] = await Promise.all([
         page.waitForResponse((r) => r.url() === action),
         page.goto(`http://localhost:${attackerPort}/`),
       ]);
+      const sent = await resp.request().allHeaders();
+      expect(sent.authorization, 'the browser sent its cached Basic credentials').toMatch(
+        /^Basic /,
+      );
       expect([401, 415], action).toContain(resp.status());
     }
     await ctx.close();
