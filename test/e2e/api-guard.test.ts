@@ -210,8 +210,7 @@ describe('the API port under a slow client', () => {
     // One client trickles header lines and never ends the head; one sends a head that
     // promises a body and then falls silent. Both keep trying for at most 50 s.
     const slow = (first: string, drip: string | null) =>
-      new Promise<{ closedAfterMs: number; reply: string }>((resolve) => {
-        const t0 = Date.now();
+      new Promise<{ reply: string }>((resolve) => {
         const s = net.connect(p.apiPort, '127.0.0.1');
         let reply = '';
         s.on('data', (d: Buffer) => (reply += d.toString('latin1')));
@@ -223,7 +222,7 @@ describe('the API port under a slow client', () => {
         s.on('close', () => {
           clearInterval(timer);
           clearTimeout(giveUp);
-          resolve({ closedAfterMs: Date.now() - t0, reply });
+          resolve({ reply });
         });
       });
     const [head, body] = await Promise.all([
@@ -234,11 +233,11 @@ describe('the API port under a slow client', () => {
         null,
       ),
     ]);
-    // Cut by the port (it answered 408), not by our 50 s give-up.
+    // Cut by the port (it answered 408), not by our give-up, which destroys without a reply.
+    // (Node's own defaults, 60 s for a head checked every 30 s and no body limit at all, would
+    // leave both open past the give-up.)
     expect(head.reply).toMatch(/^HTTP\/1\.1 408/);
     expect(body.reply).toMatch(/^HTTP\/1\.1 408/);
-    expect(head.closedAfterMs).toBeLessThan(50_000);
-    expect(body.closedAfterMs).toBeLessThan(50_000);
     // The tail, as old as both, still follows: a new request's log line arrives.
     expect(tail.exitCode).toBeNull();
     const marker = `after-slowloris-${Date.now()}`;
