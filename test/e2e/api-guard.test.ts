@@ -248,4 +248,29 @@ describe('the API port under a slow client', () => {
     tail.kill();
     expect(tailed).toContain(marker);
   }, 120_000);
+
+  it('does not cut `paas run` whose stdin stays silent for longer than the body limit', async () => {
+    // stdin is the request body; a user who reads before typing leaves it silent. The command
+    // outlives the 30 s body limit, then reads its stdin, which we give only at the end.
+    const c = spawn(
+      join(REPO, 'bin', 'paas'),
+      ['run', APP, '--', 'sh', '-c', 'sleep 35; echo "woke up"; cat'],
+      { env: { ...process.env, PAAS_API: `http://127.0.0.1:${p.apiPort}`, PAAS_TOKEN: p.token } },
+    );
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('woke up')) c.stdin.end('typed at last\n');
+    });
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      const giveUp = setTimeout(() => c.kill(), 90_000);
+      c.on('close', (n) => {
+        clearTimeout(giveUp);
+        resolve(n);
+      });
+    });
+    expect(out).toContain('woke up\ntyped at last\n');
+    expect(code).toBe(0);
+  }, 120_000);
 });
