@@ -75,6 +75,8 @@ export const InvalidSpec = define('InvalidSpec', 'invalid');
 export const InvalidConfigKey = define('InvalidConfigKey', 'invalid');
 export const InvalidImageRef = define('InvalidImageRef', 'invalid');
 export const InvalidLayer = define('InvalidLayer', 'invalid');
+/** A path that cannot be resolved inside its root: details `{ path, reason: ELOOP|ENOTDIR|EXDEV }`. */
+export const InvalidPath = define('InvalidPath', 'invalid');
 export const InvalidDockerfile = define('InvalidDockerfile', 'invalid');
 export const PayloadTooLarge = define('PayloadTooLarge', 'tooLarge');
 export const UnsupportedMediaType = define('UnsupportedMediaType', 'unsupportedMedia');

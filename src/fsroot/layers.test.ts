@@ -4,9 +4,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LayerStack } from './stack.ts';
+import { LayerStack } from './layers.ts';
 
-const root = mkdtempSync('/var/tmp/paas-build-stack-');
+const root = mkdtempSync('/var/tmp/paas-fsroot-layers-');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function layer(name: string, files: Record<string, string>): string {

@@ -1,0 +1,109 @@
+// The one in-root path resolver. Every pushed or image path becomes a host path through it,
+// with the semantics of openat2(2) RESOLVE_IN_ROOT: the path is walked component by
+// component as if the root were `/`, so `..` at the root stays at the root and a symlink's
+// absolute target starts again from the root; nothing is ever followed out of it. The
+// `beneath` mode is RESOLVE_BENEATH: instead of clamping, an escape is refused (EXDEV).
+//
+// Unlike the syscall it also walks past a missing component, as `mkdir -p` would have made
+// it: the missing part is kept as written, and a later `..` climbs back out of it and
+// lookups start again. The result never holds `.`, `..` or a symlink component, so joining
+// it onto the host directory of the root (or a layer) is safe.
+import type { Stats } from 'node:fs';
+import { InvalidPath } from '../errors/index.ts';
+
+/** Linux's MAXSYMLINKS: more links than this in one lookup is ELOOP (path_resolution(7)). */
+export const MAX_SYMLINKS = 40;
+
+/** What the resolver asks of a root. `rel` is canonical: its parents are real directories. */
+export interface Root {
+  /** The entry at `rel` without following it, or null when it does not exist. */
+  lstat(rel: string): Promise<Stats | null>;
+  readlink(rel: string): Promise<string>;
+}
+
+export type Resolution = {
+  /** Canonical path inside the root: no `.`, `..`, empty or symlink components. */
+  parts: string[];
+  /** `parts` joined with '/' ('' for the root itself). */
+  rel: string;
+  /** The entry found (a symlink only when not following the last component); null if missing. */
+  stat: Stats | null;
+};
+
+export type ResolveOptions = {
+  /** Follow a symlink in the last component (default true; false is O_NOFOLLOW / lstat). */
+  followLast?: boolean;
+  /** RESOLVE_BENEATH: refuse (EXDEV) where in-root resolution would clamp. */
+  beneath?: boolean;
+};
+
+function components(p: string): string[] {
+  return p.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+function refuse(reason: 'ELOOP' | 'ENOTDIR' | 'EXDEV', path: string, why: string): never {
+  throw new InvalidPath(`${path}: ${why}`, { path, reason });
+}
+
+/** Resolves `path` (absolute or relative: both start at the root) inside `root`. */
+export async function resolveInRoot(
+  root: Root,
+  path: string,
+  opts: ResolveOptions = {},
+): Promise<Resolution> {
+  const followLast = opts.followLast ?? true;
+  // Components still to walk, last first (so the next one is pop()).
+  const todo = components(path).reverse();
+  const done: string[] = [];
+  // done[missingAt] and everything below it does not exist (Infinity: all of done exists).
+  let missingAt = Infinity;
+  // The stat of done's last component when known; undefined after a `..`.
+  let stat: Stats | null | undefined;
+  let links = 0;
+  while (todo.length > 0) {
+    const c = todo.pop() as string;
+    if (c === '..') {
+      if (done.length === 0) {
+        if (opts.beneath === true) refuse('EXDEV', path, 'leads outside the root');
+      } else {
+        done.pop();
+        if (done.length <= missingAt) missingAt = Infinity;
+      }
+      stat = undefined;
+      continue;
+    }
+    done.push(c);
+    if (done.length - 1 > missingAt) {
+      stat = null;
+      continue;
+    }
+    const rel = done.join('/');
+    const st = await root.lstat(rel);
+    if (st === null) {
+      missingAt = done.length - 1;
+      stat = null;
+      continue;
+    }
+    if (st.isSymbolicLink() && (todo.length > 0 || followLast)) {
+      if (++links > MAX_SYMLINKS)
+        refuse('ELOOP', path, `more than ${MAX_SYMLINKS} symlinks (a loop?)`);
+      const target = await root.readlink(rel);
+      done.pop();
+      if (target.startsWith('/')) {
+        if (opts.beneath === true)
+          refuse('EXDEV', path, `symlink "${rel}" -> "${target}" leads outside the root`);
+        done.length = 0;
+        missingAt = Infinity;
+      }
+      todo.push(...components(target).reverse());
+      stat = undefined;
+      continue;
+    }
+    if (!st.isDirectory() && todo.length > 0)
+      refuse('ENOTDIR', path, `"${rel}" is not a directory`);
+    stat = st;
+  }
+  const rel = done.join('/');
+  if (stat === undefined) stat = missingAt === Infinity ? await root.lstat(rel) : null;
+  return { parts: done, rel, stat };
+}
