@@ -302,7 +302,6 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       const tree = await source.open();
       const sources = early ?? (await collectSources(tree, srcs, i.line));
       const layer = await tmp('copy');
-      const image = new LayerStack(await layerDirs(st.layers));
       await writeCopyLayer(
         {
           tree,
@@ -315,7 +314,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
           disk,
         },
         layer,
-        image,
+        await layerDirs(st.layers),
       );
       disk.charge(await treeBytes(layer), `${i.keyword} at line ${i.line}`);
       return layer;
@@ -392,9 +391,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     // The directory is created (root-owned, 0755) when the image lacks it, as Docker does.
     return layerStep(st, key, `WORKDIR ${abs}`, async () => {
       const layer = await tmp('workdir');
-      return (await writeDirLayer(abs, layer, new LayerStack(await layerDirs(st.layers))))
-        ? layer
-        : null;
+      return (await writeDirLayer(abs, layer, await layerDirs(st.layers), i.line)) ? layer : null;
     });
   };
 

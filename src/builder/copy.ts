@@ -1,16 +1,34 @@
 // COPY and ADD: a layer built directly, without a container. Matched sources are written
-// into a fresh directory at their destination paths with the right owner and mode; the
-// destination is resolved against the stage's merged view as Docker does (symlinked parents
-// such as Debian's /bin -> usr/bin are followed, inside the image only), and parents that
-// already exist keep the image's owner and mode. ADD unpacks local tar archives.
-import { constants, promises as fsp } from 'node:fs';
+// into a fresh directory at their destination paths with the right owner and mode. Every
+// destination is resolved by the in-root resolver (src/fsroot) against the stage's merged
+// view with the layer being written on top, as Docker does: symlinked parents such as
+// Debian's /bin -> usr/bin are followed, inside the image only, including symlinks an
+// earlier source of the same COPY put there. The layer is then written through directory
+// fds with O_NOFOLLOW, so nothing in it is ever followed on the host. Parents that already
+// exist keep the image's owner and mode. ADD unpacks local tar archives.
+import fs, { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import * as tar from 'tar';
-import { BuildFailed, InvalidDockerfile } from '../errors/index.ts';
+import { BuildFailed, InvalidDockerfile, InvalidPath } from '../errors/index.ts';
+import {
+  at,
+  close,
+  LayerStack,
+  lstatAt,
+  mkdirAt,
+  openDir,
+  openDirAt,
+  openNoFollowAt,
+  openPathAt,
+  removeAt,
+  resolveInRoot,
+  symlinkAt,
+  type Lookup,
+  type Resolution,
+} from '../fsroot/index.ts';
 import type { SourceTree } from './context.ts';
 import type { Entry, Source } from './sources.ts';
 import { archiveBytes, type DiskBudget } from './limits.ts';
-import type { Lookup } from './stack.ts';
 
 export type CopyPlan = {
   tree: SourceTree;
@@ -31,35 +49,14 @@ function fail(line: number, why: string): never {
   throw new InvalidDockerfile(`Dockerfile line ${line}: ${why}`, { line });
 }
 
-/**
- * Resolves an image path against the view: existing components are followed through
- * symlinks as in a chroot; the missing tail is kept literally (COPY creates it).
- */
-async function resolveDest(view: Lookup, abs: string): Promise<string[]> {
-  const todo = abs.split('/').filter((c) => c !== '' && c !== '.');
-  const done: string[] = [];
-  let links = 0;
-  while (todo.length > 0) {
-    const c = todo.shift() as string;
-    if (c === '..') {
-      done.pop();
-      continue;
-    }
-    const st = await view.lstat([...done, c].join('/'));
-    if (st !== null && st.isSymbolicLink() && links++ < 40) {
-      const target = await view.readlink([...done, c].join('/'));
-      if (target.startsWith('/')) done.length = 0;
-      todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
-      continue;
-    }
-    done.push(c);
-    if (st === null || !st.isDirectory()) {
-      // Past a missing (or non-directory) component nothing more exists to follow.
-      done.push(...todo.filter((x) => x !== '' && x !== '.'));
-      break;
-    }
+/** Resolves an image path in `view` (in-root); a path that cannot be resolved fails the line. */
+async function resolveDest(view: Lookup, abs: string, line: number): Promise<Resolution> {
+  try {
+    return await resolveInRoot(view, abs);
+  } catch (err) {
+    if (err instanceof InvalidPath) fail(line, err.message);
+    throw err;
   }
-  return done;
 }
 
 function lookupId(file: string, name: string): number | null {
@@ -74,7 +71,7 @@ function lookupId(file: string, name: string): number | null {
 export async function resolveOwner(spec: string, view: Lookup, line: number): Promise<Owner> {
   const [u = '', g] = spec.split(':');
   const read = async (rel: string): Promise<string> =>
-    (await view.readFile((await resolveDest(view, rel)).join('/'))) ?? '';
+    (await view.readFile((await resolveDest(view, rel, line)).rel)) ?? '';
   const uid = /^\d+$/.test(u) ? Number(u) : lookupId(await read('/etc/passwd'), u);
   if (uid === null) fail(line, `--chown: no user "${u}" in the image's /etc/passwd`);
   // Docker: a user without a group gets the same number as gid.
@@ -113,70 +110,111 @@ async function archiveKind(file: string): Promise<ArchiveKind> {
   }
 }
 
+/** Sets owner and mode through `fd` (chown first: it clears set-id bits), then closes it. */
+function setOwnerMode(fd: number, owner: Owner, mode: number): void {
+  try {
+    fs.fchownSync(fd, owner.uid, owner.gid);
+    fs.fchmodSync(fd, mode);
+  } finally {
+    close(fd);
+  }
+}
+
 class LayerWriter {
   private readonly layer: string;
-  private readonly view: Lookup;
+  private readonly root: number;
+  private readonly image: Lookup;
+  /** The image with the layer being written on top: what destinations resolve against. */
+  private readonly merged: LayerStack;
   private readonly owner: Owner;
-  private readonly made = new Set<string>();
+  private readonly line: number;
+  /**
+   * Resolved parent directories by the path they were asked as. Only a new symlink or a
+   * removal can change a resolution, and both clear it; even a stale entry could not leave
+   * the layer, since every write goes through O_NOFOLLOW directory fds.
+   */
+  private readonly parentsMemo = new Map<string, string[]>();
 
-  constructor(layer: string, view: Lookup, owner: Owner) {
+  constructor(layer: string, imageDirs: string[], owner: Owner, line: number) {
     this.layer = layer;
-    this.view = view;
+    this.root = openDir(layer);
+    this.image = new LayerStack(imageDirs);
+    this.merged = new LayerStack([layer, ...imageDirs]);
     this.owner = owner;
+    this.line = line;
   }
 
-  /** Creates the parents of `parts` in the layer: the image's owner and mode where they exist. */
-  async parents(parts: string[], upto = parts.length - 1): Promise<void> {
-    for (let i = 1; i <= upto; i++) {
-      const rel = parts.slice(0, i).join('/');
-      if (this.made.has(rel)) continue;
-      const abs = path.join(this.layer, rel);
-      const had = await fsp.lstat(abs).catch(() => null);
-      if (had !== null && !had.isDirectory()) await fsp.rm(abs, { recursive: true });
-      if (had === null || !had.isDirectory()) {
-        await fsp.mkdir(abs);
-        const img = await this.view.lstat(rel);
-        if (img !== null && img.isDirectory()) {
-          await fsp.chown(abs, img.uid, img.gid);
-          await fsp.chmod(abs, img.mode & 0o7777);
-        } else {
-          await fsp.chown(abs, this.owner.uid, this.owner.gid);
-          await fsp.chmod(abs, 0o755);
-        }
-      }
-      this.made.add(rel);
-    }
+  close(): void {
+    close(this.root);
+  }
+
+  /** The canonical path of the directory asked as `parts`, resolved in the merged view. */
+  async resolveDir(parts: string[]): Promise<string[]> {
+    const key = parts.join('/');
+    const hit = this.parentsMemo.get(key);
+    if (hit !== undefined) return hit;
+    const r = await resolveDest(this.merged, key, this.line);
+    if (r.stat !== null && !r.stat.isDirectory()) fail(this.line, `"/${r.rel}" is not a directory`);
+    this.parentsMemo.set(key, r.parts);
+    return r.parts;
+  }
+
+  /**
+   * Opens the layer directory at canonical `parts`, creating what is missing: with the
+   * image's owner and mode where the image has that directory, else the COPY's owner, 0755.
+   */
+  async dir(parts: string[]): Promise<number> {
+    const fd = await openPathAt(this.root, parts, async (parent, name, i) => {
+      const img = await this.image.lstat(parts.slice(0, i + 1).join('/'));
+      mkdirAt(parent, name, 0o700);
+      const keep = img !== null && img.isDirectory();
+      setOwnerMode(
+        openDirAt(parent, name),
+        keep ? { uid: img.uid, gid: img.gid } : this.owner,
+        keep ? img.mode & 0o7777 : 0o755,
+      );
+    });
+    return fd as number;
   }
 
   async put(parts: string[], e: Entry, src: string, chmod: number | null): Promise<void> {
-    await this.parents(parts);
-    const abs = path.join(this.layer, ...parts);
-    const had = await fsp.lstat(abs).catch(() => null);
-    if (had !== null && !(had.isDirectory() && e.kind === 'dir'))
-      await fsp.rm(abs, { recursive: true });
-    const { uid, gid } = this.owner;
-    switch (e.kind) {
-      case 'file':
-        await fsp.copyFile(src, abs, constants.COPYFILE_FICLONE);
-        await fsp.chown(abs, uid, gid);
-        await fsp.chmod(abs, chmod ?? e.mode);
-        break;
-      case 'dir':
-        if (had === null || !had.isDirectory()) await fsp.mkdir(abs);
-        await fsp.chown(abs, uid, gid);
-        await fsp.chmod(abs, chmod ?? e.mode);
-        this.made.add(parts.join('/'));
-        break;
-      case 'symlink':
-        await fsp.symlink(e.link ?? '', abs);
-        await fsp.lchown(abs, uid, gid);
-        break;
+    const name = parts.at(-1) as string;
+    const d = await this.dir(await this.resolveDir(parts.slice(0, -1)));
+    try {
+      const had = lstatAt(d, name);
+      if (had !== null && !(had.isDirectory() && e.kind === 'dir')) {
+        removeAt(d, name);
+        this.parentsMemo.clear();
+      }
+      const { uid, gid } = this.owner;
+      switch (e.kind) {
+        case 'file':
+          // COPYFILE_EXCL: O_CREAT|O_EXCL, which never follows a symlink at the name.
+          await fsp.copyFile(
+            src,
+            at(d, name),
+            constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE,
+          );
+          setOwnerMode(openNoFollowAt(d, name), { uid, gid }, chmod ?? e.mode);
+          break;
+        case 'dir':
+          if (had === null || !had.isDirectory()) mkdirAt(d, name, 0o700);
+          setOwnerMode(openDirAt(d, name), { uid, gid }, chmod ?? e.mode);
+          break;
+        case 'symlink':
+          symlinkAt(d, name, e.link ?? '');
+          await fsp.lchown(at(d, name), uid, gid);
+          this.parentsMemo.clear();
+          break;
+      }
+    } finally {
+      close(d);
     }
   }
 
   /** ADD of a local archive: unpacked into the destination directory. */
   async extract(parts: string[], file: string, keepOwners: boolean): Promise<void> {
-    await this.parents(parts, parts.length);
+    close(await this.dir(parts));
     await tar.x({
       file,
       cwd: path.join(this.layer, ...parts),
@@ -188,61 +226,85 @@ class LayerWriter {
   }
 }
 
-/** Writes the plan's files into `layer` (an empty directory); `view` is the stage's filesystem. */
-export async function writeCopyLayer(plan: CopyPlan, layer: string, view: Lookup): Promise<void> {
+/**
+ * Writes the plan's files into `layer` (an empty directory); `imageDirs` are the stage's
+ * layer directories, topmost first.
+ */
+export async function writeCopyLayer(
+  plan: CopyPlan,
+  layer: string,
+  imageDirs: string[],
+): Promise<void> {
   const { line } = plan;
+  const view = new LayerStack(imageDirs);
   const owner =
     plan.chown === null ? { uid: 0, gid: 0 } : await resolveOwner(plan.chown, view, line);
-  const w = new LayerWriter(layer, view, owner);
-  const many = plan.sources.length > 1;
-  const destParts = await resolveDest(view, plan.dest);
-  const destIsDir =
-    plan.dest.endsWith('/') ||
-    plan.dest.endsWith('/.') ||
-    (await view.lstat(destParts.join('/')))?.isDirectory() === true;
-  if (many && !destIsDir)
-    fail(
-      line,
-      `with more than one source file the destination must be a directory and end with a / (got "${plan.dest}")`,
-    );
-  for (const s of plan.sources) {
-    const src = path.join(plan.tree.root, s.top.rel);
-    if (s.top.kind === 'dir') {
-      await w.parents(destParts, destParts.length);
-      for (const c of s.children)
-        await w.put([...destParts, ...c.rel.split('/')], c, path.join(src, c.rel), plan.chmod);
-      continue;
-    }
-    if (plan.add && s.top.kind === 'file') {
-      const kind = await archiveKind(src);
-      if (kind === 'bzip2' || kind === 'xz' || kind === 'zstd')
-        fail(line, `ADD ${s.spec}: ${kind} archives are not supported (use tar or tar.gz)`);
-      if (kind !== null) {
-        // Measured before anything is written: a gzip bomb stops at the cap, not the disk.
-        const cap = plan.disk?.remaining() ?? Number.POSITIVE_INFINITY;
-        if ((await archiveBytes(src, cap)) > cap)
-          throw plan.disk!.exceeded(`ADD ${s.spec}: the unpacked archive`, cap);
-        await w.extract(destParts, src, plan.chown === null).catch((err: unknown) => {
-          const why = err instanceof Error ? err.message : String(err);
-          throw new BuildFailed(
-            `Dockerfile line ${line}: ADD ${s.spec}: archive refused: ${why}`,
-            { line, source: s.spec },
-            { cause: err },
-          );
-        });
+  const w = new LayerWriter(layer, imageDirs, owner, line);
+  try {
+    const many = plan.sources.length > 1;
+    const dest = await resolveDest(view, plan.dest, line);
+    const destParts = dest.parts;
+    const destIsDir =
+      plan.dest.endsWith('/') || plan.dest.endsWith('/.') || dest.stat?.isDirectory() === true;
+    if (many && !destIsDir)
+      fail(
+        line,
+        `with more than one source file the destination must be a directory and end with a / (got "${plan.dest}")`,
+      );
+    for (const s of plan.sources) {
+      const src = path.join(plan.tree.root, s.top.rel);
+      if (s.top.kind === 'dir') {
+        close(await w.dir(await w.resolveDir(destParts)));
+        for (const c of s.children)
+          await w.put([...destParts, ...c.rel.split('/')], c, path.join(src, c.rel), plan.chmod);
         continue;
       }
+      if (plan.add && s.top.kind === 'file') {
+        const kind = await archiveKind(src);
+        if (kind === 'bzip2' || kind === 'xz' || kind === 'zstd')
+          fail(line, `ADD ${s.spec}: ${kind} archives are not supported (use tar or tar.gz)`);
+        if (kind !== null) {
+          // Measured before anything is written: a gzip bomb stops at the cap, not the disk.
+          const cap = plan.disk?.remaining() ?? Number.POSITIVE_INFINITY;
+          if ((await archiveBytes(src, cap)) > cap)
+            throw plan.disk!.exceeded(`ADD ${s.spec}: the unpacked archive`, cap);
+          const into = await w.resolveDir(destParts);
+          await w.extract(into, src, plan.chown === null).catch((err: unknown) => {
+            const why = err instanceof Error ? err.message : String(err);
+            throw new BuildFailed(
+              `Dockerfile line ${line}: ADD ${s.spec}: archive refused: ${why}`,
+              { line, source: s.spec },
+              { cause: err },
+            );
+          });
+          continue;
+        }
+      }
+      const name = path.posix.basename(s.spec || s.top.rel);
+      await w.put(destIsDir ? [...destParts, name] : destParts, s.top, src, plan.chmod);
     }
-    const name = path.posix.basename(s.spec || s.top.rel);
-    await w.put(destIsDir ? [...destParts, name] : destParts, s.top, src, plan.chmod);
+  } finally {
+    w.close();
   }
 }
 
-/** WORKDIR of a directory the image lacks: a layer with it (root-owned, 0755). False when it exists. */
-export async function writeDirLayer(abs: string, layer: string, view: Lookup): Promise<boolean> {
-  const parts = await resolveDest(view, abs);
-  const st = await view.lstat(parts.join('/'));
-  if (st !== null && st.isDirectory()) return false;
-  await new LayerWriter(layer, view, { uid: 0, gid: 0 }).parents(parts, parts.length);
+/**
+ * WORKDIR of a directory the image lacks: a layer with it (root-owned, 0755). False when it
+ * exists.
+ */
+export async function writeDirLayer(
+  abs: string,
+  layer: string,
+  imageDirs: string[],
+  line: number,
+): Promise<boolean> {
+  const r = await resolveDest(new LayerStack(imageDirs), abs, line);
+  if (r.stat !== null && r.stat.isDirectory()) return false;
+  const w = new LayerWriter(layer, imageDirs, { uid: 0, gid: 0 }, line);
+  try {
+    close(await w.dir(r.parts));
+  } finally {
+    w.close();
+  }
   return true;
 }

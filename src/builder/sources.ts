@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import fs, { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
-import { InvalidDockerfile } from '../errors/index.ts';
+import { InvalidDockerfile, InvalidPath } from '../errors/index.ts';
+import { hostRoot, resolveInRoot } from '../fsroot/index.ts';
 import type { SourceTree } from './context.ts';
 
 export type EntryKind = 'file' | 'dir' | 'symlink';
@@ -28,8 +29,6 @@ export type Source = {
   /** A directory's contents, recursively, with `rel` relative to the directory. */
   children: Entry[];
 };
-
-const MAX_LINKS = 40;
 
 function fail(line: number, why: string): never {
   throw new InvalidDockerfile(`Dockerfile line ${line}: ${why}`, { line });
@@ -60,10 +59,10 @@ function toEntry(rel: string, st: Stats, abs: string, line: number): Entry {
 }
 
 /**
- * Resolves `rel` inside `tree`, following symlinks the way the tree allows: in a stage root
- * as in a chroot (absolute targets and `..` stay inside), in the build context only while
- * they stay inside (a link out of the context is refused, never followed). Returns the
- * canonical relative path, or null when a component does not exist.
+ * Resolves `rel` inside `tree` with the in-root resolver: in a stage root as in a chroot
+ * (absolute targets and `..` stay inside), in the build context beneath it (a link out of
+ * the context is refused, never followed). Returns the canonical relative path, or null
+ * when a component does not exist or is not a directory.
  */
 export async function resolveIn(
   tree: SourceTree,
@@ -71,45 +70,21 @@ export async function resolveIn(
   line: number,
   followLast = true,
 ): Promise<string | null> {
-  const todo = rel.split('/').filter((c) => c !== '' && c !== '.');
-  const done: string[] = [];
-  let links = 0;
-  let via = '';
-  while (todo.length > 0) {
-    const c = todo.shift() as string;
-    if (c === '..') {
-      if (done.length === 0 && tree.symlinks === 'refuse-escape') {
-        fail(
-          line,
-          `${via ? `symlink ${via}` : `"${rel}"`} leads outside the build context; only files inside the context can be copied`,
-        );
-      }
-      done.pop();
-      continue;
-    }
-    const abs = path.join(tree.root, ...done, c);
-    const st = await fsp.lstat(abs).catch(() => null);
-    if (st === null) return null;
-    if (st.isSymbolicLink() && (todo.length > 0 || followLast)) {
-      if (++links > MAX_LINKS)
-        fail(line, `too many levels of symlinks resolving "${rel}" in the ${tree.label}`);
-      const target = await fsp.readlink(abs);
-      via = `"${[...done, c].join('/')}" -> "${target}"`;
-      if (target.startsWith('/')) {
-        if (tree.symlinks === 'refuse-escape')
-          fail(
-            line,
-            `symlink ${via} leads outside the build context (absolute target); only files inside the context can be copied`,
-          );
-        done.length = 0;
-      }
-      todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
-      continue;
-    }
-    if (!st.isDirectory() && todo.length > 0) return null;
-    done.push(c);
+  const beneath = tree.symlinks === 'refuse-escape';
+  try {
+    const r = await resolveInRoot(hostRoot(tree.root), rel, { beneath, followLast });
+    return r.stat === null ? null : r.rel;
+  } catch (err) {
+    if (!(err instanceof InvalidPath)) throw err;
+    const { reason, via } = err.details as { reason: string; via?: string };
+    if (reason === 'ENOTDIR') return null;
+    if (reason === 'ELOOP')
+      fail(line, `too many levels of symlinks resolving "${rel}" in the ${tree.label}`);
+    fail(
+      line,
+      `${via === undefined ? `"${rel}"` : `symlink ${via}`} leads outside the build context; only files inside the context can be copied`,
+    );
   }
-  return done.join('/');
 }
 
 /** A source path as written → path inside the tree; `..` climbing above the root is refused. */

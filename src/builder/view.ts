@@ -4,9 +4,18 @@
 // OCI whiteouts and opaque directories exactly as at run time.
 import { execFile } from 'node:child_process';
 import { promises as fsp, type Stats } from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Lookup } from './stack.ts';
+import {
+  at,
+  close,
+  isOpaque,
+  lstatAt,
+  openDir,
+  openPathAt,
+  rmdirAt,
+  unlinkAt,
+  type Lookup,
+} from '../fsroot/index.ts';
 
 const run = promisify(execFile);
 
@@ -73,36 +82,44 @@ export async function snapshotMountPoints(image: Lookup, extra: string[] = []): 
   return out;
 }
 
-async function isOpaque(p: string): Promise<boolean> {
-  const r = await run('getfattr', ['--only-values', '-h', '-n', 'trusted.overlay.opaque', p]).catch(
-    () => null,
-  );
-  return r !== null && r.stdout.trim() === 'y';
-}
-
 /**
  * Removes from a RUN's upper dir what the runtime created only to mount over: an empty file
  * or directory at a mount point that did not exist in the image, and directories that were
  * copied up only for that (still empty, same owner and mode, not opaque). Anything the
- * command itself wrote there stays.
+ * command itself wrote there stays. The upper dir is the step's work: a parent it turned
+ * into a symlink is never followed (entered with O_NOFOLLOW; such a path is the step's own
+ * content and is left alone).
  */
 export async function cleanMountPoints(upper: string, before: Snapshot): Promise<void> {
-  for (const [rel, old] of before) {
-    const p = path.join(upper, rel);
-    const st = await fsp.lstat(p).catch(() => null);
-    if (st === null) continue;
-    if (st.isFile()) {
-      if (old === null && st.size === 0) await fsp.rm(p);
-      continue;
+  const root = openDir(upper);
+  try {
+    for (const [rel, old] of before) {
+      const parts = rel.split('/');
+      const name = parts.pop() as string;
+      const dir = await openPathAt(root, parts);
+      if (dir === null) continue;
+      try {
+        const st = lstatAt(dir, name);
+        if (st === null) continue;
+        if (st.isFile()) {
+          if (old === null && st.size === 0) unlinkAt(dir, name);
+          continue;
+        }
+        if (!st.isDirectory() || (await fsp.readdir(at(dir, name))).length > 0) continue;
+        const createdForMount = old === null;
+        const copiedUpOnly =
+          old !== null &&
+          old.isDirectory() &&
+          old.mode === st.mode &&
+          old.uid === st.uid &&
+          old.gid === st.gid;
+        if ((createdForMount || copiedUpOnly) && !(await isOpaque(at(dir, name, process.pid))))
+          rmdirAt(dir, name);
+      } finally {
+        close(dir);
+      }
     }
-    if (!st.isDirectory() || (await fsp.readdir(p)).length > 0) continue;
-    const createdForMount = old === null;
-    const copiedUpOnly =
-      old !== null &&
-      old.isDirectory() &&
-      old.mode === st.mode &&
-      old.uid === st.uid &&
-      old.gid === st.gid;
-    if ((createdForMount || copiedUpOnly) && !(await isOpaque(p))) await fsp.rmdir(p);
+  } finally {
+    close(root);
   }
 }

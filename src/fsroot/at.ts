@@ -19,9 +19,12 @@ function one(name: string): string {
   return name;
 }
 
-/** The path that names `name` inside the open directory `dirfd`. */
-export function at(dirfd: number, name: string): string {
-  return `/proc/self/fd/${dirfd}/${one(name)}`;
+/**
+ * The path that names `name` inside the open directory `dirfd`. A child process (getfattr,
+ * setfattr) does not share our fds, so for one pass `pid` (our own): `/proc/<pid>/fd/...`.
+ */
+export function at(dirfd: number, name: string, pid: number | 'self' = 'self'): string {
+  return `/proc/${pid}/fd/${dirfd}/${one(name)}`;
 }
 
 function code(err: unknown): string | undefined {
@@ -83,50 +86,42 @@ export function close(fd: number): void {
 }
 
 /**
- * Opens the directory `parts` below `rootfd`, each component entered with O_NOFOLLOW.
- * `mkdir(parentfd, name)` is called for a missing component (it must create a directory);
- * without it a missing component, a symlink or a non-directory gives null. With it, a
- * symlink or non-directory throws (ELOOP/ENOTDIR): the caller resolved `parts` to be
- * directories, so anything else means the tree changed under it.
+ * Opens the directory `parts` below `rootfd`, each component entered with O_NOFOLLOW, and
+ * returns a new fd (the caller closes it). A missing component is created by
+ * `mkdir(parentfd, name, index)` when given (it must make a directory); otherwise a missing
+ * component, a symlink or a non-directory gives null. With `mkdir`, a symlink or a
+ * non-directory throws (ELOOP/ENOTDIR): the caller resolved `parts` to be directories, so
+ * anything else means the tree is not what it resolved.
  */
-export function openPathAt(
+export async function openPathAt(
   rootfd: number,
   parts: readonly string[],
-  mkdir?: (parentfd: number, name: string) => void,
-): number | null {
-  // The root's fd stays the caller's; every fd opened below it is closed here or returned.
-  let fd = rootfd;
-  const release = (): void => {
-    if (fd !== rootfd) close(fd);
-  };
+  mkdir?: (parentfd: number, name: string, index: number) => Promise<void> | void,
+): Promise<number | null> {
+  let fd = fs.openSync(`/proc/self/fd/${rootfd}`, O_RDONLY | O_DIRECTORY);
   try {
-    for (const name of parts) {
+    for (const [i, name] of parts.entries()) {
       let next: number;
       try {
         next = openDirAt(fd, name);
       } catch (err) {
-        if (mkdir !== undefined && code(err) === 'ENOENT') {
-          mkdir(fd, name);
+        const c = code(err);
+        if (mkdir !== undefined && c === 'ENOENT') {
+          await mkdir(fd, name, i);
           next = openDirAt(fd, name);
-        } else if (
-          mkdir === undefined &&
-          ['ENOENT', 'ELOOP', 'ENOTDIR'].includes(code(err) ?? '')
-        ) {
-          release();
-          fd = rootfd;
+        } else if (mkdir === undefined && (c === 'ENOENT' || c === 'ELOOP' || c === 'ENOTDIR')) {
           return null;
         } else {
           throw err;
         }
       }
-      release();
+      close(fd);
       fd = next;
     }
-    // The root itself: hand back a fd of its own, so the caller always closes what it gets.
-    const out = fd === rootfd ? fs.openSync(`/proc/self/fd/${rootfd}`, O_RDONLY | O_DIRECTORY) : fd;
-    fd = rootfd;
+    const out = fd;
+    fd = -1;
     return out;
   } finally {
-    release();
+    if (fd >= 0) close(fd);
   }
 }

@@ -41,8 +41,13 @@ function components(p: string): string[] {
   return p.split('/').filter((c) => c !== '' && c !== '.');
 }
 
-function refuse(reason: 'ELOOP' | 'ENOTDIR' | 'EXDEV', path: string, why: string): never {
-  throw new InvalidPath(`${path}: ${why}`, { path, reason });
+function refuse(
+  reason: 'ELOOP' | 'ENOTDIR' | 'EXDEV',
+  path: string,
+  why: string,
+  via: string | null = null,
+): never {
+  throw new InvalidPath(`${path}: ${why}`, { path, reason, ...(via === null ? {} : { via }) });
 }
 
 /** Resolves `path` (absolute or relative: both start at the root) inside `root`. */
@@ -60,11 +65,19 @@ export async function resolveInRoot(
   // The stat of done's last component when known; undefined after a `..`.
   let stat: Stats | null | undefined;
   let links = 0;
+  // The last symlink followed, `"rel" -> "target"`: an escape names it.
+  let via: string | null = null;
   while (todo.length > 0) {
     const c = todo.pop() as string;
     if (c === '..') {
       if (done.length === 0) {
-        if (opts.beneath === true) refuse('EXDEV', path, 'leads outside the root');
+        if (opts.beneath === true)
+          refuse(
+            'EXDEV',
+            path,
+            `${via ? `symlink ${via}` : 'the path'} leads outside the root`,
+            via,
+          );
       } else {
         done.pop();
         if (done.length <= missingAt) missingAt = Infinity;
@@ -88,10 +101,11 @@ export async function resolveInRoot(
       if (++links > MAX_SYMLINKS)
         refuse('ELOOP', path, `more than ${MAX_SYMLINKS} symlinks (a loop?)`);
       const target = await root.readlink(rel);
+      via = `"${rel}" -> "${target}"`;
       done.pop();
       if (target.startsWith('/')) {
         if (opts.beneath === true)
-          refuse('EXDEV', path, `symlink "${rel}" -> "${target}" leads outside the root`);
+          refuse('EXDEV', path, `symlink ${via} leads outside the root (absolute target)`, via);
         done.length = 0;
         missingAt = Infinity;
       }

@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { Parser, type ReadEntry } from 'tar';
 import { InvalidLayer } from '../errors/index.ts';
+import { O_CREATE_NEW } from '../fsroot/index.ts';
 
 const run = promisify(execFile);
 
@@ -35,9 +36,6 @@ export const OPAQUE_XATTR = 'trusted.overlay.opaque';
 
 type Kind = 'dir' | 'file' | 'symlink' | 'fifo' | 'whiteout';
 type Meta = { mode: number; uid: number; gid: number; mtime: Date };
-
-const O_CREATE_NEW =
-  fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 function humanBytes(n: number): string {
   return n >= 1024 ** 3

@@ -150,7 +150,7 @@ export abstract class BundleRuntime implements Runtime {
     const cgroup = new Cgroup(join(this.cgroupParent, spec.id));
     let attached = false;
     try {
-      const user = resolveUser(
+      const user = await resolveUser(
         'dir' in spec.rootfs ? [spec.rootfs.dir] : spec.rootfs.lowers,
         spec.user,
       );
@@ -397,7 +397,7 @@ export abstract class BundleRuntime implements Runtime {
     const user =
       opts.user === undefined
         ? { uid: meta.uid, gid: meta.gid, groups: meta.groups }
-        : resolveUser(this.layers(meta), opts.user);
+        : await resolveUser(this.layers(meta), opts.user);
     return this.execIn(bundle, meta, state, opts, user);
   }
 

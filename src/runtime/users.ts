@@ -1,10 +1,10 @@
 // Resolves an image USER (`name`, `uid`, `name:group`, `uid:gid`) to numeric ids by reading
 // the image's /etc/passwd and /etc/group, as Docker does. The files come from untrusted
-// images, so they are looked up with every symlink resolved *inside* the root (a link to
-// `/etc/shadow` or `../../` can never reach a host file).
-import { lstatSync, readFileSync, readlinkSync } from 'node:fs';
-import { join } from 'node:path';
-import { InvalidSpec } from '../errors/index.ts';
+// images, so they are found by the in-root resolver over the image's merged layers (a link
+// to `/etc/shadow` or `../../` resolves inside the image and never reaches a host file; a
+// whiteout in a higher layer means the image deleted the file).
+import { InvalidPath, InvalidSpec } from '../errors/index.ts';
+import { LayerStack, resolveInRoot } from '../fsroot/index.ts';
 
 export interface ResolvedUser {
   uid: number;
@@ -13,57 +13,16 @@ export interface ResolvedUser {
   home: string;
 }
 
-const MAX_LINKS = 40;
-
-/**
- * Joins `rel` onto `root`, following symlinks as if `root` were `/`, so the result always
- * lies inside root. Returns null when a component is missing.
- */
-export function secureJoin(root: string, rel: string): string | null {
-  const todo = rel.split('/').filter((c) => c !== '' && c !== '.');
-  const done: string[] = [];
-  let links = 0;
-  while (todo.length > 0) {
-    const c = todo.shift() as string;
-    if (c === '..') {
-      done.pop();
-      continue;
-    }
-    const candidate = join(root, ...done, c);
-    let st;
-    try {
-      st = lstatSync(candidate);
-    } catch {
-      return null;
-    }
-    if (st.isSymbolicLink()) {
-      if (++links > MAX_LINKS) return null;
-      const target = readlinkSync(candidate);
-      if (target.startsWith('/')) done.length = 0;
-      todo.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
-      continue;
-    }
-    done.push(c);
+/** A regular file of the image (layers topmost first), or null. */
+async function readImageFile(layers: readonly string[], rel: string): Promise<string | null> {
+  const image = new LayerStack([...layers]);
+  try {
+    const r = await resolveInRoot(image, rel);
+    return r.stat?.isFile() === true ? await image.readFile(r.rel) : null;
+  } catch (err) {
+    if (err instanceof InvalidPath) return null;
+    throw err;
   }
-  return join(root, ...done);
-}
-
-/** Reads a file from the topmost layer that has it; a whiteout there means the image deleted it. */
-function readFromLayers(layers: readonly string[], rel: string): string | null {
-  for (const layer of layers) {
-    const p = secureJoin(layer, rel);
-    if (p === null) continue;
-    try {
-      const st = lstatSync(p);
-      // OCI layer.md / overlayfs: a 0:0 character device hides the file in every lower layer.
-      if (st.isCharacterDevice() && st.rdev === 0) return null;
-      if (!st.isFile()) continue;
-      return readFileSync(p, 'utf8');
-    } catch {
-      continue;
-    }
-  }
-  return null;
 }
 
 interface Entry {
@@ -100,10 +59,10 @@ function isNumeric(s: string): boolean {
   return /^\d+$/.test(s);
 }
 
-export function resolveUser(layers: readonly string[], user: string): ResolvedUser {
+export async function resolveUser(layers: readonly string[], user: string): Promise<ResolvedUser> {
   const [u, g] = user.split(':') as [string, string | undefined];
-  const passwd = parseDb(readFromLayers(layers, 'etc/passwd'), 'passwd');
-  const groupDb = parseDb(readFromLayers(layers, 'etc/group'), 'group');
+  const passwd = parseDb(await readImageFile(layers, 'etc/passwd'), 'passwd');
+  const groupDb = parseDb(await readImageFile(layers, 'etc/group'), 'group');
 
   let uid: number;
   let gid: number;
