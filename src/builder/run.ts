@@ -8,10 +8,14 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BuildLimitExceeded } from '../errors/index.ts';
+import { BuildFailed, BuildLimitExceeded } from '../errors/index.ts';
 import type { Runtime } from '../runtime/index.ts';
 import { humanBytes, treeBytes, type BuildLimits, type DiskBudget } from './limits.ts';
-import type { Lookup } from './stack.ts';
+import { stepKey } from './cache.ts';
+import { commandOf, envMap } from './config.ts';
+import type { Instr } from './parse.ts';
+import type { BuildSession, StageState } from './session.ts';
+import { LayerStack, type Lookup } from './stack.ts';
 import { CA_TARGET, cleanMountPoints, snapshotMountPoints, type Snapshot } from './view.ts';
 
 export const HOST_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
@@ -149,4 +153,68 @@ export async function runStep(s: RunStep): Promise<RunResult> {
 
 export function tmpPaths(dir: string): { upper: string; work: string } {
   return { upper: path.join(dir, 'upper'), work: path.join(dir, 'work') };
+}
+
+/** RUN: the command in a container on the stage's layers; returns whether the layer was cached. */
+export async function runInstr(
+  session: BuildSession,
+  st: StageState,
+  i: Instr,
+  stepN: number,
+): Promise<boolean> {
+  const command = commandOf(i, st.config);
+  const env = Object.fromEntries([...st.args, ...envMap(st.config)]);
+  const key = stepKey({
+    parent: st.key,
+    instruction: `RUN ${JSON.stringify(command)}`,
+    args: st.args,
+  });
+  const { total } = session;
+  return session.layerStep(st, key, `RUN ${JSON.stringify(command)}`, async () => {
+    const dir = await session.tmp('run');
+    const upper = path.join(dir, 'upper');
+    const lowers = await session.layerDirs(st.layers);
+    const res = await runStep({
+      runtime: session.runtime,
+      lowers,
+      image: new LayerStack(lowers),
+      upper,
+      work: path.join(dir, 'work'),
+      empty: session.empty,
+      command,
+      env,
+      cwd: st.config.WorkingDir || '/',
+      user: st.config.User || '0',
+      limits: session.limits,
+      disk: session.disk,
+      step: stepN,
+      onLine: session.out,
+    }).catch((err: unknown) => {
+      if (err instanceof BuildLimitExceeded) throw err;
+      // The container could not start (bad USER, missing shell…): still this step's failure.
+      const why = err instanceof Error ? err.message : String(err);
+      throw new BuildFailed(
+        `step ${stepN}/${total} (${i.text}) failed: ${why}`,
+        { step: stepN, instruction: i.text, exitCode: null, line: i.line },
+        { cause: err },
+      );
+    });
+    if (res.exitCode !== 0 || res.signal !== null) {
+      const how =
+        res.signal !== null
+          ? `was killed by ${res.signal}`
+          : `returned a non-zero code: ${res.exitCode}`;
+      throw new BuildFailed(
+        `step ${stepN}/${total} (${i.text}) failed: the command ${JSON.stringify(command)} ${how}`,
+        {
+          step: stepN,
+          instruction: i.text,
+          exitCode: res.exitCode,
+          signal: res.signal,
+          line: i.line,
+        },
+      );
+    }
+    return upper;
+  });
 }
