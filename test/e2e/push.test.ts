@@ -2,6 +2,9 @@
 // new releases, failed builds and crashing apps leave the live release serving, logs show it
 // all, bad input changes nothing. Real daemon, router, runtime, builder, git and HTTP.
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appRepo, cli, DOMAIN, get, push, remoteLines, startPaas, type Paas } from './harness.ts';
 
@@ -270,6 +273,55 @@ describe('bad input gets clear errors and changes nothing', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('pack exceeds maximum allowed size');
     expect(await releases('huge')).toEqual([]);
+  });
+});
+
+describe('a pushed repo is untrusted', () => {
+  it('COPY aimed at host files through symlinks and .. lands inside the image; nothing outside the data dir changes', async () => {
+    const canary = mkdtempSync(join(tmpdir(), 'paas-canary-e2e-'));
+    mkdirSync(join(canary, 'cron.d'));
+    writeFileSync(join(canary, 'cron.d/keep'), 'host cron\n');
+    writeFileSync(join(canary, 'victim'), 'host file\n');
+    const snapshot = (): string =>
+      execFileSync('sh', ['-c', 'find . -printf "%p %m %T@ %s\\n" | sort; cat victim cron.d/*'], {
+        cwd: canary,
+      }).toString();
+    const before = snapshot();
+    try {
+      const repo = appRepo('busybox-web');
+      // Source b's `sub` stays inside the checkout where it sits (45 levels deep); placed at
+      // the top of the layer its `..`s would climb to the host's root and on to the canary.
+      const deep = Array.from({ length: 45 }, (_, i) => `d${i}`).join('/');
+      mkdirSync(join(repo.dir, deep, 'b'), { recursive: true });
+      symlinkSync(`${'../'.repeat(40)}${canary.slice(1)}/cron.d`, join(repo.dir, deep, 'b/sub'));
+      mkdirSync(join(repo.dir, 'a/sub'), { recursive: true });
+      mkdirSync(join(repo.dir, 'c/sub'), { recursive: true });
+      repo.write('a/sub/first', 'a\n');
+      repo.write('c/sub/pwned', '* * * * * root echo pwned\n');
+      repo.write('x', 'replaced\n');
+      repo.write('.dockerignore', 'c/sub\n!c/sub/pwned\n');
+      repo.write(
+        'Dockerfile',
+        `FROM busybox\nCOPY a ${deep}/b c /\nCOPY x /nope/${'../'.repeat(20)}${canary.slice(1)}/victim\n` +
+          'COPY www /www\nCMD ["/bin/sh", "-c", "exec httpd -f -p \\"$PORT\\" -h /www"]\n',
+      );
+      repo.commit('hostile paths');
+      const r = await push(p, repo.dir, 'hostile');
+      expect(r.code, r.stderr).toBe(0);
+      expect(snapshot()).toBe(before);
+      const inside = await cli(p, [
+        'run',
+        'hostile',
+        '--no-tty',
+        '--',
+        'cat',
+        `${canary}/cron.d/pwned`,
+        `${canary}/victim`,
+      ]);
+      expect(inside.stdout).toBe('* * * * * root echo pwned\nreplaced\n');
+    } finally {
+      rmSync(canary, { recursive: true, force: true });
+    }
   });
 });
 
