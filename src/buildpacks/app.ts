@@ -1,27 +1,31 @@
-// Read-only access to the files of an app being detected. Detection looks only at the
-// repository root and a few named files; paths are relative to the app and never leave it
-// (a symlinked package.json pointing at /etc/passwd reads as absent).
+// Read-only access to the files of an app being detected or deployed. Detection looks only
+// at the repository root and a few named files; paths are relative to the app and resolved
+// beneath it by the in-root resolver (a symlinked package.json or Procfile pointing at
+// /etc/shadow reads as absent, so its content never reaches a parse error or a log).
 import { lstatSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { BuildFailed } from '../errors/index.ts';
+import { BuildFailed, InvalidPath } from '../errors/index.ts';
+import { hostRootSync, resolveInRootSync, type SyncRoot } from '../fsroot/index.ts';
 
 export class AppFiles {
   readonly dir: string;
   readonly #root: string;
+  readonly #host: SyncRoot;
 
   constructor(dir: string) {
     this.dir = path.resolve(dir);
     this.#root = realpathSync(this.dir);
+    this.#host = hostRootSync(this.#root);
   }
 
+  /** The host path of `rel` inside the app, or null when missing or leading out of it. */
   #resolve(rel: string): string | null {
-    const abs = path.resolve(this.#root, rel);
-    if (abs !== this.#root && !abs.startsWith(this.#root + path.sep)) return null;
     try {
-      const real = realpathSync(abs);
-      return real === this.#root || real.startsWith(this.#root + path.sep) ? real : null;
-    } catch {
-      return null;
+      const r = resolveInRootSync(this.#host, rel, { beneath: true });
+      return r.stat === null ? null : path.join(this.#root, ...r.parts);
+    } catch (err) {
+      if (err instanceof InvalidPath) return null;
+      throw err;
     }
   }
 

@@ -1,9 +1,10 @@
 // Steps 1 and 2 of a push: receive (the pushed commit's tree into a build directory) and
 // build (an image from it). A Dockerfile builds as is; an app without one builds from the
 // Dockerfile its buildpack renders (`chooseBuildMethod`, src/buildpacks).
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  AppFiles,
   describeChoice,
   detect,
   writeBuildpackFiles,
@@ -114,8 +115,9 @@ export async function build(deps: DeployDeps, co: Checkout, r: Reporter): Promis
  * image's ENTRYPOINT + CMD as `web`.
  */
 export function processTypes(dir: string, image: Image): Processes {
-  const procfile = join(dir, 'Procfile');
-  if (existsSync(procfile)) return parseProcfile(readFileSync(procfile, 'utf8'));
+  // Read beneath the checkout: a Procfile symlinked to a host file reads as absent.
+  const procfile = new AppFiles(dir).read('Procfile');
+  if (procfile !== null) return parseProcfile(procfile);
   const cmd = [...(image.config.Entrypoint ?? []), ...(image.config.Cmd ?? [])];
   if (cmd.length === 0)
     throw new BuildFailed('the image has no CMD and there is no Procfile: nothing to run as web', {
@@ -146,15 +148,15 @@ export function parseProcfile(text: string): Processes {
 }
 
 function readAppJson(dir: string): AppJson {
-  const p = join(dir, 'app.json');
-  if (!existsSync(p)) return {};
+  const text = new AppFiles(dir).read('app.json');
+  if (text === null) return {};
   let j: {
     scripts?: { dokku?: { predeploy?: unknown } };
     healthchecks?: unknown;
     stop_grace_period?: unknown;
   };
   try {
-    j = JSON.parse(readFileSync(p, 'utf8')) as typeof j;
+    j = JSON.parse(text) as typeof j;
   } catch (e) {
     throw new BuildFailed(`app.json is not valid JSON: ${(e as Error).message}`, {
       step: 'release',

@@ -17,11 +17,13 @@ export {
   symlinkAt,
   unlinkAt,
 } from './at.ts';
-export { hostRoot, isOpaque, isWhiteout, LayerStack, type Lookup } from './layers.ts';
+export { hostRoot, hostRootSync, isOpaque, isWhiteout, LayerStack, type Lookup } from './layers.ts';
 export {
   MAX_SYMLINKS,
   resolveInRoot,
+  resolveInRootSync,
   type Resolution,
   type ResolveOptions,
   type Root,
+  type SyncRoot,
 } from './resolve.ts';

@@ -6,10 +6,10 @@
 // is not a real directory (a symlink above all) is never walked through: overlayfs merges
 // directories only, so what lies "below" a symlink in a layer is not part of the image.
 import { execFile } from 'node:child_process';
-import { promises as fsp, type Stats } from 'node:fs';
+import fs, { promises as fsp, type Stats } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Root } from './resolve.ts';
+import type { Root, SyncRoot } from './resolve.ts';
 
 const run = promisify(execFile);
 const opaqueMemo = new Map<string, boolean>();
@@ -70,6 +70,23 @@ export function hostRoot(dir: string): Lookup {
       const st = await lstatOrNull(abs(rel));
       return st !== null && st.isFile() ? fsp.readFile(abs(rel), 'utf8') : null;
     },
+  };
+}
+
+/** hostRoot for callers that cannot await (build detection reads a few named files). */
+export function hostRootSync(dir: string): SyncRoot {
+  const abs = (rel: string): string => path.join(dir, ...split(rel));
+  return {
+    lstat: (rel) => {
+      try {
+        return fs.lstatSync(abs(rel));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+        throw err;
+      }
+    },
+    readlink: (rel) => fs.readlinkSync(abs(rel)),
   };
 }
 

@@ -5,8 +5,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidPath } from '../errors/index.ts';
-import { hostRoot, LayerStack } from './layers.ts';
-import { MAX_SYMLINKS, resolveInRoot } from './resolve.ts';
+import { hostRoot, hostRootSync, LayerStack } from './layers.ts';
+import { MAX_SYMLINKS, resolveInRoot, resolveInRootSync } from './resolve.ts';
 
 const base = mkdtempSync('/var/tmp/paas-fsroot-');
 const root = path.join(base, 'root');
@@ -130,6 +130,16 @@ describe('resolveInRoot (RESOLVE_IN_ROOT semantics)', () => {
     await expect(resolveInRoot(host, 'a/b/c/up', beneath)).rejects.toEqual(refusal('EXDEV'));
     expect((await resolveInRoot(host, 'bin/sh', beneath)).rel).toBe('usr/bin/sh');
     expect((await resolveInRoot(host, 'a/b/../b/c/file', beneath)).rel).toBe('a/b/c/file');
+  });
+});
+
+describe('resolveInRootSync', () => {
+  it('is the same walk over a synchronous root', async () => {
+    const sync = hostRootSync(root);
+    for (const p of ['/abs/passwd', 'a/b/c/up/passwd', '/nope/../../etc/x', 'bin/sh', 'dangling/f'])
+      expect(resolveInRootSync(sync, p).rel, p).toBe(await rel(p));
+    expect(() => resolveInRootSync(sync, 'loop1')).toThrow(/more than 40 symlinks/);
+    expect(() => resolveInRootSync(sync, 'abs', { beneath: true })).toThrow(/outside the root/);
   });
 });
 

@@ -21,6 +21,16 @@ export interface Root {
   readlink(rel: string): Promise<string>;
 }
 
+/** The same questions answered synchronously (for callers that cannot await). */
+export interface SyncRoot {
+  lstat(rel: string): Stats | null;
+  readlink(rel: string): string;
+}
+
+/** A question the walk asks of the root; the answer is sent back into the generator. */
+type Ask = { op: 'lstat'; rel: string } | { op: 'readlink'; rel: string };
+type Answer = Stats | null | string;
+
 export type Resolution = {
   /** Canonical path inside the root: no `.`, `..`, empty or symlink components. */
   parts: string[];
@@ -56,6 +66,35 @@ export async function resolveInRoot(
   path: string,
   opts: ResolveOptions = {},
 ): Promise<Resolution> {
+  const walk = resolution(path, opts);
+  let step = walk.next();
+  while (step.done !== true) {
+    const q = step.value;
+    step = walk.next(q.op === 'lstat' ? await root.lstat(q.rel) : await root.readlink(q.rel));
+  }
+  return step.value;
+}
+
+/** resolveInRoot over a synchronous root: the same walk. */
+export function resolveInRootSync(
+  root: SyncRoot,
+  path: string,
+  opts: ResolveOptions = {},
+): Resolution {
+  const walk = resolution(path, opts);
+  let step = walk.next();
+  while (step.done !== true) {
+    const q = step.value;
+    step = walk.next(q.op === 'lstat' ? root.lstat(q.rel) : root.readlink(q.rel));
+  }
+  return step.value;
+}
+
+/**
+ * The walk itself, written once for both drivers: it yields each lookup it needs and is
+ * sent the answer.
+ */
+function* resolution(path: string, opts: ResolveOptions): Generator<Ask, Resolution, Answer> {
   const followLast = opts.followLast ?? true;
   // Components still to walk, last first (so the next one is pop()).
   const todo = components(path).reverse();
@@ -91,7 +130,7 @@ export async function resolveInRoot(
       continue;
     }
     const rel = done.join('/');
-    const st = await root.lstat(rel);
+    const st = (yield { op: 'lstat', rel }) as Stats | null;
     if (st === null) {
       missingAt = done.length - 1;
       stat = null;
@@ -100,7 +139,7 @@ export async function resolveInRoot(
     if (st.isSymbolicLink() && (todo.length > 0 || followLast)) {
       if (++links > MAX_SYMLINKS)
         refuse('ELOOP', path, `more than ${MAX_SYMLINKS} symlinks (a loop?)`);
-      const target = await root.readlink(rel);
+      const target = (yield { op: 'readlink', rel }) as string;
       via = `"${rel}" -> "${target}"`;
       done.pop();
       if (target.startsWith('/')) {
@@ -118,6 +157,7 @@ export async function resolveInRoot(
     stat = st;
   }
   const rel = done.join('/');
-  if (stat === undefined) stat = missingAt === Infinity ? await root.lstat(rel) : null;
+  if (stat === undefined)
+    stat = missingAt === Infinity ? ((yield { op: 'lstat', rel }) as Stats | null) : null;
   return { parts: done, rel, stat };
 }
