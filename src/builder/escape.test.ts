@@ -10,11 +10,11 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTree } from '../fsroot/testing.ts';
 import { build, type BuildOptions } from './index.ts';
 import { openHarness, runImage, type Harness } from './harness.ts';
 
@@ -55,17 +55,7 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 function checkout(files: Record<string, string>, links: Record<string, string> = {}): string {
-  const dir = path.join(root, `repo${++n}`);
-  mkdirSync(dir);
-  for (const [rel, body] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    writeFileSync(path.join(dir, rel), body);
-  }
-  for (const [rel, target] of Object.entries(links)) {
-    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    symlinkSync(target, path.join(dir, rel));
-  }
-  return dir;
+  return makeTree(path.join(root, `repo${++n}`), files, links);
 }
 
 function opts(contextDir: string, dockerfile: string): BuildOptions {

@@ -1,11 +1,12 @@
 // The in-root resolver against real trees with hostile symlinks: whatever the path and the
 // links say, the result is a canonical path inside the root, or a typed refusal. A canary
 // directory beside the root holds the files the links aim at; it is never reached.
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidPath } from '../errors/index.ts';
 import { hostRoot, hostRootSync, LayerStack } from './layers.ts';
+import { makeTree } from './testing.ts';
 import { MAX_SYMLINKS, resolveInRoot, resolveInRootSync } from './resolve.ts';
 
 const base = mkdtempSync('/var/tmp/paas-fsroot-');
@@ -13,20 +14,8 @@ const root = path.join(base, 'root');
 const canary = path.join(base, 'canary');
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-function tree(dir: string, files: Record<string, string>, links: Record<string, string>): void {
-  mkdirSync(dir, { recursive: true });
-  for (const [rel, body] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    writeFileSync(path.join(dir, rel), body);
-  }
-  for (const [rel, target] of Object.entries(links)) {
-    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    symlinkSync(target, path.join(dir, rel));
-  }
-}
-
-tree(canary, { 'etc/passwd': 'host secret', 'etc/cron.d/keep': 'k' }, {});
-tree(
+makeTree(canary, { 'etc/passwd': 'host secret', 'etc/cron.d/keep': 'k' }, {});
+makeTree(
   root,
   { 'etc/passwd': 'root:x:0:0::/root:/bin/sh\n', 'usr/bin/sh': 'sh', 'a/b/c/file': 'f' },
   {
@@ -148,8 +137,8 @@ describe('resolveInRoot over layers', () => {
   const upper = path.join(base, 'upper');
   // The lower layer's /etc is a symlink to the host's canary; the upper layer has a real
   // /etc (overlayfs: a directory over a non-directory hides it). Nothing reaches the canary.
-  tree(lower, { 'usr/lib/x': 'x' }, { etc: path.join(canary, 'etc'), lib: 'usr/lib' });
-  tree(upper, { 'etc/hostname': 'h' }, {});
+  makeTree(lower, { 'usr/lib/x': 'x' }, { etc: path.join(canary, 'etc'), lib: 'usr/lib' });
+  makeTree(upper, { 'etc/hostname': 'h' }, {});
   const stack = new LayerStack([upper, lower]);
 
   it('never walks through a symlink inside one layer', async () => {
