@@ -1,6 +1,6 @@
 // The layer writer of COPY, ADD and WORKDIR: a layer built directly, without a container.
-// Matched sources are written into a fresh directory at their destination paths with the right owner and mode. Every
-// destination is resolved by the in-root resolver (src/fsroot) against the stage's merged
+// Matched sources are written into a fresh directory at their destination paths with the
+// right owner and mode. Every destination is resolved by the in-root resolver (src/fsroot) against the stage's merged
 // view with the layer being written on top, as Docker does: symlinked parents such as
 // Debian's /bin -> usr/bin are followed, inside the image only, including symlinks an
 // earlier source of the same COPY put there. The layer is then written through directory
