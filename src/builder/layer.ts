@@ -1,11 +1,12 @@
 // The layer writer of COPY, ADD and WORKDIR: a layer built directly, without a container.
 // Matched sources are written into a fresh directory at their destination paths with the
-// right owner and mode. Every destination is resolved by the in-root resolver (src/fsroot) against the stage's merged
-// view with the layer being written on top, as Docker does: symlinked parents such as
-// Debian's /bin -> usr/bin are followed, inside the image only, including symlinks an
-// earlier source of the same COPY put there. The layer is then written through directory
-// fds with O_NOFOLLOW, so nothing in it is ever followed on the host. Parents that already
-// exist keep the image's owner and mode. ADD unpacks local tar archives.
+// right owner and mode. Every destination is resolved by the in-root resolver (src/fsroot)
+// against the stage's merged view with the layer being written on top, as Docker does:
+// symlinked parents such as Debian's /bin -> usr/bin are followed, inside the image only,
+// including symlinks an earlier source of the same COPY put there. The layer is then
+// written through directory fds with O_NOFOLLOW, so nothing in it is ever followed on the
+// host. Parents that already exist keep the image's owner and mode. ADD unpacks local tar
+// archives.
 import fs, { constants, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import * as tar from 'tar';
