@@ -1,7 +1,7 @@
 // Steps 1 and 2 of a push: receive (the pushed commit's tree into a build directory) and
 // build (an image from it). A Dockerfile builds as is; an app without one builds from the
 // Dockerfile its buildpack renders (`chooseBuildMethod`, src/buildpacks).
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AppFiles,
