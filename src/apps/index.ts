@@ -14,6 +14,7 @@ export {
   parseConfigPairs,
   parseProcessType,
   parseDomain,
+  isHostname,
   type ConfigKey,
   type ProcessType,
   type Domain,

@@ -255,4 +255,12 @@ describe('validators', () => {
     expect(parseDomain('WWW.Example.com.')).toBe('www.example.com');
     expect(() => parseDomain('-bad.com')).toThrow(/not a valid/);
   });
+
+  it('accepts wildcard domains, the rule the router serves (issue 16: the API refused them)', () => {
+    expect(parseDomain('*.Example.com')).toBe('*.example.com');
+    expect(parseDomain('*.eu.example.com.')).toBe('*.eu.example.com');
+    // A wildcard covers names below a registrable-looking name, never a whole TLD or label soup.
+    for (const bad of ['*.com', '*', '*.', 'a.*.example.com', '**.example.com', '*example.com'])
+      expect(() => parseDomain(bad), bad).toThrow(/not a valid host name/);
+  });
 });

@@ -1,5 +1,5 @@
 // Validators for the other names that cross a border into app state (STYLE.md §6): config
-// keys, process types and domains. Each parses a raw value once into a branded type.
+// keys, process types, host names and domains. Each parses a raw value once into a branded type.
 import { InvalidArgument, InvalidConfigKey } from '../errors/index.ts';
 
 export type ConfigKey = string & { readonly __brand: 'ConfigKey' };
@@ -59,21 +59,31 @@ export function parseProcessType(raw: unknown): ProcessType {
   return raw as ProcessType;
 }
 
-// RFC 1123 §2.1 host names: labels of [a-z0-9-], not starting or ending with '-', ≤ 253 total.
-const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+// RFC 1123 §2.1 host names: labels of letters, digits and '-', not starting or ending with
+// '-', each at most 63 and at most 253 in all; case does not matter (RFC 4343).
+const HOSTNAME =
+  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
+/** The one host-name grammar: custom domains, the route table, Host headers, container hostnames. */
+export function isHostname(s: string): boolean {
+  return HOSTNAME.test(s);
+}
+
+/**
+ * A custom domain: an exact host name (`www.example.com`) or a wildcard over every name
+ * below one (`*.example.com` also covers `a.b.example.com`, as nginx's `server_name`
+ * suffix match does). Lower-cased, without a trailing dot; at least two labels, so a
+ * wildcard can never claim a whole top-level domain.
+ */
 export function parseDomain(raw: unknown): Domain {
-  if (typeof raw !== 'string') throw new InvalidArgument('domain is required');
+  if (typeof raw !== 'string' || raw.length === 0) throw new InvalidArgument('domain is required');
   const d = raw.toLowerCase().replace(/\.$/, '');
-  if (
-    d.length === 0 ||
-    d.length > 253 ||
-    !d.split('.').every((l) => LABEL.test(l)) ||
-    !d.includes('.')
-  ) {
-    throw new InvalidArgument(`domain "${raw.slice(0, 80)}" is not a valid host name`, {
-      domain: raw.slice(0, 80),
-    });
+  const bare = d.startsWith('*.') ? d.slice(2) : d;
+  if (!isHostname(bare) || !bare.includes('.')) {
+    throw new InvalidArgument(
+      `domain "${raw.slice(0, 80)}" is not a valid host name (use www.example.com or *.example.com)`,
+      { domain: raw.slice(0, 80) },
+    );
   }
   return d as Domain;
 }

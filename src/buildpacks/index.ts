@@ -13,6 +13,7 @@ import type { BuildChoice, Buildpack, BuildpackName, PlanContext } from './types
 export type { BuildChoice, Buildpack, BuildpackName, Plan, PlanContext } from './types.ts';
 export { resolveNode, type NodeChoice } from './node/engines.ts';
 export { AppFiles } from './app.ts';
+export { parseProcfile } from './procfile.ts';
 
 /** Detection order: the first that recognizes the app builds it. */
 const BUILDPACKS: readonly Buildpack[] = [node, staticSite, procfile];

@@ -9,6 +9,7 @@ import {
   parseConfigKey,
   parseConfigPairs,
   parseDomain,
+  parseProcessType,
   refuseReservedDomain,
   type AppName,
   type ConfigKey,
@@ -218,7 +219,10 @@ export function createApi(opts: ApiOptions): express.Express {
       filter.source = req.query.source as Source;
     }
     if (typeof req.query.ps === 'string') {
-      if (!/^[a-z][a-z0-9-]{0,29}(\.[0-9]{1,4})?$/.test(req.query.ps))
+      // `web` or `web.2`: the type by the process-type rule, the slot a small number.
+      const [type, n, ...rest] = req.query.ps.split('.');
+      parseProcessType(type);
+      if (rest.length > 0 || (n !== undefined && !/^[0-9]{1,4}$/.test(n)))
         throw new InvalidArgument('ps must be a process type or type.n');
       filter.ps = req.query.ps;
     }

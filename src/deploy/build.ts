@@ -7,6 +7,7 @@ import {
   AppFiles,
   describeChoice,
   detect,
+  parseProcfile,
   writeBuildpackFiles,
   type BuildChoice,
 } from '../buildpacks/index.ts';
@@ -117,34 +118,18 @@ export async function build(deps: DeployDeps, co: Checkout, r: Reporter): Promis
 export function processTypes(dir: string, image: Image): Processes {
   // Read beneath the checkout: a Procfile symlinked to a host file reads as absent.
   const procfile = new AppFiles(dir).read('Procfile');
-  if (procfile !== null) return parseProcfile(procfile);
+  if (procfile !== null) {
+    const types = parseProcfile(procfile);
+    return Object.fromEntries(
+      Object.entries(types).map(([type, line]) => [type, ['/bin/sh', '-c', line]]),
+    );
+  }
   const cmd = [...(image.config.Entrypoint ?? []), ...(image.config.Cmd ?? [])];
   if (cmd.length === 0)
     throw new BuildFailed('the image has no CMD and there is no Procfile: nothing to run as web', {
       step: 'release',
     });
   return { web: cmd };
-}
-
-const PROCFILE_LINE = /^([A-Za-z0-9_-]+):\s*(.+)$/;
-
-export function parseProcfile(text: string): Processes {
-  const out: Record<string, string[]> = {};
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const m = PROCFILE_LINE.exec(line);
-    if (m === null)
-      throw new BuildFailed(
-        `Procfile: cannot parse line "${line.slice(0, 80)}" (expected "type: command")`,
-        { step: 'release' },
-      );
-    const type = m[1]!.toLowerCase();
-    if (!/^[a-z][a-z0-9-]{0,29}$/.test(type))
-      throw new BuildFailed(`Procfile: process type "${m[1]}" is invalid`, { step: 'release' });
-    out[type] = ['/bin/sh', '-c', m[2]!];
-  }
-  return out;
 }
 
 function readAppJson(dir: string): AppJson {

@@ -13,7 +13,6 @@ export { appProcesses, processEnv, resourcesFor, runAttached, DEFAULT_PORT } fro
 export { collectImages, collectImagesNow, type ImageGcReport } from './gc.ts';
 export { backoffMs, DEFAULT_RESTART_POLICY, type RestartPolicy } from './supervisor.ts';
 export { parseAppJsonChecks, imageCheck } from './health.ts';
-export { parseProcfile } from './build.ts';
 export { appUrl } from './report.ts';
 export { DEFAULT_APP_LIMITS } from './types.ts';
 export type {

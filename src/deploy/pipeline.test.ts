@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseAppName, type Release } from '../apps/index.ts';
 import { planPush } from '../git/index.ts';
-import { parseProcfile, processEnv } from './index.ts';
+import { processEnv } from './index.ts';
 
 const Z = '0'.repeat(40);
 const A = 'a'.repeat(40);
@@ -28,22 +28,6 @@ describe('push plan', () => {
         { oldSha: Z, newSha: B, ref: 'refs/heads/master' },
       ]).kind,
     ).toBe('refuse');
-  });
-});
-
-describe('Procfile', () => {
-  it('parses types into shell commands and rejects garbage', () => {
-    expect(
-      parseProcfile(
-        '# comment\nweb: node server.js --port $PORT\n\nworker:  node worker.js\nrelease: ./migrate\n',
-      ),
-    ).toEqual({
-      web: ['/bin/sh', '-c', 'node server.js --port $PORT'],
-      worker: ['/bin/sh', '-c', 'node worker.js'],
-      release: ['/bin/sh', '-c', './migrate'],
-    });
-    expect(() => parseProcfile('this is not a procfile')).toThrow(/cannot parse line/);
-    expect(() => parseProcfile('9web: x')).toThrow(/invalid/);
   });
 });
 

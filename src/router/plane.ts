@@ -12,7 +12,8 @@ import { reasonPhrase, renderError, type RouterErrorStatus } from './pages.ts';
 import { listenerOptions } from './limits.ts';
 import { handleRequest, type Limits, type ListenerInfo, type PlaneContext } from './proxy.ts';
 import { RouteState, type StateStats } from './state.ts';
-import { isHostname, type RouteTable } from './table.ts';
+import { isHostname } from '../apps/validate.ts';
+import type { RouteTable } from './table.ts';
 import { handleUpgrade } from './upgrade.ts';
 
 export interface PlaneOptions {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseDomain } from '../apps/index.ts';
 import { PaasError } from '../errors/index.ts';
 import { HostIndex, hostOf, parseRouteTable } from './table.ts';
 
@@ -109,4 +110,33 @@ describe('HostIndex', () => {
     ['example.com', undefined],
     ['other.test', undefined],
   ])('%s → %s', (host, app) => expect(idx.lookup(host)).toBe(app));
+});
+
+describe('one domain rule for the API and the router (issue 17)', () => {
+  const accepts = (f: () => unknown) => {
+    try {
+      f();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  it.each([
+    'www.example.com',
+    '*.example.com',
+    '*.a.example.com',
+    'WWW.Example.com.',
+    '*.com',
+    'localhost',
+    'a b.com',
+    '-x.example.com',
+    'a.*.example.com',
+    `${'a'.repeat(64)}.example.com`,
+  ])('%s: the route table takes it exactly when domains:add does', (d) => {
+    const api = accepts(() => parseDomain(d));
+    const router = accepts(() =>
+      parseRouteTable({ domain: 'paas.test', apps: { web: { domains: [d], backends: [] } } }),
+    );
+    expect(router).toBe(api);
+  });
 });

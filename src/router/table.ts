@@ -1,7 +1,9 @@
 // The route table: what the daemon pushes, what the router persists, and the one validator
 // at the router's border (STYLE.md §6). Everything past `parseRouteTable` trusts its shape.
-import { InvalidRouteTable } from '../errors/index.ts';
+import { InvalidArgument, InvalidRouteTable } from '../errors/index.ts';
+// The router process loads these two files only, not the SQLite-backed state behind apps/index.ts.
 import { isAppName } from '../apps/name.ts';
+import { isHostname, parseDomain as parseAppDomain } from '../apps/validate.ts';
 
 export interface Backend {
   host: string;
@@ -25,26 +27,22 @@ export interface RouteTable {
   domain: string;
 }
 
-// RFC 1123 §2.1 host names: letters, digits, hyphens; labels of 1–63; at most 253 in all.
-const HOSTNAME =
-  /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-
-export function isHostname(s: string): boolean {
-  return HOSTNAME.test(s);
-}
 
 function fail(message: string, details: Record<string, unknown> = {}): never {
   throw new InvalidRouteTable(message, details);
 }
 
+/** The API's own domain rule (apps/validate.ts), so the router serves exactly what the API accepts. */
 function parseDomain(raw: unknown, app: string): string {
   if (typeof raw !== 'string') fail(`app ${app}: domain must be a string`, { app });
-  const d = raw.toLowerCase().replace(/\.$/, '');
-  const bare = d.startsWith('*.') ? d.slice(2) : d;
-  if (!isHostname(bare) || !bare.includes('.'))
-    fail(`app ${app}: invalid domain "${raw}"`, { app, domain: raw });
-  return d;
+  try {
+    return parseAppDomain(raw);
+  } catch (e) {
+    if (e instanceof InvalidArgument)
+      fail(`app ${app}: invalid domain "${raw}"`, { app, domain: raw });
+    throw e;
+  }
 }
 
 function parseBackend(raw: unknown, app: string): Backend {
@@ -135,7 +133,7 @@ export function hostOf(header: string): string | null {
   }
   h = h.toLowerCase();
   if (h.endsWith('.')) h = h.slice(0, -1);
-  return HOSTNAME.test(h) ? h : null;
+  return isHostname(h) ? h : null;
 }
 
 /**

@@ -3,6 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, normalize } from 'node:path';
 import { statSync } from 'node:fs';
+// The validators' own file: the runtime has no use for the SQLite state behind apps/index.ts.
+import { isHostname } from '../apps/validate.ts';
 import { InvalidSpec } from '../errors/index.ts';
 import type { ContainerSpec, Limits, NetMode, RootfsSpec, UsernsMapping, Volume } from './types.ts';
 
@@ -25,8 +27,6 @@ export interface NormalizedSpec {
 }
 
 const ID = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
-const HOSTNAME =
-  /^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/;
 
@@ -195,7 +195,7 @@ export function parseSpec(spec: ContainerSpec): NormalizedSpec {
   if (!USER.test(user)) bad('user', `"${user}" is not a user name or uid[:gid]`);
 
   const hostname = spec.hostname ?? id.slice(0, 12);
-  if (!HOSTNAME.test(hostname)) bad('hostname', `"${hostname}" is not a valid hostname`);
+  if (!isHostname(hostname)) bad('hostname', `"${hostname}" is not a valid hostname`);
 
   const net = spec.net ?? 'none';
   if (net !== 'none' && net !== 'bridge' && net !== 'host')

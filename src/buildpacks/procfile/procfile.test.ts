@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AppFiles } from '../app.ts';
+import { parseProcfile } from '../index.ts';
 import { buildpackContract } from '../contract.case.ts';
 import { procfile } from './index.ts';
 
@@ -34,5 +35,23 @@ describe('procfile buildpack', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('Procfile (the one parser: detection and the release both use it)', () => {
+  it('parses types and their command lines and rejects garbage', () => {
+    expect(
+      parseProcfile(
+        '# comment\nweb: node server.js --port $PORT\n\nworker:  node worker.js\nrelease: ./migrate\n',
+      ),
+    ).toEqual({
+      web: 'node server.js --port $PORT',
+      worker: 'node worker.js',
+      release: './migrate',
+    });
+    expect(() => parseProcfile('this is not a procfile')).toThrow(/cannot parse line/);
+    expect(() => parseProcfile('9web: x')).toThrow(/invalid/);
+    // The process-type rule of app state: a type is a DNS label of at most 30.
+    expect(() => parseProcfile(`${'w'.repeat(31)}: x`)).toThrow(/process type/);
   });
 });
