@@ -23,14 +23,21 @@ export interface Release {
   /** What built the image: a buildpack's name, 'dockerfile', or null when not recorded. */
   buildpack: string | null;
   description: string;
-  /** The parts of app.json the platform acts on (scripts.dokku.predeploy, healthchecks). */
+  /** The parts of app.json the platform acts on (scripts, formation, healthchecks…). */
   appJson: AppJson;
   createdAt: string;
   deploy: { status: DeployStatus; error: string | null } | null;
 }
 
 export interface AppJson {
+  /** `scripts.dokku.predeploy`: before the switch, on every deploy; its failure aborts it. */
   predeploy?: string;
+  /** `scripts.dokku.postdeploy`: after the switch, on every deploy; a failure is only logged. */
+  postdeploy?: string;
+  /** Heroku's `scripts.postdeploy`: after the switch of the app's first deploy only. */
+  firstPostdeploy?: string;
+  /** `formation`: the scale the app starts with (its first deploy); ps:scale owns it after. */
+  formation?: Readonly<Record<string, number>>;
   healthchecks?: unknown;
   /** Seconds between SIGTERM and SIGKILL when a process is retired (`stop_grace_period`). */
   stopGraceSeconds?: number;

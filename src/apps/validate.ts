@@ -59,6 +59,45 @@ export function parseProcessType(raw: unknown): ProcessType {
   return raw as ProcessType;
 }
 
+/** A TCP port an app listens on (`ports:set`, the PORT config var): 1–65535, digits only. */
+export function parsePort(raw: unknown): number {
+  const s = typeof raw === 'number' ? String(raw) : raw;
+  if (typeof s !== 'string' || !/^[0-9]{1,5}$/.test(s) || Number(s) < 1 || Number(s) > 65535)
+    throw new InvalidArgument(
+      `port "${String(raw).slice(0, 20)}" must be a number from 1 to 65535`,
+      {
+        port: String(raw).slice(0, 20),
+      },
+    );
+  return Number(s);
+}
+
+/** The most processes of one type `ps:scale` or app.json `formation` may ask for. */
+export const MAX_PROCESSES_PER_TYPE = 100;
+
+/** One `TYPE=COUNT` of a formation (ps:scale, app.json `formation`). */
+export function parseFormationEntry(type: unknown, count: unknown): [ProcessType, number] {
+  const t = parseProcessType(type);
+  if (t === 'release')
+    throw new InvalidArgument(
+      'the release process type runs once per deploy; it cannot be scaled',
+      {
+        type: t,
+      },
+    );
+  if (
+    typeof count !== 'number' ||
+    !Number.isInteger(count) ||
+    count < 0 ||
+    count > MAX_PROCESSES_PER_TYPE
+  )
+    throw new InvalidArgument(
+      `${t}=${String(count)}: the count must be a whole number from 0 to ${MAX_PROCESSES_PER_TYPE}`,
+      { type: t },
+    );
+  return [t, count];
+}
+
 // RFC 1123 §2.1 host names: labels of letters, digits and '-', not starting or ending with
 // '-', each at most 63 and at most 253 in all; case does not matter (RFC 4343).
 const HOSTNAME =

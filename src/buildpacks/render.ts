@@ -18,3 +18,9 @@ export function loadTemplate(file: URL): Template {
       .replace(/\n{3,}/g, '\n\n')
       .trim()}\n`;
 }
+
+/**
+ * The user a rendered Dockerfile runs the app as. It owns the app's directory (COPY --chown,
+ * chown of the WORKDIR), so changing the user here moves the ownership with it.
+ */
+export const APP_USER = 'app';

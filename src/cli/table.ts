@@ -21,6 +21,7 @@ const releases = () => import('./commands/releases.ts');
 const ps = () => import('./commands/ps.ts');
 const logs = () => import('./commands/logs.ts');
 const domains = () => import('./commands/domains.ts');
+const ports = () => import('./commands/ports.ts');
 const buildpacks = () => import('./commands/buildpacks.ts');
 const oneoff = () => import('./commands/run.ts');
 const images = () => import('./commands/images.ts');
@@ -159,6 +160,24 @@ export const COMMANDS: readonly Command[] = [
     usage: 'domains:remove NAME HOST',
     summary: 'remove a custom domain',
     load: domains,
+  },
+  {
+    name: 'ports',
+    usage: 'ports NAME [--json]',
+    summary: "show an app's web port and why it is that one",
+    load: ports,
+  },
+  {
+    name: 'ports:set',
+    usage: 'ports:set NAME PORT',
+    summary: 'route to PORT and set PORT to it (a new release)',
+    load: ports,
+  },
+  {
+    name: 'ports:clear',
+    usage: 'ports:clear NAME',
+    summary: "back to the image's one EXPOSEd TCP port, else 5000 (a new release)",
+    load: ports,
   },
   {
     name: 'images:gc',

@@ -9,6 +9,7 @@ import {
   parseConfigKey,
   parseConfigPairs,
   parseDomain,
+  parsePort,
   parseProcessType,
   refuseReservedDomain,
   type AppName,
@@ -19,8 +20,10 @@ import {
   appUrl,
   changeConfig,
   destroyApp,
+  exposedTcpPorts,
   publishRoutes,
   rollback,
+  webPort,
   type DeployDeps,
 } from '../deploy/index.ts';
 import {
@@ -204,6 +207,40 @@ export function createApi(opts: ApiOptions): express.Express {
     state.apps.removeDomain(name, parseDomain(req.params.domain));
     await publishRoutes(deps);
     res.json({ custom: state.apps.domains(name) });
+  });
+
+  // The web port (issue 16): PORT config (ports:set) > the image's one EXPOSEd TCP port > 5000.
+  // ports:set and ports:clear are the PORT config var, so they make a release like config:set.
+  api.get('/api/apps/:app/ports', async (req, res) => {
+    const name = app(req);
+    const live = state.apps.get(name).liveRelease;
+    if (live === null) {
+      const port = state.apps.config(name).PORT;
+      res.json({ release: null, port: port ?? null, why: 'nothing is deployed yet', exposed: [] });
+      return;
+    }
+    const release = state.releases.get(name, live);
+    const image = await deps.store.resolveImage(release.image);
+    const { port, why } = webPort(release, image.config);
+    res.json({ release: `v${live}`, port, why, exposed: exposedTcpPorts(image.config) });
+  });
+  api.put('/api/apps/:app/ports', async (req, res) => {
+    const name = app(req);
+    const port = parsePort((req.body as { port?: unknown } | undefined)?.port);
+    state.apps.get(name);
+    const key = parseConfigKey('PORT');
+    const r = await changeConfig(deps, name, new Map([[key, String(port)]]), [], quiet);
+    res.json({ port, release: r === null ? null : releaseJson(r.release) });
+  });
+  api.delete('/api/apps/:app/ports', async (req, res) => {
+    const name = app(req);
+    state.apps.get(name);
+    if (state.apps.config(name).PORT === undefined) {
+      res.json({ port: null, release: null });
+      return;
+    }
+    const r = await changeConfig(deps, name, new Map(), [parseConfigKey('PORT')], quiet);
+    res.json({ port: null, release: r === null ? null : releaseJson(r.release) });
   });
 
   api.get('/api/apps/:app/logs', (req, res) => {

@@ -5,6 +5,7 @@ import { PassThrough } from 'node:stream';
 import type { Express, Request, Response } from 'express';
 import {
   parseAppName,
+  parseFormationEntry,
   parseProcessType,
   type AppName,
   type ProcessType,
@@ -78,16 +79,8 @@ function parseFormation(raw: unknown): Map<ProcessType, number> {
     throw new InvalidArgument('formation must be an object of TYPE: count');
   const out = new Map<ProcessType, number>();
   for (const [k, v] of Object.entries(raw)) {
-    const t = parseProcessType(k);
-    if (t === 'release')
-      throw new InvalidArgument(
-        'the release process type runs once per deploy; it cannot be scaled',
-      );
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 100)
-      throw new InvalidArgument(
-        `${t}=${String(v)}: the count must be a whole number from 0 to 100`,
-      );
-    out.set(t, v);
+    const [t, n] = parseFormationEntry(k, v);
+    out.set(t, n);
   }
   if (out.size === 0) throw new InvalidArgument('give at least one TYPE=COUNT');
   return out;

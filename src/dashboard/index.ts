@@ -10,6 +10,7 @@ import {
   parseConfigKey,
   parseConfigValue,
   parseDomain,
+  parseFormationEntry,
   parseProcessType,
   refuseReservedDomain,
   type AppName,
@@ -323,12 +324,14 @@ export function createDashboard(opts: DashboardOptions): express.Express {
   dash.post(
     '/apps/:app/scale',
     action(async (req, name) => {
-      const type = parseProcessType(field(req, 'type'));
+      // A form field is text: digits only, then the formation rule every scale goes through.
       const raw = field(req, 'quantity');
-      if (!/^[0-9]{1,3}$/.test(raw) || Number(raw) > 100)
-        throw new InvalidArgument('the quantity must be a whole number from 0 to 100');
-      await opts.scale(name, type, Number(raw));
-      return `scaled ${type} to ${Number(raw)}`;
+      const [type, quantity] = parseFormationEntry(
+        field(req, 'type'),
+        /^[0-9]{1,4}$/.test(raw) ? Number(raw) : raw,
+      );
+      await opts.scale(name, type, quantity);
+      return `scaled ${type} to ${quantity}`;
     }),
   );
   dash.post(

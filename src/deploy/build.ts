@@ -15,6 +15,7 @@ import { checkoutCommit, type ReceivedPush, type RefUpdate } from '../git/index.
 import type { AppJson, AppName, Processes } from '../apps/index.ts';
 import { BuildFailed } from '../errors/index.ts';
 import type { Image } from '../registry/index.ts';
+import { readAppJson } from './app-json.ts';
 import type { Reporter } from './report.ts';
 import type { DeployDeps } from './types.ts';
 
@@ -130,34 +131,4 @@ export function processTypes(dir: string, image: Image): Processes {
       step: 'release',
     });
   return { web: cmd };
-}
-
-function readAppJson(dir: string): AppJson {
-  const text = new AppFiles(dir).read('app.json');
-  if (text === null) return {};
-  let j: {
-    scripts?: { dokku?: { predeploy?: unknown } };
-    healthchecks?: unknown;
-    stop_grace_period?: unknown;
-  };
-  try {
-    j = JSON.parse(text) as typeof j;
-  } catch (e) {
-    throw new BuildFailed(`app.json is not valid JSON: ${(e as Error).message}`, {
-      step: 'release',
-    });
-  }
-  const out: AppJson = {};
-  const pre = j.scripts?.dokku?.predeploy;
-  if (typeof pre === 'string' && pre.trim() !== '') out.predeploy = pre;
-  if (j.healthchecks !== undefined) out.healthchecks = j.healthchecks;
-  const grace = j.stop_grace_period;
-  if (grace !== undefined) {
-    if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0 || grace > 3600)
-      throw new BuildFailed('app.json stop_grace_period must be a number of seconds (0–3600)', {
-        step: 'release',
-      });
-    out.stopGraceSeconds = grace;
-  }
-  return out;
 }

@@ -4,9 +4,9 @@
 // drained), record the release live, and retire the old processes: SIGTERM, SIGKILL after
 // the grace. Any failure before the switch retires the new processes and leaves the old
 // release serving. Rolling restarts (`ps:restart`) run the same sequence for the live release.
-import type { Release } from '../apps/index.ts';
+import { parseProcessType, type Release } from '../apps/index.ts';
 import { DeployFailed, describeError } from '../errors/index.ts';
-import { runOneOff } from './processes.ts';
+import { runOneOff, webPortLine } from './processes.ts';
 import type { Reporter } from './report.ts';
 import {
   DEFAULT_STOP_GRACE_MS,
@@ -21,11 +21,15 @@ export async function deployRelease(
   r: Reporter,
 ): Promise<void> {
   const { app, version } = release;
+  // Nothing has been live yet: app.json's first-deploy conventions apply (formation, Heroku's
+  // scripts.postdeploy). A failed first deploy leaves it so, and the next push tries again.
+  const first = deps.state.apps.get(app).liveRelease === null;
   deps.state.releases.markDeploying(app, version);
   try {
     await r.timed('Running release phase…', () => releasePhase(deps, release, r));
     // A deploy starts a stopped app (Dokku does the same).
     deps.state.apps.setStopped(app, false);
+    if (first) initialFormation(deps, release, r);
     await replaceProcesses(deps, release, r, () =>
       deps.state.releases.finishDeploy(app, version, { ok: true }),
     );
@@ -35,6 +39,62 @@ export async function deployRelease(
     }
     throw e;
   }
+  await postdeploy(deps, release, r, first);
+}
+
+/**
+ * app.json `formation` (`{"web": {"quantity": 2}}`) is the scale an app starts with, so it is
+ * applied on the first deploy only: afterwards the formation is the operator's (ps:scale),
+ * and a later app.json does not undo their choice.
+ */
+function initialFormation(deps: DeployDeps, release: Release, r: Reporter): void {
+  const f = release.appJson.formation;
+  if (f === undefined) return;
+  const set: string[] = [];
+  for (const [type, quantity] of Object.entries(f)) {
+    if (release.processes[type] === undefined) {
+      r.info(`app.json formation: v${release.version} has no process type "${type}"; skipped`);
+      continue;
+    }
+    deps.state.apps.setFormation(release.app, parseProcessType(type), quantity);
+    set.push(`${type}=${quantity}`);
+  }
+  if (set.length > 0) r.info(`app.json formation: ${set.join(' ')} (first deploy)`);
+}
+
+/**
+ * After the switch, once per deploy: `scripts.dokku.postdeploy`, and on the app's first deploy
+ * Heroku's `scripts.postdeploy`; each a one-off container of the new release. The release is
+ * live by now, so a failure is reported and logged, never rolled back (Dokku does the same).
+ */
+async function postdeploy(
+  deps: DeployDeps,
+  release: Release,
+  r: Reporter,
+  first: boolean,
+): Promise<void> {
+  const commands: { name: string; line: string }[] = [];
+  if (first && release.appJson.firstPostdeploy !== undefined)
+    commands.push({ name: 'app.json scripts.postdeploy', line: release.appJson.firstPostdeploy });
+  if (release.appJson.postdeploy !== undefined)
+    commands.push({ name: 'app.json postdeploy', line: release.appJson.postdeploy });
+  if (commands.length === 0) return;
+  await r.timed('Running postdeploy…', async () => {
+    for (const c of commands) {
+      r.info(`$ ${c.name}`);
+      let failure: string | null = null;
+      try {
+        const code = await runOneOff(deps, release, ['/bin/sh', '-c', c.line], 'release', (l) =>
+          r.build(l),
+        );
+        if (code !== 0) failure = `exit code ${code}`;
+      } catch (e) {
+        failure = describeError(e);
+      }
+      if (failure !== null)
+        r.error(`${c.name} failed (${failure}); v${release.version} stays live`);
+    }
+  });
 }
 
 /** Process types in start order: web first, then the others by name; `release` never runs. */
@@ -80,6 +140,7 @@ export async function replaceProcesses(
         r.info(`${type}: scaled to 0`);
         continue;
       }
+      if (type === 'web') r.info(await webPortLine(deps, release));
       await r.timed(
         `Starting ${count} ${type} process${count === 1 ? '' : 'es'} of v${version}…`,
         async () => {

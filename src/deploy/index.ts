@@ -9,7 +9,15 @@ export { deployRelease } from './deploy.ts';
 export { scale, converge, restartApp, stopApp, startApp } from './formation.ts';
 export { adopt, destroyApp } from './recover.ts';
 export { routeTable, publishRoutes } from './routes.ts';
-export { appProcesses, processEnv, resourcesFor, runAttached, DEFAULT_PORT } from './processes.ts';
+export {
+  appProcesses,
+  processEnv,
+  resourcesFor,
+  runAttached,
+  webPort,
+  exposedTcpPorts,
+  DEFAULT_PORT,
+} from './processes.ts';
 export { collectImages, collectImagesNow, type ImageGcReport } from './gc.ts';
 export { backoffMs, DEFAULT_RESTART_POLICY, type RestartPolicy } from './supervisor.ts';
 export { parseAppJsonChecks, imageCheck } from './health.ts';

@@ -2,9 +2,9 @@
 // {app, release, type, n}; the labels are how the daemon finds its processes again after a
 // restart (containers outlive it). The supervisor (supervisor.ts) builds slots on these.
 import { randomBytes } from 'node:crypto';
-import type { AppName, Release } from '../apps/index.ts';
-import { DeployFailed } from '../errors/index.ts';
-import type { Healthcheck } from '../registry/index.ts';
+import { parsePort, type AppName, type Release } from '../apps/index.ts';
+import { DeployFailed, describeError } from '../errors/index.ts';
+import type { ContainerConfig, Healthcheck } from '../registry/index.ts';
 import type { ContainerInfo, Limits, RunTerminal } from '../runtime/index.ts';
 import { DEFAULT_APP_LIMITS, type ProcessDeps } from './types.ts';
 
@@ -15,6 +15,8 @@ export interface ProcessLabels {
   release: string;
   type: string;
   n: string;
+  /** web: the port it listens on (absent on containers started before ports were labelled). */
+  port?: string;
 }
 
 export function labelsOf(c: ContainerInfo): ProcessLabels | null {
@@ -26,7 +28,54 @@ export function labelsOf(c: ContainerInfo): ProcessLabels | null {
     typeof l.n !== 'string'
   )
     return null;
-  return { app: l.app, release: l.release, type: l.type, n: l.n };
+  const out: ProcessLabels = { app: l.app, release: l.release, type: l.type, n: l.n };
+  if (typeof l.port === 'string') out.port = l.port;
+  return out;
+}
+
+/** The TCP ports an image EXPOSEs (`8080/tcp`, or a bare `8080`: TCP by default). */
+export function exposedTcpPorts(cfg: ContainerConfig): number[] {
+  const out: number[] = [];
+  for (const key of Object.keys(cfg.ExposedPorts ?? {})) {
+    const m = /^([0-9]{1,5})(?:\/tcp)?$/i.exec(key);
+    if (m !== null) out.push(Number(m[1]));
+  }
+  return [...new Set(out)].sort((a, b) => a - b);
+}
+
+/**
+ * The port a web process listens on and is routed to, and why (the deploy output says it).
+ * Dokku's rule: the app's PORT config (`ports:set`) wins; else an image that EXPOSEs exactly
+ * one TCP port gets that one (the official nginx listens on its EXPOSEd 80 and ignores PORT);
+ * else 5000. PORT is set to the port either way, so PORT stays the contract.
+ */
+export function webPort(release: Release, cfg: ContainerConfig): { port: number; why: string } {
+  if (release.config.PORT !== undefined) {
+    try {
+      return { port: parsePort(release.config.PORT), why: 'the PORT config (ports:set)' };
+    } catch (e) {
+      throw new DeployFailed(
+        `${describeError(e)}: the PORT config var of ${release.app} (ports:set or config:unset it)`,
+        { step: 'start' },
+      );
+    }
+  }
+  const tcp = exposedTcpPorts(cfg);
+  if (tcp.length === 1) return { port: tcp[0]!, why: `the image EXPOSEs ${tcp[0]}/tcp only` };
+  return {
+    port: DEFAULT_PORT,
+    why:
+      tcp.length === 0
+        ? 'the default; the image EXPOSEs no TCP port'
+        : `the default; the image EXPOSEs ${tcp.length} TCP ports (ports:set one)`,
+  };
+}
+
+/** The deploy output's line on the web port: which one, and why. */
+export async function webPortLine(deps: ProcessDeps, release: Release): Promise<string> {
+  const image = await deps.store.resolveImage(release.image);
+  const { port, why } = webPort(release, image.config);
+  return `web port ${port}: ${why}`;
 }
 
 /** The environment a process sees: image ENV, then the release's config, then PORT for web. */
@@ -34,6 +83,7 @@ export function processEnv(
   imageEnv: readonly string[] | undefined,
   release: Release,
   type: string,
+  port: number = DEFAULT_PORT,
 ): Record<string, string> {
   const env: Record<string, string> = {};
   for (const kv of imageEnv ?? []) {
@@ -41,7 +91,7 @@ export function processEnv(
     if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
   }
   Object.assign(env, release.config);
-  if (type === 'web') env.PORT = release.config.PORT ?? String(DEFAULT_PORT);
+  if (type === 'web') env.PORT = String(port);
   env.PAAS_APP = release.app;
   env.PAAS_RELEASE = `v${release.version}`;
   return env;
@@ -58,18 +108,20 @@ async function containerSpec(
   const image = await deps.store.resolveImage(release.image);
   const lowers = await deps.store.layerDirs(image);
   const cfg = image.config;
+  const port = type === 'web' ? webPort(release, cfg).port : DEFAULT_PORT;
   const spec = {
     id: `${release.app}.${type}.${n ?? 'run'}.v${release.version}.${randomBytes(3).toString('hex')}`,
     rootfs: { lowers },
     command: [...command],
-    env: processEnv(cfg.Env, release, type),
+    env: processEnv(cfg.Env, release, type, port),
     cwd: cfg.WorkingDir !== undefined && cfg.WorkingDir !== '' ? cfg.WorkingDir : '/',
     user: cfg.User !== undefined && cfg.User !== '' ? cfg.User : undefined,
     hostname: `${release.app}.${type}.${n ?? 'run'}`,
     net: 'bridge' as const,
-    labels,
+    // A web process carries its port, so a daemon that adopts it after a restart routes there.
+    labels: type === 'web' ? { ...labels, port: String(port) } : labels,
   };
-  return { spec, image };
+  return { spec, image, port };
 }
 
 export interface StartedProcess {
@@ -94,7 +146,7 @@ export async function startProcess(
       step: 'start',
     });
   const labels = { app: release.app, release: `v${release.version}`, type, n: String(n) };
-  const { spec, image } = await containerSpec(deps, release, type, command, n, labels);
+  const { spec, image, port } = await containerSpec(deps, release, type, command, n, labels);
   const created = await deps.runtime.create({
     ...spec,
     ...resourcesFor(deps, release.app, type),
@@ -104,7 +156,7 @@ export async function startProcess(
     const info = await deps.runtime.start(created.id);
     return {
       info,
-      port: Number(spec.env.PORT ?? DEFAULT_PORT),
+      port,
       type,
       n,
       healthcheck: image.config.Healthcheck,

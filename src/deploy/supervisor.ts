@@ -136,7 +136,7 @@ export class Supervisor implements ProcessSupervisor {
       version: release.version,
       id: info.id,
       ip: info.ip,
-      port: l.type === 'web' ? Number(release.config.PORT ?? DEFAULT_PORT) : 0,
+      port: l.type === 'web' ? Number(l.port ?? release.config.PORT ?? DEFAULT_PORT) : 0,
       state: 'running',
       healthy: true,
       inRotation,

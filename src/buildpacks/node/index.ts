@@ -4,7 +4,7 @@
 import { BuildFailed } from '../../errors/index.ts';
 import type { AppFiles } from '../app.ts';
 import { readProcfile } from '../procfile.ts';
-import { loadTemplate } from '../render.ts';
+import { APP_USER, loadTemplate } from '../render.ts';
 import type { Buildpack, Plan } from '../types.ts';
 import { localReleases } from '../../baseimages/index.ts';
 import { resolveNode } from './engines.ts';
@@ -19,14 +19,23 @@ function scripts(pkg: Record<string, unknown>): Record<string, unknown> {
     : {};
 }
 
-/** What `web` runs without a Procfile: `npm start`, else `node <main>` (Heroku's order). */
-function defaultWeb(app: AppFiles, pkg: Record<string, unknown>, built: boolean): string[] {
+/**
+ * What `web` runs: the Procfile's `web:` line when there is one (it wins, as on Heroku, so
+ * the defaults below are not even looked at), else `npm start`, else `node <main>`.
+ */
+function webCommand(
+  app: AppFiles,
+  pkg: Record<string, unknown>,
+  built: boolean,
+  procfile: Record<string, string> | null,
+): string[] {
+  if (procfile?.web !== undefined) return ['/bin/sh', '-c', procfile.web];
   if (typeof scripts(pkg).start === 'string') return ['npm', 'start'];
   const main = typeof pkg.main === 'string' ? pkg.main : 'index.js';
   // A main produced by the build script (dist/server.js) is not in the repository yet.
   if (built || app.isFile(main)) return ['node', main];
   throw new BuildFailed(
-    `nothing to run: package.json has no "start" script, ${typeof pkg.main === 'string' ? `its main "${main}" does not exist` : 'no "main" and there is no index.js'}, and there is no Procfile`,
+    `nothing to run: package.json has no "start" script, ${typeof pkg.main === 'string' ? `its main "${main}" does not exist` : 'no "main" and there is no index.js'}, and ${procfile === null ? 'there is no Procfile' : 'the Procfile has no web line'}`,
     { step: 'detect' },
   );
 }
@@ -51,7 +60,7 @@ export const node: Buildpack = {
     const tc = needsToolchain(app, pkg, pm);
     const buildScript = typeof scripts(pkg).build === 'string';
     const procfile = readProcfile(app);
-    const web = defaultWeb(app, pkg, buildScript);
+    const web = webCommand(app, pkg, buildScript, procfile);
     const processTypes = procfile ?? { web: web.join(' ') };
     const warnings = [
       ...(nodeChoice.warning !== null ? [nodeChoice.warning] : []),
@@ -79,7 +88,8 @@ export const node: Buildpack = {
         prodInstall: pm.prodInstall,
         run: pm.run,
         buildScript,
-        cmd: procfile?.web !== undefined ? ['/bin/sh', '-c', procfile.web] : web,
+        cmd: web,
+        user: APP_USER,
       },
       processTypes,
       warnings,

@@ -213,7 +213,7 @@ describe('layers and stages', () => {
     const install = text.indexOf('RUN npm ci');
     expect(install).toBeGreaterThan(0);
     expect(text.slice(0, install)).not.toMatch(/^COPY \. /m);
-    expect(text.indexOf('COPY . ./')).toBeGreaterThan(install);
+    expect(text.indexOf('COPY --chown=app:app . ./')).toBeGreaterThan(install);
   });
 
   it('a build script runs in its own stage with dev dependencies; the image takes prod-deps', () => {
@@ -222,8 +222,10 @@ describe('layers and stages', () => {
       /^FROM base AS build\nCOPY package\.json package-lock\.json \.\/\nRUN npm ci --no-audit --no-fund\nCOPY \. \.\nRUN npm run build$/m,
     );
     const final = text.slice(text.lastIndexOf('FROM '));
-    expect(final).toContain('COPY --from=prod-deps /app/node_modules ./node_modules');
-    expect(final).toContain('COPY --from=build /app ./');
+    expect(final).toContain(
+      'COPY --chown=app:app --from=prod-deps /app/node_modules ./node_modules',
+    );
+    expect(final).toContain('COPY --chown=app:app --from=build /app ./');
     expect(final).not.toMatch(/^RUN (npm|yarn|pnpm)/m);
     expect(render(app('express'))).not.toContain('AS build');
   });
@@ -235,6 +237,19 @@ describe('layers and stages', () => {
       expect(final).not.toMatch(/apt-get|g\+\+|python3/);
       expect(final).toMatch(/^ENV NODE_ENV=production /m);
       expect(final).toMatch(/^USER app$/m);
+    }
+  });
+
+  it('the app owns /app: every final COPY and the WORKDIR belong to the USER it runs as', () => {
+    for (const fixture of ['express', 'typescript']) {
+      const final = render(app(fixture))
+        .split(/^FROM /m)
+        .at(-1)!;
+      const user = /^USER (\S+)$/m.exec(final)![1]!;
+      expect(final).toMatch(new RegExp(`^WORKDIR /app\nRUN chown ${user}:${user} /app$`, 'm'));
+      const copies = final.split('\n').filter((l) => l.startsWith('COPY '));
+      expect(copies.length).toBeGreaterThan(1);
+      for (const c of copies) expect(c).toMatch(new RegExp(`^COPY --chown=${user}:${user} `));
     }
   });
 
@@ -261,6 +276,15 @@ describe('process types', () => {
     expect(render(app('express'))).toContain('CMD ["/bin/sh","-c","node server.js"]');
   });
 
+  it('a Procfile web line wins: no start script and no index.js are needed (issue 16)', () => {
+    const a = app(null, {
+      'package.json': '{"name":"x","dependencies":{}}',
+      Procfile: 'web: node app/server.js\n',
+    });
+    expect(node.plan(a).processTypes).toEqual({ web: 'node app/server.js' });
+    expect(render(a)).toContain('CMD ["/bin/sh","-c","node app/server.js"]');
+  });
+
   it('else npm start when there is a start script', () => {
     expect(node.plan(app('yarn')).processTypes).toEqual({ web: 'npm start' });
   });
@@ -274,5 +298,8 @@ describe('process types', () => {
     expect(() => node.plan(app(null, { 'package.json': '{"name":"x","main":"gone.js"}' }))).toThrow(
       /nothing to run: package\.json has no "start" script, its main "gone\.js" does not exist/,
     );
+    expect(() =>
+      node.plan(app(null, { 'package.json': '{"name":"x"}', Procfile: 'worker: node w.js\n' })),
+    ).toThrow(/and the Procfile has no web line/);
   });
 });

@@ -3,7 +3,7 @@
 import { BuildFailed } from '../../errors/index.ts';
 import type { AppFiles } from '../app.ts';
 import { readProcfile } from '../procfile.ts';
-import { loadTemplate } from '../render.ts';
+import { APP_USER, loadTemplate } from '../render.ts';
 import type { Buildpack, Plan } from '../types.ts';
 
 const template = loadTemplate(new URL('./Dockerfile.hbs', import.meta.url));
@@ -21,7 +21,11 @@ export const procfile: Buildpack = {
       );
     const first = types.web ?? Object.values(types)[0]!;
     return {
-      inputs: { types: Object.keys(types).join(', '), cmd: ['/bin/sh', '-c', first] },
+      inputs: {
+        types: Object.keys(types).join(', '),
+        cmd: ['/bin/sh', '-c', first],
+        user: APP_USER,
+      },
       processTypes: types,
       warnings: [],
       files: {},

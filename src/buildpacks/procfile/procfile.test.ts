@@ -18,7 +18,9 @@ describe('procfile buildpack', () => {
     );
     const text = procfile.render({ ...plan.inputs, reason: 'Procfile found' });
     expect(text).toMatch(/^FROM debian:bookworm$/m);
-    expect(text).toMatch(/^COPY \. \/app\/$/m);
+    // The app owns its directory (as on Heroku and Dokku): a predeploy may write there.
+    expect(text).toMatch(/^RUN chown app:app \/app\nCOPY --chown=app:app \. \/app\/$/m);
+    expect(text).toMatch(/^USER app$/m);
     expect(text).toContain('CMD ["/bin/sh","-c","./serve.sh"]');
     expect(Object.keys(plan.processTypes)).toEqual(['web', 'worker']);
   });
