@@ -192,7 +192,9 @@ describe.skipIf(SKIP)('buildpack builds on the real base images', () => {
       expect(install?.cached).toBe(true);
       const i = again.lines.findIndex((l) => /^Step \d+\/\d+ : RUN npm ci/.test(l));
       expect(again.lines[i + 1]).toBe(' ---> Using cache');
-      const copyCode = again.result.steps.find((s) => s.instruction.startsWith('COPY . '));
+      const copyCode = again.result.steps.find((s) =>
+        /^COPY (--chown=\S+ )?\. /.test(s.instruction),
+      );
       expect(copyCode?.cached).toBe(false);
       expect(again.result.image.digest).not.toBe(express.result.image.digest);
       const [home] = await serve(again.result.image, sh('node server.js'), ['/']);
