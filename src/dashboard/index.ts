@@ -11,7 +11,6 @@ import {
   parseConfigValue,
   parseDomain,
   parseFormationEntry,
-  parseProcessType,
   refuseReservedDomain,
   type AppName,
 } from '../apps/index.ts';
