@@ -4,15 +4,14 @@
 // daemon), and fetched through the router.
 // One daemon serves the whole file, so every push after the first shares its layer cache.
 // Skipped only with PAAS_SKIP_BASE_IMAGES=1 (building the base images takes minutes).
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, waitFor } from '../helpers/host.ts';
+import { waitFor } from '../helpers/host.ts';
 import {
   appRepo,
   BUILDPACK_FIXTURES,
@@ -21,27 +20,17 @@ import {
   get,
   push,
   remoteLines,
-  startPaas,
+  startPaasWithBaseImages,
   type Paas,
   type PushResult,
 } from './harness.ts';
 
 const SKIP = process.env.PAAS_SKIP_BASE_IMAGES === '1';
-const run = promisify(execFile);
 
 let p: Paas;
 beforeAll(async () => {
   if (SKIP) return;
-  p = await startPaas({
-    // Cached in /var/cache/paas/base, the import takes seconds; a first build, minutes.
-    prepare: async (dataDir) => {
-      await run(
-        join(REPO, 'provision', 'base-images'),
-        ['--data-dir', dataDir, '--only', 'debian,node', '--quiet'],
-        { timeout: 40 * 60_000, maxBuffer: 64 * 1024 * 1024 },
-      );
-    },
-  });
+  p = await startPaasWithBaseImages();
 }, 45 * 60_000);
 const repos: string[] = [];
 // Stopping a dozen apps' containers takes more than the default 2 minutes on a loaded box.

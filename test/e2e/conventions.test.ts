@@ -4,13 +4,10 @@
 // postdeploy; an image that listens only on its EXPOSEd port; a wildcard custom domain that
 // covers names more than one label below it (issue 17: the API used to refuse it).
 // Skipped only with PAAS_SKIP_BASE_IMAGES=1 (the Node apps need the node base images).
-import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, waitFor } from '../helpers/host.ts';
+import { waitFor } from '../helpers/host.ts';
 import {
   appRepo,
   BUILDPACK_FIXTURES,
@@ -18,25 +15,16 @@ import {
   get,
   push,
   remoteLines,
-  startPaas,
+  startPaasWithBaseImages,
   type Paas,
 } from './harness.ts';
 
 const SKIP = process.env.PAAS_SKIP_BASE_IMAGES === '1';
-const run = promisify(execFile);
 
 let p: Paas;
 beforeAll(async () => {
   if (SKIP) return;
-  p = await startPaas({
-    prepare: async (dataDir) => {
-      await run(
-        join(REPO, 'provision', 'base-images'),
-        ['--data-dir', dataDir, '--only', 'debian,node', '--quiet'],
-        { timeout: 40 * 60_000, maxBuffer: 64 * 1024 * 1024 },
-      );
-    },
-  });
+  p = await startPaasWithBaseImages();
 }, 45 * 60_000);
 const repos: string[] = [];
 afterAll(async () => {

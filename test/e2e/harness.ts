@@ -1,7 +1,7 @@
 // End-to-end harness: a real `paas daemon` process (which starts the real router) on a
 // temporary data dir with the busybox base image imported, the real `paas` CLI, real git
 // pushes and HTTP requests through the router. Nothing is mocked.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import {
   cpSync,
   existsSync,
@@ -15,6 +15,7 @@ import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { openStore } from '../../src/registry/index.ts';
 import { accessLogPath } from '../../src/router/index.ts';
 import { createRuntime } from '../../src/runtime/index.ts';
@@ -151,6 +152,22 @@ export async function startPaas(
   };
   await p.start();
   return p;
+}
+
+/**
+ * A daemon whose store also holds the debian and node base images (provision/base-images):
+ * cached in /var/cache/paas/base, the import takes seconds; a first build, minutes.
+ */
+export function startPaasWithBaseImages(): Promise<Paas> {
+  return startPaas({
+    prepare: async (dataDir) => {
+      await promisify(execFile)(
+        join(REPO, 'provision', 'base-images'),
+        ['--data-dir', dataDir, '--only', 'debian,node', '--quiet'],
+        { timeout: 40 * 60_000, maxBuffer: 64 * 1024 * 1024 },
+      );
+    },
+  });
 }
 
 /** Runs the real CLI against the daemon. */
