@@ -14,6 +14,7 @@ import {
   refuseReservedDomain,
   type AppName,
   type ConfigKey,
+  type Release,
   type State,
 } from '../apps/index.ts';
 import {
@@ -35,7 +36,19 @@ import {
   UnsupportedMediaType,
 } from '../errors/index.ts';
 import { formatLine, SOURCES, type Filter, type Source } from '../logs/index.ts';
+import type {
+  AppInfo,
+  AppSummary,
+  BuildInfo,
+  ConfigChange,
+  DomainsInfo,
+  PortsChange,
+  PortsInfo,
+  ReleaseInfo,
+  RollbackResult,
+} from '../api/index.ts';
 import { bearerToken } from './auth.ts';
+import { appParam } from './params.ts';
 import { mountImageRoutes } from './images-api.ts';
 import { mountProcessRoutes } from './processes-api.ts';
 
@@ -59,7 +72,7 @@ function mediaType(req: Request): string {
   return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
 }
 
-function appInfo(state: State, deps: DeployDeps, name: AppName) {
+function appInfo(state: State, deps: DeployDeps, name: AppName): AppInfo {
   const app = state.apps.get(name);
   return {
     name: app.name,
@@ -74,7 +87,7 @@ function appInfo(state: State, deps: DeployDeps, name: AppName) {
   };
 }
 
-function releaseJson(r: import('../apps/index.ts').Release) {
+function releaseJson(r: Release): ReleaseInfo {
   return {
     version: `v${r.version}`,
     description: r.description,
@@ -118,13 +131,14 @@ export function createApi(opts: ApiOptions): express.Express {
     next();
   });
   api.use(express.json({ limit: '1mb' }));
-  const app = (req: Request) => parseAppName(req.params.app);
+  /** The app a route names, parsed and known to exist (AppNotFound, 404, otherwise). */
+  const app = (req: Request): AppName => appParam(state, req);
 
   api.get('/api/ping', (_req, res) => void res.json({ ok: true }));
 
   api.get('/api/apps', (_req, res) => {
     res.json(
-      state.apps.list().map((a) => ({
+      state.apps.list().map((a): AppSummary => ({
         name: a.name,
         release: a.liveRelease === null ? null : `v${a.liveRelease}`,
         createdAt: a.createdAt,
@@ -149,7 +163,6 @@ export function createApi(opts: ApiOptions): express.Express {
 
   api.get('/api/apps/:app/config', (req, res) => {
     const name = app(req);
-    state.apps.get(name);
     res.json(state.apps.config(name));
   });
   api.patch('/api/apps/:app/config', async (req, res) => {
@@ -161,38 +174,36 @@ export function createApi(opts: ApiOptions): express.Express {
       throw new InvalidArgument('unset must be a list of keys');
     const unset = ((body.unset ?? []) as unknown[]).map(parseConfigKey);
     if (set.size === 0 && unset.length === 0) throw new InvalidArgument('nothing to change');
-    state.apps.get(name);
     const result = await changeConfig(deps, name, set, unset, quiet);
     res.json({
       config: state.apps.config(name),
       release: result === null ? null : releaseJson(result.release),
-    });
+    } satisfies ConfigChange);
   });
 
   api.get('/api/apps/:app/releases', (req, res) => {
     const name = app(req);
-    state.apps.get(name);
     res.json(state.releases.list(name).map(releaseJson));
   });
   api.post('/api/apps/:app/rollback', async (req, res) => {
     const name = app(req);
-    state.apps.get(name);
     const target = (req.body as { release?: unknown } | undefined)?.release;
     const r = await rollback(deps, name, typeof target === 'string' ? target : undefined, quiet);
-    res.json({ release: releaseJson(r.release), url: r.url });
+    res.json({ release: releaseJson(r.release), url: r.url } satisfies RollbackResult);
   });
   api.get('/api/apps/:app/builds', (req, res) => {
     const name = app(req);
-    state.apps.get(name);
-    res.json(state.builds.list(name));
+    res.json(state.builds.list(name) satisfies BuildInfo[]);
   });
   mountProcessRoutes(api, deps);
   mountImageRoutes(api, deps);
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);
-    state.apps.get(name);
-    res.json({ default: `${name}.${deps.domain}`, custom: state.apps.domains(name) });
+    res.json({
+      default: `${name}.${deps.domain}`,
+      custom: state.apps.domains(name),
+    } satisfies DomainsInfo);
   });
   api.post('/api/apps/:app/domains', async (req, res) => {
     const name = app(req);
@@ -216,36 +227,46 @@ export function createApi(opts: ApiOptions): express.Express {
     const live = state.apps.get(name).liveRelease;
     if (live === null) {
       const port = state.apps.config(name).PORT;
-      res.json({ release: null, port: port ?? null, why: 'nothing is deployed yet', exposed: [] });
+      res.json({
+        release: null,
+        port: port ?? null,
+        why: 'nothing is deployed yet',
+        exposed: [],
+      } satisfies PortsInfo);
       return;
     }
     const release = state.releases.get(name, live);
     const image = await deps.store.resolveImage(release.image);
     const { port, why } = webPort(release, image.config);
-    res.json({ release: `v${live}`, port, why, exposed: exposedTcpPorts(image.config) });
+    res.json({
+      release: `v${live}`,
+      port,
+      why,
+      exposed: exposedTcpPorts(image.config),
+    } satisfies PortsInfo);
   });
   api.put('/api/apps/:app/ports', async (req, res) => {
     const name = app(req);
     const port = parsePort((req.body as { port?: unknown } | undefined)?.port);
-    state.apps.get(name);
     const key = parseConfigKey('PORT');
     const r = await changeConfig(deps, name, new Map([[key, String(port)]]), [], quiet);
-    res.json({ port, release: r === null ? null : releaseJson(r.release) });
+    res.json({ port, release: r === null ? null : releaseJson(r.release) } satisfies PortsChange);
   });
   api.delete('/api/apps/:app/ports', async (req, res) => {
     const name = app(req);
-    state.apps.get(name);
     if (state.apps.config(name).PORT === undefined) {
-      res.json({ port: null, release: null });
+      res.json({ port: null, release: null } satisfies PortsChange);
       return;
     }
     const r = await changeConfig(deps, name, new Map(), [parseConfigKey('PORT')], quiet);
-    res.json({ port: null, release: r === null ? null : releaseJson(r.release) });
+    res.json({
+      port: null,
+      release: r === null ? null : releaseJson(r.release),
+    } satisfies PortsChange);
   });
 
   api.get('/api/apps/:app/logs', (req, res) => {
     const name = app(req);
-    state.apps.get(name);
     const n = req.query.n === undefined ? 100 : Number(req.query.n);
     if (!Number.isInteger(n) || n < 0 || n > 100_000)
       throw new InvalidArgument('n must be a whole number up to 100000');

@@ -2,6 +2,7 @@
 // `registry:login` / `registry:logout`. Passwords arrive in the body and go only to the
 // registry and the 0600 credentials file: no route logs a body.
 import type { Express } from 'express';
+import type { ImagePullResult, RegistryLogin, RegistryLogout } from '../api/index.ts';
 import type { DeployDeps } from '../deploy/index.ts';
 import { InvalidArgument } from '../errors/index.ts';
 import { parseImageRef, parseRegistryHost } from '../registry/index.ts';
@@ -19,7 +20,7 @@ export function mountImageRoutes(api: Express, deps: DeployDeps): void {
     const ref = parseImageRef((req.body as { ref?: unknown } | undefined)?.ref);
     const lines: string[] = [];
     const image = await deps.store.pullImage(ref, { onProgress: (l) => lines.push(l) });
-    res.json({ ref: image.ref, digest: image.digest, lines });
+    res.json({ ref: image.ref, digest: image.digest, lines } satisfies ImagePullResult);
   });
 
   api.post('/api/registry/login', async (req, res) => {
@@ -28,12 +29,12 @@ export function mountImageRoutes(api: Express, deps: DeployDeps): void {
     const username = str(body.username, 'username', 256);
     const password = str(body.password, 'password');
     await deps.store.puller.login(host, { username, password });
-    res.json({ host, username, message: `Login Succeeded (${host})` });
+    res.json({ host, username, message: `Login Succeeded (${host})` } satisfies RegistryLogin);
   });
 
   api.post('/api/registry/logout', async (req, res) => {
     const host = parseRegistryHost((req.body as { host?: unknown } | undefined)?.host);
     const removed = await deps.store.puller.logout(host);
-    res.json({ host, removed });
+    res.json({ host, removed } satisfies RegistryLogout);
   });
 }

@@ -4,7 +4,6 @@
 import { PassThrough } from 'node:stream';
 import type { Express, Request, Response } from 'express';
 import {
-  parseAppName,
   parseFormationEntry,
   parseProcessType,
   type AppName,
@@ -32,7 +31,14 @@ import {
   type RunTerminal,
   type TerminalSize,
 } from '../runtime/index.ts';
-import { encodeFrame, FRAME, FrameDecoder } from './frames.ts';
+import {
+  encodeFrame,
+  FRAME,
+  FrameDecoder,
+  type FormationChange,
+  type ProcessInfo,
+} from '../api/index.ts';
+import { appParam } from './params.ts';
 import { keepBodyOpen } from './server.ts';
 
 /** What `ps` shows of a process: the supervisor's slot and the container's cgroup figures. */
@@ -40,7 +46,7 @@ async function procJson(
   deps: DeployDeps,
   p: ProcView,
   before: Map<string, { cpu: number; at: number }>,
-) {
+): Promise<ProcessInfo> {
   let stats: { memoryBytes: number; memoryLimitBytes: number | null; cpuNanos: number } | null =
     null;
   if (p.state === 'running' || p.state === 'starting')
@@ -113,11 +119,7 @@ function parseResources(raw: unknown): { type: ProcessType | '*'; res: Resources
 
 export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
   const { state } = deps;
-  const app = (req: Request): AppName => {
-    const name = parseAppName(req.params.app);
-    state.apps.get(name);
-    return name;
-  };
+  const app = (req: Request): AppName => appParam(state, req);
 
   api.get('/api/apps/:app/ps', async (req, res) => {
     const name = app(req);
@@ -138,7 +140,7 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
   api.patch('/api/apps/:app/formation', async (req, res) => {
     const name = app(req);
     const changes = parseFormation(req.body);
-    res.json({ formation: await scale(deps, name, changes) });
+    res.json({ formation: await scale(deps, name, changes) } satisfies FormationChange);
   });
 
   api.post('/api/apps/:app/ps/:action', async (req, res) => {

@@ -3,15 +3,7 @@ import { parse as parseArgs } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
-
-interface AppInfo {
-  name: string;
-  release: string | null;
-  url: string;
-  domains: string[];
-  createdAt: string;
-  lock: { holder: string } | null;
-}
+import type { AppInfo, AppSummary } from '../../api/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -22,7 +14,7 @@ export async function run(name: string, args: string[]): Promise<number> {
   });
   switch (name) {
     case 'apps:list': {
-      const apps = await call<{ name: string; release: string | null }[]>('GET', '/api/apps');
+      const apps = await call<AppSummary[]>('GET', '/api/apps');
       if (values.json === true) printJson(apps);
       else if (apps.length === 0)
         process.stdout.write('no apps yet: push one or run "paas apps:create NAME"\n');

@@ -3,11 +3,7 @@ import { parse as parseArgs } from './args.ts';
 import { parseAppName, parseConfigKey } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
-
-interface Changed {
-  config: Record<string, string>;
-  release: { version: string } | null;
-}
+import type { ConfigChange } from '../../api/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -52,7 +48,7 @@ export async function run(name: string, args: string[]): Promise<number> {
         set[parseConfigKey(pair.slice(0, i))] = pair.slice(i + 1);
       }
       process.stderr.write(`Setting ${Object.keys(set).join(', ')} and restarting ${app}… `);
-      const r = await call<Changed>('PATCH', `/api/apps/${enc(app)}/config`, { set });
+      const r = await call<ConfigChange>('PATCH', `/api/apps/${enc(app)}/config`, { set });
       process.stderr.write(
         `done${r.release === null ? ' (applies at the first deploy)' : `, ${r.release.version}`}\n`,
       );
@@ -62,7 +58,7 @@ export async function run(name: string, args: string[]): Promise<number> {
       if (rest.length === 0) throw new InvalidArgument('config:unset NAME KEY…');
       const unset = rest.map(parseConfigKey);
       process.stderr.write(`Unsetting ${unset.join(', ')} and restarting ${app}… `);
-      const r = await call<Changed>('PATCH', `/api/apps/${enc(app)}/config`, { unset });
+      const r = await call<ConfigChange>('PATCH', `/api/apps/${enc(app)}/config`, { unset });
       process.stderr.write(`done${r.release === null ? '' : `, ${r.release.version}`}\n`);
       return 0;
     }

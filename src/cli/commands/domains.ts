@@ -3,6 +3,7 @@ import { parse as parseArgs } from './args.ts';
 import { parseAppName, parseDomain } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson } from './client.ts';
+import type { DomainsInfo } from '../../api/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -14,10 +15,7 @@ export async function run(name: string, args: string[]): Promise<number> {
   const app = parseAppName(positionals[0]);
   switch (name) {
     case 'domains': {
-      const d = await call<{ default: string; custom: string[] }>(
-        'GET',
-        `/api/apps/${enc(app)}/domains`,
-      );
+      const d = await call<DomainsInfo>('GET', `/api/apps/${enc(app)}/domains`);
       if (values.json === true) printJson(d);
       else process.stdout.write(`${d.default}\n${d.custom.map((x) => `${x}\n`).join('')}`);
       return 0;

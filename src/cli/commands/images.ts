@@ -2,6 +2,7 @@
 // images:pull REF: fetches REF from its registry now (a tag's newest content).
 import { parse as parseArgs } from './args.ts';
 import { call, printJson } from './client.ts';
+import type { ImagePullResult, Lines } from '../../api/index.ts';
 import { parseImageRef, displayRef } from '../../registry/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
@@ -13,11 +14,7 @@ export async function run(name: string, args: string[]): Promise<number> {
       options: { json: { type: 'boolean' } },
     });
     const ref = displayRef(parseImageRef(positionals[0]));
-    const r = await call<{ ref: string; digest: string; lines: string[] }>(
-      'POST',
-      '/api/images/pull',
-      { ref },
-    );
+    const r = await call<ImagePullResult>('POST', '/api/images/pull', { ref });
     if (values.json === true) printJson(r);
     else process.stdout.write(`${r.lines.join('\n')}\n${ref}: ${r.digest}\n`);
     return 0;
@@ -28,7 +25,7 @@ export async function run(name: string, args: string[]): Promise<number> {
     allowPositionals: false,
     options: { json: { type: 'boolean' }, 'dry-run': { type: 'boolean' } },
   });
-  const r = await call<{ lines: string[] }>('POST', '/api/images/gc', {
+  const r = await call<Lines>('POST', '/api/images/gc', {
     dryRun: values['dry-run'] === true,
   });
   if (values.json === true) printJson(r);

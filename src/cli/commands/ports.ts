@@ -3,18 +3,7 @@ import { parse as parseArgs } from './args.ts';
 import { parseAppName, parsePort } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson } from './client.ts';
-
-interface Ports {
-  release: string | null;
-  port: number | string | null;
-  why: string;
-  exposed: number[];
-}
-
-interface Changed {
-  port: number | null;
-  release: { version: string } | null;
-}
+import type { PortsChange, PortsInfo } from '../../api/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -26,7 +15,7 @@ export async function run(name: string, args: string[]): Promise<number> {
   const app = parseAppName(positionals[0]);
   switch (name) {
     case 'ports': {
-      const p = await call<Ports>('GET', `/api/apps/${enc(app)}/ports`);
+      const p = await call<PortsInfo>('GET', `/api/apps/${enc(app)}/ports`);
       if (values.json === true) printJson(p);
       else if (p.release === null)
         process.stdout.write(
@@ -38,7 +27,7 @@ export async function run(name: string, args: string[]): Promise<number> {
     case 'ports:set': {
       const port = parsePort(positionals[1]);
       process.stderr.write(`Setting the web port of ${app} to ${port} and restarting… `);
-      const r = await call<Changed>('PUT', `/api/apps/${enc(app)}/ports`, { port });
+      const r = await call<PortsChange>('PUT', `/api/apps/${enc(app)}/ports`, { port });
       process.stderr.write(
         `done${r.release === null ? ' (applies at the first deploy)' : `, ${r.release.version}`}\n`,
       );
@@ -46,7 +35,7 @@ export async function run(name: string, args: string[]): Promise<number> {
     }
     case 'ports:clear': {
       process.stderr.write(`Clearing the web port of ${app}… `);
-      const r = await call<Changed>('DELETE', `/api/apps/${enc(app)}/ports`);
+      const r = await call<PortsChange>('DELETE', `/api/apps/${enc(app)}/ports`);
       process.stderr.write(
         `done${r.release === null ? ' (nothing was set)' : `, ${r.release.version}`}\n`,
       );

@@ -3,21 +3,7 @@ import { parse as parseArgs } from './args.ts';
 import { parseAppName, parseProcessType } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
-
-interface Proc {
-  process: string;
-  release: string;
-  state: string;
-  uptimeSeconds: number | null;
-  restarts: number;
-  ip: string | null;
-  port: number | null;
-  memoryBytes: number | null;
-  memoryLimitBytes: number | null;
-  cpuPercent: number | null;
-  cpuLimit: number | null;
-  lastExit: string | null;
-}
+import type { FormationChange, ProcessInfo, ResourceLimits } from '../../api/index.ts';
 
 function mb(n: number | null): string {
   return n === null ? '-' : `${(n / 1024 / 1024).toFixed(1)}M`;
@@ -47,7 +33,7 @@ export async function run(name: string, args: string[]): Promise<number> {
   const app = parseAppName(positionals[0]);
   switch (name) {
     case 'ps': {
-      const ps = await call<Proc[]>('GET', `/api/apps/${enc(app)}/ps`);
+      const ps = await call<ProcessInfo[]>('GET', `/api/apps/${enc(app)}/ps`);
       if (values.json === true) printJson(ps);
       else if (ps.length === 0) process.stdout.write(`${app} has no processes\n`);
       else {
@@ -100,11 +86,7 @@ export async function run(name: string, args: string[]): Promise<number> {
         body[parseProcessType(m[1])] = Number(m[2]);
       }
       process.stderr.write(`Scaling ${app} to ${pairs.join(' ')}… `);
-      const r = await call<{ formation: Record<string, number> }>(
-        'PATCH',
-        `/api/apps/${enc(app)}/formation`,
-        body,
-      );
+      const r = await call<FormationChange>('PATCH', `/api/apps/${enc(app)}/formation`, body);
       process.stderr.write('done\n');
       if (values.json === true) printJson(r.formation);
       else
@@ -149,15 +131,17 @@ export async function run(name: string, args: string[]): Promise<number> {
         throw new InvalidArgument(
           'resources:set NAME [--memory 256m] [--cpus 0.5] [--pids 4096] [--cap-net-raw on|off] [--ps TYPE]',
         );
-      const r = await call<
-        Record<string, { memoryBytes?: number; cpus?: number; pids?: number; netRaw?: boolean }>
-      >('PATCH', `/api/apps/${enc(app)}/resources`, {
-        memory: values.memory,
-        cpus: values.cpus,
-        pids: values.pids,
-        capNetRaw: values['cap-net-raw'],
-        ps: values.ps === undefined ? undefined : parseProcessType(values.ps),
-      });
+      const r = await call<Record<string, ResourceLimits>>(
+        'PATCH',
+        `/api/apps/${enc(app)}/resources`,
+        {
+          memory: values.memory,
+          cpus: values.cpus,
+          pids: values.pids,
+          capNetRaw: values['cap-net-raw'],
+          ps: values.ps === undefined ? undefined : parseProcessType(values.ps),
+        },
+      );
       if (values.json === true) printJson(r);
       else {
         // '-' is the daemon's default (--default-memory, --default-pids; no CPU cap; no NET_RAW).

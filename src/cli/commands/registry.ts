@@ -3,6 +3,7 @@
 // it against the registry before keeping it.
 import { parse as parseArgs } from './args.ts';
 import { call, printJson } from './client.ts';
+import type { RegistryLogin, RegistryLogout } from '../../api/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { parseRegistryHost } from '../../registry/index.ts';
 
@@ -32,7 +33,7 @@ export async function run(name: string, args: string[]): Promise<number> {
   });
   const host = parseRegistryHost(positionals[0]);
   if (name === 'registry:logout') {
-    const r = await call<{ host: string; removed: boolean }>('POST', '/api/registry/logout', {
+    const r = await call<RegistryLogout>('POST', '/api/registry/logout', {
       host,
     });
     if (values.json === true) printJson(r);
@@ -50,7 +51,7 @@ export async function run(name: string, args: string[]): Promise<number> {
     );
   const password = await readStdin();
   if (password === '') throw new InvalidArgument('registry:login: the password on stdin is empty');
-  const r = await call<{ host: string; message: string }>('POST', '/api/registry/login', {
+  const r = await call<RegistryLogin>('POST', '/api/registry/login', {
     host,
     username: values.username,
     password,

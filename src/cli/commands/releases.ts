@@ -3,23 +3,7 @@ import { parse as parseArgs } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
-
-interface ReleaseJson {
-  version: string;
-  description: string;
-  gitSha: string;
-  buildpack: string | null;
-  status: string | null;
-  createdAt: string;
-}
-interface BuildJson {
-  id: number;
-  gitSha: string;
-  status: string;
-  startedAt: string;
-  finishedAt: string | null;
-  error: string | null;
-}
+import type { BuildInfo, ReleaseInfo, RollbackResult } from '../../api/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -31,7 +15,7 @@ export async function run(name: string, args: string[]): Promise<number> {
   const app = parseAppName(positionals[0]);
   switch (name) {
     case 'releases': {
-      const rs = await call<ReleaseJson[]>('GET', `/api/apps/${enc(app)}/releases`);
+      const rs = await call<ReleaseInfo[]>('GET', `/api/apps/${enc(app)}/releases`);
       if (values.json === true) printJson(rs);
       else if (rs.length === 0) process.stdout.write(`${app} has no releases yet\n`);
       else
@@ -53,7 +37,7 @@ export async function run(name: string, args: string[]): Promise<number> {
     case 'rollback': {
       const target = positionals[1];
       process.stderr.write(`Rolling back ${app}${target === undefined ? '' : ` to ${target}`}… `);
-      const r = await call<{ release: ReleaseJson; url: string }>(
+      const r = await call<RollbackResult>(
         'POST',
         `/api/apps/${enc(app)}/rollback`,
         target === undefined ? {} : { release: target },
@@ -64,7 +48,7 @@ export async function run(name: string, args: string[]): Promise<number> {
       return 0;
     }
     case 'builds': {
-      const bs = await call<BuildJson[]>('GET', `/api/apps/${enc(app)}/builds`);
+      const bs = await call<BuildInfo[]>('GET', `/api/apps/${enc(app)}/builds`);
       if (values.json === true) printJson(bs);
       else if (bs.length === 0) process.stdout.write(`${app} has no builds yet\n`);
       else

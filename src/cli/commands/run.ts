@@ -7,7 +7,7 @@ import { request, type ClientRequest } from 'node:http';
 import { parse as parseArgs } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
-import { encodeFrame, FRAME, FrameDecoder } from '../../daemon/frames.ts';
+import { encodeFrame, FRAME, FrameDecoder } from '../../api/index.ts';
 import { ApiError, apiBase, apiToken, enc } from './client.ts';
 
 export async function run(_name: string, args: string[]): Promise<number> {

@@ -1,0 +1,144 @@
+// The API's contract, shared by the daemon (which answers it), the CLI and the dashboard
+// (which call it): the shape of every JSON response the CLI reads, and the framing of `paas
+// run`'s streams. The daemon's handlers are checked against these types (`satisfies`), so a
+// field renamed on one side is a type error on the other instead of an `undefined` at run time.
+export { encodeFrame, FRAME, FrameDecoder, type FrameType } from './frames.ts';
+
+/** GET /api/apps */
+export interface AppSummary {
+  name: string;
+  release: string | null;
+  createdAt: string;
+}
+
+/** A slot's limits as stored (resources:set); absent fields take the daemon's defaults. */
+export interface ResourceLimits {
+  memoryBytes?: number;
+  cpus?: number;
+  pids?: number;
+  netRaw?: boolean;
+}
+
+/** GET/POST /api/apps[/:app] */
+export interface AppInfo {
+  name: string;
+  createdAt: string;
+  release: string | null;
+  url: string;
+  domains: string[];
+  formation: Record<string, number>;
+  stopped: boolean;
+  /** Per process type, `*` for every type. */
+  resources: Record<string, ResourceLimits>;
+  lock: { holder: string; acquiredAt: string } | null;
+}
+
+/** One release, as `releases` lists it. */
+export interface ReleaseInfo {
+  version: string;
+  description: string;
+  gitSha: string;
+  image: string;
+  imageDigest: string;
+  buildId: number | null;
+  buildpack: string | null;
+  processes: Record<string, readonly string[]>;
+  configKeys: string[];
+  createdAt: string;
+  status: string | null;
+  error: string | null;
+}
+
+/** PATCH /api/apps/:app/config */
+export interface ConfigChange {
+  config: Record<string, string>;
+  release: ReleaseInfo | null;
+}
+
+/** POST /api/apps/:app/rollback */
+export interface RollbackResult {
+  release: ReleaseInfo;
+  url: string;
+}
+
+/** GET /api/apps/:app/builds */
+export interface BuildInfo {
+  id: number;
+  gitSha: string;
+  status: 'running' | 'succeeded' | 'failed';
+  startedAt: string;
+  finishedAt: string | null;
+  image: string | null;
+  error: string | null;
+}
+
+/** GET /api/apps/:app/domains */
+export interface DomainsInfo {
+  default: string;
+  custom: string[];
+}
+
+/** GET /api/apps/:app/ports */
+export interface PortsInfo {
+  release: string | null;
+  port: number | string | null;
+  why: string;
+  exposed: number[];
+}
+
+/** PUT/DELETE /api/apps/:app/ports */
+export interface PortsChange {
+  port: number | null;
+  release: ReleaseInfo | null;
+}
+
+/** One row of GET /api/apps/:app/ps */
+export interface ProcessInfo {
+  process: string;
+  type: string;
+  n: number;
+  release: string;
+  state: string;
+  startedAt: string | null;
+  uptimeSeconds: number | null;
+  restarts: number;
+  lastExit: string | null;
+  ip: string | null;
+  port: number | null;
+  inRotation: boolean;
+  memoryBytes: number | null;
+  memoryLimitBytes: number | null;
+  cpuPercent: number | null;
+  cpuLimit: number | null;
+  id: string;
+}
+
+/** PUT /api/apps/:app/formation */
+export interface FormationChange {
+  formation: Record<string, number>;
+}
+
+/** POST /api/images/pull */
+export interface ImagePullResult {
+  ref: string;
+  digest: string;
+  lines: string[];
+}
+
+/** POST /api/images/gc */
+export interface Lines {
+  lines: string[];
+}
+
+/** POST /api/registry/login */
+export interface RegistryLogin {
+  host: string;
+  username: string;
+  message: string;
+}
+
+/** POST /api/registry/logout */
+export interface RegistryLogout {
+  host: string;
+  removed: boolean;
+}
