@@ -39,7 +39,7 @@ beforeAll(async () => {
   const dataDir = join(tmp.dir, 'images');
   await run(script, ['--data-dir', dataDir, '--only', 'node', '--quiet'], { timeout: 300_000 });
   const store = await openStore(dataDir);
-  lowers = await store.layerDirs(await store.resolveImage('node:24'));
+  lowers = await store.layerDirs(await store.resolveImage('node:24-slim'));
 }, 320_000);
 afterAll(() => tmp.cleanup());
 
