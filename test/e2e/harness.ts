@@ -11,7 +11,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,23 +18,14 @@ import { promisify } from 'node:util';
 import { openStore } from '../../src/registry/index.ts';
 import { accessLogPath } from '../../src/router/index.ts';
 import { createRuntime } from '../../src/runtime/index.ts';
-import { REPO, testRootfs } from '../helpers/host.ts';
+import { freePort, REPO, testRootfs } from '../helpers/host.ts';
+
+export { freePort };
 
 export const DOMAIN = 'paas.test';
 export const FIXTURES = join(REPO, 'test', 'fixtures', 'apps');
 export const BUILDPACK_FIXTURES = join(REPO, 'test', 'fixtures', 'buildpacks');
 const BIN = join(REPO, 'bin', 'paas');
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Paas {
   dataDir: string;

@@ -2,6 +2,7 @@
 // a container may leave behind (mounts, cgroups, netns, veths).
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -113,4 +114,16 @@ export function internetStandIn(
   });
   child.unref();
   return { ip, url: `http://${ip}:8080/`, close };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a server a test starts next). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }
