@@ -7,6 +7,7 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { build, type BuildResult } from '../src/builder/index.ts';
+import { BaseImages } from '../src/baseimages/index.ts';
 import { describeChoice, detect, writeBuildpackFiles } from '../src/buildpacks/index.ts';
 import { openStore } from '../src/registry/index.ts';
 import { createRuntime } from '../src/runtime/index.ts';
@@ -48,6 +49,25 @@ async function main(): Promise<void> {
     return;
   }
   await store.layerDirs(await store.resolveImage('library/node:24'));
+  // The buildpack's Dockerfile names its own base (node:<pinned>-slim, not node:24): prepared
+  // here as the daemon would (from /var/cache/paas/base when built before), outside the timing.
+  const baseImages = new BaseImages({ store });
+  const stages = new Set<string>();
+  for (const [, ref, stage] of detect(ctx).dockerfile!.matchAll(
+    /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/gim,
+  )) {
+    const earlierStage = stages.has(ref!.toLowerCase());
+    if (stage !== undefined) stages.add(stage.toLowerCase());
+    if (earlierStage) continue;
+    if (
+      !(await store.resolveImage(ref!).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await baseImages.prepare(ref!, (l) => console.log(l));
+    await store.layerDirs(await store.resolveImage(ref!));
+  }
   const runtime = createRuntime(args.runtime as string, { dataDir });
   let described = false;
   const paas = async (
