@@ -4,7 +4,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgument } from '../errors/index.ts';
-import { createRuntime } from '../runtime/index.ts';
 import { BuildCache } from './cache.ts';
 import { openContext, type Context } from './context.ts';
 import { copyInstr } from './copy.ts';
@@ -62,10 +61,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const buildArgs = new Map(Object.entries(opts.buildArgs ?? {}));
   const consumed = new Set<string>();
   const cache = new BuildCache(opts.dataDir);
-  const runtime =
-    typeof opts.runtime === 'object'
-      ? opts.runtime
-      : createRuntime(opts.runtime ?? 'native', { dataDir: opts.dataDir });
+  const { runtime } = opts;
 
   // ARGs before the first FROM: usable in FROM lines, and as defaults of `ARG NAME` in stages.
   const globals = new Map<string, string>();

@@ -7,7 +7,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { PaasError } from '../errors/index.ts';
 import type { ContainerConfig, Image, ImageLayer, ImageStore } from '../registry/index.ts';
-import type { Runtime, RuntimeName } from '../runtime/index.ts';
+import type { Runtime } from '../runtime/index.ts';
 import type { BuildCache, CacheEntry } from './cache.ts';
 import { substitutionVars } from './config.ts';
 import type { Context } from './context.ts';
@@ -26,8 +26,8 @@ export type BuildOptions = {
   /** Stage name to build (default: the last stage). */
   target?: string;
   noCache?: boolean;
-  /** The runtime RUN steps use: an instance, or a backend name (default `native`). */
-  runtime?: Runtime | RuntimeName;
+  /** The runtime RUN steps run on. Required: a build never picks a backend by itself. */
+  runtime: Runtime;
   store: ImageStore;
   dataDir: string;
   onLine?: (line: string) => void;
