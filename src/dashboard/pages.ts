@@ -1,19 +1,22 @@
-// What each page shows, read from the same state and pipeline functions the API uses.
+// What each page shows, read from the same state and pipeline functions the API uses, in the
+// API contract's shapes (src/api): a field the API renames is a type error here too.
+import type { BuildInfo, DomainsInfo, ProcessInfo, ReleaseInfo } from '../api/index.ts';
 import type { AppName, Build } from '../apps/index.ts';
 import { appUrl, type DeployDeps } from '../deploy/index.ts';
 import { formatLine } from '../logs/index.ts';
 
 export type AppStatus = 'up' | 'down' | 'idle' | 'stopped' | 'crashed' | 'not deployed';
 
-interface ProcRow {
-  process: string;
-  type: string;
-  release: string;
-  state: string;
-  startedAt: string | null;
-  restarts: number;
-  lastExit: string | null;
-}
+type ProcRow = Pick<
+  ProcessInfo,
+  'process' | 'type' | 'release' | 'state' | 'startedAt' | 'restarts' | 'lastExit'
+>;
+
+/** A release row: the contract's fields plus what the page's buttons need. */
+type ReleaseRow = Pick<
+  ReleaseInfo,
+  'version' | 'description' | 'gitSha' | 'createdAt' | 'buildpack' | 'status'
+> & { live: boolean; canRollback: boolean };
 
 /** The supervisor's view of the app's processes: what `paas ps` shows (crashes and restarts included). */
 function processRows(deps: DeployDeps, name: AppName): ProcRow[] {
@@ -100,7 +103,7 @@ export async function appPage(
     },
     processes: procs,
     formation: formationRows(deps, name, live),
-    releases: deps.state.releases.list(name, 50).map((r) => ({
+    releases: deps.state.releases.list(name, 50).map((r): ReleaseRow => ({
       version: `v${r.version}`,
       description: r.description,
       gitSha: r.gitSha,
@@ -114,8 +117,11 @@ export async function appPage(
     config: Object.keys(config).map((key) =>
       key === opts.reveal ? { key, revealed: true, value: config[key] } : { key, revealed: false },
     ),
-    domains: { default: `${name}.${deps.domain}`, custom: deps.state.apps.domains(name) },
-    builds: deps.state.builds.list(name, 20),
+    domains: {
+      default: `${name}.${deps.domain}`,
+      custom: deps.state.apps.domains(name),
+    } satisfies DomainsInfo,
+    builds: deps.state.builds.list(name, 20) satisfies BuildInfo[],
     logs: deps.logs.tail(name, opts.logLines ?? 100).map(formatLine),
   };
 }
