@@ -105,4 +105,16 @@ describe('paas CLI entry', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('unknown command "frobnicate"');
   });
+
+  // Every command parses its flags through one helper: an unknown flag is a typed error (exit
+  // 2, one line), never a stack trace — buildpacks used node:util directly and crashed.
+  it.each([['buildpacks'], ['buildpacks:detect'], ['apps:list'], ['images:gc']])(
+    'exits 2 with one line for an unknown flag: %s',
+    (cmd) => {
+      const r = spawnSync(PAAS, [cmd, '--nope'], { encoding: 'utf8' });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain("Unknown option '--nope'");
+      expect(r.stderr).not.toContain('    at ');
+    },
+  );
 });

@@ -1,17 +1,12 @@
 // apps:create | apps:list | apps:info | apps:destroy
-import { parse as parseArgs } from './args.ts';
+import { parseCommand } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
 import type { AppInfo, AppSummary } from '../../api/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: { json: { type: 'boolean' }, force: { type: 'boolean' } },
-  });
+  const { values, positionals } = parseCommand(args, { force: { type: 'boolean' } });
   switch (name) {
     case 'apps:list': {
       const apps = await call<AppSummary[]>('GET', '/api/apps');

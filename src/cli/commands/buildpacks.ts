@@ -1,20 +1,14 @@
 // buildpacks | buildpacks:detect — local commands (no daemon): which buildpacks exist, and what
 // a directory would build with, why, and the Dockerfile it renders.
-import { parseArgs } from 'node:util';
+import { parseCommand } from './args.ts';
 import { describeChoice, detect, listBuildpacks } from '../../buildpacks/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { printJson, table } from './client.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean' },
-      buildpack: { type: 'string' },
-      'dockerfile-only': { type: 'boolean' },
-    },
+  const { values, positionals } = parseCommand(args, {
+    buildpack: { type: 'string' },
+    'dockerfile-only': { type: 'boolean' },
   });
   switch (name) {
     case 'buildpacks': {

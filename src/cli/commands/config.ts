@@ -1,17 +1,12 @@
 // config | config:get | config:set | config:unset
-import { parse as parseArgs } from './args.ts';
+import { parseCommand } from './args.ts';
 import { parseAppName, parseConfigKey } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
 import type { ConfigChange } from '../../api/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: { json: { type: 'boolean' }, shell: { type: 'boolean' } },
-  });
+  const { values, positionals } = parseCommand(args, { shell: { type: 'boolean' } });
   const app = parseAppName(positionals[0]);
   const rest = positionals.slice(1);
   switch (name) {

@@ -1,17 +1,12 @@
 // domains | domains:add | domains:remove
-import { parse as parseArgs } from './args.ts';
+import { parseCommand } from './args.ts';
 import { parseAppName, parseDomain } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson } from './client.ts';
 import type { DomainsInfo } from '../../api/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: { json: { type: 'boolean' } },
-  });
+  const { values, positionals } = parseCommand(args);
   const app = parseAppName(positionals[0]);
   switch (name) {
     case 'domains': {

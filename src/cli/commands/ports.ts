@@ -1,17 +1,12 @@
 // ports | ports:set | ports:clear: the web port (PORT config > one EXPOSEd TCP port > 5000).
-import { parse as parseArgs } from './args.ts';
+import { parseCommand } from './args.ts';
 import { parseAppName, parsePort } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson } from './client.ts';
 import type { PortsChange, PortsInfo } from '../../api/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: { json: { type: 'boolean' } },
-  });
+  const { values, positionals } = parseCommand(args);
   const app = parseAppName(positionals[0]);
   switch (name) {
     case 'ports': {

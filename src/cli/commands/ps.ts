@@ -1,5 +1,5 @@
 // ps | ps:scale | ps:restart | ps:stop | ps:start | resources:set
-import { parse as parseArgs } from './args.ts';
+import { parseCommand } from './args.ts';
 import { parseAppName, parseProcessType } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
@@ -17,18 +17,12 @@ function uptime(s: number | null): string {
 }
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean' },
-      memory: { type: 'string' },
-      cpus: { type: 'string' },
-      pids: { type: 'string' },
-      'cap-net-raw': { type: 'string' },
-      ps: { type: 'string' },
-    },
+  const { values, positionals } = parseCommand(args, {
+    memory: { type: 'string' },
+    cpus: { type: 'string' },
+    pids: { type: 'string' },
+    'cap-net-raw': { type: 'string' },
+    ps: { type: 'string' },
   });
   const app = parseAppName(positionals[0]);
   switch (name) {

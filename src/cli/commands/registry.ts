@@ -1,7 +1,7 @@
 // registry:login HOST -u USER --password-stdin | registry:logout HOST, as `docker login`:
 // the password is read from stdin only (never argv, which `ps` shows), and the daemon checks
 // it against the registry before keeping it.
-import { parse as parseArgs } from './args.ts';
+import { parseCommand } from './args.ts';
 import { call, printJson } from './client.ts';
 import type { RegistryLogin, RegistryLogout } from '../../api/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
@@ -21,15 +21,9 @@ async function readStdin(limit = 64 * 1024): Promise<string> {
 }
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean' },
-      username: { type: 'string', short: 'u' },
-      'password-stdin': { type: 'boolean' },
-    },
+  const { values, positionals } = parseCommand(args, {
+    username: { type: 'string', short: 'u' },
+    'password-stdin': { type: 'boolean' },
   });
   const host = parseRegistryHost(positionals[0]);
   if (name === 'registry:logout') {
