@@ -109,6 +109,18 @@ export const WaitTimeout = define('WaitTimeout', 'failed');
 export const Unsupported = define('Unsupported', 'unavailable');
 /** A registry could not be reached or did not serve an image (pulls). */
 export const RegistryUnavailable = define('RegistryUnavailable', 'unavailable');
+// Certificates (src/certs): an operator's certificate that cannot serve, each with its reason.
+/** The PEM does not parse as a certificate bundle or a private key. */
+export const InvalidCertificate = define('InvalidCertificate', 'invalid');
+export const CertificateKeyMismatch = define('CertificateKeyMismatch', 'invalid');
+/** Outside its validity window: details `{ notBefore, notAfter }`. */
+export const CertificateExpired = define('CertificateExpired', 'invalid');
+export const CertificateNotYetValid = define('CertificateNotYetValid', 'invalid');
+/** A certificate in the bundle is not signed by the next one: details `{ position }`. */
+export const CertificateChainBroken = define('CertificateChainBroken', 'invalid');
+/** None of the certificate's names covers the host: details `{ host, names }`. */
+export const CertificateHostMismatch = define('CertificateHostMismatch', 'invalid');
+export const CertificateNotFound = define('CertificateNotFound', 'notFound');
 // Router.
 export const InvalidRouteTable = define('InvalidRouteTable', 'invalid');
 export const RouterUnavailable = define('RouterUnavailable', 'unavailable');

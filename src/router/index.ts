@@ -12,3 +12,4 @@ export { parseRouteTable, type RouteTable, type AppRoute, type Backend } from '.
 export { accessLogPath } from './access-log.ts';
 export { DEFAULT_LIMITS, listenerOptions, type Limits } from './limits.ts';
 export { LOGIN_COOKIE, SESSION_COOKIE } from './headers.ts';
+export { parseRouterCerts, NO_CERTS, type RouterCerts, type RouterCert } from './certs.ts';
