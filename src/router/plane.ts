@@ -1,4 +1,4 @@
-// A data plane: the HTTP (and optional HTTPS) listeners of one process, its live route
+// A worker plane (one process of the node data plane): the HTTP (and optional HTTPS) listeners of one process, its live route
 // table and its access log. The router runs one per worker; tests may run one in-process.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -28,7 +28,7 @@ export interface PlaneOptions {
   reusePort: boolean;
 }
 
-export class DataPlane {
+export class WorkerPlane {
   readonly state: RouteState;
   private readonly ctx: PlaneContext;
   private readonly servers: http.Server[] = [];
@@ -45,8 +45,8 @@ export class DataPlane {
     this.ctx = { state: this.state, log: this.log, limits: opts.limits, httpsPort: undefined };
   }
 
-  static async start(opts: PlaneOptions): Promise<DataPlane> {
-    const p = new DataPlane(opts);
+  static async start(opts: PlaneOptions): Promise<WorkerPlane> {
+    const p = new WorkerPlane(opts);
     try {
       p.httpPort = await p.listen('http', opts.httpPort);
       if (opts.httpsPort !== undefined)

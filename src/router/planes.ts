@@ -3,7 +3,7 @@
 // primary holds the table; every worker gets each new table and reports its own drain.
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
-import { DataPlane, type PlaneOptions } from './plane.ts';
+import { WorkerPlane, type PlaneOptions } from './plane.ts';
 import type { StateStats } from './state.ts';
 import type { RouteTable } from './table.ts';
 
@@ -39,14 +39,14 @@ export type FromWorker =
 
 export class LocalPlanes implements Planes {
   readonly count = 1;
-  private readonly plane: DataPlane;
+  private readonly plane: WorkerPlane;
 
-  private constructor(plane: DataPlane) {
+  private constructor(plane: WorkerPlane) {
     this.plane = plane;
   }
 
   static async start(opts: PlaneOptions, table: RouteTable): Promise<LocalPlanes> {
-    const plane = await DataPlane.start(opts);
+    const plane = await WorkerPlane.start(opts);
     await plane.apply(table);
     return new LocalPlanes(plane);
   }
@@ -223,14 +223,14 @@ export class ClusterPlanes implements Planes {
 
 /** The worker side: one data plane driven by the primary's messages. */
 export function runWorker(): void {
-  let plane: DataPlane | undefined;
+  let plane: WorkerPlane | undefined;
   const send = (m: FromWorker): void => {
     process.send?.(m);
   };
   process.on('message', (m: ToWorker) => {
     switch (m.t) {
       case 'init':
-        DataPlane.start(m.opts).then(
+        WorkerPlane.start(m.opts).then(
           async (p) => {
             plane = p;
             await p.apply(m.table);
