@@ -53,7 +53,7 @@ beforeAll(async () => {
   await new Promise<void>((r2) => attacker.listen(0, '127.0.0.1', r2));
   attackerPort = (attacker.address() as net.AddressInfo).port;
   browser = await launchChromium(['--host-resolver-rules=MAP *.test 127.0.0.1']);
-}, 240_000);
+}, 300_000);
 
 afterAll(async () => {
   await browser?.close();
@@ -247,7 +247,7 @@ describe('the API port under a slow client', () => {
       await new Promise((r) => setTimeout(r, 200));
     tail.kill();
     expect(tailed).toContain(marker);
-  }, 120_000);
+  }, 180_000);
 
   it('does not cut `paas run` whose stdin stays silent for longer than the body limit', async () => {
     // stdin is the request body; a user who reads before typing leaves it silent. The command
@@ -272,5 +272,5 @@ describe('the API port under a slow client', () => {
     });
     expect(out).toContain('woke up\ntyped at last\n');
     expect(code).toBe(0);
-  }, 120_000);
+  }, 180_000);
 });

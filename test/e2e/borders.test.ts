@@ -121,7 +121,7 @@ describe('network borders', () => {
   it(
     "an app reaches the internet but not another app's container nor the API via the gateway",
     {
-      timeout: 120_000,
+      timeout: 180_000,
     },
     async () => {
       const other = (await ps('other')).find((x) => x.process === 'web.1');
@@ -155,7 +155,7 @@ describe('network borders', () => {
 
   it(
     'raw sockets (ping) only with resources:set --cap-net-raw on',
-    { timeout: 120_000 },
+    { timeout: 180_000 },
     async () => {
       const ping = 'ping -c 1 -W 2 127.0.0.1 >/dev/null 2>&1 && echo raw || echo none';
       expect((await run('rogue', ping)).stdout).toBe('none\n');

@@ -175,7 +175,7 @@ describe.skipIf(SKIP)(
         );
       });
       expect((await cli(p, ['ps:scale', 'express', 'worker=0'])).code).toBe(0);
-    }, 60_000);
+    });
 
     it(
       'a code-only second push reuses the dependency layer: cached install, new code',

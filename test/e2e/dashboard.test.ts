@@ -45,7 +45,7 @@ beforeAll(async () => {
   browser = await launchChromium();
   ctx = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   page = await ctx.newPage();
-}, 240_000);
+}, 300_000);
 
 afterAll(async () => {
   await browser?.close();

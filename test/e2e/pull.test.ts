@@ -54,7 +54,7 @@ beforeAll(async () => {
       config: CONFIG,
     });
   p = await startPaas({ daemonArgs: ['--registry-mirror', mirror.url] });
-}, 180_000);
+}, 300_000);
 
 afterAll(async () => {
   await p?.cleanup();

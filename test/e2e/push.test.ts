@@ -173,8 +173,13 @@ describe('git push deploys', () => {
 
   it('shows build, app, router and platform lines in logs, filtered by --source and --ps, and follows with -t', async () => {
     await get(p, 'web', '/?from-logs-test');
-    await new Promise((r) => setTimeout(r, 1500)); // the router flushes its access log each second
-    const all = (await cli(p, ['logs', 'web', '-n', '1000'])).stdout;
+    // The router writes its access log in batches: poll (bounded) rather than sleep a guess.
+    let all = '';
+    for (let i = 0; i < 100; i++) {
+      all = (await cli(p, ['logs', 'web', '-n', '1000'])).stdout;
+      if (all.includes('path="/?from-logs-test"')) break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
     expect(all).toMatch(/^\S+Z app\[build\]: Step 1\/2 : FROM busybox$/m);
     expect(all).toMatch(/^\S+Z app\[web\.1\]: listening on 5000$/m);
     expect(all).toMatch(/^\S+Z router: method=GET path="\/\?from-logs-test" .*status=200/m);
@@ -193,11 +198,12 @@ describe('git push deploys', () => {
     });
     let followed = '';
     f.stdout.on('data', (d: Buffer) => (followed += d.toString()));
-    await new Promise((r) => setTimeout(r, 800));
-    await get(p, 'web', '/followed');
-    const deadline = Date.now() + 10_000;
-    while (!followed.includes('path="/followed"') && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 100));
+    // The follow prints nothing until a line arrives (-n 0), so there is no sign of when it is
+    // listening: request until one request shows up while it runs (bounded: 100 tries).
+    for (let i = 0; i < 100 && !followed.includes('path="/followed"'); i++) {
+      await get(p, 'web', '/followed');
+      await new Promise((r) => setTimeout(r, 300));
+    }
     f.kill('SIGINT');
     expect(followed).toContain('path="/followed"');
   });

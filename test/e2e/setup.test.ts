@@ -244,7 +244,7 @@ describe('provision/setup.sh', () => {
       await setup(['--uninstall', '--purge', '--data-dir', other]);
     }
     expect(existsSync(other)).toBe(false);
-  }, 60_000);
+  });
 
   it('never touched the real install paths', () => {
     expect(realInstall()).toEqual(before);
