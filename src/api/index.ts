@@ -3,6 +3,7 @@
 // run`'s streams. The daemon's handlers are checked against these types (`satisfies`), so a
 // field renamed on one side is a type error on the other instead of an `undefined` at run time.
 export { encodeFrame, FRAME, FrameDecoder, type FrameType } from './frames.ts';
+export type { TokenCreated, TokenInfo, WhoAmI } from './tokens.ts';
 
 /** GET /api/apps */
 export interface AppSummary {

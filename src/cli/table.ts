@@ -26,12 +26,14 @@ const buildpacks = () => import('./commands/buildpacks.ts');
 const oneoff = () => import('./commands/run.ts');
 const images = () => import('./commands/images.ts');
 const registry = () => import('./commands/registry.ts');
+const login = () => import('./commands/login.ts');
+const tokens = () => import('./commands/tokens.ts');
 
 export const COMMANDS: readonly Command[] = [
   {
     name: 'daemon',
     usage:
-      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096] [--registry-mirror URL]…',
+      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--tls-cert F --tls-key F] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096] [--registry-mirror URL]…',
     summary: 'run the paas daemon: API, git, registry; starts the router',
     load: daemon,
   },
@@ -202,6 +204,50 @@ export const COMMANDS: readonly Command[] = [
     usage: 'registry:logout HOST',
     summary: "forget a registry's credentials",
     load: registry,
+  },
+  {
+    name: 'login',
+    usage: 'login https://HOST:7070 [--fingerprint SHA256:…] [--token T]',
+    summary:
+      'pin the server certificate and store the API URL and a token in ~/.config/paas (token from --token, PAAS_TOKEN or stdin)',
+    load: login,
+  },
+  {
+    name: 'git:remote',
+    usage: 'git:remote APP [NAME]',
+    summary: 'add a git remote (default paas) for APP with no secret in its URL',
+    load: login,
+  },
+  {
+    name: 'git-credential',
+    usage: 'git-credential get|store|erase',
+    summary: "git's credential helper for the logged-in API (git:remote sets it up)",
+    load: login,
+  },
+  {
+    name: 'tokens',
+    usage: 'tokens [--json]',
+    summary: 'list the scoped API tokens (never their secrets)',
+    load: tokens,
+  },
+  {
+    name: 'tokens:create',
+    usage:
+      'tokens:create --scope deploy|read|admin [--app NAME]… [--expires 30d] [--label L] [--json|--quiet]',
+    summary: 'create a scoped token; it is printed once',
+    load: tokens,
+  },
+  {
+    name: 'tokens:revoke',
+    usage: 'tokens:revoke ID',
+    summary: 'revoke a token at once',
+    load: tokens,
+  },
+  {
+    name: 'tokens:rotate-admin',
+    usage: 'tokens:rotate-admin [--json|--quiet]',
+    summary: 'write a new admin token file; the old admin token stops working',
+    load: tokens,
   },
   {
     name: 'buildpacks',

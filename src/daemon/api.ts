@@ -32,7 +32,6 @@ import {
   PaasError,
   PayloadTooLarge,
   toHttp,
-  Unauthorized,
   UnsupportedMediaType,
 } from '../errors/index.ts';
 import { formatLine, SOURCES, type Filter, type Source } from '../logs/index.ts';
@@ -47,7 +46,9 @@ import type {
   ReleaseInfo,
   RollbackResult,
 } from '../api/index.ts';
-import { bearerToken } from './auth.ts';
+import type { Auth } from './auth.ts';
+import { grantOf, mountGuards } from './routes.ts';
+import { mountTokenRoutes } from './tokens-api.ts';
 import { appParam } from './params.ts';
 import { mountImageRoutes } from './images-api.ts';
 import { mountProcessRoutes } from './processes-api.ts';
@@ -55,7 +56,8 @@ import { mountProcessRoutes } from './processes-api.ts';
 export interface ApiOptions {
   deps: DeployDeps;
   reposDir: string;
-  checkToken: (t: string | null) => boolean;
+  /** Tokens and scopes: every request passes Auth.authorize (routes.ts) first. */
+  auth: Auth;
   /** The platform's own host names (apps' platformHosts): no app may claim one as a domain. */
   reservedHosts: readonly string[];
   log: (msg: string, extra?: Record<string, unknown>) => void;
@@ -109,13 +111,9 @@ export function createApi(opts: ApiOptions): express.Express {
   const { state } = deps;
   const api = express();
   api.disable('x-powered-by');
+  // Who may call what: routes.ts's table, checked once here before any handler.
+  mountGuards(api, opts.auth);
   api.use((req, _res, next) => {
-    if (!opts.checkToken(bearerToken(req)))
-      return next(
-        new Unauthorized(
-          'a valid API token is required as "Authorization: Bearer <token>" (PAAS_TOKEN or <data-dir>/admin-token)',
-        ),
-      );
     // HTML forms can only send urlencoded, multipart or text/plain bodies (WHATWG HTML
     // §4.10.21.7), and a body-less cross-site fetch sends no type at all: requiring JSON on
     // every change refuses all of them, even if a credential ever rode along.
@@ -136,13 +134,18 @@ export function createApi(opts: ApiOptions): express.Express {
 
   api.get('/api/ping', (_req, res) => void res.json({ ok: true }));
 
-  api.get('/api/apps', (_req, res) => {
+  api.get('/api/apps', (req, res) => {
+    // A token limited to apps sees only those.
+    const only = grantOf(req).apps;
     res.json(
-      state.apps.list().map((a): AppSummary => ({
-        name: a.name,
-        release: a.liveRelease === null ? null : `v${a.liveRelease}`,
-        createdAt: a.createdAt,
-      })),
+      state.apps
+        .list()
+        .filter((a) => only === null || only.includes(a.name))
+        .map((a): AppSummary => ({
+          name: a.name,
+          release: a.liveRelease === null ? null : `v${a.liveRelease}`,
+          createdAt: a.createdAt,
+        })),
     );
   });
   api.post('/api/apps', (req, res) => {
@@ -197,6 +200,7 @@ export function createApi(opts: ApiOptions): express.Express {
   });
   mountProcessRoutes(api, deps);
   mountImageRoutes(api, deps);
+  mountTokenRoutes(api, opts.auth, opts.log);
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);

@@ -1,7 +1,6 @@
 // `paas daemon`: wires state, logs, runtime, image store, builder, router and the pipeline,
 // serves the API, git and the registry on one port, and recovers what a previous daemon left.
-import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { existsSync, mkdirSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -20,9 +19,10 @@ import { createRegistryHandler } from '../registry/server.ts';
 import { accessLogPath } from '../router/index.ts';
 import { createRuntime, Network } from '../runtime/index.ts';
 import { createApi } from './api.ts';
-import { ensureAdminToken, requestToken, tokenChecker } from './auth.ts';
+import { Auth, registryAccess, remoteOf, requestToken } from './auth.ts';
 import { RouterLink } from './router-link.ts';
-import { createPortServer } from './server.ts';
+import { createPortServer, portHandler } from './server.ts';
+import { createTlsPortServer, type PortServer, type TlsFiles } from './tls.ts';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -44,6 +44,8 @@ export interface DaemonOptions {
   defaultLimits?: AppLimits;
   /** Docker Hub mirrors (`--registry-mirror`), tried in order before Docker Hub. */
   registryMirrors?: string[];
+  /** HTTPS on the API port (`--tls-cert`/`--tls-key`); plain HTTP then from loopback only. */
+  tls?: TlsFiles;
 }
 
 export interface Daemon {
@@ -61,9 +63,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const buildLimits = opts.buildLimits ?? defaultBuildLimits();
   const log = pino({ base: { source: 'paas' } });
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const { token, created } = ensureAdminToken(opts.dataDir);
-  if (created) log.info(`admin token written to ${join(opts.dataDir, 'admin-token')}`);
-  const checkToken = tokenChecker(token);
+  const hadToken = existsSync(join(opts.dataDir, 'admin-token'));
+  // Every refusal is a platform event: who (the token's id, never its secret), what, from where.
+  const auth = new Auth(opts.dataDir, (r) => log.warn({ event: 'auth refused', ...r }, r.reason));
+  if (!hadToken) log.info(`admin token written to ${join(opts.dataDir, 'admin-token')}`);
 
   const state = openState(opts.dataDir);
   const runtime = createRuntime(opts.runtime, { dataDir: opts.dataDir });
@@ -128,7 +131,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     reposDir,
     hookSocket,
     maxPushBytes,
-    authenticate: (p) => checkToken(p),
+    authorize: (password, app, push, req) =>
+      void auth.authorize(password, push ? 'deploy' : 'read', app, {
+        method: req.method ?? 'GET',
+        path: (req.url ?? '').split('?')[0]!,
+        remote: remoteOf(req),
+      }),
     appForPush: (app: AppName) => {
       const { created: isNew } = state.apps.ensureForPush(app);
       if (isNew) logs.append(app, { source: 'system', text: 'app created by its first push' });
@@ -138,7 +146,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const registry = createRegistryHandler({
     store,
     realm: 'paas',
-    authenticate: (req) => checkToken(requestToken(req)),
+    authorize: (req, access) => {
+      const { need, app } = registryAccess(access.repo, access.push);
+      auth.authorize(requestToken(req), need, app, {
+        method: req.method ?? 'GET',
+        path: (req.url ?? '').split('?')[0]!,
+        remote: remoteOf(req),
+      });
+    },
   });
   // The dashboard is reached on the box's own names; an app on one of them would get every
   // admin's session cookie from the browser (cookies ignore ports).
@@ -146,13 +161,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const api = createApi({
     deps,
     reposDir,
-    checkToken,
+    auth,
     reservedHosts,
     log: (msg, extra) => log.info(extra ?? {}, msg),
   });
   const dashboard = createDashboard({
     deps,
-    checkToken,
+    // The dashboard is the operator's: the admin token only (rotate-admin applies at once).
+    checkToken: (t) => auth.isAdmin(t),
     reservedHosts,
     tokenPath: join(opts.dataDir, 'admin-token'),
     log: (msg, extra) => log.info(extra ?? {}, msg),
@@ -161,7 +177,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
   });
 
-  const server: Server = createPortServer({
+  const handlers = {
     git: {
       matches: isGitRequest,
       handle: (req, res) =>
@@ -174,7 +190,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     registry: (req, res) => void registry(req, res),
     api: (req, res) => void api(req, res),
     dashboard: (req, res) => void dashboard(req, res),
-  });
+  } satisfies Parameters<typeof portHandler>[0];
+  const server: PortServer =
+    opts.tls === undefined
+      ? createPortServer(handlers)
+      : createTlsPortServer(portHandler(handlers), opts.tls, (remote) =>
+          log.warn(
+            { event: 'plain http refused', remote },
+            'plain HTTP from a non-loopback address refused (TLS is on)',
+          ),
+        );
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       const where = `${opts.apiHost ?? '0.0.0.0'}:${opts.apiPort}`;
@@ -195,7 +220,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   const apiPort = (server.address() as { port: number }).port;
   log.info(
-    `paas daemon listening on ${opts.apiHost ?? '0.0.0.0'}:${apiPort} (runtime ${runtime.name}, domain ${opts.domain})`,
+    `paas daemon listening on ${opts.apiHost ?? '0.0.0.0'}:${apiPort}${opts.tls ? ' (HTTPS; plain HTTP from loopback only)' : ''} (runtime ${runtime.name}, domain ${opts.domain})`,
   );
 
   return {
@@ -208,6 +233,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       await new Promise<void>((r2) => server.close(() => r2()));
       router.close();
       state.close();
+      auth.close();
     },
   };
 }

@@ -58,8 +58,9 @@ export interface PortHandlers {
   dashboard: Handler;
 }
 
-export function createPortServer(h: PortHandlers, limits: Limits = DEFAULT_LIMITS): Server {
-  const server = createServer(listenerOptions(limits), (req, res) => {
+/** The port's request dispatch, shared by the plain and the TLS listener (tls.ts). */
+export function portHandler(h: PortHandlers, limits: Limits = DEFAULT_LIMITS): Handler {
+  return (req, res) => {
     watchBody(req, res, limits.bodyTimeoutMs);
     const url = req.url ?? '/';
     if (h.git.matches(url)) return h.git.handle(req, res);
@@ -67,7 +68,11 @@ export function createPortServer(h: PortHandlers, limits: Limits = DEFAULT_LIMIT
     if (url === '/api' || url.startsWith('/api/') || url.startsWith('/api?'))
       return h.api(req, res);
     h.dashboard(req, res);
-  });
+  };
+}
+
+export function createPortServer(h: PortHandlers, limits: Limits = DEFAULT_LIMITS): Server {
+  const server = createServer(listenerOptions(limits), portHandler(h, limits));
   // No inactivity cut-off on a socket as such: a push's response is silent while a build step
   // runs, and a log follow while the app says nothing. Heads and bodies are bounded above.
   server.timeout = 0;

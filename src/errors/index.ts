@@ -82,6 +82,10 @@ export const PayloadTooLarge = define('PayloadTooLarge', 'tooLarge');
 export const UnsupportedMediaType = define('UnsupportedMediaType', 'unsupportedMedia');
 // Auth.
 export const Unauthorized = define('Unauthorized', 'unauthorized');
+/** A valid token whose scope or apps do not cover the request (details: need, app). */
+export const Forbidden = define('Forbidden', 'forbidden');
+/** `paas login`: the server's certificate is not the one the fingerprint names. */
+export const FingerprintMismatch = define('FingerprintMismatch', 'forbidden');
 // Lookups.
 export const AppNotFound = define('AppNotFound', 'notFound');
 export const ContainerNotFound = define('ContainerNotFound', 'notFound');

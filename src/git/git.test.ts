@@ -7,7 +7,7 @@ import type { Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppNotFound } from '../errors/index.ts';
+import { AppNotFound, Unauthorized } from '../errors/index.ts';
 import { createGitHttpHandler, listenHookSocket, planPush, type PushHandler } from './index.ts';
 import { checkoutCommit } from './checkout.ts';
 import { readFileSync } from 'node:fs';
@@ -29,7 +29,9 @@ beforeAll(async () => {
     reposDir,
     hookSocket,
     maxPushBytes: 200_000,
-    authenticate: (p) => p === TOKEN,
+    authorize: (p) => {
+      if (p !== TOKEN) throw new Unauthorized('no valid token');
+    },
     appForPush: (app) => {
       if (app === 'gone') throw new AppNotFound(`app "${app}" was destroyed`);
     },

@@ -10,8 +10,12 @@ import { existsSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 
 export interface GitHttpOptions extends RepoOptions {
-  /** Checks the Basic password; true when it is a valid token. */
-  authenticate(password: string): boolean;
+  /**
+   * Checks the Basic password (null: none sent) for a fetch or a push of `app`; throws a
+   * PaasError to refuse (401: no valid token, so git asks its credential helper; 403: the
+   * token does not cover this app or a push).
+   */
+  authorize(password: string | null, app: AppName, push: boolean, req: IncomingMessage): void;
   /** Resolves the app a push targets (creating it on first push); throws a PaasError to refuse. */
   appForPush(app: AppName): void;
   /** Throws a PaasError when the app cannot be fetched from. */
@@ -63,12 +67,6 @@ export function createGitHttpHandler(
     const [pathname, query = ''] = (req.url ?? '').split('?');
     const m = PATH.exec(pathname ?? '');
     if (m === null) return fail(res, 404, 'not a git path');
-    const password = basicPassword(req);
-    if (password === null || !opts.authenticate(password)) {
-      return fail(res, 401, 'paas: authentication required: use the API token as the password', {
-        'www-authenticate': 'Basic realm="paas"',
-      });
-    }
     const rest = m[2]!;
     const service =
       rest === '/info/refs'
@@ -81,6 +79,7 @@ export function createGitHttpHandler(
     let app: AppName;
     try {
       app = parseAppName(m[1]);
+      opts.authorize(basicPassword(req), app, service === 'git-receive-pack', req);
       if (service === 'git-receive-pack') {
         opts.appForPush(app);
         await ensureRepo(opts, app);
@@ -90,6 +89,10 @@ export function createGitHttpHandler(
           return fail(res, 404, `paas: app "${app}" has no pushed code yet`);
       }
     } catch (e) {
+      if (e instanceof PaasError && e.status === 401)
+        return fail(res, 401, `paas: authentication required: ${e.message}`, {
+          'www-authenticate': 'Basic realm="paas"',
+        });
       if (e instanceof PaasError) return fail(res, e.status, `paas: ${e.message}`);
       throw e;
     }

@@ -22,7 +22,14 @@ import type { ImageStore } from './types.ts';
 
 export type RegistryHandlerOptions = {
   store: ImageStore;
-  authenticate: (req: IncomingMessage) => boolean | Promise<boolean>;
+  /** A yes/no check of the credentials, before anything else (tests, the bench). */
+  authenticate?: (req: IncomingMessage) => boolean | Promise<boolean>;
+  /**
+   * The daemon's scoped check (issue 19): called once the repository is known (`null` for
+   * `/v2/` itself, `*` for the catalog) with whether the request writes; throws Unauthorized
+   * (401) or Forbidden (403, the spec's DENIED) to refuse.
+   */
+  authorize?: (req: IncomingMessage, access: { repo: string | null; push: boolean }) => void;
   realm: string;
   maxManifestBytes?: number;
 };
@@ -53,6 +60,7 @@ const STATUS_BY_CODE = {
   SIZE_INVALID: 413,
   RANGE_INVALID: 416,
   UNAUTHORIZED: 401,
+  DENIED: 403,
   UNSUPPORTED: 405,
 } as const;
 type SpecCode = keyof typeof STATUS_BY_CODE;
@@ -91,6 +99,8 @@ function toWireError(err: unknown, area: 'manifest' | 'blob' | 'name'): WireErro
           ImageNotFound: 'MANIFEST_UNKNOWN',
           BlobNotFound: 'BLOB_UNKNOWN',
           PayloadTooLarge: 'SIZE_INVALID',
+          Unauthorized: 'UNAUTHORIZED',
+          Forbidden: 'DENIED',
           InvalidArgument: area === 'manifest' ? 'MANIFEST_INVALID' : 'DIGEST_INVALID',
         } as Record<string, string>
       )[err.code];
@@ -342,7 +352,17 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
   async function route(req: Req, res: ServerResponse): Promise<void> {
     const url = new URL(req.originalUrl ?? req.url ?? '/', 'http://registry.invalid');
     const p = url.pathname;
-    if (!(await opts.authenticate(req))) {
+    const push = req.method !== 'GET' && req.method !== 'HEAD';
+    const guard = (repo: string | null): void => {
+      if (opts.authorize === undefined) return;
+      try {
+        opts.authorize(req, { repo, push });
+      } catch (e) {
+        req.resume();
+        throw e;
+      }
+    };
+    if (opts.authenticate !== undefined && !(await opts.authenticate(req))) {
       req.resume();
       throw specError(
         'UNAUTHORIZED',
@@ -350,12 +370,14 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
       );
     }
     if (p === '/v2' || p === '/v2/') {
+      guard(null);
       send(res, 200, common, {});
       return;
     }
     const rest = p.startsWith('/v2/') ? p.slice(4) : p.replace(/^\//, '');
     let m: RegExpExecArray | null;
     if (rest === '_catalog') {
+      guard('*');
       const { items, link } = paginate(await store.repositories(), url, '/v2/_catalog');
       send(res, 200, { ...common, ...(link ? { Link: link } : {}) }, { repositories: items });
       return;
@@ -364,6 +386,7 @@ export function createRegistryHandler(opts: RegistryHandlerOptions): Handler {
     if (!m) throw specError('NAME_UNKNOWN', `no route for ${p}`);
     const name = m[1] as string;
     const tail = m[2] as string;
+    guard(name);
     if (!isRepoName(name)) throw specError('NAME_INVALID', `invalid repository name ${name}`);
     if (tail === 'tags/list') {
       const { items, link } = paginate(await store.tags(name), url, `/v2/${name}/tags/list`);

@@ -3,15 +3,47 @@
 // the message and exits with the code the errors table gives the status.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import { exitCodeForStatus, PaasError, Unauthorized } from '../../errors/index.ts';
+import { loadProfile, type Profile } from './profile.ts';
+
+// `paas login`'s profile, read once per run (null: never logged in).
+let profile: Profile | null | undefined;
+function stored(): Profile | null {
+  if (profile === undefined) profile = loadProfile();
+  return profile;
+}
 
 export function apiBase(): string {
-  return (process.env.PAAS_API ?? 'http://127.0.0.1:7070').replace(/\/$/, '');
+  return (process.env.PAAS_API ?? stored()?.api ?? 'http://127.0.0.1:7070').replace(/\/$/, '');
+}
+
+/**
+ * The pinned certificate's TLS options when the API is the one `paas login` pinned: only that
+ * certificate is trusted, and only with the fingerprint checked at login. Empty otherwise.
+ */
+export function tlsOptions(): ConnectionOptions {
+  const p = stored();
+  if (p === null || p.caPath === null || p.fingerprint === null || apiBase() !== p.api) return {};
+  const want = p.fingerprint.replace(/^SHA256:/, '');
+  return {
+    ca: readFileSync(p.caPath),
+    checkServerIdentity: (host: string, cert: PeerCertificate) =>
+      checkServerIdentity(host, cert) ??
+      (cert.fingerprint256 === want
+        ? undefined
+        : new Error(
+            `the server's certificate is not the one pinned by paas login (${p.fingerprint})`,
+          )),
+  };
 }
 
 export function apiToken(): string {
   if (process.env.PAAS_TOKEN !== undefined && process.env.PAAS_TOKEN !== '')
     return process.env.PAAS_TOKEN;
+  // The stored token goes only to the API it was stored for, never to another PAAS_API.
+  const p = stored();
+  if (p !== null && p.token !== '' && apiBase() === p.api) return p.token;
   const path = join(process.env.PAAS_DATA_DIR ?? '/var/lib/paas', 'admin-token');
   try {
     return readFileSync(path, 'utf8').trim();
@@ -35,7 +67,19 @@ export class ApiError extends PaasError {
 export async function request(method: string, path: string, body?: unknown): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(`${apiBase()}${path}`, {
+    const tls = tlsOptions();
+    // The pinned certificate needs a dispatcher of its own; undici's fetch with undici's Agent
+    // (global fetch takes only its bundled undici's), loaded only then.
+    const doFetch: typeof fetch =
+      tls.ca === undefined
+        ? fetch
+        : await (async () => {
+            const undici = await import('undici');
+            const dispatcher = new undici.Agent({ connect: tls });
+            return ((url: string, init: RequestInit) =>
+              undici.fetch(url, { ...(init as object), dispatcher })) as unknown as typeof fetch;
+          })();
+    res = await doFetch(`${apiBase()}${path}`, {
       method,
       headers: {
         authorization: `Bearer ${apiToken()}`,
@@ -51,7 +95,7 @@ export async function request(method: string, path: string, body?: unknown): Pro
     throw new ApiError(
       503,
       'Unavailable',
-      `cannot reach the paas daemon at ${apiBase()} (${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message})`,
+      `cannot reach the paas daemon at ${apiBase()} (${(e as { cause?: { code?: string; message?: string } }).cause?.code ?? (e as { cause?: { message?: string } }).cause?.message ?? (e as Error).message})`,
       {},
     );
   }

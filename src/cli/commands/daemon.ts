@@ -59,8 +59,13 @@ export async function run(_name: string, args: string[]): Promise<number> {
       'default-memory': { type: 'string', default: '512m' },
       'default-pids': { type: 'string', default: '4096' },
       'registry-mirror': { type: 'string', multiple: true, default: [] },
+      // HTTPS on the API port (issue 19); plain HTTP then only from loopback.
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
     },
   });
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined))
+    throw new InvalidArgument('daemon: --tls-cert and --tls-key go together');
   const { startDaemon, parseBuildLimits } = await import('../../daemon/index.ts');
   const daemon = await startDaemon({
     dataDir: values['data-dir'],
@@ -83,6 +88,10 @@ export async function run(_name: string, args: string[]): Promise<number> {
       pids: parsePids(values['default-pids'], '--default-pids'),
     },
     registryMirrors: values['registry-mirror'].map(mirrorUrl),
+    tls:
+      values['tls-cert'] === undefined || values['tls-key'] === undefined
+        ? undefined
+        : { certPath: values['tls-cert'], keyPath: values['tls-key'] },
   });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);

@@ -3,12 +3,13 @@
 // HTTP/1.1 exchange; we exit with the command's status. When stdin and stdout are both a
 // terminal (and no --no-tty), the command gets a terminal of our size: our terminal goes
 // raw, keystrokes and resizes go up as frames, and ^C reaches the command, not us.
-import { request, type ClientRequest } from 'node:http';
+import { request as httpRequest, type ClientRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { parse as parseArgs } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { encodeFrame, FRAME, FrameDecoder } from '../../api/index.ts';
-import { ApiError, apiBase, apiToken, enc } from './client.ts';
+import { ApiError, apiBase, apiToken, enc, tlsOptions } from './client.ts';
 
 export async function run(_name: string, args: string[]): Promise<number> {
   const dash = args.indexOf('--');
@@ -31,9 +32,12 @@ export async function run(_name: string, args: string[]): Promise<number> {
   const token = apiToken();
   let restore = (): void => undefined;
   return new Promise<number>((resolve, reject) => {
+    // Over https with the certificate `paas login` pinned (tlsOptions), else plain loopback.
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = request(
       url,
       {
+        ...(url.protocol === 'https:' ? tlsOptions() : {}),
         method: 'POST',
         headers: {
           authorization: `Bearer ${token}`,
