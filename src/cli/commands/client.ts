@@ -15,7 +15,8 @@ function stored(): Profile | null {
 }
 
 export function apiBase(): string {
-  return (process.env.PAAS_API ?? stored()?.api ?? 'http://127.0.0.1:7070').replace(/\/$/, '');
+  // An empty PAAS_API counts as unset, as an empty PAAS_TOKEN does.
+  return (process.env.PAAS_API || stored()?.api || 'http://127.0.0.1:7070').replace(/\/$/, '');
 }
 
 /**
