@@ -193,6 +193,6 @@ export class TokenStore {
   }
 
   close(): void {
-    this.#db.close();
+    if (this.#db.isOpen) this.#db.close();
   }
 }
