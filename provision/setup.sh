@@ -6,11 +6,15 @@
 #
 #   bash provision/setup.sh [--data-dir DIR] [--domain D] [--http-port P] [--api-port P] [--runtime native|runc]
 #                           [--run-dir DIR] [--log-dir DIR] [--bin-link PATH] [--base-images busybox,debian,node]
+#                           [--tls-cert FILE --tls-key FILE]
 #   bash provision/setup.sh --uninstall [--purge] [--data-dir DIR]
 #
 # --run-dir / --log-dir: where the pid file and the daemon log go when systemd does not run
 # (default /run/paas and /var/log/paas for the default data dir, else <data-dir>/run and
 # <data-dir>/log, so a second install on a test data dir never touches the real one's).
+# --tls-cert/--tls-key: the API port's certificate; without them setup makes a self-signed one
+# for the box's names and addresses (<data-dir>/tls/api.{crt,key}) and prints its fingerprint
+# for `paas login --fingerprint`.
 set -euo pipefail
 PAAS_SRC=$(cd "$(dirname "$0")/.." && pwd)
 export PAAS_SRC
@@ -23,13 +27,13 @@ PURGE=0
 declare -A OPT=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --data-dir|--domain|--http-port|--api-port|--runtime|--run-dir|--log-dir|--bin-link|--base-images)
+    --data-dir|--domain|--http-port|--api-port|--runtime|--run-dir|--log-dir|--bin-link|--base-images|--tls-cert|--tls-key)
       [ $# -ge 2 ] || { echo "setup: $1 needs a value" >&2; exit 2; }
       if [ "$1" = --data-dir ]; then DATA_DIR=$2; else OPT[${1#--}]=$2; fi
       shift 2 ;;
     --uninstall) UNINSTALL=1; shift ;;
     --purge) PURGE=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "setup: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -42,7 +46,7 @@ SETUP_ENV="$DATA_DIR/setup.env"
 declare -A SAVED=()
 if [ -f "$SETUP_ENV" ]; then
   while IFS='=' read -r k v; do
-    case "$k" in domain|http-port|api-port|runtime|run-dir|log-dir|bin-link|base-images) SAVED[$k]=$v ;; esac
+    case "$k" in domain|http-port|api-port|runtime|run-dir|log-dir|bin-link|base-images|tls-cert|tls-key) SAVED[$k]=$v ;; esac
   done <"$SETUP_ENV"
 fi
 opt() { echo "${OPT[$1]:-${SAVED[$1]:-$2}}"; }
@@ -55,6 +59,8 @@ RUN_DIR=$(opt run-dir "$run_default")
 LOG_DIR=$(opt log-dir "$log_default")
 BIN_LINK=$(opt bin-link /usr/local/bin/paas)
 BASE_IMAGES=$(opt base-images busybox,debian,node)
+TLS_CERT=$(opt tls-cert "$DATA_DIR/tls/api.crt")
+TLS_KEY=$(opt tls-key "$DATA_DIR/tls/api.key")
 for p in "$HTTP_PORT" "$API_PORT"; do
   [[ "$p" =~ ^[0-9]{1,5}$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || { echo "setup: bad port $p" >&2; exit 2; }
 done
@@ -137,7 +143,7 @@ fi
 
 echo "== packages"
 apt_ensure ca-certificates curl git make gcc libc6-dev libseccomp-dev pkg-config iproute2 nftables iptables \
-  runc busybox-static debootstrap attr
+  runc busybox-static debootstrap attr openssl
 use_node
 echo "== npm dependencies"
 npm_ensure
@@ -148,6 +154,7 @@ chmod 0700 "$DATA_DIR"
 {
   echo "domain=$DOMAIN"; echo "http-port=$HTTP_PORT"; echo "api-port=$API_PORT"; echo "runtime=$RUNTIME"
   echo "run-dir=$RUN_DIR"; echo "log-dir=$LOG_DIR"; echo "bin-link=$BIN_LINK"; echo "base-images=$BASE_IMAGES"
+  echo "tls-cert=$TLS_CERT"; echo "tls-key=$TLS_KEY"
 } >"$SETUP_ENV.tmp" && mv "$SETUP_ENV.tmp" "$SETUP_ENV"
 echo "== base images ($BASE_IMAGES)"
 "$PAAS_SRC/provision/base-images" --data-dir "$DATA_DIR" --only "$BASE_IMAGES"
@@ -162,8 +169,35 @@ PAAS_DATA_DIR=$DATA_DIR node --disable-warning=ExperimentalWarning --input-type=
 mkdir -p "$(dirname "$BIN_LINK")"
 ln -sfn "$PAAS_SRC/bin/paas" "$BIN_LINK"
 
+echo "== TLS certificate of the API port"
+# Self-signed for every name and address the box answers on, made once (delete the two files
+# to make a new one, e.g. after an address change). Clients pin it by its fingerprint (paas
+# login), so no CA is involved; a certificate given with --tls-cert is used as it is.
+if [ ! -f "$TLS_CERT" ] || [ ! -f "$TLS_KEY" ]; then
+  if [ "$TLS_CERT" != "$DATA_DIR/tls/api.crt" ]; then echo "setup: --tls-cert $TLS_CERT / --tls-key $TLS_KEY: no such file" >&2; exit 2; fi
+  mkdir -p "$DATA_DIR/tls" && chmod 0700 "$DATA_DIR/tls"
+  san="DNS:localhost,IP:127.0.0.1,IP:::1"
+  for n in "$(hostname)" "$(hostname -f 2>/dev/null || true)" "$DOMAIN"; do
+    [[ "$n" =~ ^[A-Za-z0-9.-]+$ ]] && [[ ! "$n" =~ ^[0-9.]+$ ]] && [[ ",$san," != *",DNS:$n,"* ]] && san="$san,DNS:$n"
+  done
+  for a in $(ip -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4 }'); do
+    [[ ",$san," != *",IP:$a,"* ]] && san="$san,IP:$a"
+  done
+  # umask 077: the key is 0600 from its first byte.
+  ( umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+      -subj "/CN=$(hostname)" -addext "subjectAltName=$san" \
+      -keyout "$TLS_KEY.tmp" -out "$TLS_CERT.tmp" 2>/dev/null
+    mv "$TLS_KEY.tmp" "$TLS_KEY" && mv "$TLS_CERT.tmp" "$TLS_CERT" )
+  echo "made a self-signed certificate for $san"
+fi
+chmod 0600 "$TLS_KEY"
+TLS_FINGERPRINT=$(openssl x509 -noout -fingerprint -sha256 -in "$TLS_CERT" | sed 's/^.*=/SHA256:/')
+echo "fingerprint: $TLS_FINGERPRINT"
+
 echo "== daemon"
-ARGS=(daemon --data-dir "$DATA_DIR" --api-port "$API_PORT" --http-port "$HTTP_PORT" --domain "$DOMAIN" --runtime "$RUNTIME")
+ARGS=(daemon --data-dir "$DATA_DIR" --api-port "$API_PORT" --http-port "$HTTP_PORT" --domain "$DOMAIN" --runtime "$RUNTIME"
+  --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
 # Upgrade: the old daemon stops, the new one adopts the running router and containers; the
 # router keeps answering in between (ARCHITECTURE.md: the front door outlives the daemon).
 stop_daemon
@@ -204,8 +238,11 @@ cat <<EOT
 
 paas is running (data dir $DATA_DIR$(has_systemd && echo ", unit $UNIT_NAME" || echo ", pid $(cat "$PIDFILE"), log $LOGFILE")).
   admin token:  $DATA_DIR/admin-token   (export PAAS_TOKEN=\$(cat $DATA_DIR/admin-token))
-  dashboard:    http://$HOST:$API_PORT/
+  dashboard:    https://$HOST:$API_PORT/   (http://127.0.0.1:$API_PORT/ on this box)
   apps:         http://<app>.$DOMAIN:$HTTP_PORT/
-  deploy:       git remote add paas http://paas:\$(cat $DATA_DIR/admin-token)@$HOST:$API_PORT/<app>.git
+  TLS:          $TLS_CERT, fingerprint $TLS_FINGERPRINT
+  from a laptop: paas login https://$HOST:$API_PORT --fingerprint $TLS_FINGERPRINT
+                paas git:remote <app> && git push paas main
+  on this box:  git remote add paas http://paas:\$(cat $DATA_DIR/admin-token)@127.0.0.1:$API_PORT/<app>.git
                 git push paas main
 EOT

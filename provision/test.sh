@@ -11,7 +11,7 @@ cd "$PAAS_SRC"
 [ "$(id -u)" = 0 ] || { echo "provision/test.sh: run as root (containers, cgroups, netns)" >&2; exit 1; }
 
 apt_ensure ca-certificates curl git make gcc libc6-dev libseccomp-dev pkg-config \
-  attr iproute2 nftables iptables runc busybox-static skopeo umoci debootstrap hyperfine wrk nginx chromium
+  attr iproute2 nftables iptables runc busybox-static skopeo umoci debootstrap hyperfine wrk nginx chromium openssl
 # Only test/e2e/docker-registry.test.ts uses it, with a dockerd of its own; paas never does.
 apt_ensure_stopped docker.io containerd
 use_node

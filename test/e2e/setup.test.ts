@@ -128,6 +128,19 @@ describe('provision/setup.sh', () => {
       new RegExp(`git remote add paas http://paas:.+@\\S+:${API_PORT}/<app>\\.git`),
     );
     expect((statSync(join(dataDir, 'admin-token')).mode & 0o777).toString(8)).toBe('600');
+    // Issue 19: a self-signed certificate for the box, its key 0600, its fingerprint printed,
+    // and the API port speaking HTTPS with it.
+    const crt = join(dataDir, 'tls', 'api.crt');
+    expect((statSync(join(dataDir, 'tls', 'api.key')).mode & 0o777).toString(8)).toBe('600');
+    const fp = execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256', '-in', crt])
+      .toString()
+      .trim()
+      .replace(/^.*=/, 'SHA256:');
+    expect(r.out).toContain(`--fingerprint ${fp}`);
+    expect(
+      execFileSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', crt,
+        `https://127.0.0.1:${API_PORT}/api/ping`]).toString(),
+    ).toBe('401'); // prettier-ignore
     // Pid and log files sit with this data dir, not in /run/paas and /var/log/paas.
     firstDaemon = pidOf(join(dataDir, 'run', 'daemon.pid'));
     expect(alive(firstDaemon)).toBe(true);
