@@ -48,7 +48,8 @@ function paas(
   for (const k of ['GIT_SSL_CAINFO', 'GIT_SSL_CAPATH', 'CURL_CA_BUNDLE']) delete env[k];
   Object.assign(env, { XDG_CONFIG_HOME: cfg, GIT_TERMINAL_PROMPT: '0' }, opts.env ?? {});
   return new Promise((resolve) => {
-    const c = spawn(args[0] === 'git' ? 'git' : BIN, args[0] === 'git' ? args.slice(1) : args, {
+    const tool = args[0] === 'git' || args[0] === 'script';
+    const c = spawn(tool ? args[0]! : BIN, tool ? args.slice(1) : args, {
       env,
       cwd: opts.cwd,
     });
@@ -141,7 +142,14 @@ describe('remote access over HTTPS with a pinned certificate', () => {
     expect(r2.code).toBe(2);
     expect(r2.stderr).toContain(fingerprint);
     expect(r2.stderr).toContain('--fingerprint');
-    // Nothing was stored by either.
+    // At a terminal it shows the fingerprint and asks; anything but yes logs nothing in.
+    const tty = await paas(['script', '-qec', `${BIN} login ${tlsApi()}`, '/dev/null'], {
+      input: 'n\n',
+    });
+    expect(tty.stdout).toContain(fingerprint);
+    expect(tty.stdout).toContain('Trust it and pin it');
+    expect(tty.stdout).toContain('Not logged in');
+    // Nothing was stored by any of them.
     expect(() => statSync(join(cfg, 'paas', 'token'))).toThrow();
   });
 

@@ -123,7 +123,7 @@ describe('provision/setup.sh', () => {
     ]);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain(`admin token:  ${dataDir}/admin-token`);
-    expect(r.out).toMatch(new RegExp(`dashboard: +http://\\S+:${API_PORT}/`));
+    expect(r.out).toMatch(new RegExp(`dashboard: +https://\\S+:${API_PORT}/`));
     expect(r.out).toMatch(
       new RegExp(`git remote add paas http://paas:.+@\\S+:${API_PORT}/<app>\\.git`),
     );
