@@ -71,6 +71,8 @@ function define(code: string, kind: ErrorKind): ErrorClass {
 // Input at a border.
 export const InvalidAppName = define('InvalidAppName', 'invalid');
 export const InvalidArgument = define('InvalidArgument', 'invalid');
+/** `--scheduler` names no backend we have (src/scheduler). */
+export const UnknownScheduler = define('UnknownScheduler', 'invalid');
 export const InvalidSpec = define('InvalidSpec', 'invalid');
 export const InvalidConfigKey = define('InvalidConfigKey', 'invalid');
 export const InvalidImageRef = define('InvalidImageRef', 'invalid');
