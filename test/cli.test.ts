@@ -63,6 +63,7 @@ describe('paas CLI entry', () => {
     ],
     [['router', '--workers', '0'], 'router: --workers "0" must be a whole number in 1..64'],
     [['daemon', '--api-port', 'x'], 'daemon: --api-port "x" must be a whole number in 0..65535'],
+    [['daemon', '--scheduler', 'nomad'], 'unknown scheduler "nomad": use one of local, swarm'],
   ])('refuses bad numeric flags: %j', (args, message) => {
     const r = spawnSync(PAAS, args, { encoding: 'utf8' });
     expect(r.status).toBe(2);

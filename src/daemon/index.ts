@@ -5,7 +5,7 @@ import type { Server as NetServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { InvalidArgument } from '../errors/index.ts';
+import { InvalidArgument, Unsupported } from '../errors/index.ts';
 import { openState, platformHosts, type AppName } from '../apps/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
 import { BaseImages } from '../baseimages/index.ts';
@@ -18,6 +18,7 @@ import { openStore } from '../registry/index.ts';
 import { createRegistryHandler } from '../registry/server.ts';
 import { accessLogPath } from '../router/index.ts';
 import { createRuntime, Network } from '../runtime/index.ts';
+import type { SchedulerName } from '../scheduler/index.ts';
 import { createApi } from './api.ts';
 import { Auth, registryAccess, remoteOf, requestToken } from './auth.ts';
 import { RouterLink } from './router-link.ts';
@@ -31,6 +32,8 @@ export interface DaemonOptions {
   httpPort: number;
   domain: string;
   runtime: string;
+  /** Where app processes run (src/scheduler); default local, our runtime on this box. */
+  scheduler?: SchedulerName;
   /** Largest git push accepted, bytes: the pack and the commit's files (default 1 GiB). */
   maxPushBytes?: number;
   /** RUN step limits and disk budget of builds (default defaultBuildLimits()). */
@@ -59,6 +62,12 @@ export { parseBuildLimits } from '../builder/index.ts';
 export const DEFAULT_MAX_PUSH_BYTES = 1024 ** 3;
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  // The Swarm backend (src/scheduler/swarm) is not wired into the pipeline yet: refusing it
+  // is better than deploying on our runtime while the operator asked for Swarm.
+  if (opts.scheduler === 'swarm')
+    throw new Unsupported('daemon: --scheduler swarm is not wired into the daemon yet', {
+      scheduler: 'swarm',
+    });
   const maxPushBytes = opts.maxPushBytes ?? DEFAULT_MAX_PUSH_BYTES;
   const buildLimits = opts.buildLimits ?? defaultBuildLimits();
   const log = pino({ base: { source: 'paas' } });

@@ -2,6 +2,7 @@
 import { intFlag, parse as parseArgs } from './args.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { parseMemory, parsePids } from '../../runtime/index.ts';
+import { parseSchedulerName } from '../../scheduler/index.ts';
 
 const int = (flag: string, v: string, min: number, max: number): number =>
   intFlag('daemon', flag, v, min, max);
@@ -47,6 +48,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
       'http-port': { type: 'string', default: '80' },
       domain: { type: 'string', default: 'localhost' },
       runtime: { type: 'string', default: 'native' },
+      scheduler: { type: 'string', default: 'local' },
       'max-push-size': { type: 'string', default: '1g' },
       // Build limits (src/builder/limits.ts has the defaults and why).
       'build-memory': { type: 'string' },
@@ -66,6 +68,8 @@ export async function run(_name: string, args: string[]): Promise<number> {
   });
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined))
     throw new InvalidArgument('daemon: --tls-cert and --tls-key go together');
+  // Before anything starts: an unknown scheduler is refused, never defaulted.
+  const scheduler = parseSchedulerName(values.scheduler);
   const { startDaemon, parseBuildLimits } = await import('../../daemon/index.ts');
   const daemon = await startDaemon({
     dataDir: values['data-dir'],
@@ -74,6 +78,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
     httpPort: int('http-port', values['http-port'], 1, 65535),
     domain: values.domain,
     runtime: values.runtime,
+    scheduler,
     maxPushBytes: bytes('max-push-size', values['max-push-size']),
     logRetentionBytes: bytes('log-retention', values['log-retention']),
     buildLimits: parseBuildLimits({
