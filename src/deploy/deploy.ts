@@ -110,7 +110,10 @@ export function wanted(formation: Readonly<Record<string, number>>, type: string
 }
 
 /** The one place a stop grace is decided: the release's app.json, else the daemon's, else 30 s. */
-export function stopGraceMs(deps: ProcessDeps, release: Release | null): number {
+export function stopGraceMs(
+  deps: Pick<ProcessDeps, 'stopGraceMs'>,
+  release: Release | null,
+): number {
   return release?.appJson.stopGraceSeconds !== undefined
     ? release.appJson.stopGraceSeconds * 1000
     : (deps.stopGraceMs ?? DEFAULT_STOP_GRACE_MS);

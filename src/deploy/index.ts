@@ -5,7 +5,7 @@ import { Supervisor, type RestartPolicy } from './supervisor.ts';
 import type { DeployDeps, ProcessDeps } from './types.ts';
 
 export { handlePush, changeConfig, rollback, type ReleaseResult } from './pipeline.ts';
-export { deployRelease, replaceProcesses } from './deploy.ts';
+export { deployRelease, replaceProcesses, processOrder, wanted, stopGraceMs } from './deploy.ts';
 export { Reporter } from './report.ts';
 export { scale, converge, restartApp, stopApp, startApp } from './formation.ts';
 export { adopt, destroyApp } from './recover.ts';

@@ -6,6 +6,9 @@ import { LocalScheduler } from './local.ts';
 import { SCHEDULER_NAMES, type Scheduler, type SchedulerName } from './types.ts';
 
 export { LocalScheduler } from './local.ts';
+export { SwarmScheduler, type SwarmDeps } from './swarm.ts';
+export { Engine, registryAuth } from './engine.ts';
+export { serviceSpec, serviceName } from './swarm-spec.ts';
 export { SCHEDULER_NAMES } from './types.ts';
 export type {
   Address,

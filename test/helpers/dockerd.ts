@@ -100,7 +100,15 @@ function killOwnContainerd(run: string): void {
   }
 }
 
-export async function startDockerd(): Promise<Dockerd> {
+export interface DockerdOptions {
+  /**
+   * A bridge the caller created (unique name and subnet) for containers' default network,
+   * instead of none: Swarm's host-mode published ports need one (test/helpers/swarm.ts).
+   */
+  bridge?: string;
+}
+
+export async function startDockerd(opts: DockerdOptions = {}): Promise<Dockerd> {
   for (const bin of [DOCKERD, DOCKER, CTR]) {
     if (!existsSync(bin))
       throw new Error(`${bin} is missing: install docker.io (provision/test.sh does)`);
@@ -149,7 +157,7 @@ export async function startDockerd(): Promise<Dockerd> {
       config,
       '--iptables=false',
       '--ip6tables=false',
-      '--bridge=none',
+      `--bridge=${opts.bridge ?? 'none'}`,
       '--exec-opt',
       'native.cgroupdriver=cgroupfs',
       '--containerd-namespace',

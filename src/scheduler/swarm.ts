@@ -1,0 +1,458 @@
+// `swarm`: an app's processes as Docker Swarm services, one per process type
+// (`<app>_<type>`, replicas = formation), driven over the Engine API (engine.ts). Swarm
+// places, restarts (on-failure) and rolls tasks (start-first, rollback on failure); paas
+// keeps the release, the state and the route: a web task is routable at its node's address
+// and its host-mode published port once it runs and answers HTTP there.
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AppName, ProcessType, Release } from '../apps/index.ts';
+import {
+  processEnv,
+  processOrder,
+  Reporter,
+  resourcesFor,
+  stopGraceMs,
+  wanted,
+  webPort,
+  type Output,
+  type ProcessDeps,
+} from '../deploy/index.ts';
+import { Conflict, DeployFailed, describeError } from '../errors/index.ts';
+import { demux, registryAuth, type Engine } from './engine.ts';
+import { LABEL, serviceName, serviceSpec } from './swarm-spec.ts';
+import type { ProcessLogLine, RunIO, ScheduledProcess, Scheduler } from './types.ts';
+
+export interface SwarmDeps extends Pick<
+  ProcessDeps,
+  'state' | 'store' | 'logs' | 'defaultLimits' | 'stopGraceMs'
+> {
+  engine: Engine;
+  /** Our registry as the nodes reach it (`host:port`); images are `<registry>/<app>:vN`. */
+  registry: string;
+  /** The token the nodes pull with (sent once per service change as X-Registry-Auth). */
+  token: string;
+  /** How long a rollout may take before it counts as failed (default 120 s). */
+  startTimeoutMs?: number;
+  /** How long a new task must stay up before Swarm moves on (default 5 s). */
+  monitorMs?: number;
+}
+
+interface Service {
+  ID: string;
+  Version: { Index: number };
+  Spec: {
+    Name: string;
+    Labels?: Record<string, string>;
+    Mode?: { Replicated?: { Replicas: number } };
+  };
+  UpdateStatus?: { State?: string; Message?: string };
+}
+
+interface Task {
+  ID: string;
+  Slot?: number;
+  NodeID?: string;
+  DesiredState: string;
+  Spec: { ContainerSpec?: { Labels?: Record<string, string> } };
+  Status: {
+    State: string;
+    Err?: string;
+    ContainerStatus?: { ExitCode?: number };
+    PortStatus?: { Ports?: { TargetPort: number; PublishedPort: number }[] };
+  };
+}
+
+const ROLLED_BACK = new Set([
+  'rollback_started',
+  'rollback_completed',
+  'rollback_paused',
+  'paused',
+]);
+const FAILED_TASK = new Set(['failed', 'rejected', 'orphaned']);
+
+const q = (filters: Record<string, string[]>) => encodeURIComponent(JSON.stringify(filters));
+
+export class SwarmScheduler implements Scheduler {
+  readonly name = 'swarm' as const;
+  private readonly deps: SwarmDeps;
+  private readonly nodes = new Map<string, string>();
+
+  constructor(deps: SwarmDeps) {
+    this.deps = deps;
+  }
+
+  private get auth(): Record<string, string> {
+    return {
+      'X-Registry-Auth': registryAuth(this.deps.registry, 'paas', this.deps.token),
+    };
+  }
+
+  async deploy(release: Release, out: Output, onLive?: () => void): Promise<void> {
+    const r = new Reporter(release.app, out, this.deps.logs);
+    const formation = this.deps.state.apps.formation(release.app);
+    const image = await this.deps.store.resolveImage(release.image);
+    const port = webPort(release, image.config).port;
+    const existing = new Map((await this.services(release.app)).map((s) => [s.Spec.Name, s]));
+    const changed: { name: string; created: boolean }[] = [];
+    try {
+      for (const type of processOrder(release)) {
+        const name = serviceName(release.app, type);
+        const replicas = wanted(formation, type);
+        const spec = this.spec(
+          release,
+          type,
+          release.processes[type]!,
+          replicas,
+          image.config.Env,
+          port,
+        );
+        const old = existing.get(name);
+        await r.timed(
+          `Rolling ${name} to v${release.version} (${replicas} task${replicas === 1 ? '' : 's'}, start-first)…`,
+          async () => {
+            if (old === undefined) {
+              await this.deps.engine.call('POST', '/services/create', spec, this.auth);
+              changed.push({ name, created: true });
+            } else {
+              await this.deps.engine.call(
+                'POST',
+                `/services/${old.ID}/update?version=${old.Version.Index}`,
+                spec,
+                this.auth,
+              );
+              changed.push({ name, created: false });
+            }
+            await this.settle(name, release.version, replicas, type === 'web');
+          },
+        );
+      }
+    } catch (e) {
+      await this.undo(changed);
+      throw new DeployFailed(
+        `${describeError(e)}\nthe update was rolled back; v${release.version} is not live and the old release keeps serving`,
+        { step: 'check' },
+      );
+    }
+    onLive?.();
+    // Types the new release no longer has go away with their services.
+    const keep = new Set(processOrder(release).map((t) => serviceName(release.app, t)));
+    for (const [name, s] of existing)
+      if (!keep.has(name)) await this.deps.engine.call('DELETE', `/services/${s.ID}`);
+  }
+
+  async scale(
+    app: AppName,
+    changes: ReadonlyMap<ProcessType, number>,
+  ): Promise<Record<string, number>> {
+    const unlock = await this.deps.state.locks.acquire(app, 'scale');
+    try {
+      const a = this.deps.state.apps.get(app);
+      const release =
+        a.liveRelease === null ? null : this.deps.state.releases.get(app, a.liveRelease);
+      if (release !== null) {
+        const types = processOrder(release);
+        for (const t of changes.keys())
+          if (!types.includes(t))
+            throw new Conflict(`v${release.version} of ${app} has no process type "${t}"`, {
+              app,
+              type: t,
+            });
+      }
+      for (const [t, n] of changes) this.deps.state.apps.setFormation(app, t, n);
+      if (release !== null) {
+        const formation = this.deps.state.apps.formation(app);
+        for (const s of await this.services(app)) {
+          const type = s.Spec.Labels?.[LABEL.type];
+          if (type === undefined || !changes.has(type as ProcessType)) continue;
+          const replicas = wanted(formation, type);
+          // Replicas only: Swarm starts or stops the difference, no rolling update.
+          const full = await this.deps.engine.call<Service & { Spec: Record<string, unknown> }>(
+            'GET',
+            `/services/${s.ID}`,
+          );
+          const spec = { ...full.Spec, Mode: { Replicated: { Replicas: replicas } } };
+          await this.deps.engine.call(
+            'POST',
+            `/services/${s.ID}/update?version=${full.Version.Index}`,
+            spec,
+            this.auth,
+          );
+          await this.settle(s.Spec.Name, release.version, replicas, type === 'web');
+        }
+      }
+      return this.deps.state.apps.formation(app);
+    } finally {
+      unlock();
+    }
+  }
+
+  async processes(app: AppName): Promise<ScheduledProcess[]> {
+    const out: ScheduledProcess[] = [];
+    for (const s of await this.services(app)) {
+      const type = s.Spec.Labels?.[LABEL.type] ?? '?';
+      for (const t of await this.tasks(s.Spec.Name, true)) {
+        const version = Number((t.Spec.ContainerSpec?.Labels?.[LABEL.release] ?? 'v0').slice(1));
+        out.push({
+          type,
+          n: t.Slot ?? 0,
+          version,
+          state: taskState(t.Status.State),
+          id: t.ID,
+          address: type === 'web' && t.Status.State === 'running' ? await this.address(t) : null,
+        });
+      }
+    }
+    return out.sort((a, b) => a.type.localeCompare(b.type) || a.n - b.n || a.version - b.version);
+  }
+
+  async logs(app: AppName, lines: number): Promise<ProcessLogLine[]> {
+    const all: { ts: string; line: ProcessLogLine }[] = [];
+    for (const s of await this.services(app)) {
+      const type = s.Spec.Labels?.[LABEL.type] ?? '?';
+      const slots = new Map((await this.tasks(s.Spec.Name, false)).map((t) => [t.ID, t.Slot ?? 0]));
+      const buf = await this.deps.engine.raw(
+        'GET',
+        `/services/${s.ID}/logs?stdout=1&stderr=1&timestamps=1&details=1&tail=${lines}`,
+      );
+      for (const f of demux(buf))
+        for (const raw of f.data.toString('utf8').split('\n')) {
+          const m = /^(\S+) (\S*com\.docker\.swarm\.task\.id=([a-z0-9]+)\S*) (.*)$/.exec(raw);
+          if (m === null) continue;
+          all.push({ ts: m[1]!, line: { ps: `${type}.${slots.get(m[3]!) ?? 0}`, text: m[4]! } });
+        }
+    }
+    return all
+      .sort((a, b) => a.ts.localeCompare(b.ts))
+      .slice(-lines)
+      .map((x) => x.line);
+  }
+
+  async run(release: Release, command: readonly string[], io: RunIO): Promise<number> {
+    const image = await this.deps.store.resolveImage(release.image);
+    const name = `${release.app}_run_${randomBytes(3).toString('hex')}`;
+    const spec = this.spec(release, 'run', command, 1, image.config.Env, null);
+    // A replicated job: one task that runs to completion, never restarted (API v1.41).
+    Object.assign(spec, {
+      Name: name,
+      Mode: { ReplicatedJob: { MaxConcurrent: 1, TotalCompletions: 1 } },
+      UpdateConfig: undefined,
+      RollbackConfig: undefined,
+    });
+    (spec.TaskTemplate as Record<string, unknown>).RestartPolicy = { Condition: 'none' };
+    const created = await this.deps.engine.call<{ ID: string }>(
+      'POST',
+      '/services/create',
+      spec,
+      this.auth,
+    );
+    try {
+      for (;;) {
+        if (io.signal.aborted) return 137;
+        const [t] = await this.tasks(name, false);
+        if (t !== undefined && (t.Status.State === 'complete' || FAILED_TASK.has(t.Status.State))) {
+          const buf = await this.deps.engine.raw(
+            'GET',
+            `/services/${created.ID}/logs?stdout=1&stderr=1`,
+          );
+          for (const f of demux(buf)) io.onData(f.stream, f.data);
+          if (t.Status.ContainerStatus?.ExitCode === undefined)
+            throw new DeployFailed(
+              `one-off task ${t.Status.State}: ${t.Status.Err ?? 'no reason given'}`,
+              { step: 'run' },
+            );
+          return t.Status.ContainerStatus.ExitCode;
+        }
+        await sleep(250);
+      }
+    } finally {
+      await this.deps.engine.call('DELETE', `/services/${created.ID}`).catch(() => undefined);
+    }
+  }
+
+  async destroy(app: AppName): Promise<void> {
+    for (const s of await this.services(app))
+      await this.deps.engine.call('DELETE', `/services/${s.ID}`);
+    const deadline = Date.now() + (this.deps.startTimeoutMs ?? 120_000);
+    // The tasks' containers stop shortly after their service goes; wait for that, so a new
+    // app of the same name never meets them (exited ones are Swarm's to reap).
+    while (Date.now() < deadline) {
+      const left = await this.deps.engine.call<unknown[]>(
+        'GET',
+        `/containers/json?filters=${q({ label: [`${LABEL.app}=${app}`] })}`,
+      );
+      if (left.length === 0) return;
+      await sleep(250);
+    }
+  }
+
+  close(): void {}
+
+  private spec(
+    release: Release,
+    type: string,
+    command: readonly string[],
+    replicas: number,
+    imageEnv: readonly string[] | undefined,
+    port: number | null,
+  ): Record<string, unknown> {
+    const web = type === 'web' && port !== null;
+    return serviceSpec({
+      release,
+      type,
+      command,
+      image: `${this.deps.registry}/${release.image}`,
+      env: processEnv(imageEnv, release, type, port ?? undefined),
+      replicas,
+      limits: resourcesFor(this.deps, release.app, type).limits,
+      port: web ? port : null,
+      stopGraceMs: stopGraceMs(this.deps, release),
+      monitorMs: this.deps.monitorMs ?? 5000,
+    });
+  }
+
+  private services(app: string): Promise<Service[]> {
+    return this.deps.engine.call<Service[]>(
+      'GET',
+      `/services?filters=${q({ label: [`${LABEL.app}=${app}`] })}`,
+    );
+  }
+
+  private tasks(service: string, running: boolean): Promise<Task[]> {
+    const f: Record<string, string[]> = { service: [service] };
+    if (running) f['desired-state'] = ['running'];
+    return this.deps.engine.call<Task[]>('GET', `/tasks?filters=${q(f)}`);
+  }
+
+  /** Where the router reaches a web task: its node's address and its published port. */
+  private async address(t: Task): Promise<{ host: string; port: number } | null> {
+    const port = t.Status.PortStatus?.Ports?.[0]?.PublishedPort;
+    if (port === undefined || t.NodeID === undefined) return null;
+    let host = this.nodes.get(t.NodeID);
+    if (host === undefined) {
+      const n = await this.deps.engine.call<{
+        Status?: { Addr?: string };
+        ManagerStatus?: { Addr?: string };
+      }>('GET', `/nodes/${t.NodeID}`);
+      host = n.Status?.Addr ?? '';
+      // A manager may report 0.0.0.0; its advertised manager address is the reachable one.
+      if (host === '' || host === '0.0.0.0')
+        host = (n.ManagerStatus?.Addr ?? '').split(':')[0] ?? '';
+      this.nodes.set(t.NodeID, host);
+    }
+    return host === '' ? null : { host, port };
+  }
+
+  /**
+   * Waits until the service runs exactly `replicas` tasks of `version` (web ones accepting
+   * TCP at their address) with its update complete; throws when Swarm rolled it back, when
+   * its new tasks keep failing, or at the deadline.
+   */
+  private async settle(
+    name: string,
+    version: number,
+    replicas: number,
+    web: boolean,
+  ): Promise<void> {
+    const deadline = Date.now() + (this.deps.startTimeoutMs ?? 120_000);
+    const label = `v${version}`;
+    for (;;) {
+      const s = await this.deps.engine.call<Service>('GET', `/services/${name}`);
+      const us = s.UpdateStatus?.State;
+      const all = await this.tasks(name, false);
+      const mine = all.filter((t) => t.Spec.ContainerSpec?.Labels?.[LABEL.release] === label);
+      const failed = mine.filter((t) => FAILED_TASK.has(t.Status.State));
+      const why = failed[0]?.Status.Err ?? (failed[0] ? `task ${failed[0].Status.State}` : '');
+      if (us !== undefined && ROLLED_BACK.has(us))
+        throw new DeployFailed(
+          `${name}: Swarm rolled the update back: ${s.UpdateStatus?.Message ?? us}${why ? ` (${why})` : ''}`,
+          { step: 'check' },
+        );
+      if (us === undefined && failed.length >= 3)
+        throw new DeployFailed(`${name}: new tasks keep failing (${why})`, { step: 'check' });
+      const running = all.filter((t) => t.DesiredState === 'running');
+      const ready = running.filter(
+        (t) =>
+          t.Spec.ContainerSpec?.Labels?.[LABEL.release] === label && t.Status.State === 'running',
+      );
+      if (
+        running.length === replicas &&
+        ready.length === replicas &&
+        (us === undefined || us === 'completed')
+      ) {
+        if (!web) return;
+        const ok = await Promise.all(
+          ready.map(async (t) => {
+            const a = await this.address(t);
+            return a !== null && (await answersHttp(a.host, a.port));
+          }),
+        );
+        if (ok.every(Boolean)) return;
+      }
+      if (Date.now() > deadline)
+        throw new DeployFailed(
+          `${name}: ${ready.length} of ${replicas} tasks of ${label} running after ${Math.round((this.deps.startTimeoutMs ?? 120_000) / 1000)} s${why ? ` (${why})` : ''}`,
+          { step: 'check' },
+        );
+      await sleep(250);
+    }
+  }
+
+  /** Puts back what a failed deploy changed: created services go, updated ones roll back. */
+  private async undo(changed: { name: string; created: boolean }[]): Promise<void> {
+    for (const c of changed.reverse()) {
+      try {
+        const s = await this.deps.engine.call<Service & { Spec: Record<string, unknown> }>(
+          'GET',
+          `/services/${c.name}`,
+        );
+        if (c.created) {
+          await this.deps.engine.call('DELETE', `/services/${s.ID}`);
+          continue;
+        }
+        // Swarm already undoes a failed update by itself; roll back only one that completed.
+        if (s.UpdateStatus?.State === 'completed')
+          await this.deps.engine.call(
+            'POST',
+            `/services/${s.ID}/update?version=${s.Version.Index}&rollback=previous`,
+            s.Spec,
+            this.auth,
+          );
+        const deadline = Date.now() + (this.deps.startTimeoutMs ?? 120_000);
+        while (Date.now() < deadline) {
+          const now = await this.deps.engine.call<Service>('GET', `/services/${c.name}`);
+          const st = now.UpdateStatus?.State;
+          if (st === 'rollback_completed' || st === 'rollback_paused' || st === 'paused') break;
+          await sleep(250);
+        }
+      } catch {
+        // Best effort: the deploy fails either way, and says so.
+      }
+    }
+  }
+}
+
+function taskState(s: string): ScheduledProcess['state'] {
+  if (s === 'running') return 'running';
+  if (['new', 'pending', 'assigned', 'accepted', 'preparing', 'ready', 'starting'].includes(s))
+    return 'starting';
+  if (s === 'shutdown' || s === 'complete' || s === 'remove') return 'stopping';
+  return 'crashed';
+}
+
+/**
+ * The default check of a web task: it answers HTTP at its address, whatever the status. Not
+ * "the port accepts", as on one box: the node's port proxy (docker-proxy) accepts every
+ * connection before the process listens, and closes it afterwards.
+ */
+function answersHttp(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ host, port, path: '/', agent: false, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
