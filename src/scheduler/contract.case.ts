@@ -14,7 +14,8 @@ import {
 } from '../apps/index.ts';
 import { DeployFailed } from '../errors/index.ts';
 import type { Output } from '../deploy/index.ts';
-import type { Address, Scheduler, SchedulerName } from './index.ts';
+import type { Backend } from '../router/index.ts';
+import { followRoutes, type Address, type Scheduler, type SchedulerName } from './index.ts';
 
 export interface ContractRig {
   scheduler: Scheduler;
@@ -127,6 +128,24 @@ export function schedulerContract(name: SchedulerName, rig: () => Promise<Contra
       expect(await shape()).toEqual(['web.1@v3', 'web.2@v3', 'worker.1@v3']);
       expect(await pages()).toEqual(['bonjour from v3', 'bonjour from v3']);
       expect(r.state.apps.get(app).liveRelease).toBe(3);
+    });
+
+    it('a router following the scheduler routes to the new release, and switches only on change', async () => {
+      const switched: { app: string; backends: Backend[] }[] = [];
+      const follower = followRoutes(
+        r.scheduler,
+        { switch: async (a, backends) => (switched.push({ app: a, backends }), { drained: true }) },
+        () => [app],
+        { everyMs: 0 },
+      );
+      await follower.sync();
+      await follower.sync();
+      expect(switched).toHaveLength(1);
+      const backends = switched[0]!.backends;
+      expect(backends.map((b) => b.id)).toEqual(['web.1@v3', 'web.2@v3']);
+      const bodies = await Promise.all(backends.map((b) => page(b)));
+      expect(bodies).toEqual(['bonjour from v3', 'bonjour from v3']);
+      follower.stop();
     });
 
     it('scales a type up and another to zero', async () => {

@@ -6,6 +6,7 @@ import { LocalScheduler } from './local.ts';
 import { SCHEDULER_NAMES, type Scheduler, type SchedulerName } from './types.ts';
 
 export { LocalScheduler } from './local.ts';
+export { followRoutes, backendsOf, type RouteFollower } from './follow.ts';
 export { SwarmScheduler, type SwarmDeps } from './swarm.ts';
 export { Engine, registryAuth } from './engine.ts';
 export { serviceSpec, serviceName } from './swarm-spec.ts';
