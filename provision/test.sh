@@ -12,7 +12,8 @@ cd "$PAAS_SRC"
 
 apt_ensure ca-certificates curl git make gcc libc6-dev libseccomp-dev pkg-config \
   attr iproute2 nftables iptables runc busybox-static skopeo umoci debootstrap hyperfine wrk nginx chromium openssl
-# Only test/e2e/docker-registry.test.ts uses it, with a dockerd of its own; paas never does.
+# test/e2e/docker-registry.test.ts and src/scheduler/swarm.test.ts use it, each with a dockerd of
+# its own; paas talks to Docker only with --scheduler swarm (docs/scaling.md).
 apt_ensure_stopped docker.io containerd
 use_node
 npm_ensure
