@@ -42,7 +42,11 @@ export function schedulerContract(name: SchedulerName, rig: () => Promise<Contra
     const out: Output = { write: (t) => void said.push(t) };
 
     /** What the pipeline does around a scheduler's deploy. */
-    async function deploy(processes: Record<string, string[]>, config: Record<string, string>) {
+    async function deploy(
+      processes: Record<string, string[]>,
+      config: Record<string, string>,
+      appJson: Release['appJson'] = {},
+    ) {
       r.state.apps.replaceConfig(app, { ...r.state.apps.config(app), ...config });
       const rel = r.state.releases.create(
         app,
@@ -53,6 +57,7 @@ export function schedulerContract(name: SchedulerName, rig: () => Promise<Contra
           gitSha: 'c'.repeat(40),
           buildId: null,
           description: 'contract',
+          appJson,
         },
         r.state.apps.config(app),
       );
@@ -123,11 +128,21 @@ export function schedulerContract(name: SchedulerName, rig: () => Promise<Contra
       expect(await pages()).toEqual(['hello from v1', 'hello from v1']);
     });
 
+    it("a release whose web serves but fails app.json's path check is rolled back too", async () => {
+      const checks = { healthchecks: { web: [{ path: '/health', attempts: 2, wait: 1 }] } };
+      await expect(deploy({ web: WEB, worker: WORKER }, {}, checks)).rejects.toBeInstanceOf(
+        DeployFailed,
+      );
+      expect(r.state.apps.get(app).liveRelease).toBe(1);
+      expect(await shape()).toEqual(['web.1@v1', 'web.2@v1', 'worker.1@v1']);
+      expect(await pages()).toEqual(['hello from v1', 'hello from v1']);
+    });
+
     it('rolls every process over to a new release; the old ones are gone', async () => {
       await deploy({ web: WEB, worker: WORKER }, { GREETING: 'bonjour' });
-      expect(await shape()).toEqual(['web.1@v3', 'web.2@v3', 'worker.1@v3']);
-      expect(await pages()).toEqual(['bonjour from v3', 'bonjour from v3']);
-      expect(r.state.apps.get(app).liveRelease).toBe(3);
+      expect(await shape()).toEqual(['web.1@v4', 'web.2@v4', 'worker.1@v4']);
+      expect(await pages()).toEqual(['bonjour from v4', 'bonjour from v4']);
+      expect(r.state.apps.get(app).liveRelease).toBe(4);
     });
 
     it('a router following the scheduler routes to the new release, and switches only on change', async () => {
@@ -142,9 +157,9 @@ export function schedulerContract(name: SchedulerName, rig: () => Promise<Contra
       await follower.sync();
       expect(switched).toHaveLength(1);
       const backends = switched[0]!.backends;
-      expect(backends.map((b) => b.id)).toEqual(['web.1@v3', 'web.2@v3']);
+      expect(backends.map((b) => b.id)).toEqual(['web.1@v4', 'web.2@v4']);
       const bodies = await Promise.all(backends.map((b) => page(b)));
-      expect(bodies).toEqual(['bonjour from v3', 'bonjour from v3']);
+      expect(bodies).toEqual(['bonjour from v4', 'bonjour from v4']);
       follower.stop();
     });
 
@@ -157,18 +172,18 @@ export function schedulerContract(name: SchedulerName, rig: () => Promise<Contra
         ]),
       );
       expect(f).toMatchObject({ web: 3, worker: 0 });
-      const want = ['web.1@v3', 'web.2@v3', 'web.3@v3'];
+      const want = ['web.1@v4', 'web.2@v4', 'web.3@v4'];
       await waitFor(
         'three web processes and no worker',
         async () => (JSON.stringify(await shape()) === JSON.stringify(want) ? true : null),
         60_000,
         250,
       );
-      expect(await pages()).toEqual(['bonjour from v3', 'bonjour from v3', 'bonjour from v3']);
+      expect(await pages()).toEqual(['bonjour from v4', 'bonjour from v4', 'bonjour from v4']);
     });
 
     it('runs a one-off process of the release with its config and returns its exit code', async () => {
-      const release = r.state.releases.get(app, 3);
+      const release = r.state.releases.get(app, 4);
       let stdout = '';
       const code = await r.scheduler.run(
         release,

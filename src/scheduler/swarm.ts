@@ -8,6 +8,7 @@ import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppName, ProcessType, Release } from '../apps/index.ts';
 import {
+  parseAppJsonChecks,
   processEnv,
   processOrder,
   Reporter,
@@ -123,7 +124,12 @@ export class SwarmScheduler implements Scheduler {
               );
               changed.push({ name, created: false });
             }
-            await this.settle(name, release.version, replicas, type === 'web');
+            await this.settle(
+              name,
+              release.version,
+              replicas,
+              type === 'web' ? webProbe(release, r) : null,
+            );
           },
         );
       }
@@ -178,7 +184,12 @@ export class SwarmScheduler implements Scheduler {
             spec,
             this.auth,
           );
-          await this.settle(s.Spec.Name, release.version, replicas, type === 'web');
+          await this.settle(
+            s.Spec.Name,
+            release.version,
+            replicas,
+            type === 'web' ? webProbe(release) : null,
+          );
         }
       }
       return this.deps.state.apps.formation(app);
@@ -352,10 +363,11 @@ export class SwarmScheduler implements Scheduler {
     name: string,
     version: number,
     replicas: number,
-    web: boolean,
+    probe: Probe | null,
   ): Promise<void> {
     const deadline = Date.now() + (this.deps.startTimeoutMs ?? 120_000);
     const label = `v${version}`;
+    let failures = 0;
     for (;;) {
       const s = await this.deps.engine.call<Service>('GET', `/services/${name}`);
       const us = s.UpdateStatus?.State;
@@ -380,20 +392,40 @@ export class SwarmScheduler implements Scheduler {
         ready.length === replicas &&
         (us === undefined || us === 'completed')
       ) {
-        if (!web) return;
+        if (probe === null) return;
         const ok = await Promise.all(
           ready.map(async (t) => {
             const a = await this.address(t);
-            return a !== null && (await answersHttp(a.host, a.port));
+            return a !== null && (await probe.check(a.host, a.port));
           }),
         );
         if (ok.every(Boolean)) return;
+        if (++failures >= probe.attempts)
+          throw new DeployFailed(
+            `${name}: ${ok.filter((x) => !x).length} of ${replicas} tasks of ${label} failed the release's checks ${failures} times`,
+            { step: 'check' },
+          );
+        await sleep(probe.waitMs);
       }
       if (Date.now() > deadline)
         throw new DeployFailed(
           `${name}: ${ready.length} of ${replicas} tasks of ${label} running after ${Math.round((this.deps.startTimeoutMs ?? 120_000) / 1000)} s${why ? ` (${why})` : ''}`,
           { step: 'check' },
         );
+      await sleep(250);
+    }
+  }
+
+  private async untilAnswering(name: string, deadline: number): Promise<void> {
+    while (Date.now() < deadline) {
+      const running = (await this.tasks(name, true)).filter((t) => t.Status.State === 'running');
+      const ok = await Promise.all(
+        running.map(async (t) => {
+          const a = await this.address(t);
+          return a !== null && (await answersHttp(a.host, a.port));
+        }),
+      );
+      if (running.length > 0 && ok.every(Boolean)) return;
       await sleep(250);
     }
   }
@@ -425,6 +457,8 @@ export class SwarmScheduler implements Scheduler {
           if (st === 'rollback_completed' || st === 'rollback_paused' || st === 'paused') break;
           await sleep(250);
         }
+        // The tasks Swarm brought back serve before the deploy reports its failure.
+        if (c.name.endsWith('_web')) await this.untilAnswering(c.name, deadline);
       } catch {
         // Best effort: the deploy fails either way, and says so.
       }
@@ -438,6 +472,61 @@ function taskState(s: string): ScheduledProcess['state'] {
     return 'starting';
   if (s === 'shutdown' || s === 'complete' || s === 'remove') return 'stopping';
   return 'crashed';
+}
+
+interface Probe {
+  check: (host: string, port: number) => Promise<boolean>;
+  /** Failed rounds, once every task runs, before the deploy fails (app.json `attempts`). */
+  attempts: number;
+  waitMs: number;
+}
+
+/**
+ * How paas checks a new web task: the release's app.json `healthchecks.web` path checks
+ * (status below 400, and the content when given), as on one box; without any, that it
+ * answers HTTP. The image's HEALTHCHECK needs nothing here: the engine runs it and a task
+ * counts as running only once healthy.
+ */
+function webProbe(release: Release, r?: Reporter): Probe {
+  const checks = parseAppJsonChecks(release.appJson.healthchecks, 'web') ?? [];
+  const paths = checks.flatMap((c) => (c.probe.kind === 'http' ? [c.probe] : []));
+  if (paths.length < checks.length)
+    r?.info('app.json healthchecks.web: only path checks run on Swarm yet; the others are skipped');
+  // Without a path check the deadline bounds the wait, as the default check's does on one box.
+  if (paths.length === 0) return { check: answersHttp, attempts: Infinity, waitMs: 250 };
+  return {
+    attempts: Math.max(...checks.map((c) => c.attempts)),
+    waitMs: Math.max(250, ...checks.map((c) => c.waitMs)),
+    check: async (host, port) => {
+      for (const p of paths) {
+        const got = await get(host, p.port ?? port, p.path);
+        if (got === null || got.status >= 400) return false;
+        if (p.content !== undefined && !got.body.includes(p.content)) return false;
+      }
+      return true;
+    },
+  };
+}
+
+function get(
+  host: string,
+  port: number,
+  path: string,
+): Promise<{ status: number; body: string } | null> {
+  return new Promise((resolve) => {
+    const req = request({ host, port, path, agent: false, timeout: 2000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        if (body.length < 65536) body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', () => resolve(null));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+    req.end();
+  });
 }
 
 /**
