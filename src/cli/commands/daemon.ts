@@ -45,6 +45,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
       'api-port': { type: 'string', default: '7070' },
       'api-host': { type: 'string', default: '0.0.0.0' },
       'http-port': { type: 'string', default: '80' },
+      'https-port': { type: 'string', default: '443' },
       domain: { type: 'string', default: 'localhost' },
       runtime: { type: 'string', default: 'native' },
       'max-push-size': { type: 'string', default: '1g' },
@@ -72,6 +73,8 @@ export async function run(_name: string, args: string[]): Promise<number> {
     apiPort: int('api-port', values['api-port'], 0, 65535),
     apiHost: values['api-host'],
     httpPort: int('http-port', values['http-port'], 1, 65535),
+    // 0: any free port (tests); the router reports the one it bound.
+    httpsPort: int('https-port', values['https-port'], 0, 65535),
     domain: values.domain,
     runtime: values.runtime,
     maxPushBytes: bytes('max-push-size', values['max-push-size']),
