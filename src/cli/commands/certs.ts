@@ -1,6 +1,6 @@
 // certs | certs:add | certs:remove | domains:redirect-https (issue 18)
 import { readFileSync } from 'node:fs';
-import { parse as parseArgs } from './args.ts';
+import { parseCommand } from './args.ts';
 import { parseAppName, parseDomain } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
@@ -22,17 +22,11 @@ function expiry(notAfter: string): string {
 }
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean' },
-      cert: { type: 'string' },
-      key: { type: 'string' },
-      default: { type: 'boolean' },
-      hsts: { type: 'boolean' },
-    },
+  const { values, positionals } = parseCommand(args, {
+    cert: { type: 'string' },
+    key: { type: 'string' },
+    default: { type: 'boolean' },
+    hsts: { type: 'boolean' },
   });
   switch (name) {
     case 'certs': {
