@@ -2,6 +2,7 @@
 // control socket. Real clients on loopback: curl, openssl s_client, node's tls, https and
 // http2 clients, and undici's WebSocket. Certificates are made by openssl.
 import { execFile, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -44,6 +45,7 @@ let router: TestRouter;
 let apps: Record<'alpha' | 'beta' | 'gamma', Upstream>;
 let ws: Upstream;
 let sse: Upstream;
+let sink: Upstream;
 const leaves = {} as Record<'alpha' | 'beta' | 'gamma' | 'def' | 'chat' | 'feed', TestLeaf>;
 // SSE in lockstep (as in streaming.test.ts): event n+1 is written only once the client has
 // read event n, so a buffering proxy deadlocks the test instead of passing it.
@@ -79,6 +81,17 @@ beforeAll(async () => {
     gamma: await upstream('gamma'),
   };
   ws = await wsEchoUpstream('ws');
+  // Reads the whole body and answers its length and hash: what the app received.
+  sink = await upstream('sink', (req, res) => {
+    const h = createHash('sha256');
+    let n = 0;
+    req.on('data', (c: Buffer) => ((n += c.length), h.update(c)));
+    req.on('end', () => {
+      const body = JSON.stringify({ bytes: n, sha256: h.digest('hex'), method: req.method });
+      res.writeHead(201, { 'content-type': 'application/json', 'content-length': body.length });
+      res.end(body);
+    });
+  });
   sse = await upstream('sse', (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     void (async () => {
@@ -113,6 +126,10 @@ beforeAll(async () => {
         redirectHttps: true,
       },
       chat: { domains: ['chat.example.com'], backends: [{ host: '127.0.0.1', port: ws.port }] },
+      sink: {
+        domains: ['sink.beta.example.com'],
+        backends: [{ host: '127.0.0.1', port: sink.port }],
+      },
       feed: { domains: ['feed.example.com'], backends: [{ host: '127.0.0.1', port: sse.port }] },
     },
   });
@@ -121,7 +138,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await router?.close();
-  await Promise.all([...Object.values(apps ?? {}), ws, sse].map((u) => u?.close()));
+  await Promise.all([...Object.values(apps ?? {}), ws, sse, sink].map((u) => u?.close()));
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -326,6 +343,35 @@ describe('HTTP over TLS', () => {
     ]);
     expect(g.out).toMatch(/^HTTP\/2 200/);
     expect(g.out).not.toMatch(/strict-transport-security/i);
+  });
+
+  it('an HTTP/2 POST streams its body to the app over HTTP/1.1, intact', async () => {
+    const body = randomBytes(1024 * 1024 + 7);
+    const session = http2.connect(`https://127.0.0.1:${httpsPort()}`, {
+      ca: ca.rootPem,
+      servername: 'sink.beta.example.com',
+    });
+    const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = session.request({
+        ':method': 'POST',
+        ':path': '/upload',
+        ':authority': 'sink.beta.example.com',
+      });
+      let out = '';
+      let status = 0;
+      req.on('response', (h) => (status = Number(h[':status'])));
+      req.on('data', (c: Buffer) => (out += c));
+      req.on('end', () => resolve({ status, body: out }));
+      req.on('error', reject);
+      req.end(body);
+    });
+    session.close();
+    expect(r.status).toBe(201);
+    expect(JSON.parse(r.body)).toEqual({
+      bytes: body.length,
+      sha256: createHash('sha256').update(body).digest('hex'),
+      method: 'POST',
+    });
   });
 
   it('a websocket over TLS (undici’s WebSocket) echoes', async () => {

@@ -4,6 +4,7 @@
 // ClientRequest/IncomingMessage per upstream exchange, headers as flat arrays, body chunks
 // written through with backpressure and nothing buffered.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { AccessLog } from './access-log.ts';
 import type { Limits } from './limits.ts';
@@ -204,7 +205,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     ) {
       return this.redirectToHttps();
     }
-    this.hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
+    this.hasBody =
+      chunked ||
+      (contentLength !== undefined && contentLength !== '0') ||
+      // HTTP/2 frames its body without either header (RFC 9113 §8.1): a request has one
+      // unless its HEADERS frame ended the stream. Sent upstream chunked.
+      (req.httpVersionMajor === 2 &&
+        !(req as unknown as Http2ServerRequest).stream.endAfterHeaders);
     if (contentLength !== undefined && Number(contentLength) > app.maxBodyBytes)
       return this.fail(413, true);
 
