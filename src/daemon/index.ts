@@ -95,6 +95,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     `router ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}` +
       (r.httpsPort !== undefined ? `, https port ${r.httpsPort}` : ''),
   );
+  if (r.httpsPort === undefined && opts.httpsPort !== undefined)
+    log.warn(
+      'the adopted router has no HTTPS listener (started before --https-port): certificates are kept and served once it restarts',
+    );
 
   const deps = withSupervisor({
     dataDir: opts.dataDir,

@@ -39,7 +39,9 @@ export class RouterLink implements RouterPort {
     this.client?.close();
     this.client = r.client;
     this.httpsPort = (await r.client.ping()).httpsPort;
-    if (this.opts.certs) await r.client.setCerts(this.opts.certs());
+    // A router without an HTTPS listener (one adopted from before --https-port, which may not
+    // know the operation either) gets no certificates: they are stored and pushed at its next start.
+    if (this.opts.certs && this.httpsPort !== undefined) await r.client.setCerts(this.opts.certs());
     return { started: r.started, pid: r.pid, httpsPort: this.httpsPort };
   }
 
@@ -75,7 +77,9 @@ export class RouterLink implements RouterPort {
   }
 
   setCerts(certs: RouterCerts): Promise<void> {
-    return this.call(async (c) => void (await c.setCerts(certs)));
+    return this.call(async (c) => {
+      if (this.httpsPort !== undefined) await c.setCerts(certs);
+    });
   }
 
   close(): void {
