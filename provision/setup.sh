@@ -4,7 +4,7 @@
 # since containers and the router outlive it). Options given once are remembered in
 # <data-dir>/setup.env, so a bare re-run upgrades the same install.
 #
-#   bash provision/setup.sh [--data-dir DIR] [--domain D] [--http-port P] [--api-port P] [--runtime native|runc]
+#   bash provision/setup.sh [--data-dir DIR] [--domain D] [--http-port P] [--https-port P] [--api-port P] [--runtime native|runc]
 #                           [--run-dir DIR] [--log-dir DIR] [--bin-link PATH] [--base-images busybox,debian,node]
 #                           [--tls-cert FILE --tls-key FILE]
 #   bash provision/setup.sh --uninstall [--purge] [--data-dir DIR]
@@ -27,7 +27,7 @@ PURGE=0
 declare -A OPT=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --data-dir|--domain|--http-port|--api-port|--runtime|--run-dir|--log-dir|--bin-link|--base-images|--tls-cert|--tls-key)
+    --data-dir|--domain|--http-port|--https-port|--api-port|--runtime|--run-dir|--log-dir|--bin-link|--base-images|--tls-cert|--tls-key)
       [ $# -ge 2 ] || { echo "setup: $1 needs a value" >&2; exit 2; }
       if [ "$1" = --data-dir ]; then DATA_DIR=$2; else OPT[${1#--}]=$2; fi
       shift 2 ;;
@@ -46,13 +46,14 @@ SETUP_ENV="$DATA_DIR/setup.env"
 declare -A SAVED=()
 if [ -f "$SETUP_ENV" ]; then
   while IFS='=' read -r k v; do
-    case "$k" in domain|http-port|api-port|runtime|run-dir|log-dir|bin-link|base-images|tls-cert|tls-key) SAVED[$k]=$v ;; esac
+    case "$k" in domain|http-port|https-port|api-port|runtime|run-dir|log-dir|bin-link|base-images|tls-cert|tls-key) SAVED[$k]=$v ;; esac
   done <"$SETUP_ENV"
 fi
 opt() { echo "${OPT[$1]:-${SAVED[$1]:-$2}}"; }
 if [ "$DATA_DIR" = "$DEFAULT_DATA_DIR" ]; then run_default=/run/paas; log_default=/var/log/paas; else run_default=$DATA_DIR/run; log_default=$DATA_DIR/log; fi
 DOMAIN=$(opt domain "${PAAS_DOMAIN:-localhost}")
 HTTP_PORT=$(opt http-port 80)
+HTTPS_PORT=$(opt https-port 443)
 API_PORT=$(opt api-port 7070)
 RUNTIME=$(opt runtime native)
 RUN_DIR=$(opt run-dir "$run_default")
@@ -152,7 +153,7 @@ make -s -C "$PAAS_SRC/native"
 mkdir -p "$DATA_DIR" "$RUN_DIR" "$LOG_DIR"
 chmod 0700 "$DATA_DIR"
 {
-  echo "domain=$DOMAIN"; echo "http-port=$HTTP_PORT"; echo "api-port=$API_PORT"; echo "runtime=$RUNTIME"
+  echo "domain=$DOMAIN"; echo "http-port=$HTTP_PORT"; echo "https-port=$HTTPS_PORT"; echo "api-port=$API_PORT"; echo "runtime=$RUNTIME"
   echo "run-dir=$RUN_DIR"; echo "log-dir=$LOG_DIR"; echo "bin-link=$BIN_LINK"; echo "base-images=$BASE_IMAGES"
   echo "tls-cert=$TLS_CERT"; echo "tls-key=$TLS_KEY"
 } >"$SETUP_ENV.tmp" && mv "$SETUP_ENV.tmp" "$SETUP_ENV"
@@ -196,7 +197,7 @@ TLS_FINGERPRINT=$(openssl x509 -noout -fingerprint -sha256 -in "$TLS_CERT" | sed
 echo "fingerprint: $TLS_FINGERPRINT"
 
 echo "== daemon"
-ARGS=(daemon --data-dir "$DATA_DIR" --api-port "$API_PORT" --http-port "$HTTP_PORT" --domain "$DOMAIN" --runtime "$RUNTIME"
+ARGS=(daemon --data-dir "$DATA_DIR" --api-port "$API_PORT" --http-port "$HTTP_PORT" --https-port "$HTTPS_PORT" --domain "$DOMAIN" --runtime "$RUNTIME"
   --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
 # Upgrade: the old daemon stops, the new one adopts the running router and containers; the
 # router keeps answering in between (ARCHITECTURE.md: the front door outlives the daemon).

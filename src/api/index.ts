@@ -143,3 +143,43 @@ export interface RegistryLogout {
   host: string;
   removed: boolean;
 }
+
+/** One certificate as the API shows it (never its key). */
+export interface CertificateInfo {
+  source: 'manual' | 'auto';
+  notBefore: string;
+  notAfter: string;
+  fingerprint: string;
+  issuer: string;
+  subject: string;
+  names: string[];
+  installedAt: string;
+}
+
+/** GET /api/apps/:app/certs: each of the app's hosts and what serves it over HTTPS. */
+export interface CertsInfo {
+  app: string;
+  redirectHttps: boolean;
+  hsts: boolean;
+  hosts: {
+    host: string;
+    /** `own`: a certificate of this app; `default`: the operator's default; `none`. */
+    servedBy: 'own' | 'default' | 'none';
+    cert: CertificateInfo | null;
+    /** The ACME half's state (null: not managed automatically). */
+    auto: string | null;
+    lastError: string | null;
+  }[];
+}
+
+/** POST /api/apps/:app/certs and POST /api/certs/default */
+export interface CertAdded {
+  hosts: string[];
+  cert: CertificateInfo;
+}
+
+/** PUT /api/apps/:app/redirect-https */
+export interface RedirectHttpsInfo {
+  redirectHttps: boolean;
+  hsts: boolean;
+}

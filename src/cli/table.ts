@@ -22,6 +22,7 @@ const ps = () => import('./commands/ps.ts');
 const logs = () => import('./commands/logs.ts');
 const domains = () => import('./commands/domains.ts');
 const ports = () => import('./commands/ports.ts');
+const certs = () => import('./commands/certs.ts');
 const buildpacks = () => import('./commands/buildpacks.ts');
 const oneoff = () => import('./commands/run.ts');
 const images = () => import('./commands/images.ts');
@@ -33,7 +34,7 @@ export const COMMANDS: readonly Command[] = [
   {
     name: 'daemon',
     usage:
-      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--domain localhost] [--runtime native|runc] [--scheduler local|swarm] [--tls-cert F --tls-key F] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096] [--registry-mirror URL]…',
+      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--https-port 443] [--domain localhost] [--runtime native|runc] [--scheduler local|swarm] [--tls-cert F --tls-key F] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096] [--registry-mirror URL]…',
     summary: 'run the paas daemon: API, git, registry; starts the router',
     load: daemon,
   },
@@ -162,6 +163,30 @@ export const COMMANDS: readonly Command[] = [
     usage: 'domains:remove NAME HOST',
     summary: 'remove a custom domain',
     load: domains,
+  },
+  {
+    name: 'domains:redirect-https',
+    usage: 'domains:redirect-https NAME on|off [--hsts]',
+    summary: 'answer HTTP with a 308 to HTTPS for each host that has a certificate',
+    load: certs,
+  },
+  {
+    name: 'certs',
+    usage: 'certs NAME [--json]',
+    summary: "show each of an app's hosts with its certificate, expiry and auto state",
+    load: certs,
+  },
+  {
+    name: 'certs:add',
+    usage: 'certs:add NAME --cert FILE --key FILE | certs:add --default --cert FILE --key FILE',
+    summary: "serve an operator's certificate (or the default one for <app>.<domain>)",
+    load: certs,
+  },
+  {
+    name: 'certs:remove',
+    usage: 'certs:remove NAME HOST',
+    summary: "stop serving an app's certificate for a host",
+    load: certs,
   },
   {
     name: 'ports',

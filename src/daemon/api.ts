@@ -52,6 +52,8 @@ import { mountTokenRoutes } from './tokens-api.ts';
 import { appParam } from './params.ts';
 import { mountImageRoutes } from './images-api.ts';
 import { mountProcessRoutes } from './processes-api.ts';
+import { mountCertRoutes } from './certs-api.ts';
+import type { CertStore } from '../certs/index.ts';
 
 export interface ApiOptions {
   deps: DeployDeps;
@@ -61,6 +63,8 @@ export interface ApiOptions {
   /** The platform's own host names (apps' platformHosts): no app may claim one as a domain. */
   reservedHosts: readonly string[];
   log: (msg: string, extra?: Record<string, unknown>) => void;
+  /** HTTPS certificates and redirects (certs-api.ts). */
+  certs: CertStore;
 }
 
 const quiet = { write: () => undefined };
@@ -160,6 +164,7 @@ export function createApi(opts: ApiOptions): express.Express {
     if (req.query.force !== '1' && req.query.force !== 'true')
       throw new InvalidArgument(`destroying "${name}" needs force=1 (the CLI's --force)`);
     await destroyApp(deps, name, opts.reposDir);
+    await opts.certs.forget(name);
     opts.log('app destroyed', { app: name });
     res.json({ destroyed: name });
   });
@@ -201,6 +206,7 @@ export function createApi(opts: ApiOptions): express.Express {
   mountProcessRoutes(api, deps);
   mountImageRoutes(api, deps);
   mountTokenRoutes(api, opts.auth, opts.log);
+  mountCertRoutes(api, deps, opts.certs);
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);
@@ -219,7 +225,10 @@ export function createApi(opts: ApiOptions): express.Express {
   });
   api.delete('/api/apps/:app/domains/:domain', async (req, res) => {
     const name = app(req);
-    state.apps.removeDomain(name, parseDomain(req.params.domain));
+    const domain = parseDomain(req.params.domain);
+    state.apps.removeDomain(name, domain);
+    // A name that left the app must not keep serving the app's certificate.
+    await opts.certs.forget(name, domain);
     await publishRoutes(deps);
     res.json({ custom: state.apps.domains(name) });
   });

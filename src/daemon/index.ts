@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { InvalidArgument, Unsupported } from '../errors/index.ts';
 import { openState, platformHosts, type AppName } from '../apps/index.ts';
+import { CertStore } from '../certs/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
 import { BaseImages } from '../baseimages/index.ts';
 import { build, defaultBuildLimits, type BuildLimits } from '../builder/index.ts';
@@ -22,6 +23,7 @@ import type { SchedulerName } from '../scheduler/index.ts';
 import { createApi } from './api.ts';
 import { Auth, registryAccess, remoteOf, requestToken } from './auth.ts';
 import { RouterLink } from './router-link.ts';
+import { certsInfo } from './certs-api.ts';
 import { createPortServer, portHandler } from './server.ts';
 import { createTlsPortServer, type PortServer, type TlsFiles } from './tls.ts';
 
@@ -30,6 +32,8 @@ export interface DaemonOptions {
   apiPort: number;
   apiHost?: string;
   httpPort: number;
+  /** The router's HTTPS port (the CLI's default is 443; 0 picks a free one); none if undefined. */
+  httpsPort?: number;
   domain: string;
   runtime: string;
   /** Where app processes run (src/scheduler); default local, our runtime on this box. */
@@ -85,15 +89,25 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     retentionBytes: opts.logRetentionBytes ?? DEFAULT_RETENTION_BYTES,
   });
   const collector = new LogCollector(logs, { routerAccessLog: accessLogPath(opts.dataDir) });
+  const certs = new CertStore({ dataDir: opts.dataDir, domain: opts.domain });
   const router = new RouterLink({
     dataDir: opts.dataDir,
     httpPort: opts.httpPort,
+    httpsPort: opts.httpsPort,
     domain: opts.domain,
+    certs: () => certs.routerCerts(),
+    https: (app) => certs.https(app),
   });
+  certs.publish = (set) => router.setCerts(set);
   const r = await router.connect();
   log.info(
-    `router ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}`,
+    `router ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}` +
+      (r.httpsPort !== undefined ? `, https port ${r.httpsPort}` : ''),
   );
+  if (r.httpsPort === undefined && opts.httpsPort !== undefined)
+    log.warn(
+      'the adopted router has no HTTPS listener (started before --https-port): certificates are kept and served once it restarts',
+    );
 
   const deps = withSupervisor({
     dataDir: opts.dataDir,
@@ -173,6 +187,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     auth,
     reservedHosts,
     log: (msg, extra) => log.info(extra ?? {}, msg),
+    certs,
   });
   const dashboard = createDashboard({
     deps,
@@ -180,6 +195,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     checkToken: (t) => auth.isAdmin(t),
     reservedHosts,
     tokenPath: join(opts.dataDir, 'admin-token'),
+    certs: {
+      info: (app) => certsInfo(deps, certs, app),
+      forget: (app, host) => certs.forget(app, host),
+    },
     log: (msg, extra) => log.info(extra ?? {}, msg),
     scale: async (app, type, quantity) => {
       await scale(deps, app, new Map([[parseProcessType(type), quantity]]));

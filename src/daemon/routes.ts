@@ -42,6 +42,12 @@ export const ROUTES: readonly RouteRule[] = [
   { method: 'GET', path: '/api/apps/:app/domains', scope: 'read' },
   { method: 'POST', path: '/api/apps/:app/domains', scope: 'admin' },
   { method: 'DELETE', path: '/api/apps/:app/domains/:domain', scope: 'admin' },
+  // HTTPS (issue 18): what serves each host is read; certificates and redirects are admin.
+  { method: 'GET', path: '/api/apps/:app/certs', scope: 'read' },
+  { method: 'POST', path: '/api/apps/:app/certs', scope: 'admin' },
+  { method: 'DELETE', path: '/api/apps/:app/certs/:host', scope: 'admin' },
+  { method: 'POST', path: '/api/certs/default', scope: 'admin' },
+  { method: 'PUT', path: '/api/apps/:app/redirect-https', scope: 'admin' },
   { method: 'GET', path: '/api/apps/:app/ports', scope: 'read' },
   { method: 'PUT', path: '/api/apps/:app/ports', scope: 'admin' },
   { method: 'DELETE', path: '/api/apps/:app/ports', scope: 'admin' },

@@ -25,6 +25,7 @@ import {
 } from '../deploy/index.ts';
 import { InvalidArgument, PaasError, toHttp } from '../errors/index.ts';
 import { formatLine } from '../logs/index.ts';
+import type { CertsInfo } from '../api/index.ts';
 import { appPage, appsPage, buildLog } from './pages.ts';
 import {
   LOGIN_COOKIE,
@@ -49,9 +50,32 @@ export interface DashboardOptions {
   /** Sets an app's process count for a type and converges on it (the processes issue's scale). */
   scale: (app: AppName, type: string, quantity: number) => Promise<void>;
   log: (msg: string, extra?: Record<string, unknown>) => void;
+  /** Each host's certificate (the daemon's certs-api), and forgetting one whose domain left. */
+  certs?: {
+    info(app: AppName): CertsInfo;
+    forget(app: AppName, host: string): Promise<void>;
+  };
 }
 
 const quiet = { write: () => undefined };
+
+/** The app page's HTTPS rows: each host, what certificate serves it, until when, auto state. */
+function httpsRows(opts: DashboardOptions, name: AppName) {
+  const info = opts.certs?.info(name);
+  if (info === undefined) return null;
+  return {
+    redirect: info.redirectHttps ? (info.hsts ? 'on, with HSTS' : 'on') : 'off',
+    hosts: info.hosts.map((h) => ({
+      host: h.host,
+      cert: h.servedBy === 'none' ? 'none' : h.servedBy === 'default' ? 'default' : h.cert!.source,
+      expires: h.cert?.notAfter.slice(0, 10) ?? null,
+      expired: h.cert !== null && Date.parse(h.cert.notAfter) < Date.now(),
+      issuer: h.cert?.issuer ?? null,
+      auto: h.auto ?? 'off',
+      lastError: h.lastError,
+    })),
+  };
+}
 const STATIC: Record<string, { type: string; body: Buffer }> = {
   'style.css': {
     type: 'text/css; charset=utf-8',
@@ -260,6 +284,7 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     page(res, 200, 'app', layout(req, name), {
       ...(await appPage(deps, name)),
       psActions: psActions(deps, name),
+      https: httpsRows(opts, name),
     });
   });
   dash.get('/apps/:app/builds/:id', (req, res) => {
@@ -287,6 +312,7 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     page(res, 200, 'app', layout(req, name), {
       ...(await appPage(deps, name, { reveal: key })),
       psActions: psActions(deps, name),
+      https: httpsRows(opts, name),
     });
   });
   dash.post(
@@ -366,6 +392,7 @@ export function createDashboard(opts: DashboardOptions): express.Express {
     action(async (req, name) => {
       const domain = parseDomain(field(req, 'domain'));
       deps.state.apps.removeDomain(name, domain);
+      await opts.certs?.forget(name, domain);
       await publishRoutes(deps);
       return `${domain} removed`;
     }),

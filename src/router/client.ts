@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { RouterUnavailable } from '../errors/index.ts';
 import { ControlConnection } from './control.ts';
 import { routerPaths, type PingReply, type RouterOptions, type RouterStats } from './router.ts';
+import type { RouterCerts } from './certs.ts';
 import type { Backend, RouteTable } from './table.ts';
 
 export interface SwitchOptions {
@@ -42,6 +43,16 @@ export class RouterClient {
     opts: SwitchOptions = {},
   ): Promise<{ drained: boolean }> {
     return this.conn.call('switch', { app, backends, ...opts }) as Promise<{ drained: boolean }>;
+  }
+
+  /** Serve `certs` (the whole set) in every worker from their next handshakes on. */
+  setCerts(certs: RouterCerts): Promise<{ hosts: number; default: boolean }> {
+    return this.conn.call('setCerts', { certs }) as Promise<{ hosts: number; default: boolean }>;
+  }
+
+  /** The hosts served with a certificate, and the default's names (never the keys). */
+  certs(): Promise<{ hosts: string[]; default: string[] | null }> {
+    return this.conn.call('certs') as Promise<{ hosts: string[]; default: string[] | null }>;
   }
 
   ping(): Promise<PingReply> {

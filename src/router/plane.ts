@@ -1,18 +1,23 @@
 // A worker plane (one process of the node data plane): the HTTP (and optional HTTPS) listeners of one process, its live route
 // table and its access log. The router runs one per worker; tests may run one in-process.
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
+import http2 from 'node:http2';
 import type { Socket } from 'node:net';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import { AccessLog } from './access-log.ts';
+import {
+  CertIndex,
+  contextOptions,
+  NO_CERTS,
+  TLS_CIPHERS,
+  TLS_MIN_VERSION,
+  type RouterCerts,
+} from './certs.ts';
 import { requestIdFrom } from './headers.ts';
 import { reasonPhrase, renderError, type RouterErrorStatus } from './pages.ts';
 import { listenerOptions } from './limits.ts';
 import { handleRequest, type Limits, type ListenerInfo, type PlaneContext } from './proxy.ts';
 import { RouteState, type StateStats } from './state.ts';
-import { isHostname } from '../apps/validate.ts';
 import type { RouteTable } from './table.ts';
 import { handleUpgrade } from './upgrade.ts';
 
@@ -20,8 +25,6 @@ export interface PlaneOptions {
   host: string;
   httpPort: number;
   httpsPort?: number;
-  /** `<dataDir>/router/certs`: `<host>.crt` + `<host>.key`, or `*.<parent>.crt/.key`. */
-  certDir: string;
   limits: Limits;
   accessLogPath: string | null;
   /** Join a port other processes listen on too (SO_REUSEPORT): the kernel spreads connections. */
@@ -31,9 +34,12 @@ export interface PlaneOptions {
 export class WorkerPlane {
   readonly state: RouteState;
   private readonly ctx: PlaneContext;
-  private readonly servers: http.Server[] = [];
+  private readonly servers: (http.Server | http2.Http2SecureServer)[] = [];
   private readonly log: AccessLog | null;
-  private readonly certs = new Map<string, tls.SecureContext | null>();
+  private tlsServer: http2.Http2SecureServer | null = null;
+  /** The HTTPS listener's connections: Http2SecureServer has no closeAllConnections. */
+  private readonly tlsSockets = new Set<tls.TLSSocket>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly opts: PlaneOptions;
   httpPort = 0;
   httpsPort: number | undefined;
@@ -42,7 +48,13 @@ export class WorkerPlane {
     this.opts = opts;
     this.state = new RouteState(opts.limits);
     this.log = opts.accessLogPath === null ? null : new AccessLog(opts.accessLogPath);
-    this.ctx = { state: this.state, log: this.log, limits: opts.limits, httpsPort: undefined };
+    this.ctx = {
+      state: this.state,
+      log: this.log,
+      limits: opts.limits,
+      httpsPort: undefined,
+      certs: new CertIndex(NO_CERTS),
+    };
   }
 
   static async start(opts: PlaneOptions): Promise<WorkerPlane> {
@@ -59,8 +71,23 @@ export class WorkerPlane {
   }
 
   apply(table: RouteTable, drainTimeoutMs = this.opts.limits.drainTimeoutMs): Promise<boolean> {
-    this.certs.clear(); // certificates may have been added for new domains
     return this.state.apply(table, drainTimeoutMs);
+  }
+
+  /**
+   * Serve `certs` from the next handshake on. Compiled aside first (a PEM OpenSSL refuses
+   * throws here and the set in service stays); connections already up keep theirs.
+   */
+  setCerts(certs: RouterCerts): void {
+    const index = new CertIndex(certs);
+    // Clients without SNI (an IP address) get the server's own context: the default, or a
+    // context without a certificate, whose handshake fails.
+    this.tlsServer?.setSecureContext(
+      certs.default
+        ? contextOptions(certs.default)
+        : { minVersion: TLS_MIN_VERSION, ciphers: TLS_CIPHERS },
+    );
+    this.ctx.certs = index;
   }
 
   stats(): StateStats {
@@ -77,12 +104,16 @@ export class WorkerPlane {
         (s) =>
           new Promise<void>((r) => {
             s.close(() => r());
-            s.closeIdleConnections();
+            // Http2SecureServer has it too at run time (allowHTTP1 tracks HTTP/1 connections).
+            (s as http.Server).closeIdleConnections();
+            // HTTP/2: GOAWAY, then each session ends once its open streams have.
+            if (s === this.tlsServer) for (const session of this.sessions) session.close();
           }),
       ),
     );
     await this.state.close(drainTimeoutMs);
-    for (const s of this.servers) s.closeAllConnections();
+    for (const s of this.servers) if (s instanceof http.Server) s.closeAllConnections();
+    for (const socket of this.tlsSockets) socket.destroy();
     await this.log?.close();
   }
 
@@ -93,15 +124,42 @@ export class WorkerPlane {
       // The router answers a missing Host itself, with its error page and request id.
       requireHostHeader: false,
     };
-    const server =
-      proto === 'http'
-        ? http.createServer(common)
-        : https.createServer({ ...common, SNICallback: (name, cb) => this.sni(name, cb) });
     const info: ListenerInfo = { proto, port: String(port) };
-    server.on('request', (req, res) => handleRequest(this.ctx, info, req, res));
-    server.on('upgrade', (req, socket, head) => handleUpgrade(this.ctx, info, req, socket, head));
-    server.on('clientError', (err, socket) => this.onClientError(err, socket as Socket));
-    if (proto === 'https') server.on('tlsClientError', () => {});
+    let server: http.Server | http2.Http2SecureServer;
+    if (proto === 'http') {
+      server = http.createServer(common);
+    } else {
+      // ALPN offers h2 and http/1.1; an HTTP/1.1 connection (and its upgrades) is served by
+      // Node's HTTP/1 parser with the same limits as the plain port.
+      server = this.tlsServer = http2.createSecureServer({
+        ...common,
+        allowHTTP1: true,
+        minVersion: TLS_MIN_VERSION,
+        ciphers: TLS_CIPHERS,
+        honorCipherOrder: true,
+        SNICallback: (name, cb) => this.sni(name, cb),
+      });
+      server.on('tlsClientError', () => {});
+      // A client that opens h2 streams and never reads must not keep its session forever.
+      server.on('session', (s) => {
+        this.sessions.add(s);
+        s.on('close', () => this.sessions.delete(s));
+        s.on('error', () => s.destroy());
+      });
+      server.on('secureConnection', (socket: tls.TLSSocket) => {
+        this.tlsSockets.add(socket);
+        socket.on('close', () => this.tlsSockets.delete(socket));
+      });
+    }
+    server.on('request', (req, res) =>
+      handleRequest(this.ctx, info, req as http.IncomingMessage, res as http.ServerResponse),
+    );
+    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) =>
+      handleUpgrade(this.ctx, info, req, socket, head),
+    );
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+      this.onClientError(err, socket),
+    );
     this.servers.push(server);
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -158,30 +216,20 @@ export class WorkerPlane {
     });
   }
 
+  /**
+   * SNI: the host's certificate, else the operator's default, else a context without any
+   * certificate, so OpenSSL ends the handshake with an alert (handshake_failure) instead of
+   * a bare connection reset, and no other host's certificate is ever shown.
+   */
   private sni(name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void): void {
-    const host = name.toLowerCase();
-    let ctx = this.certs.get(host);
-    if (ctx === undefined) {
-      const dot = host.indexOf('.');
-      ctx = this.loadCert(host) ?? (dot > 0 ? this.loadCert(`*${host.slice(dot)}`) : null);
-      this.certs.set(host, ctx);
-    }
-    if (ctx === null) cb(new Error(`no certificate for ${host}`));
-    else cb(null, ctx);
-  }
-
-  private loadCert(name: string): tls.SecureContext | null {
-    if (!isHostname(name.startsWith('*.') ? name.slice(2) : name)) return null;
-    try {
-      return tls.createSecureContext({
-        cert: readFileSync(join(this.opts.certDir, `${name}.crt`)),
-        key: readFileSync(join(this.opts.certDir, `${name}.key`)),
-      });
-    } catch {
-      return null;
-    }
+    cb(null, this.ctx.certs.select(name) ?? NO_CERT_CONTEXT);
   }
 }
+
+const NO_CERT_CONTEXT = tls.createSecureContext({
+  minVersion: TLS_MIN_VERSION,
+  ciphers: TLS_CIPHERS,
+});
 
 /** Whether this connection has a response in progress (a pipelined request's). */
 function socketBusy(socket: Socket): boolean {

@@ -4,6 +4,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { WorkerPlane, type PlaneOptions } from './plane.ts';
+import type { RouterCerts } from './certs.ts';
 import type { StateStats } from './state.ts';
 import type { RouteTable } from './table.ts';
 
@@ -16,6 +17,8 @@ export interface Planes {
   readonly httpsPort: number | undefined;
   readonly count: number;
   apply(table: RouteTable, drainTimeoutMs: number): Promise<boolean>;
+  /** Every data plane serves `certs` from its next handshake on. */
+  setCerts(certs: RouterCerts): Promise<void>;
   stats(): Promise<WorkerStats[]>;
   reopenLogs(): void;
   close(drainTimeoutMs: number): Promise<void>;
@@ -23,8 +26,9 @@ export interface Planes {
 
 /** Messages primary → worker. */
 export type ToWorker =
-  | { t: 'init'; opts: PlaneOptions; table: RouteTable }
+  | { t: 'init'; opts: PlaneOptions; table: RouteTable; certs: RouterCerts }
   | { t: 'apply'; id: number; table: RouteTable; drainTimeoutMs: number }
+  | { t: 'certs'; id: number; certs: RouterCerts }
   | { t: 'stats'; id: number }
   | { t: 'reopen' }
   | { t: 'close'; drainTimeoutMs: number };
@@ -34,6 +38,7 @@ export type FromWorker =
   | { t: 'ready'; httpPort: number; httpsPort: number | undefined }
   | { t: 'failed'; message: string }
   | { t: 'applied'; id: number; drained: boolean }
+  | { t: 'certsSet'; id: number }
   | { t: 'stats'; id: number; stats: WorkerStats }
   | { t: 'closed' };
 
@@ -63,6 +68,10 @@ export class LocalPlanes implements Planes {
     return this.plane.apply(table, drainTimeoutMs);
   }
 
+  async setCerts(certs: RouterCerts): Promise<void> {
+    this.plane.setCerts(certs);
+  }
+
   async stats(): Promise<WorkerStats[]> {
     return [{ pid: process.pid, ...this.plane.stats() }];
   }
@@ -84,6 +93,7 @@ export class ClusterPlanes implements Planes {
   httpsPort: number | undefined;
   private readonly opts: PlaneOptions;
   private table: RouteTable;
+  private certs: RouterCerts = { hosts: {}, default: null };
   private readonly workers = new Set<Worker>();
   private readonly waiters = new Map<number, Waiter>();
   private nextId = 1;
@@ -126,6 +136,7 @@ export class ClusterPlanes implements Planes {
   private spawn(opts: PlaneOptions): Promise<{ httpPort: number; httpsPort: number | undefined }> {
     const w = cluster.fork();
     let sent: RouteTable | undefined;
+    let sentCerts: RouterCerts | undefined;
     return new Promise((resolve, reject) => {
       const onMessage = (m: FromWorker): void => {
         if (m.t === 'ready') {
@@ -138,9 +149,14 @@ export class ClusterPlanes implements Planes {
               table: this.table,
               drainTimeoutMs: this.opts.limits.drainTimeoutMs,
             } satisfies ToWorker);
+          // Same for certificates: a restarted worker serves the last set, not none.
+          if (sentCerts !== this.certs)
+            w.send({ t: 'certs', id: 0, certs: this.certs } satisfies ToWorker);
           resolve({ httpPort: m.httpPort, httpsPort: m.httpsPort });
         } else if (m.t === 'failed') {
           reject(new Error(m.message));
+        } else if (m.t === 'certsSet') {
+          this.settle(w, m.id, true);
         } else if (m.t === 'applied' || m.t === 'stats') {
           this.settle(w, m.id, m.t === 'applied' ? m.drained : m.stats);
         }
@@ -148,7 +164,8 @@ export class ClusterPlanes implements Planes {
       w.on('message', onMessage);
       w.once('online', () => {
         sent = this.table;
-        w.send({ t: 'init', opts, table: sent } satisfies ToWorker);
+        sentCerts = this.certs;
+        w.send({ t: 'init', opts, table: sent, certs: sentCerts } satisfies ToWorker);
       });
       w.once('exit', (code, signal) => {
         const known = this.workers.delete(w);
@@ -194,6 +211,11 @@ export class ClusterPlanes implements Planes {
     return got.every((d) => d === true);
   }
 
+  async setCerts(certs: RouterCerts): Promise<void> {
+    this.certs = certs;
+    await this.broadcast((id) => ({ t: 'certs', id, certs }));
+  }
+
   async stats(): Promise<WorkerStats[]> {
     const got = await this.broadcast((id) => ({ t: 'stats', id }));
     return got.filter((s): s is WorkerStats => typeof s === 'object' && s !== null);
@@ -233,6 +255,7 @@ export function runWorker(): void {
         WorkerPlane.start(m.opts).then(
           async (p) => {
             plane = p;
+            p.setCerts(m.certs);
             await p.apply(m.table);
             send({ t: 'ready', httpPort: p.httpPort, httpsPort: p.httpsPort });
           },
@@ -246,6 +269,10 @@ export function runWorker(): void {
         plane
           ?.apply(m.table, m.drainTimeoutMs)
           .then((drained) => send({ t: 'applied', id: m.id, drained }));
+        break;
+      case 'certs':
+        plane?.setCerts(m.certs);
+        if (m.id !== 0) send({ t: 'certsSet', id: m.id });
         break;
       case 'stats':
         if (plane) send({ t: 'stats', id: m.id, stats: { pid: process.pid, ...plane.stats() } });

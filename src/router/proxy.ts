@@ -4,11 +4,13 @@
 // ClientRequest/IncomingMessage per upstream exchange, headers as flat arrays, body chunks
 // written through with backpressure and nothing buffered.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { AccessLog } from './access-log.ts';
 import type { Limits } from './limits.ts';
 import { connectionListed, HOP_BY_HOP, requestIdFrom, withoutPlatformCookies } from './headers.ts';
 import { renderError, type RouterErrorStatus } from './pages.ts';
+import type { CertIndex } from './certs.ts';
 import type { AppState, RouteState } from './state.ts';
 import { hostOf } from './table.ts';
 import type { Upstream } from './upstream.ts';
@@ -21,7 +23,15 @@ export interface PlaneContext {
   limits: Limits;
   /** Public HTTPS port, when there is an HTTPS listener to redirect to. */
   httpsPort: number | undefined;
+  /** The certificates the HTTPS listener serves (an HTTP → HTTPS redirect waits for one). */
+  certs: CertIndex;
 }
+
+/** HTTP-01 answers (RFC 8555 §8.3) come over plain HTTP: a redirect must never catch them. */
+const ACME_CHALLENGE = '/.well-known/acme-challenge/';
+
+/** RFC 6797 §6.1; one year, without includeSubDomains: other names are not ours to pin. */
+const HSTS_VALUE = 'max-age=31536000';
 
 export interface ListenerInfo {
   proto: 'http' | 'https';
@@ -116,6 +126,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     let connection: string | undefined;
     let contentLength: string | undefined;
     let chunked = false;
+    let authority: string | undefined;
     // One pass over the raw pairs: copy what goes upstream, pick out what the router needs.
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
@@ -126,6 +137,10 @@ class Exchange implements Dispatcher.DispatchHandler {
           hosts++;
           hostHeader = value;
           out.push(name, value);
+          break;
+        case ':authority':
+          // HTTP/2's Host (RFC 9113 §8.3.1); a Host beside it must say the same.
+          authority = value;
           break;
         case 'x-request-id':
           incomingId = value;
@@ -159,8 +174,16 @@ class Exchange implements Dispatcher.DispatchHandler {
           break;
         }
         default:
-          if (!HOP_BY_HOP.has(lower)) out.push(name, value);
+          // Other HTTP/2 pseudo-headers are the request line, already in method and url.
+          if (!HOP_BY_HOP.has(lower) && lower.charCodeAt(0) !== 58 /* : */) out.push(name, value);
       }
+    }
+    if (authority !== undefined) {
+      if (hosts === 0) {
+        hosts = 1;
+        hostHeader = authority;
+        out.push('host', authority);
+      } else if (hostHeader !== authority) hosts = 2;
     }
     this.requestId = requestIdFrom(incomingId);
     if (connection !== undefined) this.dropListed(connection);
@@ -176,11 +199,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (
       this.listener.proto === 'http' &&
       app.route.redirectHttps &&
-      this.ctx.httpsPort !== undefined
+      this.ctx.httpsPort !== undefined &&
+      this.ctx.certs.covers(this.host) &&
+      !this.path.startsWith(ACME_CHALLENGE)
     ) {
       return this.redirectToHttps();
     }
-    this.hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
+    this.hasBody =
+      chunked ||
+      (contentLength !== undefined && contentLength !== '0') ||
+      // HTTP/2 frames its body without either header (RFC 9113 §8.1): a request has one
+      // unless its HEADERS frame ended the stream. Sent upstream chunked.
+      (req.httpVersionMajor === 2 &&
+        !(req as unknown as Http2ServerRequest).stream.endAfterHeaders);
     if (contentLength !== undefined && Number(contentLength) > app.maxBodyBytes)
       return this.fail(413, true);
 
@@ -260,8 +291,12 @@ class Exchange implements Dispatcher.DispatchHandler {
       else for (const one of v) out.push(name, one);
     }
     if (!hasId) out.push('x-request-id', this.requestId);
+    if (this.app!.route.hsts && this.listener.proto === 'https')
+      out.push('strict-transport-security', HSTS_VALUE);
     try {
-      this.res.writeHead(statusCode, statusMessage || undefined, out);
+      // HTTP/2 has no reason phrase (RFC 9113 §8.3.2).
+      const h2 = this.req.httpVersionMajor === 2;
+      this.res.writeHead(statusCode, h2 ? undefined : statusMessage || undefined, out);
     } catch {
       // A header Node will not send (invalid characters): the response cannot be relayed.
       controller.abort(new Error('invalid upstream response header'));
@@ -397,7 +432,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       'x-request-id',
       this.requestId,
     ];
-    if (close) headers.push('connection', 'close');
+    // HTTP/2 forbids connection-specific fields (RFC 9113 §8.2.2); its stream just ends.
+    if (close && this.req.httpVersionMajor !== 2) headers.push('connection', 'close');
     res.writeHead(status, headers);
     res.end(page.body);
   }

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { InvalidArgument, RouterUnavailable } from '../errors/index.ts';
 import { isAppName } from '../apps/name.ts';
 import { accessLogPath, rotateIfLarge } from './access-log.ts';
+import { CertIndex, parseRouterCerts, type RouterCerts } from './certs.ts';
 import { answers, listenControl } from './control.ts';
 import type { PlaneOptions } from './plane.ts';
 import { ClusterPlanes, LocalPlanes, type Planes, type WorkerStats } from './planes.ts';
@@ -62,7 +63,6 @@ export const routerPaths = (dataDir: string) => ({
   dir: join(dataDir, 'router'),
   routes: join(dataDir, 'router', 'routes.json'),
   pid: join(dataDir, 'router', 'router.pid'),
-  certs: join(dataDir, 'router', 'certs'),
   logDir: join(dataDir, 'logs', 'router'),
 });
 
@@ -94,16 +94,17 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   }
   mkdirSync(paths.dir, { recursive: true });
   mkdirSync(paths.logDir, { recursive: true });
-  mkdirSync(paths.certs, { recursive: true });
   const limits: Limits = { ...DEFAULT_LIMITS, ...opts.limits };
   const started = Date.now();
   let table = loadTable(paths.routes) ?? parseRouteTable({ apps: {}, domain: opts.domain });
+  // Certificates live in memory only: the daemon pushes them at its start and on every change,
+  // and this process keeps serving the last set while the daemon is away.
+  let certs: RouterCerts = { hosts: {}, default: null };
 
   const planeOpts: PlaneOptions = {
     host: opts.host ?? '0.0.0.0',
     httpPort: opts.httpPort,
     httpsPort: opts.httpsPort,
-    certDir: paths.certs,
     limits,
     accessLogPath: accessLogPath(opts.dataDir),
     reusePort: true,
@@ -163,6 +164,16 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
           };
           return { drained: await setTable(next, drainTimeoutMs) };
         }
+        case 'setCerts': {
+          const next = parseRouterCerts(a.certs);
+          new CertIndex(next); // throws on a PEM OpenSSL refuses, before any worker sees it
+          await planes.setCerts(next);
+          certs = next;
+          return { hosts: Object.keys(next.hosts).length, default: next.default !== null };
+        }
+        case 'certs':
+          // What is served, without the keys.
+          return { hosts: Object.keys(certs.hosts).sort(), default: certs.default?.names ?? null };
         case 'stats':
           return {
             pid: process.pid,

@@ -18,6 +18,8 @@ export interface AppRoute {
   backends: Backend[];
   maxBodyBytes?: number;
   redirectHttps?: boolean;
+  /** Send Strict-Transport-Security on HTTPS responses (only when asked: it pins browsers). */
+  hsts?: boolean;
   state?: 'running' | 'stopped';
 }
 
@@ -92,6 +94,10 @@ export function parseAppRoute(raw: unknown, app: string): AppRoute {
     if (typeof r.redirectHttps !== 'boolean')
       fail(`app ${app}: redirectHttps must be a boolean`, { app });
     out.redirectHttps = r.redirectHttps;
+  }
+  if (r.hsts !== undefined) {
+    if (typeof r.hsts !== 'boolean') fail(`app ${app}: hsts must be a boolean`, { app });
+    out.hsts = r.hsts;
   }
   if (r.state !== undefined) {
     if (r.state !== 'running' && r.state !== 'stopped')

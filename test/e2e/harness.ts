@@ -31,6 +31,7 @@ export interface Paas {
   dataDir: string;
   apiPort: number;
   httpPort: number;
+  httpsPort: number;
   token: string;
   daemon: ChildProcess;
   daemonLog: () => string;
@@ -58,11 +59,14 @@ export async function startPaas(
   await opts.prepare?.(dataDir);
   const apiPort = await freePort();
   const httpPort = await freePort();
+  // Never the default 443: daemons of parallel tests would fight over it.
+  const httpsPort = await freePort();
   let out = '';
   const p: Paas = {
     dataDir,
     apiPort,
     httpPort,
+    httpsPort,
     token: '',
     daemon: null as unknown as ChildProcess,
     daemonLog: () => out,
@@ -77,6 +81,8 @@ export async function startPaas(
         '127.0.0.1',
         '--http-port',
         String(httpPort),
+        '--https-port',
+        String(httpsPort),
         '--domain',
         DOMAIN,
         '--runtime',

@@ -15,6 +15,8 @@ import { appRepo } from './harness.ts';
 
 const HTTP_PORT = 18080;
 const API_PORT = 17070;
+/** Never the default 443: the box is shared. */
+const HTTPS_PORT = 18443;
 const DOMAIN = 'setup.test';
 const SETUP = join(REPO, 'provision', 'setup.sh');
 const dataDir = join(mkdtempSync(join(tmpdir(), 'paas-setup-')), 'data');
@@ -86,7 +88,7 @@ const realInstall = () =>
 
 let before: string[];
 beforeAll(async () => {
-  for (const port of [HTTP_PORT, API_PORT])
+  for (const port of [HTTP_PORT, API_PORT, HTTPS_PORT])
     expect(await portFree(port), `port ${port} is taken; the setup test needs it`).toBe(true);
   before = realInstall();
 });
@@ -112,6 +114,8 @@ describe('provision/setup.sh', () => {
       dataDir,
       '--http-port',
       String(HTTP_PORT),
+      '--https-port',
+      String(HTTPS_PORT),
       '--api-port',
       String(API_PORT),
       '--domain',
@@ -237,6 +241,8 @@ describe('provision/setup.sh', () => {
           other,
           '--http-port',
           String(HTTP_PORT + 1),
+          '--https-port',
+          String(HTTPS_PORT + 1),
           '--api-port',
           String(API_PORT),
           '--bin-link',

@@ -53,11 +53,15 @@ export class TestCa {
   /** What follows a leaf it signs in a bundle: this CA and the intermediates up to the root (empty for the root). */
   readonly chainPems: string[];
 
-  private constructor(dir: string, chainPems: string[]) {
+  /** The root's certificate file: what a client trusts (`curl --cacert`). */
+  readonly rootPath: string;
+
+  private constructor(dir: string, chainPems: string[], rootPath?: string) {
     this.dir = dir;
     this.crt = join(dir, 'ca.crt');
     this.keyPath = join(dir, 'ca.key');
     this.chainPems = chainPems;
+    this.rootPath = rootPath ?? this.crt;
     writeFileSync(join(dir, 'ca.cnf'), CA_CONF);
     writeFileSync(join(dir, 'index.txt'), '');
     writeFileSync(
@@ -89,6 +93,10 @@ export class TestCa {
       dir,
     );
     return new TestCa(dir, []);
+  }
+
+  get rootPem(): string {
+    return readFileSync(this.rootPath, 'utf8');
   }
 
   get pem(): string {
@@ -125,7 +133,7 @@ export class TestCa {
       new Date(Date.now() + 20 * 86400e3),
     );
     const own = readFileSync(join(dir, 'ca.crt'), 'utf8');
-    return new TestCa(dir, [own, ...this.chainPems]);
+    return new TestCa(dir, [own, ...this.chainPems], this.rootPath);
   }
 
   /** A server certificate for `names` (DNS SANs), valid in [notBefore, notAfter]. */

@@ -46,6 +46,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
       'api-port': { type: 'string', default: '7070' },
       'api-host': { type: 'string', default: '0.0.0.0' },
       'http-port': { type: 'string', default: '80' },
+      'https-port': { type: 'string', default: '443' },
       domain: { type: 'string', default: 'localhost' },
       runtime: { type: 'string', default: 'native' },
       scheduler: { type: 'string', default: 'local' },
@@ -76,6 +77,8 @@ export async function run(_name: string, args: string[]): Promise<number> {
     apiPort: int('api-port', values['api-port'], 0, 65535),
     apiHost: values['api-host'],
     httpPort: int('http-port', values['http-port'], 1, 65535),
+    // 0: any free port (tests); the router reports the one it bound.
+    httpsPort: int('https-port', values['https-port'], 0, 65535),
     domain: values.domain,
     runtime: values.runtime,
     scheduler,
