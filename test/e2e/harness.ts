@@ -93,7 +93,8 @@ export async function startPaas(
       p.daemon = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       p.daemon.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       p.daemon.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      const deadline = Date.now() + 30_000;
+      // A hang guard: under a CPU hog the router and bridge steps alone took over 30 s.
+      const deadline = Date.now() + 120_000;
       for (;;) {
         if (p.daemon.exitCode !== null)
           throw new Error(`paas daemon exited ${p.daemon.exitCode}:\n${out}`);
