@@ -117,7 +117,8 @@ export async function ensureRouterRunning(
   let exited: number | null = null;
   child.once('exit', (code) => (exited = code ?? -1));
 
-  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  // Generous: on a box busy with builds, two workers importing the router took over 15 s.
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   for (;;) {
     try {
       const client = await RouterClient.connect(opts.dataDir, 1000);
