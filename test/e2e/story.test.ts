@@ -204,10 +204,18 @@ describe('living with an app', () => {
     let out = '';
     follow.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      // -n 0 prints nothing until a line arrives, so there is no sign of when the follow is
+      // listening: request (bounded) until one request shows up while it runs.
       const marker = `story-${Date.now()}`;
-      expect((await get(p, 'shop', `/?${marker}`)).status).toBe(200);
-      await waitFor(`"${marker}" in logs -t`, async () => out.includes(marker));
+      await waitFor(
+        `"${marker}" in logs -t`,
+        async () => {
+          expect((await get(p, 'shop', `/?${marker}`)).status).toBe(200);
+          return out.includes(marker);
+        },
+        60_000,
+        300,
+      );
       expect(out.split('\n').find((l) => l.includes(marker))).toMatch(
         /^\S+ (router|app\[web\.\d+\]): /,
       );

@@ -55,7 +55,7 @@ export function cgroupDirs(parent: string): string[] {
 export async function waitFor<T>(
   what: string,
   fn: () => T | null | undefined | false | Promise<T | null | undefined | false>,
-  ms = 20_000,
+  ms = 60_000, // a hang guard sized for a busy box, not a speed check
   everyMs = 100,
 ): Promise<T> {
   const deadline = Date.now() + ms;
