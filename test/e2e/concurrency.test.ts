@@ -56,7 +56,7 @@ describe('concurrent pushes', () => {
     const second = slowApp(1, 'second\n');
     const r1p = push(p, first.dir, 'serial');
     // Start the others once the first one holds the lock and is building.
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       const bs = await builds('serial').catch(() => [] as BuildJson[]);
       if (bs.length > 0) break;

@@ -33,7 +33,7 @@ describe('daemon killed mid-build', () => {
     );
     repo.commit('slow');
     const slow = push(p, repo.dir, 'survivor');
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 90_000;
     for (;;) {
       const b = JSON.parse((await cli(p, ['builds', 'survivor', '--json'])).stdout) as {
         status: string;
@@ -113,7 +113,7 @@ describe('daemon killed mid-deploy', () => {
       repo.write('www/index.html', 'v2 never finished\n');
       repo.commit('slow check');
       const pushing = push(p, repo.dir, 'phoenix');
-      const deadline = Date.now() + 30_000;
+      const deadline = Date.now() + 90_000;
       while (!(await ofApp()).some((c) => c.labels.release === 'v2' && c.state === 'running')) {
         if (Date.now() > deadline) throw new Error('the v2 processes never started');
         await new Promise((r) => setTimeout(r, 100));
