@@ -16,7 +16,7 @@ import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/ind
 import { DEFAULT_RETENTION_BYTES, LogCollector, LogStore } from '../logs/index.ts';
 import { openStore } from '../registry/index.ts';
 import { createRegistryHandler } from '../registry/server.ts';
-import { accessLogPath } from '../router/index.ts';
+import { createDataPlane } from '../router/index.ts';
 import { createRuntime, Network } from '../runtime/index.ts';
 import type { SchedulerName } from '../scheduler/index.ts';
 import { createApi } from './api.ts';
@@ -34,6 +34,8 @@ export interface DaemonOptions {
   runtime: string;
   /** Where app processes run (src/scheduler); default local, our runtime on this box. */
   scheduler?: SchedulerName;
+  /** Data plane: `node` or `haproxy` (src/router/data-plane.ts); default DEFAULT_ROUTER. */
+  router?: string;
   /** Largest git push accepted, bytes: the pack and the commit's files (default 1 GiB). */
   maxPushBytes?: number;
   /** RUN step limits and disk budget of builds (default defaultBuildLimits()). */
@@ -61,6 +63,9 @@ export { parseBuildLimits } from '../builder/index.ts';
 
 export const DEFAULT_MAX_PUSH_BYTES = 1024 ** 3;
 
+/** The data plane when `--router` is not given (README: Performance, "data plane"). */
+export const DEFAULT_ROUTER = 'node';
+
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // The Swarm backend (src/scheduler/swarm) is not wired into the pipeline yet: refusing it
   // is better than deploying on our runtime while the operator asked for Swarm.
@@ -84,15 +89,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     dir: join(opts.dataDir, 'logs', 'apps'),
     retentionBytes: opts.logRetentionBytes ?? DEFAULT_RETENTION_BYTES,
   });
-  const collector = new LogCollector(logs, { routerAccessLog: accessLogPath(opts.dataDir) });
-  const router = new RouterLink({
+  const plane = createDataPlane(opts.router ?? DEFAULT_ROUTER, {
     dataDir: opts.dataDir,
     httpPort: opts.httpPort,
     domain: opts.domain,
   });
+  const collector = new LogCollector(logs, { routerAccessLog: plane.accessLogPath });
+  const router = new RouterLink(plane);
   const r = await router.connect();
   log.info(
-    `router ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}`,
+    `router (${plane.kind}) ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}`,
   );
 
   const deps = withSupervisor({

@@ -84,6 +84,9 @@ export function renderConfig(c: ConfigInput): string {
     '  log global',
     '  option dontlognull',
     '  option log-separate-errors',
+    // A reload's old worker answers the next request on each kept-alive connection with
+    // `connection: close` instead of closing idle ones under a client about to send.
+    '  option idle-close-on-response',
     `  timeout connect ${ms(limits.connectTimeoutMs)}`,
     `  timeout client ${ms(limits.bodyTimeoutMs)}`,
     `  timeout server ${ms(limits.upstreamTimeoutMs)}`,

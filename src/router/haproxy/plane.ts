@@ -467,8 +467,6 @@ export class HaproxyPlane implements DataPlane {
 
   async stop(): Promise<void> {
     const pid = this.masterPid();
-    if (pid <= 0) return;
-    // SIGUSR1: soft stop, the workers finish what they serve; SIGTERM if that takes too long.
     const signal = (s: NodeJS.Signals | 0): boolean => {
       try {
         process.kill(pid, s);
@@ -477,12 +475,20 @@ export class HaproxyPlane implements DataPlane {
         return false;
       }
     };
-    if (!signal('SIGUSR1')) return;
+    if (pid <= 0 || !signal(0)) return;
+    // Requests in flight finish first (a drain); idle kept-alive connections do not hold
+    // the stop up, as a soft stop with idle-close-on-response would.
     const deadline = Date.now() + this.limits.drainTimeoutMs;
-    while (signal(0)) {
-      if (Date.now() > deadline) signal('SIGTERM');
+    while (Date.now() < deadline) {
+      const rows = parseStat(await cli(this.paths.admin, ['show stat']).catch(() => ''));
+      if (
+        !rows.some((r) => r.svname !== 'FRONTEND' && r.svname !== 'BACKEND' && Number(r.scur) > 0)
+      )
+        break;
       await sleep(25);
     }
+    signal('SIGTERM');
+    while (signal(0)) await sleep(25);
   }
 }
 
