@@ -1,8 +1,10 @@
-// Router benchmark: the same tiny upstream measured direct, through nginx and through the
-// paas router, in one run on loopback (MEASURED.md: only same-run ratios hold).
+// Router benchmark: the same tiny upstream measured direct, through nginx and through each
+// paas data plane (node, haproxy), in one run on loopback (MEASURED.md: only same-run ratios
+// hold). Two rows per path: kept-alive client connections, and a new connection per request
+// (`Connection: close`).
 //   node bench/router.ts   [env: BENCH_SECONDS=10 BENCH_WORKERS=<cores> BENCH_CONNECTIONS=32 BENCH_ROUNDS=1]
-// With BENCH_ROUNDS=n each path is measured n times, interleaved (direct, nginx, paas, direct,
-// …), and the median round is shown: on a shared box that keeps drift out of the ratio.
+// With BENCH_ROUNDS=n each path is measured n times, interleaved (direct, nginx, node, …),
+// and the median round is shown: on a shared box that keeps drift out of the ratio.
 // nginx gets the same worker count, upstream keepalive, and a buffered access log like
 // the router's (the router always logs each request).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -10,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureRouterRunning } from '../src/router/index.ts';
+import { createDataPlane, PLANE_KINDS, type DataPlane } from '../src/router/index.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? availableParallelism());
@@ -78,7 +80,7 @@ function ms(v: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
 }
 
-function wrk(name: string, port: number, seconds: number): Result {
+function wrk(name: string, port: number, seconds: number, close = false): Result {
   // wrk stops by itself after -d; --timeout bounds any single request.
   const out = execFileSync(
     'wrk',
@@ -91,6 +93,7 @@ function wrk(name: string, port: number, seconds: number): Result {
       '--latency',
       '-H',
       `Host: ${HOST}`,
+      ...(close ? ['-H', 'Connection: close'] : []),
       `http://127.0.0.1:${port}/`,
     ],
     { encoding: 'utf8', timeout: (seconds + 30) * 1000 },
@@ -108,7 +111,7 @@ function wrk(name: string, port: number, seconds: number): Result {
 async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   const tmp = mkdtempSync(join(tmpdir(), 'paas-bench-router-'));
-  let routerPid: number | undefined;
+  const planes: DataPlane[] = [];
   try {
     const upstream = await startUpstream(children);
 
@@ -141,59 +144,67 @@ http {
     children.push(spawn('nginx', ['-c', join(tmp, 'nginx.conf'), '-p', tmp], { stdio: 'inherit' }));
     await waitPort(nginxPort);
 
-    const paasPort = await freePort();
-    const { client, pid } = await ensureRouterRunning({
-      dataDir: join(tmp, 'data'),
-      httpPort: paasPort,
-      host: '127.0.0.1',
-      domain: 'paas.test',
-      workers: WORKERS,
-    });
-    routerPid = pid;
-    await client.setRoutes({
+    const table = {
       domain: 'paas.test',
       apps: { bench: { domains: [], backends: [{ host: '127.0.0.1', port: upstream }] } },
-    });
-    client.close();
-
+    };
     const targets: [string, number][] = [
       ['direct', upstream],
       ['nginx', nginxPort],
-      ['paas', paasPort],
     ];
+    for (const kind of PLANE_KINDS) {
+      const port = await freePort();
+      const plane = createDataPlane(kind, {
+        dataDir: join(tmp, kind),
+        httpPort: port,
+        host: '127.0.0.1',
+        domain: 'paas.test',
+        workers: WORKERS,
+      });
+      planes.push(plane);
+      await plane.connect();
+      await plane.setRoutes(table);
+      targets.push([kind, port]);
+    }
+
     for (const [, port] of targets) wrk('warm-up', port, 3); // JIT, keep-alive pools
-    const runs: Result[][] = targets.map(() => []);
-    for (let r = 0; r < ROUNDS; r++)
-      targets.forEach(([name, port], i) => runs[i]!.push(wrk(name, port, SECONDS)));
-    const median = (xs: Result[]): Result =>
-      [...xs].sort((x, y) => x.rps - y.rps)[Math.floor(xs.length / 2)]!;
-    const results = runs.map(median);
+    const rows: { mode: string; results: Result[] }[] = [];
+    for (const [mode, close] of [
+      ['keep-alive', false],
+      ['new connection per request', true],
+    ] as const) {
+      const runs: Result[][] = targets.map(() => []);
+      for (let r = 0; r < ROUNDS; r++)
+        targets.forEach(([name, port], i) => runs[i]!.push(wrk(name, port, SECONDS, close)));
+      const median = (xs: Result[]): Result =>
+        [...xs].sort((x, y) => x.rps - y.rps)[Math.floor(xs.length / 2)]!;
+      rows.push({ mode, results: runs.map(median) });
+      if (ROUNDS > 1)
+        for (const [i, [name]] of targets.entries())
+          console.log(
+            `  ${mode}: ${name} rps by round: ${runs[i]!.map((x) => x.rps.toFixed(0)).join(' ')}`,
+          );
+    }
 
     console.log(
-      `wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${WORKERS} worker(s) for nginx and paas, loopback, ${ROUNDS} round(s)`,
+      `wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${WORKERS} worker(s)/thread(s) for nginx and each plane, loopback, ${ROUNDS} round(s)`,
     );
-    if (ROUNDS > 1)
-      for (const [i, [name]] of targets.entries())
-        console.log(`  ${name} rps by round: ${runs[i]!.map((r) => r.rps.toFixed(0)).join(' ')}`);
-    console.log('path      rps       p50 ms   p99 ms   errors');
-    for (const r of results) {
-      console.log(
-        `${r.name.padEnd(8)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${r.errors || '-'}`,
-      );
-    }
-    const [direct, nginx, paas] = results as [Result, Result, Result];
-    console.log(`paas/nginx throughput: ${(paas.rps / nginx.rps).toFixed(2)}x`);
-    console.log(
-      `added p99 vs direct: paas +${(paas.p99 - direct.p99).toFixed(2)} ms, nginx +${(nginx.p99 - direct.p99).toFixed(2)} ms`,
-    );
-  } finally {
-    if (routerPid !== undefined) {
-      try {
-        process.kill(routerPid, 'SIGTERM');
-      } catch {
-        // Already gone.
+    for (const { mode, results } of rows) {
+      console.log(`\n${mode}`);
+      console.log('path      rps       p50 ms   p99 ms   vs nginx rps / p99   errors');
+      const nginx = results[1]!;
+      for (const r of results) {
+        const vs =
+          r.name === 'direct' || r.name === 'nginx'
+            ? '-'
+            : `${(r.rps / nginx.rps).toFixed(2)}x / ${(r.p99 / nginx.p99).toFixed(2)}x`;
+        console.log(
+          `${r.name.padEnd(8)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${vs.padEnd(19)}  ${r.errors || '-'}`,
+        );
       }
     }
+  } finally {
+    for (const p of planes) await p.stop().catch(() => {});
     for (const c of children) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
     rmSync(tmp, { recursive: true, force: true });
