@@ -2,7 +2,7 @@
 // (a new HaproxyPlane on the same data dir), a deploy's switch changes servers over the
 // runtime socket without a reload, a new app is a seamless reload that refuses nothing
 // under load, and after kill -9 the next start serves the persisted table by itself.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +57,9 @@ describe('haproxy plane process', () => {
     expect(started.started).toBe(true);
     const master = started.pid;
     expect(Number(readFileSync(haproxyPaths(dataDir).pid, 'utf8'))).toBe(master);
+    // Whoever can write to these sockets can re-point every app: owner only.
+    for (const sock of [haproxyPaths(dataDir).admin, haproxyPaths(dataDir).master])
+      expect(statSync(sock).mode & 0o777, sock).toBe(0o600);
 
     await first.setRoutes({
       domain: 'paas.test',
