@@ -290,6 +290,8 @@ export class HaproxyPlane implements DataPlane {
     opts: SwitchOptions,
   ): Promise<{ drained: boolean }> {
     if (this.st === null) await this.connect();
+    // The next table is made from the current one inside the lock: two apps switching at
+    // once must not each start from the table the other is replacing.
     const retired = await this.serialized(() => this.swap(make(this.st!.table)));
     const drained = await this.drain(retired, opts.drainTimeoutMs ?? this.limits.drainTimeoutMs);
     for (const [app, n] of retired) this.draining.get(app)?.delete(n);

@@ -146,6 +146,18 @@ describe('haproxy plane process', () => {
     expect(await workerPid()).not.toBe(worker);
     expect(nameOf((await request(port, 'other.paas.test')).body)).toBe('one');
 
+    // Two apps switching at once: each change is made on the table the other left.
+    await Promise.all([
+      second.switch('app', [{ host: '127.0.0.1', port: one.port }]),
+      second.switch('other', [{ host: '127.0.0.1', port: two.port }]),
+    ]);
+    expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('one');
+    expect(nameOf((await request(port, 'other.paas.test')).body)).toBe('two');
+    await Promise.all([
+      second.switch('app', [{ host: '127.0.0.1', port: two.port }]),
+      second.switch('other', [{ host: '127.0.0.1', port: one.port }]),
+    ]);
+
     // kill -9 of the master: its worker follows it out; the next start serves the persisted
     // table before anyone publishes one.
     process.kill(master, 'SIGKILL');
