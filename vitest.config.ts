@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
+// The router's contract suite: run once per data plane (src/router/data-plane.ts).
+const ROUTER_CONTRACT = ['src/router/{routing,streaming,switch,guard}.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     // Container, network and cgroup tests share host-wide resources (the bridge, cgroup
     // roots); running files one at a time keeps them deterministic on a 2-core box.
     fileParallelism: false,
@@ -11,5 +13,19 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 300_000,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: { name: 'node', include: ['src/**/*.test.ts', 'test/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'haproxy',
+          include: ROUTER_CONTRACT,
+          env: { PAAS_ROUTER_PLANE: 'haproxy' },
+        },
+      },
+    ],
   },
 });

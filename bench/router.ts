@@ -1,21 +1,18 @@
-// Router benchmark: the same tiny upstream measured direct, through nginx and through the
-// paas router, in one run on loopback (MEASURED.md: only same-run ratios hold).
+// Router benchmark: the same tiny upstream measured direct, through nginx and through each
+// paas data plane (node, haproxy), in one run on loopback (MEASURED.md: only same-run ratios
+// hold). Two rows per path: kept-alive client connections, and a new connection per request
+// (`Connection: close`).
 //   node bench/router.ts   [env: BENCH_SECONDS=10 BENCH_WORKERS=<cores> BENCH_CONNECTIONS=32 BENCH_ROUNDS=1]
-// With BENCH_ROUNDS=n each path is measured n times, interleaved (direct, nginx, paas, direct,
-// …), and the median round is shown: on a shared box that keeps drift out of the ratio.
+// With BENCH_ROUNDS=n each path is measured n times, interleaved (direct, nginx, node, …),
+// and the median round is shown: on a shared box that keeps drift out of the ratio.
 // nginx gets the same worker count, upstream keepalive, and a buffered access log like
 // the router's (the router always logs each request).
-// HTTPS rows: both terminate TLS for the same upstream with the same certificate (ECDSA
-// P-256), protocols (TLS 1.2+) and cipher list: once over keep-alive connections, once with
-// `Connection: close` so every request is a new TCP connection and a full handshake (its
-// rps is handshakes per second).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureRouterRunning } from '../src/router/index.ts';
-import { TLS_CIPHERS } from '../src/router/certs.ts';
+import { createDataPlane, PLANE_KINDS, type DataPlane } from '../src/router/index.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? availableParallelism());
@@ -83,9 +80,7 @@ function ms(v: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
 }
 
-type Target = { name: string; port: number; tls?: boolean; close?: boolean };
-
-function wrk(t: Target, seconds: number, name = t.name): Result {
+function wrk(name: string, port: number, seconds: number, close = false): Result {
   // wrk stops by itself after -d; --timeout bounds any single request.
   const out = execFileSync(
     'wrk',
@@ -98,8 +93,8 @@ function wrk(t: Target, seconds: number, name = t.name): Result {
       '--latency',
       '-H',
       `Host: ${HOST}`,
-      ...(t.close ? ['-H', 'Connection: close'] : []),
-      `${t.tls ? 'https' : 'http'}://127.0.0.1:${t.port}/`,
+      ...(close ? ['-H', 'Connection: close'] : []),
+      `http://127.0.0.1:${port}/`,
     ],
     { encoding: 'utf8', timeout: (seconds + 30) * 1000 },
   );
@@ -116,35 +111,9 @@ function wrk(t: Target, seconds: number, name = t.name): Result {
 async function main(): Promise<void> {
   const children: ChildProcess[] = [];
   const tmp = mkdtempSync(join(tmpdir(), 'paas-bench-router-'));
-  let routerPid: number | undefined;
+  const planes: DataPlane[] = [];
   try {
     const upstream = await startUpstream(children);
-    // One certificate for both: the default for *.paas.test (wrk sends the IP as SNI, so
-    // the router serves it as its default, nginx as its only one).
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=*.paas.test',
-        '-addext',
-        'subjectAltName=DNS:*.paas.test',
-        '-keyout',
-        join(tmp, 'tls.key'),
-        '-out',
-        join(tmp, 'tls.crt'),
-      ],
-      { stdio: 'ignore' },
-    );
-    const nginxTls = await freePort();
 
     const nginxPort = await freePort();
     writeFileSync(
@@ -169,107 +138,73 @@ http {
       proxy_set_header X-Forwarded-Proto $scheme;
     }
   }
-  server {
-    listen 127.0.0.1:${nginxTls} ssl http2;
-    ssl_certificate ${tmp}/tls.crt;
-    ssl_certificate_key ${tmp}/tls.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    ssl_ciphers ${TLS_CIPHERS};
-    ssl_prefer_server_ciphers on;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }
-  }
 }
 `,
     );
     children.push(spawn('nginx', ['-c', join(tmp, 'nginx.conf'), '-p', tmp], { stdio: 'inherit' }));
     await waitPort(nginxPort);
 
-    const paasPort = await freePort();
-    const paasTls = await freePort();
-    const { client, pid } = await ensureRouterRunning({
-      dataDir: join(tmp, 'data'),
-      httpPort: paasPort,
-      httpsPort: paasTls,
-      host: '127.0.0.1',
-      domain: 'paas.test',
-      workers: WORKERS,
-      timeoutMs: 60_000, // a loaded box can take longer than the default 15 s to start workers
-    });
-    routerPid = pid;
-    await client.setRoutes({
+    const table = {
       domain: 'paas.test',
       apps: { bench: { domains: [], backends: [{ host: '127.0.0.1', port: upstream }] } },
-    });
-    await client.setCerts({
-      hosts: {},
-      default: {
-        cert: readFileSync(join(tmp, 'tls.crt'), 'utf8'),
-        key: readFileSync(join(tmp, 'tls.key'), 'utf8'),
-        names: ['*.paas.test'],
-      },
-    });
-    client.close();
-
-    const targets: Target[] = [
-      { name: 'direct', port: upstream },
-      { name: 'nginx', port: nginxPort },
-      { name: 'paas', port: paasPort },
-      { name: 'nginx-tls', port: nginxTls, tls: true },
-      { name: 'paas-tls', port: paasTls, tls: true },
-      { name: 'nginx-hs', port: nginxTls, tls: true, close: true },
-      { name: 'paas-hs', port: paasTls, tls: true, close: true },
+    };
+    const targets: [string, number][] = [
+      ['direct', upstream],
+      ['nginx', nginxPort],
     ];
-    for (const t of targets) wrk(t, 3, 'warm-up'); // JIT, keep-alive pools
-    const runs: Result[][] = targets.map(() => []);
-    for (let r = 0; r < ROUNDS; r++) targets.forEach((t, i) => runs[i]!.push(wrk(t, SECONDS)));
-    const median = (xs: Result[]): Result =>
-      [...xs].sort((x, y) => x.rps - y.rps)[Math.floor(xs.length / 2)]!;
-    const results = runs.map(median);
-
-    console.log(
-      `wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${WORKERS} worker(s) for nginx and paas, loopback, ${ROUNDS} round(s)`,
-    );
-    if (ROUNDS > 1)
-      for (const [i, { name }] of targets.entries())
-        console.log(`  ${name} rps by round: ${runs[i]!.map((r) => r.rps.toFixed(0)).join(' ')}`);
-    console.log('path        rps       p50 ms   p99 ms   errors');
-    for (const r of results) {
-      console.log(
-        `${r.name.padEnd(10)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${r.errors || '-'}`,
-      );
+    for (const kind of PLANE_KINDS) {
+      const port = await freePort();
+      const plane = createDataPlane(kind, {
+        dataDir: join(tmp, kind),
+        httpPort: port,
+        host: '127.0.0.1',
+        domain: 'paas.test',
+        workers: WORKERS,
+      });
+      planes.push(plane);
+      await plane.connect();
+      await plane.setRoutes(table);
+      targets.push([kind, port]);
     }
-    const [direct, nginx, paas, nginxTlsR, paasTlsR, nginxHs, paasHs] = results as Result[] as [
-      Result,
-      Result,
-      Result,
-      Result,
-      Result,
-      Result,
-      Result,
-    ];
-    console.log(`paas/nginx throughput: ${(paas.rps / nginx.rps).toFixed(2)}x`);
-    console.log(`paas/nginx over TLS (keep-alive): ${(paasTlsR.rps / nginxTlsR.rps).toFixed(2)}x`);
+
+    for (const [, port] of targets) wrk('warm-up', port, 3); // JIT, keep-alive pools
+    const rows: { mode: string; results: Result[] }[] = [];
+    for (const [mode, close] of [
+      ['keep-alive', false],
+      ['new connection per request', true],
+    ] as const) {
+      const runs: Result[][] = targets.map(() => []);
+      for (let r = 0; r < ROUNDS; r++)
+        targets.forEach(([name, port], i) => runs[i]!.push(wrk(name, port, SECONDS, close)));
+      const median = (xs: Result[]): Result =>
+        [...xs].sort((x, y) => x.rps - y.rps)[Math.floor(xs.length / 2)]!;
+      rows.push({ mode, results: runs.map(median) });
+      if (ROUNDS > 1)
+        for (const [i, [name]] of targets.entries())
+          console.log(
+            `  ${mode}: ${name} rps by round: ${runs[i]!.map((x) => x.rps.toFixed(0)).join(' ')}`,
+          );
+    }
+
     console.log(
-      `handshakes/s (Connection: close): paas ${paasHs.rps.toFixed(0)}, nginx ${nginxHs.rps.toFixed(0)}, ${(paasHs.rps / nginxHs.rps).toFixed(2)}x`,
+      `wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${WORKERS} worker(s)/thread(s) for nginx and each plane, loopback, ${ROUNDS} round(s)`,
     );
-    console.log(
-      `added p99 vs direct: paas +${(paas.p99 - direct.p99).toFixed(2)} ms, nginx +${(nginx.p99 - direct.p99).toFixed(2)} ms`,
-    );
-  } finally {
-    if (routerPid !== undefined) {
-      try {
-        process.kill(routerPid, 'SIGTERM');
-      } catch {
-        // Already gone.
+    for (const { mode, results } of rows) {
+      console.log(`\n${mode}`);
+      console.log('path      rps       p50 ms   p99 ms   vs nginx rps / p99   errors');
+      const nginx = results[1]!;
+      for (const r of results) {
+        const vs =
+          r.name === 'direct' || r.name === 'nginx'
+            ? '-'
+            : `${(r.rps / nginx.rps).toFixed(2)}x / ${(r.p99 / nginx.p99).toFixed(2)}x`;
+        console.log(
+          `${r.name.padEnd(8)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(6)}   ${r.p99.toFixed(2).padStart(6)}   ${vs.padEnd(19)}  ${r.errors || '-'}`,
+        );
       }
     }
+  } finally {
+    for (const p of planes) await p.stop().catch(() => {});
     for (const c of children) c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
     rmSync(tmp, { recursive: true, force: true });

@@ -111,14 +111,16 @@ if [ "$UNINSTALL" = 1 ]; then
   use_node
   # The router and the app containers outlive the daemon by design; uninstall ends them,
   # through the runtime itself (shims, cgroups, netns, overlay mounts and IP leases).
-  if [ -f "$DATA_DIR/router/router.pid" ]; then
-    rpid=$(cat "$DATA_DIR/router/router.pid")
+  # Either data plane: the node router, or haproxy's master (its worker follows it).
+  for pidfile in "$DATA_DIR/router/router.pid" "$DATA_DIR/router/haproxy/haproxy.pid"; do
+    [ -f "$pidfile" ] || continue
+    rpid=$(cat "$pidfile")
     if [[ "$rpid" =~ ^[0-9]+$ ]] && kill -0 "$rpid" 2>/dev/null; then
       kill -TERM "$rpid"
       for _ in $(seq 1 50); do kill -0 "$rpid" 2>/dev/null || break; sleep 0.1; done
       kill -KILL "$rpid" 2>/dev/null || true
     fi
-  fi
+  done
   PAAS_DATA_DIR=$DATA_DIR PAAS_RUNTIME=$RUNTIME node --disable-warning=ExperimentalWarning --input-type=module -e "
     const { createRuntime } = await import('$PAAS_SRC/src/runtime/index.ts');
     const rt = createRuntime(process.env.PAAS_RUNTIME, { dataDir: process.env.PAAS_DATA_DIR });
@@ -144,7 +146,10 @@ fi
 
 echo "== packages"
 apt_ensure ca-certificates curl git make gcc libc6-dev libseccomp-dev pkg-config iproute2 nftables iptables \
-  runc busybox-static debootstrap attr openssl
+  runc busybox-static debootstrap attr openssl haproxy
+# paas runs its own haproxy (`--router haproxy`, one per data dir); Debian's unit would only
+# hold an idle copy in memory.
+if has_systemd; then systemctl disable --now haproxy.service 2>/dev/null || true; fi
 use_node
 echo "== npm dependencies"
 npm_ensure

@@ -64,7 +64,13 @@ describe('paas CLI entry', () => {
     [['router', '--workers', '0'], 'router: --workers "0" must be a whole number in 1..64'],
     [['daemon', '--api-port', 'x'], 'daemon: --api-port "x" must be a whole number in 0..65535'],
     [['daemon', '--scheduler', 'nomad'], 'unknown scheduler "nomad": use one of local, swarm'],
-  ])('refuses bad numeric flags: %j', (args, message) => {
+    // No silent fallback to the default plane.
+    [['daemon', '--router', 'nginx'], 'unknown data plane "nginx": expected one of node, haproxy'],
+    [
+      ['daemon', '--router', 'node', '--data-plane', 'haproxy'],
+      'daemon: --router and --data-plane name different planes',
+    ],
+  ])('refuses bad numeric flags, unknown schedulers and planes: %j', (args, message) => {
     const r = spawnSync(PAAS, args, { encoding: 'utf8' });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(message);

@@ -17,7 +17,7 @@ import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/ind
 import { DEFAULT_RETENTION_BYTES, LogCollector, LogStore } from '../logs/index.ts';
 import { openStore } from '../registry/index.ts';
 import { createRegistryHandler } from '../registry/server.ts';
-import { accessLogPath } from '../router/index.ts';
+import { createDataPlane } from '../router/index.ts';
 import { createRuntime, Network } from '../runtime/index.ts';
 import type { SchedulerName } from '../scheduler/index.ts';
 import { createApi } from './api.ts';
@@ -38,6 +38,8 @@ export interface DaemonOptions {
   runtime: string;
   /** Where app processes run (src/scheduler); default local, our runtime on this box. */
   scheduler?: SchedulerName;
+  /** Data plane: `node` or `haproxy` (src/router/data-plane.ts); default DEFAULT_ROUTER. */
+  router?: string;
   /** Largest git push accepted, bytes: the pack and the commit's files (default 1 GiB). */
   maxPushBytes?: number;
   /** RUN step limits and disk budget of builds (default defaultBuildLimits()). */
@@ -65,6 +67,9 @@ export { parseBuildLimits } from '../builder/index.ts';
 
 export const DEFAULT_MAX_PUSH_BYTES = 1024 ** 3;
 
+/** The data plane when `--router` is not given (README: Performance, "data plane"). */
+export const DEFAULT_ROUTER = 'node';
+
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // The Swarm backend (src/scheduler/swarm) is not wired into the pipeline yet: refusing it
   // is better than deploying on our runtime while the operator asked for Swarm.
@@ -88,25 +93,27 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     dir: join(opts.dataDir, 'logs', 'apps'),
     retentionBytes: opts.logRetentionBytes ?? DEFAULT_RETENTION_BYTES,
   });
-  const collector = new LogCollector(logs, { routerAccessLog: accessLogPath(opts.dataDir) });
-  const certs = new CertStore({ dataDir: opts.dataDir, domain: opts.domain });
-  const router = new RouterLink({
+  const plane = createDataPlane(opts.router ?? DEFAULT_ROUTER, {
     dataDir: opts.dataDir,
     httpPort: opts.httpPort,
     httpsPort: opts.httpsPort,
     domain: opts.domain,
+  });
+  const collector = new LogCollector(logs, { routerAccessLog: plane.accessLogPath });
+  const certs = new CertStore({ dataDir: opts.dataDir, domain: opts.domain });
+  const router = new RouterLink(plane, {
     certs: () => certs.routerCerts(),
     https: (app) => certs.https(app),
   });
   certs.publish = (set) => router.setCerts(set);
   const r = await router.connect();
   log.info(
-    `router ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}` +
+    `router (${plane.kind}) ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}` +
       (r.httpsPort !== undefined ? `, https port ${r.httpsPort}` : ''),
   );
   if (r.httpsPort === undefined && opts.httpsPort !== undefined)
     log.warn(
-      'the adopted router has no HTTPS listener (started before --https-port): certificates are kept and served once it restarts',
+      `the ${plane.kind} data plane has no HTTPS listener (adopted from before --https-port, or a plane without HTTPS yet): certificates are kept and served once it has one`,
     );
 
   const deps = withSupervisor({

@@ -14,6 +14,7 @@ import { Agent, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCa, type TestLeaf } from '../../test/helpers/certs.ts';
 import type { RouterCerts } from './certs.ts';
+import type { NodePlane } from './node-plane.ts';
 import {
   request,
   testRouter,
@@ -273,7 +274,7 @@ describe('certificates by SNI', () => {
     bad.hosts['alpha.example.com'] = { cert: leaves.alpha.chain, key: leaves.gamma.key };
     await expect(router.client.setCerts(bad)).rejects.toMatchObject({ code: 'InvalidArgument' });
     expect(await handshake('alpha.example.com')).toMatchObject({ cn: 'alpha.example.com' });
-    expect(await router.client.certs()).toEqual({
+    expect(await (router.client as NodePlane).certs()).toEqual({
       hosts: [
         '*.beta.example.com',
         'alpha.example.com',

@@ -1,6 +1,7 @@
 // The router's public surface (ARCHITECTURE.md: the front door that outlives the daemon).
-// `runRouter` is the `paas router` process; the daemon uses `ensureRouterRunning` and
-// `RouterClient`; everything else in this folder is private.
+// `runRouter` is the `paas router` process; the daemon picks a `DataPlane` with
+// `createDataPlane` (node: `ensureRouterRunning`/`RouterClient` underneath; haproxy);
+// everything else in this folder is private.
 export { runRouter, type RouterOptions, type RouterStats, type PingReply } from './router.ts';
 export {
   RouterClient,
@@ -13,3 +14,13 @@ export { accessLogPath } from './access-log.ts';
 export { DEFAULT_LIMITS, listenerOptions, type Limits } from './limits.ts';
 export { LOGIN_COOKIE, SESSION_COOKIE } from './headers.ts';
 export { parseRouterCerts, NO_CERTS, type RouterCerts, type RouterCert } from './certs.ts';
+export {
+  PLANE_KINDS,
+  parsePlaneKind,
+  type DataPlane,
+  type PlaneKind,
+  type PlaneConfig,
+  type PlaneHealth,
+  type BackendLoad,
+} from './data-plane.ts';
+export { createDataPlane } from './select.ts';

@@ -1,5 +1,6 @@
-// A worker plane (one process of the node data plane): the HTTP (and optional HTTPS) listeners of one process, its live route
-// table and its access log. The router runs one per worker; tests may run one in-process.
+// A worker plane (one process of the node data plane): the HTTP (and optional HTTPS)
+// listeners of one process, its live route table and its access log. The router runs one
+// per worker; tests may run one in-process.
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';

@@ -10,7 +10,15 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessLogPath } from './access-log.ts';
-import { request, testRouter, until, upstream, type TestRouter, type Upstream } from './testing.ts';
+import {
+  gap,
+  request,
+  testRouter,
+  until,
+  upstream,
+  type TestRouter,
+  type Upstream,
+} from './testing.ts';
 
 let router: TestRouter;
 let web: Upstream;
@@ -95,22 +103,29 @@ describe('host routing', () => {
     expect(nameOf(r.body)).toBe(app);
   });
 
-  it('routes an absolute-form request by its target, and sends it upstream in origin-form', async () => {
-    const r = await request(router.port, 'nope.paas.test', {
-      path: 'http://www.example.com/abs?x=1',
-    });
-    expect(r.status).toBe(200);
-    const seen = JSON.parse(r.body) as {
-      name: string;
-      url: string;
-      headers: Record<string, string>;
-    };
-    expect(seen).toMatchObject({ name: 'web', url: '/abs?x=1' });
-    expect(seen.headers.host).toBe('www.example.com');
-    expect(
-      (await request(router.port, 'web.paas.test', { path: '*', method: 'OPTIONS' })).status,
-    ).toBe(400);
-  });
+  const absolute = gap(
+    'haproxy',
+    'haproxy answers 400 when an absolute-form target names another host than the Host header',
+  );
+  it.skipIf(absolute.skip)(
+    `routes an absolute-form request by its target, and sends it upstream in origin-form${absolute.why}`,
+    async () => {
+      const r = await request(router.port, 'nope.paas.test', {
+        path: 'http://www.example.com/abs?x=1',
+      });
+      expect(r.status).toBe(200);
+      const seen = JSON.parse(r.body) as {
+        name: string;
+        url: string;
+        headers: Record<string, string>;
+      };
+      expect(seen).toMatchObject({ name: 'web', url: '/abs?x=1' });
+      expect(seen.headers.host).toBe('www.example.com');
+      expect(
+        (await request(router.port, 'web.paas.test', { path: '*', method: 'OPTIONS' })).status,
+      ).toBe(400);
+    },
+  );
 
   it('answers 404 for an unknown host, and for the wildcard parent itself', async () => {
     for (const host of ['nope.paas.test', 'example.org', 'www.example.net', '127.0.0.1']) {
@@ -253,6 +268,13 @@ describe('forwarding', () => {
       expect(r.status).toBe(200);
     }
     expect(api.seen.length - before).toBe(10);
+  });
+
+  const replay = gap(
+    'haproxy',
+    'haproxy retries a refused connect for every method (its `retries` is per backend)',
+  );
+  it.skipIf(replay.skip)(`does not replay a POST whose connect failed${replay.why}`, async () => {
     // A POST with a body is not replayed: some of them land on the dead backend and get 502.
     const statuses = new Set<number>();
     for (let i = 0; i < 10; i++)

@@ -1,13 +1,30 @@
 // Test fixtures for the router's tests: real upstream servers on loopback ephemeral ports,
-// a router on an ephemeral port with its own data dir, and a plain request helper.
+// a data plane on an ephemeral port with its own data dir, and a plain request helper.
+// The contract suite (routing/streaming/switch/guard tests) runs on the plane named by
+// PAAS_ROUTER_PLANE (node by default); vitest.config.ts runs it once per plane.
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RouterClient } from './client.ts';
-import { startRouter, type RouterHandle, type RouterOptions } from './router.ts';
+import { parsePlaneKind, type DataPlane, type PlaneKind } from './data-plane.ts';
+import { HaproxyPlane } from './haproxy/plane.ts';
+import { NodePlane } from './node-plane.ts';
+import { startRouter, type RouterOptions } from './router.ts';
+
+/** The plane this run of the contract suite is about. */
+export const PLANE: PlaneKind = parsePlaneKind(process.env.PAAS_ROUTER_PLANE ?? 'node');
+
+/**
+ * A contract case this plane cannot meet yet: skipped on it, with the reason in the test's
+ * name, so the gap shows in every run instead of a weaker assertion.
+ */
+export function gap(plane: PlaneKind, reason: string): { skip: boolean; why: string } {
+  return PLANE === plane
+    ? { skip: true, why: ` [${plane} gap: ${reason}]` }
+    : { skip: false, why: '' };
+}
 
 export interface Upstream {
   port: number;
@@ -59,35 +76,58 @@ export async function upstream(name: string, handler: UpstreamHandler = hello): 
 }
 
 export interface TestRouter {
-  handle: RouterHandle;
-  client: RouterClient;
+  handle: { httpPort: number; httpsPort: number | undefined };
+  client: DataPlane;
   dataDir: string;
   port: number;
   close(): Promise<void>;
 }
 
+/** A data plane of kind PLANE: node in this process (one worker), haproxy detached. */
 export async function testRouter(opts: Partial<RouterOptions> = {}): Promise<TestRouter> {
   const dataDir = mkdtempSync(join(tmpdir(), 'paas-router-test-'));
-  const handle = await startRouter({
+  const cfg = {
     dataDir,
     httpPort: 0,
     host: '127.0.0.1',
     domain: 'paas.test',
     workers: 1,
     ...opts,
-  });
-  const client = await RouterClient.connect(dataDir);
-  return {
-    handle,
-    client,
-    dataDir,
-    port: handle.httpPort,
-    async close() {
-      client.close();
-      await handle.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
   };
+  try {
+    if (PLANE === 'haproxy') {
+      const plane = new HaproxyPlane(cfg);
+      await plane.connect();
+      const health = await plane.health();
+      return {
+        handle: { httpPort: health.httpPort, httpsPort: health.httpsPort },
+        client: plane,
+        dataDir,
+        port: health.httpPort,
+        async close() {
+          await plane.stop();
+          rmSync(dataDir, { recursive: true, force: true });
+        },
+      };
+    }
+    const handle = await startRouter(cfg);
+    const client = new NodePlane({ ...cfg, httpPort: handle.httpPort });
+    await client.connect();
+    return {
+      handle,
+      client,
+      dataDir,
+      port: handle.httpPort,
+      async close() {
+        client.close();
+        await handle.close();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 export interface Reply {

@@ -89,6 +89,8 @@ export async function startPaas(
         'native',
       ];
       if (opts.maxPushSize !== undefined) args.push('--max-push-size', opts.maxPushSize);
+      // The data plane under test (PAAS_E2E_ROUTER=haproxy runs an e2e file on haproxy).
+      if (process.env.PAAS_E2E_ROUTER) args.push('--router', process.env.PAAS_E2E_ROUTER);
       args.push(...(opts.daemonArgs ?? []));
       p.daemon = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       p.daemon.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -126,12 +128,13 @@ export async function startPaas(
     async cleanup() {
       await p.stop();
       // The router and the app containers outlive the daemon by design: stop them here.
-      try {
-        const pid = Number(readFileSync(join(dataDir, 'router', 'router.pid'), 'utf8'));
-        if (pid > 0) process.kill(pid, 'SIGTERM');
-      } catch {
-        // not running
-      }
+      for (const pidFile of ['router.pid', 'haproxy/haproxy.pid'])
+        try {
+          const pid = Number(readFileSync(join(dataDir, 'router', pidFile), 'utf8'));
+          if (pid > 0) process.kill(pid, 'SIGTERM');
+        } catch {
+          // not running
+        }
       const rt = createRuntime('native', { dataDir });
       for (const c of await rt.list())
         await rt.remove(c.id, { force: true }).catch(() => undefined);

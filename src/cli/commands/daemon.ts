@@ -50,6 +50,9 @@ export async function run(_name: string, args: string[]): Promise<number> {
       domain: { type: 'string', default: 'localhost' },
       runtime: { type: 'string', default: 'native' },
       scheduler: { type: 'string', default: 'local' },
+      // The data plane (node | haproxy); --data-plane is the same flag.
+      router: { type: 'string' },
+      'data-plane': { type: 'string' },
       'max-push-size': { type: 'string', default: '1g' },
       // Build limits (src/builder/limits.ts has the defaults and why).
       'build-memory': { type: 'string' },
@@ -71,7 +74,15 @@ export async function run(_name: string, args: string[]): Promise<number> {
     throw new InvalidArgument('daemon: --tls-cert and --tls-key go together');
   // Before anything starts: an unknown scheduler is refused, never defaulted.
   const scheduler = parseSchedulerName(values.scheduler);
-  const { startDaemon, parseBuildLimits } = await import('../../daemon/index.ts');
+  const { startDaemon, parseBuildLimits, DEFAULT_ROUTER } = await import('../../daemon/index.ts');
+  const { parsePlaneKind } = await import('../../router/index.ts');
+  if (
+    values.router !== undefined &&
+    values['data-plane'] !== undefined &&
+    values.router !== values['data-plane']
+  )
+    throw new InvalidArgument('daemon: --router and --data-plane name different planes');
+  const router = parsePlaneKind(values.router ?? values['data-plane'] ?? DEFAULT_ROUTER);
   const daemon = await startDaemon({
     dataDir: values['data-dir'],
     apiPort: int('api-port', values['api-port'], 0, 65535),
@@ -82,6 +93,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
     domain: values.domain,
     runtime: values.runtime,
     scheduler,
+    router,
     maxPushBytes: bytes('max-push-size', values['max-push-size']),
     logRetentionBytes: bytes('log-retention', values['log-retention']),
     buildLimits: parseBuildLimits({

@@ -1,0 +1,96 @@
+// The data plane behind the front door (ARCHITECTURE.md: "The front door outlives the
+// daemon"): what the control plane (the daemon) needs from whatever forwards the requests.
+// Two planes implement it and pass one contract suite (routing/streaming/switch/guard tests,
+// run once per plane): `node` (our own router process, node-plane.ts) and `haproxy`
+// (Debian's haproxy driven over its runtime socket, haproxy/plane.ts). Drain accounting,
+// certificates and the route table are the control plane's; the plane forwards.
+import { InvalidArgument } from '../errors/index.ts';
+import type { Limits } from './limits.ts';
+import type { RouterCerts } from './certs.ts';
+import type { Backend, RouteTable } from './table.ts';
+
+export const PLANE_KINDS = ['node', 'haproxy'] as const;
+export type PlaneKind = (typeof PLANE_KINDS)[number];
+
+/** `--router`'s validator: an unknown plane fails loudly instead of falling back. */
+export function parsePlaneKind(raw: unknown): PlaneKind {
+  if (typeof raw === 'string' && (PLANE_KINDS as readonly string[]).includes(raw))
+    return raw as PlaneKind;
+  throw new InvalidArgument(
+    `unknown data plane ${JSON.stringify(raw)}: expected one of ${PLANE_KINDS.join(', ')}`,
+    { plane: String(raw) },
+  );
+}
+
+export interface PlaneConfig {
+  dataDir: string;
+  httpPort: number;
+  httpsPort?: number;
+  host?: string;
+  /** Platform domain for the empty table of a first start; a persisted table keeps its own. */
+  domain: string;
+  /** node: router worker processes (default one per core). haproxy: threads. */
+  workers?: number;
+  limits?: Partial<Limits>;
+}
+
+export interface SwitchOptions {
+  /** Give up waiting for the old backends after this long (default: the plane's, 30 s). */
+  drainTimeoutMs?: number;
+}
+
+/** One backend of one app as the plane sees it now: drain waits for `inflight` to reach 0. */
+export interface BackendLoad {
+  app: string;
+  upstream: string;
+  id?: string;
+  /** Requests and upgraded connections in flight. */
+  inflight: number;
+  /** Requests served so far. */
+  requests: number;
+  /** Still in the table (false: retired, draining). */
+  active: boolean;
+}
+
+export interface PlaneHealth {
+  kind: PlaneKind;
+  pid: number;
+  httpPort: number;
+  httpsPort: number | undefined;
+  uptimeMs: number;
+  /** Processes (node) or threads (haproxy) serving. */
+  workers: number;
+}
+
+export interface DataPlane {
+  readonly kind: PlaneKind;
+  /** Where the plane appends one JSON line per request (access-log.ts's format). */
+  readonly accessLogPath: string;
+  /**
+   * Start the plane detached if it does not answer, else adopt the one already running
+   * (a previous daemon's): it keeps serving its last table on its own.
+   */
+  connect(): Promise<{ started: boolean; pid: number }>;
+  /** Publish the whole table. Resolves once backends that left it have drained. */
+  setRoutes(table: RouteTable, opts?: SwitchOptions): Promise<{ drained: boolean }>;
+  /**
+   * Point `app` at `backends`. Resolves when the backends it no longer uses have no request
+   * or upgraded connection in flight (`drained: true`), or at the drain timeout (`false`).
+   */
+  switch(app: string, backends: Backend[], opts?: SwitchOptions): Promise<{ drained: boolean }>;
+  routes(): Promise<RouteTable>;
+  /** Per-backend in-flight counts (what a drain waits on). */
+  load(): Promise<BackendLoad[]>;
+  health(): Promise<PlaneHealth>;
+  /**
+   * Replace the whole certificate set served on the HTTPS port (certs.ts: per host, the
+   * wildcards and the operator's default); new handshakes get it, open connections keep
+   * theirs. The plane re-sends the last set to a plane process it (re)connects to. A plane
+   * that cannot serve HTTPS yet throws Unsupported.
+   */
+  setCerts(certs: RouterCerts): Promise<void>;
+  /** Let go of the plane; it keeps serving. */
+  close(): void;
+  /** Stop the plane process itself (drains first). */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,256 @@
+// haproxy.cfg from the route table. Everything a deploy changes (server addresses, their
+// ready/maint state, host maps) is in slots and maps the runtime socket can change, so only
+// a new app, more slots than an app has, or a changed limit needs a (seamless) reload.
+import type { Limits } from '../limits.ts';
+import { DEFAULT_MAX_BODY_BYTES } from '../state.ts';
+import type { RouteTable } from '../table.ts';
+
+/** One server line of an app's backend: a slot a backend process is put in at run time. */
+export interface Slot {
+  /** 1-based, `s<n>` in the config. */
+  n: number;
+  host: string;
+  port: number;
+  id?: string;
+  /** In the table (ready); false: retired (maint), draining or free. */
+  active: boolean;
+}
+
+export interface HaproxyPaths {
+  dir: string;
+  cfg: string;
+  master: string;
+  admin: string;
+  pid: string;
+  exact: string;
+  wild: string;
+  pages: string;
+  lua: string;
+  state: string;
+  log: string;
+}
+
+export interface ConfigInput {
+  table: RouteTable;
+  slots: Record<string, Slot[]>;
+  paths: HaproxyPaths;
+  host: string;
+  httpPort: number;
+  limits: Limits;
+  threads: number;
+}
+
+/** The backend of an app: app names are [a-z0-9-], so the prefix keeps them apart from ours. */
+export const backendName = (app: string): string => `app_${app}`;
+
+// Statuses whose pages are ours (pages.ts). 502 shares the 503 page file: haproxy answers a
+// refused connect with 503, turned into 502 below when the app has servers at all.
+// haproxy cannot answer 431 (a head past tune.bufsize is a 400): no page for it.
+export const PAGE_STATUSES = [400, 404, 408, 413, 502, 503, 504] as const;
+
+const ms = (v: number): string => `${Math.max(1, Math.round(v))}ms`;
+
+// The request id rule of headers.ts (REQUEST_ID), as a PCRE.
+const REQUEST_ID_RE = "'^[A-Za-z0-9._:+/=@-]{8,128}$'";
+// isHostname (apps/validate.ts) after lower-casing, minus the port and a trailing dot, or an
+// IPv6 literal: a host the node plane would accept.
+const HOST_RE =
+  "'^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)([.][a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$|^\\[[0-9a-f:.]+\\]$'";
+
+export function renderConfig(c: ConfigInput): string {
+  const { paths, limits } = c;
+  const L: string[] = [];
+  L.push(
+    'global',
+    '  master-worker',
+    `  pidfile ${paths.pid}`,
+    `  stats socket ${paths.admin} mode 600 level admin expose-fd listeners`,
+    '  stats timeout 1m',
+    // Access lines on stdout, which is the access log file (opened O_APPEND by the daemon).
+    // Requests are logged at `err` (set-log-level, log-separate-errors) and the target keeps
+    // `err` and above: haproxy's own warnings ("Proxy http stopped" on a reload) stay out
+    // of a file that holds one JSON line per request and nothing else.
+    '  log stdout format raw local0 err',
+    `  nbthread ${c.threads}`,
+    `  lua-load ${paths.lua}`,
+    // A head past maxHeaderBytes does not fit the buffer (less the rewrite reserve): 400.
+    `  tune.bufsize ${limits.maxHeaderBytes + 1024}`,
+    `  tune.maxrewrite 1024`,
+    // A reload's old worker finishes what it serves, as a drain would, then goes.
+    `  hard-stop-after ${ms(limits.drainTimeoutMs + 5000)}`,
+    '',
+    'defaults',
+    '  mode http',
+    '  log global',
+    '  option dontlognull',
+    '  option log-separate-errors',
+    // A reload's old worker answers the next request on each kept-alive connection with
+    // `connection: close` instead of closing idle ones under a client about to send.
+    '  option idle-close-on-response',
+    `  timeout connect ${ms(limits.connectTimeoutMs)}`,
+    `  timeout client ${ms(limits.bodyTimeoutMs)}`,
+    `  timeout server ${ms(limits.upstreamTimeoutMs)}`,
+    `  timeout http-request ${ms(limits.headersTimeoutMs)}`,
+    `  timeout http-keep-alive ${ms(limits.keepAliveTimeoutMs)}`,
+    '  timeout tunnel 1h',
+    '  timeout client-fin 5s',
+    '  retries 1',
+    '  option redispatch 1',
+    '  retry-on conn-failure empty-response',
+    '  option forwardfor',
+    '  balance roundrobin',
+    // One JSON line per request in access-log.ts's shape (pino's level 30 = info).
+    `  log-format '${logFormat()}'`,
+    ...PAGE_STATUSES.filter((s) => s !== 502).map(
+      (s) =>
+        `  http-error status ${s} content-type "text/html; charset=utf-8" lf-file ${paths.pages}/${s}.lf hdr x-paas-page 1`,
+    ),
+    '',
+    'frontend http',
+    `  bind ${c.host}:${c.httpPort}`,
+    '  http-request set-log-level err',
+    // Request id: a valid incoming one is kept, else a new UUID.
+    `  http-request set-var(txn.rid) req.fhdr(x-request-id) if { req.hdr_cnt(x-request-id) eq 1 } { req.fhdr(x-request-id) -m reg ${REQUEST_ID_RE} }`,
+    '  http-request set-var(txn.rid) uuid(4) unless { var(txn.rid) -m found }',
+    '  http-request set-header x-request-id %[var(txn.rid)]',
+    // pages.ts wantsJson: JSON when the client asks for JSON and not for HTML.
+    '  http-request set-var(txn.fmt) str(json) if { req.fhdr(accept) -m sub json } !{ req.fhdr(accept) -m sub text/html }',
+    '  http-request set-var(txn.fmt) str(html) unless { var(txn.fmt) -m found }',
+    '  http-request set-var(txn.pk) var(txn.fmt)',
+    '  http-request deny deny_status 400 unless { req.hdr_cnt(host) eq 1 }',
+    "  http-request deny deny_status 400 if { url -m str '*' }",
+    // The common case costs no regex: the port is cut by field(), and a host found in the
+    // maps is valid by construction; only a miss is checked (400 if malformed, else 404).
+    "  http-request deny deny_status 400 if { req.hdr(host) -m sub : } !{ req.hdr(host) -m beg [ } !{ req.hdr(host) -m reg '^[^:]*:[0-9]{1,5}$' }",
+    '  http-request set-var(txn.host) req.hdr(host),field(1,:),lower unless { req.hdr(host) -m beg [ }',
+    '  http-request set-var(txn.host) req.hdr(host),lower,regsub(:[0-9]+$,) if { req.hdr(host) -m beg [ }',
+    '  http-request set-var(txn.host) var(txn.host),regsub([.]$,) if { var(txn.host) -m end . }',
+    `  http-request set-var(txn.app) var(txn.host),map_str(${paths.exact})`,
+    `  http-request set-var(txn.app) var(txn.host),map_end(${paths.wild}) unless { var(txn.app) -m found }`,
+    `  http-request deny deny_status 400 if !{ var(txn.app) -m found } !{ var(txn.host) -m reg ${HOST_RE} }`,
+    '  http-request deny deny_status 404 unless { var(txn.app) -m found }',
+    // Body slowloris: haproxy does not time out a client that stops sending a body the
+    // server waits for, so the body is awaited here first (408 on silence), up to a
+    // buffer's worth; past that only the server's timeout bounds it.
+    `  http-request wait-for-body time ${ms(limits.bodyTimeoutMs)} if { req.hdr_val(content-length) gt 0 } || { req.hdr(transfer-encoding) -m found }`,
+    // Absolute-form targets go upstream in origin-form, as the node plane sends them.
+    '  http-request set-uri %[pathq] if { url_beg -i http:// https:// }',
+    // Hop-by-hop fields (headers.ts HOP_BY_HOP); the Connection-listed ones and the
+    // dashboard's cookies need code (paas.lua), run only when such a header is there.
+    '  http-request del-header keep-alive',
+    '  http-request del-header proxy-connection',
+    '  http-request del-header te',
+    '  http-request del-header trailer',
+    '  http-request del-header http2-settings',
+    '  http-request lua.paas_clean if { req.fhdr(cookie) -m sub paas_ } || { req.fhdr(connection) -m reg -i [^,[:space:]] } !{ req.fhdr(connection) -m reg -i ^[[:space:]]*(close|keep-alive|upgrade)([[:space:]]*,[[:space:]]*(close|keep-alive|upgrade))*[[:space:]]*$ }',
+    '  http-request set-header x-forwarded-proto http',
+    '  http-request set-header x-forwarded-host %[req.hdr(host)]',
+    '  http-request set-header x-forwarded-port %[dst_port]',
+    '  use_backend app_%[var(txn.app)]',
+    // Our pages: JSON for API clients; a refused connect (503 with live servers) is a 502.
+    '  http-after-response set-status 502 reason "Bad Gateway" if { res.hdr(x-paas-page) -m found } { status 503 } { var(txn.k) -m str 502 }',
+    '  http-after-response set-header content-type "application/json; charset=utf-8" if { res.hdr(x-paas-page) -m found } { var(txn.fmt) -m str json }',
+    '  http-after-response del-header x-paas-page',
+    // Body bytes for the access line; a session variable, since a request haproxy could not
+    // parse is logged without a transaction and a missing number would break the JSON line.
+    '  http-after-response set-var(sess.clen) res.hdr(content-length) if { res.hdr(content-length) -m found }',
+    '  http-after-response set-var(sess.clen) int(0) unless { res.hdr(content-length) -m found }',
+    '  http-after-response set-header x-request-id %[var(txn.rid)] if { var(txn.rid) -m found }',
+    '  http-after-response set-header x-request-id %[uuid(4)] unless { var(txn.rid) -m found }',
+    '',
+  );
+  for (const [app, route] of Object.entries(c.table.apps)) {
+    const slots = c.slots[app] ?? [];
+    const max = route.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    L.push(`backend ${backendName(app)}`);
+    L.push(
+      '  http-request set-var(txn.k) str(503) if { nbsrv eq 0 }',
+      '  http-request set-var(txn.k) str(502) unless { nbsrv eq 0 }',
+      '  http-request set-var(txn.pk) var(txn.fmt),concat(-,txn.k)',
+      // Replaying is safe only for idempotent requests (RFC 9110 §9.2.2), as in proxy.ts.
+      '  http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS || { method TRACE PUT DELETE }',
+      `  http-request deny deny_status 413 if { req.hdr_val(content-length) gt ${max} }`,
+    );
+    // A chunked body is counted while it fits the buffer; past that only its declared
+    // length is checked (see README: the haproxy plane's gaps).
+    if (max < 12_000)
+      L.push(
+        `  http-request wait-for-body time ${ms(limits.bodyTimeoutMs)} at-least ${max + 1} if { req.hdr(transfer-encoding) -m found }`,
+        `  http-request deny deny_status 413 if { req.body_size gt ${max} }`,
+      );
+    for (const s of slots) {
+      const state = s.active && route.state !== 'stopped' ? '' : ' disabled';
+      L.push(`  server s${s.n} ${s.host}:${s.port}${state}`);
+    }
+    L.push('');
+  }
+  return `${L.join('\n')}\n`;
+}
+
+function logFormat(): string {
+  const f = [
+    '"level":30',
+    '"time":%Ts%ms',
+    '"source":"router"',
+    '"app":"%[var(txn.app)]"',
+    '"host":"%[var(txn.host)]"',
+    '"method":"%HM"',
+    '"path":"%HU"',
+    '"status":%ST',
+    '"bytes":%[var(sess.clen,0)]',
+    '"duration":%Ta',
+    '"upstream":"%si:%sp"',
+    '"requestId":"%[var(txn.rid)]"',
+    '"remote":"%ci"',
+  ];
+  return `{${f.join(',')}}`;
+}
+
+/** The host maps: exact names (custom domains, then `<app>.<domain>` over them) and wildcards. */
+export function renderMaps(table: RouteTable): { exact: string; wild: string } {
+  const exact = new Map<string, string>();
+  const wild = new Map<string, string>();
+  for (const [app, route] of Object.entries(table.apps))
+    for (const d of route.domains) {
+      if (d.startsWith('*.')) wild.set(d.slice(1), app);
+      else exact.set(d, app);
+    }
+  for (const app of Object.keys(table.apps)) exact.set(`${app}.${table.domain}`, app);
+  // map_end takes the first match in file order: the longest suffix first, as HostIndex does.
+  const w = [...wild].sort((a, b) => b[0].length - a[0].length);
+  const lines = (m: Iterable<[string, string]>): string =>
+    [...m].map(([k, v]) => `${k} ${v}\n`).join('');
+  return { exact: lines(exact), wild: lines(w) };
+}
+
+export const LUA = `-- paas: what haproxy's configuration cannot say. Run only for requests that need it.
+local platform = { paas_session = true, paas_login = true }
+local keep = { [""] = true, close = true, ["keep-alive"] = true, upgrade = true, host = true, ["content-length"] = true }
+
+core.register_action("paas_clean", { "http-req" }, function(txn)
+  local h = txn.http
+  local hdrs = h:req_get_headers()
+  local conn = hdrs["connection"]
+  if conn then
+    for _, v in pairs(conn) do
+      for tok in string.gmatch(v, "[^,]+") do
+        local n = string.lower((tok:gsub("^%s+", ""):gsub("%s+$", "")))
+        if not keep[n] then h:req_del_header(n) end
+      end
+    end
+  end
+  local ck = hdrs["cookie"]
+  if ck then
+    local kept = {}
+    for _, v in pairs(ck) do
+      for pair in string.gmatch(v, "[^;]+") do
+        local p = (pair:gsub("^%s+", ""):gsub("%s+$", ""))
+        local name = (p:match("^([^=]*)") or ""):gsub("%s+$", "")
+        if p ~= "" and not platform[name] then kept[#kept + 1] = p end
+      end
+    end
+    h:req_del_header("cookie")
+    if #kept > 0 then h:req_set_header("cookie", table.concat(kept, "; ")) end
+  end
+end)
+`;

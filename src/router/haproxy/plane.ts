@@ -1,0 +1,529 @@
+// The `haproxy` data plane: Debian's haproxy in master-worker mode, detached from the daemon
+// like the node router, so it outlives it. The daemon writes haproxy.cfg from the route table
+// (one backend per app, with server slots) and then changes only what the runtime socket can
+// change: server addresses, ready/maint states and the host maps. A deploy therefore never
+// reloads; a new app, or an app needing more slots, is a seamless master-worker reload (the
+// listening sockets are passed to the new worker, nothing is refused).
+import { execFile, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { RouterUnavailable, Unsupported } from '../../errors/index.ts';
+import { accessLogPath } from '../access-log.ts';
+import type {
+  BackendLoad,
+  DataPlane,
+  PlaneConfig,
+  PlaneHealth,
+  SwitchOptions,
+} from '../data-plane.ts';
+import type { RouterCerts } from '../certs.ts';
+import { DEFAULT_LIMITS, type Limits } from '../limits.ts';
+import { renderError, type RouterErrorStatus } from '../pages.ts';
+import { parseBackends, parseRouteTable, type Backend, type RouteTable } from '../table.ts';
+import { isAppName } from '../../apps/name.ts';
+import { InvalidArgument } from '../../errors/index.ts';
+import {
+  backendName,
+  LUA,
+  PAGE_STATUSES,
+  renderConfig,
+  renderMaps,
+  type HaproxyPaths,
+  type Slot,
+} from './config.ts';
+import { cli, parseStat } from './runtime.ts';
+
+const run = promisify(execFile);
+export const HAPROXY_BIN = process.env.PAAS_HAPROXY ?? '/usr/sbin/haproxy';
+
+export const haproxyPaths = (dataDir: string): HaproxyPaths => {
+  const dir = join(dataDir, 'router', 'haproxy');
+  return {
+    dir,
+    cfg: join(dir, 'haproxy.cfg'),
+    master: join(dir, 'master.sock'),
+    admin: join(dir, 'admin.sock'),
+    pid: join(dir, 'haproxy.pid'),
+    exact: join(dir, 'hosts.map'),
+    wild: join(dir, 'wildcards.map'),
+    pages: join(dir, 'pages'),
+    lua: join(dir, 'paas.lua'),
+    state: join(dir, 'state.json'),
+    log: join(dataDir, 'logs', 'router', 'haproxy.log'),
+  };
+};
+
+interface Persisted {
+  table: RouteTable;
+  slots: Record<string, Slot[]>;
+  httpPort: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class HaproxyPlane implements DataPlane {
+  readonly kind = 'haproxy' as const;
+  readonly accessLogPath: string;
+  private readonly paths: HaproxyPaths;
+  private readonly cfg: PlaneConfig;
+  private readonly limits: Limits;
+  private st: Persisted | null = null;
+  /** Slots retired and not yet drained, per app: not given to a new backend meanwhile. */
+  private readonly draining = new Map<string, Set<number>>();
+  private lock: Promise<unknown> = Promise.resolve();
+
+  constructor(cfg: PlaneConfig) {
+    this.cfg = cfg;
+    this.limits = { ...DEFAULT_LIMITS, ...cfg.limits };
+    this.paths = haproxyPaths(cfg.dataDir);
+    this.accessLogPath = accessLogPath(cfg.dataDir);
+  }
+
+  get httpPort(): number {
+    return this.st?.httpPort ?? this.cfg.httpPort;
+  }
+
+  async connect(): Promise<{ started: boolean; pid: number }> {
+    mkdirSync(this.paths.pages, { recursive: true, mode: 0o700 });
+    mkdirSync(join(this.accessLogPath, '..'), { recursive: true });
+    this.st ??= this.loadState();
+    if (await this.answers()) return { started: false, pid: this.masterPid() };
+    const host = this.cfg.host ?? '0.0.0.0';
+    if (this.st.httpPort === 0) this.st.httpPort = await freePort(host);
+    // haproxy binds with SO_REUSEPORT: it would share a port another process listens on.
+    else await assertPortFree(host, this.st.httpPort);
+    this.writeFiles();
+    await this.check();
+    const out = openSync(this.accessLogPath, 'a', 0o600);
+    const err = openSync(this.paths.log, 'a', 0o600);
+    const child = spawn(
+      HAPROXY_BIN,
+      ['-W', '-S', `${this.paths.master},mode,600`, '-f', this.paths.cfg, '-p', this.paths.pid],
+      { detached: true, stdio: ['ignore', out, err], cwd: '/' },
+    );
+    closeSync(out);
+    closeSync(err);
+    child.unref();
+    let exited: number | null = null;
+    child.once('exit', (code) => (exited = code ?? -1));
+    const deadline = Date.now() + 15_000;
+    while (!(await this.answers())) {
+      if (exited !== null)
+        throw new RouterUnavailable(
+          `haproxy exited with ${exited} at start; see ${this.paths.log}`,
+        );
+      if (Date.now() > deadline)
+        throw new RouterUnavailable(`haproxy did not answer on ${this.paths.admin} in time`);
+      await sleep(50);
+    }
+    return { started: true, pid: child.pid! };
+  }
+
+  private loadState(): Persisted {
+    try {
+      const raw = JSON.parse(readFileSync(this.paths.state, 'utf8')) as Persisted;
+      return { table: parseRouteTable(raw.table), slots: raw.slots, httpPort: raw.httpPort };
+    } catch {
+      return {
+        table: parseRouteTable({ apps: {}, domain: this.cfg.domain }),
+        slots: {},
+        httpPort: this.cfg.httpPort,
+      };
+    }
+  }
+
+  private async answers(): Promise<boolean> {
+    try {
+      return (await cli(this.paths.admin, ['show info'], 2000)).includes('Pid:');
+    } catch {
+      return false;
+    }
+  }
+
+  private masterPid(): number {
+    try {
+      return Number.parseInt(readFileSync(this.paths.pid, 'utf8'), 10);
+    } catch {
+      return 0;
+    }
+  }
+
+  private async workerPid(): Promise<number> {
+    const info = await cli(this.paths.admin, ['show info']);
+    return Number(/^Pid: (\d+)/m.exec(info)?.[1] ?? 0);
+  }
+
+  /** Everything haproxy reads, from the current state; written before any reload or start. */
+  private writeFiles(): void {
+    const st = this.st!;
+    const threads = this.cfg.workers ?? Math.min(availableParallelism(), 4);
+    writeAtomic(this.paths.lua, LUA);
+    for (const s of PAGE_STATUSES) this.writePage(s);
+    const maps = renderMaps(st.table);
+    writeAtomic(this.paths.exact, maps.exact);
+    writeAtomic(this.paths.wild, maps.wild);
+    writeAtomic(
+      this.paths.cfg,
+      renderConfig({
+        table: st.table,
+        slots: st.slots,
+        paths: this.paths,
+        host: this.cfg.host ?? '0.0.0.0',
+        httpPort: st.httpPort,
+        limits: this.limits,
+        threads,
+      }),
+    );
+    writeAtomic(this.paths.state, `${JSON.stringify(st, null, 2)}\n`);
+  }
+
+  /**
+   * Our pages (pages.ts) as haproxy log-format bodies: each page is cut at its request id
+   * into two halves kept in a map keyed by format, so one file serves HTML and JSON.
+   */
+  private writePage(status: RouterErrorStatus): void {
+    if (status === 502) return; // served through 503's file, keyed by txn.k
+    const MARK = 'PAASREQUESTIDMARK';
+    const halves = (s: RouterErrorStatus, fmt: 'html' | 'json'): [string, string] => {
+      const body = renderError(s, MARK, undefined, fmt === 'json' ? 'application/json' : undefined)
+        .body.toString()
+        .replace(/\s*\n\s*/g, ' ');
+      const i = body.indexOf(MARK);
+      return [body.slice(0, i), body.slice(i + MARK.length)];
+    };
+    const a: string[] = [];
+    const b: string[] = [];
+    const keys: [string, RouterErrorStatus, 'html' | 'json'][] =
+      status === 503
+        ? [
+            ['html', 503, 'html'],
+            ['json', 503, 'json'],
+            ['html-503', 503, 'html'],
+            ['json-503', 503, 'json'],
+            ['html-502', 502, 'html'],
+            ['json-502', 502, 'json'],
+          ]
+        : [
+            ['html', status, 'html'],
+            ['json', status, 'json'],
+          ];
+    for (const [k, s, fmt] of keys) {
+      const [x, y] = halves(s, fmt);
+      a.push(`${k} ${x}`);
+      b.push(`${k} ${y}`);
+    }
+    const base = join(this.paths.pages, String(status));
+    writeAtomic(`${base}.a.map`, `${a.join('\n')}\n`);
+    writeAtomic(`${base}.b.map`, `${b.join('\n')}\n`);
+    const key = status === 503 ? 'var(txn.pk,html)' : 'var(txn.fmt,html)';
+    writeAtomic(
+      `${base}.lf`,
+      `%[${key},map(${base}.a.map)]%[var(txn.rid)]%[${key},map(${base}.b.map)]`,
+    );
+  }
+
+  private async check(): Promise<void> {
+    try {
+      await run(HAPROXY_BIN, ['-c', '-f', this.paths.cfg]);
+    } catch (e) {
+      const err = e as { stderr?: string; message: string };
+      throw new RouterUnavailable(
+        `haproxy rejected ${this.paths.cfg}: ${(err.stderr || err.message).trim()}`,
+      );
+    }
+  }
+
+  /** Seamless reload: the master starts a new worker on the same listening sockets. */
+  private async reload(): Promise<void> {
+    await this.check();
+    const before = await this.workerPid();
+    await cli(this.paths.master, ['reload']);
+    const deadline = Date.now() + 15_000;
+    // Done when the old worker is no longer a current one (it got its soft-stop and closes
+    // its listeners) and has left, or is only finishing connections it still holds.
+    let since = 0;
+    for (;;) {
+      const procs = await cli(this.paths.master, ['show proc']).catch(() => '');
+      const current = procs.split('# old workers')[0]!.split('# workers')[1] ?? '';
+      const pids = [...current.matchAll(/^(\d+)\s+worker/gm)].map((m) => Number(m[1]));
+      const oldAlive = new RegExp(`^${before}\\s`, 'm').test(procs);
+      if (pids.length > 0 && !pids.includes(before)) {
+        since ||= Date.now();
+        if (!oldAlive || Date.now() - since > 500) return;
+      }
+      if (Date.now() > deadline)
+        throw new RouterUnavailable(`haproxy did not reload; see ${this.paths.log}`);
+      await sleep(25);
+    }
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.lock.then(fn, fn);
+    this.lock = next.catch(() => {});
+    return next;
+  }
+
+  setRoutes(table: RouteTable, opts: SwitchOptions = {}): Promise<{ drained: boolean }> {
+    const t = parseRouteTable(table);
+    return this.apply(() => t, opts);
+  }
+
+  switch(
+    app: string,
+    backends: Backend[],
+    opts: SwitchOptions = {},
+  ): Promise<{ drained: boolean }> {
+    if (!isAppName(app))
+      throw new InvalidArgument(`switch: invalid app name ${JSON.stringify(app)}`);
+    const list = parseBackends(backends, app);
+    return this.apply((cur) => {
+      const prev = cur.apps[app] ?? { domains: [], backends: [] };
+      return { ...cur, apps: { ...cur.apps, [app]: { ...prev, backends: list } } };
+    }, opts);
+  }
+
+  private async apply(
+    make: (cur: RouteTable) => RouteTable,
+    opts: SwitchOptions,
+  ): Promise<{ drained: boolean }> {
+    if (this.st === null) await this.connect();
+    // The next table is made from the current one inside the lock: two apps switching at
+    // once must not each start from the table the other is replacing.
+    const retired = await this.serialized(() => this.swap(make(this.st!.table)));
+    const drained = await this.drain(retired, opts.drainTimeoutMs ?? this.limits.drainTimeoutMs);
+    for (const [app, n] of retired) this.draining.get(app)?.delete(n);
+    return { drained };
+  }
+
+  /** Put `next` in place; returns the slots it retired (app, slot), still to drain. */
+  private async swap(next: RouteTable): Promise<[string, number][]> {
+    if (!(await this.answers())) await this.connect();
+    const st = this.st!;
+    const prev = st.table;
+    let reload = prev.domain !== next.domain;
+    const commands: string[] = [];
+    const retireCmds: string[] = [];
+    const retired: [string, number][] = [];
+    const slots: Record<string, Slot[]> = {};
+    for (const [app, route] of Object.entries(next.apps)) {
+      const before = prev.apps[app];
+      if (
+        before === undefined ||
+        before.maxBodyBytes !== route.maxBodyBytes ||
+        before.state !== route.state ||
+        before.redirectHttps !== route.redirectHttps
+      )
+        reload = true;
+      const be = backendName(app);
+      const old = (st.slots[app] ?? []).map((s) => ({ ...s }));
+      const busy = this.draining.get(app) ?? new Set<number>();
+      const want = route.state === 'stopped' ? [] : route.backends;
+      const keep = new Set<Slot>();
+      const placed: Slot[] = [];
+      const toPlace: Backend[] = [];
+      for (const b of want) {
+        const s = old.find(
+          (x) => x.active && !keep.has(x) && x.host === b.host && x.port === b.port,
+        );
+        if (s) {
+          keep.add(s);
+          s.id = b.id;
+        } else toPlace.push(b);
+      }
+      for (const s of old)
+        if (s.active && !keep.has(s)) {
+          s.active = false;
+          busy.add(s.n);
+          retired.push([app, s.n]);
+          retireCmds.push(`set server ${be}/s${s.n} state maint`);
+        }
+      for (const b of toPlace) {
+        let s = old.find((x) => !x.active && !busy.has(x.n) && !placed.includes(x));
+        if (!s) {
+          // No free slot: grow the backend (a reload). Double it, so this stays rare.
+          const from = old.length;
+          const grow = Math.max(4, from);
+          for (let i = 1; i <= grow; i++)
+            old.push({ n: from + i, host: '127.0.0.1', port: 1, active: false });
+          reload = true;
+          s = old.find((x) => !x.active && !busy.has(x.n) && !placed.includes(x))!;
+        }
+        Object.assign(s, { host: b.host, port: b.port, id: b.id, active: true });
+        placed.push(s);
+        commands.push(
+          `set server ${be}/s${s.n} addr ${b.host} port ${b.port}`,
+          `set server ${be}/s${s.n} state ready`,
+        );
+      }
+      this.draining.set(app, busy);
+      slots[app] = old;
+    }
+    for (const app of Object.keys(prev.apps)) if (!(app in next.apps)) reload = true;
+    const mapsBefore = renderMaps(prev);
+    const mapsAfter = renderMaps(next);
+    st.table = next;
+    st.slots = slots;
+    this.writeFiles();
+    if (reload) {
+      await this.reload();
+      return retired;
+    }
+    if (mapsBefore.exact !== mapsAfter.exact)
+      await this.replaceMap(this.paths.exact, mapsAfter.exact);
+    if (mapsBefore.wild !== mapsAfter.wild) await this.replaceMap(this.paths.wild, mapsAfter.wild);
+    // New servers ready before old ones leave: the app always has somewhere to go.
+    const all = [...commands, ...retireCmds];
+    for (let i = 0; i < all.length; i += 20) {
+      const out = await cli(this.paths.admin, all.slice(i, i + 20));
+      const bad = out.split('\n').find((l) => /^(No such|Require|Invalid|Unknown)/.test(l.trim()));
+      if (bad) throw new RouterUnavailable(`haproxy runtime: ${bad.trim()}`);
+    }
+    return retired;
+  }
+
+  /** Replace a map's whole content atomically (prepare, fill, commit). */
+  private async replaceMap(file: string, content: string): Promise<void> {
+    const out = await cli(this.paths.admin, [`prepare map ${file}`]);
+    const ver = /New version created: (\d+)/.exec(out)?.[1];
+    if (ver === undefined)
+      throw new RouterUnavailable(`haproxy: prepare map failed: ${out.trim()}`);
+    const adds = content
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => `add map @${ver} ${file} ${l}`);
+    for (let i = 0; i < adds.length; i += 50) await cli(this.paths.admin, adds.slice(i, i + 50));
+    await cli(this.paths.admin, [`commit map @${ver} ${file}`]);
+  }
+
+  /** Wait until no retired slot has a request or connection in flight, or the timeout. */
+  private async drain(retired: [string, number][], timeoutMs: number): Promise<boolean> {
+    if (retired.length === 0) return true;
+    const deadline = Date.now() + timeoutMs;
+    let quiet = 0;
+    for (;;) {
+      const rows = parseStat(await cli(this.paths.admin, ['show stat']));
+      const busy = retired.some(([app, n]) => {
+        const r = rows.find((x) => x.pxname === backendName(app) && x.svname === `s${n}`);
+        return r !== undefined && (Number(r.scur) > 0 || Number(r.qcur) > 0);
+      });
+      // Twice in a row: a request being assigned to the server between two polls counts.
+      quiet = busy ? 0 : quiet + 1;
+      if (quiet >= 2) return true;
+      if (Date.now() > deadline) return false;
+      await sleep(20);
+    }
+  }
+
+  async routes(): Promise<RouteTable> {
+    if (this.st === null) await this.connect();
+    return this.st!.table;
+  }
+
+  async load(): Promise<BackendLoad[]> {
+    if (this.st === null) await this.connect();
+    const rows = parseStat(await cli(this.paths.admin, ['show stat']));
+    const out: BackendLoad[] = [];
+    for (const [app, slots] of Object.entries(this.st!.slots))
+      for (const s of slots) {
+        const r = rows.find((x) => x.pxname === backendName(app) && x.svname === `s${s.n}`);
+        const inflight = Number(r?.scur ?? 0) + Number(r?.qcur ?? 0);
+        if (!s.active && inflight === 0) continue;
+        out.push({
+          app,
+          upstream: `${s.host}:${s.port}`,
+          ...(s.id === undefined ? {} : { id: s.id }),
+          inflight,
+          requests: Number(r?.stot ?? 0),
+          active: s.active,
+        });
+      }
+    return out;
+  }
+
+  async health(): Promise<PlaneHealth> {
+    if (this.st === null) await this.connect();
+    const info = await cli(this.paths.admin, ['show info']);
+    const field = (k: string): number => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(info)?.[1]);
+    return {
+      kind: 'haproxy',
+      pid: this.masterPid(),
+      httpPort: this.st!.httpPort,
+      httpsPort: undefined,
+      uptimeMs: field('Uptime_sec') * 1000,
+      workers: field('Nbthread'),
+    };
+  }
+
+  setCerts(_certs: RouterCerts): Promise<void> {
+    // haproxy can take certificates at run time (`set ssl cert`/`add ssl crt-list`); the
+    // HTTPS listener is not built for this plane yet.
+    return Promise.reject(new Unsupported('the haproxy data plane does not serve HTTPS yet'));
+  }
+
+  close(): void {
+    // Nothing held open between calls: each command is its own socket connection.
+  }
+
+  async stop(): Promise<void> {
+    const pid = this.masterPid();
+    const signal = (s: NodeJS.Signals | 0): boolean => {
+      try {
+        process.kill(pid, s);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (pid <= 0 || !signal(0)) return;
+    // Requests in flight finish first (a drain); idle kept-alive connections do not hold
+    // the stop up, as a soft stop with idle-close-on-response would.
+    const deadline = Date.now() + this.limits.drainTimeoutMs;
+    while (Date.now() < deadline) {
+      const rows = parseStat(await cli(this.paths.admin, ['show stat']).catch(() => ''));
+      if (
+        !rows.some((r) => r.svname !== 'FRONTEND' && r.svname !== 'BACKEND' && Number(r.scur) > 0)
+      )
+        break;
+      await sleep(25);
+    }
+    signal('SIGTERM');
+    while (signal(0)) await sleep(25);
+  }
+}
+
+function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+function assertPortFree(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new RouterUnavailable(
+              `router: port ${port} on ${host} is already in use by another process`,
+              { port },
+            )
+          : e,
+      ),
+    );
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}

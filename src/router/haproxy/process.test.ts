@@ -1,0 +1,184 @@
+// The haproxy plane as the daemon runs it: started detached, adopted by a second daemon
+// (a new HaproxyPlane on the same data dir), a deploy's switch changes servers over the
+// runtime socket without a reload, a new app is a seamless reload that refuses nothing
+// under load, and after kill -9 the next start serves the persisted table by itself.
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../../test/helpers/host.ts';
+import { request, until, upstream, type Upstream } from '../testing.ts';
+import { cli } from './runtime.ts';
+import { haproxyPaths, HaproxyPlane } from './plane.ts';
+
+let dataDir: string;
+let port: number;
+let one: Upstream;
+let two: Upstream;
+const planes: HaproxyPlane[] = [];
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'paas-haproxy-proc-'));
+  port = await freePort();
+  one = await upstream('one');
+  two = await upstream('two');
+});
+
+afterAll(async () => {
+  for (const p of planes) await p.stop().catch(() => {});
+  await one?.close();
+  await two?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const plane = (): HaproxyPlane => {
+  const p = new HaproxyPlane({ dataDir, httpPort: port, host: '127.0.0.1', domain: 'paas.test' });
+  planes.push(p);
+  return p;
+};
+const nameOf = (body: string): string => (JSON.parse(body) as { name: string }).name;
+const workerPid = async (): Promise<number> =>
+  Number(/^Pid: (\d+)/m.exec(await cli(haproxyPaths(dataDir).admin, ['show info']))?.[1]);
+
+describe('haproxy plane process', () => {
+  it('starts detached, is adopted, switches without reloading, reloads seamlessly for a new app, and survives kill -9', async () => {
+    const first = plane();
+    const started = await first.connect();
+    expect(started.started).toBe(true);
+    const master = started.pid;
+    expect(Number(readFileSync(haproxyPaths(dataDir).pid, 'utf8'))).toBe(master);
+    // Whoever can write to these sockets can re-point every app: owner only.
+    for (const sock of [haproxyPaths(dataDir).admin, haproxyPaths(dataDir).master])
+      expect(statSync(sock).mode & 0o777, sock).toBe(0o600);
+
+    await first.setRoutes({
+      domain: 'paas.test',
+      apps: {
+        app: { domains: ['app.example.com'], backends: [{ host: '127.0.0.1', port: one.port }] },
+      },
+    });
+    expect(nameOf((await request(port, 'app.example.com')).body)).toBe('one');
+
+    // A second daemon adopts it: no new process.
+    const second = plane();
+    expect(await second.connect()).toEqual({ started: false, pid: master });
+    expect((await second.health()).pid).toBe(master);
+
+    // A deploy's switch: runtime socket only, the worker is the same process.
+    const worker = await workerPid();
+    expect(
+      await second.switch('app', [{ host: '127.0.0.1', port: two.port, id: 'web.1' }]),
+    ).toEqual({ drained: true });
+    for (let i = 0; i < 10; i++)
+      expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('two');
+    expect(await workerPid()).toBe(worker);
+    const load = await second.load();
+    expect(load.filter((l) => l.active)).toEqual([
+      expect.objectContaining({ app: 'app', upstream: `127.0.0.1:${two.port}`, id: 'web.1' }),
+    ]);
+    // A domain change: the host map at run time, still no reload.
+    await second.setRoutes({
+      domain: 'paas.test',
+      apps: {
+        app: {
+          domains: ['app.example.com', '*.example.org'],
+          backends: [{ host: '127.0.0.1', port: two.port }],
+        },
+      },
+    });
+    expect(nameOf((await request(port, 'shop.example.org')).body)).toBe('two');
+    expect(await workerPid()).toBe(worker);
+
+    // A new app needs a new backend: a reload, under a bounded request loop that must see
+    // no refused connection and no failed request.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    let stop = false;
+    let ok = 0;
+    const failures: string[] = [];
+    const deadline = Date.now() + 15_000;
+    const loop = async (): Promise<void> => {
+      while (!stop && ok + failures.length < 20_000 && Date.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          http
+            .get({ host: '127.0.0.1', port, agent, headers: { host: 'app.paas.test' } }, (res) => {
+              res.resume();
+              res.on('end', () => {
+                if (res.statusCode === 200) ok++;
+                else failures.push(`status ${res.statusCode}`);
+                resolve();
+              });
+            })
+            .on('error', (e) => {
+              failures.push(e.message);
+              resolve();
+            });
+        });
+      }
+    };
+    const load8 = Promise.all(Array.from({ length: 8 }, loop));
+    await until(() => ok > 200, 10_000, 'load before the reload');
+    await second.setRoutes({
+      domain: 'paas.test',
+      apps: {
+        app: {
+          domains: ['app.example.com', '*.example.org'],
+          backends: [{ host: '127.0.0.1', port: two.port }],
+        },
+        other: { domains: [], backends: [{ host: '127.0.0.1', port: one.port }] },
+      },
+    });
+    const after = ok;
+    await until(() => ok > after + 200, 10_000, 'load after the reload');
+    stop = true;
+    await load8;
+    agent.destroy();
+    expect(failures).toEqual([]);
+    expect(await workerPid()).not.toBe(worker);
+    expect(nameOf((await request(port, 'other.paas.test')).body)).toBe('one');
+
+    // Two apps switching at once: each change is made on the table the other left.
+    await Promise.all([
+      second.switch('app', [{ host: '127.0.0.1', port: one.port }]),
+      second.switch('other', [{ host: '127.0.0.1', port: two.port }]),
+    ]);
+    expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('one');
+    expect(nameOf((await request(port, 'other.paas.test')).body)).toBe('two');
+    await Promise.all([
+      second.switch('app', [{ host: '127.0.0.1', port: two.port }]),
+      second.switch('other', [{ host: '127.0.0.1', port: one.port }]),
+    ]);
+
+    // kill -9 of the master: its worker follows it out; the next start serves the persisted
+    // table before anyone publishes one.
+    process.kill(master, 'SIGKILL');
+    await until(
+      async () =>
+        await request(port, 'app.paas.test').then(
+          () => false,
+          () => true,
+        ),
+      10_000,
+      'port to close',
+    );
+    const third = plane();
+    const again = await third.connect();
+    expect(again.started).toBe(true);
+    expect(again.pid).not.toBe(master);
+    expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('two');
+    expect(nameOf((await request(port, 'shop.example.org')).body)).toBe('two');
+    expect(nameOf((await request(port, 'other.paas.test')).body)).toBe('one');
+
+    await third.stop();
+    await until(() => !alive(again.pid), 10_000, 'haproxy to exit');
+  });
+});
