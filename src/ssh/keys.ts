@@ -4,7 +4,8 @@
 // Part 1 Rev. 5 §5.6.1: RSA-1024 gives 80 bits of security, disallowed since 2013).
 // DSA is gone from OpenSSH 9.8, and security-key (sk-*) types need a verifier ssh2 lacks.
 import { createHash, createPublicKey } from 'node:crypto';
-import { utils } from 'ssh2';
+// ssh2 is CommonJS: Node's ESM loader sees only its default export.
+import ssh2 from 'ssh2';
 import {
   InvalidArgument,
   InvalidSshKey,
@@ -13,11 +14,7 @@ import {
 } from '../errors/index.ts';
 
 export type SshKeyType =
-  | 'ssh-ed25519'
-  | 'ecdsa-sha2-nistp256'
-  | 'ecdsa-sha2-nistp384'
-  | 'ecdsa-sha2-nistp521'
-  | 'ssh-rsa';
+  'ssh-ed25519' | 'ecdsa-sha2-nistp256' | 'ecdsa-sha2-nistp384' | 'ecdsa-sha2-nistp521' | 'ssh-rsa';
 
 const BITS: Record<Exclude<SshKeyType, 'ssh-rsa'>, number> = {
   'ssh-ed25519': 256,
@@ -72,7 +69,9 @@ export function parseSshPublicKey(raw: unknown): SshPublicKey {
     throw new InvalidSshKey(`expected one SSH public key line, got ${lines.length}`, {
       reason: 'several-lines',
     });
-  const m = /^([A-Za-z0-9@.-]+) ([A-Za-z0-9+/]+={0,2})(?: +([\x20-\x7e]*))?$/.exec(lines[0]!.trim());
+  const m = /^([A-Za-z0-9@.-]+) ([A-Za-z0-9+/]+={0,2})(?: +([\x20-\x7e]*))?$/.exec(
+    lines[0]!.trim(),
+  );
   if (m === null)
     throw new InvalidSshKey('not an OpenSSH public key line ("ssh-ed25519 AAAA… comment")', {
       reason: 'format',
@@ -83,7 +82,7 @@ export function parseSshPublicKey(raw: unknown): SshPublicKey {
       `SSH key type "${type}" is not accepted: use ssh-ed25519 (ssh-keygen -t ed25519), ECDSA or RSA of at least ${MIN_RSA_BITS} bits`,
       { type },
     );
-  const parsed = utils.parseKey(`${type} ${b64}`);
+  const parsed = ssh2.utils.parseKey(`${type} ${b64}`);
   if (parsed instanceof Error || Array.isArray(parsed) || parsed.type !== type)
     throw new InvalidSshKey(`the ${type} key data is corrupt`, { reason: 'corrupt' });
   if (parsed.isPrivateKey())

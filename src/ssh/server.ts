@@ -8,7 +8,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { Server, utils, type Connection, type ServerChannel, type Session } from 'ssh2';
+// ssh2 is CommonJS: Node's ESM loader sees only its default export.
+import ssh2, { type Connection, type ServerChannel, type Session } from 'ssh2';
 import type { AppName } from '../apps/index.ts';
 import { AppNotFound, describeError, PaasError, SshKeyNotAllowed } from '../errors/index.ts';
 import { ensureRepo, repoPath, type RepoOptions } from '../git/index.ts';
@@ -58,7 +59,7 @@ export async function startSshServer(
   // once the client's banner arrived, and has no timeout of its own, so the raw socket is
   // held to the login grace time here (a client that sends nothing is cut too).
   const pending = new Map<string, () => void>();
-  const ssh = new Server({ hostKeys: [opts.hostKey], ident: 'paas' }, (client, info) => {
+  const ssh = new ssh2.Server({ hostKeys: [opts.hostKey], ident: 'paas' }, (client, info) => {
     const loggedIn = pending.get(`${info.ip}|${info.port}`) ?? (() => undefined);
     // A client that sends garbage, or drops mid-push, ends here: ssh2 reports a protocol
     // error on the connection, which must not take the daemon down.
@@ -75,7 +76,7 @@ export async function startSshServer(
         return ctx.reject(['publickey']);
       }
       const stored = opts.findKey(fingerprintOf(ctx.key.data));
-      const parsed = stored === null ? null : utils.parseKey(stored.publicKey);
+      const parsed = stored === null ? null : ssh2.utils.parseKey(stored.publicKey);
       const ok =
         stored !== null &&
         parsed !== null &&
@@ -83,7 +84,8 @@ export async function startSshServer(
         parsed.getPublicSSH().equals(ctx.key.data) &&
         // Without a signature the client only asks whether the key would do (RFC 4252 §7).
         (ctx.signature === undefined ||
-          (ctx.blob !== undefined && parsed.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true));
+          (ctx.blob !== undefined &&
+            parsed.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true));
       if (!ok) {
         opts.log('ssh key refused', { ip: info.ip, fingerprint: fingerprintOf(ctx.key.data) });
         if (++failures >= MAX_AUTH_TRIES) return void client.end();
@@ -155,7 +157,10 @@ function serveSession(client: Connection, key: SshKey, opts: SshServerOptions, i
       if (used) return;
       used = true;
       const ch = accept();
-      refuse(ch, `hi ${key.name}: there is no shell here; push with git (ssh://git@HOST:PORT/APP.git)`);
+      refuse(
+        ch,
+        `hi ${key.name}: there is no shell here; push with git (ssh://git@HOST:PORT/APP.git)`,
+      );
       opts.log('ssh shell refused', { key: key.name, ip });
     });
     session.on('exec', (accept, reject, info) => {

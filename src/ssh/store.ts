@@ -92,8 +92,7 @@ export class SshKeys {
 
   byFingerprint(fingerprint: string): SshKey | null {
     const r = this.db.prepare('SELECT * FROM ssh_keys WHERE fingerprint = ?').get(fingerprint) as
-      | Row
-      | undefined;
+      Row | undefined;
     return r === undefined ? null : toKey(r);
   }
 
