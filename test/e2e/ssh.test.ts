@@ -84,6 +84,8 @@ const releases = async (app: string) =>
 
 describe('git push over SSH', () => {
   let key: string;
+  // One work tree for the whole story, as a developer's would be.
+  const repo = appRepo('busybox-web');
 
   it('ssh-keys:host prints the fingerprint ssh-keygen -lf gives and a known_hosts line', async () => {
     const h = await cli(p, ['ssh-keys:host']);
@@ -123,7 +125,6 @@ describe('git push over SSH', () => {
   });
 
   it('a push creates the app and deploys with streamed output, the release and URL last', async () => {
-    const repo = appRepo('busybox-web');
     repo.write(
       'Dockerfile',
       "FROM busybox\nRUN sh -c 'echo begun-$0 && sleep 2 && echo ended-$0' x\nCOPY www /www\n" +
@@ -146,7 +147,6 @@ describe('git push over SSH', () => {
   });
 
   it('a failing build exits non-zero over SSH and v1 keeps serving', async () => {
-    const repo = appRepo('busybox-web');
     repo.write('Dockerfile', 'FROM busybox\nRUN echo "broken" >&2 && exit 3\n');
     repo.commit('broken');
     const r = await sshPush(key, repo.dir, 'sshweb');
@@ -157,7 +157,6 @@ describe('git push over SSH', () => {
   });
 
   it('a pusher that drops mid-build cancels its push; the lock is freed and the next push deploys', async () => {
-    const repo = appRepo('busybox-web');
     repo.write(
       'Dockerfile',
       "FROM busybox\nRUN sh -c 'echo begun-$0 && sleep 2' dropped\nCOPY www /www\n" +
@@ -184,7 +183,6 @@ describe('git push over SSH', () => {
     const limited = keygen('limited');
     const add = await cli(p, ['ssh-keys:add', 'limited', `${limited}.pub`, '--app', 'other']);
     expect(add.code, add.stderr).toBe(0);
-    const repo = appRepo('busybox-web');
     const r = await sshPush(limited, repo.dir, 'sshweb');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('the SSH key "limited" may not reach app "sshweb"');
@@ -192,6 +190,6 @@ describe('git push over SSH', () => {
     const gone = await sshPush(key, repo.dir, 'sshweb');
     expect(gone.code).not.toBe(0);
     expect(gone.stderr).toMatch(/Permission denied \(publickey\)/);
-    expect(await releases('sshweb')).toEqual(['v1', 'v2']);
+    expect(await releases('sshweb')).toEqual(['v2', 'v1']);
   });
 });
