@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { connect, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from 'ssh2';
+import ssh2, { Client } from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openState, parseAppName, type State } from '../apps/index.ts';
 import { listenHookSocket, type PushHandler } from '../git/index.ts';
@@ -321,6 +321,29 @@ describe('refusals', () => {
     expect(r.stderr).toMatch(/Permission denied \(publickey\)/);
     expect(handled).toBe(before);
     expect(state.apps.exists(parseAppName('stranger'))).toBe(false);
+  });
+
+  it("a stored key's public half signed by another private key cannot log in", async () => {
+    // The attacker knows dev's public key (it is public) and signs with a key of their own.
+    const forged = ssh2.utils.parseKey(readFileSync(newKey('forger').path));
+    if (forged instanceof Error) throw forged;
+    const victim = Buffer.from(readFileSync(`${dev}.pub`, 'utf8').split(' ')[1]!, 'base64');
+    forged.getPublicSSH = () => victim;
+    const c = new Client();
+    const err = await new Promise<Error | null>((resolve) => {
+      c.on('ready', () => resolve(null));
+      c.on('error', (e) => resolve(e));
+      c.connect({
+        host: '127.0.0.1',
+        port: ssh.port,
+        username: 'git',
+        authHandler: [{ type: 'publickey', username: 'git', key: forged }],
+        hostVerifier: (key: Buffer) =>
+          key.equals(Buffer.from(host.publicKey.split(' ')[1]!, 'base64')),
+      } as never);
+    });
+    c.end();
+    expect(err?.message).toMatch(/All configured authentication methods failed/);
   });
 
   it('a key limited to other apps cannot push or fetch this one, nor create its own listed app', async () => {
