@@ -118,10 +118,26 @@ describe('git push over SSH', () => {
     expect(list).toEqual([
       expect.objectContaining({ name: 'dev', fingerprint: fp, apps: [], type: 'ssh-ed25519' }),
     ]);
-    // A private key is refused before it leaves the machine; an RSA-1024 key by the API too.
+    // A private key is refused before it leaves the machine; a weak key by the CLI and the
+    // API alike, with its typed error; the API wants the admin token.
     const priv = await cli(p, ['ssh-keys:add', 'oops', key]);
     expect(priv.code).toBe(2);
     expect(priv.stderr).toContain('private key');
+    const weakPath = join(dir, 'weak');
+    execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-b', '1024', '-N', '', '-f', weakPath]);
+    const weak = await cli(p, ['ssh-keys:add', 'weak', `${weakPath}.pub`]);
+    expect(weak.code).toBe(2);
+    expect(weak.stderr).toContain('at least 2048 are required');
+    const post = (token: string) =>
+      fetch(`http://127.0.0.1:${p.apiPort}/api/ssh-keys`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name: 'weak', publicKey: readFileSync(`${weakPath}.pub`, 'utf8') }),
+      });
+    const api = await post(p.token);
+    expect(api.status).toBe(400);
+    expect(((await api.json()) as { error: { code: string } }).error.code).toBe('WeakSshKey');
+    expect((await post('not-the-token')).status).toBe(401);
   });
 
   it('a push creates the app and deploys with streamed output, the release and URL last', async () => {
