@@ -98,7 +98,7 @@ export async function startSshServer(
       loggedIn();
       if (key === null) return void client.end();
       opts.log('ssh login', { key: key.name, ip: info.ip });
-      serveSession(client, key, opts, info.ip);
+      serveSession(client, key, opts, info.ip, graceMs);
     });
   });
   const sockets = new Set<Socket>();
@@ -138,7 +138,18 @@ export async function startSshServer(
   };
 }
 
-function serveSession(client: Connection, key: SshKey, opts: SshServerOptions, ip: string): void {
+function serveSession(
+  client: Connection,
+  key: SshKey,
+  opts: SshServerOptions,
+  ip: string,
+  graceMs: number,
+): void {
+  // A login that never asks for its command is held no longer than a login is.
+  const idle = setTimeout(() => client.end(), graceMs);
+  client.on('close', () => clearTimeout(idle));
+  // One command per connection: once its channel closes, so does the connection.
+  const finished = (ch: ServerChannel) => ch.on('close', () => client.end());
   // Forwarding either way and unknown global requests: refused (ssh2 answers
   // REQUEST_FAILURE / OPEN_ADMINISTRATIVELY_PROHIBITED).
   client.on('tcpip', (_accept, reject) => reject());
@@ -153,10 +164,12 @@ function serveSession(client: Connection, key: SshKey, opts: SshServerOptions, i
     for (const ev of ['pty', 'x11', 'env', 'auth-agent', 'subsystem', 'sftp', 'signal'])
       session.on(ev, (_accept: unknown, reject?: () => void) => reject?.());
     session.on('window-change', (_accept: unknown, reject?: () => void) => reject?.());
-    session.on('shell', (accept) => {
-      if (used) return;
+    session.on('shell', (accept, reject) => {
+      if (used) return reject();
       used = true;
+      clearTimeout(idle);
       const ch = accept();
+      finished(ch);
       refuse(
         ch,
         `hi ${key.name}: there is no shell here; push with git (ssh://git@HOST:PORT/APP.git)`,
@@ -166,7 +179,9 @@ function serveSession(client: Connection, key: SshKey, opts: SshServerOptions, i
     session.on('exec', (accept, reject, info) => {
       if (used) return reject();
       used = true;
+      clearTimeout(idle);
       const ch = accept();
+      finished(ch);
       let cmd: GitCommand;
       try {
         cmd = parseGitCommand(info.command);
