@@ -118,6 +118,10 @@ describe('git push over SSH', () => {
     expect(list).toEqual([
       expect.objectContaining({ name: 'dev', fingerprint: fp, apps: [], type: 'ssh-ed25519' }),
     ]);
+    const text = await cli(p, ['ssh-keys']);
+    expect(text.stdout).toMatch(
+      new RegExp(`^dev +ED25519 256 +${fp!.replace(/[+/]/g, '\\$&')} +\\(all\\) `, 'm'),
+    );
     // A private key is refused before it leaves the machine; a weak key by the CLI and the
     // API alike, with its typed error; the API wants the admin token.
     const priv = await cli(p, ['ssh-keys:add', 'oops', key]);
@@ -203,6 +207,9 @@ describe('git push over SSH', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('the SSH key "limited" may not reach app "sshweb"');
     expect((await cli(p, ['ssh-keys:remove', 'dev'])).code).toBe(0);
+    const unknown = await cli(p, ['ssh-keys:remove', 'dev']);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('no SSH key named "dev"');
     const gone = await sshPush(key, repo.dir, 'sshweb');
     expect(gone.code).not.toBe(0);
     expect(gone.stderr).toMatch(/Permission denied \(publickey\)/);
