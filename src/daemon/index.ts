@@ -155,6 +155,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     );
     return handlePush(deps, push, out);
   });
+  // The app rules of a push and a fetch, shared by git over HTTP and over SSH.
+  const appForPush = (app: AppName) => {
+    const { created: isNew } = state.apps.ensureForPush(app);
+    if (isNew) logs.append(app, { source: 'system', text: 'app created by its first push' });
+  };
+  const appForFetch = (app: AppName) => void state.apps.get(app);
   const git = createGitHttpHandler({
     reposDir,
     hookSocket,
@@ -165,11 +171,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         path: (req.url ?? '').split('?')[0]!,
         remote: remoteOf(req),
       }),
-    appForPush: (app: AppName) => {
-      const { created: isNew } = state.apps.ensureForPush(app);
-      if (isNew) logs.append(app, { source: 'system', text: 'app created by its first push' });
-    },
-    appForFetch: (app: AppName) => void state.apps.get(app),
+    appForPush,
+    appForFetch,
   });
   // git over SSH (started once the API listens): same repositories, hook socket and app
   // rules as git over HTTP above.
@@ -265,11 +268,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     hostKey: hostKey.privateKey,
     findKey: (fingerprint) => sshKeys.byFingerprint(fingerprint),
     appExists: (app) => state.apps.exists(app),
-    appForPush: (app: AppName) => {
-      const { created: isNew } = state.apps.ensureForPush(app);
-      if (isNew) logs.append(app, { source: 'system', text: 'app created by its first push' });
-    },
-    appForFetch: (app: AppName) => void state.apps.get(app),
+    appForPush,
+    appForFetch,
     log: (msg, extra) => log.info(extra ?? {}, msg),
   });
   log.info(
