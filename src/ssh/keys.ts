@@ -1,7 +1,7 @@
 // The one validator for SSH public keys (STYLE.md §6): `ssh-keys:add` input is parsed here
 // into an SshPublicKey once. Only key types OpenSSH itself still recommends are taken:
 // ssh-ed25519, ECDSA on the NIST curves, and RSA of at least 2048 bits (NIST SP 800-57
-// Part 1 Rev. 5 §5.6.1: RSA-1024 gives 80 bits of security, disallowed since 2013).
+// Part 1 Rev. 5 §5.6.1: RSA-1024 gives 80 bits of security; SP 800-131A disallows it since 2013).
 // DSA is gone from OpenSSH 9.8, and security-key (sk-*) types need a verifier ssh2 lacks.
 import { createHash, createPublicKey } from 'node:crypto';
 // ssh2 is CommonJS: Node's ESM loader sees only its default export.

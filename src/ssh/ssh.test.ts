@@ -31,13 +31,14 @@ let handler: PushHandler = async () => 0;
 let handled = 0;
 let keyStore: SshKeys;
 
-/** A fresh key pair made by ssh-keygen; `add` stores it (apps: [] is every app). */
+/** A fresh key pair made by ssh-keygen (not stored). */
 function newKey(name: string, type = 'ed25519'): { path: string; pub: string } {
   const path = join(dir, 'keys', name);
   mkdirSync(join(dir, 'keys'), { recursive: true });
   execFileSync('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `${name}@test`, '-f', path]);
   return { path, pub: readFileSync(`${path}.pub`, 'utf8') };
 }
+/** A fresh key, stored as `ssh-keys:add` would (apps: [] is every app); its private key's path. */
 function addKey(name: string, apps: string[] = []): string {
   const k = newKey(name);
   keyStore.add(parseSshKeyName(name), parseSshPublicKey(k.pub), apps.map(parseAppName));
