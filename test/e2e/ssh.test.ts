@@ -132,16 +132,33 @@ describe('git push over SSH', () => {
     const weak = await cli(p, ['ssh-keys:add', 'weak', `${weakPath}.pub`]);
     expect(weak.code).toBe(2);
     expect(weak.stderr).toContain('at least 2048 are required');
-    const post = (token: string) =>
+    const post = (token: string, pub = `${weakPath}.pub`) =>
       fetch(`http://127.0.0.1:${p.apiPort}/api/ssh-keys`, {
         method: 'POST',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'weak', publicKey: readFileSync(`${weakPath}.pub`, 'utf8') }),
+        body: JSON.stringify({ name: 'sneaky', publicKey: readFileSync(pub, 'utf8') }),
       });
     const api = await post(p.token);
     expect(api.status).toBe(400);
     expect(((await api.json()) as { error: { code: string } }).error.code).toBe('WeakSshKey');
     expect((await post('not-the-token')).status).toBe(401);
+    // A deploy token must not mint itself an SSH key for every app: adding keys is admin's.
+    const deploy = await cli(p, [
+      'tokens:create',
+      '--scope',
+      'deploy',
+      '--app',
+      'sshweb',
+      '--quiet',
+    ]);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    const escalate = await post(deploy.stdout.trim(), `${keygen('sneaky')}.pub`);
+    expect(escalate.status).toBe(403);
+    expect((await cli(p, ['ssh-keys', '--json'])).stdout).not.toContain('sneaky');
+    const hostKey = await fetch(`http://127.0.0.1:${p.apiPort}/api/ssh-keys/host`, {
+      headers: { authorization: `Bearer ${deploy.stdout.trim()}` },
+    });
+    expect(hostKey.status).toBe(200);
   });
 
   it('a push creates the app and deploys with streamed output, the release and URL last', async () => {
