@@ -5,6 +5,7 @@
 # <data-dir>/setup.env, so a bare re-run upgrades the same install.
 #
 #   bash provision/setup.sh [--data-dir DIR] [--domain D] [--http-port P] [--https-port P] [--api-port P] [--runtime native|runc]
+#                           [--ssh-port P (git over SSH, default 2222; 22 once the system's sshd moved)]
 #                           [--run-dir DIR] [--log-dir DIR] [--bin-link PATH] [--base-images busybox,debian,node]
 #                           [--tls-cert FILE --tls-key FILE]
 #   bash provision/setup.sh --uninstall [--purge] [--data-dir DIR]
@@ -27,13 +28,13 @@ PURGE=0
 declare -A OPT=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --data-dir|--domain|--http-port|--https-port|--api-port|--runtime|--run-dir|--log-dir|--bin-link|--base-images|--tls-cert|--tls-key)
+    --data-dir|--domain|--http-port|--https-port|--api-port|--ssh-port|--runtime|--run-dir|--log-dir|--bin-link|--base-images|--tls-cert|--tls-key)
       [ $# -ge 2 ] || { echo "setup: $1 needs a value" >&2; exit 2; }
       if [ "$1" = --data-dir ]; then DATA_DIR=$2; else OPT[${1#--}]=$2; fi
       shift 2 ;;
     --uninstall) UNINSTALL=1; shift ;;
     --purge) PURGE=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "setup: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -46,7 +47,7 @@ SETUP_ENV="$DATA_DIR/setup.env"
 declare -A SAVED=()
 if [ -f "$SETUP_ENV" ]; then
   while IFS='=' read -r k v; do
-    case "$k" in domain|http-port|https-port|api-port|runtime|run-dir|log-dir|bin-link|base-images|tls-cert|tls-key) SAVED[$k]=$v ;; esac
+    case "$k" in domain|http-port|https-port|api-port|ssh-port|runtime|run-dir|log-dir|bin-link|base-images|tls-cert|tls-key) SAVED[$k]=$v ;; esac
   done <"$SETUP_ENV"
 fi
 opt() { echo "${OPT[$1]:-${SAVED[$1]:-$2}}"; }
@@ -55,6 +56,7 @@ DOMAIN=$(opt domain "${PAAS_DOMAIN:-localhost}")
 HTTP_PORT=$(opt http-port 80)
 HTTPS_PORT=$(opt https-port 443)
 API_PORT=$(opt api-port 7070)
+SSH_PORT=$(opt ssh-port 2222)
 RUNTIME=$(opt runtime native)
 RUN_DIR=$(opt run-dir "$run_default")
 LOG_DIR=$(opt log-dir "$log_default")
@@ -62,7 +64,7 @@ BIN_LINK=$(opt bin-link /usr/local/bin/paas)
 BASE_IMAGES=$(opt base-images busybox,debian,node)
 TLS_CERT=$(opt tls-cert "$DATA_DIR/tls/api.crt")
 TLS_KEY=$(opt tls-key "$DATA_DIR/tls/api.key")
-for p in "$HTTP_PORT" "$API_PORT"; do
+for p in "$HTTP_PORT" "$API_PORT" "$SSH_PORT"; do
   [[ "$p" =~ ^[0-9]{1,5}$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || { echo "setup: bad port $p" >&2; exit 2; }
 done
 case "$RUNTIME" in native|runc) ;; *) echo "setup: --runtime must be native or runc, not $RUNTIME" >&2; exit 2 ;; esac
@@ -158,7 +160,7 @@ make -s -C "$PAAS_SRC/native"
 mkdir -p "$DATA_DIR" "$RUN_DIR" "$LOG_DIR"
 chmod 0700 "$DATA_DIR"
 {
-  echo "domain=$DOMAIN"; echo "http-port=$HTTP_PORT"; echo "https-port=$HTTPS_PORT"; echo "api-port=$API_PORT"; echo "runtime=$RUNTIME"
+  echo "domain=$DOMAIN"; echo "http-port=$HTTP_PORT"; echo "https-port=$HTTPS_PORT"; echo "api-port=$API_PORT"; echo "ssh-port=$SSH_PORT"; echo "runtime=$RUNTIME"
   echo "run-dir=$RUN_DIR"; echo "log-dir=$LOG_DIR"; echo "bin-link=$BIN_LINK"; echo "base-images=$BASE_IMAGES"
   echo "tls-cert=$TLS_CERT"; echo "tls-key=$TLS_KEY"
 } >"$SETUP_ENV.tmp" && mv "$SETUP_ENV.tmp" "$SETUP_ENV"
@@ -202,7 +204,7 @@ TLS_FINGERPRINT=$(openssl x509 -noout -fingerprint -sha256 -in "$TLS_CERT" | sed
 echo "fingerprint: $TLS_FINGERPRINT"
 
 echo "== daemon"
-ARGS=(daemon --data-dir "$DATA_DIR" --api-port "$API_PORT" --http-port "$HTTP_PORT" --https-port "$HTTPS_PORT" --domain "$DOMAIN" --runtime "$RUNTIME"
+ARGS=(daemon --data-dir "$DATA_DIR" --api-port "$API_PORT" --http-port "$HTTP_PORT" --https-port "$HTTPS_PORT" --ssh-port "$SSH_PORT" --domain "$DOMAIN" --runtime "$RUNTIME"
   --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
 # Upgrade: the old daemon stops, the new one adopts the running router and containers; the
 # router keeps answering in between (ARCHITECTURE.md: the front door outlives the daemon).
@@ -240,6 +242,8 @@ if ! api_ping || { ! has_systemd && ! daemon_pid >/dev/null; }; then
 fi
 
 HOST=$(hostname -f 2>/dev/null || echo localhost)
+# The SSH host key's fingerprint (ssh-keygen -lf form), for users to check on first connect.
+SSH_FP=$(PAAS_API="http://127.0.0.1:$API_PORT" PAAS_DATA_DIR="$DATA_DIR" "$PAAS_SRC/bin/paas" ssh-keys:host | sed -n 1p | cut -d" " -f2)
 cat <<EOT
 
 paas is running (data dir $DATA_DIR$(has_systemd && echo ", unit $UNIT_NAME" || echo ", pid $(cat "$PIDFILE"), log $LOGFILE")).
@@ -251,4 +255,7 @@ paas is running (data dir $DATA_DIR$(has_systemd && echo ", unit $UNIT_NAME" || 
                 paas git:remote <app> && git push paas main
   on this box:  git remote add paas http://paas:\$(cat $DATA_DIR/admin-token)@127.0.0.1:$API_PORT/<app>.git
                 git push paas main
+  ssh push:     paas ssh-keys:add NAME < ~/.ssh/id_ed25519.pub
+                git remote add paas ssh://git@$HOST:$SSH_PORT/<app>.git
+  ssh host key: $SSH_FP (ED25519)
 EOT

@@ -10,7 +10,7 @@ cd "$PAAS_SRC"
 
 [ "$(id -u)" = 0 ] || { echo "provision/test.sh: run as root (containers, cgroups, netns)" >&2; exit 1; }
 
-apt_ensure ca-certificates curl git make gcc libc6-dev libseccomp-dev pkg-config \
+apt_ensure ca-certificates curl git make gcc libc6-dev libseccomp-dev pkg-config openssh-client \
   attr iproute2 nftables iptables runc busybox-static skopeo umoci debootstrap hyperfine wrk nginx chromium openssl haproxy
 # test/e2e/docker-registry.test.ts and src/scheduler/swarm.test.ts use it, each with a dockerd of
 # its own; paas talks to Docker only with --scheduler swarm (docs/scaling.md).

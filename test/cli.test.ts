@@ -70,6 +70,10 @@ describe('paas CLI entry', () => {
       ['daemon', '--router', 'node', '--data-plane', 'haproxy'],
       'daemon: --router and --data-plane name different planes',
     ],
+    [
+      ['daemon', '--ssh-port', '22x'],
+      'daemon: --ssh-port "22x" must be a whole number in 0..65535',
+    ],
   ])('refuses bad numeric flags, unknown schedulers and planes: %j', (args, message) => {
     const r = spawnSync(PAAS, args, { encoding: 'utf8' });
     expect(r.status).toBe(2);
@@ -99,6 +103,40 @@ describe('paas CLI entry', () => {
       );
       expect(r.status).toBe(2);
       expect(r.stderr).toContain(`the API port 127.0.0.1:${port} is already in use`);
+    } finally {
+      blocker.close();
+      const pid = join(dir, 'router', 'router.pid');
+      if (existsSync(pid)) process.kill(Number(readFileSync(pid, 'utf8')), 'SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a daemon whose SSH port is taken (the system sshd on 22, another daemon) exits 2 naming --ssh-port', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as AddressInfo).port;
+    const dir = mkdtempSync(join(tmpdir(), 'paas-cli-daemon-'));
+    try {
+      const r = spawnSync(
+        PAAS,
+        [
+          'daemon',
+          '--data-dir',
+          dir,
+          '--api-host',
+          '127.0.0.1',
+          '--api-port',
+          '0',
+          '--http-port',
+          String(port + 1 > 65535 ? port - 1 : port + 1),
+          '--ssh-port',
+          String(port),
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain(`the SSH port 127.0.0.1:${port} is already in use`);
+      expect(r.stderr).toContain('--ssh-port');
     } finally {
       blocker.close();
       const pid = join(dir, 'router', 'router.pid');

@@ -183,3 +183,24 @@ export interface RedirectHttpsInfo {
   redirectHttps: boolean;
   hsts: boolean;
 }
+
+/** GET /api/ssh-keys (a list), POST /api/ssh-keys (the added key) */
+export interface SshKeyInfo {
+  name: string;
+  type: string;
+  bits: number;
+  fingerprint: string;
+  comment: string;
+  /** Apps the key may push to and fetch from; empty: every app. */
+  apps: string[];
+  createdAt: string;
+}
+
+/** GET /api/ssh-keys/host: the SSH server's host key, for known_hosts. */
+export interface SshHostKeyInfo {
+  type: string;
+  publicKey: string;
+  /** `SHA256:…`, as `ssh-keygen -lf` prints it */
+  fingerprint: string;
+  port: number;
+}

@@ -77,6 +77,17 @@ const MIGRATIONS: readonly string[] = [
   // resources:set --pids and --cap-net-raw: NULL keeps the daemon's default (its flags).
   `ALTER TABLE resources ADD COLUMN pids INTEGER;
    ALTER TABLE resources ADD COLUMN net_raw INTEGER;`,
+  // SSH keys that may push (src/ssh): apps is a JSON array of app names, [] for every app.
+  `CREATE TABLE ssh_keys (
+     name TEXT PRIMARY KEY,
+     type TEXT NOT NULL,
+     bits INTEGER NOT NULL,
+     fingerprint TEXT NOT NULL UNIQUE,
+     public_key TEXT NOT NULL,
+     comment TEXT NOT NULL,
+     apps TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );`,
 ];
 
 export function openDb(dataDir: string): Db {

@@ -29,12 +29,13 @@ const images = () => import('./commands/images.ts');
 const registry = () => import('./commands/registry.ts');
 const login = () => import('./commands/login.ts');
 const tokens = () => import('./commands/tokens.ts');
+const sshKeys = () => import('./commands/ssh-keys.ts');
 
 export const COMMANDS: readonly Command[] = [
   {
     name: 'daemon',
     usage:
-      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--https-port 443] [--domain localhost] [--runtime native|runc] [--scheduler local|swarm] [--tls-cert F --tls-key F] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096] [--registry-mirror URL]…',
+      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--https-port 443] [--domain localhost] [--runtime native|runc] [--scheduler local|swarm] [--tls-cert F --tls-key F] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096] [--registry-mirror URL]… [--ssh-port 2222]',
     summary: 'run the paas daemon: API, git, registry; starts the router',
     load: daemon,
   },
@@ -273,6 +274,30 @@ export const COMMANDS: readonly Command[] = [
     usage: 'tokens:rotate-admin [--json|--quiet]',
     summary: 'write a new admin token file; the old admin token stops working',
     load: tokens,
+  },
+  {
+    name: 'ssh-keys',
+    usage: 'ssh-keys [--json]',
+    summary: 'list the SSH keys that may push: name, type, fingerprint, apps',
+    load: sshKeys,
+  },
+  {
+    name: 'ssh-keys:add',
+    usage: 'ssh-keys:add NAME [FILE] [--app APP]… (the public key on stdin unless FILE)',
+    summary: 'let an SSH public key push (to every app, or only the --app ones)',
+    load: sshKeys,
+  },
+  {
+    name: 'ssh-keys:remove',
+    usage: 'ssh-keys:remove NAME',
+    summary: 'stop an SSH key from pushing',
+    load: sshKeys,
+  },
+  {
+    name: 'ssh-keys:host',
+    usage: 'ssh-keys:host [--json]',
+    summary: "print the SSH server's host key fingerprint and a known_hosts line",
+    load: sshKeys,
   },
   {
     name: 'buildpacks',

@@ -54,6 +54,7 @@ import { mountImageRoutes } from './images-api.ts';
 import { mountProcessRoutes } from './processes-api.ts';
 import { mountCertRoutes } from './certs-api.ts';
 import type { CertStore } from '../certs/index.ts';
+import { mountSshKeyRoutes, type SshKeyRoutes } from './ssh-keys-api.ts';
 
 export interface ApiOptions {
   deps: DeployDeps;
@@ -65,6 +66,8 @@ export interface ApiOptions {
   log: (msg: string, extra?: Record<string, unknown>) => void;
   /** HTTPS certificates and redirects (certs-api.ts). */
   certs: CertStore;
+  /** The SSH server's keys and host key (src/ssh). */
+  ssh?: SshKeyRoutes;
 }
 
 const quiet = { write: () => undefined };
@@ -207,6 +210,7 @@ export function createApi(opts: ApiOptions): express.Express {
   mountImageRoutes(api, deps);
   mountTokenRoutes(api, opts.auth, opts.log);
   mountCertRoutes(api, deps, opts.certs);
+  if (opts.ssh !== undefined) mountSshKeyRoutes(api, opts.ssh, opts.log);
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);

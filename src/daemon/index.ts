@@ -20,6 +20,7 @@ import { createRegistryHandler } from '../registry/server.ts';
 import { createDataPlane } from '../router/index.ts';
 import { createRuntime, Network } from '../runtime/index.ts';
 import type { SchedulerName } from '../scheduler/index.ts';
+import { ensureHostKey, SshKeys, startSshServer, type SshServer } from '../ssh/index.ts';
 import { createApi } from './api.ts';
 import { Auth, registryAccess, remoteOf, requestToken } from './auth.ts';
 import { RouterLink } from './router-link.ts';
@@ -55,10 +56,13 @@ export interface DaemonOptions {
   registryMirrors?: string[];
   /** HTTPS on the API port (`--tls-cert`/`--tls-key`); plain HTTP then from loopback only. */
   tls?: TlsFiles;
+  /** The SSH server's port for git (`--ssh-port`, default 2222), on the API's address. */
+  sshPort?: number;
 }
 
 export interface Daemon {
   apiPort: number;
+  sshPort: number;
   close(): Promise<void>;
 }
 
@@ -66,6 +70,7 @@ export interface Daemon {
 export { parseBuildLimits } from '../builder/index.ts';
 
 export const DEFAULT_MAX_PUSH_BYTES = 1024 ** 3;
+export const DEFAULT_SSH_PORT = 2222;
 
 /** The data plane when `--router` is not given (README: Performance, "data plane"). */
 export const DEFAULT_ROUTER = 'node';
@@ -157,6 +162,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     );
     return handlePush(deps, push, out);
   });
+  // The app rules of a push and a fetch, shared by git over HTTP and over SSH.
+  const appForPush = (app: AppName) => {
+    const { created: isNew } = state.apps.ensureForPush(app);
+    if (isNew) logs.append(app, { source: 'system', text: 'app created by its first push' });
+  };
+  const appForFetch = (app: AppName) => void state.apps.get(app);
   const git = createGitHttpHandler({
     reposDir,
     hookSocket,
@@ -167,12 +178,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
         path: (req.url ?? '').split('?')[0]!,
         remote: remoteOf(req),
       }),
-    appForPush: (app: AppName) => {
-      const { created: isNew } = state.apps.ensureForPush(app);
-      if (isNew) logs.append(app, { source: 'system', text: 'app created by its first push' });
-    },
-    appForFetch: (app: AppName) => void state.apps.get(app),
+    appForPush,
+    appForFetch,
   });
+  // git over SSH (started once the API listens): same repositories, hook socket and app
+  // rules as git over HTTP above.
+  const sshKeys = new SshKeys(state.db);
+  const hostKey = ensureHostKey(opts.dataDir);
+  let sshPort = 0;
   const registry = createRegistryHandler({
     store,
     realm: 'paas',
@@ -195,6 +208,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     reservedHosts,
     log: (msg, extra) => log.info(extra ?? {}, msg),
     certs,
+    ssh: { keys: sshKeys, hostKey, port: () => sshPort },
   });
   const dashboard = createDashboard({
     deps,
@@ -254,15 +268,32 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     server.listen(opts.apiPort, opts.apiHost ?? '0.0.0.0', () => resolve());
   });
   const apiPort = (server.address() as { port: number }).port;
+  const ssh = await listenSsh(opts, {
+    reposDir,
+    hookSocket,
+    maxPushBytes,
+    hostKey: hostKey.privateKey,
+    findKey: (fingerprint) => sshKeys.byFingerprint(fingerprint),
+    appExists: (app) => state.apps.exists(app),
+    appForPush,
+    appForFetch,
+    log: (msg, extra) => log.info(extra ?? {}, msg),
+  });
+  log.info(
+    `ssh for git on ${opts.apiHost ?? '0.0.0.0'}:${ssh.port}, host key ${hostKey.fingerprint}`,
+  );
+  sshPort = ssh.port;
   log.info(
     `paas daemon listening on ${opts.apiHost ?? '0.0.0.0'}:${apiPort}${opts.tls ? ' (HTTPS; plain HTTP from loopback only)' : ''} (runtime ${runtime.name}, domain ${opts.domain})`,
   );
 
   return {
     apiPort,
+    sshPort,
     async close() {
       deps.supervisor.stop();
       collector.stop();
+      await ssh.close();
       hooks.close();
       server.closeAllConnections();
       await new Promise<void>((r2) => server.close(() => r2()));
@@ -271,4 +302,26 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       auth.close();
     },
   };
+}
+
+/** Starts the SSH server, turning a taken or forbidden port into a flag error. */
+async function listenSsh(
+  opts: DaemonOptions,
+  server: Parameters<typeof startSshServer>[0],
+): Promise<SshServer> {
+  const host = opts.apiHost ?? '0.0.0.0';
+  const port = opts.sshPort ?? DEFAULT_SSH_PORT;
+  try {
+    return await startSshServer(server, port, host);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE')
+      throw new InvalidArgument(
+        `daemon: the SSH port ${host}:${port} is already in use (the system's sshd, another paas daemon?); choose one with --ssh-port`,
+        { port },
+      );
+    if (code === 'EACCES')
+      throw new InvalidArgument(`daemon: not allowed to listen on ${host}:${port}`, { port });
+    throw e;
+  }
 }

@@ -7,7 +7,7 @@
 //   deploy  read, plus what a deploy pipeline does: roll back, restart/stop/start
 //           (git push and registry push are deploy too, checked in daemon/index.ts)
 //   admin   everything: config (its values are secrets), scale, resources, run, domains,
-//           ports, app create/destroy, images, registry logins, tokens
+//           ports, app create/destroy, images, registry logins, tokens, SSH keys
 import type { Express, NextFunction, Request, Response } from 'express';
 import { bearerToken, remoteOf, type Auth, type Grant, type Scope } from './auth.ts';
 
@@ -60,6 +60,12 @@ export const ROUTES: readonly RouteRule[] = [
   { method: 'POST', path: '/api/tokens', scope: 'admin' },
   { method: 'DELETE', path: '/api/tokens/:id', scope: 'admin' },
   { method: 'POST', path: '/api/tokens/rotate-admin', scope: 'admin' },
+  // SSH keys open git for every app they allow: only admin adds, lists or removes them.
+  // The host key is public (it is what known_hosts holds).
+  { method: 'GET', path: '/api/ssh-keys', scope: 'admin' },
+  { method: 'POST', path: '/api/ssh-keys', scope: 'admin' },
+  { method: 'DELETE', path: '/api/ssh-keys/:name', scope: 'admin' },
+  { method: 'GET', path: '/api/ssh-keys/host', scope: 'read' },
 ];
 
 const needs = new WeakMap<Request, { scope: Scope; app: string | null }>();

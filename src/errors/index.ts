@@ -82,23 +82,34 @@ export const InvalidPath = define('InvalidPath', 'invalid');
 export const InvalidDockerfile = define('InvalidDockerfile', 'invalid');
 export const PayloadTooLarge = define('PayloadTooLarge', 'tooLarge');
 export const UnsupportedMediaType = define('UnsupportedMediaType', 'unsupportedMedia');
+/** Not an SSH public key (unparsable, several, or a private key): details `{ reason }`. */
+export const InvalidSshKey = define('InvalidSshKey', 'invalid');
+/** An SSH key type paas does not take (DSA, security keys…): details `{ type }`. */
+export const UnsupportedSshKeyType = define('UnsupportedSshKeyType', 'invalid');
+/** An RSA key shorter than 2048 bits: details `{ bits, min }`. */
+export const WeakSshKey = define('WeakSshKey', 'invalid');
 // Auth.
 export const Unauthorized = define('Unauthorized', 'unauthorized');
 /** A valid token whose scope or apps do not cover the request (details: need, app). */
 export const Forbidden = define('Forbidden', 'forbidden');
 /** `paas login`: the server's certificate is not the one the fingerprint names. */
 export const FingerprintMismatch = define('FingerprintMismatch', 'forbidden');
+/** An SSH key limited to other apps: details `{ key, app }`. */
+export const SshKeyNotAllowed = define('SshKeyNotAllowed', 'forbidden');
 // Lookups.
 export const AppNotFound = define('AppNotFound', 'notFound');
 export const ContainerNotFound = define('ContainerNotFound', 'notFound');
 export const ImageNotFound = define('ImageNotFound', 'notFound');
 export const ReleaseNotFound = define('ReleaseNotFound', 'notFound');
+export const SshKeyNotFound = define('SshKeyNotFound', 'notFound');
 export const BlobNotFound = define('BlobNotFound', 'notFound');
 /** Anything else a border looked up and did not find (a registry upload, a route). */
 export const NotFound = define('NotFound', 'notFound');
 // State.
 export const AppExists = define('AppExists', 'conflict');
 export const Conflict = define('Conflict', 'conflict');
+/** An SSH key whose name or fingerprint is already stored: details `{ name }` of the holder. */
+export const SshKeyExists = define('SshKeyExists', 'conflict');
 /** A domain the platform itself answers on (the dashboard's host names): no app may claim it. */
 export const ReservedDomain = define('ReservedDomain', 'conflict');
 // Pipeline.

@@ -32,6 +32,8 @@ export interface Paas {
   apiPort: number;
   httpPort: number;
   httpsPort: number;
+  /** The daemon's SSH server for git (--ssh-port). */
+  sshPort: number;
   token: string;
   daemon: ChildProcess;
   daemonLog: () => string;
@@ -61,12 +63,15 @@ export async function startPaas(
   const httpPort = await freePort();
   // Never the default 443: daemons of parallel tests would fight over it.
   const httpsPort = await freePort();
+  // Never the default 2222: daemons of parallel tests (and a real one) would collide there.
+  const sshPort = await freePort();
   let out = '';
   const p: Paas = {
     dataDir,
     apiPort,
     httpPort,
     httpsPort,
+    sshPort,
     token: '',
     daemon: null as unknown as ChildProcess,
     daemonLog: () => out,
@@ -87,6 +92,8 @@ export async function startPaas(
         DOMAIN,
         '--runtime',
         'native',
+        '--ssh-port',
+        String(sshPort),
       ];
       if (opts.maxPushSize !== undefined) args.push('--max-push-size', opts.maxPushSize);
       // The data plane under test (PAAS_E2E_ROUTER=haproxy runs an e2e file on haproxy).

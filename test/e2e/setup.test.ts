@@ -17,6 +17,8 @@ const HTTP_PORT = 18080;
 const API_PORT = 17070;
 /** Never the default 443: the box is shared. */
 const HTTPS_PORT = 18443;
+// Not the default 2222, which a real install on this box may hold.
+const SSH_PORT = 17022;
 const DOMAIN = 'setup.test';
 const SETUP = join(REPO, 'provision', 'setup.sh');
 const dataDir = join(mkdtempSync(join(tmpdir(), 'paas-setup-')), 'data');
@@ -118,6 +120,8 @@ describe('provision/setup.sh', () => {
       String(HTTPS_PORT),
       '--api-port',
       String(API_PORT),
+      '--ssh-port',
+      String(SSH_PORT),
       '--domain',
       DOMAIN,
       '--bin-link',
@@ -145,6 +149,12 @@ describe('provision/setup.sh', () => {
       execFileSync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', crt,
         `https://127.0.0.1:${API_PORT}/api/ping`]).toString(),
     ).toBe('401'); // prettier-ignore
+    // The SSH host key's fingerprint, as ssh-keygen -lf prints it, and the ssh remote line.
+    const lf = execFileSync('ssh-keygen', ['-lf', join(dataDir, 'ssh', 'host_ed25519_key.pub')])
+      .toString()
+      .split(' ')[1]!;
+    expect(r.out).toContain(`ssh host key: ${lf} (ED25519)`);
+    expect(r.out).toMatch(new RegExp(`git remote add paas ssh://git@\\S+:${SSH_PORT}/<app>\\.git`));
     // Pid and log files sit with this data dir, not in /run/paas and /var/log/paas.
     firstDaemon = pidOf(join(dataDir, 'run', 'daemon.pid'));
     expect(alive(firstDaemon)).toBe(true);

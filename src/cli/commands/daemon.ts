@@ -68,6 +68,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
       // HTTPS on the API port (issue 19); plain HTTP then only from loopback.
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'ssh-port': { type: 'string', default: '2222' },
     },
   });
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined))
@@ -112,6 +113,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
       values['tls-cert'] === undefined || values['tls-key'] === undefined
         ? undefined
         : { certPath: values['tls-cert'], keyPath: values['tls-key'] },
+    sshPort: int('ssh-port', values['ssh-port'], 0, 65535),
   });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
