@@ -77,6 +77,15 @@ const MIGRATIONS: readonly string[] = [
   // resources:set --pids and --cap-net-raw: NULL keeps the daemon's default (its flags).
   `ALTER TABLE resources ADD COLUMN pids INTEGER;
    ALTER TABLE resources ADD COLUMN net_raw INTEGER;`,
+  // Log drains (src/logs/drains.ts): where an app's lines are shipped. The URL may carry a
+  // password (https://user:pass@…), which is why only the id and a redacted URL are shown.
+  `CREATE TABLE drains (
+     id TEXT PRIMARY KEY,
+     app TEXT NOT NULL,
+     url TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     UNIQUE (app, url)
+   );`,
 ];
 
 export function openDb(dataDir: string): Db {

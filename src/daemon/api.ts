@@ -54,6 +54,8 @@ import { mountImageRoutes } from './images-api.ts';
 import { mountProcessRoutes } from './processes-api.ts';
 import { mountCertRoutes } from './certs-api.ts';
 import type { CertStore } from '../certs/index.ts';
+import { mountDrainRoutes } from './drains-api.ts';
+import type { DrainManager } from '../logs/index.ts';
 
 export interface ApiOptions {
   deps: DeployDeps;
@@ -65,6 +67,8 @@ export interface ApiOptions {
   log: (msg: string, extra?: Record<string, unknown>) => void;
   /** HTTPS certificates and redirects (certs-api.ts). */
   certs: CertStore;
+  /** The apps' log drains (drains:add/remove); an app's go when it is destroyed. */
+  drains: DrainManager;
 }
 
 const quiet = { write: () => undefined };
@@ -165,6 +169,7 @@ export function createApi(opts: ApiOptions): express.Express {
       throw new InvalidArgument(`destroying "${name}" needs force=1 (the CLI's --force)`);
     await destroyApp(deps, name, opts.reposDir);
     await opts.certs.forget(name);
+    opts.drains.forgetApp(name);
     opts.log('app destroyed', { app: name });
     res.json({ destroyed: name });
   });
@@ -207,6 +212,7 @@ export function createApi(opts: ApiOptions): express.Express {
   mountImageRoutes(api, deps);
   mountTokenRoutes(api, opts.auth, opts.log);
   mountCertRoutes(api, deps, opts.certs);
+  mountDrainRoutes(api, deps, opts.drains);
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);

@@ -14,7 +14,13 @@ import { build, defaultBuildLimits, type BuildLimits } from '../builder/index.ts
 import { adopt, handlePush, scale, withSupervisor, type AppLimits } from '../deploy/index.ts';
 import { parseProcessType } from '../apps/index.ts';
 import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/index.ts';
-import { DEFAULT_RETENTION_BYTES, LogCollector, LogStore } from '../logs/index.ts';
+import {
+  DEFAULT_RETENTION_BYTES,
+  DrainManager,
+  LogCollector,
+  LogStore,
+  type DrainOptions,
+} from '../logs/index.ts';
 import { openStore } from '../registry/index.ts';
 import { createRegistryHandler } from '../registry/server.ts';
 import { accessLogPath } from '../router/index.ts';
@@ -53,6 +59,8 @@ export interface DaemonOptions {
   registryMirrors?: string[];
   /** HTTPS on the API port (`--tls-cert`/`--tls-key`); plain HTTP then from loopback only. */
   tls?: TlsFiles;
+  /** Log drains' buffer, backoff and report timing, and extra CAs (`--drain-ca`) for TLS drains. */
+  drains?: DrainOptions;
 }
 
 export interface Daemon {
@@ -90,6 +98,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   const collector = new LogCollector(logs, { routerAccessLog: accessLogPath(opts.dataDir) });
   const certs = new CertStore({ dataDir: opts.dataDir, domain: opts.domain });
+  // Drains follow the log store, so they start before anything (recovery, the collector)
+  // appends: what a restarted daemon reads from the files it missed is shipped too.
+  const drains = new DrainManager({
+    db: state.db,
+    logs,
+    drain: opts.drains,
+    log: (msg, extra) => log.info(extra ?? {}, msg),
+  });
+  drains.start();
   const router = new RouterLink({
     dataDir: opts.dataDir,
     httpPort: opts.httpPort,
@@ -188,6 +205,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     reservedHosts,
     log: (msg, extra) => log.info(extra ?? {}, msg),
     certs,
+    drains,
   });
   const dashboard = createDashboard({
     deps,
@@ -256,6 +274,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     async close() {
       deps.supervisor.stop();
       collector.stop();
+      drains.close();
       hooks.close();
       server.closeAllConnections();
       await new Promise<void>((r2) => server.close(() => r2()));
