@@ -204,3 +204,21 @@ export interface SshHostKeyInfo {
   fingerprint: string;
   port: number;
 }
+
+/** One log drain, as `drains` lists it: GET/POST/DELETE /api/apps/:app/drains. */
+export interface DrainEntry {
+  /** `d.<uuid>`: names the drain in `drains:remove` and in its drop reports. */
+  id: string;
+  /** The URL with its password, query values and token-like path segments shown as `***`. */
+  url: string;
+  kind: 'syslog+tcp' | 'syslog+tls' | 'https';
+  createdAt: string;
+  state: 'connecting' | 'up' | 'down';
+  /** Lines waiting (in the drain's buffer or sent and not yet confirmed). */
+  buffered: number;
+  /** Bytes of the lines waiting in the drain's buffer (bounded by the daemon's --drain-buffer). */
+  bufferedBytes: number;
+  delivered: number;
+  dropped: number;
+  lastError: string | null;
+}

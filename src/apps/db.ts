@@ -88,6 +88,15 @@ const MIGRATIONS: readonly string[] = [
      apps TEXT NOT NULL,
      created_at TEXT NOT NULL
    );`,
+  // Log drains (src/logs/drains.ts): where an app's lines are shipped. The URL may carry a
+  // password (https://user:pass@…), which is why only the id and a redacted URL are shown.
+  `CREATE TABLE drains (
+     id TEXT PRIMARY KEY,
+     app TEXT NOT NULL,
+     url TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     UNIQUE (app, url)
+   );`,
 ];
 
 export function openDb(dataDir: string): Db {

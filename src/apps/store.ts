@@ -117,6 +117,8 @@ export class AppStore {
       for (const t of ['config', 'builds', 'releases', 'deploys', 'formation', 'resources'])
         this.db.prepare(`DELETE FROM ${t} WHERE app = ?`).run(name);
       this.db.prepare('DELETE FROM domains WHERE app = ?').run(name);
+      // Its log drains go with it: a later app of the same name must not ship to them.
+      this.db.prepare('DELETE FROM drains WHERE app = ?').run(name);
       this.db
         .prepare('UPDATE apps SET destroyed_at = ?, live_release = NULL WHERE name = ?')
         .run(new Date().toISOString(), name);

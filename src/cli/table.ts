@@ -21,6 +21,7 @@ const releases = () => import('./commands/releases.ts');
 const ps = () => import('./commands/ps.ts');
 const logs = () => import('./commands/logs.ts');
 const domains = () => import('./commands/domains.ts');
+const drains = () => import('./commands/drains.ts');
 const ports = () => import('./commands/ports.ts');
 const certs = () => import('./commands/certs.ts');
 const buildpacks = () => import('./commands/buildpacks.ts');
@@ -35,7 +36,7 @@ export const COMMANDS: readonly Command[] = [
   {
     name: 'daemon',
     usage:
-      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--https-port 443] [--domain localhost] [--runtime native|runc] [--scheduler local|swarm] [--tls-cert F --tls-key F] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096] [--registry-mirror URL]… [--ssh-port 2222]',
+      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--https-port 443] [--domain localhost] [--runtime native|runc] [--scheduler local|swarm] [--tls-cert F --tls-key F] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096] [--registry-mirror URL]… [--ssh-port 2222] [--drain-ca PEM]… [--drain-buffer 8m]',
     summary: 'run the paas daemon: API, git, registry; starts the router',
     load: daemon,
   },
@@ -188,6 +189,24 @@ export const COMMANDS: readonly Command[] = [
     usage: 'certs:remove NAME HOST',
     summary: "stop serving an app's certificate for a host",
     load: certs,
+  },
+  {
+    name: 'drains',
+    usage: 'drains NAME [--json]',
+    summary: "list an app's log drains: state, delivered and dropped lines",
+    load: drains,
+  },
+  {
+    name: 'drains:add',
+    usage: 'drains:add NAME URL',
+    summary: "ship an app's logs to syslog+tcp://host:port, syslog+tls://host:port or https://…",
+    load: drains,
+  },
+  {
+    name: 'drains:remove',
+    usage: 'drains:remove NAME URL|ID',
+    summary: "stop shipping an app's logs to a drain",
+    load: drains,
   },
   {
     name: 'ports',

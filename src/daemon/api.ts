@@ -55,6 +55,8 @@ import { mountProcessRoutes } from './processes-api.ts';
 import { mountCertRoutes } from './certs-api.ts';
 import type { CertStore } from '../certs/index.ts';
 import { mountSshKeyRoutes, type SshKeyRoutes } from './ssh-keys-api.ts';
+import { mountDrainRoutes } from './drains-api.ts';
+import type { DrainManager } from '../logs/index.ts';
 
 export interface ApiOptions {
   deps: DeployDeps;
@@ -68,6 +70,8 @@ export interface ApiOptions {
   certs: CertStore;
   /** The SSH server's keys and host key (src/ssh). */
   ssh?: SshKeyRoutes;
+  /** The apps' log drains (drains:add/remove); an app's go when it is destroyed. */
+  drains: DrainManager;
 }
 
 const quiet = { write: () => undefined };
@@ -168,6 +172,7 @@ export function createApi(opts: ApiOptions): express.Express {
       throw new InvalidArgument(`destroying "${name}" needs force=1 (the CLI's --force)`);
     await destroyApp(deps, name, opts.reposDir);
     await opts.certs.forget(name);
+    opts.drains.forgetApp(name);
     opts.log('app destroyed', { app: name });
     res.json({ destroyed: name });
   });
@@ -211,6 +216,7 @@ export function createApi(opts: ApiOptions): express.Express {
   mountTokenRoutes(api, opts.auth, opts.log);
   mountCertRoutes(api, deps, opts.certs);
   if (opts.ssh !== undefined) mountSshKeyRoutes(api, opts.ssh, opts.log);
+  mountDrainRoutes(api, deps, opts.drains);
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);

@@ -14,7 +14,13 @@ import { build, defaultBuildLimits, type BuildLimits } from '../builder/index.ts
 import { adopt, handlePush, scale, withSupervisor, type AppLimits } from '../deploy/index.ts';
 import { parseProcessType } from '../apps/index.ts';
 import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/index.ts';
-import { DEFAULT_RETENTION_BYTES, LogCollector, LogStore } from '../logs/index.ts';
+import {
+  DEFAULT_RETENTION_BYTES,
+  DrainManager,
+  LogCollector,
+  LogStore,
+  type DrainOptions,
+} from '../logs/index.ts';
 import { openStore } from '../registry/index.ts';
 import { createRegistryHandler } from '../registry/server.ts';
 import { createDataPlane } from '../router/index.ts';
@@ -58,6 +64,8 @@ export interface DaemonOptions {
   tls?: TlsFiles;
   /** The SSH server's port for git (`--ssh-port`, default 2222), on the API's address. */
   sshPort?: number;
+  /** Log drains' buffer, backoff and report timing, and extra CAs (`--drain-ca`) for TLS drains. */
+  drains?: DrainOptions;
 }
 
 export interface Daemon {
@@ -98,6 +106,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     dir: join(opts.dataDir, 'logs', 'apps'),
     retentionBytes: opts.logRetentionBytes ?? DEFAULT_RETENTION_BYTES,
   });
+  // Drains follow the log store, so they start before anything (recovery, the collector)
+  // appends: what a restarted daemon reads from the files it missed is shipped too.
+  const drains = new DrainManager({
+    db: state.db,
+    logs,
+    drain: opts.drains,
+    log: (msg, extra) => log.info(extra ?? {}, msg),
+  });
+  drains.start();
   const plane = createDataPlane(opts.router ?? DEFAULT_ROUTER, {
     dataDir: opts.dataDir,
     httpPort: opts.httpPort,
@@ -209,6 +226,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     log: (msg, extra) => log.info(extra ?? {}, msg),
     certs,
     ssh: { keys: sshKeys, hostKey, port: () => sshPort },
+    drains,
   });
   const dashboard = createDashboard({
     deps,
@@ -294,6 +312,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       deps.supervisor.stop();
       collector.stop();
       await ssh.close();
+      drains.close();
       hooks.close();
       server.closeAllConnections();
       await new Promise<void>((r2) => server.close(() => r2()));

@@ -141,6 +141,12 @@ export const CertificateNotFound = define('CertificateNotFound', 'notFound');
 // Router.
 export const InvalidRouteTable = define('InvalidRouteTable', 'invalid');
 export const RouterUnavailable = define('RouterUnavailable', 'unavailable');
+// Log drains.
+/** A drain URL paas cannot ship to: details `{ scheme, reason }`, never the URL itself (it may hold a password). */
+export const InvalidDrainUrl = define('InvalidDrainUrl', 'invalid');
+export const DrainNotFound = define('DrainNotFound', 'notFound');
+/** The app has that drain already, or as many drains as it may have. */
+export const DrainExists = define('DrainExists', 'conflict');
 
 /**
  * One line for a person (push output, logs, ps): the message, plus the step and exit code a

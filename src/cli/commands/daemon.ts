@@ -1,4 +1,5 @@
 // `paas daemon`: parses flags and starts the daemon; runs until SIGTERM/SIGINT.
+import { readFileSync } from 'node:fs';
 import { intFlag, parse as parseArgs } from './args.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { parseMemory, parsePids } from '../../runtime/index.ts';
@@ -37,6 +38,19 @@ function mirrorUrl(v: string): string {
   return `${u.protocol}//${u.host}`;
 }
 
+/** A `--drain-ca` file: PEM certificates that TLS drains trust besides the system's CAs. */
+function drainCa(path: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new InvalidArgument(`daemon: --drain-ca ${path}: ${(e as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new InvalidArgument(`daemon: --drain-ca ${path} holds no PEM certificate`);
+  return pem;
+}
+
 export async function run(_name: string, args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -69,6 +83,9 @@ export async function run(_name: string, args: string[]): Promise<number> {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'ssh-port': { type: 'string', default: '2222' },
+      'drain-ca': { type: 'string', multiple: true, default: [] },
+      // What each log drain holds while its receiver is slow or down.
+      'drain-buffer': { type: 'string', default: '8m' },
     },
   });
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined))
@@ -114,6 +131,10 @@ export async function run(_name: string, args: string[]): Promise<number> {
         ? undefined
         : { certPath: values['tls-cert'], keyPath: values['tls-key'] },
     sshPort: int('ssh-port', values['ssh-port'], 0, 65535),
+    drains: {
+      bufferBytes: bytes('drain-buffer', values['drain-buffer']),
+      ...(values['drain-ca'].length === 0 ? {} : { ca: values['drain-ca'].map(drainCa) }),
+    },
   });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
