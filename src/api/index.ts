@@ -183,3 +183,21 @@ export interface RedirectHttpsInfo {
   redirectHttps: boolean;
   hsts: boolean;
 }
+
+/** One mount of an app (GET /api/apps/:app/storage). */
+export interface MountInfo {
+  kind: 'volume' | 'host';
+  /** The volume name, or the host directory. */
+  source: string;
+  target: string;
+  hostPath: string;
+  createdAt: string;
+}
+
+/** POST /api/apps/:app/storage and …/storage/unmount: mounts change with the next (re)start. */
+export interface StorageChange {
+  mount: MountInfo;
+  mounts: MountInfo[];
+  /** Running processes keep the mounts they started with until restarted. */
+  restartNeeded: boolean;
+}

@@ -77,6 +77,16 @@ const MIGRATIONS: readonly string[] = [
   // resources:set --pids and --cap-net-raw: NULL keeps the daemon's default (its flags).
   `ALTER TABLE resources ADD COLUMN pids INTEGER;
    ALTER TABLE resources ADD COLUMN net_raw INTEGER;`,
+  // storage:mount (src/storage): what each app has mounted where. Part of the app, not of a
+  // release, so redeploys and rollbacks keep it; the data itself lives in the data dir.
+  `CREATE TABLE mounts (
+     app TEXT NOT NULL,
+     target TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('volume', 'host')),
+     source TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     PRIMARY KEY (app, target)
+   );`,
 ];
 
 export function openDb(dataDir: string): Db {

@@ -114,7 +114,15 @@ export class AppStore {
   destroy(name: AppName): void {
     tx(this.db, () => {
       this.get(name);
-      for (const t of ['config', 'builds', 'releases', 'deploys', 'formation', 'resources'])
+      for (const t of [
+        'config',
+        'builds',
+        'releases',
+        'deploys',
+        'formation',
+        'resources',
+        'mounts',
+      ])
         this.db.prepare(`DELETE FROM ${t} WHERE app = ?`).run(name);
       this.db.prepare('DELETE FROM domains WHERE app = ?').run(name);
       this.db

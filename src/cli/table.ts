@@ -29,6 +29,7 @@ const images = () => import('./commands/images.ts');
 const registry = () => import('./commands/registry.ts');
 const login = () => import('./commands/login.ts');
 const tokens = () => import('./commands/tokens.ts');
+const storage = () => import('./commands/storage.ts');
 
 export const COMMANDS: readonly Command[] = [
   {
@@ -48,7 +49,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'apps:destroy',
-    usage: 'apps:destroy NAME --force',
+    usage: 'apps:destroy NAME --force [--purge-storage]',
     summary: 'stop and delete an app with its releases, config and logs',
     load: apps,
   },
@@ -273,6 +274,25 @@ export const COMMANDS: readonly Command[] = [
     usage: 'tokens:rotate-admin [--json|--quiet]',
     summary: 'write a new admin token file; the old admin token stops working',
     load: tokens,
+  },
+  {
+    name: 'storage:mount',
+    usage: 'storage:mount NAME VOLUME:/path | /host/dir:/path [--json]',
+    summary:
+      'mount a named volume or a host directory into every process of an app (from its next restart)',
+    load: storage,
+  },
+  {
+    name: 'storage:list',
+    usage: 'storage:list NAME [--json]',
+    summary: "list an app's mounts",
+    load: storage,
+  },
+  {
+    name: 'storage:unmount',
+    usage: 'storage:unmount NAME /path | SOURCE:/path [--json]',
+    summary: 'unmount a volume from an app (its data stays); from its next restart',
+    load: storage,
   },
   {
     name: 'buildpacks',

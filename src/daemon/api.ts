@@ -54,6 +54,7 @@ import { mountImageRoutes } from './images-api.ts';
 import { mountProcessRoutes } from './processes-api.ts';
 import { mountCertRoutes } from './certs-api.ts';
 import type { CertStore } from '../certs/index.ts';
+import { mountStorageRoutes } from './storage-api.ts';
 
 export interface ApiOptions {
   deps: DeployDeps;
@@ -163,7 +164,8 @@ export function createApi(opts: ApiOptions): express.Express {
     const name = app(req);
     if (req.query.force !== '1' && req.query.force !== 'true')
       throw new InvalidArgument(`destroying "${name}" needs force=1 (the CLI's --force)`);
-    await destroyApp(deps, name, opts.reposDir);
+    const purgeStorage = req.query['purge-storage'] === '1';
+    await destroyApp(deps, name, opts.reposDir, { purgeStorage });
     await opts.certs.forget(name);
     opts.log('app destroyed', { app: name });
     res.json({ destroyed: name });
@@ -207,6 +209,7 @@ export function createApi(opts: ApiOptions): express.Express {
   mountImageRoutes(api, deps);
   mountTokenRoutes(api, opts.auth, opts.log);
   mountCertRoutes(api, deps, opts.certs);
+  mountStorageRoutes(api, deps);
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);

@@ -82,6 +82,10 @@ export const InvalidPath = define('InvalidPath', 'invalid');
 export const InvalidDockerfile = define('InvalidDockerfile', 'invalid');
 export const PayloadTooLarge = define('PayloadTooLarge', 'tooLarge');
 export const UnsupportedMediaType = define('UnsupportedMediaType', 'unsupportedMedia');
+/** storage:mount's `SOURCE:/path`: a bad volume name, container path or refused host path. */
+export const InvalidMount = define('InvalidMount', 'invalid');
+/** A backing service's name or type (services:create postgres|redis NAME). */
+export const InvalidServiceName = define('InvalidServiceName', 'invalid');
 // Auth.
 export const Unauthorized = define('Unauthorized', 'unauthorized');
 /** A valid token whose scope or apps do not cover the request (details: need, app). */
@@ -96,9 +100,11 @@ export const ReleaseNotFound = define('ReleaseNotFound', 'notFound');
 export const BlobNotFound = define('BlobNotFound', 'notFound');
 /** Anything else a border looked up and did not find (a registry upload, a route). */
 export const NotFound = define('NotFound', 'notFound');
+export const ServiceNotFound = define('ServiceNotFound', 'notFound');
 // State.
 export const AppExists = define('AppExists', 'conflict');
 export const Conflict = define('Conflict', 'conflict');
+export const ServiceExists = define('ServiceExists', 'conflict');
 /** A domain the platform itself answers on (the dashboard's host names): no app may claim it. */
 export const ReservedDomain = define('ReservedDomain', 'conflict');
 // Pipeline.
