@@ -122,6 +122,7 @@ export class AppStore {
         'formation',
         'resources',
         'mounts',
+        'service_links',
       ])
         this.db.prepare(`DELETE FROM ${t} WHERE app = ?`).run(name);
       this.db.prepare('DELETE FROM domains WHERE app = ?').run(name);

@@ -55,6 +55,8 @@ import { mountProcessRoutes } from './processes-api.ts';
 import { mountCertRoutes } from './certs-api.ts';
 import type { CertStore } from '../certs/index.ts';
 import { mountStorageRoutes } from './storage-api.ts';
+import { mountServiceRoutes } from './services-api.ts';
+import type { ServiceManager } from '../services/index.ts';
 
 export interface ApiOptions {
   deps: DeployDeps;
@@ -66,6 +68,8 @@ export interface ApiOptions {
   log: (msg: string, extra?: Record<string, unknown>) => void;
   /** HTTPS certificates and redirects (certs-api.ts). */
   certs: CertStore;
+  /** Backing services (services:*); without it those routes are absent. */
+  services?: ServiceManager;
 }
 
 const quiet = { write: () => undefined };
@@ -73,6 +77,8 @@ const quiet = { write: () => undefined };
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 // `paas run` streams stdin up as its body, not JSON; no form can send this type either.
 const RUN_ROUTE = /^\/api\/apps\/[^/]+\/run$/;
+// services:restore streams a dump up as its body.
+const RESTORE_ROUTE = /^\/api\/services\/[^/]+\/restore$/;
 
 /** The media type of a request's body, without parameters (RFC 9110 §8.3.1), lower-cased. */
 function mediaType(req: Request): string {
@@ -123,7 +129,10 @@ export function createApi(opts: ApiOptions): express.Express {
     // §4.10.21.7), and a body-less cross-site fetch sends no type at all: requiring JSON on
     // every change refuses all of them, even if a credential ever rode along.
     if (!SAFE_METHODS.has(req.method)) {
-      const want = RUN_ROUTE.test(req.path) ? 'application/octet-stream' : 'application/json';
+      const want =
+        RUN_ROUTE.test(req.path) || RESTORE_ROUTE.test(req.path)
+          ? 'application/octet-stream'
+          : 'application/json';
       if (mediaType(req) !== want)
         return next(
           new UnsupportedMediaType(`${req.method} ${req.path} takes a body of type ${want}`, {
@@ -210,6 +219,7 @@ export function createApi(opts: ApiOptions): express.Express {
   mountTokenRoutes(api, opts.auth, opts.log);
   mountCertRoutes(api, deps, opts.certs);
   mountStorageRoutes(api, deps);
+  if (opts.services !== undefined) mountServiceRoutes(api, deps, opts.services);
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);

@@ -11,7 +11,15 @@ import { CertStore } from '../certs/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
 import { BaseImages } from '../baseimages/index.ts';
 import { build, defaultBuildLimits, type BuildLimits } from '../builder/index.ts';
-import { adopt, handlePush, scale, withSupervisor, type AppLimits } from '../deploy/index.ts';
+import {
+  adopt,
+  backoffMs,
+  handlePush,
+  scale,
+  withSupervisor,
+  type AppLimits,
+} from '../deploy/index.ts';
+import { ServiceManager } from '../services/index.ts';
 import { parseProcessType } from '../apps/index.ts';
 import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/index.ts';
 import { DEFAULT_RETENTION_BYTES, LogCollector, LogStore } from '../logs/index.ts';
@@ -109,6 +117,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       'the adopted router has no HTTPS listener (started before --https-port): certificates are kept and served once it restarts',
     );
 
+  const baseImages = new BaseImages({ store });
   const deps = withSupervisor({
     dataDir: opts.dataDir,
     domain: opts.domain,
@@ -122,7 +131,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     build,
     buildLimits,
     maxPushBytes,
-    baseImages: new BaseImages({ store }),
+    baseImages,
     startTimeoutMs: opts.startTimeoutMs,
     stopGraceMs: opts.stopGraceMs,
     defaultLimits: opts.defaultLimits,
@@ -138,6 +147,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   log.info(`network: bridge ${net.bridge} up, container borders applied`);
   const report = await adopt(deps, (m) => log.warn(m));
   log.info(report, 'recovered state');
+  // Backing services outlive the daemon like app containers: watch them again, start any
+  // that is down.
+  const services = new ServiceManager({
+    dataDir: opts.dataDir,
+    db: state.db,
+    runtime,
+    store,
+    buildImage: (kind, say) => baseImages.service(kind, say),
+    backoff: (n) => backoffMs(n),
+    log: (msg, extra) => log.warn(extra ?? {}, msg),
+  });
+  log.info(await services.adoptAll(), 'services recovered');
   collector.start();
 
   const reposDir = join(opts.dataDir, 'git');
@@ -188,6 +209,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     reservedHosts,
     log: (msg, extra) => log.info(extra ?? {}, msg),
     certs,
+    services,
   });
   const dashboard = createDashboard({
     deps,
@@ -255,6 +277,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     apiPort,
     async close() {
       deps.supervisor.stop();
+      services.stop();
       collector.stop();
       hooks.close();
       server.closeAllConnections();
