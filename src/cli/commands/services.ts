@@ -1,6 +1,6 @@
 // services:create | services:list | services:info | services:link | services:unlink |
 // services:restart | services:destroy | services:backup | services:restore
-import { parse as parseArgs } from './args.ts';
+import { parseCommand } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { parseAlias, parseServiceName, parseServiceType } from '../../services/index.ts';
@@ -27,16 +27,10 @@ function show(s: ServiceInfo): string {
 }
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      json: { type: 'boolean' },
-      force: { type: 'boolean' },
-      reveal: { type: 'boolean' },
-      alias: { type: 'string' },
-    },
+  const { values, positionals } = parseCommand(args, {
+    force: { type: 'boolean' },
+    reveal: { type: 'boolean' },
+    alias: { type: 'string' },
   });
   const out = (s: ServiceInfo | ServiceLinkChange, text: string): void => {
     if (values.json === true) printJson(s);

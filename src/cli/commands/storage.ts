@@ -1,17 +1,12 @@
 // storage:mount | storage:list | storage:unmount
-import { parse as parseArgs } from './args.ts';
+import { parseCommand } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { call, enc, printJson, table } from './client.ts';
 import type { MountInfo, StorageChange } from '../../api/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: { json: { type: 'boolean' } },
-  });
+  const { values, positionals } = parseCommand(args);
   const app = parseAppName(positionals[0]);
   const restartHint = (c: StorageChange): string =>
     c.restartNeeded
