@@ -3,6 +3,9 @@
 //   library/busybox:latest                                  the host's busybox-static
 //   library/node:22-slim, :24-slim (= lts-slim), :26-slim   debian + the official Node binary,
 //                                                            npm, corepack, yarn, user node
+//   library/postgres:15, library/redis:7 (--only postgres,redis; services:create builds them
+//                                                            on demand too) Debian's postgresql-15
+//                                                            and redis-server on debootstrap minbase
 // Only the slim tags of the pinned majors are built here (install time matters); the full
 // tags (node:22, on buildpack-deps), other majors (18, 20) and exact versions are built by
 // the daemon the first time a build asks for one (src/baseimages). --node adds some now, e.g.
@@ -40,6 +43,9 @@ if (only.has('debian') || only.has('node')) await base.debian('slim', say);
 if (only.has('node')) {
   for (const version of pinnedNodeVersions()) await base.node(version, 'slim', say);
 }
+// Backing services (services:create): postgres:15 and redis:7 from Debian's packages.
+if (only.has('postgres')) await base.service('postgres', say);
+if (only.has('redis')) await base.service('redis', say);
 for (const tag of (args.node ?? '').split(',').filter(Boolean)) {
   const t0 = Date.now();
   if (!(await base.prepare(`node:${tag.trim()}`, say)))

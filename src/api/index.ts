@@ -222,3 +222,43 @@ export interface DrainEntry {
   dropped: number;
   lastError: string | null;
 }
+
+/** One mount of an app (GET /api/apps/:app/storage). */
+export interface MountInfo {
+  kind: 'volume' | 'host';
+  /** The volume name, or the host directory. */
+  source: string;
+  target: string;
+  hostPath: string;
+  createdAt: string;
+}
+
+/** POST /api/apps/:app/storage and …/storage/unmount: mounts change with the next (re)start. */
+export interface StorageChange {
+  mount: MountInfo;
+  mounts: MountInfo[];
+  /** Running processes keep the mounts they started with until restarted. */
+  restartNeeded: boolean;
+}
+
+/** A backing service as services:info / services:list show it (GET /api/services[/:name]). */
+export interface ServiceInfo {
+  name: string;
+  type: string;
+  image: string;
+  state: string;
+  container: string | null;
+  restarts: number;
+  /** The URL a link sets, the password masked unless asked for (`reveal=1`). */
+  url: string;
+  links: { app: string; alias: string; var: string }[];
+  createdAt: string;
+}
+
+/** POST /api/services/:name/link and …/unlink: the app's config var and its new release. */
+export interface ServiceLinkChange {
+  service: string;
+  app: string;
+  var: string;
+  release: string | null;
+}

@@ -97,6 +97,32 @@ const MIGRATIONS: readonly string[] = [
      created_at TEXT NOT NULL,
      UNIQUE (app, url)
    );`,
+  // storage:mount (src/storage): what each app has mounted where. Part of the app, not of a
+  // release, so redeploys and rollbacks keep it; the data itself lives in the data dir.
+  `CREATE TABLE mounts (
+     app TEXT NOT NULL,
+     target TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('volume', 'host')),
+     source TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     PRIMARY KEY (app, target)
+   );`,
+  // Backing services (src/services) and the apps linked to each. A service's password is
+  // kept here (the data dir is root's, 0700) to build the URL its links set.
+  `CREATE TABLE services (
+     name TEXT PRIMARY KEY,
+     type TEXT NOT NULL CHECK (type IN ('postgres', 'redis')),
+     image TEXT NOT NULL,
+     password TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE service_links (
+     service TEXT NOT NULL,
+     app TEXT NOT NULL,
+     alias TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     PRIMARY KEY (service, app)
+   );`,
 ];
 
 export function openDb(dataDir: string): Db {

@@ -114,7 +114,16 @@ export class AppStore {
   destroy(name: AppName): void {
     tx(this.db, () => {
       this.get(name);
-      for (const t of ['config', 'builds', 'releases', 'deploys', 'formation', 'resources'])
+      for (const t of [
+        'config',
+        'builds',
+        'releases',
+        'deploys',
+        'formation',
+        'resources',
+        'mounts',
+        'service_links',
+      ])
         this.db.prepare(`DELETE FROM ${t} WHERE app = ?`).run(name);
       this.db.prepare('DELETE FROM domains WHERE app = ?').run(name);
       // Its log drains go with it: a later app of the same name must not ship to them.

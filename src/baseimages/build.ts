@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import semver from 'semver';
 import * as tar from 'tar';
 import { openStore, type ContainerConfig, type ImageStore } from '../registry/index.ts';
-import { corepackFor, lock, npmFor, type Pin } from './lock.ts';
+import { corepackFor, lock, npmFor, type Pin, type ServiceImage } from './lock.ts';
 import type { NodeVariant } from './tags.ts';
 
 const run = promisify(execFile);
@@ -317,5 +317,70 @@ export function buildNode(
       ],
     });
     return `library/node:${tag}`;
+  };
+}
+
+/**
+ * The image config of a service image: what the official postgres:15 / redis:7 set that a
+ * service container relies on (user, data dir, port, PATH). Debian's packages create the
+ * `postgres` and `redis` users with their own system uids (not the official images' 999).
+ */
+const SERVICE_CONFIG: Record<ServiceImage, ContainerConfig> = {
+  postgres: {
+    Env: [
+      `${PATH_ENV}:/usr/lib/postgresql/15/bin`,
+      'PGDATA=/var/lib/postgresql/data',
+      'LANG=C.UTF-8',
+    ],
+    User: 'postgres',
+    Cmd: ['postgres'],
+    ExposedPorts: { '5432/tcp': {} },
+    StopSignal: 'SIGINT',
+  },
+  redis: {
+    Env: [PATH_ENV],
+    User: 'redis',
+    Cmd: ['redis-server'],
+    ExposedPorts: { '6379/tcp': {} },
+  },
+};
+
+/**
+ * postgres:15 or redis:7 from Debian's own packages (postgresql-15, redis-server): debootstrap
+ * minbase as debian:bookworm, with the server included, so the maintainer scripts make its
+ * user and directories as they would on a Debian host. The cluster Debian's postinst creates
+ * is dropped: a service initialises its own data dir on its volume.
+ */
+export function buildService(kind: ServiceImage, say: Say) {
+  return async (work: string, scratch: ImageStore): Promise<string> => {
+    const { suite, include } = lock.debian;
+    const { packages, tags } = lock.services[kind];
+    const root = path.join(work, 'rootfs');
+    const mirror = debianMirror(suite);
+    say(`debootstrap --variant=minbase ${suite} from ${mirror} with ${packages.join(', ')}`);
+    await quiet(
+      'debootstrap',
+      [
+        '--variant=minbase',
+        `--include=${[...include, ...packages].join(',')}`,
+        suite,
+        root,
+        mirror,
+      ],
+      say,
+    );
+    for (const d of ['var/cache/apt/archives', 'var/lib/apt/lists', 'var/log']) {
+      for (const f of await fsp.readdir(path.join(root, d)).catch(() => [] as string[])) {
+        if (f === 'partial' || f === 'lock') continue;
+        await fsp.rm(path.join(root, d, f), { recursive: true, force: true });
+      }
+    }
+    if (kind === 'postgres') {
+      await fsp.rm(path.join(root, 'var/lib/postgresql/15'), { recursive: true, force: true });
+      await fsp.rm(path.join(root, 'etc/postgresql/15'), { recursive: true, force: true });
+    }
+    const ref = `library/${kind}:${tags[0]}`;
+    await scratch.importRootfs(root, ref, SERVICE_CONFIG[kind]);
+    return ref;
   };
 }

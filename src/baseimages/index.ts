@@ -8,17 +8,18 @@ import {
   buildBusybox,
   buildDebian,
   buildNode,
+  buildService,
   cachedLayout,
   registryIntegrity,
   type Say,
 } from './build.ts';
-import { lock, pinnedVersion } from './lock.ts';
+import { lock, pinnedVersion, type ServiceImage } from './lock.ts';
 import { localReleases, nodeReleases, type NodeReleases } from './releases.ts';
 import { parseNodeTag, tagsFor, versionFor, type NodeTag, type NodeVariant } from './tags.ts';
 
 export { nodeEndOfLife } from './eol.ts';
 export { NODE_UID } from './build.ts';
-export { pinnedNodeVersions, pinnedVersion } from './lock.ts';
+export { pinnedNodeVersions, pinnedVersion, type ServiceImage } from './lock.ts';
 export { localReleases, stableVersions, type NodeReleases } from './releases.ts';
 export { parseNodeTag, tagsFor, versionFor, type NodeTag, type NodeVariant } from './tags.ts';
 
@@ -117,6 +118,26 @@ export class BaseImages implements BaseImageProvider {
       buildNode(version, variant, pin, debian, say),
     );
     await this.importTags(layout, tagsFor(version, variant, requested), say);
+  }
+
+  /**
+   * postgres:15 / redis:7 from Debian's packages (services:create), imported with every tag
+   * the lock gives it; returns the first tag's reference.
+   */
+  async service(kind: ServiceImage, say: Say): Promise<string> {
+    const inputs = {
+      debian: lock.debian.include,
+      suite: lock.debian.suite,
+      ...lock.services[kind],
+    };
+    const { layout } = await this.layout(
+      `${kind}-${lock.debian.suite}`,
+      inputs,
+      buildService(kind, say),
+    );
+    const tags = lock.services[kind].tags.map((t) => `library/${kind}:${t}`);
+    await this.importTags(layout, tags, say);
+    return tags[0]!;
   }
 
   private async importTags(layout: string, tags: string[], say: Say): Promise<void> {

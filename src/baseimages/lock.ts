@@ -10,7 +10,11 @@ export type Lock = {
   corepack: Record<string, Pin>;
   yarn: Pin;
   nodeAliases: Record<string, string[]>;
+  /** Backing services (src/services): Debian's own server packages, and the tags they get. */
+  services: Record<ServiceImage, { packages: string[]; tags: string[] }>;
 };
+
+export type ServiceImage = 'postgres' | 'redis';
 
 export const LOCK_FILE = new URL('../../provision/base-images.lock.json', import.meta.url);
 

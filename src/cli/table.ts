@@ -31,6 +31,8 @@ const registry = () => import('./commands/registry.ts');
 const login = () => import('./commands/login.ts');
 const tokens = () => import('./commands/tokens.ts');
 const sshKeys = () => import('./commands/ssh-keys.ts');
+const storage = () => import('./commands/storage.ts');
+const services = () => import('./commands/services.ts');
 
 export const COMMANDS: readonly Command[] = [
   {
@@ -50,7 +52,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'apps:destroy',
-    usage: 'apps:destroy NAME --force',
+    usage: 'apps:destroy NAME --force [--purge-storage]',
     summary: 'stop and delete an app with its releases, config and logs',
     load: apps,
   },
@@ -317,6 +319,80 @@ export const COMMANDS: readonly Command[] = [
     usage: 'ssh-keys:host [--json]',
     summary: "print the SSH server's host key fingerprint and a known_hosts line",
     load: sshKeys,
+  },
+  {
+    name: 'storage:mount',
+    usage: 'storage:mount NAME VOLUME:/path | /host/dir:/path [--json]',
+    summary:
+      'mount a named volume or a host directory into every process of an app (from its next restart)',
+    load: storage,
+  },
+  {
+    name: 'storage:list',
+    usage: 'storage:list NAME [--json]',
+    summary: "list an app's mounts",
+    load: storage,
+  },
+  {
+    name: 'storage:unmount',
+    usage: 'storage:unmount NAME /path | SOURCE:/path [--json]',
+    summary: 'unmount a volume from an app (its data stays); from its next restart',
+    load: storage,
+  },
+  {
+    name: 'services:create',
+    usage: 'services:create postgres|redis NAME [--json]',
+    summary:
+      "run a backing service (postgres 15 or redis 7 from Debian's packages) with its data on a volume",
+    load: services,
+  },
+  {
+    name: 'services:list',
+    usage: 'services:list [--json]',
+    summary: 'list backing services',
+    load: services,
+  },
+  {
+    name: 'services:info',
+    usage: 'services:info NAME [--reveal] [--json]',
+    summary: 'show a service: state, links, URL (password hidden unless --reveal)',
+    load: services,
+  },
+  {
+    name: 'services:link',
+    usage: 'services:link NAME APP [--alias DATABASE] [--json]',
+    summary: 'give an app the service: sets <ALIAS>_URL (DATABASE_URL, REDIS_URL) and redeploys',
+    load: services,
+  },
+  {
+    name: 'services:unlink',
+    usage: 'services:unlink NAME APP [--json]',
+    summary: 'take the service from an app: unsets its URL and redeploys',
+    load: services,
+  },
+  {
+    name: 'services:restart',
+    usage: 'services:restart NAME [--json]',
+    summary: "restart a service's container (its data stays)",
+    load: services,
+  },
+  {
+    name: 'services:destroy',
+    usage: 'services:destroy NAME --force',
+    summary: 'delete a service and its data (refused while an app is linked)',
+    load: services,
+  },
+  {
+    name: 'services:backup',
+    usage: 'services:backup NAME > FILE',
+    summary: 'write a consistent dump to stdout (pg_dump SQL, redis RDB) while apps keep serving',
+    load: services,
+  },
+  {
+    name: 'services:restore',
+    usage: 'services:restore NAME < FILE',
+    summary: 'load a dump made by services:backup into the service',
+    load: services,
   },
   {
     name: 'buildpacks',

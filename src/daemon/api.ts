@@ -57,6 +57,9 @@ import type { CertStore } from '../certs/index.ts';
 import { mountSshKeyRoutes, type SshKeyRoutes } from './ssh-keys-api.ts';
 import { mountDrainRoutes } from './drains-api.ts';
 import type { DrainManager } from '../logs/index.ts';
+import { mountStorageRoutes } from './storage-api.ts';
+import { mountServiceRoutes } from './services-api.ts';
+import type { ServiceManager } from '../services/index.ts';
 
 export interface ApiOptions {
   deps: DeployDeps;
@@ -72,6 +75,8 @@ export interface ApiOptions {
   ssh?: SshKeyRoutes;
   /** The apps' log drains (drains:add/remove); an app's go when it is destroyed. */
   drains: DrainManager;
+  /** Backing services (services:*); without it those routes are absent. */
+  services?: ServiceManager;
 }
 
 const quiet = { write: () => undefined };
@@ -79,6 +84,8 @@ const quiet = { write: () => undefined };
 const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 // `paas run` streams stdin up as its body, not JSON; no form can send this type either.
 const RUN_ROUTE = /^\/api\/apps\/[^/]+\/run$/;
+// services:restore streams a dump up as its body.
+const RESTORE_ROUTE = /^\/api\/services\/[^/]+\/restore$/;
 
 /** The media type of a request's body, without parameters (RFC 9110 §8.3.1), lower-cased. */
 function mediaType(req: Request): string {
@@ -129,7 +136,10 @@ export function createApi(opts: ApiOptions): express.Express {
     // §4.10.21.7), and a body-less cross-site fetch sends no type at all: requiring JSON on
     // every change refuses all of them, even if a credential ever rode along.
     if (!SAFE_METHODS.has(req.method)) {
-      const want = RUN_ROUTE.test(req.path) ? 'application/octet-stream' : 'application/json';
+      const want =
+        RUN_ROUTE.test(req.path) || RESTORE_ROUTE.test(req.path)
+          ? 'application/octet-stream'
+          : 'application/json';
       if (mediaType(req) !== want)
         return next(
           new UnsupportedMediaType(`${req.method} ${req.path} takes a body of type ${want}`, {
@@ -170,7 +180,8 @@ export function createApi(opts: ApiOptions): express.Express {
     const name = app(req);
     if (req.query.force !== '1' && req.query.force !== 'true')
       throw new InvalidArgument(`destroying "${name}" needs force=1 (the CLI's --force)`);
-    await destroyApp(deps, name, opts.reposDir);
+    const purgeStorage = req.query['purge-storage'] === '1';
+    await destroyApp(deps, name, opts.reposDir, { purgeStorage });
     await opts.certs.forget(name);
     opts.drains.forgetApp(name);
     opts.log('app destroyed', { app: name });
@@ -217,6 +228,8 @@ export function createApi(opts: ApiOptions): express.Express {
   mountCertRoutes(api, deps, opts.certs);
   if (opts.ssh !== undefined) mountSshKeyRoutes(api, opts.ssh, opts.log);
   mountDrainRoutes(api, deps, opts.drains);
+  mountStorageRoutes(api, deps);
+  if (opts.services !== undefined) mountServiceRoutes(api, deps, opts.services);
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);

@@ -11,7 +11,15 @@ import { CertStore } from '../certs/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
 import { BaseImages } from '../baseimages/index.ts';
 import { build, defaultBuildLimits, type BuildLimits } from '../builder/index.ts';
-import { adopt, handlePush, scale, withSupervisor, type AppLimits } from '../deploy/index.ts';
+import {
+  adopt,
+  backoffMs,
+  handlePush,
+  scale,
+  withSupervisor,
+  type AppLimits,
+} from '../deploy/index.ts';
+import { ServiceManager } from '../services/index.ts';
 import { parseProcessType } from '../apps/index.ts';
 import { createGitHttpHandler, isGitRequest, listenHookSocket } from '../git/index.ts';
 import {
@@ -138,6 +146,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       `the ${plane.kind} data plane has no HTTPS listener (adopted from before --https-port, or a plane without HTTPS yet): certificates are kept and served once it has one`,
     );
 
+  const baseImages = new BaseImages({ store });
   const deps = withSupervisor({
     dataDir: opts.dataDir,
     domain: opts.domain,
@@ -151,7 +160,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     build,
     buildLimits,
     maxPushBytes,
-    baseImages: new BaseImages({ store }),
+    baseImages,
     startTimeoutMs: opts.startTimeoutMs,
     stopGraceMs: opts.stopGraceMs,
     defaultLimits: opts.defaultLimits,
@@ -167,6 +176,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   log.info(`network: bridge ${net.bridge} up, container borders applied`);
   const report = await adopt(deps, (m) => log.warn(m));
   log.info(report, 'recovered state');
+  // Backing services outlive the daemon like app containers: watch them again, start any
+  // that is down.
+  const services = new ServiceManager({
+    dataDir: opts.dataDir,
+    db: state.db,
+    runtime,
+    store,
+    buildImage: (kind, say) => baseImages.service(kind, say),
+    backoff: (n) => backoffMs(n),
+    log: (msg, extra) => log.warn(extra ?? {}, msg),
+  });
+  log.info(await services.adoptAll(), 'services recovered');
   collector.start();
 
   const reposDir = join(opts.dataDir, 'git');
@@ -227,6 +248,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     certs,
     ssh: { keys: sshKeys, hostKey, port: () => sshPort },
     drains,
+    services,
   });
   const dashboard = createDashboard({
     deps,
@@ -310,6 +332,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     sshPort,
     async close() {
       deps.supervisor.stop();
+      services.stop();
       collector.stop();
       await ssh.close();
       drains.close();

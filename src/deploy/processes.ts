@@ -6,6 +6,8 @@ import { parsePort, type AppName, type Release } from '../apps/index.ts';
 import { DeployFailed, describeError } from '../errors/index.ts';
 import type { ContainerConfig, Healthcheck } from '../registry/index.ts';
 import type { ContainerInfo, Limits, RunTerminal } from '../runtime/index.ts';
+import { Storage } from '../storage/index.ts';
+import { linkVolumes } from '../services/index.ts';
 import { DEFAULT_APP_LIMITS, type ProcessDeps } from './types.ts';
 
 export const DEFAULT_PORT = 5000;
@@ -118,6 +120,12 @@ async function containerSpec(
     user: cfg.User !== undefined && cfg.User !== '' ? cfg.User : undefined,
     hostname: `${release.app}.${type}.${n ?? 'run'}`,
     net: 'bridge' as const,
+    // storage:mount's volumes: every process of the app, whatever its release, sees them.
+    // and each linked service's socket directory (services:link), which only they get.
+    volumes: [
+      ...new Storage(deps.state.db, deps.dataDir).volumes(release.app),
+      ...linkVolumes(deps.state.db, deps.dataDir, release.app),
+    ],
     // A web process carries its port, so a daemon that adopts it after a restart routes there.
     labels: type === 'web' ? { ...labels, port: String(port) } : labels,
   };

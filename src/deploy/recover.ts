@@ -15,6 +15,7 @@ import { stopGraceMs } from './deploy.ts';
 import { converge } from './formation.ts';
 import { labelsOf, removeContainer } from './processes.ts';
 import { publishRoutes } from './routes.ts';
+import { Storage } from '../storage/index.ts';
 import type { DeployDeps } from './types.ts';
 
 export interface AdoptReport {
@@ -113,7 +114,12 @@ export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promi
   return report;
 }
 
-export async function destroyApp(deps: DeployDeps, app: AppName, reposDir: string): Promise<void> {
+export async function destroyApp(
+  deps: DeployDeps,
+  app: AppName,
+  reposDir: string,
+  opts: { purgeStorage?: boolean } = {},
+): Promise<void> {
   const unlock = await deps.state.locks.acquire(app, 'destroy');
   try {
     deps.state.apps.get(app);
@@ -131,6 +137,8 @@ export async function destroyApp(deps: DeployDeps, app: AppName, reposDir: strin
       await deps.store.deleteManifest(app, tag).catch(() => undefined);
     removeRepo(reposDir, app);
     deps.logs.remove(app);
+    // Named volumes outlive the app (Dokku keeps storage too) unless asked otherwise.
+    if (opts.purgeStorage === true) new Storage(deps.state.db, deps.dataDir).purge(app);
   } finally {
     unlock();
   }

@@ -88,6 +88,10 @@ export const InvalidSshKey = define('InvalidSshKey', 'invalid');
 export const UnsupportedSshKeyType = define('UnsupportedSshKeyType', 'invalid');
 /** An RSA key shorter than 2048 bits: details `{ bits, min }`. */
 export const WeakSshKey = define('WeakSshKey', 'invalid');
+/** storage:mount's `SOURCE:/path`: a bad volume name, container path or refused host path. */
+export const InvalidMount = define('InvalidMount', 'invalid');
+/** A backing service's name or type (services:create postgres|redis NAME). */
+export const InvalidServiceName = define('InvalidServiceName', 'invalid');
 // Auth.
 export const Unauthorized = define('Unauthorized', 'unauthorized');
 /** A valid token whose scope or apps do not cover the request (details: need, app). */
@@ -105,11 +109,13 @@ export const SshKeyNotFound = define('SshKeyNotFound', 'notFound');
 export const BlobNotFound = define('BlobNotFound', 'notFound');
 /** Anything else a border looked up and did not find (a registry upload, a route). */
 export const NotFound = define('NotFound', 'notFound');
+export const ServiceNotFound = define('ServiceNotFound', 'notFound');
 // State.
 export const AppExists = define('AppExists', 'conflict');
 export const Conflict = define('Conflict', 'conflict');
 /** An SSH key whose name or fingerprint is already stored: details `{ name }` of the holder. */
 export const SshKeyExists = define('SshKeyExists', 'conflict');
+export const ServiceExists = define('ServiceExists', 'conflict');
 /** A domain the platform itself answers on (the dashboard's host names): no app may claim it. */
 export const ReservedDomain = define('ReservedDomain', 'conflict');
 // Pipeline.

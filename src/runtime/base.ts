@@ -1,7 +1,16 @@
 // What both backends share: bundle directories, user resolution, cgroups, network, state
 // and exit files, stop/wait/kill, stats, list and cleanup. A backend supplies only how a
 // container is launched, signalled, exec'd into and torn down (see BackendOps).
-import { existsSync, mkdirSync, readdirSync, rmSync, watch, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -24,7 +33,7 @@ import {
 } from './bundle.ts';
 import { Cgroup } from './cgroups.ts';
 import { Network, writeNetFiles } from './network.ts';
-import { parseSpec, SIGNALS } from './spec.ts';
+import { parseSpec, SIGNALS, type NormalizedSpec } from './spec.ts';
 import { resolveUser } from './users.ts';
 import type {
   ContainerInfo,
@@ -154,6 +163,7 @@ export abstract class BundleRuntime implements Runtime {
         'dir' in spec.rootfs ? [spec.rootfs.dir] : spec.rootfs.lowers,
         spec.user,
       );
+      initVolumeOwners(spec, user);
       mkdirSync(files.rootfs(bundle));
       if ('lowers' in spec.rootfs && !spec.readonly && spec.rootfs.upper === undefined) {
         const w = writableDirs(bundle, spec);
@@ -422,5 +432,20 @@ export abstract class BundleRuntime implements Runtime {
     const p = join(bundle, name);
     writeFileSync(p, data);
     return p;
+  }
+}
+
+/**
+ * First use of a platform-made volume: an empty, root-owned directory becomes the
+ * container user's, so an app running as USER node can write to its fresh volume. Anything
+ * already in use (not empty, or owned by someone else) is left as it is.
+ */
+function initVolumeOwners(spec: NormalizedSpec, user: { uid: number; gid: number }): void {
+  const shift = spec.userns ?? { hostUid: 0, hostGid: 0 };
+  for (const v of spec.volumes) {
+    if (v.initOwner !== true) continue;
+    const st = lstatSync(v.source);
+    if (!st.isDirectory() || st.uid !== 0 || readdirSync(v.source).length > 0) continue;
+    chownSync(v.source, shift.hostUid + user.uid, shift.hostGid + user.gid);
   }
 }

@@ -412,6 +412,36 @@ export function runtimeContract(name: RuntimeName): void {
       expect(exit.exitCode).toBe(7);
     });
 
+    it('hands a fresh platform volume to the container user, binds it nosuid,nodev, and leaves a used one alone (storage:mount)', async () => {
+      const { mkdirSync, writeFileSync } = await import('node:fs');
+      const fresh = join(tmp.dir, 'vol-fresh');
+      const used = join(tmp.dir, 'vol-used');
+      mkdirSync(fresh);
+      mkdirSync(used);
+      writeFileSync(join(used, 'keep'), 'root data\n');
+      const r = await rt.run(
+        spec({
+          user: 'app',
+          command: [
+            'sh',
+            '-c',
+            'echo hi > /data/f && cat /data/f && grep " /data " /proc/self/mounts; echo x > /used/f || echo refused',
+          ],
+          volumes: [
+            { source: fresh, target: '/data', initOwner: true },
+            { source: used, target: '/used', initOwner: true },
+          ],
+        }),
+      );
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^hi\n/);
+      expect(r.stdout).toMatch(/ \/data \S+ rw,nosuid,nodev/);
+      expect(r.stdout).toContain('refused');
+      expect(statSync(fresh).uid).toBe(1000);
+      expect(statSync(join(fresh, 'f')).uid).toBe(1000);
+      expect(statSync(used).uid).toBe(0);
+    });
+
     it('removes everything a container held', async () => {
       const c = await startDetached({
         command: ['sleep', '60'],

@@ -205,6 +205,7 @@ export function parseSpec(spec: ContainerSpec): NormalizedSpec {
     source: absolutePath(`volumes[${i}].source`, v.source),
     target: absolutePath(`volumes[${i}].target`, v.target),
     readonly: v.readonly === true,
+    initOwner: v.initOwner === true,
   }));
   for (const [i, v] of volumes.entries()) {
     try {

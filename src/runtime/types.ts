@@ -19,6 +19,12 @@ export interface Volume {
   /** Absolute path inside the container; resolved inside the rootfs, never through a symlink leaving it. */
   target: string;
   readonly?: boolean;
+  /**
+   * A volume the platform made for the container (storage:mount's named volumes): while its
+   * directory is still empty and root's, create() hands it to the container's user (the
+   * shifted host ids under `userns`), as Docker does for a fresh named volume.
+   */
+  initOwner?: boolean;
 }
 
 export type RootfsSpec =

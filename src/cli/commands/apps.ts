@@ -6,7 +6,10 @@ import { call, enc, printJson, table } from './client.ts';
 import type { AppInfo, AppSummary } from '../../api/index.ts';
 
 export async function run(name: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseCommand(args, { force: { type: 'boolean' } });
+  const { values, positionals } = parseCommand(args, {
+    force: { type: 'boolean' },
+    'purge-storage': { type: 'boolean' },
+  });
   switch (name) {
     case 'apps:list': {
       const apps = await call<AppSummary[]>('GET', '/api/apps');
@@ -50,8 +53,11 @@ export async function run(name: string, args: string[]): Promise<number> {
         throw new InvalidArgument(
           `apps:destroy removes ${app}, its releases, config and logs: add --force to confirm`,
         );
-      await call('DELETE', `/api/apps/${enc(app)}?force=1`);
-      process.stdout.write(`destroyed ${app}\n`);
+      const purge = values['purge-storage'] === true;
+      await call('DELETE', `/api/apps/${enc(app)}?force=1${purge ? '&purge-storage=1' : ''}`);
+      process.stdout.write(
+        `destroyed ${app}${purge ? ' and its volumes' : '; its volumes stay (--purge-storage deletes them)'}\n`,
+      );
       return 0;
     }
     default:

@@ -66,6 +66,23 @@ export class ApiError extends PaasError {
 }
 
 export async function request(method: string, path: string, body?: unknown): Promise<Response> {
+  return send(method, path, {
+    // The API takes every change as JSON, even one with no body (src/daemon/api.ts).
+    type: body === undefined && (method === 'GET' || method === 'HEAD') ? null : 'application/json',
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+/** A request with a raw body (services:restore's dump), errors handled as request's. */
+export function requestBytes(method: string, path: string, body: Buffer): Promise<Response> {
+  return send(method, path, { type: 'application/octet-stream', body });
+}
+
+async function send(
+  method: string,
+  path: string,
+  opts: { type: string | null; body: string | Buffer | undefined },
+): Promise<Response> {
   let res: Response;
   try {
     const tls = tlsOptions();
@@ -84,12 +101,9 @@ export async function request(method: string, path: string, body?: unknown): Pro
       method,
       headers: {
         authorization: `Bearer ${apiToken()}`,
-        // The API takes every change as JSON, even one with no body (src/daemon/api.ts).
-        ...(body === undefined && (method === 'GET' || method === 'HEAD')
-          ? {}
-          : { 'content-type': 'application/json' }),
+        ...(opts.type === null ? {} : { 'content-type': opts.type }),
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: opts.body,
     });
   } catch (e) {
     if (e instanceof PaasError) throw e;

@@ -1,0 +1,333 @@
+// Running backing services: each is one container of our runtime (no network: it serves a
+// Unix socket, see kinds.ts) with its data on a volume, watched like an app process — an exit
+// that nobody asked for restarts it after the same backoff app processes get — and found
+// again by its label when the daemon restarts (containers outlive the daemon).
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { AppName, Db } from '../apps/index.ts';
+import type { ServiceImage } from '../baseimages/index.ts';
+import { HealthCheckFailed, ImageNotFound, RuntimeError } from '../errors/index.ts';
+import type { ImageStore } from '../registry/index.ts';
+import type { ContainerInfo, ProcessResult, Runtime, Volume } from '../runtime/index.ts';
+import { KINDS, linkDir } from './kinds.ts';
+import { serviceDir, ServiceStore, type Link, type Service } from './store.ts';
+import type { ServiceName, ServiceType } from './validate.ts';
+
+export const SERVICE_LABEL = 'paas.service';
+/** Heroku's standard dyno memory, as app processes get by default. */
+const SERVICE_MEMORY = 512 * 1024 * 1024;
+const HEALTH_TIMEOUT_MS = 90_000;
+/** A service that stayed up this long starts its crash count afresh (as app processes do). */
+const STABLE_MS = 30_000;
+
+export interface ServiceDeps {
+  dataDir: string;
+  db: Db;
+  runtime: Runtime;
+  store: ImageStore;
+  /** Builds postgres:15 / redis:7 from Debian's packages when the store lacks them. */
+  buildImage?: (kind: ServiceImage, say: (line: string) => void) => Promise<string>;
+  /** Delay before restart number n: the app processes' backoff (deploy's backoffMs). */
+  backoff: (crashes: number) => number;
+  log: (msg: string, extra?: Record<string, unknown>) => void;
+}
+
+export interface ServiceStatus {
+  service: Service;
+  container: ContainerInfo | null;
+  links: Link[];
+  restarts: number;
+}
+
+interface Watch {
+  id: string;
+  abort: AbortController;
+  restarts: number;
+  crashes: number;
+}
+
+export class ServiceManager {
+  readonly services: ServiceStore;
+  private readonly deps: ServiceDeps;
+  private readonly watches = new Map<string, Watch>();
+  /** Names being restarted, restored or destroyed on purpose: their exits are expected. */
+  private readonly busy = new Set<string>();
+  private stopped = false;
+
+  constructor(deps: ServiceDeps) {
+    this.deps = deps;
+    this.services = new ServiceStore(deps.db);
+  }
+
+  private dirs(name: ServiceName): { data: string; run: string } {
+    const root = serviceDir(this.deps.dataDir, name);
+    return { data: join(root, 'data'), run: join(root, 'run') };
+  }
+
+  /** Creates, starts and health-checks a service; on failure nothing of it is left. */
+  async create(type: ServiceType, name: ServiceName, say: (l: string) => void): Promise<Service> {
+    const kind = KINDS[type];
+    await this.ensureImage(type, say);
+    const svc = this.services.create(name, type, kind.image);
+    try {
+      mkdirSync(join(this.deps.dataDir, 'services'), { recursive: true, mode: 0o700 });
+      const d = this.dirs(name);
+      // Empty and root's: the runtime hands both to the image's user on first start.
+      mkdirSync(d.data, { recursive: true, mode: 0o755 });
+      mkdirSync(d.run, { recursive: true, mode: 0o755 });
+      say(`starting ${type} service ${name} (${kind.image})`);
+      await this.start(svc);
+      await this.waitHealthy(svc);
+      say(`${name} is ready`);
+      return svc;
+    } catch (e) {
+      await this.removeContainers(name);
+      this.services.delete(name);
+      rmSync(serviceDir(this.deps.dataDir, name), { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private async ensureImage(type: ServiceType, say: (l: string) => void): Promise<void> {
+    const ref = KINDS[type].image;
+    try {
+      await this.deps.store.resolveImage(ref);
+      return;
+    } catch (e) {
+      if (!(e instanceof ImageNotFound) || this.deps.buildImage === undefined) throw e;
+    }
+    say(`${ref} is not built on this box yet: building it from Debian's packages (minutes, once)`);
+    await this.deps.buildImage(type, say);
+  }
+
+  async containers(name: string): Promise<ContainerInfo[]> {
+    return (await this.deps.runtime.list()).filter((c) => c.labels[SERVICE_LABEL] === name);
+  }
+
+  private async running(name: ServiceName): Promise<ContainerInfo> {
+    const c = (await this.containers(name)).find((x) => x.state === 'running');
+    if (c === undefined)
+      throw new RuntimeError(`service "${name}" is not running (it restarts on its own)`, {
+        service: name,
+      });
+    return c;
+  }
+
+  private async env(svc: Service): Promise<Record<string, string>> {
+    const image = await this.deps.store.resolveImage(svc.image);
+    const env: Record<string, string> = {};
+    for (const kv of image.config.Env ?? []) {
+      const i = kv.indexOf('=');
+      if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    return { ...env, ...KINDS[svc.type].env(svc.password) };
+  }
+
+  /** Starts a fresh container of the service and watches it. */
+  private async start(svc: Service, history = { restarts: 0, crashes: 0 }): Promise<void> {
+    const kind = KINDS[svc.type];
+    const image = await this.deps.store.resolveImage(svc.image);
+    const d = this.dirs(svc.name);
+    // What a previous container left in the socket dir (socket, lock file) is stale now.
+    for (const f of readdirSync(d.run)) rmSync(join(d.run, f), { force: true, recursive: true });
+    const volumes: Volume[] = [
+      { source: d.data, target: kind.dataDir, initOwner: true },
+      { source: d.run, target: kind.runDir, initOwner: true },
+    ];
+    const created = await this.deps.runtime.create({
+      id: `svc.${svc.name}.${randomBytes(3).toString('hex')}`,
+      rootfs: { lowers: await this.deps.store.layerDirs(image) },
+      command: kind.command,
+      env: await this.env(svc),
+      cwd: '/',
+      user: image.config.User,
+      hostname: svc.name,
+      net: 'none',
+      limits: { memoryBytes: SERVICE_MEMORY, pids: 4096 },
+      volumes,
+      stopSignal: image.config.StopSignal ?? 'SIGTERM',
+      labels: { [SERVICE_LABEL]: svc.name, 'paas.service.type': svc.type },
+    });
+    try {
+      await this.deps.runtime.start(created.id);
+    } catch (e) {
+      await this.deps.runtime.remove(created.id, { force: true }).catch(() => undefined);
+      throw e;
+    }
+    this.watch(svc.name, created.id, history);
+  }
+
+  private watch(name: ServiceName, id: string, history: { restarts: number; crashes: number }) {
+    this.watches.get(name)?.abort.abort();
+    const w: Watch = { id, abort: new AbortController(), ...history };
+    this.watches.set(name, w);
+    const upSince = Date.now();
+    void this.deps.runtime
+      .wait(id, { signal: w.abort.signal })
+      .then(async (exit) => {
+        if (this.stopped || w.abort.signal.aborted || this.busy.has(name)) return;
+        const svc = this.services.find(name);
+        if (svc === null) return;
+        const crashes = Date.now() - upSince > STABLE_MS ? 1 : w.crashes + 1;
+        const delay = this.deps.backoff(crashes);
+        this.deps.log('service exited; restarting', {
+          service: name,
+          exitCode: exit.exitCode,
+          signal: exit.signal,
+          delayMs: delay,
+        });
+        await sleep(delay);
+        if (this.stopped || w.abort.signal.aborted || this.busy.has(name)) return;
+        await this.deps.runtime.remove(id, { force: true }).catch(() => undefined);
+        await this.start(svc, { restarts: w.restarts + 1, crashes });
+      })
+      .catch((e: unknown) => {
+        if (!w.abort.signal.aborted)
+          this.deps.log('service watch failed', { service: name, err: String(e) });
+      });
+  }
+
+  /** Exits 0 from the type's check, bounded by HEALTH_TIMEOUT_MS. */
+  async waitHealthy(svc: Service): Promise<void> {
+    const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+    let last = '';
+    while (Date.now() < deadline) {
+      const c = (await this.containers(svc.name)).find((x) => x.state === 'running');
+      if (c !== undefined) {
+        const r = await this.deps.runtime
+          .exec(c.id, { command: KINDS[svc.type].health(svc.password), stdio: 'pipe' })
+          .catch((e: unknown) => ({ exitCode: -1, stderr: String(e) }) as ProcessResult);
+        if (r.exitCode === 0) return;
+        last = r.stderr.trim();
+      }
+      await sleep(300);
+    }
+    throw new HealthCheckFailed(
+      `service "${svc.name}" did not become ready in ${HEALTH_TIMEOUT_MS / 1000}s${last === '' ? '' : `: ${last}`}`,
+      { service: svc.name },
+    );
+  }
+
+  /**
+   * At daemon start: watch each service's running container (kept across a daemon restart,
+   * kill -9 included), start the ones that are not running, remove containers of services
+   * that no longer exist.
+   */
+  async adoptAll(): Promise<{ adopted: number; started: number }> {
+    const out = { adopted: 0, started: 0 };
+    const names = new Set(this.services.list().map((s) => s.name as string));
+    for (const c of await this.deps.runtime.list()) {
+      const name = c.labels[SERVICE_LABEL];
+      if (name === undefined) continue;
+      if (!names.has(name) || c.state !== 'running')
+        await this.deps.runtime.remove(c.id, { force: true }).catch(() => undefined);
+    }
+    for (const svc of this.services.list()) {
+      const c = (await this.containers(svc.name)).find((x) => x.state === 'running');
+      if (c !== undefined) {
+        this.watch(svc.name, c.id, { restarts: 0, crashes: 0 });
+        out.adopted++;
+        continue;
+      }
+      try {
+        await this.start(svc);
+        out.started++;
+      } catch (e) {
+        this.deps.log('service did not start', { service: svc.name, err: String(e) });
+      }
+    }
+    return out;
+  }
+
+  /** Stops the service's container, runs `between` while it is down, starts a fresh one. */
+  async restart(name: ServiceName, between?: () => Promise<void>): Promise<void> {
+    const svc = this.services.get(name);
+    this.busy.add(name);
+    try {
+      this.watches.get(name)?.abort.abort();
+      this.watches.delete(name);
+      await this.removeContainers(name);
+      await between?.();
+      await this.start(svc);
+    } finally {
+      this.busy.delete(name);
+    }
+    await this.waitHealthy(svc);
+  }
+
+  private async removeContainers(name: string): Promise<void> {
+    for (const c of await this.containers(name)) {
+      if (c.state === 'running')
+        await this.deps.runtime.stop(c.id, { graceMs: 30_000 }).catch(() => undefined);
+      await this.deps.runtime.remove(c.id, { force: true }).catch(() => undefined);
+    }
+  }
+
+  /** Refused while linked (ServiceStore.delete); the data goes with it. */
+  async destroy(name: ServiceName): Promise<void> {
+    this.busy.add(name);
+    try {
+      this.services.delete(name);
+      this.watches.get(name)?.abort.abort();
+      this.watches.delete(name);
+      await this.removeContainers(name);
+      rmSync(serviceDir(this.deps.dataDir, name), { recursive: true, force: true });
+    } finally {
+      this.busy.delete(name);
+    }
+  }
+
+  async status(name: ServiceName): Promise<ServiceStatus> {
+    const service = this.services.get(name);
+    const cs = await this.containers(name);
+    return {
+      service,
+      container: cs.find((c) => c.state === 'running') ?? cs[0] ?? null,
+      links: this.services.links(name),
+      restarts: this.watches.get(name)?.restarts ?? 0,
+    };
+  }
+
+  /** The config var a link sets: `<alias>_URL` and the URL through the socket's mount. */
+  linkVar(svc: Service, alias: string): { key: string; value: string } {
+    return { key: `${alias}_URL`, value: KINDS[svc.type].url(svc.password, linkDir(svc.name)) };
+  }
+
+  /** A command in the service's running container, with its environment. */
+  async exec(name: ServiceName, command: string[], stdin?: Buffer): Promise<ProcessResult> {
+    const svc = this.services.get(name);
+    const c = await this.running(name);
+    return this.deps.runtime.exec(c.id, {
+      command,
+      env: await this.env(svc),
+      stdio: 'pipe',
+      ...(stdin === undefined ? {} : { stdin }),
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const w of this.watches.values()) w.abort.abort();
+    this.watches.clear();
+  }
+
+  /** The service's host directories (backups read the redis RDB from there). */
+  hostDirs(name: ServiceName): { data: string; run: string } {
+    return this.dirs(name);
+  }
+}
+
+/**
+ * The runtime volumes an app's processes start with for its links: each linked service's
+ * socket directory, read-only (connecting to a socket needs no write access), at
+ * /run/paas-services/<name>. No link, no mount: that is what keeps other apps out.
+ */
+export function linkVolumes(db: Db, dataDir: string, app: AppName): Volume[] {
+  return new ServiceStore(db).linksOf(app).map((l) => ({
+    source: join(serviceDir(dataDir, l.service), 'run'),
+    target: linkDir(l.service),
+    readonly: true,
+  }));
+}
