@@ -55,6 +55,15 @@ export class RouterClient {
     return this.conn.call('certs') as Promise<{ hosts: string[]; default: string[] | null }>;
   }
 
+  /** Answer ACME HTTP-01 `token` with `keyAuthorization` on every worker's HTTP port. */
+  async addChallenge(token: string, keyAuthorization: string): Promise<void> {
+    await this.conn.call('addChallenge', { token, keyAuthorization });
+  }
+
+  async removeChallenge(token: string): Promise<void> {
+    await this.conn.call('removeChallenge', { token });
+  }
+
   ping(): Promise<PingReply> {
     return this.conn.call('ping') as Promise<PingReply>;
   }

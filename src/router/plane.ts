@@ -14,6 +14,7 @@ import {
   TLS_MIN_VERSION,
   type RouterCerts,
 } from './certs.ts';
+import { answerChallenge } from './challenge.ts';
 import { requestIdFrom } from './headers.ts';
 import { reasonPhrase, renderError, type RouterErrorStatus } from './pages.ts';
 import { listenerOptions } from './limits.ts';
@@ -42,6 +43,8 @@ export class WorkerPlane {
   private readonly tlsSockets = new Set<tls.TLSSocket>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly opts: PlaneOptions;
+  /** ACME HTTP-01 token → key authorization (challenge.ts), replaced whole on each push. */
+  private challenges: ReadonlyMap<string, string> = new Map();
   httpPort = 0;
   httpsPort: number | undefined;
 
@@ -89,6 +92,10 @@ export class WorkerPlane {
         : { minVersion: TLS_MIN_VERSION, ciphers: TLS_CIPHERS },
     );
     this.ctx.certs = index;
+  }
+
+  setChallenges(challenges: ReadonlyMap<string, string>): void {
+    this.challenges = challenges;
   }
 
   stats(): StateStats {
@@ -152,9 +159,15 @@ export class WorkerPlane {
         socket.on('close', () => this.tlsSockets.delete(socket));
       });
     }
-    server.on('request', (req, res) =>
-      handleRequest(this.ctx, info, req as http.IncomingMessage, res as http.ServerResponse),
-    );
+    server.on('request', (req, res) => {
+      // ACME HTTP-01 (challenge.ts): the plain port answers pushed tokens before routing.
+      if (
+        proto === 'http' &&
+        answerChallenge(this.challenges, req as http.IncomingMessage, res as http.ServerResponse)
+      )
+        return;
+      handleRequest(this.ctx, info, req as http.IncomingMessage, res as http.ServerResponse);
+    });
     server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) =>
       handleUpgrade(this.ctx, info, req, socket, head),
     );

@@ -5,6 +5,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { WorkerPlane, type PlaneOptions } from './plane.ts';
 import type { RouterCerts } from './certs.ts';
+import { parseChallenges, type Challenges } from './challenge.ts';
 import type { StateStats } from './state.ts';
 import type { RouteTable } from './table.ts';
 
@@ -19,6 +20,8 @@ export interface Planes {
   apply(table: RouteTable, drainTimeoutMs: number): Promise<boolean>;
   /** Every data plane serves `certs` from its next handshake on. */
   setCerts(certs: RouterCerts): Promise<void>;
+  /** Replace the ACME HTTP-01 answers of every plane; resolves once all have them. */
+  setChallenges(challenges: Challenges): Promise<void>;
   stats(): Promise<WorkerStats[]>;
   reopenLogs(): void;
   close(drainTimeoutMs: number): Promise<void>;
@@ -30,6 +33,7 @@ export type ToWorker =
   | { t: 'apply'; id: number; table: RouteTable; drainTimeoutMs: number }
   | { t: 'certs'; id: number; certs: RouterCerts }
   | { t: 'stats'; id: number }
+  | { t: 'challenges'; id: number; challenges: Challenges }
   | { t: 'reopen' }
   | { t: 'close'; drainTimeoutMs: number };
 
@@ -40,6 +44,7 @@ export type FromWorker =
   | { t: 'applied'; id: number; drained: boolean }
   | { t: 'certsSet'; id: number }
   | { t: 'stats'; id: number; stats: WorkerStats }
+  | { t: 'challenged'; id: number }
   | { t: 'closed' };
 
 export class LocalPlanes implements Planes {
@@ -72,6 +77,10 @@ export class LocalPlanes implements Planes {
     this.plane.setCerts(certs);
   }
 
+  async setChallenges(challenges: Challenges): Promise<void> {
+    this.plane.setChallenges(parseChallenges(challenges));
+  }
+
   async stats(): Promise<WorkerStats[]> {
     return [{ pid: process.pid, ...this.plane.stats() }];
   }
@@ -94,6 +103,7 @@ export class ClusterPlanes implements Planes {
   private readonly opts: PlaneOptions;
   private table: RouteTable;
   private certs: RouterCerts = { hosts: {}, default: null };
+  private challenges: Challenges = {};
   private readonly workers = new Set<Worker>();
   private readonly waiters = new Map<number, Waiter>();
   private nextId = 1;
@@ -152,6 +162,9 @@ export class ClusterPlanes implements Planes {
           // Same for certificates: a restarted worker serves the last set, not none.
           if (sentCerts !== this.certs)
             w.send({ t: 'certs', id: 0, certs: this.certs } satisfies ToWorker);
+          // A worker started (or restarted) in the middle of an order answers its tokens too.
+          if (Object.keys(this.challenges).length > 0)
+            w.send({ t: 'challenges', id: 0, challenges: this.challenges } satisfies ToWorker);
           resolve({ httpPort: m.httpPort, httpsPort: m.httpsPort });
         } else if (m.t === 'failed') {
           reject(new Error(m.message));
@@ -159,6 +172,8 @@ export class ClusterPlanes implements Planes {
           this.settle(w, m.id, true);
         } else if (m.t === 'applied' || m.t === 'stats') {
           this.settle(w, m.id, m.t === 'applied' ? m.drained : m.stats);
+        } else if (m.t === 'challenged') {
+          this.settle(w, m.id, true);
         }
       };
       w.on('message', onMessage);
@@ -214,6 +229,11 @@ export class ClusterPlanes implements Planes {
   async setCerts(certs: RouterCerts): Promise<void> {
     this.certs = certs;
     await this.broadcast((id) => ({ t: 'certs', id, certs }));
+  }
+
+  async setChallenges(challenges: Challenges): Promise<void> {
+    this.challenges = challenges;
+    await this.broadcast((id) => ({ t: 'challenges', id, challenges }));
   }
 
   async stats(): Promise<WorkerStats[]> {
@@ -276,6 +296,10 @@ export function runWorker(): void {
         break;
       case 'stats':
         if (plane) send({ t: 'stats', id: m.id, stats: { pid: process.pid, ...plane.stats() } });
+        break;
+      case 'challenges':
+        plane?.setChallenges(parseChallenges(m.challenges));
+        if (m.id !== 0) send({ t: 'challenged', id: m.id });
         break;
       case 'reopen':
         plane?.reopenLogs();

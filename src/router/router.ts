@@ -18,6 +18,7 @@ import { InvalidArgument, RouterUnavailable } from '../errors/index.ts';
 import { isAppName } from '../apps/name.ts';
 import { accessLogPath, rotateIfLarge } from './access-log.ts';
 import { CertIndex, parseRouterCerts, type RouterCerts } from './certs.ts';
+import { isChallengeToken, parseChallenge } from './challenge.ts';
 import { answers, listenControl } from './control.ts';
 import type { PlaneOptions } from './plane.ts';
 import { ClusterPlanes, LocalPlanes, type Planes, type WorkerStats } from './planes.ts';
@@ -131,6 +132,11 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     return planes.apply(next, drainTimeoutMs);
   };
 
+  // ACME HTTP-01 answers of orders in progress: held in memory only, since an order does
+  // not outlive a restarted router (the daemon retries it).
+  const challenges = new Map<string, string>();
+  const pushChallenges = (): Promise<void> => planes.setChallenges(Object.fromEntries(challenges));
+
   let control: Server;
   try {
     control = await listenControl(paths.socket, async (op, args) => {
@@ -174,6 +180,19 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
         case 'certs':
           // What is served, without the keys.
           return { hosts: Object.keys(certs.hosts).sort(), default: certs.default?.names ?? null };
+        case 'addChallenge': {
+          const c = parseChallenge(a);
+          challenges.set(c.token, c.keyAuthorization);
+          await pushChallenges();
+          return { challenges: challenges.size };
+        }
+        case 'removeChallenge': {
+          if (!isChallengeToken(a.token))
+            throw new InvalidArgument('removeChallenge: token is not an ACME token');
+          challenges.delete(a.token);
+          await pushChallenges();
+          return { challenges: challenges.size };
+        }
         case 'stats':
           return {
             pid: process.pid,

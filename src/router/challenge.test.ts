@@ -1,0 +1,114 @@
+// ACME HTTP-01 answers (issue 18): the router answers a pushed token on its HTTP port for any
+// Host, before routing and before the HTTPS redirect, and nothing else under the prefix.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestCa } from '../../test/helpers/certs.ts';
+import { request, testRouter, upstream, type TestRouter, type Upstream } from './testing.ts';
+
+let router: TestRouter;
+let web: Upstream;
+const token = 'evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA';
+const keyAuthz = `${token}.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI`;
+const other = 'LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0';
+
+beforeAll(async () => {
+  web = await upstream('web');
+  router = await testRouter({ httpsPort: 0 });
+  await router.client.setRoutes({
+    domain: 'paas.test',
+    apps: {
+      // redirectHttps: a CA validates over plain HTTP; the answer must not be a redirect.
+      web: {
+        domains: ['www.example.com'],
+        backends: [{ host: '127.0.0.1', port: web.port }],
+        redirectHttps: true,
+      },
+    },
+  });
+  // The redirect applies once a certificate covers the host: give it one.
+  const leaf = TestCa.root(join(router.dataDir, 'ca')).leaf(['www.example.com']);
+  await router.client.setCerts({
+    hosts: { 'www.example.com': { cert: leaf.chain, key: leaf.key } },
+    default: null,
+  });
+  await router.client.addChallenge(token, keyAuthz);
+  await router.client.addChallenge(other, `${other}.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI`);
+});
+
+afterAll(async () => {
+  await router?.close();
+  await web?.close();
+});
+
+const path = (t: string): string => `/.well-known/acme-challenge/${t}`;
+
+describe('ACME HTTP-01 challenge answers', () => {
+  it('answers a pushed token for an app host, an unknown host and no host, never reaching the app', async () => {
+    for (const host of ['www.example.com', 'web.paas.test', 'nobody.example.net', null]) {
+      const r = await request(router.port, host, { path: path(token) });
+      expect(r.status, String(host)).toBe(200);
+      expect(r.body).toBe(keyAuthz);
+      expect(r.headers['content-type']).toBe('application/octet-stream');
+    }
+    const head = await request(router.port, 'www.example.com', {
+      path: path(token),
+      method: 'HEAD',
+    });
+    expect(head.status).toBe(200);
+    expect(head.body).toBe('');
+    expect(web.seen).toEqual([]);
+  });
+
+  it('answers 404 for an unknown token, a bad token, traversal, suffixes and other methods', async () => {
+    const bad = [
+      path('LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuXX'), // well-formed, never pushed
+      path(''),
+      path('short'),
+      path('../../../../etc/passwd'),
+      path(`..%2f..%2f${token}`),
+      path(`%2e%2e/${token}`),
+      path(`${token}/`),
+      path(`${token}/../${other}`),
+      path(`${token}?x=1`),
+      path(`${token}%00`),
+      path(`${token}.9jg46WB3rR_AHD`),
+    ];
+    for (const p of bad) {
+      const r = await request(router.port, 'www.example.com', { path: p });
+      expect(r.status, p).toBe(404);
+      expect(r.body).not.toContain(keyAuthz);
+    }
+    const post = await request(router.port, 'www.example.com', {
+      path: path(token),
+      method: 'POST',
+      body: 'x',
+    });
+    expect(post.status).toBe(404);
+    expect(web.seen).toEqual([]);
+  });
+
+  it('stops answering a removed token, and routes everything else as before', async () => {
+    await router.client.removeChallenge(other);
+    expect((await request(router.port, 'www.example.com', { path: path(other) })).status).toBe(404);
+    expect((await request(router.port, 'www.example.com', { path: path(token) })).status).toBe(200);
+    // The rest of /.well-known still goes through routing: here the app's HTTPS redirect,
+    // which the challenge path above was answered before.
+    const r = await request(router.port, 'www.example.com', { path: '/.well-known/security.txt' });
+    expect(r.status).toBe(308);
+    expect(r.headers.location).toMatch(
+      /^https:\/\/www\.example\.com:\d+\/\.well-known\/security\.txt$/,
+    );
+  });
+
+  it('refuses to store a challenge that is not an ACME token and its key authorization', async () => {
+    await expect(router.client.addChallenge('../etc', `../etc.${'a'.repeat(43)}`)).rejects.toThrow(
+      /not an ACME token/,
+    );
+    await expect(router.client.addChallenge(other, keyAuthz)).rejects.toThrow(
+      /does not belong to the token/,
+    );
+    await expect(router.client.addChallenge(other, `${other}.x\n<script>`)).rejects.toThrow(
+      /does not belong/,
+    );
+  });
+});
