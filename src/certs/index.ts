@@ -16,3 +16,23 @@ export {
   type CertPem,
   type ValidCert,
 } from './validate.ts';
+// The ACME half: an account and orders over HTTP-01 (acme.ts, challenges.ts) and the
+// daemon's scheduler of automatic certificates (renew.ts), which hands what it gets to a
+// `CertSink` (the store).
+export {
+  AcmeAccount,
+  LETS_ENCRYPT_DIRECTORY,
+  parseAcmeDirectory,
+  parseAcmeEmail,
+  type AcmeOptions,
+  type IssuedCertificate,
+} from './acme.ts';
+export type { ChallengePort } from './challenges.ts';
+export {
+  AutoCerts,
+  DEFAULT_RENEW_BEFORE_MS,
+  type AutoCertsOptions,
+  type AutoStatus,
+  type HostOutcome,
+  type Issuer,
+} from './renew.ts';

@@ -144,6 +144,8 @@ export const CertificateChainBroken = define('CertificateChainBroken', 'invalid'
 /** None of the certificate's names covers the host: details `{ host, names }`. */
 export const CertificateHostMismatch = define('CertificateHostMismatch', 'invalid');
 export const CertificateNotFound = define('CertificateNotFound', 'notFound');
+/** An ACME order that did not end in a certificate (issue 18); the CA's reason is the message. */
+export const CertificateOrderFailed = define('CertificateOrderFailed', 'failed');
 // Router.
 export const InvalidRouteTable = define('InvalidRouteTable', 'invalid');
 export const RouterUnavailable = define('RouterUnavailable', 'unavailable');

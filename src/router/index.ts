@@ -24,3 +24,4 @@ export {
   type BackendLoad,
 } from './data-plane.ts';
 export { createDataPlane } from './select.ts';
+export { isChallengeToken } from './challenge.ts';

@@ -1,0 +1,242 @@
+// Issue 18, automatic certificates against a real ACME server: Debian's pebble validates
+// HTTP-01 against the real router process (two workers) on loopback, through a DNS resolver
+// the test controls. The certificate store is the tls half's; here a small in-memory sink
+// stands in for it, so what is checked is what the ACME side hands over and when.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureRouterRunning, RouterClient } from '../router/index.ts';
+import { freePort, startPebble, type Pebble } from '../../test/helpers/pebble.ts';
+import { AcmeAccount, AutoCerts, type CertSink, type ChallengePort } from './index.ts';
+import { acmePaths } from './acme.ts';
+
+class MemorySink implements CertSink {
+  readonly certs = new Map<string, { app: string; cert: string; key: string; notAfter: Date }>();
+  readonly errors = new Map<string, string | null>();
+  readonly installs: string[] = [];
+  current(host: string): { notAfter: Date; source: 'manual' | 'auto' } | null {
+    const c = this.certs.get(host);
+    return c === undefined ? null : { notAfter: c.notAfter, source: 'auto' };
+  }
+  async install(app: string, host: string, pem: { cert: string; key: string }): Promise<void> {
+    this.installs.push(host);
+    const notAfter = new Date(new X509Certificate(pem.cert).validTo);
+    this.certs.set(host, { app, ...pem, notAfter });
+  }
+  recordError(_app: string, host: string, message: string | null): void {
+    this.errors.set(host, message);
+  }
+  serial(host: string): string {
+    return new X509Certificate(this.certs.get(host)!.cert).serialNumber;
+  }
+}
+
+/** The router's client, recording every token it was asked to answer. */
+class RecordingPort implements ChallengePort {
+  readonly added: string[] = [];
+  readonly removed: string[] = [];
+  constructor(private readonly client: RouterClient) {}
+  async addChallenge(token: string, keyAuthorization: string): Promise<void> {
+    this.added.push(token);
+    await this.client.addChallenge(token, keyAuthorization);
+  }
+  async removeChallenge(token: string): Promise<void> {
+    this.removed.push(token);
+    await this.client.removeChallenge(token);
+  }
+}
+
+let dataDir: string;
+let routerPort: number;
+let routerPid: number;
+let client: RouterClient;
+let pebble: Pebble;
+let app: http.Server;
+let account: AcmeAccount;
+const sink = new MemorySink();
+let port: RecordingPort;
+const DOMAINS = ['app.test', 'www.app.test'];
+
+function get(path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(
+        { host: '127.0.0.1', port: routerPort, path, headers: { host: 'app.test' }, agent: false },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        },
+      )
+      .on('error', reject);
+  });
+}
+
+function chainOf(pem: string): X509Certificate[] {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []).map(
+    (c) => new X509Certificate(c),
+  );
+}
+
+const autoCerts = (extra: Partial<ConstructorParameters<typeof AutoCerts>[0]> = {}): AutoCerts =>
+  new AutoCerts({
+    dataDir,
+    issuer: account,
+    challenges: port,
+    sink,
+    domains: (a) => (a === 'shop' ? DOMAINS : []),
+    backoff: { minMs: 60_000, maxMs: 3_600_000 },
+    ...extra,
+  });
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'paas-acme-'));
+  routerPort = await freePort();
+  const r = await ensureRouterRunning({
+    dataDir,
+    httpPort: routerPort,
+    host: '127.0.0.1',
+    domain: 'paas.test',
+    workers: 2,
+  });
+  client = r.client;
+  routerPid = r.pid;
+  app = http.createServer((_req, res) => res.end('hello from shop\n'));
+  await new Promise<void>((res) => app.listen(0, '127.0.0.1', res));
+  await client.setRoutes({
+    domain: 'paas.test',
+    apps: {
+      shop: {
+        domains: DOMAINS,
+        backends: [{ host: '127.0.0.1', port: (app.address() as { port: number }).port }],
+      },
+    },
+  });
+  port = new RecordingPort(client);
+  pebble = await startPebble(routerPort);
+  account = await AcmeAccount.open({
+    dataDir,
+    directoryUrl: pebble.directoryUrl,
+    caFile: pebble.caFile,
+    pollMinMs: 100,
+    pollMaxMs: 500,
+  });
+});
+
+afterAll(async () => {
+  client?.close();
+  if (routerPid) process.kill(routerPid, 'SIGTERM');
+  await pebble?.close();
+  await new Promise((r) => app?.close(r));
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
+  it('certs:auto orders a certificate per custom domain, answered by the router', async () => {
+    const auto = autoCerts();
+    const out = await auto.enable('shop', 'ops@example.com');
+    expect(out.map((o) => [o.host, o.status])).toEqual([
+      ['app.test', 'issued'],
+      ['www.app.test', 'issued'],
+    ]);
+    const root = new X509Certificate(readFileSync(await pebble.rootFile()));
+    for (const host of DOMAINS) {
+      const { cert, key, notAfter } = sink.certs.get(host)!;
+      const [leaf, ...chain] = chainOf(cert);
+      expect(leaf!.checkHost(host)).toBe(host);
+      expect(leaf!.checkPrivateKey(createPrivateKey(key))).toBe(true);
+      // Leaf → pebble's intermediate → pebble's root.
+      expect(leaf!.verify(chain[0]!.publicKey)).toBe(true);
+      expect(chain.at(-1)!.verify(root.publicKey)).toBe(true);
+      expect(notAfter.getTime()).toBeGreaterThan(Date.now());
+      expect(sink.errors.get(host)).toBeNull();
+    }
+    // The CA fetched each token from the router; every one was taken back after the order.
+    expect(port.added.length).toBe(2);
+    expect([...port.removed].sort()).toEqual([...port.added].sort());
+    for (const t of port.added)
+      expect((await get(`/.well-known/acme-challenge/${t}`)).status).toBe(404);
+    expect(pebble.queries).toContain('app.test');
+    // The app still answers over plain HTTP.
+    expect((await get('/')).body).toBe('hello from shop\n');
+    // The account key is kept, private to the daemon.
+    expect(statSync(acmePaths(dataDir).accountKey).mode & 0o777).toBe(0o600);
+    expect(statSync(acmePaths(dataDir).dir).mode & 0o777).toBe(0o700);
+  });
+
+  it('does not order again while the certificates are far from expiry', async () => {
+    const before = sink.installs.length;
+    const out = await autoCerts().tick();
+    expect(out.shop!.map((o) => o.status)).toEqual(['valid', 'valid']);
+    expect(sink.installs.length).toBe(before);
+  });
+
+  it('renews inside the renewal window, from the persisted state and account of a restarted daemon', async () => {
+    const key = readFileSync(acmePaths(dataDir).accountKey, 'utf8');
+    const accountUrl = JSON.parse(readFileSync(acmePaths(dataDir).account, 'utf8'));
+    const old = DOMAINS.map((h) => sink.serial(h));
+    // A new account object and scheduler, as after a restart; nothing is enabled again.
+    account = await AcmeAccount.open({
+      dataDir,
+      directoryUrl: pebble.directoryUrl,
+      caFile: pebble.caFile,
+      pollMinMs: 100,
+      pollMaxMs: 500,
+    });
+    const auto = autoCerts({ renewBeforeMs: 100 * 365 * 24 * 3600 * 1000 });
+    const out = await auto.tick();
+    expect(out.shop!.map((o) => o.status)).toEqual(['issued', 'issued']);
+    expect(DOMAINS.map((h) => sink.serial(h))).not.toEqual(old);
+    expect(DOMAINS.map((h) => sink.serial(h))[0]).not.toBe(old[0]);
+    expect(readFileSync(acmePaths(dataDir).accountKey, 'utf8')).toBe(key);
+    expect(JSON.parse(readFileSync(acmePaths(dataDir).account, 'utf8'))).toEqual(accountUrl);
+  });
+
+  it('a failed order keeps the old certificate, shows the error and backs off', async () => {
+    let now = Date.now();
+    const auto = autoCerts({ renewBeforeMs: 100 * 365 * 24 * 3600 * 1000, now: () => now });
+    const serial = sink.serial('app.test');
+    const cert = sink.certs.get('app.test')!.cert;
+    pebble.unresolvable.add('app.test');
+    const first = await auto.tick();
+    const failed = first.shop!.find((o) => o.host === 'app.test')!;
+    expect(failed.status).toBe('failed');
+    expect(sink.certs.get('app.test')!.cert).toBe(cert);
+    expect(sink.serial('app.test')).toBe(serial);
+    expect(sink.errors.get('app.test')).toMatch(/app\.test/);
+    expect(sink.errors.get('app.test')).toBe((failed as { error: string }).error);
+    // The other domain renewed in the same pass.
+    expect(first.shop!.find((o) => o.host === 'www.app.test')!.status).toBe('issued');
+    expect(auto.status('shop').hosts.find((h) => h.host === 'app.test')).toMatchObject({
+      failures: 1,
+      lastError: sink.errors.get('app.test'),
+    });
+
+    // Inside the backoff nothing is ordered; past it the order is tried again.
+    const installs = sink.installs.length;
+    const waiting = await auto.tick();
+    expect(waiting.shop!.find((o) => o.host === 'app.test')!.status).toBe('waiting');
+    now += 61_000;
+    const again = await auto.tick();
+    expect(again.shop!.find((o) => o.host === 'app.test')!.status).toBe('failed');
+    expect(auto.status('shop').hosts.find((h) => h.host === 'app.test')!.failures).toBe(2);
+    // Exponential: the second failure waits twice as long as the first.
+    now += 61_000;
+    expect((await auto.tick()).shop!.find((o) => o.host === 'app.test')!.status).toBe('waiting');
+    expect(sink.serial('app.test')).toBe(serial);
+    expect(sink.installs.filter((h) => h === 'app.test').length).toBe(
+      sink.installs.slice(0, installs).filter((h) => h === 'app.test').length,
+    );
+
+    // The name resolves again: the next attempt after the backoff succeeds, the error clears.
+    pebble.unresolvable.delete('app.test');
+    now += 121_000;
+    const healed = await auto.tick();
+    expect(healed.shop!.find((o) => o.host === 'app.test')!.status).toBe('issued');
+    expect(sink.serial('app.test')).not.toBe(serial);
+    expect(sink.errors.get('app.test')).toBeNull();
+  });
+});
