@@ -38,7 +38,10 @@ class MemorySink implements CertSink {
 class RecordingPort implements ChallengePort {
   readonly added: string[] = [];
   readonly removed: string[] = [];
-  constructor(private readonly client: RouterClient) {}
+  private readonly client: RouterClient;
+  constructor(client: RouterClient) {
+    this.client = client;
+  }
   async addChallenge(token: string, keyAuthorization: string): Promise<void> {
     this.added.push(token);
     await this.client.addChallenge(token, keyAuthorization);
