@@ -261,4 +261,25 @@ export interface ServiceLinkChange {
   app: string;
   var: string;
   release: string | null;
+  }
+
+/** One custom domain's outcome of `certs:auto` (POST /api/apps/:app/certs/auto). */
+export type AutoCertOutcome =
+  | { host: string; status: 'issued' | 'valid'; notAfter: string }
+  | { host: string; status: 'failed'; error: string; retryAt: string }
+  | { host: string; status: 'waiting'; error: string | null; retryAt: string }
+  | { host: string; status: 'skipped'; reason: string };
+
+/** GET/POST/DELETE /api/apps/:app/certs/auto */
+export interface AutoCertsInfo {
+  app: string;
+  enabled: boolean;
+  email: string | null;
+  /** The daemon's ACME directory. */
+  directory: string;
+  /** Renewal starts this long before expiry. */
+  renewBeforeDays: number;
+  hosts: { host: string; failures: number; retryAt: string | null; lastError: string | null }[];
+  /** What this call did, per custom domain (POST only). */
+  outcomes?: AutoCertOutcome[];
 }

@@ -64,6 +64,16 @@ export function parseAcmeEmail(v: unknown): string {
   return v;
 }
 
+const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `--acme-renew-before 30d`, `--acme-check-every 1h`: a whole number of s, m, h or d. */
+export function parseAcmeDuration(flag: string, v: unknown): number {
+  const m = typeof v === 'string' ? /^([0-9]{1,6})([smhd])$/.exec(v) : null;
+  if (m === null || Number(m[1]) === 0)
+    throw new InvalidArgument(`--${flag} "${String(v)}" is not a duration (e.g. 30d, 12h, 90s)`);
+  return Number(m[1]) * UNITS[m[2]!]!;
+}
+
 interface AccountRecord {
   /** The account's URL at each directory it was registered with. */
   [directoryUrl: string]: { url: string; email: string | null };

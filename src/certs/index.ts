@@ -23,6 +23,7 @@ export {
   AcmeAccount,
   LETS_ENCRYPT_DIRECTORY,
   parseAcmeDirectory,
+  parseAcmeDuration,
   parseAcmeEmail,
   type AcmeOptions,
   type IssuedCertificate,
@@ -30,6 +31,7 @@ export {
 export type { ChallengePort } from './challenges.ts';
 export {
   AutoCerts,
+  DEFAULT_CHECK_EVERY_MS,
   DEFAULT_RENEW_BEFORE_MS,
   type AutoCertsOptions,
   type AutoStatus,

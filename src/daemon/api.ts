@@ -51,6 +51,7 @@ import { grantOf, mountGuards } from './routes.ts';
 import { mountTokenRoutes } from './tokens-api.ts';
 import { appParam } from './params.ts';
 import { mountImageRoutes } from './images-api.ts';
+import { mountAutoCertRoutes, type AutoCertsRoutes } from './certs-auto-api.ts';
 import { mountProcessRoutes } from './processes-api.ts';
 import { mountCertRoutes } from './certs-api.ts';
 import type { CertStore } from '../certs/index.ts';
@@ -77,6 +78,8 @@ export interface ApiOptions {
   drains: DrainManager;
   /** Backing services (services:*); without it those routes are absent. */
   services?: ServiceManager;
+  /** `certs:auto` routes, when the daemon has a certificate store to put certificates in. */
+  autoCerts?: Omit<AutoCertsRoutes, 'state'>;
 }
 
 const quiet = { write: () => undefined };
@@ -230,6 +233,7 @@ export function createApi(opts: ApiOptions): express.Express {
   mountDrainRoutes(api, deps, opts.drains);
   mountStorageRoutes(api, deps);
   if (opts.services !== undefined) mountServiceRoutes(api, deps, opts.services);
+  if (opts.autoCerts !== undefined) mountAutoCertRoutes(api, { state, ...opts.autoCerts });
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);

@@ -35,6 +35,15 @@ import { createDataPlane } from '../router/index.ts';
 import { createRuntime, Network } from '../runtime/index.ts';
 import type { SchedulerName } from '../scheduler/index.ts';
 import { ensureHostKey, SshKeys, startSshServer, type SshServer } from '../ssh/index.ts';
+import {
+  AcmeAccount,
+  AutoCerts,
+  DEFAULT_CHECK_EVERY_MS,
+  DEFAULT_RENEW_BEFORE_MS,
+  LETS_ENCRYPT_DIRECTORY,
+  type CertSink,
+} from '../certs/index.ts';
+import { parseAppName } from '../apps/index.ts';
 import { createApi } from './api.ts';
 import { Auth, registryAccess, remoteOf, requestToken } from './auth.ts';
 import { RouterLink } from './router-link.ts';
@@ -74,6 +83,14 @@ export interface DaemonOptions {
   sshPort?: number;
   /** Log drains' buffer, backoff and report timing, and extra CAs (`--drain-ca`) for TLS drains. */
   drains?: DrainOptions;
+  /** ACME directory of automatic certificates (`--acme-directory`, Let's Encrypt by default). */
+  acmeDirectory?: string;
+  /** Extra CA to trust for the ACME server's HTTPS (`--acme-ca-file`; a test CA). */
+  acmeCaFile?: string;
+  /** Renew automatic certificates this long before expiry (`--acme-renew-before`, 30 days). */
+  acmeRenewBeforeMs?: number;
+  /** How often the renewal scheduler looks (`--acme-check-every`, 1 hour). */
+  acmeCheckEveryMs?: number;
 }
 
 export interface Daemon {
@@ -239,6 +256,35 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // The dashboard is reached on the box's own names; an app on one of them would get every
   // admin's session cookie from the browser (cookies ignore ports).
   const reservedHosts = platformHosts(opts.domain, [hostname(), opts.apiHost ?? '']);
+  // Automatic certificates (issue 18): one ACME account per data dir, orders answered by the
+  // router, installed into the certificate store; the scheduler renews them.
+  const certSink: CertSink | null = null;
+  const acmeDirectory = opts.acmeDirectory ?? LETS_ENCRYPT_DIRECTORY;
+  const renewBeforeMs = opts.acmeRenewBeforeMs ?? DEFAULT_RENEW_BEFORE_MS;
+  let autoCerts: AutoCerts | null = null;
+  if (certSink !== null) {
+    autoCerts = new AutoCerts({
+      dataDir: opts.dataDir,
+      issuer: await AcmeAccount.open({
+        dataDir: opts.dataDir,
+        directoryUrl: acmeDirectory,
+        caFile: opts.acmeCaFile,
+      }),
+      challenges: router,
+      sink: certSink,
+      domains: (app) => {
+        try {
+          return state.apps.domains(parseAppName(app));
+        } catch {
+          return []; // the app is gone
+        }
+      },
+      renewBeforeMs,
+      checkEveryMs: opts.acmeCheckEveryMs ?? DEFAULT_CHECK_EVERY_MS,
+      log: (msg, extra) => log.info({ source: 'acme', ...extra }, msg),
+    });
+    autoCerts.start();
+  }
   const api = createApi({
     deps,
     reposDir,
@@ -249,6 +295,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     ssh: { keys: sshKeys, hostKey, port: () => sshPort },
     drains,
     services,
+    autoCerts:
+      autoCerts === null ? undefined : { auto: autoCerts, directory: acmeDirectory, renewBeforeMs },
   });
   const dashboard = createDashboard({
     deps,
@@ -333,6 +381,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     async close() {
       deps.supervisor.stop();
       services.stop();
+      autoCerts?.stop();
       collector.stop();
       await ssh.close();
       drains.close();

@@ -54,6 +54,15 @@ export class RouterLink implements RouterPort {
     if (this.httpsPort !== undefined) await this.plane.setCerts(certs);
   }
 
+  /** ACME HTTP-01 (src/certs/challenges.ts): the router answers `token` on its HTTP port. */
+  async addChallenge(token: string, keyAuthorization: string): Promise<void> {
+    await this.call((c) => c.addChallenge(token, keyAuthorization));
+  }
+
+  async removeChallenge(token: string): Promise<void> {
+    await this.call((c) => c.removeChallenge(token));
+  }
+
   close(): void {
     this.plane.close();
   }

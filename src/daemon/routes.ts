@@ -66,6 +66,10 @@ export const ROUTES: readonly RouteRule[] = [
   { method: 'POST', path: '/api/services/:name/unlink', scope: 'admin' },
   { method: 'POST', path: '/api/services/:name/restore', scope: 'admin' },
   { method: 'GET', path: '/api/services/:name/backup', scope: 'admin' },
+  // certs:auto (issue 18): ordering certificates is the operator's, like domains.
+  { method: 'GET', path: '/api/apps/:app/certs/auto', scope: 'read' },
+  { method: 'POST', path: '/api/apps/:app/certs/auto', scope: 'admin' },
+  { method: 'DELETE', path: '/api/apps/:app/certs/auto', scope: 'admin' },
   { method: 'POST', path: '/api/images/pull', scope: 'admin' },
   { method: 'POST', path: '/api/images/gc', scope: 'admin' },
   { method: 'POST', path: '/api/registry/login', scope: 'admin' },

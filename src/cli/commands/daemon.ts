@@ -86,6 +86,12 @@ export async function run(_name: string, args: string[]): Promise<number> {
       'drain-ca': { type: 'string', multiple: true, default: [] },
       // What each log drain holds while its receiver is slow or down.
       'drain-buffer': { type: 'string', default: '8m' },
+      // Automatic certificates (certs:auto): the ACME server, a CA to trust for it (a test
+      // server's), and when renewals start.
+      'acme-directory': { type: 'string' },
+      'acme-ca-file': { type: 'string' },
+      'acme-renew-before': { type: 'string', default: '30d' },
+      'acme-check-every': { type: 'string', default: '1h' },
     },
   });
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined))
@@ -101,6 +107,7 @@ export async function run(_name: string, args: string[]): Promise<number> {
   )
     throw new InvalidArgument('daemon: --router and --data-plane name different planes');
   const router = parsePlaneKind(values.router ?? values['data-plane'] ?? DEFAULT_ROUTER);
+  const { parseAcmeDirectory, parseAcmeDuration } = await import('../../certs/index.ts');
   const daemon = await startDaemon({
     dataDir: values['data-dir'],
     apiPort: int('api-port', values['api-port'], 0, 65535),
@@ -135,6 +142,13 @@ export async function run(_name: string, args: string[]): Promise<number> {
       bufferBytes: bytes('drain-buffer', values['drain-buffer']),
       ...(values['drain-ca'].length === 0 ? {} : { ca: values['drain-ca'].map(drainCa) }),
     },
+    acmeDirectory:
+      values['acme-directory'] === undefined
+        ? undefined
+        : parseAcmeDirectory(values['acme-directory']),
+    acmeCaFile: values['acme-ca-file'],
+    acmeRenewBeforeMs: parseAcmeDuration('acme-renew-before', values['acme-renew-before']),
+    acmeCheckEveryMs: parseAcmeDuration('acme-check-every', values['acme-check-every']),
   });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
