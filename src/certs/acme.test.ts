@@ -3,7 +3,7 @@
 // the test controls. The certificate store is the tls half's; here a small in-memory sink
 // stands in for it, so what is checked is what the ACME side hands over and when.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,17 +14,25 @@ import { AcmeAccount, AutoCerts, type CertSink, type ChallengePort } from './ind
 import { acmePaths } from './acme.ts';
 
 class MemorySink implements CertSink {
-  readonly certs = new Map<string, { app: string; cert: string; key: string; notAfter: Date }>();
+  readonly certs = new Map<
+    string,
+    { app: string; cert: string; key: string; notAfter: Date; source: 'manual' | 'auto' }
+  >();
   readonly errors = new Map<string, string | null>();
   readonly installs: string[] = [];
   current(host: string): { notAfter: Date; source: 'manual' | 'auto' } | null {
     const c = this.certs.get(host);
-    return c === undefined ? null : { notAfter: c.notAfter, source: 'auto' };
+    return c === undefined ? null : { notAfter: c.notAfter, source: c.source };
   }
-  async install(app: string, host: string, pem: { cert: string; key: string }): Promise<void> {
+  async install(
+    app: string,
+    host: string,
+    pem: { cert: string; key: string },
+    source: 'manual' | 'auto',
+  ): Promise<void> {
     this.installs.push(host);
     const notAfter = new Date(new X509Certificate(pem.cert).validTo);
-    this.certs.set(host, { app, ...pem, notAfter });
+    this.certs.set(host, { app, ...pem, notAfter, source });
   }
   recordError(_app: string, host: string, message: string | null): void {
     this.errors.set(host, message);
@@ -90,7 +98,7 @@ const autoCerts = (extra: Partial<ConstructorParameters<typeof AutoCerts>[0]> = 
     issuer: account,
     challenges: port,
     sink,
-    domains: (a) => (a === 'shop' ? DOMAINS : []),
+    domains: (a) => (a === 'shop' ? DOMAINS : a === 'mixed' ? ['own.test', '*.wild.test'] : []),
     backoff: { minMs: 60_000, maxMs: 3_600_000 },
     ...extra,
   });
@@ -177,8 +185,36 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
     expect(sink.installs.length).toBe(before);
   });
 
+  it("never replaces an operator's certificate, and leaves wildcards to certs:add", async () => {
+    const own = sink.certs.get('app.test')!;
+    // An operator's certificate for own.test (any PEM will do for the sink), about to expire.
+    sink.certs.set('own.test', {
+      ...own,
+      app: 'mixed',
+      notAfter: new Date(Date.now() + 1000),
+      source: 'manual',
+    });
+    const added = port.added.length;
+    const installs = sink.installs.length;
+    const out = await autoCerts().enable('mixed');
+    expect(out).toEqual([
+      { host: 'own.test', status: 'skipped', reason: "an operator's certificate serves it" },
+      {
+        host: '*.wild.test',
+        status: 'skipped',
+        reason: 'a wildcard needs a DNS-01 challenge; add its certificate with certs:add',
+      },
+    ]);
+    expect(sink.certs.get('own.test')!.source).toBe('manual');
+    expect(sink.installs.length).toBe(installs);
+    expect(port.added.length).toBe(added);
+    autoCerts().disable('mixed');
+  });
+
   it('renews inside the renewal window, from the persisted state and account of a restarted daemon', async () => {
     const key = readFileSync(acmePaths(dataDir).accountKey, 'utf8');
+    // A key loosened by hand is made private again at the next start.
+    chmodSync(acmePaths(dataDir).accountKey, 0o644);
     const accountUrl = JSON.parse(readFileSync(acmePaths(dataDir).account, 'utf8'));
     const old = DOMAINS.map((h) => sink.serial(h));
     // A new account object and scheduler, as after a restart; nothing is enabled again.
@@ -195,6 +231,7 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
     expect(DOMAINS.map((h) => sink.serial(h))).not.toEqual(old);
     expect(DOMAINS.map((h) => sink.serial(h))[0]).not.toBe(old[0]);
     expect(readFileSync(acmePaths(dataDir).accountKey, 'utf8')).toBe(key);
+    expect(statSync(acmePaths(dataDir).accountKey).mode & 0o777).toBe(0o600);
     expect(JSON.parse(readFileSync(acmePaths(dataDir).account, 'utf8'))).toEqual(accountUrl);
   });
 
@@ -209,7 +246,10 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
     expect(failed.status).toBe('failed');
     expect(sink.certs.get('app.test')!.cert).toBe(cert);
     expect(sink.serial('app.test')).toBe(serial);
-    expect(sink.errors.get('app.test')).toMatch(/app\.test/);
+    // The CA's reason, as `certs APP` will show it.
+    expect(sink.errors.get('app.test')).toMatch(
+      /^certificate order for app\.test failed: .*resolve/,
+    );
     expect(sink.errors.get('app.test')).toBe((failed as { error: string }).error);
     // The other domain renewed in the same pass.
     expect(first.shop!.find((o) => o.host === 'www.app.test')!.status).toBe('issued');
