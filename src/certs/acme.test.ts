@@ -1,7 +1,7 @@
 // Issue 18, automatic certificates against a real ACME server: Debian's pebble validates
 // HTTP-01 against the real router process (two workers) on loopback, through a DNS resolver
-// the test controls. The certificate store is the tls half's; here a small in-memory sink
-// stands in for it, so what is checked is what the ACME side hands over and when.
+// the test controls; certificates go into the real certificate store (which validates each
+// one again), read back the way the router gets them.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
@@ -10,37 +10,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureRouterRunning, RouterClient } from '../router/index.ts';
 import { freePort, startPebble, type Pebble } from '../../test/helpers/pebble.ts';
-import { AcmeAccount, AutoCerts, type CertSink, type ChallengePort } from './index.ts';
+import { TestCa } from '../../test/helpers/certs.ts';
+import { AcmeAccount, AutoCerts, CertStore, type ChallengePort } from './index.ts';
 import { acmePaths } from './acme.ts';
-
-class MemorySink implements CertSink {
-  readonly certs = new Map<
-    string,
-    { app: string; cert: string; key: string; notAfter: Date; source: 'manual' | 'auto' }
-  >();
-  readonly errors = new Map<string, string | null>();
-  readonly installs: string[] = [];
-  current(host: string): { notAfter: Date; source: 'manual' | 'auto' } | null {
-    const c = this.certs.get(host);
-    return c === undefined ? null : { notAfter: c.notAfter, source: c.source };
-  }
-  async install(
-    app: string,
-    host: string,
-    pem: { cert: string; key: string },
-    source: 'manual' | 'auto',
-  ): Promise<void> {
-    this.installs.push(host);
-    const notAfter = new Date(new X509Certificate(pem.cert).validTo);
-    this.certs.set(host, { app, ...pem, notAfter, source });
-  }
-  recordError(_app: string, host: string, message: string | null): void {
-    this.errors.set(host, message);
-  }
-  serial(host: string): string {
-    return new X509Certificate(this.certs.get(host)!.cert).serialNumber;
-  }
-}
 
 /** The router's client, recording every token it was asked to answer. */
 class RecordingPort implements ChallengePort {
@@ -67,7 +39,13 @@ let client: RouterClient;
 let pebble: Pebble;
 let app: http.Server;
 let account: AcmeAccount;
-const sink = new MemorySink();
+let store: CertStore;
+/** How many times the store pushed its set to the router (once per install). */
+let published = 0;
+const pemOf = (host: string): { cert: string; key: string } => store.routerCerts().hosts[host]!;
+const serial = (host: string): string => new X509Certificate(pemOf(host).cert).serialNumber;
+const errorOf = (host: string): string | null | undefined =>
+  store.list('shop').find((e) => e.host === host)?.lastError;
 let port: RecordingPort;
 const DOMAINS = ['app.test', 'www.app.test'];
 
@@ -97,7 +75,7 @@ const autoCerts = (extra: Partial<ConstructorParameters<typeof AutoCerts>[0]> = 
     dataDir,
     issuer: account,
     challenges: port,
-    sink,
+    sink: store,
     domains: (a) => (a === 'shop' ? DOMAINS : a === 'mixed' ? ['own.test', '*.wild.test'] : []),
     backoff: { minMs: 60_000, maxMs: 3_600_000 },
     ...extra,
@@ -105,6 +83,11 @@ const autoCerts = (extra: Partial<ConstructorParameters<typeof AutoCerts>[0]> = 
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'paas-acme-'));
+  store = new CertStore({
+    dataDir,
+    domain: 'paas.test',
+    publish: async () => void published++,
+  });
   routerPort = await freePort();
   const r = await ensureRouterRunning({
     dataDir,
@@ -112,6 +95,8 @@ beforeAll(async () => {
     host: '127.0.0.1',
     domain: 'paas.test',
     workers: 2,
+    // A busy box (other suites, pebble starting) can take its time to start two workers.
+    timeoutMs: 60_000,
   });
   client = r.client;
   routerPid = r.pid;
@@ -155,7 +140,9 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
     ]);
     const root = new X509Certificate(readFileSync(await pebble.rootFile()));
     for (const host of DOMAINS) {
-      const { cert, key, notAfter } = sink.certs.get(host)!;
+      const { cert, key } = pemOf(host);
+      const { notAfter, source } = store.current(host)!;
+      expect(source).toBe('auto');
       const [leaf, ...chain] = chainOf(cert);
       expect(leaf!.checkHost(host)).toBe(host);
       expect(leaf!.checkPrivateKey(createPrivateKey(key))).toBe(true);
@@ -163,7 +150,8 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
       expect(leaf!.verify(chain[0]!.publicKey)).toBe(true);
       expect(chain.at(-1)!.verify(root.publicKey)).toBe(true);
       expect(notAfter.getTime()).toBeGreaterThan(Date.now());
-      expect(sink.errors.get(host)).toBeNull();
+      expect(errorOf(host)).toBeNull();
+      expect(store.list('shop').find((e) => e.host === host)!.auto).toMatch(/^on: renews from /);
     }
     // The CA fetched each token from the router; every one was taken back after the order.
     expect(port.added.length).toBe(2);
@@ -179,23 +167,21 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
   });
 
   it('does not order again while the certificates are far from expiry', async () => {
-    const before = sink.installs.length;
+    const before = published;
     const out = await autoCerts().tick();
     expect(out.shop!.map((o) => o.status)).toEqual(['valid', 'valid']);
-    expect(sink.installs.length).toBe(before);
+    expect(published).toBe(before);
   });
 
   it("never replaces an operator's certificate, and leaves wildcards to certs:add", async () => {
-    const own = sink.certs.get('app.test')!;
-    // An operator's certificate for own.test (any PEM will do for the sink), about to expire.
-    sink.certs.set('own.test', {
-      ...own,
-      app: 'mixed',
-      notAfter: new Date(Date.now() + 1000),
-      source: 'manual',
+    // An operator's certificate for own.test, a day from expiry: well inside the window.
+    const leaf = TestCa.root(join(dataDir, 'operator-ca')).leaf(['own.test'], {
+      notAfter: new Date(Date.now() + 24 * 3600 * 1000),
     });
+    await store.addForApp('mixed', ['own.test'], { cert: leaf.chain, key: leaf.key });
+    const fingerprint = store.list('mixed')[0]!.cert!.fingerprint;
     const added = port.added.length;
-    const installs = sink.installs.length;
+    const installs = published;
     const out = await autoCerts().enable('mixed');
     expect(out).toEqual([
       { host: 'own.test', status: 'skipped', reason: "an operator's certificate serves it" },
@@ -205,8 +191,9 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
         reason: 'a wildcard needs a DNS-01 challenge; add its certificate with certs:add',
       },
     ]);
-    expect(sink.certs.get('own.test')!.source).toBe('manual');
-    expect(sink.installs.length).toBe(installs);
+    expect(store.current('own.test')!.source).toBe('manual');
+    expect(store.list('mixed')[0]!.cert!.fingerprint).toBe(fingerprint);
+    expect(published).toBe(installs);
     expect(port.added.length).toBe(added);
     autoCerts().disable('mixed');
   });
@@ -216,7 +203,7 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
     // A key loosened by hand is made private again at the next start.
     chmodSync(acmePaths(dataDir).accountKey, 0o644);
     const accountUrl = JSON.parse(readFileSync(acmePaths(dataDir).account, 'utf8'));
-    const old = DOMAINS.map((h) => sink.serial(h));
+    const old = DOMAINS.map((h) => serial(h));
     // A new account object and scheduler, as after a restart; nothing is enabled again.
     account = await AcmeAccount.open({
       dataDir,
@@ -228,8 +215,8 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
     const auto = autoCerts({ renewBeforeMs: 100 * 365 * 24 * 3600 * 1000 });
     const out = await auto.tick();
     expect(out.shop!.map((o) => o.status)).toEqual(['issued', 'issued']);
-    expect(DOMAINS.map((h) => sink.serial(h))).not.toEqual(old);
-    expect(DOMAINS.map((h) => sink.serial(h))[0]).not.toBe(old[0]);
+    expect(DOMAINS.map((h) => serial(h))).not.toEqual(old);
+    expect(DOMAINS.map((h) => serial(h))[0]).not.toBe(old[0]);
     expect(readFileSync(acmePaths(dataDir).accountKey, 'utf8')).toBe(key);
     expect(statSync(acmePaths(dataDir).accountKey).mode & 0o777).toBe(0o600);
     expect(JSON.parse(readFileSync(acmePaths(dataDir).account, 'utf8'))).toEqual(accountUrl);
@@ -238,28 +225,25 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
   it('a failed order keeps the old certificate, shows the error and backs off', async () => {
     let now = Date.now();
     const auto = autoCerts({ renewBeforeMs: 100 * 365 * 24 * 3600 * 1000, now: () => now });
-    const serial = sink.serial('app.test');
-    const cert = sink.certs.get('app.test')!.cert;
+    const oldSerial = serial('app.test');
+    const cert = pemOf('app.test').cert;
     pebble.unresolvable.add('app.test');
     const first = await auto.tick();
     const failed = first.shop!.find((o) => o.host === 'app.test')!;
     expect(failed.status).toBe('failed');
-    expect(sink.certs.get('app.test')!.cert).toBe(cert);
-    expect(sink.serial('app.test')).toBe(serial);
+    expect(pemOf('app.test').cert).toBe(cert);
+    expect(serial('app.test')).toBe(oldSerial);
     // The CA's reason, as `certs APP` will show it.
-    expect(sink.errors.get('app.test')).toMatch(
-      /^certificate order for app\.test failed: .*resolve/,
-    );
-    expect(sink.errors.get('app.test')).toBe((failed as { error: string }).error);
+    expect(errorOf('app.test')).toMatch(/^certificate order for app\.test failed: .*resolve/);
+    expect(errorOf('app.test')).toBe((failed as { error: string }).error);
     // The other domain renewed in the same pass.
     expect(first.shop!.find((o) => o.host === 'www.app.test')!.status).toBe('issued');
     expect(auto.status('shop').hosts.find((h) => h.host === 'app.test')).toMatchObject({
       failures: 1,
-      lastError: sink.errors.get('app.test'),
+      lastError: errorOf('app.test'),
     });
 
     // Inside the backoff nothing is ordered; past it the order is tried again.
-    const installs = sink.installs.length;
     const waiting = await auto.tick();
     expect(waiting.shop!.find((o) => o.host === 'app.test')!.status).toBe('waiting');
     now += 61_000;
@@ -269,9 +253,10 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
     // Exponential: the second failure waits twice as long as the first.
     now += 61_000;
     expect((await auto.tick()).shop!.find((o) => o.host === 'app.test')!.status).toBe('waiting');
-    expect(sink.serial('app.test')).toBe(serial);
-    expect(sink.installs.filter((h) => h === 'app.test').length).toBe(
-      sink.installs.slice(0, installs).filter((h) => h === 'app.test').length,
+    expect(serial('app.test')).toBe(oldSerial);
+    expect(pemOf('app.test').cert).toBe(cert);
+    expect(store.list('shop').find((e) => e.host === 'app.test')!.auto).toMatch(
+      /^on: 2 failed orders, next try after /,
     );
 
     // The name resolves again: the next attempt after the backoff succeeds, the error clears.
@@ -279,7 +264,7 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
     now += 121_000;
     const healed = await auto.tick();
     expect(healed.shop!.find((o) => o.host === 'app.test')!.status).toBe('issued');
-    expect(sink.serial('app.test')).not.toBe(serial);
-    expect(sink.errors.get('app.test')).toBeNull();
+    expect(serial('app.test')).not.toBe(oldSerial);
+    expect(errorOf('app.test')).toBeNull();
   });
 });

@@ -34,6 +34,7 @@ export {
   DEFAULT_CHECK_EVERY_MS,
   DEFAULT_RENEW_BEFORE_MS,
   type AutoCertsOptions,
+  type AutoSink,
   type AutoStatus,
   type HostOutcome,
   type Issuer,

@@ -14,6 +14,11 @@ export const DEFAULT_CHECK_EVERY_MS = 3600 * 1000;
 /** First retry 5 minutes after a failure, doubling up to a day (Let's Encrypt's failed-validation limit is per hour). */
 export const DEFAULT_BACKOFF = { minMs: 5 * 60 * 1000, maxMs: 24 * 3600 * 1000 };
 
+/** The store (CertStore): CertSink, plus the plain `auto` field `certs APP` shows per host. */
+export type AutoSink = CertSink & {
+  setAuto?(app: string, host: string, auto: string | null): void;
+};
+
 /** What orders certificates: AcmeAccount, in the daemon. */
 export interface Issuer {
   order(host: string, port: ChallengePort, email?: string): Promise<IssuedCertificate>;
@@ -23,7 +28,7 @@ export interface AutoCertsOptions {
   dataDir: string;
   issuer: Issuer;
   challenges: ChallengePort;
-  sink: CertSink;
+  sink: AutoSink;
   /** The app's custom domains now; empty once the app is gone. */
   domains(app: string): readonly string[];
   renewBeforeMs?: number;
@@ -118,6 +123,7 @@ export class AutoCerts {
     delete this.state.apps[app];
     for (const [host, h] of Object.entries(this.state.hosts))
       if (h.app === app) delete this.state.hosts[host];
+    for (const host of this.o.domains(app)) this.mark(app, host, null);
     this.save();
   }
 
@@ -197,7 +203,8 @@ export class AutoCerts {
       h.failures = 0;
       h.retryAt = null;
       h.lastError = null;
-      this.o.sink.recordError(app, host, null);
+      this.note(app, host, null);
+      this.mark(app, host, `on: renews from ${this.renewsFrom(issued.notAfter)}`);
       this.o.log?.('certificate issued', { app, host, notAfter: issued.notAfter.toISOString() });
       return { host, status: 'issued', notAfter: issued.notAfter.toISOString() };
     } catch (e) {
@@ -210,9 +217,38 @@ export class AutoCerts {
       h.retryAt = this.o.now() + wait;
       h.lastError = message;
       // What served the host (if anything) keeps serving; the error is shown beside it.
-      this.o.sink.recordError(app, host, message);
+      this.note(app, host, message);
+      this.mark(
+        app,
+        host,
+        `on: ${h.failures} failed order${h.failures === 1 ? '' : 's'}, next try after ${new Date(h.retryAt).toISOString()}`,
+      );
       this.o.log?.('certificate order failed', { app, host, failures: h.failures, err: message });
       return { host, status: 'failed', error: message, retryAt: new Date(h.retryAt).toISOString() };
+    }
+  }
+
+  private renewsFrom(notAfter: Date): string {
+    return new Date(notAfter.getTime() - this.o.renewBeforeMs).toISOString();
+  }
+
+  /**
+   * The store refuses a host another app holds a certificate for (Conflict); that must not
+   * stop the pass over the other hosts, and the order's outcome already says what happened.
+   */
+  private note(app: string, host: string, message: string | null): void {
+    try {
+      this.o.sink.recordError(app, host, message);
+    } catch (e) {
+      this.o.log?.('could not record the order outcome', { app, host, err: String(e) });
+    }
+  }
+
+  private mark(app: string, host: string, auto: string | null): void {
+    try {
+      this.o.sink.setAuto?.(app, host, auto);
+    } catch (e) {
+      this.o.log?.('could not record the auto state', { app, host, err: String(e) });
     }
   }
 
