@@ -41,7 +41,6 @@ import {
   DEFAULT_CHECK_EVERY_MS,
   DEFAULT_RENEW_BEFORE_MS,
   LETS_ENCRYPT_DIRECTORY,
-  type CertSink,
 } from '../certs/index.ts';
 import { parseAppName } from '../apps/index.ts';
 import { createApi } from './api.ts';
@@ -258,33 +257,29 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const reservedHosts = platformHosts(opts.domain, [hostname(), opts.apiHost ?? '']);
   // Automatic certificates (issue 18): one ACME account per data dir, orders answered by the
   // router, installed into the certificate store; the scheduler renews them.
-  const certSink: CertSink | null = null;
   const acmeDirectory = opts.acmeDirectory ?? LETS_ENCRYPT_DIRECTORY;
   const renewBeforeMs = opts.acmeRenewBeforeMs ?? DEFAULT_RENEW_BEFORE_MS;
-  let autoCerts: AutoCerts | null = null;
-  if (certSink !== null) {
-    autoCerts = new AutoCerts({
+  const autoCerts = new AutoCerts({
+    dataDir: opts.dataDir,
+    issuer: await AcmeAccount.open({
       dataDir: opts.dataDir,
-      issuer: await AcmeAccount.open({
-        dataDir: opts.dataDir,
-        directoryUrl: acmeDirectory,
-        caFile: opts.acmeCaFile,
-      }),
-      challenges: router,
-      sink: certSink,
-      domains: (app) => {
-        try {
-          return state.apps.domains(parseAppName(app));
-        } catch {
-          return []; // the app is gone
-        }
-      },
-      renewBeforeMs,
-      checkEveryMs: opts.acmeCheckEveryMs ?? DEFAULT_CHECK_EVERY_MS,
-      log: (msg, extra) => log.info({ source: 'acme', ...extra }, msg),
-    });
-    autoCerts.start();
-  }
+      directoryUrl: acmeDirectory,
+      caFile: opts.acmeCaFile,
+    }),
+    challenges: router,
+    sink: certs,
+    domains: (app) => {
+      try {
+        return state.apps.domains(parseAppName(app));
+      } catch {
+        return []; // the app is gone
+      }
+    },
+    renewBeforeMs,
+    checkEveryMs: opts.acmeCheckEveryMs ?? DEFAULT_CHECK_EVERY_MS,
+    log: (msg, extra) => log.info({ source: 'acme', ...extra }, msg),
+  });
+  autoCerts.start();
   const api = createApi({
     deps,
     reposDir,
@@ -295,8 +290,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     ssh: { keys: sshKeys, hostKey, port: () => sshPort },
     drains,
     services,
-    autoCerts:
-      autoCerts === null ? undefined : { auto: autoCerts, directory: acmeDirectory, renewBeforeMs },
+    autoCerts: { auto: autoCerts, directory: acmeDirectory, renewBeforeMs },
   });
   const dashboard = createDashboard({
     deps,
@@ -381,7 +375,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     async close() {
       deps.supervisor.stop();
       services.stop();
-      autoCerts?.stop();
+      autoCerts.stop();
       collector.stop();
       await ssh.close();
       drains.close();
