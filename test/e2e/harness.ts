@@ -47,6 +47,8 @@ export interface Paas {
 export async function startPaas(
   opts: {
     maxPushSize?: string;
+    /** The router's HTTP port, when a peer must know it first (pebble's HTTP-01 validation). */
+    httpPort?: number;
     /** More `paas daemon` flags (--build-memory 64m …). */
     daemonArgs?: string[];
     prepare?: (dataDir: string) => Promise<void>;
@@ -60,7 +62,7 @@ export async function startPaas(
   });
   await opts.prepare?.(dataDir);
   const apiPort = await freePort();
-  const httpPort = await freePort();
+  const httpPort = opts.httpPort ?? (await freePort());
   // Never the default 443: daemons of parallel tests would fight over it.
   const httpsPort = await freePort();
   // Never the default 2222: daemons of parallel tests (and a real one) would collide there.
