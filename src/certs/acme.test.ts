@@ -48,6 +48,7 @@ const errorOf = (host: string): string | null | undefined =>
   store.list('shop').find((e) => e.host === host)?.lastError;
 let port: RecordingPort;
 const DOMAINS = ['app.test', 'www.app.test'];
+const lateDomains: string[] = [];
 
 function get(path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -76,7 +77,14 @@ const autoCerts = (extra: Partial<ConstructorParameters<typeof AutoCerts>[0]> = 
     issuer: account,
     challenges: port,
     sink: store,
-    domains: (a) => (a === 'shop' ? DOMAINS : a === 'mixed' ? ['own.test', '*.wild.test'] : []),
+    domains: (a) =>
+      a === 'shop'
+        ? DOMAINS
+        : a === 'mixed'
+          ? ['own.test', '*.wild.test']
+          : a === 'late'
+            ? lateDomains
+            : [],
     backoff: { minMs: 60_000, maxMs: 3_600_000 },
     ...extra,
   });
@@ -171,6 +179,16 @@ describe('automatic certificates over ACME HTTP-01 (pebble)', () => {
     const out = await autoCerts().tick();
     expect(out.shop!.map((o) => o.status)).toEqual(['valid', 'valid']);
     expect(published).toBe(before);
+  });
+
+  it('a domain added to an app with certs:auto on gets its certificate right away', async () => {
+    const auto = autoCerts();
+    expect(await auto.enable('late')).toEqual([]);
+    lateDomains.push('late.test');
+    auto.refresh('late'); // what the API's domains:add does
+    await auto.idle();
+    expect(store.current('late.test')).toMatchObject({ source: 'auto' });
+    auto.disable('late');
   });
 
   it("never replaces an operator's certificate, and leaves wildcards to certs:add", async () => {

@@ -118,6 +118,17 @@ export class AutoCerts {
     return this.serial(() => this.runApp(app));
   }
 
+  /**
+   * A domain was added to `app`: if it has automatic certificates, order for what is missing
+   * now, in the background, rather than at the next check.
+   */
+  refresh(app: string): void {
+    if (this.state.apps[app] === undefined) return;
+    this.serial(() => this.runApp(app)).catch((e: unknown) =>
+      this.o.log?.('automatic certificates: order failed', { app, err: String(e) }),
+    );
+  }
+
   /** `certs:auto APP --off`: stop ordering; certificates already issued keep serving. */
   disable(app: string): void {
     delete this.state.apps[app];

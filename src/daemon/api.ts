@@ -248,6 +248,8 @@ export function createApi(opts: ApiOptions): express.Express {
     refuseReservedDomain(domain, opts.reservedHosts);
     state.apps.addDomain(name, domain);
     await publishRoutes(deps);
+    // With certs:auto on, the new domain's certificate is ordered now (in the background).
+    opts.autoCerts?.auto.refresh(name);
     res.status(201).json({ custom: state.apps.domains(name) });
   });
   api.delete('/api/apps/:app/domains/:domain', async (req, res) => {
