@@ -217,14 +217,14 @@ function trustExtraCa(caFile: string): void {
   acme.axios.defaults.httpsAgent = new https.Agent({ ca: [...rootCertificates, extra] });
 }
 
-/** The CA's problem detail (RFC 8555 §6.7) when it sent one, else the error's message. */
+/** acme-client puts the CA's problem detail (RFC 8555 §6.7) in its message; kept to one screen. */
 function errorText(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   return msg.length > 500 ? `${msg.slice(0, 500)}…` : msg;
 }
 
 /** write-to-temp (0600), fsync, rename: a crash leaves the old file or the new one. */
-function writeAtomic(path: string, data: Buffer): void {
+export function writeAtomic(path: string, data: Buffer): void {
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
   const fd = openSync(tmp, 'wx', 0o600);
   try {
@@ -235,5 +235,3 @@ function writeAtomic(path: string, data: Buffer): void {
   }
   renameSync(tmp, path);
 }
-
-export { writeAtomic };
