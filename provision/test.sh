@@ -11,7 +11,8 @@ cd "$PAAS_SRC"
 [ "$(id -u)" = 0 ] || { echo "provision/test.sh: run as root (containers, cgroups, netns)" >&2; exit 1; }
 
 apt_ensure ca-certificates curl git make gcc libc6-dev libseccomp-dev pkg-config openssh-client \
-  attr iproute2 nftables iptables runc busybox-static skopeo umoci debootstrap hyperfine wrk nginx chromium openssl haproxy
+  attr iproute2 nftables iptables runc busybox-static skopeo umoci debootstrap hyperfine wrk nginx chromium openssl haproxy \
+  pebble
 # test/e2e/docker-registry.test.ts and src/scheduler/swarm.test.ts use it, each with a dockerd of
 # its own; paas talks to Docker only with --scheduler swarm (docs/scaling.md).
 apt_ensure_stopped docker.io containerd
