@@ -10,12 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startPebble, type Pebble } from '../helpers/pebble.ts';
-import { COMMANDS } from '../../src/cli/table.ts';
 import { appRepo, cli, push, startPaas, type Paas } from './harness.ts';
-
-// HTTPS in the router (`--https-port`, `certs APP`) is the tls half of issue 18: until it is on
-// main this file has nothing to serve certificates with, and is skipped.
-const routerHttps = COMMANDS.find((c) => c.name === 'daemon')!.usage.includes('--https-port');
 
 let pebble: Pebble;
 let paas: Paas;
@@ -61,7 +56,6 @@ async function autoState(): Promise<{
 }
 
 beforeAll(async () => {
-  if (!routerHttps) return;
   const httpPort = await freePort();
   pebble = await startPebble(httpPort);
   paas = await startPaas({
@@ -87,7 +81,7 @@ afterAll(async () => {
   await pebble?.close();
 });
 
-describe.skipIf(!routerHttps)('certs:auto against pebble', () => {
+describe('certs:auto against pebble', () => {
   it('gets a certificate for a custom domain, and curl reaches the app over HTTPS with it', async () => {
     const repo = appRepo('busybox-web');
     expect((await push(paas, repo.dir, 'shop')).code).toBe(0);
