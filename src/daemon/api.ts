@@ -228,12 +228,13 @@ export function createApi(opts: ApiOptions): express.Express {
   mountProcessRoutes(api, deps);
   mountImageRoutes(api, deps);
   mountTokenRoutes(api, opts.auth, opts.log);
+  // Before the certs routes: `DELETE …/certs/auto` would otherwise match `…/certs/:host`.
+  if (opts.autoCerts !== undefined) mountAutoCertRoutes(api, { state, ...opts.autoCerts });
   mountCertRoutes(api, deps, opts.certs);
   if (opts.ssh !== undefined) mountSshKeyRoutes(api, opts.ssh, opts.log);
   mountDrainRoutes(api, deps, opts.drains);
   mountStorageRoutes(api, deps);
   if (opts.services !== undefined) mountServiceRoutes(api, deps, opts.services);
-  if (opts.autoCerts !== undefined) mountAutoCertRoutes(api, { state, ...opts.autoCerts });
 
   api.get('/api/apps/:app/domains', (req, res) => {
     const name = app(req);

@@ -138,5 +138,11 @@ describe('certs:auto against pebble', () => {
     const certs = await cli(paas, ['certs', 'shop']);
     expect(certs.code).toBe(0);
     expect(certs.stdout).toContain(error!.slice(0, 40));
+    // Off: no more orders; the certificate already issued keeps serving.
+    const off = await cli(paas, ['certs:auto', 'shop', '--off']);
+    expect(off.stderr).toBe('');
+    expect(off.code).toBe(0);
+    expect(((await autoState()) as unknown as { enabled: boolean }).enabled).toBe(false);
+    expect((await fetchTls()).status).toBe(200);
   });
 });
