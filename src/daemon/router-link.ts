@@ -56,11 +56,11 @@ export class RouterLink implements RouterPort {
 
   /** ACME HTTP-01 (src/certs/challenges.ts): the router answers `token` on its HTTP port. */
   async addChallenge(token: string, keyAuthorization: string): Promise<void> {
-    await this.call((c) => c.addChallenge(token, keyAuthorization));
+    await this.plane.addChallenge(token, keyAuthorization);
   }
 
   async removeChallenge(token: string): Promise<void> {
-    await this.call((c) => c.removeChallenge(token));
+    await this.plane.removeChallenge(token);
   }
 
   close(): void {

@@ -89,6 +89,13 @@ export interface DataPlane {
    * that cannot serve HTTPS yet throws Unsupported.
    */
   setCerts(certs: RouterCerts): Promise<void>;
+  /**
+   * ACME HTTP-01 (challenge.ts): answer `GET /.well-known/acme-challenge/<token>` on the HTTP
+   * port with `keyAuthorization`, for any host, until removed. A plane that cannot throws
+   * Unsupported.
+   */
+  addChallenge(token: string, keyAuthorization: string): Promise<void>;
+  removeChallenge(token: string): Promise<void>;
   /** Let go of the plane; it keeps serving. */
   close(): void;
   /** Stop the plane process itself (drains first). */

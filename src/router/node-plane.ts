@@ -98,6 +98,14 @@ export class NodePlane implements DataPlane {
     await this.call((c) => c.setCerts(certs));
   }
 
+  async addChallenge(token: string, keyAuthorization: string): Promise<void> {
+    await this.call((c) => c.addChallenge(token, keyAuthorization));
+  }
+
+  async removeChallenge(token: string): Promise<void> {
+    await this.call((c) => c.removeChallenge(token));
+  }
+
   /** The certificate set the router serves, without keys (what was pushed, as it parsed). */
   certs(): Promise<{ hosts: string[]; default: string[] | null }> {
     return this.call((c) => c.certs());

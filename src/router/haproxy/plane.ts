@@ -463,6 +463,19 @@ export class HaproxyPlane implements DataPlane {
     return Promise.reject(new Unsupported('the haproxy data plane does not serve HTTPS yet'));
   }
 
+  addChallenge(_token: string, _keyAuthorization: string): Promise<void> {
+    // Would need a backend (or a Lua service) answering the challenge path before routing.
+    return Promise.reject(
+      new Unsupported('the haproxy data plane does not answer ACME challenges yet'),
+    );
+  }
+
+  removeChallenge(_token: string): Promise<void> {
+    return Promise.reject(
+      new Unsupported('the haproxy data plane does not answer ACME challenges yet'),
+    );
+  }
+
   close(): void {
     // Nothing held open between calls: each command is its own socket connection.
   }
