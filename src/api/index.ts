@@ -261,7 +261,7 @@ export interface ServiceLinkChange {
   app: string;
   var: string;
   release: string | null;
-  }
+}
 
 /** One custom domain's outcome of `certs:auto` (POST /api/apps/:app/certs/auto). */
 export type AutoCertOutcome =
