@@ -52,6 +52,11 @@ export const ROUTES: readonly RouteRule[] = [
   { method: 'PUT', path: '/api/apps/:app/ports', scope: 'admin' },
   { method: 'DELETE', path: '/api/apps/:app/ports', scope: 'admin' },
   { method: 'GET', path: '/api/apps/:app/logs', scope: 'read' },
+  // drains:* (issue 21) are admin, like config: a drain's destination is configuration,
+  // and its URL may carry a credential (shown redacted, but still not for read tokens).
+  { method: 'GET', path: '/api/apps/:app/drains', scope: 'admin' },
+  { method: 'POST', path: '/api/apps/:app/drains', scope: 'admin' },
+  { method: 'DELETE', path: '/api/apps/:app/drains', scope: 'admin' },
   // storage:* (issue 21): what is mounted is status; changing it binds host data.
   { method: 'GET', path: '/api/apps/:app/storage', scope: 'read' },
   { method: 'POST', path: '/api/apps/:app/storage', scope: 'admin' },
