@@ -113,8 +113,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const d of daemons) d.deps.supervisor.stop();
-  for (const c of await runtime.list())
-    await runtime.remove(c.id, { force: true }).catch(() => undefined);
+  // stop() does not wait for a restart already under way: a container it was creating can
+  // appear after a first sweep. Sweep until nothing of ours is left (bounded: 40 rounds).
+  for (let i = 0; i < 40; i++) {
+    for (const c of await runtime.list())
+      await runtime.remove(c.id, { force: true }).catch(() => undefined);
+    if (cgroupDirs('paastest-supervisor').length === 0) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
   for (const d of daemons) {
     try {
       d.state.close();

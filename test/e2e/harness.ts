@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { openStore } from '../../src/registry/index.ts';
 import { accessLogPath } from '../../src/router/index.ts';
 import { createRuntime } from '../../src/runtime/index.ts';
-import { freePort, REPO, testRootfs } from '../helpers/host.ts';
+import { freePort, freePorts, REPO, testRootfs } from '../helpers/host.ts';
 
 export { freePort };
 
@@ -61,12 +61,12 @@ export async function startPaas(
     Cmd: ['sh'],
   });
   await opts.prepare?.(dataDir);
-  const apiPort = await freePort();
-  const httpPort = opts.httpPort ?? (await freePort());
-  // Never the default 443: daemons of parallel tests would fight over it.
-  const httpsPort = await freePort();
-  // Never the default 2222: daemons of parallel tests (and a real one) would collide there.
-  const sshPort = await freePort();
+  // Distinct ports held at once: one free port asked for four times in a row can come back
+  // twice (a router that then failed to bind its HTTPS port on its HTTP one). Never the
+  // defaults 443 and 2222: daemons of parallel tests (and a real one) would fight over them.
+  const free = (await freePorts(4)).filter((port) => port !== opts.httpPort);
+  const [apiPort, httpsPort, sshPort] = free as [number, number, number];
+  const httpPort = opts.httpPort ?? free[3]!;
   let out = '';
   const p: Paas = {
     dataDir,

@@ -117,6 +117,27 @@ export function internetStandIn(
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (for a server a test starts next). */
+/**
+ * `n` distinct free ports: all held open at once before any is released, so two calls in a
+ * row cannot hand out the same port (the kernel may reuse a just-closed ephemeral port).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const s = createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
