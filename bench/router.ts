@@ -7,12 +7,17 @@
 // and the median round is shown: on a shared box that keeps drift out of the ratio.
 // nginx gets the same worker count, upstream keepalive, and a buffered access log like
 // the router's (the router always logs each request).
+// HTTPS rows (issue 18), for every plane that serves HTTPS: nginx and the plane terminate
+// TLS for the same upstream with the same certificate (ECDSA P-256), protocols (TLS 1.2+) and
+// cipher list, once over keep-alive connections and once with `Connection: close`, where
+// every request is a full handshake (its rps is handshakes per second).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDataPlane, PLANE_KINDS, type DataPlane } from '../src/router/index.ts';
+import { TLS_CIPHERS } from '../src/router/certs.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WORKERS = Number(process.env.BENCH_WORKERS ?? availableParallelism());
@@ -80,7 +85,9 @@ function ms(v: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
 }
 
-function wrk(name: string, port: number, seconds: number, close = false): Result {
+type Target = { name: string; port: number; tls?: boolean };
+
+function wrk(t: Target, seconds: number, close = false, name = t.name): Result {
   // wrk stops by itself after -d; --timeout bounds any single request.
   const out = execFileSync(
     'wrk',
@@ -94,7 +101,7 @@ function wrk(name: string, port: number, seconds: number, close = false): Result
       '-H',
       `Host: ${HOST}`,
       ...(close ? ['-H', 'Connection: close'] : []),
-      `http://127.0.0.1:${port}/`,
+      `${t.tls ? 'https' : 'http'}://127.0.0.1:${t.port}/`,
     ],
     { encoding: 'utf8', timeout: (seconds + 30) * 1000 },
   );
@@ -114,6 +121,17 @@ async function main(): Promise<void> {
   const planes: DataPlane[] = [];
   try {
     const upstream = await startUpstream(children);
+    // One certificate for nginx and the planes: the default for *.paas.test (wrk sends the
+    // IP as SNI, so a plane serves its default, nginx its only one).
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+        .concat(['-days', '2', '-subj', '/CN=*.paas.test', '-addext'])
+        .concat(['subjectAltName=DNS:*.paas.test', '-keyout', join(tmp, 'tls.key')])
+        .concat(['-out', join(tmp, 'tls.crt')]),
+      { stdio: 'ignore' },
+    );
+    const nginxTls = await freePort();
 
     const nginxPort = await freePort();
     writeFileSync(
@@ -138,6 +156,22 @@ http {
       proxy_set_header X-Forwarded-Proto $scheme;
     }
   }
+  server {
+    listen 127.0.0.1:${nginxTls} ssl http2;
+    ssl_certificate ${tmp}/tls.crt;
+    ssl_certificate_key ${tmp}/tls.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ${TLS_CIPHERS};
+    ssl_prefer_server_ciphers on;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+  }
 }
 `,
     );
@@ -148,15 +182,17 @@ http {
       domain: 'paas.test',
       apps: { bench: { domains: [], backends: [{ host: '127.0.0.1', port: upstream }] } },
     };
-    const targets: [string, number][] = [
-      ['direct', upstream],
-      ['nginx', nginxPort],
+    const targets: Target[] = [
+      { name: 'direct', port: upstream },
+      { name: 'nginx', port: nginxPort },
     ];
+    const tlsTargets: Target[] = [{ name: 'nginx', port: nginxTls, tls: true }];
     for (const kind of PLANE_KINDS) {
       const port = await freePort();
       const plane = createDataPlane(kind, {
         dataDir: join(tmp, kind),
         httpPort: port,
+        httpsPort: await freePort(),
         host: '127.0.0.1',
         domain: 'paas.test',
         workers: WORKERS,
@@ -164,25 +200,38 @@ http {
       planes.push(plane);
       await plane.connect();
       await plane.setRoutes(table);
-      targets.push([kind, port]);
+      targets.push({ name: kind, port });
+      const httpsPort = (await plane.health()).httpsPort;
+      if (httpsPort === undefined) continue; // a plane without HTTPS yet: no TLS rows
+      await plane.setCerts({
+        hosts: {},
+        default: {
+          cert: readFileSync(join(tmp, 'tls.crt'), 'utf8'),
+          key: readFileSync(join(tmp, 'tls.key'), 'utf8'),
+          names: ['*.paas.test'],
+        },
+      });
+      tlsTargets.push({ name: kind, port: httpsPort, tls: true });
     }
 
-    for (const [, port] of targets) wrk('warm-up', port, 3); // JIT, keep-alive pools
+    for (const t of [...targets, ...tlsTargets]) wrk(t, 3, false, 'warm-up'); // JIT, pools
     const rows: { mode: string; results: Result[] }[] = [];
-    for (const [mode, close] of [
-      ['keep-alive', false],
-      ['new connection per request', true],
+    for (const [mode, list, close] of [
+      ['keep-alive', targets, false],
+      ['new connection per request', targets, true],
+      ['TLS, keep-alive', tlsTargets, false],
+      ['TLS, new connection per request (rps = handshakes/s)', tlsTargets, true],
     ] as const) {
-      const runs: Result[][] = targets.map(() => []);
+      const runs: Result[][] = list.map(() => []);
       for (let r = 0; r < ROUNDS; r++)
-        targets.forEach(([name, port], i) => runs[i]!.push(wrk(name, port, SECONDS, close)));
+        list.forEach((t, i) => runs[i]!.push(wrk(t, SECONDS, close)));
       const median = (xs: Result[]): Result =>
         [...xs].sort((x, y) => x.rps - y.rps)[Math.floor(xs.length / 2)]!;
       rows.push({ mode, results: runs.map(median) });
       if (ROUNDS > 1)
-        for (const [i, [name]] of targets.entries())
+        for (const [i, t] of list.entries())
           console.log(
-            `  ${mode}: ${name} rps by round: ${runs[i]!.map((x) => x.rps.toFixed(0)).join(' ')}`,
+            `  ${mode}: ${t.name} rps by round: ${runs[i]!.map((x) => x.rps.toFixed(0)).join(' ')}`,
           );
     }
 
@@ -192,7 +241,7 @@ http {
     for (const { mode, results } of rows) {
       console.log(`\n${mode}`);
       console.log('path      rps       p50 ms   p99 ms   vs nginx rps / p99   errors');
-      const nginx = results[1]!;
+      const nginx = results.find((r) => r.name === 'nginx')!;
       for (const r of results) {
         const vs =
           r.name === 'direct' || r.name === 'nginx'
