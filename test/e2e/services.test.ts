@@ -119,6 +119,20 @@ describe('postgres service', () => {
     expect(loop.failures).toEqual([]);
   });
 
+  it('restores a backup into a new service: the same rows, read through its own URL', async () => {
+    const dump = await cli(p, ['services:backup', 'db']);
+    expect(dump.code, dump.stderr).toBe(0);
+    await ok(['services:create', 'postgres', 'db2']);
+    await ok(['services:restore', 'db2'], dump.stdout);
+    await ok(['services:link', 'db2', 'shop', '--alias', 'COPY']);
+    const rows = await runIn('shop', `psql "$COPY_URL" -At -c 'SELECT v FROM t ORDER BY id'`);
+    expect(rows.code, rows.stderr).toBe(0);
+    expect(rows.stdout).toBe('apple\npear\n');
+    await ok(['services:unlink', 'db2', 'shop']);
+    await ok(['services:destroy', 'db2', '--force']);
+    expect(await get(p, 'shop')).toEqual({ status: 200, body: 'apple\npear\n' });
+  });
+
   it('keeps the rows across a redeploy and a service restart', async () => {
     const repo = appRepo('svc-pg-app');
     repo.write('README', 'v3\n');
