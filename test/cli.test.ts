@@ -98,6 +98,11 @@ describe('paas CLI entry', () => {
           String(port),
           '--http-port',
           String(port + 1 > 65535 ? port - 1 : port + 1),
+          // Any free ones: the defaults 443 and 2222 may be held on the box (another daemon).
+          '--https-port',
+          '0',
+          '--ssh-port',
+          '0',
         ],
         { encoding: 'utf8', timeout: 60_000 },
       );
