@@ -136,6 +136,8 @@ describe('paas CLI entry', () => {
           String(port + 1 > 65535 ? port - 1 : port + 1),
           '--ssh-port',
           String(port),
+          '--https-port',
+          '0',
         ],
         { encoding: 'utf8', timeout: 60_000 },
       );
