@@ -99,24 +99,17 @@ export class ServiceStore {
   }
 
   links(name: ServiceName): Link[] {
-    return (
-      this.db.prepare('SELECT * FROM service_links WHERE service = ? ORDER BY app').all(name) as {
-        service: string;
-        app: string;
-        alias: string;
-        created_at: string;
-      }[]
-    ).map((r) => ({
-      service: r.service as ServiceName,
-      app: r.app as AppName,
-      alias: r.alias as Alias,
-      createdAt: r.created_at,
-    }));
+    return this.linkRows('SELECT * FROM service_links WHERE service = ? ORDER BY app', name);
   }
 
   linksOf(app: AppName): Link[] {
+    return this.linkRows('SELECT * FROM service_links WHERE app = ? ORDER BY service', app);
+  }
+
+  /** One row shape for both directions of the link table. */
+  private linkRows(sql: string, key: string): Link[] {
     return (
-      this.db.prepare('SELECT * FROM service_links WHERE app = ? ORDER BY service').all(app) as {
+      this.db.prepare(sql).all(key) as {
         service: string;
         app: string;
         alias: string;
