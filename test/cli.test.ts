@@ -80,77 +80,42 @@ describe('paas CLI entry', () => {
     expect(r.stderr).toContain(message);
   });
 
-  it('a daemon whose API port is taken exits 2 with the reason instead of hanging', async () => {
-    const blocker = createServer();
-    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
-    const port = (blocker.address() as AddressInfo).port;
-    const dir = mkdtempSync(join(tmpdir(), 'paas-cli-daemon-'));
-    try {
-      const r = spawnSync(
-        PAAS,
-        [
-          'daemon',
-          '--data-dir',
-          dir,
-          '--api-host',
-          '127.0.0.1',
-          '--api-port',
-          String(port),
-          '--http-port',
-          String(port + 1 > 65535 ? port - 1 : port + 1),
-          // Any free ones: the defaults 443 and 2222 may be held on the box (another daemon).
-          '--https-port',
-          '0',
-          '--ssh-port',
-          '0',
-        ],
-        { encoding: 'utf8', timeout: 60_000 },
-      );
-      expect(r.status).toBe(2);
-      expect(r.stderr).toContain(`the API port 127.0.0.1:${port} is already in use`);
-    } finally {
-      blocker.close();
-      const pid = join(dir, 'router', 'router.pid');
-      if (existsSync(pid)) process.kill(Number(readFileSync(pid, 'utf8')), 'SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('a daemon whose SSH port is taken (the system sshd on 22, another daemon) exits 2 naming --ssh-port', async () => {
-    const blocker = createServer();
-    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
-    const port = (blocker.address() as AddressInfo).port;
-    const dir = mkdtempSync(join(tmpdir(), 'paas-cli-daemon-'));
-    try {
-      const r = spawnSync(
-        PAAS,
-        [
-          'daemon',
-          '--data-dir',
-          dir,
-          '--api-host',
-          '127.0.0.1',
-          '--api-port',
-          '0',
-          '--http-port',
-          String(port + 1 > 65535 ? port - 1 : port + 1),
-          '--ssh-port',
-          String(port),
-          '--https-port',
-          '0',
-        ],
-        { encoding: 'utf8', timeout: 60_000 },
-      );
-      expect(r.status).toBe(2);
-      expect(r.stderr).toContain(`the SSH port 127.0.0.1:${port} is already in use`);
-      expect(r.stderr).toContain('--ssh-port');
-    } finally {
-      blocker.close();
-      const pid = join(dir, 'router', 'router.pid');
-      if (existsSync(pid)) process.kill(Number(readFileSync(pid, 'utf8')), 'SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  // A taken port (the system sshd on 22, another daemon) exits 2 naming it, instead of hanging.
+  // The other ports are any free ones: the defaults 443 and 2222 may be held on the box.
+  it.each([
+    ['API', '--api-port', 'the API port'],
+    ['SSH', '--ssh-port', 'the SSH port'],
+  ])(
+    'a daemon whose %s port is taken exits 2 with the reason and the flag',
+    async (_, flag, what) => {
+      const blocker = createServer();
+      await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+      const port = (blocker.address() as AddressInfo).port;
+      const dir = mkdtempSync(join(tmpdir(), 'paas-cli-daemon-'));
+      const ports: Record<string, string> = {
+        '--api-port': '0',
+        '--https-port': '0',
+        '--ssh-port': '0',
+        '--http-port': String(port + 1 > 65535 ? port - 1 : port + 1),
+        [flag]: String(port),
+      };
+      try {
+        const r = spawnSync(
+          PAAS,
+          ['daemon', '--data-dir', dir, '--api-host', '127.0.0.1', ...Object.entries(ports).flat()],
+          { encoding: 'utf8', timeout: 60_000 },
+        );
+        expect(r.status).toBe(2);
+        expect(r.stderr).toContain(`${what} 127.0.0.1:${port} is already in use`);
+        if (flag === '--ssh-port') expect(r.stderr).toContain('--ssh-port');
+      } finally {
+        blocker.close();
+        const pid = join(dir, 'router', 'router.pid');
+        if (existsSync(pid)) process.kill(Number(readFileSync(pid, 'utf8')), 'SIGTERM');
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('exits 2 with a message for an unknown command', () => {
     const r = spawnSync(PAAS, ['frobnicate'], { encoding: 'utf8' });
