@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import pino from 'pino';
 import { InvalidArgument, Unsupported } from '../errors/index.ts';
 import { openState, platformHosts, type AppName } from '../apps/index.ts';
@@ -185,6 +185,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // started: a reboot or a flushed ruleset would otherwise leave running apps without them.
   const net = new Network({});
   try {
+    // Apps call each other by their public URLs, which resolve to this host's router.
+    net.setPublicPorts(
+      resolve(opts.dataDir),
+      [opts.httpPort, r.httpsPort].filter((p): p is number => p !== undefined && p > 0),
+    );
     await net.ensureBridge();
   } finally {
     net.close();

@@ -185,6 +185,40 @@ describe('borders of a container on the bridge', () => {
     expect(await fetchFrom(attacker, `http://${web.ip}:5000/`)).toBe('UNREACHABLE');
   });
 
+  it("reaches the router's public ports on the host, and no other port", async () => {
+    // As the router: a listener on every address, whose port the daemon declares public.
+    const router = createServer((_req, res) => res.end('router\n'));
+    await new Promise<void>((r) => router.listen(0, '::', r));
+    const port = (router.address() as { port: number }).port;
+    try {
+      expect(await fetchFrom(attacker, `http://${GATEWAY}:${port}/`)).toBe('UNREACHABLE');
+      const gone = tempDir('borders-owner'); // a daemon whose data dir is later removed
+      const n = new Network({ stateDir: tmp.dir, bridge: BRIDGE, subnet: SUBNET });
+      try {
+        n.setPublicPorts(tmp.dir, [port]);
+        n.setPublicPorts(gone.dir, [hostPort]);
+        gone.cleanup();
+        await n.ensureBridge();
+        expect(n.publicPorts()).toEqual([port]);
+      } finally {
+        n.close();
+      }
+      expect(await fetchFrom(attacker, `http://${GATEWAY}:${port}/`)).toBe('router');
+      expect(await fetchFrom(attacker, `http://${GATEWAY}:${hostPort}/`)).toBe('UNREACHABLE');
+      // Another runtime re-applying the borders (a container create) keeps the port open.
+      const again = new Network({ stateDir: tmp.dir, bridge: BRIDGE, subnet: SUBNET });
+      try {
+        await again.ensureBridge();
+      } finally {
+        again.close();
+      }
+      expect(await fetchFrom(attacker, `http://${GATEWAY}:${port}/`)).toBe('router');
+      expect(await fetchFrom(attacker, `http://${web.ip}:5000/`)).toBe('UNREACHABLE');
+    } finally {
+      router.close();
+    }
+  });
+
   it('keeps DNS open only on resolvers that are addresses of the host', () => {
     const conf =
       'nameserver 127.0.0.53\nnameserver 192.0.2.2\nnameserver 9.9.9.9\nnameserver fd00::2\n';
@@ -194,6 +228,9 @@ describe('borders of a container on the bridge', () => {
       'iifname "paas0" ip daddr { 192.0.2.2 } meta l4proto { tcp, udp } th dport 53 accept',
     );
     expect(nftRuleset('paas0', { v4: [], v6: [] })).not.toContain('dport 53');
+    expect(nftRuleset('paas0', dns, [80, 443])).toContain(
+      'iifname "paas0" tcp dport { 80, 443 } accept',
+    );
   });
 });
 
@@ -262,5 +299,16 @@ describe('borders with iptables (hosts without nft)', () => {
       ).stdout.trim();
     expect(await probe(inet.url)).toBe('hello from the internet');
     expect(await probe(`http://10.84.0.1:${hostPort}/`)).toBe('UNREACHABLE');
+    // The router's public ports stay open, and only those.
+    const router = createServer((_req, res) => res.end('router\n'));
+    await new Promise<void>((r) => router.listen(0, '::', r));
+    try {
+      const port = (router.address() as { port: number }).port;
+      await iptablesBorders(bridge, { v4: [], v6: [] }, [port]);
+      expect(await probe(`http://10.84.0.1:${port}/`)).toBe('router');
+      expect(await probe(`http://10.84.0.1:${hostPort}/`)).toBe('UNREACHABLE');
+    } finally {
+      router.close();
+    }
   });
 });

@@ -2,8 +2,11 @@
 // may open connections to the internet (forwarded out of any other interface) and to DNS;
 // it may not open one to the host (any of its addresses: the API, the router's internals,
 // sshd, whatever listens on 0.0.0.0 or ::) nor to another container, of its own app or
-// another: Heroku's dynos cannot reach each other either. The host still opens connections
-// to containers (the router, health checks) and their replies come back as established.
+// another: Heroku's dynos cannot reach each other either. The one exception is the router's
+// public ports (HTTP, HTTPS): an app calls another app by its public URL, as a dyno calls
+// another app through the internet, and that URL resolves to an address of this host. The
+// router gives it nothing the internet does not get. The host still opens connections to
+// containers (the router, health checks) and their replies come back as established.
 //
 // Two mechanisms, each closing what the other cannot see:
 // - the bridge port of every container is `isolated` (bridge(8)): the bridge never passes a
@@ -65,7 +68,11 @@ function hostDnsResolvers(): { v4: string[]; v6: string[] } {
 }
 
 /** The nftables ruleset of one bridge's borders (replaces the table as a whole). */
-export function nftRuleset(bridge: string, dns: { v4: string[]; v6: string[] }): string {
+export function nftRuleset(
+  bridge: string,
+  dns: { v4: string[]; v6: string[] },
+  publicPorts: readonly number[] = [],
+): string {
   const t = filterTable(bridge);
   const br = `"${bridge}"`;
   const dnsRules = [
@@ -88,6 +95,9 @@ export function nftRuleset(bridge: string, dns: { v4: string[]; v6: string[] }):
     `    type filter hook input priority filter; policy accept;`,
     `    iifname ${br} ct state established,related accept`,
     ...dnsRules,
+    ...(publicPorts.length > 0
+      ? [`    iifname ${br} tcp dport { ${publicPorts.join(', ')} } accept`]
+      : []),
     `    iifname ${br} drop`,
     `  }`,
     `  chain forward {`,
@@ -108,7 +118,11 @@ function nft(ruleset: string): Promise<boolean> {
 }
 
 /** The same borders with iptables/ip6tables, for hosts without nft: own chains, jumped to once. */
-export async function iptablesBorders(bridge: string, dns: { v4: string[]; v6: string[] }) {
+export async function iptablesBorders(
+  bridge: string,
+  dns: { v4: string[]; v6: string[] },
+  publicPorts: readonly number[] = [],
+) {
   const chainIn = `PAAS-IN-${bridge}`;
   const chainFwd = `PAAS-FWD-${bridge}`;
   for (const [cmd, resolvers] of [
@@ -125,6 +139,8 @@ export async function iptablesBorders(bridge: string, dns: { v4: string[]; v6: s
     for (const ip of resolvers)
       for (const proto of ['udp', 'tcp'])
         await ipt('-A', chainIn, '-d', ip, '-p', proto, '--dport', '53', '-j', 'RETURN');
+    for (const port of publicPorts)
+      await ipt('-A', chainIn, '-p', 'tcp', '--dport', String(port), '-j', 'RETURN');
     await ipt('-A', chainIn, '-j', 'DROP');
     await ipt('-A', chainFwd, ...est);
     await ipt('-A', chainFwd, '-j', 'DROP');
@@ -147,12 +163,15 @@ export async function iptablesBorders(bridge: string, dns: { v4: string[]; v6: s
  * nftables where it works, else iptables; neither is an error: a bridge without borders
  * lets any app reach every other and the host's private ports.
  */
-export async function applyBorders(bridge: string): Promise<FirewallMode> {
+export async function applyBorders(
+  bridge: string,
+  publicPorts: readonly number[] = [],
+): Promise<FirewallMode> {
   isolatePorts(bridge);
   const dns = hostDnsResolvers();
-  if (await nft(nftRuleset(bridge, dns))) return 'nftables';
+  if (await nft(nftRuleset(bridge, dns, publicPorts))) return 'nftables';
   try {
-    await iptablesBorders(bridge, dns);
+    await iptablesBorders(bridge, dns, publicPorts);
     return 'iptables';
   } catch (e) {
     throw new RuntimeError(

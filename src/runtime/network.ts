@@ -111,7 +111,51 @@ export class Network {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     this.db = new DatabaseSync(join(stateDir, 'leases.db'));
     this.db.exec(`PRAGMA journal_mode=WAL; PRAGMA busy_timeout=10000;
-      CREATE TABLE IF NOT EXISTS leases (bridge TEXT NOT NULL, ip TEXT NOT NULL, container TEXT NOT NULL UNIQUE, created TEXT NOT NULL, PRIMARY KEY (bridge, ip))`);
+      CREATE TABLE IF NOT EXISTS leases (bridge TEXT NOT NULL, ip TEXT NOT NULL, container TEXT NOT NULL UNIQUE, created TEXT NOT NULL, PRIMARY KEY (bridge, ip));
+      CREATE TABLE IF NOT EXISTS public_ports (bridge TEXT NOT NULL, owner TEXT NOT NULL, port INTEGER NOT NULL, PRIMARY KEY (bridge, owner, port))`);
+  }
+
+  /**
+   * Declares the host ports a container may open a connection to: the router's public
+   * ports (firewall.ts says why). Kept with the leases because every daemon and runtime
+   * sharing the bridge re-applies its borders and must keep the others' ports open; `owner`
+   * is the declaring daemon's data dir, so a daemon that moves ports replaces its own, and
+   * one whose data dir is gone (a finished test) loses them. Applied by the next full
+   * `ensureBridge`.
+   */
+  setPublicPorts(owner: string, ports: readonly number[]): void {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      this.db
+        .prepare('DELETE FROM public_ports WHERE bridge = ? AND owner = ?')
+        .run(this.bridge, owner);
+      const add = this.db.prepare(
+        'INSERT OR IGNORE INTO public_ports (bridge, owner, port) VALUES (?, ?, ?)',
+      );
+      for (const port of ports) add.run(this.bridge, owner, port);
+      this.db.exec('COMMIT');
+    } catch (e) {
+      this.db.exec('ROLLBACK');
+      throw e;
+    }
+    this.ensured = null;
+  }
+
+  /** The public ports of live owners, dropping those whose data dir is gone. */
+  publicPorts(): number[] {
+    const rows = this.db
+      .prepare('SELECT DISTINCT owner FROM public_ports WHERE bridge = ?')
+      .all(this.bridge) as { owner: string }[];
+    for (const { owner } of rows)
+      if (!existsSync(owner))
+        this.db
+          .prepare('DELETE FROM public_ports WHERE bridge = ? AND owner = ?')
+          .run(this.bridge, owner);
+    return (
+      this.db
+        .prepare('SELECT DISTINCT port FROM public_ports WHERE bridge = ? ORDER BY port')
+        .all(this.bridge) as { port: number }[]
+    ).map((r) => r.port);
   }
 
   get gateway(): string {
@@ -193,7 +237,7 @@ export class Network {
       await run('ip', ['addr', 'add', gw, 'dev', this.bridge]).catch(() => undefined);
     await run('ip', ['link', 'set', this.bridge, 'up']);
     const mode = nat ? await this.ensureNat() : 'skipped';
-    await applyBorders(this.bridge);
+    await applyBorders(this.bridge, this.publicPorts());
     return mode;
   }
 

@@ -1,12 +1,12 @@
 // Apps have defaults and borders (issue 15), end to end on a real daemon, router and runtime:
 // a fork bomb and a memory hog in one app's Procfile are held by the daemon's default limits
 // while another app keeps answering through the router; an app's container reaches the
-// internet but not another app's container nor the host's ports (the API here, listening on
-// every address); raw sockets only with resources:set --cap-net-raw on.
+// internet and other apps through the router's public port, but not another app's container
+// nor the host's other ports (the API here, listening on every address); raw sockets only with resources:set --cap-net-raw on.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { internetStandIn, REPO, waitFor } from '../helpers/host.ts';
-import { appRepo, cli, get, push, requestLoop, startPaas, type Paas } from './harness.ts';
+import { appRepo, cli, DOMAIN, get, push, requestLoop, startPaas, type Paas } from './harness.ts';
 
 let p: Paas;
 let inet: ReturnType<typeof internetStandIn>;
@@ -119,7 +119,7 @@ describe('default limits', () => {
 
 describe('network borders', () => {
   it(
-    "an app reaches the internet but not another app's container nor the API via the gateway",
+    "an app reaches the internet and another app by its public URL, but not another app's container nor the API via the gateway",
     {
       timeout: 180_000,
     },
@@ -137,7 +137,8 @@ describe('network borders', () => {
           probe('internet', inet.url),
           probe('other', `http://${other!.ip}:5000/`),
           probe('api', `http://$gw:${p.apiPort}/api/ping`),
-          probe('router', `http://$gw:${p.httpPort}/`),
+          // Another app by its public URL (which resolves to this host): through the router.
+          `echo "router=$(timeout 4 wget -q -O - --header 'Host: other.${DOMAIN}' "http://$gw:${p.httpPort}/" 2>/dev/null | head -c 40 || true)"`,
         ].join('; '),
       );
       expect(r.code, r.stderr).toBe(0);
@@ -145,7 +146,7 @@ describe('network borders', () => {
         'internet=hello from the internet',
         'other=',
         'api=',
-        'router=',
+        'router=hello from v1',
       ]);
       // The API does listen on the gateway address: the host reaches it there.
       const gw = other!.ip!.replace(/\.\d+\.\d+$/, '.0.1');
