@@ -122,7 +122,10 @@ export class Auth {
   authorize(presented: string | null, need: Scope, app: string | null, where: Where): Grant {
     const who = this.identify(presented);
     const refuse = (status: 401 | 403, reason: string, token: string | null): never => {
-      this.#onRefused({ ...where, status, reason, token, need, app });
+      // No credentials at all is the challenge git and registry clients start every exchange
+      // with (they retry with the token after the 401), not an attempt worth a warning.
+      if (presented !== null && presented !== '')
+        this.#onRefused({ ...where, status, reason, token, need, app });
       if (status === 401)
         throw new Unauthorized(`${reason}: a valid API token is required`, { reason });
       throw new Forbidden(reason, { need, app, token });
