@@ -42,20 +42,28 @@ export class Tailer {
     }
     const out: Buffer[] = [];
     if (this.pos.ino !== 0 && st.ino !== this.pos.ino) {
-      // Rotated: finish the old generation first if it is where rotation put it.
+      // Rotated: finish the old generation first if it is where rotation put it, all of it,
+      // past the per-call bound: the next rotation overwrites it, and a burst that outran the
+      // polls (a busy box, a chatty app) would otherwise lose its unread tail.
       const old = `${this.path}.1`;
-      if (existsSync(old) && statSync(old).ino === this.pos.ino)
-        out.push(...this.readFrom(old, true));
+      if (existsSync(old) && statSync(old).ino === this.pos.ino) {
+        for (let at = -1; this.pos.offset !== at;) {
+          at = this.pos.offset;
+          out.push(...this.readFrom(old));
+        }
+        if (this.partial.length > 0) out.push(this.partial);
+      }
       this.pos = { ino: st.ino, offset: 0 };
       this.partial = Buffer.alloc(0);
     }
     if (this.pos.ino === 0) this.pos = { ino: st.ino, offset: 0 };
     if (st.size < this.pos.offset) this.pos.offset = 0; // truncated in place
-    out.push(...this.readFrom(this.path, false));
+    out.push(...this.readFrom(this.path));
     return out;
   }
 
-  private readFrom(path: string, final: boolean): Buffer[] {
+  /** The lines of `path` from the saved offset on, at most 4 MiB of them. */
+  private readFrom(path: string): Buffer[] {
     const fd = openSync(path, 'r');
     const lines: Buffer[] = [];
     try {
@@ -73,8 +81,8 @@ export class Tailer {
         data = data.subarray(nl + 1);
         nl = data.indexOf(10);
       }
-      if (final || data.length > Tailer.MAX_PARTIAL) {
-        if (data.length > 0) lines.push(data);
+      if (data.length > Tailer.MAX_PARTIAL) {
+        lines.push(data);
         this.partial = Buffer.alloc(0);
       } else {
         this.partial = Buffer.from(data);
@@ -161,7 +169,8 @@ export class LogCollector {
   unwatchContainer(id: string): void {
     const s = this.sources.get(id);
     if (s === undefined) return;
-    this.pollOne(id, s);
+    // Every bounded read until nothing is left: the tail of a burst is the last of this log.
+    while (this.pollOne(id, s));
     this.sources.delete(id);
     delete this.saved[id];
     this.save();

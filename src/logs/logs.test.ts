@@ -116,6 +116,33 @@ describe('LogCollector', () => {
     expect(texts.filter((t) => t === 'hello')).toHaveLength(1);
   });
 
+  it('loses no line of a burst that outran the polls: past a rotation, and when the container goes', () => {
+    const store = new LogStore({ dir: join(dir, 'apps') });
+    const logPath = join(dir, 'c1.log');
+    // ~6 MiB per generation: more than one bounded read (4 MiB) holds.
+    const burst = (from: number) =>
+      Array.from(
+        { length: 60_000 },
+        (_, i) => `2025-02-03T04:05:06.000Z stdout line ${from + i} ${'x'.repeat(80)}\n`,
+      ).join('');
+    writeFileSync(logPath, 'first\n');
+    const c = new LogCollector(store, {});
+    c.watchContainer('c1', 'shop', 'web.1', logPath);
+    c.poll();
+    appendFileSync(logPath, burst(0));
+    renameSync(logPath, `${logPath}.1`); // the shim rotates before the next poll
+    writeFileSync(logPath, burst(60_000));
+    c.poll();
+    c.unwatchContainer('c1'); // the container exited: the rest of its log is read now
+    const numbers = store
+      .tail('shop', 200_000)
+      .map((l) => /^line (\d+) /.exec(l.text.toString())?.[1])
+      .filter((n) => n !== undefined)
+      .map(Number);
+    expect(numbers).toHaveLength(120_000);
+    expect(numbers.every((n, i) => n === i)).toBe(true);
+  });
+
   it('tails the router access log across a rotation, per app', () => {
     const store = new LogStore({ dir: join(dir, 'apps') });
     const access = join(dir, 'access.log');
