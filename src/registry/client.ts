@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { ImageNotFound, InvalidArgument, Unauthorized, Unsupported } from '../errors/index.ts';
 import { sha256, type Digest } from './digest.ts';
-import { hostPlatform, MediaTypes, parseManifest } from './media.ts';
+import { hostPlatform, MANIFEST_ACCEPT, parseManifest } from './media.ts';
 import { references } from './manifests.ts';
 import { candidateRepos, formatImageRef, parseImageRef, type ImageRef } from './ref.ts';
 import type { Image, ImageSource, ImageStore } from './types.ts';
@@ -20,13 +20,6 @@ export type RegistryClientOptions = {
   username?: string;
   password?: string;
 };
-
-const ACCEPT = [
-  MediaTypes.ociManifest,
-  MediaTypes.dockerManifest,
-  MediaTypes.ociIndex,
-  MediaTypes.dockerList,
-].join(', ');
 
 function parseChallenge(header: string): { scheme: string; params: Record<string, string> } {
   const sp = header.indexOf(' ');
@@ -153,7 +146,7 @@ export class RegistryClient implements ImageSource {
   ): Promise<{ bytes: Buffer; mediaType: string; digest: Digest }> {
     const scope = `repository:${repo}:pull`;
     const res = await this.request('GET', `/v2/${repo}/manifests/${reference}`, scope, {
-      headers: { accept: ACCEPT },
+      headers: { accept: MANIFEST_ACCEPT },
     });
     if (!res.ok) return this.fail(res, `manifest ${repo}:${reference}`);
     const bytes = Buffer.from(await res.arrayBuffer());

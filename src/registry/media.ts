@@ -17,6 +17,14 @@ export const MediaTypes = {
   dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
 } as const;
 
+/** The Accept header of a manifest GET: every manifest and index type we read. */
+export const MANIFEST_ACCEPT = [
+  MediaTypes.ociManifest,
+  MediaTypes.dockerManifest,
+  MediaTypes.ociIndex,
+  MediaTypes.dockerList,
+].join(', ');
+
 export const MANIFEST_TYPES: ReadonlySet<string> = new Set([
   MediaTypes.ociManifest,
   MediaTypes.dockerManifest,

@@ -25,7 +25,7 @@ import { digestFromHash, isDigest, parseDigest, sha256, type Digest } from './di
 import { writeFileAtomic } from './fsutil.ts';
 import {
   hostPlatform,
-  MediaTypes,
+  MANIFEST_ACCEPT,
   parseManifest,
   type Descriptor,
   type ImageManifest,
@@ -54,12 +54,6 @@ export type PullerOptions = {
   concurrency?: number;
 };
 
-const ACCEPT = [
-  MediaTypes.ociManifest,
-  MediaTypes.dockerManifest,
-  MediaTypes.ociIndex,
-  MediaTypes.dockerList,
-].join(', ');
 const MAX_MANIFEST = 4 * 1024 * 1024;
 const MAX_CONFIG = 16 * 1024 * 1024;
 const RESUME_ATTEMPTS = 4;
@@ -175,7 +169,7 @@ export class Puller implements Pulls {
 
   private async manifest(s: Session, repo: string, reference: string): Promise<Fetched> {
     const res = await s.get(`/v2/${repo}/manifests/${reference}`, `repository:${repo}:pull`, {
-      accept: ACCEPT,
+      accept: MANIFEST_ACCEPT,
     });
     if (!res.ok) return s.fail(res, `manifest ${repo}:${reference}`);
     const len = Number(res.headers.get('content-length') ?? 0);
