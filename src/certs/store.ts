@@ -14,11 +14,14 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import type { CertificateInfo } from '../api/index.ts';
 import { CertificateNotFound, Conflict } from '../errors/index.ts';
 import type { RouterCerts } from '../router/index.ts';
 import { assertCovers, validateCertificate, type CertPem, type ValidCert } from './validate.ts';
 
-export type CertSource = 'manual' | 'auto';
+/** The store's view of a certificate is the API's (src/api): one shape, declared once. */
+export type CertInfo = CertificateInfo;
+export type CertSource = CertificateInfo['source'];
 
 /** The part of the store the ACME half (acme.ts, renew.ts) plugs into. */
 export interface CertSink {
@@ -33,17 +36,6 @@ export interface CertSink {
   ): Promise<void>;
   /** Record an order's failure for `certs APP` (the old certificate keeps serving). */
   recordError(app: string, host: string, message: string | null): void;
-}
-
-export interface CertInfo {
-  source: CertSource;
-  notBefore: string;
-  notAfter: string;
-  fingerprint: string;
-  issuer: string;
-  subject: string;
-  names: string[];
-  installedAt: string;
 }
 
 export interface HostEntry {
