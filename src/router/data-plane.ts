@@ -4,7 +4,8 @@
 // run once per plane): `node` (our own router process, node-plane.ts) and `haproxy`
 // (Debian's haproxy driven over its runtime socket, haproxy/plane.ts). Drain accounting,
 // certificates and the route table are the control plane's; the plane forwards.
-import { InvalidArgument } from '../errors/index.ts';
+import { createServer } from 'node:net';
+import { InvalidArgument, RouterUnavailable } from '../errors/index.ts';
 import type { Limits } from './limits.ts';
 import type { RouterCerts } from './certs.ts';
 import type { Backend, RouteTable } from './table.ts';
@@ -100,4 +101,26 @@ export interface DataPlane {
   close(): void;
   /** Stop the plane process itself (drains first). */
   stop(): Promise<void>;
+}
+
+/**
+ * Refuses a listening port another process holds, before a plane starts on it: the planes
+ * bind with SO_REUSEPORT (node workers, haproxy's reloads), so a bind of their own could
+ * share the port with a stranger instead of failing.
+ */
+export function assertPortFree(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new RouterUnavailable(
+              `router: port ${port} on ${host} is already in use by another process`,
+              { port },
+            )
+          : e,
+      ),
+    );
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }

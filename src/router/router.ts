@@ -11,7 +11,7 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
-import { createServer as createNetServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgument, RouterUnavailable } from '../errors/index.ts';
@@ -20,6 +20,7 @@ import { accessLogPath, rotateIfLarge } from './access-log.ts';
 import { CertIndex, parseRouterCerts, type RouterCerts } from './certs.ts';
 import { isChallengeToken, parseChallenge } from './challenge.ts';
 import { answers, listenControl } from './control.ts';
+import { assertPortFree } from './data-plane.ts';
 import type { PlaneOptions } from './plane.ts';
 import { ClusterPlanes, LocalPlanes, type Planes, type WorkerStats } from './planes.ts';
 import { DEFAULT_LIMITS, type Limits } from './proxy.ts';
@@ -262,21 +263,4 @@ function writeAtomic(path: string, text: string): void {
     closeSync(fd);
   }
   renameSync(tmp, path);
-}
-
-function assertPortFree(host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const probe = createNetServer();
-    probe.once('error', (e: NodeJS.ErrnoException) =>
-      reject(
-        e.code === 'EADDRINUSE'
-          ? new RouterUnavailable(
-              `router: port ${port} on ${host} is already in use by another process`,
-              { port },
-            )
-          : e,
-      ),
-    );
-    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
-  });
 }

@@ -12,12 +12,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { RouterUnavailable, Unsupported } from '../../errors/index.ts';
 import { accessLogPath } from '../access-log.ts';
-import type {
-  BackendLoad,
-  DataPlane,
-  PlaneConfig,
-  PlaneHealth,
-  SwitchOptions,
+import {
+  assertPortFree,
+  type BackendLoad,
+  type DataPlane,
+  type PlaneConfig,
+  type PlaneHealth,
+  type SwitchOptions,
 } from '../data-plane.ts';
 import type { RouterCerts } from '../certs.ts';
 import { DEFAULT_LIMITS, type Limits } from '../limits.ts';
@@ -511,23 +512,6 @@ function writeAtomic(path: string, text: string): void {
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, text, { mode: 0o600 });
   renameSync(tmp, path);
-}
-
-function assertPortFree(host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', (e: NodeJS.ErrnoException) =>
-      reject(
-        e.code === 'EADDRINUSE'
-          ? new RouterUnavailable(
-              `router: port ${port} on ${host} is already in use by another process`,
-              { port },
-            )
-          : e,
-      ),
-    );
-    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
-  });
 }
 
 function freePort(host: string): Promise<number> {
