@@ -1,17 +1,10 @@
 // Build records: one per push of a deploying branch, running → succeeded | failed.
+import type { BuildInfo } from '../api/index.ts';
 import type { Db } from './db.ts';
 import type { AppName } from './name.ts';
 
-export interface Build {
-  id: number;
-  app: AppName;
-  gitSha: string;
-  status: 'running' | 'succeeded' | 'failed';
-  startedAt: string;
-  finishedAt: string | null;
-  image: string | null;
-  error: string | null;
-}
+/** A build as the API shows it (src/api: one shape), with the app it belongs to. */
+export type Build = BuildInfo & { app: AppName };
 
 interface Row {
   id: number;
