@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 // The router's contract suite: run once per data plane (src/router/data-plane.ts).
-const ROUTER_CONTRACT = ['src/router/{routing,streaming,switch,guard}.test.ts'];
+const ROUTER_CONTRACT = ['src/router/{routing,streaming,switch,guard,https,challenge}.test.ts'];
 
 export default defineConfig({
   test: {

@@ -1,5 +1,6 @@
 // ACME HTTP-01 answers (issue 18): the router answers a pushed token on its HTTP port for any
 // Host, before routing and before the HTTPS redirect, and nothing else under the prefix.
+// Part of the data plane contract (vitest.config.ts): it runs once per plane.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCa } from '../../test/helpers/certs.ts';
 import { freePort } from '../../test/helpers/pebble.ts';
 import { ensureRouterRunning } from './client.ts';
-import { request, testRouter, until, upstream, type TestRouter, type Upstream } from './testing.ts';
+import { haproxyPaths } from './haproxy/plane.ts';
+import { cli } from './haproxy/runtime.ts';
+import {
+  PLANE,
+  request,
+  testRouter,
+  until,
+  upstream,
+  type TestRouter,
+  type Upstream,
+} from './testing.ts';
 
 let router: TestRouter;
 let web: Upstream;
@@ -117,58 +128,99 @@ describe('ACME HTTP-01 challenge answers', () => {
   });
 });
 
-describe('ACME HTTP-01 challenge answers in a router process with workers', () => {
-  it('every worker answers a pushed token, a worker started after the push too', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'paas-challenge-workers-'));
-    const port = await freePort();
-    const r = await ensureRouterRunning({
-      dataDir,
-      httpPort: port,
-      host: '127.0.0.1',
-      domain: 'paas.test',
-      workers: 2,
-      timeoutMs: 60_000,
+// The node router's workers are processes of its own (cluster): each gets the pushed set.
+describe.runIf(PLANE === 'node')(
+  'ACME HTTP-01 challenge answers in a router process with workers',
+  () => {
+    it('every worker answers a pushed token, a worker started after the push too', async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'paas-challenge-workers-'));
+      const port = await freePort();
+      const r = await ensureRouterRunning({
+        dataDir,
+        httpPort: port,
+        host: '127.0.0.1',
+        domain: 'paas.test',
+        workers: 2,
+        timeoutMs: 60_000,
+      });
+      try {
+        await r.client.addChallenge(token, keyAuthz);
+        // Each request on its own connection: SO_REUSEPORT spreads them over both workers.
+        const all = async (): Promise<number[]> => {
+          const out: number[] = [];
+          for (let i = 0; i < 40; i++)
+            out.push((await request(port, `h${i}.example.net`, { path: path(token) })).status);
+          return out;
+        };
+        expect(new Set(await all())).toEqual(new Set([200]));
+        // A worker dies; the one started in its place gets the tokens of the orders under way.
+        const before = (await r.client.stats()).workers.map((w) => w.pid);
+        process.kill(before[0]!, 'SIGKILL');
+        await until(
+          async () => {
+            const now = (await r.client.stats()).workers.map((w) => w.pid);
+            return now.length === 2 && !now.includes(before[0]!);
+          },
+          30_000,
+          'a replacement worker',
+        );
+        expect(new Set(await all())).toEqual(new Set([200]));
+        await r.client.removeChallenge(token);
+        expect(new Set(await all())).toEqual(new Set([404]));
+      } finally {
+        r.client.close();
+        process.kill(r.pid, 'SIGTERM');
+        await until(
+          () => {
+            try {
+              process.kill(r.pid, 0);
+              return false;
+            } catch {
+              return true;
+            }
+          },
+          20_000,
+          'the router to stop',
+        ).catch(() => undefined);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
     });
-    try {
-      await r.client.addChallenge(token, keyAuthz);
-      // Each request on its own connection: SO_REUSEPORT spreads them over both workers.
-      const all = async (): Promise<number[]> => {
-        const out: number[] = [];
-        for (let i = 0; i < 40; i++)
-          out.push((await request(port, `h${i}.example.net`, { path: path(token) })).status);
-        return out;
-      };
-      expect(new Set(await all())).toEqual(new Set([200]));
-      // A worker dies; the one started in its place gets the tokens of the orders under way.
-      const before = (await r.client.stats()).workers.map((w) => w.pid);
-      process.kill(before[0]!, 'SIGKILL');
-      await until(
-        async () => {
-          const now = (await r.client.stats()).workers.map((w) => w.pid);
-          return now.length === 2 && !now.includes(before[0]!);
-        },
-        30_000,
-        'a replacement worker',
-      );
-      expect(new Set(await all())).toEqual(new Set([200]));
-      await r.client.removeChallenge(token);
-      expect(new Set(await all())).toEqual(new Set([404]));
-    } finally {
-      r.client.close();
-      process.kill(r.pid, 'SIGTERM');
-      await until(
-        () => {
-          try {
-            process.kill(r.pid, 0);
-            return false;
-          } catch {
-            return true;
-          }
-        },
-        20_000,
-        'the router to stop',
-      ).catch(() => undefined);
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-  });
-});
+  },
+);
+
+// haproxy's threads share one map; a reload's new worker reads the map file, which the plane
+// rewrites with each push.
+describe.runIf(PLANE === 'haproxy')(
+  'ACME HTTP-01 challenge answers in haproxy with threads',
+  () => {
+    it('every thread answers a pushed token, a worker started by a reload after the push too', async () => {
+      const r = await testRouter({ workers: 2 });
+      try {
+        const port = r.port;
+        await r.client.addChallenge(token, keyAuthz);
+        const all = async (): Promise<number[]> => {
+          const out: number[] = [];
+          for (let i = 0; i < 40; i++)
+            out.push((await request(port, `h${i}.example.net`, { path: path(token) })).status);
+          return out;
+        };
+        expect(new Set(await all())).toEqual(new Set([200]));
+        const admin = haproxyPaths(r.dataDir).admin;
+        const workerPid = async (): Promise<number> =>
+          Number(/^Pid: (\d+)/m.exec(await cli(admin, ['show info']))?.[1]);
+        const before = await workerPid();
+        // A new app is a new backend: a reload, with a new worker process.
+        await r.client.setRoutes({
+          domain: 'paas.test',
+          apps: { other: { domains: [], backends: [{ host: '127.0.0.1', port: web.port }] } },
+        });
+        expect(await workerPid()).not.toBe(before);
+        expect(new Set(await all())).toEqual(new Set([200]));
+        await r.client.removeChallenge(token);
+        expect(new Set(await all())).toEqual(new Set([404]));
+      } finally {
+        await r.close();
+      }
+    });
+  },
+);

@@ -87,9 +87,11 @@ export interface DataPlane {
    * Replace the whole certificate set served on the HTTPS port (certs.ts: per host, the
    * wildcards and the operator's default); new handshakes get it, open connections keep
    * theirs. The plane re-sends the last set to a plane process it (re)connects to. A plane
-   * that cannot serve HTTPS yet throws Unsupported.
+   * that cannot serve HTTPS throws Unsupported.
    */
   setCerts(certs: RouterCerts): Promise<void>;
+  /** The certificate set the plane serves, without keys: hosts, and the default's names. */
+  certs(): Promise<{ hosts: string[]; default: string[] | null }>;
   /**
    * ACME HTTP-01 (challenge.ts): answer `GET /.well-known/acme-challenge/<token>` on the HTTP
    * port with `keyAuthorization`, for any host, until removed. A plane that cannot throws

@@ -4,6 +4,14 @@
 import type { Limits } from '../limits.ts';
 import { DEFAULT_MAX_BODY_BYTES } from '../state.ts';
 import type { RouteTable } from '../table.ts';
+import {
+  acmeRules,
+  httpsBind,
+  httpsForwardedProto,
+  httpsRedirect,
+  hstsRule,
+  type HttpsListener,
+} from './https.ts';
 
 /** One server line of an app's backend: a slot a backend process is put in at run time. */
 export interface Slot {
@@ -28,6 +36,15 @@ export interface HaproxyPaths {
   lua: string;
   state: string;
   log: string;
+  /** HTTPS (https.ts): PEM files (0600, dir 0700), the bind's crt-list, what they cover. */
+  certs: string;
+  crtList: string;
+  tlsExact: string;
+  tlsWild: string;
+  /** App → its HTTPS flags (`r` redirect, `h` HSTS). */
+  httpsFlags: string;
+  /** ACME HTTP-01: challenge path → key authorization. */
+  challenges: string;
 }
 
 export interface ConfigInput {
@@ -38,6 +55,8 @@ export interface ConfigInput {
   httpPort: number;
   limits: Limits;
   threads: number;
+  /** The HTTPS listener, when there is one (https.ts). */
+  https?: HttpsListener;
 }
 
 /** The backend of an app: app names are [a-z0-9-], so the prefix keeps them apart from ours. */
@@ -108,11 +127,13 @@ export function renderConfig(c: ConfigInput): string {
     '',
     'frontend http',
     `  bind ${c.host}:${c.httpPort}`,
+    ...httpsBind(c),
     '  http-request set-log-level err',
     // Request id: a valid incoming one is kept, else a new UUID.
     `  http-request set-var(txn.rid) req.fhdr(x-request-id) if { req.hdr_cnt(x-request-id) eq 1 } { req.fhdr(x-request-id) -m reg ${REQUEST_ID_RE} }`,
     '  http-request set-var(txn.rid) uuid(4) unless { var(txn.rid) -m found }',
     '  http-request set-header x-request-id %[var(txn.rid)]',
+    ...acmeRules(c),
     // pages.ts wantsJson: JSON when the client asks for JSON and not for HTML.
     '  http-request set-var(txn.fmt) str(json) if { req.fhdr(accept) -m sub json } !{ req.fhdr(accept) -m sub text/html }',
     '  http-request set-var(txn.fmt) str(html) unless { var(txn.fmt) -m found }',
@@ -129,6 +150,7 @@ export function renderConfig(c: ConfigInput): string {
     `  http-request set-var(txn.app) var(txn.host),map_end(${paths.wild}) unless { var(txn.app) -m found }`,
     `  http-request deny deny_status 400 if !{ var(txn.app) -m found } !{ var(txn.host) -m reg ${HOST_RE} }`,
     '  http-request deny deny_status 404 unless { var(txn.app) -m found }',
+    ...httpsRedirect(c),
     // Body slowloris: haproxy does not time out a client that stops sending a body the
     // server waits for, so the body is awaited here first (408 on silence), up to a
     // buffer's worth; past that only the server's timeout bounds it.
@@ -144,9 +166,11 @@ export function renderConfig(c: ConfigInput): string {
     '  http-request del-header http2-settings',
     '  http-request lua.paas_clean if { req.fhdr(cookie) -m sub paas_ } || { req.fhdr(connection) -m reg -i [^,[:space:]] } !{ req.fhdr(connection) -m reg -i ^[[:space:]]*(close|keep-alive|upgrade)([[:space:]]*,[[:space:]]*(close|keep-alive|upgrade))*[[:space:]]*$ }',
     '  http-request set-header x-forwarded-proto http',
+    ...httpsForwardedProto(c),
     '  http-request set-header x-forwarded-host %[req.hdr(host)]',
     '  http-request set-header x-forwarded-port %[dst_port]',
     '  use_backend app_%[var(txn.app)]',
+    ...hstsRule(c),
     // Our pages: JSON for API clients; a refused connect (503 with live servers) is a 502.
     '  http-after-response set-status 502 reason "Bad Gateway" if { res.hdr(x-paas-page) -m found } { status 503 } { var(txn.k) -m str 502 }',
     '  http-after-response set-header content-type "application/json; charset=utf-8" if { res.hdr(x-paas-page) -m found } { var(txn.fmt) -m str json }',

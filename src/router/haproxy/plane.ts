@@ -5,12 +5,21 @@
 // reloads; a new app, or an app needing more slots, is a seamless master-worker reload (the
 // listening sockets are passed to the new worker, nothing is refused).
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { RouterUnavailable, Unsupported } from '../../errors/index.ts';
+import { RouterUnavailable } from '../../errors/index.ts';
 import { accessLogPath } from '../access-log.ts';
 import {
   assertPortFree,
@@ -20,7 +29,8 @@ import {
   type PlaneHealth,
   type SwitchOptions,
 } from '../data-plane.ts';
-import type { RouterCerts } from '../certs.ts';
+import { CertIndex, parseRouterCerts, type RouterCerts } from '../certs.ts';
+import { isChallengeToken, parseChallenge } from '../challenge.ts';
 import { DEFAULT_LIMITS, type Limits } from '../limits.ts';
 import { renderError, type RouterErrorStatus } from '../pages.ts';
 import { parseBackends, parseRouteTable, type Backend, type RouteTable } from '../table.ts';
@@ -35,6 +45,18 @@ import {
   type HaproxyPaths,
   type Slot,
 } from './config.ts';
+import {
+  certFileName,
+  certNames,
+  crtListLine,
+  DEFAULT_CERT_FILE,
+  pemBundle,
+  renderChallenges,
+  renderCovers,
+  renderCrtList,
+  renderHttpsFlags,
+  type CertNames,
+} from './https.ts';
 import { cli, parseStat } from './runtime.ts';
 
 const run = promisify(execFile);
@@ -54,6 +76,12 @@ export const haproxyPaths = (dataDir: string): HaproxyPaths => {
     lua: join(dir, 'paas.lua'),
     state: join(dir, 'state.json'),
     log: join(dataDir, 'logs', 'router', 'haproxy.log'),
+    certs: join(dir, 'certs'),
+    crtList: join(dir, 'certs.list'),
+    tlsExact: join(dir, 'tls-hosts.map'),
+    tlsWild: join(dir, 'tls-wildcards.map'),
+    httpsFlags: join(dir, 'https.map'),
+    challenges: join(dir, 'acme.map'),
   };
 };
 
@@ -61,7 +89,13 @@ interface Persisted {
   table: RouteTable;
   slots: Record<string, Slot[]>;
   httpPort: number;
+  /** The HTTPS listener's port (none without `--https-port`). */
+  httpsPort?: number;
+  /** The certificates served (names only: the PEMs are files under `certs/`, 0600). */
+  certs?: CertNames;
 }
+
+const NO_NAMES: CertNames = { hosts: [], default: null };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -75,6 +109,10 @@ export class HaproxyPlane implements DataPlane {
   /** Slots retired and not yet drained, per app: not given to a new backend meanwhile. */
   private readonly draining = new Map<string, Set<number>>();
   private lock: Promise<unknown> = Promise.resolve();
+  /** ACME HTTP-01 tokens of orders under way (in memory, like the node router's). */
+  private readonly challenges = new Map<string, string>();
+  /** The last certificate set pushed, written again for a haproxy this plane (re)starts. */
+  private lastCerts: RouterCerts | null = null;
 
   constructor(cfg: PlaneConfig) {
     this.cfg = cfg;
@@ -89,6 +127,7 @@ export class HaproxyPlane implements DataPlane {
 
   async connect(): Promise<{ started: boolean; pid: number }> {
     mkdirSync(this.paths.pages, { recursive: true, mode: 0o700 });
+    mkdirSync(this.paths.certs, { recursive: true, mode: 0o700 });
     mkdirSync(join(this.accessLogPath, '..'), { recursive: true });
     this.st ??= this.loadState();
     if (await this.answers()) return { started: false, pid: this.masterPid() };
@@ -96,6 +135,16 @@ export class HaproxyPlane implements DataPlane {
     if (this.st.httpPort === 0) this.st.httpPort = await freePort(host);
     // haproxy binds with SO_REUSEPORT: it would share a port another process listens on.
     else await assertPortFree(host, this.st.httpPort);
+    const want = this.cfg.httpsPort;
+    if (want === undefined) delete this.st.httpsPort;
+    else if (want !== 0) this.st.httpsPort = want;
+    else if (!this.st.httpsPort)
+      // Two probes may be handed the same ephemeral port: the HTTPS one must differ.
+      for (let i = 0; i < 10 && (!this.st.httpsPort || this.st.httpsPort === this.st.httpPort); i++)
+        this.st.httpsPort = await freePort(host);
+    if (this.st.httpsPort !== undefined) await assertPortFree(host, this.st.httpsPort);
+    // A haproxy this plane starts reads its certificates from disk: the last set pushed.
+    if (this.lastCerts !== null) this.writeCertFiles(this.lastCerts);
     this.writeFiles();
     await this.check();
     const out = openSync(this.accessLogPath, 'a', 0o600);
@@ -126,12 +175,19 @@ export class HaproxyPlane implements DataPlane {
   private loadState(): Persisted {
     try {
       const raw = JSON.parse(readFileSync(this.paths.state, 'utf8')) as Persisted;
-      return { table: parseRouteTable(raw.table), slots: raw.slots, httpPort: raw.httpPort };
+      return {
+        table: parseRouteTable(raw.table),
+        slots: raw.slots,
+        httpPort: raw.httpPort,
+        ...(typeof raw.httpsPort === 'number' ? { httpsPort: raw.httpsPort } : {}),
+        certs: raw.certs ?? NO_NAMES,
+      };
     } catch {
       return {
         table: parseRouteTable({ apps: {}, domain: this.cfg.domain }),
         slots: {},
         httpPort: this.cfg.httpPort,
+        certs: NO_NAMES,
       };
     }
   }
@@ -166,6 +222,13 @@ export class HaproxyPlane implements DataPlane {
     const maps = renderMaps(st.table);
     writeAtomic(this.paths.exact, maps.exact);
     writeAtomic(this.paths.wild, maps.wild);
+    const names = st.certs ?? NO_NAMES;
+    const covers = renderCovers(names);
+    writeAtomic(this.paths.crtList, renderCrtList(this.paths.certs, names));
+    writeAtomic(this.paths.tlsExact, covers.exact);
+    writeAtomic(this.paths.tlsWild, covers.wild);
+    writeAtomic(this.paths.httpsFlags, renderHttpsFlags(st.table));
+    writeAtomic(this.paths.challenges, renderChallenges(this.challenges));
     writeAtomic(
       this.paths.cfg,
       renderConfig({
@@ -176,6 +239,9 @@ export class HaproxyPlane implements DataPlane {
         httpPort: st.httpPort,
         limits: this.limits,
         threads,
+        ...(st.httpsPort === undefined
+          ? {}
+          : { https: { port: st.httpsPort, hasDefault: names.default !== null } }),
       }),
     );
     writeAtomic(this.paths.state, `${JSON.stringify(st, null, 2)}\n`);
@@ -314,8 +380,7 @@ export class HaproxyPlane implements DataPlane {
       if (
         before === undefined ||
         before.maxBodyBytes !== route.maxBodyBytes ||
-        before.state !== route.state ||
-        before.redirectHttps !== route.redirectHttps
+        before.state !== route.state
       )
         reload = true;
       const be = backendName(app);
@@ -375,6 +440,9 @@ export class HaproxyPlane implements DataPlane {
     if (mapsBefore.exact !== mapsAfter.exact)
       await this.replaceMap(this.paths.exact, mapsAfter.exact);
     if (mapsBefore.wild !== mapsAfter.wild) await this.replaceMap(this.paths.wild, mapsAfter.wild);
+    // redirect-https and HSTS are a map too: turning them on or off reloads nothing.
+    const flags = renderHttpsFlags(next);
+    if (renderHttpsFlags(prev) !== flags) await this.replaceMap(this.paths.httpsFlags, flags);
     // New servers ready before old ones leave: the app always has somewhere to go.
     const all = [...commands, ...retireCmds];
     for (let i = 0; i < all.length; i += 20) {
@@ -452,29 +520,195 @@ export class HaproxyPlane implements DataPlane {
       kind: 'haproxy',
       pid: this.masterPid(),
       httpPort: this.st!.httpPort,
-      httpsPort: undefined,
+      httpsPort: this.st!.httpsPort,
       uptimeMs: field('Uptime_sec') * 1000,
       workers: field('Nbthread'),
     };
   }
 
-  setCerts(_certs: RouterCerts): Promise<void> {
-    // haproxy can take certificates at run time (`set ssl cert`/`add ssl crt-list`); the
-    // HTTPS listener is not built for this plane yet.
-    return Promise.reject(new Unsupported('the haproxy data plane does not serve HTTPS yet'));
+  /**
+   * Serve `certs` on the HTTPS port. Validated first (the set in service stays if OpenSSL
+   * refuses any of it), then changed over the runtime socket: a new host is `new ssl cert`,
+   * `set ssl cert`, `commit ssl cert` and `add ssl crt-list`; a changed one `set` + `commit`
+   * (new handshakes get it, open connections keep theirs); a removed one `del ssl crt-list`
+   * + `del ssl cert`. The files are written after haproxy took them, so what is on disk (what
+   * a restart or reload reads) is never ahead of what it serves.
+   */
+  async setCerts(certs: RouterCerts): Promise<void> {
+    const next = parseRouterCerts(certs);
+    new CertIndex(next); // throws InvalidArgument on a PEM OpenSSL refuses, before any change
+    if (this.st === null) await this.connect();
+    await this.serialized(() => this.pushCerts(next));
+    this.lastCerts = next;
   }
 
-  addChallenge(_token: string, _keyAuthorization: string): Promise<void> {
-    // Would need a backend (or a Lua service) answering the challenge path before routing.
-    return Promise.reject(
-      new Unsupported('the haproxy data plane does not answer ACME challenges yet'),
+  private async pushCerts(next: RouterCerts): Promise<void> {
+    const st = this.st!;
+    const before = st.certs ?? NO_NAMES;
+    const names = certNames(next);
+    const running = await this.answers();
+    // The runtime API changes certificates and crt-list entries, but not a bind line's
+    // options (`strict-sni`) nor which certificate is the bind's default context (the first
+    // one loaded at start): a default appearing or going is the one certificate change that
+    // takes a (seamless) reload.
+    if (
+      !running ||
+      st.httpsPort === undefined ||
+      (before.default === null) !== (names.default === null)
+    ) {
+      this.writeCertFiles(next);
+      st.certs = names;
+      this.writeFiles();
+      if (running && st.httpsPort !== undefined) await this.reload();
+      return;
+    }
+    const admin = this.paths.admin;
+    const listed = await this.crtListFiles();
+    const shown = await cli(admin, ['show ssl cert']);
+    // A transaction left open (a daemon killed between set and commit) would block ours.
+    const open = /# transaction\n\*?(\S+)/.exec(shown)?.[1];
+    if (open !== undefined) await cli(admin, [`abort ssl cert ${open}`]);
+    const loaded = new Set(
+      shown
+        .split('\n')
+        .map((l) => l.trim().replace(/^\*/, ''))
+        .filter((l) => l !== '' && !l.startsWith('#')),
+    );
+    const want = new Map<string, { pem: string; host: string | null }>();
+    if (next.default !== null)
+      want.set(join(this.paths.certs, DEFAULT_CERT_FILE), {
+        pem: pemBundle(next.default),
+        host: null,
+      });
+    for (const [host, c] of Object.entries(next.hosts))
+      want.set(join(this.paths.certs, certFileName(host)), { pem: pemBundle(c), host });
+    for (const [file, { pem, host }] of want) {
+      const isNew = !loaded.has(file);
+      if (isNew) await this.runtime([`new ssl cert ${file}`], /New empty certificate store/);
+      if (isNew || readOr(file) !== pem) await this.commitCert(file, pem, isNew);
+      if (host !== null && !listed.has(file))
+        await this.runtime(
+          [`add ssl crt-list ${this.paths.crtList} <<\n${crtListLine(this.paths.certs, host)}\n`],
+          /Success!/,
+        );
+    }
+    // Redirects follow what is served: on for the new names now, off for the removed ones
+    // before their certificates go.
+    const covers = renderCovers(names);
+    const coversBefore = renderCovers(before);
+    if (covers.exact !== coversBefore.exact)
+      await this.replaceMap(this.paths.tlsExact, covers.exact);
+    if (covers.wild !== coversBefore.wild) await this.replaceMap(this.paths.tlsWild, covers.wild);
+    for (const file of listed)
+      if (!want.has(file)) {
+        await this.runtime([`del ssl crt-list ${this.paths.crtList} ${file}`], /deleted/);
+        await this.runtime([`del ssl cert ${file}`], /deleted/);
+      }
+    this.writeCertFiles(next);
+    st.certs = names;
+    this.writeFiles();
+  }
+
+  /** One runtime command whose answer must match `ok`, else RouterUnavailable with it. */
+  private async runtime(commands: string[], ok: RegExp): Promise<string> {
+    const out = await cli(this.paths.admin, commands);
+    if (!ok.test(out))
+      throw new RouterUnavailable(`haproxy runtime: ${commands[0]!.split('\n')[0]}: ${out.trim()}`);
+    return out;
+  }
+
+  /** `set ssl cert` + `commit ssl cert`; a refusal aborts the transaction and is the caller's. */
+  private async commitCert(file: string, pem: string, isNew: boolean): Promise<void> {
+    const set = await cli(this.paths.admin, [`set ssl cert ${file} <<\n${pem}`]);
+    const commit = /Transaction (created|updated)/.test(set)
+      ? await cli(this.paths.admin, [`commit ssl cert ${file}`])
+      : '';
+    if (/Success!/.test(commit)) return;
+    await cli(this.paths.admin, [`abort ssl cert ${file}`]).catch(() => '');
+    if (isNew) await cli(this.paths.admin, [`del ssl cert ${file}`]).catch(() => '');
+    throw new InvalidArgument(
+      `certificate ${file} refused by haproxy: ${(commit || set).trim().replace(/\s+/g, ' ')}`,
     );
   }
 
-  removeChallenge(_token: string): Promise<void> {
-    return Promise.reject(
-      new Unsupported('the haproxy data plane does not answer ACME challenges yet'),
+  /** The certificate files in the bind's crt-list, as haproxy holds it now. */
+  private async crtListFiles(): Promise<Set<string>> {
+    const out = await cli(this.paths.admin, [`show ssl crt-list ${this.paths.crtList}`]);
+    return new Set(
+      out
+        .split('\n')
+        .filter((l) => l.trim() !== '' && !l.startsWith('#'))
+        .map((l) => l.trim().split(/\s+/)[0]!),
     );
+  }
+
+  /** The PEM files of a set (0600 in a 0700 dir); files of hosts no longer in it are removed. */
+  private writeCertFiles(certs: RouterCerts): void {
+    const dir = this.paths.certs;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const keep = new Set<string>();
+    if (certs.default !== null) {
+      writeAtomic(join(dir, DEFAULT_CERT_FILE), pemBundle(certs.default));
+      keep.add(DEFAULT_CERT_FILE);
+    }
+    for (const [host, c] of Object.entries(certs.hosts)) {
+      writeAtomic(join(dir, certFileName(host)), pemBundle(c));
+      keep.add(certFileName(host));
+    }
+    for (const f of readdirSync(dir))
+      if (f.endsWith('.pem') && !keep.has(f)) rmSync(join(dir, f), { force: true });
+  }
+
+  /**
+   * The certificate set served, without keys, read back from haproxy's crt-list (the hosts
+   * by their SNI filter; the default by its `!*` fallback line).
+   */
+  async certs(): Promise<{ hosts: string[]; default: string[] | null }> {
+    if (this.st === null) await this.connect();
+    const out = await cli(this.paths.admin, [`show ssl crt-list ${this.paths.crtList}`]);
+    const hosts: string[] = [];
+    let hasDefault = false;
+    for (const l of out.split('\n')) {
+      if (l.trim() === '' || l.startsWith('#')) continue;
+      const [, ...filters] = l.trim().split(/\s+/);
+      if (filters.includes('!*')) hasDefault = true;
+      else hosts.push(...filters.filter((f) => !f.startsWith('!') && !f.startsWith('[')));
+    }
+    return {
+      hosts: hosts.sort(),
+      default: hasDefault ? (this.st!.certs?.default ?? []) : null,
+    };
+  }
+
+  /**
+   * ACME HTTP-01: the challenge map (path → key authorization) replaced as a whole over
+   * the runtime socket, so haproxy answers the token before routing; the file is rewritten
+   * too, so a reload keeps it.
+   */
+  async addChallenge(token: string, keyAuthorization: string): Promise<void> {
+    const c = parseChallenge({ token, keyAuthorization });
+    if (this.st === null) await this.connect();
+    await this.serialized(async () => {
+      this.challenges.set(c.token, c.keyAuthorization);
+      await this.pushChallenges();
+    });
+  }
+
+  async removeChallenge(token: string): Promise<void> {
+    if (!isChallengeToken(token))
+      throw new InvalidArgument('removeChallenge: token is not an ACME token');
+    if (this.st === null) await this.connect();
+    await this.serialized(async () => {
+      this.challenges.delete(token);
+      await this.pushChallenges();
+    });
+  }
+
+  private async pushChallenges(): Promise<void> {
+    const content = renderChallenges(this.challenges);
+    writeAtomic(this.paths.challenges, content);
+    if (!(await this.answers())) await this.connect();
+    else await this.replaceMap(this.paths.challenges, content);
   }
 
   close(): void {
@@ -505,6 +739,14 @@ export class HaproxyPlane implements DataPlane {
     }
     signal('SIGTERM');
     while (signal(0)) await sleep(25);
+  }
+}
+
+function readOr(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
   }
 }
 
