@@ -163,7 +163,9 @@ describe('HTTPS with an operator certificate', () => {
     // The router outlives the daemon and would keep its certificates anyway: stop it too, so
     // only the daemon's push at start can bring them back.
     await p.stop();
-    const pid = Number(readFileSync(join(p.dataDir, 'router', 'router.pid'), 'utf8'));
+    const haproxy = process.env.PAAS_E2E_ROUTER === 'haproxy';
+    const pidFile = haproxy ? join('haproxy', 'haproxy.pid') : 'router.pid';
+    const pid = Number(readFileSync(join(p.dataDir, 'router', pidFile), 'utf8'));
     process.kill(pid, 'SIGTERM');
     await waitFor(
       'the router to exit',
@@ -177,6 +179,9 @@ describe('HTTPS with an operator certificate', () => {
       },
       30_000,
     );
+    // haproxy reads its certificates from files of its own at start: remove them, so here
+    // too only the daemon's push brings them back.
+    if (haproxy) rmSync(join(p.dataDir, 'router', 'haproxy', 'certs'), { recursive: true });
     await p.start();
     const own = await curlHttps('www.example.com', '/index.html');
     expect(own.out).toMatch(/\n200 2$/);

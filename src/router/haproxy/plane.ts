@@ -7,6 +7,7 @@
 import { execFile, spawn } from 'node:child_process';
 import {
   closeSync,
+  existsSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -222,7 +223,9 @@ export class HaproxyPlane implements DataPlane {
     const maps = renderMaps(st.table);
     writeAtomic(this.paths.exact, maps.exact);
     writeAtomic(this.paths.wild, maps.wild);
-    const names = st.certs ?? NO_NAMES;
+    // A certificate whose file is gone is left out of the crt-list (haproxy would refuse to
+    // start on it); the daemon's push at (re)connection brings it back.
+    const names = (st.certs = this.presentCerts(st.certs ?? NO_NAMES));
     const covers = renderCovers(names);
     writeAtomic(this.paths.crtList, renderCrtList(this.paths.certs, names));
     writeAtomic(this.paths.tlsExact, covers.exact);
@@ -640,6 +643,14 @@ export class HaproxyPlane implements DataPlane {
         .filter((l) => l.trim() !== '' && !l.startsWith('#'))
         .map((l) => l.trim().split(/\s+/)[0]!),
     );
+  }
+
+  private presentCerts(names: CertNames): CertNames {
+    const has = (f: string): boolean => existsSync(join(this.paths.certs, f));
+    return {
+      hosts: names.hosts.filter((h) => has(certFileName(h))),
+      default: names.default !== null && has(DEFAULT_CERT_FILE) ? names.default : null,
+    };
   }
 
   /** The PEM files of a set (0600 in a 0700 dir); files of hosts no longer in it are removed. */
