@@ -3,8 +3,8 @@
 // http2 clients, and undici's WebSocket. Certificates are made by openssl. Part of the data
 // plane contract (vitest.config.ts): it runs once per plane.
 import { execFile, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,8 @@ import { Agent, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCa, type TestLeaf } from '../../test/helpers/certs.ts';
 import type { RouterCerts } from './certs.ts';
+import { haproxyPaths } from './haproxy/plane.ts';
+import { cli } from './haproxy/runtime.ts';
 import {
   PLANE,
   request,
@@ -547,4 +549,46 @@ describe('certificate replacement', () => {
     expect(renewedFp).not.toBe(before.fingerprint);
     for (const a of after) expect(a).toMatchObject({ fingerprint: renewedFp });
   }, 60_000);
+});
+
+// haproxy serves its certificates from files of its own and changes them over the runtime
+// socket: a pushed set is served without a reload (the same worker process), and the keys
+// on disk are the daemon's (0600, in a 0700 directory).
+describe.runIf(PLANE === 'haproxy')('haproxy: certificates at run time', () => {
+  it('adds, replaces and removes hosts’ certificates without a reload; its key files are 0600 in a 0700 dir', async () => {
+    const paths = haproxyPaths(router.dataDir);
+    const workerPid = async (): Promise<number> =>
+      Number(/^Pid: (\d+)/m.exec(await cli(paths.admin, ['show info']))?.[1]);
+    const pid = await workerPid();
+    const delta = ca.leaf(['delta.example.com']);
+    const renewed = ca.leaf(['alpha.example.com']);
+    const next = certSet(false);
+    delete next.hosts['gamma.example.org'];
+    next.hosts['delta.example.com'] = pair(delta);
+    next.hosts['alpha.example.com'] = pair(renewed);
+    await router.client.setCerts(next);
+    try {
+      const fp = (l: TestLeaf): string => new X509Certificate(l.leaf).fingerprint256;
+      expect(await handshake('delta.example.com')).toMatchObject({ fingerprint: fp(delta) });
+      expect(await handshake('alpha.example.com')).toMatchObject({ fingerprint: fp(renewed) });
+      expect(await handshake('gamma.example.org')).toHaveProperty('error');
+      expect(await workerPid()).toBe(pid);
+      expect(statSync(paths.certs).mode & 0o777).toBe(0o700);
+      const files = readdirSync(paths.certs);
+      expect(files.sort()).toEqual(
+        [
+          '_.beta.example.com.pem',
+          'alpha.example.com.pem',
+          'chat.example.com.pem',
+          'delta.example.com.pem',
+          'feed.example.com.pem',
+        ].sort(),
+      );
+      for (const f of files) expect(statSync(join(paths.certs, f)).mode & 0o777, f).toBe(0o600);
+    } finally {
+      await router.client.setCerts(certSet(false));
+    }
+    expect(await handshake('gamma.example.org')).toMatchObject({ cn: 'gamma.example.org' });
+    expect(await workerPid()).toBe(pid);
+  });
 });
