@@ -131,19 +131,16 @@ export class HaproxyPlane implements DataPlane {
     mkdirSync(this.paths.certs, { recursive: true, mode: 0o700 });
     mkdirSync(join(this.accessLogPath, '..'), { recursive: true });
     this.st ??= this.loadState();
-    if (await this.answers()) return { started: false, pid: this.masterPid() };
     const host = this.cfg.host ?? '0.0.0.0';
+    if (await this.answers()) {
+      await this.refresh(host);
+      return { started: false, pid: this.masterPid() };
+    }
     if (this.st.httpPort === 0) this.st.httpPort = await freePort(host);
     // haproxy binds with SO_REUSEPORT: it would share a port another process listens on.
     else await assertPortFree(host, this.st.httpPort);
-    const want = this.cfg.httpsPort;
-    if (want === undefined) delete this.st.httpsPort;
-    else if (want !== 0) this.st.httpsPort = want;
-    else if (!this.st.httpsPort)
-      // Two probes may be handed the same ephemeral port: the HTTPS one must differ.
-      for (let i = 0; i < 10 && (!this.st.httpsPort || this.st.httpsPort === this.st.httpPort); i++)
-        this.st.httpsPort = await freePort(host);
-    if (this.st.httpsPort !== undefined) await assertPortFree(host, this.st.httpsPort);
+    if (this.cfg.httpsPort === undefined) delete this.st.httpsPort;
+    else await this.pickHttpsPort(host);
     // A haproxy this plane starts reads its certificates from disk: the last set pushed.
     if (this.lastCerts !== null) this.writeCertFiles(this.lastCerts);
     this.writeFiles();
@@ -171,6 +168,30 @@ export class HaproxyPlane implements DataPlane {
       await sleep(50);
     }
     return { started: true, pid: child.pid! };
+  }
+
+  private async pickHttpsPort(host: string): Promise<void> {
+    const st = this.st!;
+    const want = this.cfg.httpsPort!;
+    if (want !== 0) st.httpsPort = want;
+    else if (!st.httpsPort)
+      // Two probes may be handed the same ephemeral port: the HTTPS one must differ.
+      for (let i = 0; i < 10 && (!st.httpsPort || st.httpsPort === st.httpPort); i++)
+        st.httpsPort = await freePort(host);
+    await assertPortFree(host, st.httpsPort!);
+  }
+
+  /**
+   * An adopted haproxy runs the configuration of the daemon that started it: one written by
+   * an older paas (no HTTPS bind, no challenge rules) is brought to this one's by a seamless
+   * reload, and an HTTPS listener asked for now is added the same way.
+   */
+  private async refresh(host: string): Promise<void> {
+    const before = readOr(this.paths.cfg);
+    if (this.cfg.httpsPort !== undefined && this.st!.httpsPort === undefined)
+      await this.pickHttpsPort(host);
+    this.writeFiles();
+    if (readOr(this.paths.cfg) !== before) await this.reload();
   }
 
   private loadState(): Persisted {

@@ -4,9 +4,11 @@
 // under load, and after kill -9 the next start serves the persisted table by itself.
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestCa } from '../../../test/helpers/certs.ts';
 import { freePort } from '../../../test/helpers/host.ts';
 import { request, until, upstream, type Upstream } from '../testing.ts';
 import { cli } from './runtime.ts';
@@ -180,5 +182,87 @@ describe('haproxy plane process', () => {
 
     await third.stop();
     await until(() => !alive(again.pid), 10_000, 'haproxy to exit');
+  });
+});
+
+/** The subject CN a fresh handshake with `servername` gets, or the handshake's error. */
+function cnOf(p: number, servername: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port: p, servername, rejectUnauthorized: false });
+    s.once('secureConnect', () => {
+      resolve(String(s.getPeerCertificate().subject.CN));
+      s.destroy();
+    });
+    s.once('error', (e) => resolve(`error: ${e.message}`));
+  });
+}
+
+describe('haproxy plane HTTPS across daemons', () => {
+  it('an adopted haproxy started without HTTPS gets its listener by a seamless reload; its certificates come back after kill -9 before any push', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paas-haproxy-tls-'));
+    const httpPort = await freePort();
+    const make = (httpsPort?: number): HaproxyPlane => {
+      const p = new HaproxyPlane({
+        dataDir: dir,
+        httpPort,
+        ...(httpsPort === undefined ? {} : { httpsPort }),
+        host: '127.0.0.1',
+        domain: 'paas.test',
+      });
+      planes.push(p);
+      return p;
+    };
+    const admin = haproxyPaths(dir).admin;
+    const worker = async (): Promise<number> =>
+      Number(/^Pid: (\d+)/m.exec(await cli(admin, ['show info']))?.[1]);
+    try {
+      const before = make();
+      const started = await before.connect();
+      await before.setRoutes({
+        domain: 'paas.test',
+        apps: {
+          app: { domains: ['app.example.com'], backends: [{ host: '127.0.0.1', port: one.port }] },
+        },
+      });
+      expect((await before.health()).httpsPort).toBeUndefined();
+      const w0 = await worker();
+
+      // The next daemon asks for HTTPS: same master, a new worker with the listener.
+      const after = make(0);
+      expect(await after.connect()).toEqual({ started: false, pid: started.pid });
+      const httpsPort = (await after.health()).httpsPort!;
+      expect(httpsPort).toBeGreaterThan(0);
+      expect(await worker()).not.toBe(w0);
+      const leaf = TestCa.root(join(dir, 'ca')).leaf(['app.example.com']);
+      await after.setCerts({
+        hosts: { 'app.example.com': { cert: leaf.chain, key: leaf.key } },
+        default: null,
+      });
+      expect(await cnOf(httpsPort, 'app.example.com')).toBe('app.example.com');
+      const token = 'evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA';
+      const keyAuthz = `${token}.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI`;
+      await after.addChallenge(token, keyAuthz);
+      const ch = await request(httpPort, 'app.example.com', {
+        path: `/.well-known/acme-challenge/${token}`,
+      });
+      expect([ch.status, ch.body]).toEqual([200, keyAuthz]);
+
+      // kill -9: the next start serves the certificate from the plane's own files, on the
+      // same HTTPS port, before any daemon pushed anything.
+      process.kill(started.pid, 'SIGKILL');
+      await until(
+        async () => (await cnOf(httpsPort, 'app.example.com')).startsWith('error'),
+        10_000,
+        'the HTTPS port to close',
+      );
+      const third = make(0);
+      expect((await third.connect()).started).toBe(true);
+      expect((await third.health()).httpsPort).toBe(httpsPort);
+      expect(await cnOf(httpsPort, 'app.example.com')).toBe('app.example.com');
+      expect(await cnOf(httpsPort, 'other.example.com')).toMatch(/^error/);
+      await third.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
