@@ -1,7 +1,7 @@
 // The daemon's handle on the data plane (src/router/data-plane.ts): started or adopted at
 // daemon start, re-found on a failed call by the plane itself (it may have been restarted
-// on its own). Each (re)connection pushes the certificates again: the plane keeps them in
-// memory only.
+// on its own). Each (re)connection pushes the certificates again: the node plane keeps them
+// in memory only, and haproxy's own copies may be older than the daemon's store.
 import type { Backend, DataPlane, RouteTable, RouterCerts } from '../router/index.ts';
 import type { RouterPort } from '../deploy/index.ts';
 import type { AppHttps } from '../certs/index.ts';
