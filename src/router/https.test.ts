@@ -135,6 +135,12 @@ beforeAll(async () => {
         backends: [{ host: '127.0.0.1', port: sink.port }],
       },
       feed: { domains: ['feed.example.com'], backends: [{ host: '127.0.0.1', port: sse.port }] },
+      // A small upload limit: an HTTP/2 body carries no Content-Length to check up front.
+      tiny: {
+        domains: ['tiny.beta.example.com'],
+        backends: [{ host: '127.0.0.1', port: sink.port }],
+        maxBodyBytes: 1000,
+      },
     },
   });
   await router.client.setCerts(certSet(false));
@@ -382,6 +388,31 @@ describe('HTTP over TLS', () => {
       sha256: createHash('sha256').update(body).digest('hex'),
       method: 'POST',
     });
+  });
+
+  it('an HTTP/2 body without Content-Length is held to the app’s upload limit (413), and one within it passes', async () => {
+    const post = (body: Buffer): Promise<number> => {
+      const session = http2.connect(`https://127.0.0.1:${httpsPort()}`, {
+        ca: ca.rootPem,
+        servername: 'tiny.beta.example.com',
+      });
+      return new Promise<number>((resolve, reject) => {
+        const req = session.request({
+          ':method': 'POST',
+          ':path': '/upload',
+          ':authority': 'tiny.beta.example.com',
+        });
+        let status = 0;
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.on('data', () => {});
+        req.on('end', () => resolve(status));
+        req.on('close', () => resolve(status));
+        req.on('error', (e) => (status ? resolve(status) : reject(e)));
+        req.end(body);
+      }).finally(() => session.close());
+    };
+    expect(await post(randomBytes(5000))).toBe(413);
+    expect(await post(randomBytes(900))).toBe(201);
   });
 
   it('a websocket over TLS (undici’s WebSocket) echoes', async () => {
