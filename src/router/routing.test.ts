@@ -9,6 +9,7 @@ import net from 'node:net';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RouteTable } from './table.ts';
 import { accessLogPath } from './access-log.ts';
 import {
   gap,
@@ -45,38 +46,41 @@ beforeAll(async () => {
   resetter = net.createServer((sock) => sock.once('data', () => sock.resetAndDestroy()));
   await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', r));
   router = await testRouter({ limits: { upstreamTimeoutMs: 300 } });
-  await router.client.setRoutes({
-    domain: 'paas.test',
-    apps: {
-      web: {
-        domains: ['www.example.com', '*.example.org'],
-        backends: [{ host: '127.0.0.1', port: web.port }],
-      },
-      store: {
-        domains: ['api.example.com'],
-        backends: [{ host: '127.0.0.1', port: api.port }],
-        maxBodyBytes: 1000,
-      },
-      down: { domains: [], backends: [{ host: '127.0.0.1', port: deadPort }] },
-      empty: { domains: [], backends: [] },
-      stopped: { domains: [], backends: [{ host: '127.0.0.1', port: web.port }], state: 'stopped' },
-      slow: { domains: [], backends: [{ host: '127.0.0.1', port: slow.port }] },
-      flaky: {
-        domains: [],
-        backends: [
-          { host: '127.0.0.1', port: deadPort },
-          { host: '127.0.0.1', port: api.port },
-        ],
-      },
-      dying: {
-        domains: [],
-        backends: [
-          { host: '127.0.0.1', port: (resetter.address() as net.AddressInfo).port },
-          { host: '127.0.0.1', port: api.port },
-        ],
-      },
+  await router.client.setRoutes(table());
+});
+
+/** The suite's route table; `extra` adds custom domains to web (a domains:add). */
+const table = (extra: string[] = []): RouteTable => ({
+  domain: 'paas.test',
+  apps: {
+    web: {
+      domains: ['www.example.com', '*.example.org', ...extra],
+      backends: [{ host: '127.0.0.1', port: web.port }],
     },
-  });
+    store: {
+      domains: ['api.example.com'],
+      backends: [{ host: '127.0.0.1', port: api.port }],
+      maxBodyBytes: 1000,
+    },
+    down: { domains: [], backends: [{ host: '127.0.0.1', port: deadPort }] },
+    empty: { domains: [], backends: [] },
+    stopped: { domains: [], backends: [{ host: '127.0.0.1', port: web.port }], state: 'stopped' },
+    slow: { domains: [], backends: [{ host: '127.0.0.1', port: slow.port }] },
+    flaky: {
+      domains: [],
+      backends: [
+        { host: '127.0.0.1', port: deadPort },
+        { host: '127.0.0.1', port: api.port },
+      ],
+    },
+    dying: {
+      domains: [],
+      backends: [
+        { host: '127.0.0.1', port: (resetter.address() as net.AddressInfo).port },
+        { host: '127.0.0.1', port: api.port },
+      ],
+    },
+  },
 });
 
 afterAll(async () => {
@@ -101,6 +105,19 @@ describe('host routing', () => {
     const r = await request(router.port, host);
     expect(r.status).toBe(200);
     expect(nameOf(r.body)).toBe(app);
+  });
+
+  it('routes a custom domain added to a running table at once, and stops when it is removed', async () => {
+    expect((await request(router.port, 'shop.branded.test')).status).toBe(404);
+    await router.client.setRoutes(table(['shop.branded.test', '*.brand.test']));
+    for (const host of ['shop.branded.test', 'x.brand.test']) {
+      const r = await request(router.port, host);
+      expect(r.status).toBe(200);
+      expect(nameOf(r.body)).toBe('web');
+    }
+    await router.client.setRoutes(table());
+    expect((await request(router.port, 'shop.branded.test')).status).toBe(404);
+    expect((await request(router.port, 'x.brand.test')).status).toBe(404);
   });
 
   const absolute = gap(
