@@ -260,7 +260,10 @@ describe('provision/setup.sh', () => {
           '--base-images',
           'busybox',
         ],
-        { PAAS_SETUP_WAIT: '8' },
+        // A hang guard, not the condition: setup stops waiting when the daemon exits, which it
+        // does on its own with the port taken (8 s failed on a busy box: the log was not
+        // written yet).
+        { PAAS_SETUP_WAIT: '180' },
       );
       expect(r.code, r.out).toBe(1);
       expect(r.out).toContain(`setup: the daemon did not answer on port ${API_PORT}`);
