@@ -26,6 +26,18 @@ export default defineConfig({
           env: { PAAS_ROUTER_PLANE: 'haproxy' },
         },
       },
+      {
+        // The daemon's guarantees that lean on the front door, on haproxy too (issue 20):
+        // zero-downtime deploys and recovery after kill -9 or SIGTERM. Only those cases of
+        // processes.test.ts run here; the rest of the file does not touch the plane.
+        extends: true,
+        test: {
+          name: 'e2e-haproxy',
+          include: ['test/e2e/{processes,recovery}.test.ts'],
+          testNamePattern: /^zero-downtime deploys\W+ten back-to-back|^daemon (killed|stopped)/,
+          env: { PAAS_E2E_ROUTER: 'haproxy' },
+        },
+      },
     ],
   },
 });
