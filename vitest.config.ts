@@ -26,6 +26,16 @@ export default defineConfig({
           env: { PAAS_ROUTER_PLANE: 'haproxy' },
         },
       },
+      {
+        // The daemon's guarantees that lean on the front door, on haproxy too (issue 20):
+        // zero-downtime deploys and recovery after kill -9 or SIGTERM.
+        extends: true,
+        test: {
+          name: 'e2e-haproxy',
+          include: ['test/e2e/{zero-downtime,recovery}.test.ts'],
+          env: { PAAS_E2E_ROUTER: 'haproxy' },
+        },
+      },
     ],
   },
 });
