@@ -71,8 +71,9 @@ describe('an app on a single-node Swarm', () => {
       .sort();
     // The worker type exists at formation 0 (Heroku's default), as on one box.
     expect(services).toEqual(['sw_web 1/1', 'sw_worker 0/0']);
-    // The node runs the image it pulled from paas's registry on the API port.
-    const image = `127.0.0.1:${p.apiPort}/${APP}:v1`;
+    // The node runs the release's image (the tag its build made), pulled from paas's
+    // registry on the API port.
+    const image = `127.0.0.1:${p.apiPort}/${APP}:build-1`;
     expect(
       await docker(
         'service',
@@ -89,6 +90,8 @@ describe('an app on a single-node Swarm', () => {
         UpdateConfig: { Order: string; FailureAction: string };
       };
     }[];
+    // The pull token went as X-Registry-Auth only: inspecting the service does not show it.
+    expect(JSON.stringify(spec)).not.toContain(p.token);
     expect(spec[0]!.Spec.TaskTemplate.RestartPolicy.Condition).toBe('on-failure');
     expect(spec[0]!.Spec.UpdateConfig).toMatchObject({
       Order: 'start-first',
@@ -225,6 +228,23 @@ describe('an app on a single-node Swarm', () => {
     // The retired web tasks were drained, then stopped with SIGTERM (not killed at their grace).
     const logs = (await cli(p, ['logs', APP, '-n', '5000'])).stdout;
     expect(logs).toMatch(/web\.[12].*web got SIGTERM/);
+  });
+
+  it('a daemon restart leaves the tasks serving: the new daemon routes them before it publishes the table', async () => {
+    const loop = requestLoop(p, APP, '/who.txt', { minRequests: 20 });
+    try {
+      await p.stop();
+      await p.start();
+      expect(await ps()).toEqual([
+        'web.1@v10:running',
+        'web.2@v10:running',
+        'worker.1@v10:running',
+      ]);
+    } finally {
+      await loop.end();
+    }
+    expect(loop.failures).toEqual([]);
+    expect(await answering(6)).toEqual(new Set(['sw.web.1 v10', 'sw.web.2 v10']));
   });
 
   it('apps:destroy removes the services and their tasks', async () => {
