@@ -181,6 +181,15 @@ describe('an app on a single-node Swarm', () => {
     expect(await docker('service', 'ls', '--format', '{{.Name}}')).not.toMatch(/sw_run_/);
   });
 
+  it('ps:restart, ps:stop and ps:start say they are not there on Swarm yet, and change nothing', async () => {
+    for (const verb of ['ps:restart', 'ps:stop', 'ps:start']) {
+      const r = await cli(p, [verb, APP]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`${verb} is not available with --scheduler swarm yet`);
+    }
+    expect(await ps()).toEqual(['web.1@v3:running', 'web.2@v3:running', 'worker.1@v3:running']);
+  });
+
   it('a release whose web fails is rolled back by Swarm and fails the push; the old release keeps serving', async () => {
     const broken = appRepo('swarm-web');
     broken.write(
