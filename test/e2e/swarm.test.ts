@@ -5,12 +5,14 @@
 // on one box: push, ps:scale, config:set, logs -t, run, a failed deploy rolled back,
 // rollback, zero failed requests across redeploys, apps:destroy.
 import { spawn } from 'node:child_process';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/host.ts';
 import { startSwarm, type Swarm } from '../helpers/swarm.ts';
 import {
   appRepo,
   cli,
+  DOMAIN,
   get,
   push,
   remoteLines,
@@ -56,6 +58,67 @@ async function answering(n: number): Promise<Set<string>> {
     seen.add(r.body.trim());
   }
   return seen;
+}
+
+/**
+ * POSTs through the router back to back until `end()` (bounded: 3000 requests, 90 s). The
+ * router retries a GET that found its backend gone on another one, but never a POST: a
+ * task stopped while still in the route fails these.
+ */
+function postLoop() {
+  let stop = false;
+  const failures: string[] = [];
+  let count = 0;
+  const t0 = Date.now();
+  const one = (n: number) =>
+    new Promise<string | null>((resolve) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: p.httpPort,
+          method: 'POST',
+          path: '/cgi-bin/post',
+          headers: { host: `${APP}.${DOMAIN}`, 'content-type': 'text/plain' },
+          timeout: 10_000,
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () =>
+            resolve(
+              res.statusCode === 200 && body.startsWith(`post-${n} sw.web.`)
+                ? null
+                : `${res.statusCode} ${body.slice(0, 120)}`,
+            ),
+          );
+          res.on('error', (e) => resolve(String(e)));
+        },
+      );
+      req.on('error', (e) => resolve(String(e)));
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.end(`post-${n}`);
+    });
+  const done = (async () => {
+    while (!stop && count < 3000 && Date.now() - t0 < 90_000) {
+      const sent = new Date().toISOString();
+      const failed = await one(count);
+      if (failed !== null) failures.push(`POST ${count} (sent ${sent}): ${failed}`);
+      count++;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  return {
+    failures,
+    get count() {
+      return count;
+    },
+    async end() {
+      const enough = Date.now() + 15_000;
+      while (count < 20 && Date.now() < enough) await new Promise((r) => setTimeout(r, 50));
+      stop = true;
+      await done;
+    },
+  };
 }
 
 describe('an app on a single-node Swarm', () => {
@@ -220,9 +283,10 @@ describe('an app on a single-node Swarm', () => {
     expect(await answering(6)).toEqual(new Set(['sw.web.1 v5', 'sw.web.2 v5']));
   });
 
-  it('five redeploys (pushes and config changes) under a request loop: no failed request', async () => {
+  it('five redeploys (pushes and config changes) under a GET and a POST loop: no failed request', async () => {
     for (let i = 1; i <= 5; i++) {
       const loop = requestLoop(p, APP, '/who.txt', { minRequests: 20 });
+      const posts = postLoop();
       try {
         if (i % 2 === 0) {
           repo.write('www/index.html', `code ${i}\n`);
@@ -236,10 +300,12 @@ describe('an app on a single-node Swarm', () => {
           expect((await get(p, APP, '/env.txt')).body).toBe(`GREETING=deploy-${i}\n`);
         }
       } finally {
-        await loop.end();
+        await Promise.all([loop.end(), posts.end()]);
       }
       expect(loop.failures).toEqual([]);
       expect(loop.count).toBeGreaterThanOrEqual(20);
+      expect(posts.failures).toEqual([]);
+      expect(posts.count).toBeGreaterThanOrEqual(20);
     }
     // The retired web tasks were drained, then stopped with SIGTERM (not killed at their grace).
     const logs = (await cli(p, ['logs', APP, '-n', '5000'])).stdout;
