@@ -64,6 +64,18 @@ describe('paas CLI entry', () => {
     [['router', '--workers', '0'], 'router: --workers "0" must be a whole number in 1..64'],
     [['daemon', '--api-port', 'x'], 'daemon: --api-port "x" must be a whole number in 0..65535'],
     [['daemon', '--scheduler', 'nomad'], 'unknown scheduler "nomad": use one of local, swarm'],
+    [
+      ['daemon', '--registry-address', '10.0.0.1:7070'],
+      '--docker-socket and --registry-address go with --scheduler swarm',
+    ],
+    [
+      ['daemon', '--scheduler', 'swarm', '--registry-address', 'http://10.0.0.1'],
+      '--registry-address must be HOST:PORT',
+    ],
+    [
+      ['daemon', '--scheduler', 'swarm', '--docker-socket', 'docker.sock'],
+      '--docker-socket must be an absolute path',
+    ],
     // No silent fallback to the default plane.
     [['daemon', '--router', 'nginx'], 'unknown data plane "nginx": expected one of node, haproxy'],
     [

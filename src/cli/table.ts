@@ -39,7 +39,7 @@ export const COMMANDS: readonly Command[] = [
   {
     name: 'daemon',
     usage:
-      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--https-port 443] [--domain localhost] [--runtime native|runc] [--scheduler local|swarm] [--tls-cert F --tls-key F] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096] [--registry-mirror URL]… [--ssh-port 2222] [--drain-ca PEM]… [--drain-buffer 8m] [--acme-directory URL] [--acme-ca-file F] [--acme-renew-before 30d] [--acme-check-every 1h]',
+      'daemon [--data-dir /var/lib/paas] [--api-port 7070] [--http-port 80] [--https-port 443] [--domain localhost] [--runtime native|runc] [--scheduler local|swarm] [--docker-socket PATH] [--registry-address HOST:PORT] [--tls-cert F --tls-key F] [--max-push-size 1g] [--log-retention 50m] [--build-memory 2g] [--build-pids 4096] [--build-cpus CORES] [--build-timeout 30m] [--build-disk 10g] [--default-memory 512m] [--default-pids 4096] [--registry-mirror URL]… [--ssh-port 2222] [--drain-ca PEM]… [--drain-buffer 8m] [--acme-directory URL] [--acme-ca-file F] [--acme-renew-before 30d] [--acme-check-every 1h]',
     summary: 'run the paas daemon: API, git, registry; starts the router',
     load: daemon,
   },

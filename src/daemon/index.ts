@@ -5,7 +5,7 @@ import type { Server as NetServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import pino from 'pino';
-import { InvalidArgument, Unsupported } from '../errors/index.ts';
+import { describeError, InvalidArgument } from '../errors/index.ts';
 import { openState, platformHosts, type AppName } from '../apps/index.ts';
 import { CertStore } from '../certs/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
@@ -44,7 +44,7 @@ import {
 } from '../certs/index.ts';
 import { parseAppName } from '../apps/index.ts';
 import { createApi } from './api.ts';
-import { Auth, registryAccess, remoteOf, requestToken } from './auth.ts';
+import { Auth, ensureAdminToken, registryAccess, remoteOf, requestToken } from './auth.ts';
 import { RouterLink } from './router-link.ts';
 import { certsInfo } from './certs-api.ts';
 import { createPortServer, portHandler } from './server.ts';
@@ -61,6 +61,13 @@ export interface DaemonOptions {
   runtime: string;
   /** Where app processes run (src/scheduler); default local, our runtime on this box. */
   scheduler?: SchedulerName;
+  /** `--scheduler swarm`: the manager engine's socket (`--docker-socket`). */
+  dockerSocket?: string;
+  /**
+   * `--scheduler swarm`: our registry as the Swarm nodes reach it, `host:port`
+   * (`--registry-address`; default 127.0.0.1 and the API port, enough for a single node).
+   */
+  registryAddress?: string;
   /** Data plane: `node` or `haproxy` (src/router/data-plane.ts); default DEFAULT_ROUTER. */
   router?: string;
   /** Largest git push accepted, bytes: the pack and the commit's files (default 1 GiB). */
@@ -108,12 +115,6 @@ export const DEFAULT_SSH_PORT = 2222;
 export const DEFAULT_ROUTER = 'node';
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
-  // The Swarm backend (src/scheduler/swarm) is not wired into the pipeline yet: refusing it
-  // is better than deploying on our runtime while the operator asked for Swarm.
-  if (opts.scheduler === 'swarm')
-    throw new Unsupported('daemon: --scheduler swarm is not wired into the daemon yet', {
-      scheduler: 'swarm',
-    });
   const maxPushBytes = opts.maxPushBytes ?? DEFAULT_MAX_PUSH_BYTES;
   const buildLimits = opts.buildLimits ?? defaultBuildLimits();
   const log = pino({ base: { source: 'paas' } });
@@ -195,6 +196,20 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     net.close();
   }
   log.info(`network: bridge ${net.bridge} up, container borders applied`);
+  // `--scheduler swarm` (docs/scaling.md): the app processes are Swarm services; it routes
+  // their tasks once before the route table is published below, and follows them after.
+  let listening = 0;
+  if (opts.scheduler === 'swarm') {
+    const { startSwarmScheduler } = await import('../scheduler/index.ts');
+    deps.scheduler = await startSwarmScheduler(deps, {
+      socket: opts.dockerSocket,
+      registry: () => opts.registryAddress ?? `127.0.0.1:${listening}`,
+      token: () => ensureAdminToken(opts.dataDir).token,
+      router,
+      onError: (e) => log.warn({ err: describeError(e) }, 'swarm: following the tasks failed'),
+    });
+    log.info(`scheduler swarm: Docker engine ${opts.dockerSocket ?? 'at /var/run/docker.sock'}`);
+  }
   const report = await adopt(deps, (m) => log.warn(m));
   log.info(report, 'recovered state');
   // Backing services outlive the daemon like app containers: watch them again, start any
@@ -355,6 +370,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     server.listen(opts.apiPort, opts.apiHost ?? '0.0.0.0', () => resolve());
   });
   const apiPort = (server.address() as { port: number }).port;
+  listening = apiPort;
   const ssh = await listenSsh(opts, {
     reposDir,
     hookSocket,
@@ -379,6 +395,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     sshPort,
     async close() {
       deps.supervisor.stop();
+      deps.scheduler?.close();
       services.stop();
       autoCerts.stop();
       collector.stop();

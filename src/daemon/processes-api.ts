@@ -8,6 +8,7 @@ import {
   parseProcessType,
   type AppName,
   type ProcessType,
+  type Release,
   type Resources,
 } from '../apps/index.ts';
 import {
@@ -20,6 +21,8 @@ import {
   stopApp,
   type DeployDeps,
   type ProcView,
+  type ScheduledProcess,
+  type SchedulerPort,
 } from '../deploy/index.ts';
 import { Conflict, InvalidArgument } from '../errors/index.ts';
 import { formatGcReport } from '../registry/index.ts';
@@ -79,6 +82,56 @@ async function procJson(
   };
 }
 
+/**
+ * What `ps` shows of a process a scheduler placed (`--scheduler swarm`): its slot, release,
+ * state and route; the cgroup figures are the node's, which the manager does not read.
+ */
+function scheduledJson(deps: DeployDeps, app: AppName, p: ScheduledProcess): ProcessInfo {
+  const res = resourcesFor(deps, app, p.type).limits;
+  return {
+    process: `${p.type}.${p.n}`,
+    type: p.type,
+    n: p.n,
+    release: `v${p.version}`,
+    state: p.state,
+    startedAt: null,
+    uptimeSeconds: null,
+    restarts: 0,
+    lastExit: null,
+    ip: p.address?.host ?? null,
+    port: p.address?.port ?? null,
+    inRotation: p.address !== null,
+    memoryBytes: null,
+    memoryLimitBytes: res.memoryBytes ?? null,
+    cpuPercent: null,
+    cpuLimit: res.cpus ?? null,
+    id: p.id,
+  };
+}
+
+/** `paas run` on a scheduler: a one-off task, its output once it ended; no stdin, no terminal. */
+async function runScheduled(
+  scheduler: SchedulerPort,
+  release: Release,
+  command: string[],
+  input: { tty?: RunTerminal },
+  res: Response,
+  gone: AbortController,
+): Promise<number> {
+  if (input.tty !== undefined)
+    res.write(
+      encodeFrame(
+        FRAME.stderr,
+        Buffer.from(`paas: the ${scheduler.name} scheduler runs one-offs without a terminal\r\n`),
+      ),
+    );
+  return scheduler.run(release, command, {
+    signal: gone.signal,
+    onData: (stream, chunk) =>
+      res.write(encodeFrame(stream === 'stdout' ? FRAME.stdout : FRAME.stderr, chunk)),
+  });
+}
+
 /** Parses `{ web: 3, worker: 0 }`. */
 function parseFormation(raw: unknown): Map<ProcessType, number> {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
@@ -123,6 +176,10 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
 
   api.get('/api/apps/:app/ps', async (req, res) => {
     const name = app(req);
+    if (deps.scheduler !== undefined) {
+      res.json((await deps.scheduler.processes(name)).map((p) => scheduledJson(deps, name, p)));
+      return;
+    }
     const procs = deps.supervisor.list(name);
     // CPU usage is the cgroup's CPU time over a short window.
     const before = new Map<string, { cpu: number; at: number }>();
@@ -240,12 +297,15 @@ export function mountProcessRoutes(api: Express, deps: DeployDeps): void {
     }
     let code: number;
     try {
-      code = await runAttached(deps, release, command as string[], {
-        ...input,
-        signal: gone.signal,
-        onData: (stream, chunk) =>
-          res.write(encodeFrame(stream === 'stdout' ? FRAME.stdout : FRAME.stderr, chunk)),
-      });
+      code =
+        deps.scheduler !== undefined
+          ? await runScheduled(deps.scheduler, release, command as string[], input, res, gone)
+          : await runAttached(deps, release, command as string[], {
+              ...input,
+              signal: gone.signal,
+              onData: (stream, chunk) =>
+                res.write(encodeFrame(stream === 'stdout' ? FRAME.stdout : FRAME.stderr, chunk)),
+            });
     } catch (e) {
       res.write(encodeFrame(FRAME.stderr, Buffer.from(`paas: ${(e as Error).message}\n`)));
       code = 125;

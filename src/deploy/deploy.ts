@@ -30,9 +30,11 @@ export async function deployRelease(
     // A deploy starts a stopped app (Dokku does the same).
     deps.state.apps.setStopped(app, false);
     if (first) initialFormation(deps, release, r);
-    await replaceProcesses(deps, release, r, () =>
-      deps.state.releases.finishDeploy(app, version, { ok: true }),
-    );
+    const live = () => deps.state.releases.finishDeploy(app, version, { ok: true });
+    // `--scheduler swarm`: the scheduler rolls the processes over; the release phase above
+    // and postdeploy below stay one-offs on this box.
+    if (deps.scheduler !== undefined) await deps.scheduler.deploy(release, r.output, live);
+    else await replaceProcesses(deps, release, r, live);
   } catch (e) {
     if (deps.state.releases.get(app, version).deploy?.status === 'deploying') {
       deps.state.releases.finishDeploy(app, version, { ok: false, error: describeError(e) });

@@ -3,7 +3,13 @@
 // formation and what runs; new web processes join the route only once healthy, and leaving
 // ones are drained before they are stopped. ps:restart, ps:stop and ps:start live here too.
 import type { AppName, ProcessType } from '../apps/index.ts';
-import { Conflict, DeployFailed, describeError, InvalidArgument } from '../errors/index.ts';
+import {
+  Conflict,
+  DeployFailed,
+  describeError,
+  InvalidArgument,
+  Unsupported,
+} from '../errors/index.ts';
 import { processOrder, replaceProcesses, stopGraceMs, wanted } from './deploy.ts';
 import { Reporter } from './report.ts';
 import type { DeployDeps, Output, ProcView } from './types.ts';
@@ -16,6 +22,8 @@ export async function scale(
   app: AppName,
   changes: ReadonlyMap<ProcessType, number>,
 ): Promise<Record<string, number>> {
+  // The scheduler keeps the formation's processes (and takes the lock) itself.
+  if (deps.scheduler !== undefined) return deps.scheduler.scale(app, changes);
   const unlock = await deps.state.locks.acquire(app, 'scale');
   try {
     const a = deps.state.apps.get(app);
@@ -112,6 +120,7 @@ export async function restartApp(
   out: Output = quiet,
   type?: ProcessType,
 ): Promise<void> {
+  notOnScheduler(deps, 'ps:restart');
   const unlock = await deps.state.locks.acquire(app, 'restart');
   try {
     const a = deps.state.apps.get(app);
@@ -148,6 +157,7 @@ export function startApp(deps: DeployDeps, app: AppName): Promise<void> {
 }
 
 async function setRunning(deps: DeployDeps, app: AppName, running: boolean): Promise<void> {
+  notOnScheduler(deps, running ? 'ps:start' : 'ps:stop');
   const unlock = await deps.state.locks.acquire(app, running ? 'start' : 'stop');
   try {
     deps.state.apps.get(app);
@@ -160,4 +170,12 @@ async function setRunning(deps: DeployDeps, app: AppName, running: boolean): Pro
   } finally {
     unlock();
   }
+}
+
+/** The verbs not carried over to a scheduler yet (docs/scaling.md) say so instead of doing nothing. */
+function notOnScheduler(deps: DeployDeps, verb: string): void {
+  if (deps.scheduler !== undefined)
+    throw new Unsupported(`${verb} is not available with --scheduler ${deps.scheduler.name} yet`, {
+      scheduler: deps.scheduler.name,
+    });
 }

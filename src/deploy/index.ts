@@ -34,6 +34,11 @@ export type {
   ProcessDeps,
   ProcState,
   ProcessSupervisor,
+  SchedulerPort,
+  ScheduledProcess,
+  ProcessLogLine,
+  RunIO,
+  Address,
 } from './types.ts';
 
 /** The deploy dependencies with their supervisor, built on the rest of them. */

@@ -66,7 +66,9 @@ export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promi
     const l = labelsOf(c);
     if (l === null) continue;
     const app = apps.get(l.app);
+    // With a scheduler no app process runs on our runtime: what is here is a one-off.
     const keep =
+      deps.scheduler === undefined &&
       app !== undefined &&
       !app.stopped &&
       c.labels.oneoff !== '1' &&
@@ -92,7 +94,8 @@ export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promi
     await removeContainer(deps, id, stopGraceMs(deps, null));
     report.retired++;
   }
-  for (const app of state.apps.list()) {
+  // A scheduler keeps its formations running by itself, across our restarts.
+  for (const app of deps.scheduler === undefined ? state.apps.list() : []) {
     const before = deps.supervisor.list(app.name).length;
     try {
       await converge(deps, app.name);
@@ -123,6 +126,7 @@ export async function destroyApp(
   const unlock = await deps.state.locks.acquire(app, 'destroy');
   try {
     deps.state.apps.get(app);
+    if (deps.scheduler !== undefined) await deps.scheduler.destroy(app);
     const procs = deps.supervisor.list(app);
     await deps.supervisor.setRotation({ outOf: procs });
     const grace = stopGraceMs(deps, null);

@@ -15,6 +15,11 @@ export class Reporter {
     this.logs = logs;
   }
 
+  /** Where the lines go: a scheduler's rollout reports on the same output. */
+  get output(): Output {
+    return this.out;
+  }
+
   get signal(): AbortSignal | undefined {
     return this.out.signal;
   }

@@ -9,7 +9,7 @@ export function routeTable(deps: DeployDeps): RouteTable {
   for (const app of deps.state.apps.list()) {
     table.apps[app.name] = {
       domains: deps.state.apps.domains(app.name),
-      backends: deps.supervisor.backends(app.name),
+      backends: deps.scheduler?.routes(app.name) ?? deps.supervisor.backends(app.name),
     };
   }
   return table;

@@ -1,6 +1,6 @@
 // What the pipeline needs from the rest of paas, passed in by the daemon (STYLE.md §9: the
 // daemon wires, the pipeline works). Each field is a real part; tests pass the real ones.
-import type { AppName, Release, State } from '../apps/index.ts';
+import type { AppName, ProcessType, Release, State } from '../apps/index.ts';
 import type { BuildLimits } from '../builder/index.ts';
 import type { BaseImageProvider } from '../baseimages/index.ts';
 import type { LogCollector, LogStore } from '../logs/index.ts';
@@ -52,6 +52,11 @@ export interface DeployDeps {
   baseImages?: BaseImageProvider;
   /** Every app process and its restart policy (supervisor.ts); see withSupervisor. */
   supervisor: ProcessSupervisor;
+  /**
+   * `--scheduler swarm` (src/scheduler): app processes are placed by it instead of the
+   * supervisor, which then runs nothing. Unset: local, the supervisor and runtime.
+   */
+  scheduler?: SchedulerPort;
   /** How long a new web process may take to accept on its port. */
   startTimeoutMs?: number;
   /** Grace between SIGTERM and SIGKILL for retired processes (DEFAULT_STOP_GRACE_MS; app.json may say otherwise). */
@@ -143,4 +148,64 @@ export interface ProcessSupervisor {
   retire(proc: ProcView, graceMs: number): Promise<void>;
   backends(app: string): Backend[];
   stop(): void;
+}
+
+/** Where the router sends a web process's traffic. */
+export interface Address {
+  host: string;
+  port: number;
+}
+
+/** One running (or starting, or failing) process as its scheduler sees it. */
+export interface ScheduledProcess {
+  type: string;
+  /** 1-based slot within its type (Swarm's task slot). */
+  n: number;
+  version: number;
+  state: ProcState;
+  /** The backend's handle: a container id (local) or a task id (swarm). */
+  id: string;
+  /** Routable address of a healthy web process in rotation; null for anything else. */
+  address: Address | null;
+}
+
+/** One line a process wrote, as `logs` hands it out. */
+export interface ProcessLogLine {
+  /** `web.1`: type and slot. */
+  ps: string;
+  text: string;
+}
+
+export interface RunIO {
+  stdin?: NodeJS.ReadableStream;
+  onData: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** Aborted when the caller went away: the one-off is killed. */
+  signal: AbortSignal;
+}
+
+/**
+ * A scheduler that places app processes somewhere other than our own supervisor on this box
+ * (`paas daemon --scheduler`; src/scheduler's `Scheduler` is this port). The pipeline and the
+ * API hand it the verbs that touch processes; unset (`local`, the default), they run on the
+ * supervisor and runtime exactly as they always did. Declared here, as the router's port
+ * is, so src/deploy never imports src/scheduler (which is built on src/deploy).
+ */
+export interface SchedulerPort {
+  readonly name: string;
+  /** Rolls the app's processes over to `release` (start-first); DeployFailed rolls back. */
+  deploy(release: Release, out: Output, onLive?: () => void): Promise<void>;
+  /** ps:scale: sets formation entries and converges; takes the app's lock. */
+  scale(app: AppName, changes: ReadonlyMap<ProcessType, number>): Promise<Record<string, number>>;
+  /** The app's processes, sorted by type then slot. */
+  processes(app: AppName): Promise<ScheduledProcess[]>;
+  /** The last `lines` lines of the app's processes, oldest first. */
+  logs(app: AppName, lines: number): Promise<ProcessLogLine[]>;
+  /** A one-off `run` process of the release with its config; resolves to its exit code. */
+  run(release: Release, command: readonly string[], io: RunIO): Promise<number>;
+  /** Stops and removes every process of the app (apps:destroy); the state is the caller's. */
+  destroy(app: AppName): Promise<void>;
+  /** The web backends the router was last given for the app (the route table's rows). */
+  routes(app: string): Backend[];
+  /** The daemon is going down; processes keep running. */
+  close(): void;
 }

@@ -112,9 +112,14 @@ export function demux(buf: Buffer): { stream: 'stdout' | 'stderr'; data: Buffer 
   return out;
 }
 
-/** The X-Registry-Auth header: base64url of the credentials the nodes pull with. */
+/**
+ * The X-Registry-Auth header: the credentials the nodes pull with, in Go's
+ * base64.URLEncoding, which is the URL alphabet *with* `=` padding (Node's `base64url` has
+ * none, and the engine then drops the credentials as "invalid authconfig: unexpected EOF").
+ */
 export function registryAuth(server: string, username: string, password: string): string {
-  return Buffer.from(JSON.stringify({ username, password, serveraddress: server })).toString(
-    'base64url',
-  );
+  return Buffer.from(JSON.stringify({ username, password, serveraddress: server }))
+    .toString('base64')
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_');
 }

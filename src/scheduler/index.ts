@@ -1,8 +1,10 @@
 // Public surface of the schedulers: the interface, the one validator of a scheduler name,
 // and the selector, which errors on the unknown (STYLE.md §3: chosen loudly).
-import { UnknownScheduler } from '../errors/index.ts';
-import type { DeployDeps } from '../deploy/index.ts';
+import { InvalidArgument, UnknownScheduler } from '../errors/index.ts';
+import type { DeployDeps, ProcessDeps, RouterPort } from '../deploy/index.ts';
 import { LocalScheduler } from './local.ts';
+import { Engine } from './engine.ts';
+import { SwarmScheduler } from './swarm.ts';
 import { SCHEDULER_NAMES, type Scheduler, type SchedulerName } from './types.ts';
 
 export { LocalScheduler } from './local.ts';
@@ -30,7 +32,71 @@ export function parseSchedulerName(raw: unknown): SchedulerName {
   );
 }
 
+export interface SwarmOptions {
+  /** The manager engine's API socket (`--docker-socket`, default /var/run/docker.sock). */
+  socket?: string;
+  /** Our registry as the nodes reach it, `host:port` (`--registry-address`). */
+  registry: string | (() => string);
+  /** The credentials the nodes pull with (read at each service change). */
+  token: string | (() => string);
+  router: Pick<RouterPort, 'switch'>;
+  onError?: (e: unknown) => void;
+}
+
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+
+/**
+ * `--scheduler swarm`: the backend over the manager's engine, checked to be a Swarm manager
+ * and already following every app's web tasks into the router when this resolves.
+ */
+export async function startSwarmScheduler(
+  deps: ProcessDeps,
+  opts: SwarmOptions,
+): Promise<Scheduler> {
+  const s = new SwarmScheduler({
+    state: deps.state,
+    store: deps.store,
+    logs: deps.logs,
+    defaultLimits: deps.defaultLimits,
+    stopGraceMs: deps.stopGraceMs,
+    startTimeoutMs: deps.startTimeoutMs,
+    engine: new Engine(opts.socket ?? DEFAULT_DOCKER_SOCKET),
+    registry: opts.registry,
+    token: opts.token,
+    router: opts.router,
+    onError: opts.onError,
+  });
+  await s.start();
+  return s;
+}
+
 /** The local scheduler over the daemon's deploy dependencies. */
 export function localScheduler(deps: DeployDeps): Scheduler {
   return new LocalScheduler(deps);
+}
+
+/**
+ * `--docker-socket` and `--registry-address`'s validator: an absolute socket path and a
+ * `host:port` the nodes pull from; both only mean something with `--scheduler swarm`.
+ */
+export function parseSwarmFlags(
+  scheduler: SchedulerName,
+  raw: { socket?: string; registry?: string },
+): { socket?: string; registry?: string } {
+  if (scheduler !== 'swarm' && (raw.socket !== undefined || raw.registry !== undefined))
+    throw new InvalidArgument('--docker-socket and --registry-address go with --scheduler swarm');
+  if (raw.socket !== undefined && !raw.socket.startsWith('/'))
+    throw new InvalidArgument(
+      `--docker-socket must be an absolute path, not ${JSON.stringify(raw.socket).slice(0, 80)}`,
+      { field: 'docker-socket' },
+    );
+  if (raw.registry !== undefined) {
+    const m = /^([a-z0-9]([a-z0-9.-]{0,252})?):([0-9]{1,5})$/i.exec(raw.registry);
+    if (m === null || Number(m[3]) < 1 || Number(m[3]) > 65535)
+      throw new InvalidArgument(
+        `--registry-address must be HOST:PORT as the Swarm nodes reach the API port, not ${JSON.stringify(raw.registry).slice(0, 80)}`,
+        { field: 'registry-address' },
+      );
+  }
+  return raw;
 }

@@ -11,6 +11,7 @@ import {
   type DeployDeps,
   type Output,
 } from '../deploy/index.ts';
+import type { Backend } from '../router/index.ts';
 import type { ProcessLogLine, RunIO, ScheduledProcess, Scheduler } from './types.ts';
 
 export class LocalScheduler implements Scheduler {
@@ -67,6 +68,10 @@ export class LocalScheduler implements Scheduler {
     const procs = sup.list(app);
     await sup.setRotation({ outOf: procs });
     await Promise.all(procs.map((p) => sup.retire(p, 0)));
+  }
+
+  routes(app: string): Backend[] {
+    return this.deps.supervisor.backends(app);
   }
 
   close(): void {

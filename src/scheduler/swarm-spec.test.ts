@@ -73,4 +73,22 @@ describe('serviceSpec', () => {
       serveraddress: '10.0.0.1:7070',
     });
   });
+
+  it("pads X-Registry-Auth as Go's base64.URLEncoding does: the engine drops unpadded credentials", () => {
+    // Every length modulo 3: two of them need padding.
+    const all = ['t', 'to', 'tok'].map((token) => registryAuth('10.0.0.1:7070', 'paas', token));
+    for (const h of all) {
+      expect(h).toMatch(/^[A-Za-z0-9_-]+={0,2}$/);
+      expect(h.length % 4).toBe(0);
+    }
+    expect(all.filter((h) => h.endsWith('='))).toHaveLength(2);
+  });
+
+  it('holds the stop of a routed web task (SIGCONT) and of nothing else', () => {
+    const spec = (s: Record<string, unknown>) =>
+      (s.TaskTemplate as { ContainerSpec: { StopSignal?: string } }).ContainerSpec.StopSignal;
+    const web = { ...base, type: 'web', command: ['node', 'server.js'], port: 5000 };
+    expect(spec(serviceSpec({ ...web, holdStop: true }))).toBe('SIGCONT');
+    expect(spec(serviceSpec(web))).toBeUndefined();
+  });
 });

@@ -11,6 +11,12 @@ export function serviceName(app: string, type: string): string {
   return `${app}_${type}`;
 }
 
+/**
+ * The stop signal of a held web task: SIGCONT continues a stopped process and does nothing
+ * to a running one, so no app mistakes it for a request to stop.
+ */
+export const HOLD_SIGNAL = 'SIGCONT';
+
 export const LABEL = { app: 'paas.app', type: 'paas.type', release: 'paas.release' } as const;
 
 export interface ServiceInput {
@@ -25,6 +31,12 @@ export interface ServiceInput {
   /** web: the port the process listens on, published on its node; null for other types. */
   port: number | null;
   stopGraceMs: number;
+  /**
+   * web with a router following it: Swarm stops the task with HOLD_SIGNAL, which changes
+   * nothing, so it keeps serving until paas took it out of the route, drained it and sent
+   * the SIGTERM itself (swarm.ts, followApp); Swarm has no pre-stop hook to wait on.
+   */
+  holdStop?: boolean;
   /** How long a new task must stay up before an update counts it healthy. */
   monitorMs: number;
 }
@@ -55,6 +67,7 @@ export function serviceSpec(s: ServiceInput): Record<string, unknown> {
         Labels: labels,
         Hostname: `${release.app}.${type}.{{.Task.Slot}}`,
         StopGracePeriod: s.stopGraceMs * NS_PER_MS,
+        ...(s.holdStop === true ? { StopSignal: HOLD_SIGNAL } : {}),
       },
       Resources: {
         Limits: {

@@ -18,8 +18,10 @@ import {
   webPort,
   type Output,
   type ProcessDeps,
+  type RouterPort,
 } from '../deploy/index.ts';
-import { Conflict, DeployFailed, describeError } from '../errors/index.ts';
+import type { Backend } from '../router/index.ts';
+import { Conflict, DeployFailed, describeError, Unsupported } from '../errors/index.ts';
 import { demux, registryAuth, type Engine } from './engine.ts';
 import { LABEL, serviceName, serviceSpec } from './swarm-spec.ts';
 import type { ProcessLogLine, RunIO, ScheduledProcess, Scheduler } from './types.ts';
@@ -29,14 +31,27 @@ export interface SwarmDeps extends Pick<
   'state' | 'store' | 'logs' | 'defaultLimits' | 'stopGraceMs'
 > {
   engine: Engine;
-  /** Our registry as the nodes reach it (`host:port`); images are `<registry>/<app>:vN`. */
-  registry: string;
+  /**
+   * Our registry as the nodes reach it (`host:port`); images are `<registry>/<app>:vN`. A
+   * function when it is known only once the daemon listens (port 0).
+   */
+  registry: string | (() => string);
   /** The token the nodes pull with (sent once per service change as X-Registry-Auth). */
-  token: string;
+  token: string | (() => string);
   /** How long a rollout may take before it counts as failed (default 120 s). */
   startTimeoutMs?: number;
   /** How long a new task must stay up before Swarm moves on (default 5 s). */
   monitorMs?: number;
+  /**
+   * The router the daemon runs: with it, `start` follows every app's web tasks into the
+   * route, and each task Swarm stops is drained first (see `followApp`). Without it (the
+   * contract test), nothing is routed and stopped tasks end at their stop grace.
+   */
+  router?: Pick<RouterPort, 'switch'>;
+  /** How often the route and the logs follow Swarm (default 1 s). */
+  followEveryMs?: number;
+  /** Where a failed background pass is reported. */
+  onError?: (e: unknown) => void;
 }
 
 interface Service {
@@ -59,7 +74,7 @@ interface Task {
   Status: {
     State: string;
     Err?: string;
-    ContainerStatus?: { ExitCode?: number };
+    ContainerStatus?: { ExitCode?: number; ContainerID?: string };
     PortStatus?: { Ports?: { TargetPort: number; PublishedPort: number }[] };
   };
 }
@@ -78,15 +93,200 @@ export class SwarmScheduler implements Scheduler {
   readonly name = 'swarm' as const;
   private readonly deps: SwarmDeps;
   private readonly nodes = new Map<string, string>();
+  /** Web tasks that answered HTTP at their address once: they may take traffic. */
+  private readonly checked = new Set<string>();
+  /** Per app: the backends the router was last given, and the tasks behind them. */
+  private readonly routed = new Map<
+    string,
+    { key: string; backends: Backend[]; tasks: Set<string> }
+  >();
+  /** Stopped web tasks on this node that were sent SIGTERM after their drain. */
+  private readonly termed = new Set<string>();
+  /** Apps being destroyed: the follower keeps its hands off their route. */
+  private readonly destroying = new Set<string>();
+  /** Per service: the newest log line already in the log store (ns since the epoch). */
+  private readonly logSince = new Map<string, bigint>();
+  private readonly startedNs = BigInt(Date.now()) * 1_000_000n;
+  /** This engine's node: its tasks' containers are reachable through the same socket. */
+  private selfNode: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private chain: Promise<unknown> = Promise.resolve();
 
   constructor(deps: SwarmDeps) {
     this.deps = deps;
   }
 
+  private get registry(): string {
+    return typeof this.deps.registry === 'string' ? this.deps.registry : this.deps.registry();
+  }
+
   private get auth(): Record<string, string> {
     return {
-      'X-Registry-Auth': registryAuth(this.deps.registry, 'paas', this.deps.token),
+      'X-Registry-Auth': registryAuth(
+        this.registry,
+        'paas',
+        typeof this.deps.token === 'string' ? this.deps.token : this.deps.token(),
+      ),
     };
+  }
+
+  /**
+   * Checks the engine is a Swarm manager (a loud error otherwise, before the daemon serves),
+   * routes every app's web tasks once, then follows the route and the logs every second.
+   */
+  async start(): Promise<void> {
+    const info = await this.deps.engine.call<{
+      Swarm?: { NodeID?: string; LocalNodeState?: string; ControlAvailable?: boolean };
+    }>('GET', '/info');
+    if (info.Swarm?.LocalNodeState !== 'active' || info.Swarm.ControlAvailable !== true)
+      throw new Unsupported(
+        `--scheduler swarm: the engine at ${this.deps.engine.socketPath} is not a Swarm manager (docker swarm init, docs/scaling.md)`,
+        { scheduler: 'swarm' },
+      );
+    this.selfNode = info.Swarm.NodeID ?? null;
+    await this.followAll();
+    const tick = () => {
+      this.timer = setTimeout(() => {
+        void this.followAll()
+          .catch((e: unknown) => this.deps.onError?.(e))
+          .finally(() => {
+            if (this.timer !== null) tick();
+          });
+      }, this.deps.followEveryMs ?? 1000);
+    };
+    tick();
+  }
+
+  routes(app: string): Backend[] {
+    return this.routed.get(app)?.backends ?? [];
+  }
+
+  private async followAll(): Promise<void> {
+    for (const a of this.deps.state.apps.list()) {
+      await this.followApp(a.name);
+      await this.pumpLogs(a.name).catch((e: unknown) => this.deps.onError?.(e));
+    }
+  }
+
+  /**
+   * One pass of the router following an app's web tasks, one pass at a time. Swarm stops a
+   * web task with a signal it ignores (swarm-spec.ts, `holdStop`), so a task Swarm retired
+   * (a rolling update's old one, a scale-down) keeps serving until this pass took it out of
+   * the route and the router drained it; then it gets its SIGTERM (on this node; on other
+   * nodes it is killed at the end of its stop grace). A slot whose new task does not answer
+   * yet keeps its old one in the route.
+   */
+  followApp(app: AppName): Promise<void> {
+    return this.enqueue(async () => {
+      const router = this.deps.router;
+      if (router === undefined || this.destroying.has(app)) return;
+      const { backends, tasks, stale } = await this.routable(app);
+      const key = JSON.stringify(backends.map((b) => `${b.host}:${b.port}`).sort());
+      const was = this.routed.get(app);
+      if (was?.key !== key) {
+        await router.switch(app, backends);
+      }
+      this.routed.set(app, { key, backends, tasks });
+      for (const t of stale) await this.terminate(t);
+    });
+  }
+
+  /** Route changes one at a time, so the router's drain accounting sees each once. */
+  private enqueue(fn: () => Promise<void>): Promise<void> {
+    const pass = this.chain.then(fn);
+    this.chain = pass.catch(() => undefined);
+    return pass;
+  }
+
+  /** The web backends an app should have now, and the retired tasks already out of them. */
+  private async routable(
+    app: string,
+  ): Promise<{ backends: Backend[]; tasks: Set<string>; stale: Task[] }> {
+    const before = this.routed.get(app)?.tasks ?? new Set<string>();
+    const backends: Backend[] = [];
+    const tasks = new Set<string>();
+    const stale: Task[] = [];
+    for (const s of await this.services(app)) {
+      if (s.Spec.Name !== serviceName(app, 'web')) continue;
+      const bySlot = new Map<number, Task[]>();
+      for (const t of await this.tasks(s.Spec.Name, false))
+        bySlot.set(t.Slot ?? 0, [...(bySlot.get(t.Slot ?? 0) ?? []), t]);
+      for (const [slot, all] of bySlot) {
+        const up = (t: Task) => t.Status.State === 'running';
+        const wantedNow = all.filter((t) => t.DesiredState === 'running');
+        const ok: Task[] = [];
+        for (const t of wantedNow) if (up(t) && (await this.answers(t))) ok.push(t);
+        // Until its replacement answers, a slot keeps the retired task it routed to.
+        const use =
+          ok.length > 0 || wantedNow.length === 0
+            ? ok
+            : all.filter((t) => t.DesiredState !== 'running' && up(t) && before.has(t.ID));
+        for (const t of use) {
+          const a = await this.address(t);
+          if (a === null) continue;
+          const v = t.Spec.ContainerSpec?.Labels?.[LABEL.release] ?? 'v0';
+          backends.push({ host: a.host, port: a.port, id: `web.${slot}@${v}` });
+          tasks.add(t.ID);
+        }
+        for (const t of all)
+          if (t.DesiredState !== 'running' && up(t) && !tasks.has(t.ID)) stale.push(t);
+      }
+    }
+    backends.sort((a, b) => (a.id ?? '').localeCompare(b.id ?? ''));
+    return { backends, tasks, stale };
+  }
+
+  /** A web task may take traffic once it answered HTTP at its address. */
+  private async answers(t: Task): Promise<boolean> {
+    if (this.checked.has(t.ID)) return true;
+    const a = await this.address(t);
+    if (a === null || !(await answersHttp(a.host, a.port))) return false;
+    if (this.checked.size > 10_000) this.checked.clear();
+    this.checked.add(t.ID);
+    return true;
+  }
+
+  /** SIGTERM to a drained, retired task whose container runs on this engine. */
+  private async terminate(t: Task): Promise<void> {
+    const id = t.Status.ContainerStatus?.ContainerID;
+    if (this.termed.has(t.ID) || id === undefined || t.NodeID !== this.selfNode) return;
+    if (this.termed.size > 10_000) this.termed.clear();
+    this.termed.add(t.ID);
+    await this.deps.engine
+      .call('POST', `/containers/${id}/kill?signal=SIGTERM`)
+      .catch(() => undefined);
+  }
+
+  /** The lines the app's tasks wrote since the last pass, into the log store (`paas logs`). */
+  private async pumpLogs(app: AppName): Promise<void> {
+    for (const s of await this.services(app)) {
+      const type = s.Spec.Labels?.[LABEL.type] ?? '?';
+      if (s.Spec.Name !== serviceName(app, type)) continue; // a one-off reads its own
+      const since = this.logSince.get(s.ID) ?? this.startedNs;
+      const buf = await this.deps.engine.raw(
+        'GET',
+        `/services/${s.ID}/logs?stdout=1&stderr=1&timestamps=1&details=1&since=${since / 1_000_000_000n}.${String(since % 1_000_000_000n).padStart(9, '0')}`,
+      );
+      const lines: { ns: bigint; ts: string; task: string; text: string }[] = [];
+      for (const f of demux(buf))
+        for (const raw of f.data.toString('utf8').split('\n')) {
+          const m = LOG_LINE.exec(raw);
+          const ns = m === null ? null : nsOf(m[1]!);
+          if (m === null || ns === null || ns <= since) continue;
+          lines.push({ ns, ts: m[1]!, task: m[3]!, text: m[4]! });
+        }
+      if (lines.length === 0) continue;
+      lines.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
+      const slots = new Map((await this.tasks(s.Spec.Name, false)).map((t) => [t.ID, t.Slot ?? 0]));
+      for (const l of lines)
+        this.deps.logs.append(app, {
+          source: 'app',
+          ps: `${type}.${slots.get(l.task) ?? 0}`,
+          text: l.text,
+          ts: new Date(Number(l.ns / 1_000_000n)).toISOString(),
+        });
+      this.logSince.set(s.ID, lines[lines.length - 1]!.ns);
+    }
   }
 
   async deploy(release: Release, out: Output, onLive?: () => void): Promise<void> {
@@ -94,7 +294,11 @@ export class SwarmScheduler implements Scheduler {
     const formation = this.deps.state.apps.formation(release.app);
     const image = await this.deps.store.resolveImage(release.image);
     const port = webPort(release, image.config).port;
-    const existing = new Map((await this.services(release.app)).map((s) => [s.Spec.Name, s]));
+    const existing = new Map(
+      (await this.services(release.app))
+        .filter((s) => s.Spec.Name === serviceName(release.app, s.Spec.Labels?.[LABEL.type] ?? ''))
+        .map((s) => [s.Spec.Name, s]),
+    );
     const changed: { name: string; created: boolean }[] = [];
     try {
       for (const type of processOrder(release)) {
@@ -130,11 +334,14 @@ export class SwarmScheduler implements Scheduler {
               replicas,
               type === 'web' ? webProbe(release, r) : null,
             );
+            // The route moves to the new tasks (and the old ones drain) before the next type.
+            if (type === 'web') await this.followApp(release.app);
           },
         );
       }
     } catch (e) {
       await this.undo(changed);
+      await this.followApp(release.app).catch(() => undefined);
       throw new DeployFailed(
         `${describeError(e)}\nthe update was rolled back; v${release.version} is not live and the old release keeps serving`,
         { step: 'check' },
@@ -190,6 +397,7 @@ export class SwarmScheduler implements Scheduler {
             replicas,
             type === 'web' ? webProbe(release) : null,
           );
+          if (type === 'web') await this.followApp(app);
         }
       }
       return this.deps.state.apps.formation(app);
@@ -202,6 +410,7 @@ export class SwarmScheduler implements Scheduler {
     const out: ScheduledProcess[] = [];
     for (const s of await this.services(app)) {
       const type = s.Spec.Labels?.[LABEL.type] ?? '?';
+      if (s.Spec.Name !== serviceName(app, type)) continue; // a one-off `run`
       for (const t of await this.tasks(s.Spec.Name, true)) {
         const version = Number((t.Spec.ContainerSpec?.Labels?.[LABEL.release] ?? 'v0').slice(1));
         out.push({
@@ -210,7 +419,10 @@ export class SwarmScheduler implements Scheduler {
           version,
           state: taskState(t.Status.State),
           id: t.ID,
-          address: type === 'web' && t.Status.State === 'running' ? await this.address(t) : null,
+          address:
+            type === 'web' && t.Status.State === 'running' && (await this.answers(t))
+              ? await this.address(t)
+              : null,
         });
       }
     }
@@ -228,7 +440,7 @@ export class SwarmScheduler implements Scheduler {
       );
       for (const f of demux(buf))
         for (const raw of f.data.toString('utf8').split('\n')) {
-          const m = /^(\S+) (\S*com\.docker\.swarm\.task\.id=([a-z0-9]+)\S*) (.*)$/.exec(raw);
+          const m = LOG_LINE.exec(raw);
           if (m === null) continue;
           all.push({ ts: m[1]!, line: { ps: `${type}.${slots.get(m[3]!) ?? 0}`, text: m[4]! } });
         }
@@ -282,8 +494,34 @@ export class SwarmScheduler implements Scheduler {
   }
 
   async destroy(app: AppName): Promise<void> {
-    for (const s of await this.services(app))
-      await this.deps.engine.call('DELETE', `/services/${s.ID}`);
+    // Out of the route and drained first, while the tasks still serve (their stop is held).
+    this.destroying.add(app);
+    try {
+      // In the follower's queue: a pass already under way finishes first, later ones skip.
+      await this.enqueue(async () => {
+        await this.deps.router?.switch(app, []);
+        this.routed.delete(app);
+      });
+      for (const s of await this.services(app)) {
+        await this.deps.engine.call('DELETE', `/services/${s.ID}`);
+        this.logSince.delete(s.ID);
+      }
+      await this.reap(app);
+    } finally {
+      this.destroying.delete(app);
+    }
+  }
+
+  /** Waits for the app's containers on this node to go, sending SIGTERM to the held ones. */
+  private async reap(app: AppName): Promise<void> {
+    const running = await this.deps.engine.call<{ Id: string }[]>(
+      'GET',
+      `/containers/json?filters=${q({ label: [`${LABEL.app}=${app}`] })}`,
+    );
+    for (const c of running)
+      await this.deps.engine
+        .call('POST', `/containers/${c.Id}/kill?signal=SIGTERM`)
+        .catch(() => undefined);
     const deadline = Date.now() + (this.deps.startTimeoutMs ?? 120_000);
     // The tasks' containers stop shortly after their service goes; wait for that, so a new
     // app of the same name never meets them (exited ones are Swarm's to reap).
@@ -297,7 +535,10 @@ export class SwarmScheduler implements Scheduler {
     }
   }
 
-  close(): void {}
+  close(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
 
   private spec(
     release: Release,
@@ -312,11 +553,13 @@ export class SwarmScheduler implements Scheduler {
       release,
       type,
       command,
-      image: `${this.deps.registry}/${release.image}`,
+      image: `${this.registry}/${release.image}`,
       env: processEnv(imageEnv, release, type, port ?? undefined),
       replicas,
       limits: resourcesFor(this.deps, release.app, type).limits,
       port: web ? port : null,
+      // Drained by the router before it stops: only when a router follows the tasks.
+      holdStop: web && this.deps.router !== undefined,
       stopGraceMs: stopGraceMs(this.deps, release),
       monitorMs: this.deps.monitorMs ?? 5000,
     });
@@ -399,7 +642,10 @@ export class SwarmScheduler implements Scheduler {
             return a !== null && (await probe.check(a.host, a.port));
           }),
         );
-        if (ok.every(Boolean)) return;
+        if (ok.every(Boolean)) {
+          for (const t of ready) this.checked.add(t.ID);
+          return;
+        }
         if (++failures >= probe.attempts)
           throw new DeployFailed(
             `${name}: ${ok.filter((x) => !x).length} of ${replicas} tasks of ${label} failed the release's checks ${failures} times`,
@@ -544,4 +790,15 @@ function answersHttp(host: string, port: number): Promise<boolean> {
     req.on('error', () => resolve(false));
     req.end();
   });
+}
+
+const LOG_LINE = /^(\S+) (\S*com\.docker\.swarm\.task\.id=([a-z0-9]+)\S*) (.*)$/;
+
+/** An RFC 3339 timestamp with nanoseconds (the engine's) as ns since the epoch. */
+function nsOf(ts: string): bigint | null {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(ts);
+  if (m === null) return null;
+  const s = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(s)) return null;
+  return BigInt(s) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
 }

@@ -5,45 +5,22 @@
 // this box; `swarm` hands the same work to Docker Swarm; Kubernetes is the next one
 // (docs/scaling.md). Every backend passes contract.case.ts.
 import type { AppName, ProcessType, Release } from '../apps/index.ts';
-import type { Output } from '../deploy/index.ts';
+import type {
+  Output,
+  ProcessLogLine,
+  RunIO,
+  ScheduledProcess,
+  SchedulerPort,
+} from '../deploy/index.ts';
 
 export const SCHEDULER_NAMES = ['local', 'swarm'] as const;
 export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 
-/** Where the router sends a web process's traffic. */
-export interface Address {
-  host: string;
-  port: number;
-}
+// The shapes are declared by src/deploy's port (SchedulerPort), which the pipeline and the
+// API call; a Scheduler is that port with a known name.
+export type { Address, ProcessLogLine, RunIO, ScheduledProcess } from '../deploy/index.ts';
 
-/** One running (or starting, or failing) process as its scheduler sees it. */
-export interface ScheduledProcess {
-  type: string;
-  /** 1-based slot within its type (Swarm's task slot). */
-  n: number;
-  version: number;
-  state: 'starting' | 'running' | 'restarting' | 'crashed' | 'stopping';
-  /** The backend's handle: a container id (local) or a task id (swarm). */
-  id: string;
-  /** Routable address of a healthy web process in rotation; null for anything else. */
-  address: Address | null;
-}
-
-/** One line a process wrote, as `logs` hands it out. */
-export interface ProcessLogLine {
-  /** `web.1`: type and slot. */
-  ps: string;
-  text: string;
-}
-
-export interface RunIO {
-  stdin?: NodeJS.ReadableStream;
-  onData: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
-  /** Aborted when the caller went away: the one-off is killed. */
-  signal: AbortSignal;
-}
-
-export interface Scheduler {
+export interface Scheduler extends SchedulerPort {
   readonly name: SchedulerName;
   /**
    * Rolls the app's processes over to `release` at the app's formation, type by type, web

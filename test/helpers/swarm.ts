@@ -18,7 +18,12 @@ const ip = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ign
 
 export async function startSwarm(): Promise<Swarm> {
   const bridge = `paassw${randomBytes(2).toString('hex')}`;
-  ip(['link', 'add', bridge, 'type', 'bridge']);
+  // A MAC of its own: a bridge without one takes the lowest MAC of its ports, so it changes
+  // whenever a task's container leaves, and the other containers' ARP entries for the
+  // gateway go stale: their answers to the port proxy stall for seconds (a request through
+  // the router hung at the end of each rolling update). Docker's own bridges set theirs.
+  const mac = `02:${[...randomBytes(5)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+  ip(['link', 'add', bridge, 'address', mac, 'type', 'bridge']);
   const removeBridge = () => {
     try {
       ip(['link', 'del', bridge]);

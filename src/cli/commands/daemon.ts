@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { intFlag, parse as parseArgs } from './args.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import { parseMemory, parsePids } from '../../runtime/index.ts';
-import { parseSchedulerName } from '../../scheduler/index.ts';
+import { parseSchedulerName, parseSwarmFlags } from '../../scheduler/index.ts';
 
 const int = (flag: string, v: string, min: number, max: number): number =>
   intFlag('daemon', flag, v, min, max);
@@ -64,6 +64,9 @@ export async function run(_name: string, args: string[]): Promise<number> {
       domain: { type: 'string', default: 'localhost' },
       runtime: { type: 'string', default: 'native' },
       scheduler: { type: 'string', default: 'local' },
+      // --scheduler swarm: the manager's engine, and our registry as the nodes reach it.
+      'docker-socket': { type: 'string' },
+      'registry-address': { type: 'string' },
       // The data plane (node | haproxy); --data-plane is the same flag.
       router: { type: 'string' },
       'data-plane': { type: 'string' },
@@ -98,6 +101,10 @@ export async function run(_name: string, args: string[]): Promise<number> {
     throw new InvalidArgument('daemon: --tls-cert and --tls-key go together');
   // Before anything starts: an unknown scheduler is refused, never defaulted.
   const scheduler = parseSchedulerName(values.scheduler);
+  const swarm = parseSwarmFlags(scheduler, {
+    socket: values['docker-socket'],
+    registry: values['registry-address'],
+  });
   const { startDaemon, parseBuildLimits, DEFAULT_ROUTER } = await import('../../daemon/index.ts');
   const { parsePlaneKind } = await import('../../router/index.ts');
   if (
@@ -118,6 +125,8 @@ export async function run(_name: string, args: string[]): Promise<number> {
     domain: values.domain,
     runtime: values.runtime,
     scheduler,
+    dockerSocket: swarm.socket,
+    registryAddress: swarm.registry,
     router,
     maxPushBytes: bytes('max-push-size', values['max-push-size']),
     logRetentionBytes: bytes('log-retention', values['log-retention']),
