@@ -2,14 +2,16 @@
 // (Docker's matching rules, via @balena/dockerignore). The context is measured before
 // anything runs so an oversized push fails fast, and it is never read through a symlink
 // that leads outside it.
-import dockerignore from '@balena/dockerignore';
+import { createRequire } from 'node:module';
+import type dockerignore from '@balena/dockerignore';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgument, PayloadTooLarge } from '../errors/index.ts';
 
 // The package is CommonJS (`module.exports = factory`) but its types declare an ES default
-// export; under nodenext TypeScript sees the namespace, Node hands us the function.
-const ignore = dockerignore as unknown as typeof dockerignore.default;
+// export; require hands us the function. Loaded by the first build, not with the daemon.
+const loadDockerignore = (): typeof dockerignore.default =>
+  createRequire(import.meta.url)('@balena/dockerignore') as typeof dockerignore.default;
 
 export const DEFAULT_MAX_CONTEXT_BYTES = 512 * 1024 ** 2;
 
@@ -49,6 +51,7 @@ export async function openContext(
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l !== '' && !l.startsWith('#'));
+  const ignore = loadDockerignore();
   const ig = ignore().add(patterns);
   const hasExceptions = patterns.some((p) => p.startsWith('!'));
   const included = (rel: string): boolean => rel === '' || !ig.ignores(rel);

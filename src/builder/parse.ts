@@ -2,7 +2,8 @@
 // continuations, comments, the `# escape=` directive, flags, ENV/LABEL/ARG key-value pairs)
 // comes from dockerfile-ast; this file only shapes its output for the executor and refuses
 // what we do not execute, naming the line.
-import { DockerfileParser, type Instruction } from 'dockerfile-ast';
+import { createRequire } from 'node:module';
+import type { DockerfileParser as Parser, Instruction } from 'dockerfile-ast';
 import { InvalidDockerfile } from '../errors/index.ts';
 
 export const SUPPORTED = new Set([
@@ -141,6 +142,10 @@ function toInstr(ins: Instruction, escape: string): Instr {
 
 /** Parses Dockerfile text into global ARGs and stages; refuses what we cannot execute. */
 export function parseDockerfile(content: string): Parsed {
+  // Loaded by the first parse (a build), not with the daemon.
+  const { DockerfileParser } = createRequire(import.meta.url)('dockerfile-ast') as {
+    DockerfileParser: typeof Parser;
+  };
   const df = DockerfileParser.parse(content);
   const escape = df.getEscapeCharacter();
   const globalArgs: Instr[] = [];

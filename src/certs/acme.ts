@@ -1,7 +1,7 @@
 // The ACME client (RFC 8555) over the `acme-client` library: one account per data dir, whose
 // key is made once and kept (0600) so renewals and restarts reuse the same account, and one
 // order per host over HTTP-01, answered by the router (challenges.ts).
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { generateKeyPair, randomBytes, X509Certificate } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
@@ -15,7 +15,8 @@ import {
 import https from 'node:https';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
-import acme from 'acme-client';
+import { promisify } from 'node:util';
+import type acmeLib from 'acme-client';
 import { CertificateOrderFailed, InvalidArgument } from '../errors/index.ts';
 import { http01, type ChallengePort } from './challenges.ts';
 
@@ -86,14 +87,28 @@ export const acmePaths = (dataDir: string) => ({
   auto: join(dataDir, 'acme', 'auto.json'),
 });
 
+type Acme = typeof acmeLib;
+let acmeLoaded: Promise<Acme> | undefined;
+
+/**
+ * acme-client (with axios) is the largest library the daemon uses, ~30 MB resident: it is
+ * loaded at the first registration or order, so a daemon that never orders never holds it.
+ */
+function loadAcme(): Promise<Acme> {
+  return (acmeLoaded ??= import('acme-client').then((m) => m.default));
+}
+
 export class AcmeAccount {
   private readonly opts: AcmeOptions;
   private readonly key: Buffer;
-  private client: acme.Client | null = null;
+  /** The `caFile`'s PEM, read at open so a bad path fails the start, trusted once loaded. */
+  private readonly extraCa: string | undefined;
+  private client: acmeLib.Client | null = null;
 
-  private constructor(opts: AcmeOptions, key: Buffer) {
+  private constructor(opts: AcmeOptions, key: Buffer, extraCa: string | undefined) {
     this.opts = opts;
     this.key = key;
+    this.extraCa = extraCa;
   }
 
   /** Load the account key, or make it on the first use; nothing is registered yet. */
@@ -107,11 +122,17 @@ export class AcmeAccount {
       chmodSync(paths.accountKey, 0o600);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      key = await acme.crypto.createPrivateEcdsaKey('P-256');
+      // What acme-client's createPrivateEcdsaKey('P-256') makes, without loading it.
+      const pair = await promisify(generateKeyPair)('ec', {
+        namedCurve: 'P-256',
+        publicKeyEncoding: { type: 'spki', format: 'pem' },
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      });
+      key = Buffer.from(pair.privateKey);
       writeAtomic(paths.accountKey, key);
     }
-    if (opts.caFile !== undefined) trustExtraCa(opts.caFile);
-    return new AcmeAccount(opts, key);
+    const extraCa = opts.caFile === undefined ? undefined : readFileSync(opts.caFile, 'utf8');
+    return new AcmeAccount(opts, key, extraCa);
   }
 
   get directoryUrl(): string {
@@ -122,7 +143,9 @@ export class AcmeAccount {
    * Register the account at the directory (once; ACME answers an existing key's account
    * on a second newAccount), or update its contact when `email` changed.
    */
-  async register(email?: string): Promise<acme.Client> {
+  async register(email?: string): Promise<acmeLib.Client> {
+    const acme = await loadAcme();
+    if (this.extraCa !== undefined) trustExtraCa(acme, this.extraCa);
     const records = this.records();
     const known = records[this.opts.directoryUrl];
     const client =
@@ -165,6 +188,7 @@ export class AcmeAccount {
    */
   async order(host: string, port: ChallengePort, email?: string): Promise<IssuedCertificate> {
     const client = await this.register(email);
+    const acme = await loadAcme();
     const key = await acme.crypto.createPrivateEcdsaKey('P-256');
     const [, csr] = await acme.crypto.createCsr({ commonName: host, altNames: [host] }, key);
     const answer = http01(port);
@@ -212,8 +236,10 @@ export class AcmeAccount {
  * such as pebble's). acme-client sends everything through one axios instance, so this is
  * process-wide, as a daemon talks to one ACME server.
  */
-function trustExtraCa(caFile: string): void {
-  const extra = readFileSync(caFile, 'utf8');
+let trusted: string | undefined;
+function trustExtraCa(acme: Acme, extra: string): void {
+  if (trusted === extra) return;
+  trusted = extra;
   acme.axios.defaults.httpsAgent = new https.Agent({ ca: [...rootCertificates, extra] });
 }
 

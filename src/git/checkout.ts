@@ -8,7 +8,6 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import * as tar from 'tar';
 import { PayloadTooLarge } from '../errors/index.ts';
 
 const run = promisify(execFile);
@@ -55,6 +54,8 @@ export async function checkoutCommit(
   if (!/^[0-9a-f]{40}$/.test(sha)) throw new Error(`not a commit id: ${sha}`);
   const size = await treeSize(gitDir, sha, gitEnv);
   if (size > maxBytes) throw tooLarge(sha, size, maxBytes);
+  // tar is loaded by the first checkout (a push), not with the daemon.
+  const tar = await import('tar');
   mkdirSync(dest, { recursive: true });
   const p = spawn('git', ['--git-dir', gitDir, 'archive', '--format=tar', sha], {
     env: { ...process.env, ...gitEnv },

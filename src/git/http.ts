@@ -2,7 +2,7 @@
 // layer has authenticated the request (node-git-server itself only guards info/refs, not
 // the POST that carries the pack), parsed the app name and refused oversized pushes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Git } from 'node-git-server';
+import type { Git } from 'node-git-server';
 import { parseAppName, type AppName } from '../apps/index.ts';
 import { PaasError } from '../errors/index.ts';
 import { ensureRepo, repoPath, type RepoOptions } from './repos.ts';
@@ -50,7 +50,16 @@ function basicPassword(req: IncomingMessage): string | null {
 export function createGitHttpHandler(
   opts: GitHttpOptions,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const git = new Git(opts.reposDir, { autoCreate: false });
+  // node-git-server is loaded at the first git request, not with the daemon (lazy-imports.test.ts).
+  let git: Promise<Git> | undefined;
+  const makeGit = async (): Promise<Git> => {
+    const { Git } = await import('node-git-server');
+    const g = new Git(opts.reposDir, { autoCreate: false });
+    g.on('push', guard);
+    g.on('tag', guard);
+    g.on('fetch', guard);
+    return g;
+  };
   // receive-pack exits early on an oversized pack (receive.maxInputSize) while the request
   // body is still being piped into it: that EPIPE is expected, not a daemon crash.
   const guard = (action: {
@@ -60,9 +69,6 @@ export function createGitHttpHandler(
     action.on('service', (ps) => ps.stdin?.on('error', () => undefined));
     action.accept();
   };
-  git.on('push', guard);
-  git.on('tag', guard);
-  git.on('fetch', guard);
   return async (req, res) => {
     const [pathname, query = ''] = (req.url ?? '').split('?');
     const m = PATH.exec(pathname ?? '');
@@ -96,6 +102,6 @@ export function createGitHttpHandler(
       if (e instanceof PaasError) return fail(res, e.status, `paas: ${e.message}`);
       throw e;
     }
-    git.handle(req, res);
+    (await (git ??= makeGit())).handle(req, res);
   };
 }

@@ -10,7 +10,7 @@ import { createHash, type Hash } from 'node:crypto';
 import fs, { promises as fsp } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Agent, interceptors, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import path from 'node:path';
 import {
   ImageNotFound,
@@ -67,8 +67,11 @@ export class Puller implements Pulls {
   private readonly idleMs: number;
   private readonly concurrency: number;
   private readonly recordsDir: string;
-  /** Connection pool of blob downloads: bounded connect, headers and idle-body waits. */
-  private readonly dispatcher: Dispatcher;
+  /**
+   * Connection pool of blob downloads: bounded connect, headers and idle-body waits. Made at
+   * the first blob download: undici is not loaded by a daemon that pulls nothing.
+   */
+  private pool: Promise<Dispatcher> | undefined;
   /** Pulls in flight by local reference: concurrent builds of one FROM share one pull. */
   private readonly inflight = new Map<string, Promise<Image>>();
 
@@ -79,13 +82,18 @@ export class Puller implements Pulls {
     this.idleMs = opts.idleTimeoutMs ?? 60_000;
     this.concurrency = Math.max(1, opts.concurrency ?? 3);
     this.recordsDir = path.join(dataDir, 'images', 'pulled');
+  }
+
+  private dispatcher(): Promise<Dispatcher> {
     // Registries on object storage (Docker Hub) answer blob GETs with a redirect to a CDN;
     // undici drops the Authorization header when a redirect leaves the origin.
-    this.dispatcher = new Agent({
-      connect: { timeout: this.timeoutMs },
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.idleMs,
-    }).compose(interceptors.redirect({ maxRedirections: 5 }));
+    return (this.pool ??= import('undici').then(({ Agent, interceptors }) =>
+      new Agent({
+        connect: { timeout: this.timeoutMs },
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.idleMs,
+      }).compose(interceptors.redirect({ maxRedirections: 5 })),
+    ));
   }
 
   /** The endpoints to try for `ref`, in order: mirrors first for Docker Hub names. */
@@ -323,7 +331,7 @@ export class Puller implements Pulls {
       for (let attempt = 0; attempt < RESUME_ATTEMPTS; attempt++) {
         try {
           const res = await s.stream(
-            this.dispatcher,
+            await this.dispatcher(),
             `/v2/${repo}/blobs/${d.digest}`,
             `repository:${repo}:pull`,
             have > 0 ? { range: `bytes=${have}-` } : {},

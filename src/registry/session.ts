@@ -2,7 +2,7 @@
 // host, and the Authorization learned per scope from 401 challenges (client.ts answers
 // them: Basic, or a Bearer token from the realm). Every wait is bounded: connect and
 // response headers by `timeoutMs`; blob bodies by the dispatcher's idle timeout.
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { ImageNotFound, PaasError, RegistryUnavailable, Unauthorized } from '../errors/index.ts';
 import { answerChallenge } from './client.ts';
 import type { RegistryCredential as Credential } from './types.ts';
@@ -98,6 +98,8 @@ export class Session {
     headers: Record<string, string> = {},
   ): Promise<Dispatcher.ResponseData> {
     const url = pathOrUrl.startsWith('http') ? pathOrUrl : `${this.url}${pathOrUrl}`;
+    // Loaded here, by the first blob download, not with the daemon (pull.ts's dispatcher too).
+    const { request } = await import('undici');
     for (let attempt = 0; ; attempt++) {
       const h: Record<string, string> = { ...headers };
       const a = this.auth.get(scope);

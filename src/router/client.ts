@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RouterUnavailable } from '../errors/index.ts';
 import { ControlConnection } from './control.ts';
-import { routerPaths, type PingReply, type RouterOptions, type RouterStats } from './router.ts';
+import { routerPaths } from './paths.ts';
+import type { PingReply, RouterOptions, RouterStats } from './router.ts';
 import type { RouterCerts } from './certs.ts';
 import type { Backend, RouteTable } from './table.ts';
 

@@ -2,7 +2,16 @@
 // `runRouter` is the `paas router` process; the daemon picks a `DataPlane` with
 // `createDataPlane` (node: `ensureRouterRunning`/`RouterClient` underneath; haproxy);
 // everything else in this folder is private.
-export { runRouter, type RouterOptions, type RouterStats, type PingReply } from './router.ts';
+import type { RouterOptions } from './router.ts';
+export type { RouterOptions, RouterStats, PingReply } from './router.ts';
+
+/**
+ * `paas router`, the node plane's process. Loaded when called: the daemon imports this
+ * folder for its DataPlane and must not hold the proxy (undici, http-proxy, the pages) idle.
+ */
+export async function runRouter(opts: RouterOptions): Promise<void> {
+  return (await import('./router.ts')).runRouter(opts);
+}
 export {
   RouterClient,
   ensureRouterRunning,

@@ -2,6 +2,9 @@
 // ports, and the daemon's API port (API, dashboard, git, registry) with the same figures.
 import type { ServerOptions } from 'node:http';
 
+/** Body limit for apps that set none: large uploads pass, unbounded ones do not. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024 * 1024;
+
 export interface Limits {
   /** Whole request head must arrive within this (slowloris on headers → 408). */
   headersTimeoutMs: number;

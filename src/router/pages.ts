@@ -1,7 +1,8 @@
 // Error pages the router answers with itself: HTML for browsers, JSON for API clients, both
 // carrying the request id so a user's screenshot or bug report finds the access-log line.
 import { readFileSync } from 'node:fs';
-import Handlebars from 'handlebars';
+import { createRequire } from 'node:module';
+import type Handlebars from 'handlebars';
 
 export type RouterErrorStatus = 400 | 404 | 408 | 413 | 431 | 502 | 503 | 504;
 
@@ -59,10 +60,21 @@ const PAGES: Record<
   },
 };
 
-const html = Handlebars.compile(
-  readFileSync(new URL('./pages/error.hbs', import.meta.url), 'utf8'),
-  { strict: false },
-);
+// Compiled on the first HTML page, not at import: the daemon imports this file through the
+// haproxy plane, which renders pages only when it (re)writes its files, and an idle daemon
+// should not hold handlebars' compiler. The node plane loads it at start (`loadPages`).
+let html: Handlebars.TemplateDelegate | undefined;
+
+/** Load and compile the page template now, so a first error answer does not pay for it. */
+export function loadPages(): Handlebars.TemplateDelegate {
+  if (html === undefined) {
+    const hbs = createRequire(import.meta.url)('handlebars') as typeof Handlebars;
+    html = hbs.compile(readFileSync(new URL('./pages/error.hbs', import.meta.url), 'utf8'), {
+      strict: false,
+    });
+  }
+  return html;
+}
 
 export interface ErrorPage {
   contentType: string;
@@ -100,7 +112,7 @@ export function renderError(
   }
   return {
     contentType: 'text/html; charset=utf-8',
-    body: Buffer.from(html({ status, title: p.title, message: p.message, requestId, host })),
+    body: Buffer.from(loadPages()({ status, title: p.title, message: p.message, requestId, host })),
   };
 }
 

@@ -16,7 +16,7 @@ import {
 } from './certs.ts';
 import { answerChallenge } from './challenge.ts';
 import { requestIdFrom } from './headers.ts';
-import { reasonPhrase, renderError, type RouterErrorStatus } from './pages.ts';
+import { loadPages, reasonPhrase, renderError, type RouterErrorStatus } from './pages.ts';
 import { listenerOptions } from './limits.ts';
 import { handleRequest, type Limits, type ListenerInfo, type PlaneContext } from './proxy.ts';
 import { RouteState, type StateStats } from './state.ts';
@@ -62,6 +62,7 @@ export class WorkerPlane {
   }
 
   static async start(opts: PlaneOptions): Promise<WorkerPlane> {
+    loadPages(); // the first error page is as fast as the next
     const p = new WorkerPlane(opts);
     try {
       p.httpPort = await p.listen('http', opts.httpPort);

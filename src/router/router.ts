@@ -25,6 +25,9 @@ import type { PlaneOptions } from './plane.ts';
 import { ClusterPlanes, LocalPlanes, type Planes, type WorkerStats } from './planes.ts';
 import { DEFAULT_LIMITS, type Limits } from './proxy.ts';
 import { parseBackends, parseRouteTable, type RouteTable } from './table.ts';
+import { routerPaths } from './paths.ts';
+
+export { routerPaths };
 
 export interface RouterOptions {
   dataDir: string;
@@ -59,14 +62,6 @@ export interface PingReply {
   httpsPort: number | undefined;
   uptimeMs: number;
 }
-
-export const routerPaths = (dataDir: string) => ({
-  socket: join(dataDir, 'router.sock'),
-  dir: join(dataDir, 'router'),
-  routes: join(dataDir, 'router', 'routes.json'),
-  pid: join(dataDir, 'router', 'router.pid'),
-  logDir: join(dataDir, 'logs', 'router'),
-});
 
 /** `paas router`: start, then serve until SIGTERM/SIGINT, then drain and stop. */
 export async function runRouter(opts: RouterOptions): Promise<void> {

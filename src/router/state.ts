@@ -3,9 +3,9 @@
 // that left the table are retired and drained.
 import { HostIndex, type AppRoute, type RouteTable } from './table.ts';
 import { Upstream, UpstreamSet, type UpstreamLimits } from './upstream.ts';
+import { DEFAULT_MAX_BODY_BYTES } from './limits.ts';
 
-/** Body limit for apps that set none: large uploads pass, unbounded ones do not. */
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024 * 1024;
+export { DEFAULT_MAX_BODY_BYTES };
 
 export interface AppState {
   readonly name: string;

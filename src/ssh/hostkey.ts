@@ -4,7 +4,7 @@
 // and provision/setup.sh print for the user to compare on first connect.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
+import { ssh2 } from './lib.ts';
 import { fingerprintOf } from './keys.ts';
 
 export interface HostKey {
@@ -25,7 +25,7 @@ export function ensureHostKey(dataDir: string): HostKey {
   const path = hostKeyPath(dataDir);
   mkdirSync(join(dataDir, 'ssh'), { recursive: true, mode: 0o700 });
   if (!existsSync(path)) {
-    const kp = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'paas host key' });
+    const kp = ssh2().utils.generateKeyPairSync('ed25519', { comment: 'paas host key' });
     try {
       // `wx`: two daemons starting at once on one data dir cannot both write a key.
       writeFileSync(path, kp.private, { mode: 0o600, flag: 'wx' });
@@ -36,7 +36,7 @@ export function ensureHostKey(dataDir: string): HostKey {
   }
   chmodSync(path, 0o600);
   const privateKey = readFileSync(path, 'utf8');
-  const parsed = ssh2.utils.parseKey(privateKey);
+  const parsed = ssh2().utils.parseKey(privateKey);
   if (parsed instanceof Error || Array.isArray(parsed))
     throw new Error(`the SSH host key ${path} is unreadable; move it away to make a new one`);
   const blob = parsed.getPublicSSH();

@@ -4,8 +4,7 @@
 // Part 1 Rev. 5 §5.6.1: RSA-1024 gives 80 bits of security; SP 800-131A disallows it since 2013).
 // DSA is gone from OpenSSH 9.8, and security-key (sk-*) types need a verifier ssh2 lacks.
 import { createHash, createPublicKey } from 'node:crypto';
-// ssh2 is CommonJS: Node's ESM loader sees only its default export.
-import ssh2 from 'ssh2';
+import { ssh2 } from './lib.ts';
 import {
   InvalidArgument,
   InvalidSshKey,
@@ -82,7 +81,7 @@ export function parseSshPublicKey(raw: unknown): SshPublicKey {
       `SSH key type "${type}" is not accepted: use ssh-ed25519 (ssh-keygen -t ed25519), ECDSA or RSA of at least ${MIN_RSA_BITS} bits`,
       { type },
     );
-  const parsed = ssh2.utils.parseKey(`${type} ${b64}`);
+  const parsed = ssh2().utils.parseKey(`${type} ${b64}`);
   if (parsed instanceof Error || Array.isArray(parsed) || parsed.type !== type)
     throw new InvalidSshKey(`the ${type} key data is corrupt`, { reason: 'corrupt' });
   if (parsed.isPrivateKey())

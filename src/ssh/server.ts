@@ -8,13 +8,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-// ssh2 is CommonJS: Node's ESM loader sees only its default export.
-import ssh2, { type Connection, type ServerChannel, type Session } from 'ssh2';
+import type { Connection, Server, ServerChannel, Session } from 'ssh2';
 import type { AppName } from '../apps/index.ts';
 import { AppNotFound, describeError, PaasError, SshKeyNotAllowed } from '../errors/index.ts';
 import { ensureRepo, repoPath, type RepoOptions } from '../git/index.ts';
 import { parseGitCommand, type GitCommand } from './command.ts';
 import { fingerprintOf } from './keys.ts';
+import { ssh2 } from './lib.ts';
 import type { SshKey } from './store.ts';
 
 export interface SshServerOptions extends RepoOptions {
@@ -59,48 +59,51 @@ export async function startSshServer(
   // once the client's banner arrived, and has no timeout of its own, so the raw socket is
   // held to the login grace time here (a client that sends nothing is cut too).
   const pending = new Map<string, () => void>();
-  const ssh = new ssh2.Server({ hostKeys: [opts.hostKey], ident: 'paas' }, (client, info) => {
-    const loggedIn = pending.get(`${info.ip}|${info.port}`) ?? (() => undefined);
-    // A client that sends garbage, or drops mid-push, ends here: ssh2 reports a protocol
-    // error on the connection, which must not take the daemon down.
-    client.on('error', (e: Error) => {
-      opts.log('ssh connection error', { ip: info.ip, err: e.message });
-      client.end();
+  // Made at the first connection (ssh2 is loaded then, lib.ts), then kept.
+  let ssh: Server | undefined;
+  const makeServer = (): Server =>
+    new (ssh2().Server)({ hostKeys: [opts.hostKey], ident: 'paas' }, (client, info) => {
+      const loggedIn = pending.get(`${info.ip}|${info.port}`) ?? (() => undefined);
+      // A client that sends garbage, or drops mid-push, ends here: ssh2 reports a protocol
+      // error on the connection, which must not take the daemon down.
+      client.on('error', (e: Error) => {
+        opts.log('ssh connection error', { ip: info.ip, err: e.message });
+        client.end();
+      });
+      let key: SshKey | null = null;
+      let failures = 0;
+      client.on('authentication', (ctx) => {
+        // Public keys only: no password, keyboard-interactive or host-based login exists.
+        if (ctx.method !== 'publickey') {
+          if (ctx.method !== 'none' && ++failures >= MAX_AUTH_TRIES) return void client.end();
+          return ctx.reject(['publickey']);
+        }
+        const stored = opts.findKey(fingerprintOf(ctx.key.data));
+        const parsed = stored === null ? null : ssh2().utils.parseKey(stored.publicKey);
+        const ok =
+          stored !== null &&
+          parsed !== null &&
+          !(parsed instanceof Error) &&
+          parsed.getPublicSSH().equals(ctx.key.data) &&
+          // Without a signature the client only asks whether the key would do (RFC 4252 §7).
+          (ctx.signature === undefined ||
+            (ctx.blob !== undefined &&
+              parsed.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true));
+        if (!ok) {
+          opts.log('ssh key refused', { ip: info.ip, fingerprint: fingerprintOf(ctx.key.data) });
+          if (++failures >= MAX_AUTH_TRIES) return void client.end();
+          return ctx.reject(['publickey']);
+        }
+        if (ctx.signature !== undefined) key = stored;
+        ctx.accept();
+      });
+      client.on('ready', () => {
+        loggedIn();
+        if (key === null) return void client.end();
+        opts.log('ssh login', { key: key.name, ip: info.ip });
+        serveSession(client, key, opts, info.ip, graceMs);
+      });
     });
-    let key: SshKey | null = null;
-    let failures = 0;
-    client.on('authentication', (ctx) => {
-      // Public keys only: no password, keyboard-interactive or host-based login exists.
-      if (ctx.method !== 'publickey') {
-        if (ctx.method !== 'none' && ++failures >= MAX_AUTH_TRIES) return void client.end();
-        return ctx.reject(['publickey']);
-      }
-      const stored = opts.findKey(fingerprintOf(ctx.key.data));
-      const parsed = stored === null ? null : ssh2.utils.parseKey(stored.publicKey);
-      const ok =
-        stored !== null &&
-        parsed !== null &&
-        !(parsed instanceof Error) &&
-        parsed.getPublicSSH().equals(ctx.key.data) &&
-        // Without a signature the client only asks whether the key would do (RFC 4252 §7).
-        (ctx.signature === undefined ||
-          (ctx.blob !== undefined &&
-            parsed.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true));
-      if (!ok) {
-        opts.log('ssh key refused', { ip: info.ip, fingerprint: fingerprintOf(ctx.key.data) });
-        if (++failures >= MAX_AUTH_TRIES) return void client.end();
-        return ctx.reject(['publickey']);
-      }
-      if (ctx.signature !== undefined) key = stored;
-      ctx.accept();
-    });
-    client.on('ready', () => {
-      loggedIn();
-      if (key === null) return void client.end();
-      opts.log('ssh login', { key: key.name, ip: info.ip });
-      serveSession(client, key, opts, info.ip, graceMs);
-    });
-  });
   const sockets = new Set<Socket>();
   const tcp = createServer((socket) => {
     if (pending.size >= MAX_UNAUTHENTICATED) return void socket.destroy();
@@ -117,7 +120,7 @@ export async function startSshServer(
       sockets.delete(socket);
     });
     socket.on('error', () => undefined);
-    ssh.injectSocket(socket);
+    (ssh ??= makeServer()).injectSocket(socket);
   });
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);

@@ -2,7 +2,8 @@
 // ready/maint state, host maps) is in slots and maps the runtime socket can change, so only
 // a new app, more slots than an app has, or a changed limit needs a (seamless) reload.
 import type { Limits } from '../limits.ts';
-import { DEFAULT_MAX_BODY_BYTES } from '../state.ts';
+// limits.ts, not state.ts: state.ts is the node plane's (undici), which the daemon need not load.
+import { DEFAULT_MAX_BODY_BYTES } from '../limits.ts';
 import type { RouteTable } from '../table.ts';
 import {
   acmeRules,
