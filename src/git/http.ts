@@ -50,7 +50,8 @@ function basicPassword(req: IncomingMessage): string | null {
 export function createGitHttpHandler(
   opts: GitHttpOptions,
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  // node-git-server is loaded at the first git request, not with the daemon (lazy-imports.test.ts).
+  // node-git-server is loaded at the first git request, not with the daemon
+  // (test/lazy-imports.test.ts).
   let git: Promise<Git> | undefined;
   const makeGit = async (): Promise<Git> => {
     const { Git } = await import('node-git-server');

@@ -36,14 +36,40 @@ export function ensureHostKey(dataDir: string): HostKey {
   }
   chmodSync(path, 0o600);
   const privateKey = readFileSync(path, 'utf8');
-  const parsed = ssh2().utils.parseKey(privateKey);
-  if (parsed instanceof Error || Array.isArray(parsed))
-    throw new Error(`the SSH host key ${path} is unreadable; move it away to make a new one`);
-  const blob = parsed.getPublicSSH();
+  if (!privateKey.includes('-----BEGIN OPENSSH PRIVATE KEY-----')) throw unreadable(path);
+  // The public half comes from the .pub written beside the key, so a start needs no ssh2
+  // (~14 MB resident, loaded by the SSH server's first connection, which reads the private
+  // half then). A missing or mangled .pub is made again from the private key.
+  const pub = readPublic(`${path}.pub`) ?? publicOf(privateKey, path);
   return {
     privateKey,
-    publicKey: `${parsed.type} ${blob.toString('base64')}`,
-    fingerprint: fingerprintOf(blob),
+    publicKey: `${pub.type} ${pub.blob.toString('base64')}`,
+    fingerprint: fingerprintOf(pub.blob),
     path,
   };
+}
+
+function unreadable(path: string): Error {
+  return new Error(`the SSH host key ${path} is unreadable; move it away to make a new one`);
+}
+
+function readPublic(file: string): { type: string; blob: Buffer } | null {
+  let line: string;
+  try {
+    line = readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const m = /^(ssh-ed25519) ([A-Za-z0-9+/]+={0,2})(?: [^\n]*)?\n?$/.exec(line);
+  return m === null ? null : { type: m[1]!, blob: Buffer.from(m[2]!, 'base64') };
+}
+
+function publicOf(privateKey: string, path: string): { type: string; blob: Buffer } {
+  const parsed = ssh2().utils.parseKey(privateKey);
+  if (parsed instanceof Error || Array.isArray(parsed)) throw unreadable(path);
+  const out = { type: parsed.type, blob: parsed.getPublicSSH() };
+  writeFileSync(`${path}.pub`, `${out.type} ${out.blob.toString('base64')} paas host key\n`, {
+    mode: 0o644,
+  });
+  return out;
 }

@@ -120,7 +120,15 @@ export async function startSshServer(
       sockets.delete(socket);
     });
     socket.on('error', () => undefined);
-    (ssh ??= makeServer()).injectSocket(socket);
+    try {
+      ssh ??= makeServer();
+    } catch (e) {
+      // The host key is read here, at the first connection (hostkey.ts): a damaged one
+      // refuses SSH, and says why, instead of taking the daemon down.
+      opts.log('ssh host key unreadable', { err: (e as Error).message });
+      return void socket.destroy();
+    }
+    ssh.injectSocket(socket);
   });
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);

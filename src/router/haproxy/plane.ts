@@ -236,11 +236,11 @@ export class HaproxyPlane implements DataPlane {
   }
 
   /** Everything haproxy reads, from the current state; written before any reload or start. */
-  private writeFiles(): void {
+  private writeFiles(pages = true): void {
     const st = this.st!;
     const threads = this.cfg.workers ?? Math.min(availableParallelism(), 4);
     writeAtomic(this.paths.lua, LUA);
-    for (const s of PAGE_STATUSES) this.writePage(s);
+    if (pages) for (const s of PAGE_STATUSES) this.writePage(s);
     const maps = renderMaps(st.table);
     writeAtomic(this.paths.exact, maps.exact);
     writeAtomic(this.paths.wild, maps.wild);
@@ -456,7 +456,8 @@ export class HaproxyPlane implements DataPlane {
     const mapsAfter = renderMaps(next);
     st.table = next;
     st.slots = slots;
-    this.writeFiles();
+    // haproxy reads the pages at (re)load only; rendering them loads handlebars (pages.ts).
+    this.writeFiles(reload);
     if (reload) {
       await this.reload();
       return retired;
