@@ -17,6 +17,7 @@ const PAAS = join(REPO, 'bin', 'paas');
 // Never loaded by an idle daemon, on a first start or later. (tar is: the image store reads
 // and writes layers with it, and it is small.)
 const LAZY = [
+  "node's bundled undici",
   'acme-client',
   'undici',
   'http-proxy',
@@ -107,9 +108,17 @@ async function startDaemon(dataDir: string, router: PlaneKind, httpPort: number)
     async stop() {
       daemon.kill('SIGTERM');
       await exited;
-      const line = err.split('\n').find((l) => l.startsWith('LOADED '));
-      if (line === undefined) throw new Error(`no module list from the daemon: ${err}`);
-      return packagesIn(JSON.parse(line.slice('LOADED '.length)) as string[]);
+      const list = (tag: string): string[] => {
+        const line = err.split('\n').find((l) => l.startsWith(`${tag} `));
+        if (line === undefined) throw new Error(`no ${tag} list from the daemon: ${err}`);
+        return JSON.parse(line.slice(tag.length + 1)) as string[];
+      };
+      const packages = packagesIn(list('LOADED'));
+      // Node's bundled undici (fetch, WebSocket): nothing in the daemon uses them, but an
+      // ESM import of node:http loads it (server.ts says why); require('node:http') does not.
+      if (list('BUILTINS').includes('NativeModule internal/deps/undici/undici'))
+        packages.add("node's bundled undici");
+      return packages;
     },
   };
 }

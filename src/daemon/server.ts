@@ -5,8 +5,15 @@
 // dashboard's tail and `paas run` last as long as they need. Instead a request body may not
 // fall silent for longer than bodyTimeout, except where silence is the point (`paas run`'s
 // stdin, released with `keepBodyOpen` once the request is authenticated).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type * as Http from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { DEFAULT_LIMITS, listenerOptions, type Limits } from '../router/index.ts';
+
+// node:http through require, not `import`: Node's ESM view of node:http reads every export,
+// and three (WebSocket, CloseEvent, MessageEvent) load Node's bundled undici, ~10 MB resident
+// that the daemon never uses (README: Footprint; test/lazy-imports.test.ts).
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof Http;
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 

@@ -9,15 +9,20 @@
 // (http://127.0.0.1:7070). The first chunk is put back (`unshift`) and the socket handed to
 // Node's own HTTP or HTTPS server, so parsing, limits and keep-alive are theirs.
 import { readFileSync } from 'node:fs';
-import {
-  createServer as createHttpServer,
-  type IncomingMessage,
-  type ServerResponse,
-} from 'node:http';
+import { createRequire } from 'node:module';
+import type * as Http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { InvalidArgument } from '../errors/index.ts';
 import { DEFAULT_LIMITS, listenerOptions, type Limits } from '../router/index.ts';
+
+// node:http through require, not `import`: Node's ESM view of node:http reads every export,
+// and three (WebSocket, CloseEvent, MessageEvent) load Node's bundled undici, ~10 MB resident
+// that the daemon never uses (README: Footprint; test/lazy-imports.test.ts).
+const { createServer: createHttpServer } = createRequire(import.meta.url)(
+  'node:http',
+) as typeof Http;
 
 export interface TlsFiles {
   certPath: string;

@@ -3,7 +3,8 @@
 // fields: path, content, command, uptime, attempts, timeout, wait, initialDelay), the image's
 // HEALTHCHECK (Docker's CMD / CMD-SHELL), else for web the default: its port accepts TCP and
 // answers HTTP within the start timeout; other types must still be running a moment later.
-import { request } from 'node:http';
+import { createRequire } from 'node:module';
+import type * as Http from 'node:http';
 import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { Release } from '../apps/index.ts';
@@ -11,6 +12,11 @@ import { DeployFailed } from '../errors/index.ts';
 import type { Healthcheck } from '../registry/index.ts';
 import type { ContainerInfo, ExitStatus } from '../runtime/index.ts';
 import type { ProcessDeps } from './types.ts';
+
+// node:http through require, not `import`: Node's ESM view of node:http reads every export,
+// and three (WebSocket, CloseEvent, MessageEvent) load Node's bundled undici, ~10 MB resident
+// that the daemon never uses (README: Footprint; test/lazy-imports.test.ts).
+const { request } = createRequire(import.meta.url)('node:http') as typeof Http;
 
 export type Probe =
   | { kind: 'http'; path: string; content?: string; port?: number }

@@ -2,8 +2,15 @@
 // the Swarm backend's only way to the engine, so no docker CLI is in the product path.
 // API v1.41 is Debian bookworm's docker.io (20.10) and every later engine speaks it.
 // https://docs.docker.com/engine/api/v1.41/
-import { request, type IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
+import type * as Http from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { RuntimeError } from '../errors/index.ts';
+
+// node:http through require, not `import`: Node's ESM view of node:http reads every export,
+// and three (WebSocket, CloseEvent, MessageEvent) load Node's bundled undici, ~10 MB resident
+// that the daemon never uses (README: Footprint; test/lazy-imports.test.ts).
+const { request } = createRequire(import.meta.url)('node:http') as typeof Http;
 
 export const ENGINE_API = '/v1.41';
 

@@ -4,7 +4,8 @@
 // keeps the release, the state and the route: a web task is routable at its node's address
 // and its host-mode published port once it runs and answers HTTP there.
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
+import { createRequire } from 'node:module';
+import type * as Http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppName, ProcessType, Release } from '../apps/index.ts';
 import {
@@ -25,6 +26,11 @@ import { Conflict, DeployFailed, describeError, Unsupported } from '../errors/in
 import { demux, registryAuth, type Engine } from './engine.ts';
 import { LABEL, serviceName, serviceSpec } from './swarm-spec.ts';
 import type { ProcessLogLine, RunIO, ScheduledProcess, Scheduler } from './types.ts';
+
+// node:http through require, not `import`: Node's ESM view of node:http reads every export,
+// and three (WebSocket, CloseEvent, MessageEvent) load Node's bundled undici, ~10 MB resident
+// that the daemon never uses (README: Footprint; test/lazy-imports.test.ts).
+const { request } = createRequire(import.meta.url)('node:http') as typeof Http;
 
 export interface SwarmDeps extends Pick<
   ProcessDeps,
