@@ -1,22 +1,25 @@
 // Footprint: resident memory (RSS) of the daemon and of each data plane, idle and after 100
-// deploys' worth of route switches, beside Dokku's resident front door (an idle nginx, the
-// only thing Dokku keeps running) and the figure issue 20 started from (188 MB: the daemon
-// and the node router's primary and two workers).
-//   node bench/footprint.ts   [env: BENCH_DEPLOYS=100 BENCH_PLANES=node,haproxy]
-// The daemon runs for real (`paas daemon --router <plane>`, empty data dir); the deploys are
-// the data plane's half of a deploy (a switch to two new backends, then a request), driven
-// through a second DataPlane handle that adopts the daemon's plane, bounded in count.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
+// deploys, beside Dokku's resident front door (an idle nginx, the only thing Dokku keeps
+// running) and the figure issue 20 started from (188 MB: the daemon and the node router's
+// primary and two workers).
+//   node bench/footprint.ts   [env: BENCH_DEPLOYS=100 BENCH_PLANES=haproxy,node]
+// The daemon runs for real (`bin/paas daemon --router <plane>` through the e2e harness, with
+// bin/paas's memory flags). Idle is measured twice: on a first start (empty data dir: the
+// SSH host key and haproxy's pages are made then, one-off work that loads ssh2 and
+// handlebars) and after a restart that adopts the running plane (the steady state of a box:
+// every upgrade or reboot is one). The deploys are real: one git push of the busybox web
+// fixture, then config:set releases (new release, start, health check, switch, drain, stop
+// the old process), every tenth a git push with a code change (a build); bounded in count
+// and time. Open file descriptors are counted beside RSS, to see handles that grow per deploy.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDataPlane, type DataPlane } from '../src/router/index.ts';
+import { appRepo, cli, get, push, startPaas, type Paas } from '../test/e2e/harness.ts';
 
 const DEPLOYS = Number(process.env.BENCH_DEPLOYS ?? 100);
-const PLANES = (process.env.BENCH_PLANES ?? 'node,haproxy').split(',');
-const BIN = join(import.meta.dirname, '..', 'bin', 'paas');
+const PLANES = (process.env.BENCH_PLANES ?? 'haproxy,node').split(',');
 const OLD_MB = 188;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -61,25 +64,13 @@ function tree(pid: number): number[] {
 const mb = (kb: number): string => (kb / 1024).toFixed(1);
 const treeKb = (pid: number): number => tree(pid).reduce((n, p) => n + rssKb(p), 0);
 
-function upstream(name: string): Promise<{ port: number; close(): void }> {
-  const s = http.createServer((_req, res) => res.end(name));
-  return new Promise((resolve) =>
-    s.listen(0, '127.0.0.1', () =>
-      resolve({ port: (s.address() as net.AddressInfo).port, close: () => s.close() }),
-    ),
-  );
-}
-
-function get(port: number): Promise<number> {
-  return new Promise((resolve) => {
-    http
-      .get({ host: '127.0.0.1', port, headers: { host: 'app.paas.test' }, agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      })
-      .on('error', () => resolve(0));
-  });
-}
+const fds = (pid: number): number => {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
+};
 
 async function nginxIdleKb(): Promise<number> {
   const tmp = mkdtempSync(join(tmpdir(), 'paas-bench-nginx-'));
@@ -100,92 +91,114 @@ http { access_log ${tmp}/access.log; server { listen 127.0.0.1:${port}; location
   return kb;
 }
 
-async function measure(kind: string): Promise<string[]> {
-  const dataDir = mkdtempSync(join(tmpdir(), `paas-bench-footprint-${kind}-`));
-  const apiPort = await freePort();
-  const httpPort = await freePort();
-  let daemon: ChildProcess | undefined;
-  let plane: DataPlane | undefined;
-  try {
-    daemon = spawn(
-      BIN,
-      [
-        'daemon',
-        '--data-dir',
-        dataDir,
-        '--api-port',
-        String(apiPort),
-        '--api-host',
-        '127.0.0.1',
-        '--http-port',
-        String(httpPort),
-        '--domain',
-        'paas.test',
-        '--router',
-        kind,
-      ],
-      { stdio: 'ignore' },
-    );
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      if (daemon.exitCode !== null) throw new Error(`daemon exited ${daemon.exitCode}`);
-      const tokenFile = join(dataDir, 'admin-token');
-      if (existsSync(tokenFile)) {
-        const token = readFileSync(tokenFile, 'utf8').trim();
-        const ok = await fetch(`http://127.0.0.1:${apiPort}/api/ping`, {
-          headers: { authorization: `Bearer ${token}` },
-        }).then(
-          (r) => r.ok,
-          () => false,
-        );
-        if (ok) break;
-      }
-      if (Date.now() > deadline) throw new Error('daemon did not come up');
-      await sleep(200);
+/** The data plane's top process: the node router's primary or haproxy's master. */
+function planePid(p: Paas): number {
+  for (const f of ['router/router.pid', 'router/haproxy/haproxy.pid'])
+    try {
+      const pid = Number(readFileSync(join(p.dataDir, f), 'utf8'));
+      if (pid > 0) return pid;
+    } catch {
+      // the other plane
     }
-    plane = createDataPlane(kind, { dataDir, httpPort, domain: 'paas.test' });
-    const { pid } = await plane.connect();
-    await sleep(3000); // start-up garbage collected, timers settled
-    global.gc?.();
-    const idle = { daemon: rssKb(daemon.pid!), plane: treeKb(pid) };
+  throw new Error('no data plane pid file');
+}
 
-    const ups = await Promise.all(Array.from({ length: 4 }, (_, i) => upstream(`u${i}`)));
-    const until = Date.now() + 5 * 60_000;
+interface Sample {
+  daemon: number;
+  /** The daemon's file-backed share: node's binary and libraries, shared with other processes. */
+  daemonFile: number;
+  plane: number;
+  procs: number;
+  fds: number;
+}
+
+function rssFileKb(pid: number): number {
+  try {
+    const m = /^RssFile:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function sample(p: Paas): Promise<Sample> {
+  await sleep(5000); // start-up or deploy garbage collected, timers settled
+  const pid = planePid(p);
+  return {
+    daemon: rssKb(p.daemon.pid!),
+    daemonFile: rssFileKb(p.daemon.pid!),
+    plane: treeKb(pid),
+    procs: tree(pid).length,
+    fds: fds(p.daemon.pid!),
+  };
+}
+
+async function measure(kind: string): Promise<string[]> {
+  process.env.PAAS_E2E_ROUTER = kind;
+  const p = await startPaas();
+  const app = appRepo('busybox-web');
+  try {
+    const first = await sample(p);
+    await p.stop();
+    await p.start();
+    const idle = await sample(p);
+
+    const until = Date.now() + 15 * 60_000;
     let failed = 0;
+    let done = 0;
     for (let i = 0; i < DEPLOYS && Date.now() < until; i++) {
-      const pair = i % 2 === 0 ? ups.slice(0, 2) : ups.slice(2);
-      await plane.switch(
-        'app',
-        pair.map((u, n) => ({ host: '127.0.0.1', port: u.port, id: `web.${n + 1}@v${i}` })),
-      );
-      if ((await get(httpPort)) !== 200) failed++;
+      let ok: boolean;
+      if (i % 10 === 0) {
+        app.write('www/index.html', `<p>release ${i}</p>\n`);
+        app.commit(`release ${i}`);
+        ok = (await push(p, app.dir, 'app')).code === 0;
+      } else {
+        ok = (await cli(p, ['config:set', 'app', `GREETING=v${i}`])).code === 0;
+      }
+      if (!ok || (await get(p, 'app', '/')).status !== 200) failed++;
+      done++;
     }
-    await sleep(2000);
-    const after = { daemon: rssKb(daemon.pid!), plane: treeKb(pid) };
-    for (const u of ups) u.close();
+    const after = await sample(p);
+    await sleep(25_000);
+    const later = await sample(p);
+    const row = (x: Sample): string =>
+      `${mb(x.daemon)} + ${mb(x.plane)} = ${mb(x.daemon + x.plane)}`;
     return [
       kind,
-      `${mb(idle.daemon)} + ${mb(idle.plane)} (${tree(pid).length} proc) = ${mb(idle.daemon + idle.plane)}`,
-      `${mb(after.daemon)} + ${mb(after.plane)} = ${mb(after.daemon + after.plane)}`,
-      String(failed),
+      `${row(first)} (${first.procs} proc)`,
+      `${row(idle)} (daemon file-backed ${mb(idle.daemonFile)})`,
+      `${row(after)}; 30 s later ${mb(later.daemon)}`,
+      `${idle.fds} → ${after.fds} → ${later.fds}`,
+      `${done}/${failed}`,
     ];
   } finally {
-    await plane?.stop().catch(() => {});
-    plane?.close();
-    if (daemon && daemon.exitCode === null) {
-      daemon.kill('SIGTERM');
-      await new Promise((r) => daemon!.once('exit', r));
-    }
-    rmSync(dataDir, { recursive: true, force: true });
+    await p.cleanup();
+    rmSync(app.dir, { recursive: true, force: true });
   }
 }
 
 const rows: string[][] = [];
 for (const kind of PLANES) rows.push(await measure(kind));
 const nginx = await nginxIdleKb();
-console.log(`RSS in MB (daemon + data plane), idle and after ${DEPLOYS} deploys' switches`);
-console.log('plane     idle                                   after deploys            failed');
-for (const r of rows)
-  console.log(`${r[0]!.padEnd(9)} ${r[1]!.padEnd(38)} ${r[2]!.padEnd(24)} ${r[3]}`);
-console.log(`Dokku's resident front door: nginx idle ${mb(nginx)} MB (master + workers)`);
+console.log(
+  `RSS in MB, daemon + data plane (all its processes), idle and after ${DEPLOYS} deploys (${new Date().toISOString()})`,
+);
+const cols = [9, 30, 50, 42, 16, 10];
+const line = (r: string[]): void =>
+  console.log(
+    r
+      .map((c, i) => c.padEnd(cols[i]!))
+      .join(' ')
+      .trimEnd(),
+  );
+line([
+  'plane',
+  'idle, first start',
+  'idle, restarted',
+  'after deploys',
+  'daemon fds',
+  'deploys/failed',
+]);
+for (const r of rows) line(r);
+console.log(`Dokku's resident front door: nginx idle ${mb(nginx)} MB (master + workers), same run`);
 console.log(`old figure (issue 20): ${OLD_MB} MB for the daemon and the node router's 3 processes`);
