@@ -144,6 +144,7 @@ export class HaproxyPlane implements DataPlane {
     // A haproxy this plane starts reads its certificates from disk: the last set pushed.
     if (this.lastCerts !== null) this.writeCertFiles(this.lastCerts);
     this.writeFiles();
+    this.writePages();
     await this.check();
     const out = openSync(this.accessLogPath, 'a', 0o600);
     const err = openSync(this.paths.log, 'a', 0o600);
@@ -235,12 +236,16 @@ export class HaproxyPlane implements DataPlane {
     return Number(/^Pid: (\d+)/m.exec(info)?.[1] ?? 0);
   }
 
-  /** Everything haproxy reads, from the current state; written before any reload or start. */
-  private writeFiles(pages = true): void {
+  /**
+   * Everything haproxy reads, from the current state; written before any reload or start.
+   * The error pages are not: haproxy reads them only at a start or reload, which write them
+   * (writePages), and rendering them loads handlebars (pages.ts), which an idle daemon
+   * should not hold.
+   */
+  private writeFiles(): void {
     const st = this.st!;
     const threads = this.cfg.workers ?? Math.min(availableParallelism(), 4);
     writeAtomic(this.paths.lua, LUA);
-    if (pages) for (const s of PAGE_STATUSES) this.writePage(s);
     const maps = renderMaps(st.table);
     writeAtomic(this.paths.exact, maps.exact);
     writeAtomic(this.paths.wild, maps.wild);
@@ -269,6 +274,10 @@ export class HaproxyPlane implements DataPlane {
       }),
     );
     writeAtomic(this.paths.state, `${JSON.stringify(st, null, 2)}\n`);
+  }
+
+  private writePages(): void {
+    for (const s of PAGE_STATUSES) this.writePage(s);
   }
 
   /**
@@ -329,6 +338,7 @@ export class HaproxyPlane implements DataPlane {
 
   /** Seamless reload: the master starts a new worker on the same listening sockets. */
   private async reload(): Promise<void> {
+    this.writePages();
     await this.check();
     const before = await this.workerPid();
     await cli(this.paths.master, ['reload']);
@@ -456,8 +466,7 @@ export class HaproxyPlane implements DataPlane {
     const mapsAfter = renderMaps(next);
     st.table = next;
     st.slots = slots;
-    // haproxy reads the pages at (re)load only; rendering them loads handlebars (pages.ts).
-    this.writeFiles(reload);
+    this.writeFiles();
     if (reload) {
       await this.reload();
       return retired;
