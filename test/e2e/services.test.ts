@@ -5,11 +5,20 @@
 // a service restart and a daemon kill -9; a backup restored into a new service returns them;
 // an app that is not linked cannot connect even with the password.
 import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/registry/index.ts';
+import { makeTar } from '../../src/registry/testing.ts';
 import { REPO } from '../helpers/host.ts';
+import {
+  pushImage,
+  startDockerRegistry,
+  tarLayer,
+  type DockerRegistry,
+} from '../helpers/registry.ts';
 import { appRepo, cli, DOMAIN, get, push, requestLoop, startPaas, type Paas } from './harness.ts';
 
 let p: Paas;
@@ -145,12 +154,30 @@ describe('postgres service', () => {
       [['services:create', 'postgres', 'db'], 5, /already exists/],
       [['services:link', 'db', 'no-such-app'], 3, /app "no-such-app" does not exist/],
       [['services:link', 'nope', 'x'], 3, /service "nope" does not exist/],
+      [['services:link', 'db', 'x', '--alias', 'lower'], 2, /alias "lower" is invalid/],
+      [['services:unlink', 'db', 'no-such-app'], 3, /app "no-such-app" does not exist/],
+      [['services:info', 'Db'], 2, /service name "Db" is invalid/],
+      [['services:destroy', 'nope', '--force'], 3, /service "nope" does not exist/],
     ] as const) {
       const r = await cli(p, [...args]);
       expect(r.code, r.stderr).toBe(code);
       expect(r.stderr).toMatch(why);
     }
+    // The daemon refuses the same input from a client that skips the CLI's checks.
+    for (const body of [
+      { type: 'mysql', name: 'x' },
+      { type: 'postgres', name: '../x' },
+      { type: 'postgres', name: 'x', image: 'Not An Image' },
+    ]) {
+      const res = await fetch(`http://127.0.0.1:${p.apiPort}/api/services`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+    }
     expect(await ok(['services:list', '--json'])).toBe(before);
+    expect(readdirSync(join(p.dataDir, 'services'))).toEqual(['db']);
     // The first start unpacks the image's layers and runs initdb: minutes on a busy box.
   }, 300_000);
 
@@ -316,5 +343,122 @@ describe('redis service', () => {
     expect(await restoreInto('cache2', dump)).toMatchObject({ code: 0 });
     await ok(['services:link', 'cache2', 'counter', '--alias', 'COPY']);
     expect(await settled('counter', '/keys/k?via=COPY')).toEqual({ status: 200, body: 'hello\n' });
+  }, 600_000);
+});
+
+describe('services:create --image', () => {
+  let reg: DockerRegistry;
+  let host: string;
+
+  /**
+   * The official image as a registry serves it, from a stand-in (Docker Hub is out of reach):
+   * our Debian-built image's layers, a docker-entrypoint.sh implementing the official
+   * image's documented interface (test/fixtures/services), and the official config: that
+   * ENTRYPOINT, the server as CMD, started as root.
+   */
+  async function pushStandIn(type: 'postgres' | 'redis', tag: string): Promise<void> {
+    const store = await openStore(p.dataDir);
+    const base = await store.resolveImage(`library/${type}:${tag}`);
+    const layers: Buffer[] = [];
+    for (const dir of (await store.layerDirs(base)).reverse()) layers.push(await tarLayer(dir));
+    layers.push(
+      makeTar([
+        {
+          path: 'usr/local/bin/docker-entrypoint.sh',
+          mode: 0o755,
+          body: readFileSync(join(REPO, 'test', 'fixtures', 'services', `${type}-entrypoint.sh`)),
+        },
+      ]),
+    );
+    const { User: _user, ...config } = base.config;
+    await pushImage(`${host}/library/${type}:${tag}`, {
+      layers,
+      config: {
+        ...config,
+        Entrypoint: ['docker-entrypoint.sh'],
+        Cmd: [type === 'postgres' ? 'postgres' : 'redis-server'],
+        ...(type === 'redis' ? { WorkingDir: '/data' } : {}),
+      },
+    });
+  }
+
+  beforeAll(async () => {
+    reg = await startDockerRegistry();
+    host = `localhost:${reg.host.split(':')[1]}`;
+    await pushStandIn('postgres', '15');
+    await pushStandIn('redis', '7');
+  }, 600_000);
+  afterAll(async () => {
+    await reg?.stop();
+  });
+
+  it('refuses a bad image reference or an image that is not there, changing nothing', async () => {
+    const before = await ok(['services:list', '--json']);
+    for (const [image, code, why] of [
+      ['Not An Image', 2, /invalid image reference "Not An Image"/],
+      [`${host}/library/postgres:14`, 3, /postgres:14/],
+    ] as const) {
+      const r = await cli(p, ['services:create', 'postgres', 'pgi', '--image', image]);
+      expect(r.code, r.stderr).toBe(code);
+      expect(r.stderr).toMatch(why);
+    }
+    expect(await ok(['services:list', '--json'])).toBe(before);
+    expect(existsSync(join(p.dataDir, 'services', 'pgi'))).toBe(false);
+  });
+
+  it('pulls the official postgres image and runs it by its conventions: a linked app writes and reads rows', async () => {
+    const out = await ok([
+      'services:create',
+      'postgres',
+      'pgi',
+      '--image',
+      `${host}/library/postgres:15`,
+    ]);
+    expect(out).toContain('pgi is ready');
+    expect(reg.requests('/v2/library/postgres/manifests/15')).toBeGreaterThan(0);
+    const i = await info('pgi');
+    expect(i).toMatchObject({ image: `${host}/library/postgres:15`, state: 'running' });
+    await ok(['services:link', 'pgi', 'shop', '--alias', 'IMG']);
+    expect((await send('POST', 'shop', '/notes?via=IMG&text=pulled')).status).toBe(201);
+    expect(await get(p, 'shop', '/notes?via=IMG')).toEqual({ status: 200, body: 'pulled\n' });
+    // Password auth on the socket too (POSTGRES_INITDB_ARGS): a wrong password is refused.
+    await ok([
+      'config:set',
+      'shop',
+      `BAD_URL=${(await info('pgi', true)).url.replace(/:[0-9a-f]{64}@/, ':wrong@')}`,
+    ]);
+    const bad = await get(p, 'shop', '/notes?via=BAD');
+    expect(bad.status).toBe(500);
+    expect(bad.body).toMatch(/password authentication failed for user "postgres"/);
+    // The official image's server: a restart keeps the rows, a backup dumps them.
+    await ok(['services:restart', 'pgi']);
+    expect(await settled('shop', '/notes?via=IMG')).toEqual({ status: 200, body: 'pulled\n' });
+    expect((await backupOf('pgi')).toString()).toContain('CREATE TABLE public.notes');
+  }, 600_000);
+
+  it('pulls the official redis image and runs it by its conventions: a linked app sets and reads a key', async () => {
+    await ok(['services:create', 'redis', 'ri', '--image', `${host}/library/redis:7`]);
+    await ok(['services:link', 'ri', 'counter', '--alias', 'IMG']);
+    expect((await send('PUT', 'counter', '/keys/k?via=IMG&value=pulled')).status).toBe(200);
+    expect(await get(p, 'counter', '/keys/k?via=IMG')).toEqual({ status: 200, body: 'pulled\n' });
+    await ok(['services:restart', 'ri']);
+    expect(await settled('counter', '/keys/k?via=IMG')).toEqual({
+      status: 200,
+      body: 'pulled\n',
+    });
+    expect((await backupOf('ri')).subarray(0, 5).toString()).toBe('REDIS');
+    // The password is in a config file, never on a command line any host user can read.
+    const pw = /password=([0-9a-f]{64})$/.exec((await info('ri', true)).url)![1]!;
+    const cmdlines = readdirSync('/proc')
+      .filter((d) => /^[0-9]+$/.test(d))
+      .map((d) => {
+        try {
+          return readFileSync(`/proc/${d}/cmdline`, 'utf8');
+        } catch {
+          return ''; // gone meanwhile
+        }
+      });
+    expect(cmdlines.some((c) => c.startsWith('redis-server'))).toBe(true);
+    expect(cmdlines.filter((c) => c.includes(pw))).toEqual([]);
   }, 600_000);
 });
