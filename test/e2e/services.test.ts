@@ -155,6 +155,7 @@ describe('postgres service', () => {
       [['services:link', 'db', 'no-such-app'], 3, /app "no-such-app" does not exist/],
       [['services:link', 'nope', 'x'], 3, /service "nope" does not exist/],
       [['services:link', 'db', 'x', '--alias', 'lower'], 2, /alias "lower" is invalid/],
+      [['services:link', 'db', 'Bad_App'], 2, /app name "Bad_App"/],
       [['services:unlink', 'db', 'no-such-app'], 3, /app "no-such-app" does not exist/],
       [['services:info', 'Db'], 2, /service name "Db" is invalid/],
       [['services:destroy', 'nope', '--force'], 3, /service "nope" does not exist/],
