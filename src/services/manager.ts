@@ -8,12 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppName, Db } from '../apps/index.ts';
 import type { ServiceImage } from '../baseimages/index.ts';
-import {
-  HealthCheckFailed,
-  ImageNotFound,
-  RuntimeError,
-  ServiceExists,
-} from '../errors/index.ts';
+import { HealthCheckFailed, ImageNotFound, RuntimeError, ServiceExists } from '../errors/index.ts';
 import { formatImageRef, type Image, type ImageRef, type ImageStore } from '../registry/index.ts';
 import type { ContainerInfo, ProcessResult, Runtime, Volume } from '../runtime/index.ts';
 import { KINDS, linkDir } from './kinds.ts';
@@ -143,7 +138,10 @@ export class ServiceManager {
       if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
     }
     const kind = KINDS[svc.type];
-    return { ...env, ...(official(img) ? kind.official.env(svc.password) : kind.env(svc.password)) };
+    return {
+      ...env,
+      ...(official(img) ? kind.official.env(svc.password) : kind.env(svc.password)),
+    };
   }
 
   /**
