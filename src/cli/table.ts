@@ -349,7 +349,7 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'services:create',
-    usage: 'services:create postgres|redis NAME [--json]',
+    usage: 'services:create postgres|redis NAME [--image REF] [--json]',
     summary:
       "run a backing service (postgres 15 or redis 7 from Debian's packages) with its data on a volume",
     load: services,

@@ -6,6 +6,7 @@ import type { ServiceInfo, ServiceLinkChange } from '../api/index.ts';
 import { parseAppName, parseConfigKey } from '../apps/index.ts';
 import { changeConfig, type DeployDeps } from '../deploy/index.ts';
 import { InvalidArgument, PayloadTooLarge } from '../errors/index.ts';
+import { parseImageRef } from '../registry/index.ts';
 import {
   backup,
   KINDS,
@@ -49,11 +50,12 @@ export function mountServiceRoutes(api: Express, deps: DeployDeps, m: ServiceMan
     res.json(out);
   });
   api.post('/api/services', async (req, res) => {
-    const body = (req.body ?? {}) as { type?: unknown; name?: unknown };
+    const body = (req.body ?? {}) as { type?: unknown; name?: unknown; image?: unknown };
     const type = parseServiceType(body.type);
     const n = parseServiceName(body.name);
+    const image = body.image === undefined ? undefined : parseImageRef(body.image);
     const lines: string[] = [];
-    await m.create(type, n, (l) => lines.push(l));
+    await m.create(type, n, (l) => lines.push(l), image);
     res.status(201).json({ ...(await info(n, false)), lines });
   });
   api.get('/api/services/:name', async (req, res) => {

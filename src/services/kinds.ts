@@ -28,6 +28,24 @@ export interface Kind {
   dump(password: string): string[];
   /** Loads a dump from stdin, run in the service's container. */
   load(password: string): string[];
+  /** How an image with the official image's interface (`--image`) is run instead. */
+  official: Official;
+}
+
+/**
+ * The documented interface of the official postgres / redis images (hub.docker.com/_/postgres,
+ * /_/redis), the only thing services:create --image relies on: the image's ENTRYPOINT
+ * (`docker-entrypoint.sh`) given the server command and its options, the documented
+ * environment, the data directory, and the image's own unprivileged user (both entrypoints
+ * run the server as the container's user when started as that user: no chown, no gosu).
+ */
+export interface Official {
+  user: string;
+  env(password: string): Record<string, string>;
+  /** What follows the image's ENTRYPOINT. */
+  args: string[];
+  /** A config file the service's conf directory holds, mounted read-only at `dir`. */
+  conf?: { dir: string; file: string; text(password: string): string };
 }
 
 // initdb once, on the empty volume; scram-sha-256 for every connection, the socket included,
@@ -74,6 +92,26 @@ export const KINDS: Record<ServiceType, Kind> = {
       '--if-exists',
       'postgres',
     ],
+    official: {
+      user: 'postgres',
+      // POSTGRES_INITDB_ARGS: password auth on the socket too, which is how linked apps come
+      // in (the image's default trusts every local connection).
+      env: (pw) => ({
+        POSTGRES_PASSWORD: pw,
+        POSTGRES_USER: 'postgres',
+        POSTGRES_DB: 'postgres',
+        PGDATA: '/var/lib/postgresql/data',
+        POSTGRES_INITDB_ARGS: '--auth-local=scram-sha-256 --auth-host=scram-sha-256',
+      }),
+      // `docker run postgres -c …`: the socket only, no TCP (the container has no network).
+      args: [
+        'postgres',
+        '-c',
+        'listen_addresses=',
+        '-c',
+        'unix_socket_directories=/var/run/postgresql',
+      ],
+    },
     load: (pw) => [
       'env',
       `PGPASSWORD=${pw}`,
@@ -105,6 +143,28 @@ export const KINDS: Record<ServiceType, Kind> = {
     url: (pw, dir) => `unix://${dir}/redis.sock?password=${pw}`,
     dump: () => [],
     load: () => [],
+    official: {
+      user: 'redis',
+      env: () => ({}),
+      // The image's documented form `redis-server /usr/local/etc/redis/redis.conf`; a file,
+      // not `--requirepass` on the command line, where any host user's ps would show it.
+      args: ['redis-server', '/usr/local/etc/redis/redis.conf'],
+      conf: {
+        dir: '/usr/local/etc/redis',
+        file: 'redis.conf',
+        text: (pw) =>
+          [
+            `requirepass "${pw}"`,
+            'port 0',
+            'unixsocket /run/redis/redis.sock',
+            'unixsocketperm 777',
+            'dir /data',
+            'save 60 1',
+            'appendonly no',
+            '',
+          ].join('\n'),
+      },
+    },
   },
 };
 

@@ -3,13 +3,13 @@
 // that nobody asked for restarts it after the same backoff app processes get — and found
 // again by its label when the daemon restarts (containers outlive the daemon).
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppName, Db } from '../apps/index.ts';
 import type { ServiceImage } from '../baseimages/index.ts';
-import { HealthCheckFailed, ImageNotFound, RuntimeError } from '../errors/index.ts';
-import type { ImageStore } from '../registry/index.ts';
+import { HealthCheckFailed, ImageNotFound, RuntimeError, ServiceExists } from '../errors/index.ts';
+import { formatImageRef, type Image, type ImageRef, type ImageStore } from '../registry/index.ts';
 import type { ContainerInfo, ProcessResult, Runtime, Volume } from '../runtime/index.ts';
 import { KINDS, linkDir } from './kinds.ts';
 import { serviceDir, ServiceStore, type Link, type Service } from './store.ts';
@@ -66,18 +66,33 @@ export class ServiceManager {
     return { data: join(root, 'data'), run: join(root, 'run') };
   }
 
-  /** Creates, starts and health-checks a service; on failure nothing of it is left. */
-  async create(type: ServiceType, name: ServiceName, say: (l: string) => void): Promise<Service> {
-    const kind = KINDS[type];
-    await this.ensureImage(type, say);
-    const svc = this.services.create(name, type, kind.image);
+  /**
+   * Creates, starts and health-checks a service; on failure nothing of it is left. `image`
+   * (`--image`): an image with the official image's interface, from the store or pulled from
+   * its registry; without it, the base image provision/base-images builds.
+   */
+  async create(
+    type: ServiceType,
+    name: ServiceName,
+    say: (l: string) => void,
+    image?: ImageRef,
+  ): Promise<Service> {
+    if (this.services.find(name) !== null)
+      throw new ServiceExists(`service "${name}" already exists`, { service: name });
+    let ref = KINDS[type].image;
+    if (image === undefined) await this.ensureImage(type, say);
+    else {
+      ref = formatImageRef(image);
+      await this.deps.store.ensureImage(image, { onProgress: say });
+    }
+    const svc = this.services.create(name, type, ref);
     try {
       mkdirSync(join(this.deps.dataDir, 'services'), { recursive: true, mode: 0o700 });
       const d = this.dirs(name);
       // Empty and root's: the runtime hands both to the image's user on first start.
       mkdirSync(d.data, { recursive: true, mode: 0o755 });
       mkdirSync(d.run, { recursive: true, mode: 0o755 });
-      say(`starting ${type} service ${name} (${kind.image})`);
+      say(`starting ${type} service ${name} (${ref})`);
       await this.start(svc);
       await this.waitHealthy(svc);
       say(`${name} is ready`);
@@ -115,34 +130,61 @@ export class ServiceManager {
     return c;
   }
 
-  private async env(svc: Service): Promise<Record<string, string>> {
-    const image = await this.deps.store.resolveImage(svc.image);
+  private async env(svc: Service, image?: Image): Promise<Record<string, string>> {
+    const img = image ?? (await this.deps.store.resolveImage(svc.image));
     const env: Record<string, string> = {};
-    for (const kv of image.config.Env ?? []) {
+    for (const kv of img.config.Env ?? []) {
       const i = kv.indexOf('=');
       if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
     }
-    return { ...env, ...KINDS[svc.type].env(svc.password) };
+    const kind = KINDS[svc.type];
+    return {
+      ...env,
+      ...(official(img) ? kind.official.env(svc.password) : kind.env(svc.password)),
+    };
+  }
+
+  /**
+   * How the container runs: an image with an ENTRYPOINT is an official-interface image
+   * (`--image`, kinds.ts's Official) run through it as its own user; our base images have
+   * none and get our start script. Decided by the image, so `--image postgres:15` on a box
+   * whose postgres:15 is the base image still runs it right.
+   */
+  private plan(svc: Service, image: Image): { command: string[]; user?: string; conf: Volume[] } {
+    const kind = KINDS[svc.type];
+    if (!official(image)) return { command: kind.command, user: image.config.User, conf: [] };
+    const o = kind.official;
+    const conf: Volume[] = [];
+    if (o.conf !== undefined) {
+      // In the service's directory (root's, 0700 above it): only its container reads it.
+      const dir = join(serviceDir(this.deps.dataDir, svc.name), 'conf');
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      writeFileSync(join(dir, o.conf.file), o.conf.text(svc.password), { mode: 0o644 });
+      conf.push({ source: dir, target: o.conf.dir, readonly: true });
+    }
+    return { command: [...(image.config.Entrypoint ?? []), ...o.args], user: o.user, conf };
   }
 
   /** Starts a fresh container of the service and watches it. */
   private async start(svc: Service, history = { restarts: 0, crashes: 0 }): Promise<void> {
     const kind = KINDS[svc.type];
     const image = await this.deps.store.resolveImage(svc.image);
+    const plan = this.plan(svc, image);
     const d = this.dirs(svc.name);
     // What a previous container left in the socket dir (socket, lock file) is stale now.
     for (const f of readdirSync(d.run)) rmSync(join(d.run, f), { force: true, recursive: true });
     const volumes: Volume[] = [
       { source: d.data, target: kind.dataDir, initOwner: true },
       { source: d.run, target: kind.runDir, initOwner: true },
+      ...plan.conf,
     ];
     const created = await this.deps.runtime.create({
       id: `svc.${svc.name}.${randomBytes(3).toString('hex')}`,
       rootfs: { lowers: await this.deps.store.layerDirs(image) },
-      command: kind.command,
-      env: await this.env(svc),
-      cwd: '/',
-      user: image.config.User,
+      command: plan.command,
+      env: await this.env(svc, image),
+      cwd: image.config.WorkingDir || '/',
+      user: plan.user,
       hostname: svc.name,
       net: 'none',
       limits: { memoryBytes: SERVICE_MEMORY, pids: 4096 },
@@ -317,6 +359,11 @@ export class ServiceManager {
   hostDirs(name: ServiceName): { data: string; run: string } {
     return this.dirs(name);
   }
+}
+
+/** Official images start through their ENTRYPOINT; our base images have none. */
+function official(image: Image): boolean {
+  return (image.config.Entrypoint ?? []).length > 0;
 }
 
 /**

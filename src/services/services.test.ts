@@ -76,3 +76,19 @@ describe('service links', () => {
     );
   });
 });
+
+describe('the official images interface (--image)', () => {
+  it('asks postgres for password auth on the socket and keeps the redis password off the command line', () => {
+    const pg = KINDS.postgres.official;
+    expect(pg.env('pw')).toMatchObject({
+      POSTGRES_PASSWORD: 'pw',
+      PGDATA: '/var/lib/postgresql/data',
+      POSTGRES_INITDB_ARGS: expect.stringContaining('--auth-local=scram-sha-256'),
+    });
+    expect(pg.args).toContain('listen_addresses=');
+    const redis = KINDS.redis.official;
+    expect(redis.conf?.text('pw')).toContain('requirepass "pw"\n');
+    expect(redis.args.join(' ')).not.toMatch(/requirepass|pw/);
+    expect(redis.args).toEqual(['redis-server', `${redis.conf?.dir}/${redis.conf?.file}`]);
+  });
+});

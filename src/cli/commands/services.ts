@@ -3,6 +3,7 @@
 import { parseCommand } from './args.ts';
 import { parseAppName } from '../../apps/index.ts';
 import { InvalidArgument } from '../../errors/index.ts';
+import { formatImageRef, parseImageRef } from '../../registry/index.ts';
 import { parseAlias, parseServiceName, parseServiceType } from '../../services/index.ts';
 import { call, enc, printJson, request, requestBytes, table } from './client.ts';
 import type { ServiceInfo, ServiceLinkChange } from '../../api/index.ts';
@@ -31,6 +32,7 @@ export async function run(name: string, args: string[]): Promise<number> {
     force: { type: 'boolean' },
     reveal: { type: 'boolean' },
     alias: { type: 'string' },
+    image: { type: 'string' },
   });
   const out = (s: ServiceInfo | ServiceLinkChange, text: string): void => {
     if (values.json === true) printJson(s);
@@ -53,9 +55,11 @@ export async function run(name: string, args: string[]): Promise<number> {
   if (name === 'services:create') {
     const type = parseServiceType(positionals[0]);
     const svc = parseServiceName(positionals[1]);
+    const image = values.image === undefined ? undefined : parseImageRef(values.image);
     const s = await call<ServiceInfo & { lines: string[] }>('POST', '/api/services', {
       type,
       name: svc,
+      ...(image === undefined ? {} : { image: formatImageRef(image) }),
     });
     out(s, `${s.lines.join('\n')}\n${show(s)}`);
     return 0;
