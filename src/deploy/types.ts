@@ -192,7 +192,13 @@ export interface RunIO {
  */
 export interface SchedulerPort {
   readonly name: string;
-  /** Rolls the app's processes over to `release` (start-first); DeployFailed rolls back. */
+  /**
+   * Rolls the app's processes over to `release` at the app's formation, type by type, web
+   * first, start-first: new processes start and pass the release's checks before old ones
+   * stop, and the router follows. `onLive` runs once the route points at the new release.
+   * A failed check rolls back (the old release keeps serving) and throws DeployFailed.
+   * The caller holds the app's lock (the pipeline does).
+   */
   deploy(release: Release, out: Output, onLive?: () => void): Promise<void>;
   /** ps:scale: sets formation entries and converges; takes the app's lock. */
   scale(app: AppName, changes: ReadonlyMap<ProcessType, number>): Promise<Record<string, number>>;
