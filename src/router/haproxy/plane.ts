@@ -343,17 +343,20 @@ export class HaproxyPlane implements DataPlane {
     const before = await this.workerPid();
     await cli(this.paths.master, ['reload']);
     const deadline = Date.now() + 15_000;
-    // Done when the old worker is no longer a current one (it got its soft-stop and closes
-    // its listeners) and has left, or is only finishing connections it still holds.
-    let since = 0;
+    // Done when a new worker runs and the old one has left or has acted on its soft-stop
+    // (it says `Stopping: 1`, having stopped accepting). Runtime commands after a reload
+    // reach the new worker only: an old one still accepting would route new connections by
+    // its older maps and servers. (Connections it already holds get one more answer from
+    // it: idle-close-on-response.)
     for (;;) {
       const procs = await cli(this.paths.master, ['show proc']).catch(() => '');
       const current = procs.split('# old workers')[0]!.split('# workers')[1] ?? '';
       const pids = [...current.matchAll(/^(\d+)\s+worker/gm)].map((m) => Number(m[1]));
       const oldAlive = new RegExp(`^${before}\\s`, 'm').test(procs);
       if (pids.length > 0 && !pids.includes(before)) {
-        since ||= Date.now();
-        if (!oldAlive || Date.now() - since > 500) return;
+        if (!oldAlive) return;
+        const info = await cli(this.paths.master, [`@!${before} show info`]).catch(() => '');
+        if (/^Stopping: 1$/m.test(info) || info.includes("Can't find the target PID")) return;
       }
       if (Date.now() > deadline)
         throw new RouterUnavailable(`haproxy did not reload; see ${this.paths.log}`);
