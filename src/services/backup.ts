@@ -42,14 +42,21 @@ export async function backup(m: ServiceManager, name: ServiceName): Promise<Buff
     if (r.exitCode !== 0) failed('pg_dump', r);
     return Buffer.from(r.stdout);
   }
-  const before = (await redisCli(m, name, ['LASTSAVE'])).trim();
+  // Saves counted by redis (INFO's rdb_saves), not LASTSAVE: that is in whole seconds, so a
+  // BGSAVE finishing in the second of the previous save (a backup right after a restart or
+  // another backup) never moved it and the backup waited out its bound.
+  const saves = (info: string) => Number(/^rdb_saves:(\d+)/m.exec(info)?.[1] ?? NaN);
+  const before = saves(await redisCli(m, name, ['INFO', 'persistence']));
+  if (Number.isNaN(before))
+    throw new RuntimeError(`redis of "${name}" reports no rdb_saves (redis 7 or later is needed)`, {
+      service: name,
+    });
   await redisCli(m, name, ['BGSAVE']);
-  // Done when LASTSAVE moves past what it was and no save is running (bounded).
+  // Done when a save more has finished and none is running (bounded).
   const deadline = Date.now() + SAVE_TIMEOUT_MS;
   for (;;) {
     const info = await redisCli(m, name, ['INFO', 'persistence']);
-    const last = (await redisCli(m, name, ['LASTSAVE'])).trim();
-    if (/rdb_bgsave_in_progress:0/.test(info) && last !== before) {
+    if (/rdb_bgsave_in_progress:0/.test(info) && saves(info) > before) {
       if (!/rdb_last_bgsave_status:ok/.test(info))
         throw new RuntimeError(`redis BGSAVE of "${name}" failed`, { service: name });
       break;
