@@ -57,6 +57,17 @@ afterAll(async () => {
 
 const path = (t: string): string => `/.well-known/acme-challenge/${t}`;
 
+/**
+ * The status of the token's path on 40 requests, each on its own connection, so they spread
+ * over every worker (SO_REUSEPORT) or thread.
+ */
+async function answers(port: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < 40; i++)
+    out.push((await request(port, `h${i}.example.net`, { path: path(token) })).status);
+  return out;
+}
+
 describe('ACME HTTP-01 challenge answers', () => {
   it('answers a pushed token for an app host, an unknown host and no host, never reaching the app', async () => {
     for (const host of ['www.example.com', 'web.paas.test', 'nobody.example.net', null]) {
@@ -145,13 +156,7 @@ describe.runIf(PLANE === 'node')(
       });
       try {
         await r.client.addChallenge(token, keyAuthz);
-        // Each request on its own connection: SO_REUSEPORT spreads them over both workers.
-        const all = async (): Promise<number[]> => {
-          const out: number[] = [];
-          for (let i = 0; i < 40; i++)
-            out.push((await request(port, `h${i}.example.net`, { path: path(token) })).status);
-          return out;
-        };
+        const all = () => answers(port);
         expect(new Set(await all())).toEqual(new Set([200]));
         // A worker dies; the one started in its place gets the tokens of the orders under way.
         const before = (await r.client.stats()).workers.map((w) => w.pid);
@@ -198,12 +203,7 @@ describe.runIf(PLANE === 'haproxy')(
       try {
         const port = r.port;
         await r.client.addChallenge(token, keyAuthz);
-        const all = async (): Promise<number[]> => {
-          const out: number[] = [];
-          for (let i = 0; i < 40; i++)
-            out.push((await request(port, `h${i}.example.net`, { path: path(token) })).status);
-          return out;
-        };
+        const all = () => answers(port);
         expect(new Set(await all())).toEqual(new Set([200]));
         const admin = haproxyPaths(r.dataDir).admin;
         const workerPid = async (): Promise<number> =>
