@@ -145,6 +145,16 @@ async function main(): Promise<void> {
     const nginxTls = await freePort();
 
     const nginxPort = await freePort();
+    // The same proxying on nginx's plain and TLS servers (what each plane does on both ports).
+    const proxyToApp = `    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+    }
+`;
     writeFileSync(
       join(tmp, 'nginx.conf'),
       `
@@ -158,15 +168,7 @@ http {
   upstream app { server 127.0.0.1:${upstream}; keepalive 64; }
   server {
     listen 127.0.0.1:${nginxPort};
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }
-  }
+${proxyToApp}  }
   server {
     listen 127.0.0.1:${nginxTls} ssl http2;
     ssl_certificate ${tmp}/tls.crt;
@@ -174,15 +176,7 @@ http {
     ssl_protocols TLSv1.2 TLSv1.3;
     ssl_ciphers ${TLS_CIPHERS};
     ssl_prefer_server_ciphers on;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-    }
-  }
+${proxyToApp}  }
 }
 `,
     );
