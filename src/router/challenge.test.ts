@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCa } from '../../test/helpers/certs.ts';
 import { freePort } from '../../test/helpers/pebble.ts';
 import { ensureRouterRunning } from './client.ts';
+import { SPARE_BACKENDS } from './haproxy/config.ts';
 import { haproxyPaths } from './haproxy/plane.ts';
 import { cli } from './haproxy/runtime.ts';
 import {
@@ -209,10 +210,15 @@ describe.runIf(PLANE === 'haproxy')(
         const workerPid = async (): Promise<number> =>
           Number(/^Pid: (\d+)/m.exec(await cli(admin, ['show info']))?.[1]);
         const before = await workerPid();
-        // A new app is a new backend: a reload, with a new worker process.
+        // More new apps than spare backends: a reload, with a new worker process.
         await r.client.setRoutes({
           domain: 'paas.test',
-          apps: { other: { domains: [], backends: [{ host: '127.0.0.1', port: web.port }] } },
+          apps: Object.fromEntries(
+            Array.from({ length: SPARE_BACKENDS + 1 }, (_, i) => [
+              `other${i}`,
+              { domains: [], backends: [{ host: '127.0.0.1', port: web.port }] },
+            ]),
+          ),
         });
         expect(await workerPid()).not.toBe(before);
         expect(new Set(await all())).toEqual(new Set([200]));

@@ -176,3 +176,113 @@ describe('drain', () => {
     }
   });
 });
+
+// A client keeps its connection open across everything an app's life does to the table
+// (browsers and proxies in front hold connections for minutes): each change is served on that
+// same connection. On haproxy, a change made by a reload would be missed there: the old
+// worker answers one more request on it, by its older table (a 404 for a new app).
+describe('one kept-alive connection across table changes', () => {
+  it('reaches a new app, a new domain, and sees an app limited, stopped and removed', async () => {
+    const r = await testRouter();
+    const one = await upstream('one');
+    const two = await upstream('two');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const seen: string[] = [];
+    const ask = (host: string, body?: Buffer): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port: r.port,
+            method: body ? 'POST' : 'GET',
+            agent,
+            headers: { host },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              seen.push(`${host} ${req.reusedSocket ? 'reused' : 'new'}`);
+              const text = Buffer.concat(chunks).toString();
+              resolve(
+                res.statusCode === 200
+                  ? (JSON.parse(text) as { name: string }).name
+                  : String(res.statusCode),
+              );
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    const route = (host: { port: number }) => [{ host: '127.0.0.1', port: host.port }];
+    try {
+      await r.client.setRoutes({
+        domain: 'paas.test',
+        apps: { first: { domains: [], backends: route(one) } },
+      });
+      expect(await ask('first.paas.test')).toBe('one');
+      // A new app with a custom domain.
+      await r.client.setRoutes({
+        domain: 'paas.test',
+        apps: {
+          first: { domains: [], backends: route(one) },
+          second: { domains: ['second.example.com'], backends: route(two) },
+        },
+      });
+      expect(await ask('second.paas.test')).toBe('two');
+      expect(await ask('second.example.com')).toBe('two');
+      // A wildcard domain added to a running app.
+      await r.client.setRoutes({
+        domain: 'paas.test',
+        apps: {
+          first: { domains: ['*.first.example'], backends: route(one) },
+          second: { domains: ['second.example.com'], backends: route(two) },
+        },
+      });
+      expect(await ask('shop.first.example')).toBe('one');
+      // An upload limit set on a running app (a body within it passes).
+      await r.client.setRoutes({
+        domain: 'paas.test',
+        apps: {
+          first: { domains: ['*.first.example'], backends: route(one), maxBodyBytes: 100 },
+          second: { domains: ['second.example.com'], backends: route(two) },
+        },
+      });
+      expect(await ask('first.paas.test', Buffer.alloc(50))).toBe('one');
+      // Stopped, then removed.
+      await r.client.setRoutes({
+        domain: 'paas.test',
+        apps: {
+          first: {
+            domains: ['*.first.example'],
+            backends: route(one),
+            maxBodyBytes: 100,
+            state: 'stopped',
+          },
+          second: { domains: ['second.example.com'], backends: route(two) },
+        },
+      });
+      expect(await ask('first.paas.test')).toBe('503');
+      expect(await ask('second.paas.test')).toBe('two');
+      await r.client.setRoutes({
+        domain: 'paas.test',
+        apps: {
+          first: { domains: ['*.first.example'], backends: route(one), maxBodyBytes: 100 },
+        },
+      });
+      expect(await ask('second.example.com')).toBe('404');
+      expect(await ask('first.paas.test')).toBe('one');
+      // All on the one connection opened by the first request.
+      expect(seen.filter((s) => s.endsWith('new'))).toEqual(['first.paas.test new']);
+      expect(seen).toHaveLength(9);
+      // Past the limit, last: a 413 may close the connection.
+      expect(await ask('first.paas.test', Buffer.alloc(200))).toBe('413');
+    } finally {
+      agent.destroy();
+      await one.close();
+      await two.close();
+      await r.close();
+    }
+  });
+});

@@ -91,131 +91,113 @@ describe('daemon killed mid-build', () => {
   });
 });
 
-// A gap of the haproxy plane, shown here rather than hidden: a new app's backend comes with
-// a reload, and a client connection kept alive from before it (this file's earlier requests,
-// Node's agent keeps them) is still served by the old worker, which answers 404 for the app
-// it never knew (`idle-close-on-response` lets it serve one more request). Both cases below
-// deploy a new app and then request it, so both meet it.
-const keptAliveGap =
-  process.env.PAAS_E2E_ROUTER === 'haproxy'
-    ? ' [haproxy gap: the first request on a connection kept alive across the reload that added the app is answered by the old worker: 404]'
-    : '';
-
 describe('daemon killed mid-deploy', () => {
-  it.skipIf(keptAliveGap !== '')(
-    `the app serves throughout; the restart rolls the deploy back, restarts what the formation wants and stops strays${keptAliveGap}`,
-    async () => {
-      const repo = appRepo('procs');
-      expect((await push(p, repo.dir, 'phoenix')).code).toBe(0);
-      expect((await cli(p, ['ps:scale', 'phoenix', 'web=2'])).code).toBe(0);
-      const rt = createRuntime('native', { dataDir: p.dataDir });
-      const ofApp = async () => (await rt.list()).filter((c) => c.labels.app === 'phoenix');
+  it('the app serves throughout; the restart rolls the deploy back, restarts what the formation wants and stops strays', async () => {
+    const repo = appRepo('procs');
+    expect((await push(p, repo.dir, 'phoenix')).code).toBe(0);
+    expect((await cli(p, ['ps:scale', 'phoenix', 'web=2'])).code).toBe(0);
+    const rt = createRuntime('native', { dataDir: p.dataDir });
+    const ofApp = async () => (await rt.list()).filter((c) => c.labels.app === 'phoenix');
 
-      // A bounded request loop through the router for the whole story; a slow box makes fewer
-      // requests in it, so the loop runs on past the restart until it has made enough.
-      const loop = requestLoop(p, 'phoenix', '/who.txt', { minRequests: 21 });
-      try {
-        // The new release waits in its health check (initialDelay) long enough to be killed there.
-        repo.write(
-          'app.json',
-          JSON.stringify({
-            healthchecks: { web: [{ path: '/', initialDelay: 5, attempts: 2, wait: 1 }] },
-          }),
-        );
-        repo.write('www/index.html', 'v2 never finished\n');
-        repo.commit('slow check');
-        const pushing = push(p, repo.dir, 'phoenix');
-        const deadline = Date.now() + 90_000;
-        while (!(await ofApp()).some((c) => c.labels.release === 'v2' && c.state === 'running')) {
-          if (Date.now() > deadline) throw new Error('the v2 processes never started');
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        p.kill9();
-        expect((await pushing).code).not.toBe(0);
-        // While the daemon is down, web.2 of v1 dies too.
-        const web2 = (await ofApp()).find(
-          (c) => c.labels.release === 'v1' && c.labels.type === 'web' && c.labels.n === '2',
-        )!;
-        await rt.kill(web2.id, 'SIGKILL');
-        await new Promise((r) => setTimeout(r, 1000));
-        expect((await get(p, 'phoenix')).body).toBe('hello from procs v1\n');
-
-        await p.start();
-        const ps = JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as {
-          process: string;
-          release: string;
-          state: string;
-          id: string;
-        }[];
-        expect(ps.map((x) => [x.process, x.release, x.state])).toEqual([
-          ['web.1', 'v1', 'running'],
-          ['web.2', 'v1', 'running'],
-        ]);
-        // State matches what runs: exactly the processes ps shows, none of v2, no dead web.2.
-        expect((await ofApp()).map((c) => c.id).sort()).toEqual(ps.map((x) => x.id).sort());
-        const rs = JSON.parse((await cli(p, ['releases', 'phoenix', '--json'])).stdout) as {
-          version: string;
-          status: string;
-          error: string | null;
-        }[];
-        expect(rs[0]).toMatchObject({
-          version: 'v2',
-          status: 'failed',
-          error: 'the daemon stopped during the deploy',
-        });
-        expect(JSON.parse((await cli(p, ['apps:info', 'phoenix', '--json'])).stdout)).toMatchObject(
-          {
-            release: 'v1',
-            lock: null,
-          },
-        );
-        const seen = new Set<string>();
-        for (let i = 0; i < 40 && seen.size < 2; i++)
-          seen.add((await get(p, 'phoenix', '/who.txt')).body);
-        expect([...seen].sort()).toEqual(['phoenix.web.1 v1\n', 'phoenix.web.2 v1\n']);
-      } finally {
-        await loop.end();
+    // A bounded request loop through the router for the whole story; a slow box makes fewer
+    // requests in it, so the loop runs on past the restart until it has made enough.
+    const loop = requestLoop(p, 'phoenix', '/who.txt', { minRequests: 21 });
+    try {
+      // The new release waits in its health check (initialDelay) long enough to be killed there.
+      repo.write(
+        'app.json',
+        JSON.stringify({
+          healthchecks: { web: [{ path: '/', initialDelay: 5, attempts: 2, wait: 1 }] },
+        }),
+      );
+      repo.write('www/index.html', 'v2 never finished\n');
+      repo.commit('slow check');
+      const pushing = push(p, repo.dir, 'phoenix');
+      const deadline = Date.now() + 90_000;
+      while (!(await ofApp()).some((c) => c.labels.release === 'v2' && c.state === 'running')) {
+        if (Date.now() > deadline) throw new Error('the v2 processes never started');
+        await new Promise((r) => setTimeout(r, 100));
       }
-      expect(loop.failures, loop.failures.join('\n')).toEqual([]);
-      expect(loop.count).toBeGreaterThan(20);
-      // The next push deploys normally.
-      repo.write('app.json', '{}');
-      repo.commit('fast check');
-      const next = await push(p, repo.dir, 'phoenix');
-      expect(next.code, next.stderr).toBe(0);
-      expect((await get(p, 'phoenix')).body).toBe('v2 never finished\n');
-    },
-  );
+      p.kill9();
+      expect((await pushing).code).not.toBe(0);
+      // While the daemon is down, web.2 of v1 dies too.
+      const web2 = (await ofApp()).find(
+        (c) => c.labels.release === 'v1' && c.labels.type === 'web' && c.labels.n === '2',
+      )!;
+      await rt.kill(web2.id, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await get(p, 'phoenix')).body).toBe('hello from procs v1\n');
+
+      await p.start();
+      const ps = JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as {
+        process: string;
+        release: string;
+        state: string;
+        id: string;
+      }[];
+      expect(ps.map((x) => [x.process, x.release, x.state])).toEqual([
+        ['web.1', 'v1', 'running'],
+        ['web.2', 'v1', 'running'],
+      ]);
+      // State matches what runs: exactly the processes ps shows, none of v2, no dead web.2.
+      expect((await ofApp()).map((c) => c.id).sort()).toEqual(ps.map((x) => x.id).sort());
+      const rs = JSON.parse((await cli(p, ['releases', 'phoenix', '--json'])).stdout) as {
+        version: string;
+        status: string;
+        error: string | null;
+      }[];
+      expect(rs[0]).toMatchObject({
+        version: 'v2',
+        status: 'failed',
+        error: 'the daemon stopped during the deploy',
+      });
+      expect(JSON.parse((await cli(p, ['apps:info', 'phoenix', '--json'])).stdout)).toMatchObject({
+        release: 'v1',
+        lock: null,
+      });
+      const seen = new Set<string>();
+      for (let i = 0; i < 40 && seen.size < 2; i++)
+        seen.add((await get(p, 'phoenix', '/who.txt')).body);
+      expect([...seen].sort()).toEqual(['phoenix.web.1 v1\n', 'phoenix.web.2 v1\n']);
+    } finally {
+      await loop.end();
+    }
+    expect(loop.failures, loop.failures.join('\n')).toEqual([]);
+    expect(loop.count).toBeGreaterThan(20);
+    // The next push deploys normally.
+    repo.write('app.json', '{}');
+    repo.commit('fast check');
+    const next = await push(p, repo.dir, 'phoenix');
+    expect(next.code, next.stderr).toBe(0);
+    expect((await get(p, 'phoenix')).body).toBe('v2 never finished\n');
+  });
 });
 
 describe('daemon stopped with SIGTERM', () => {
   // Uses the app of the case above; deploying it here meets the same haproxy gap.
-  it.skipIf(keptAliveGap !== '')(
-    `exits at once while its apps keep running and serving, and a restart adopts them${keptAliveGap}`,
-    async () => {
-      expect((await get(p, 'phoenix')).status).toBe(200);
-      type Row = { process: string; state: string; id: string };
-      const ps = async () =>
-        (JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as Row[]).map((x) => [
-          x.process,
-          x.state,
-          x.id,
-        ]);
-      const before = await ps();
-      expect(before.length).toBeGreaterThan(0);
-      const exited = new Promise<number | null>((r) => p.daemon.once('exit', (code) => r(code)));
-      p.daemon.kill('SIGTERM');
-      // Every process's exit watch used to hold the daemon until its 30 s wait timed out.
-      // Order, not speed: the daemon is gone before the first of those 30 s waits could end.
-      const watchEnds = new Promise<string>((r) =>
-        setTimeout(() => r('still running when an exit watch would time out'), 30_000).unref(),
-      );
-      expect(await Promise.race([exited, watchEnds]), p.daemonLog().slice(-3000)).toBe(0);
-      expect((await get(p, 'phoenix')).status).toBe(200);
-      await p.start();
-      // The same containers, adopted: nothing was stopped or restarted.
-      expect(await ps()).toEqual(before);
-      expect((await get(p, 'phoenix')).status).toBe(200);
-    },
-  );
+  it('exits at once while its apps keep running and serving, and a restart adopts them', async () => {
+    expect((await get(p, 'phoenix')).status).toBe(200);
+    type Row = { process: string; state: string; id: string };
+    const ps = async () =>
+      (JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as Row[]).map((x) => [
+        x.process,
+        x.state,
+        x.id,
+      ]);
+    const before = await ps();
+    expect(before.length).toBeGreaterThan(0);
+    const exited = new Promise<number | null>((r) => p.daemon.once('exit', (code) => r(code)));
+    p.daemon.kill('SIGTERM');
+    // Every process's exit watch used to hold the daemon until its 30 s wait timed out.
+    // Order, not speed: the daemon is gone before the first of those 30 s waits could end.
+    const watchEnds = new Promise<string>((r) =>
+      setTimeout(() => r('still running when an exit watch would time out'), 30_000).unref(),
+    );
+    expect(await Promise.race([exited, watchEnds]), p.daemonLog().slice(-3000)).toBe(0);
+    expect((await get(p, 'phoenix')).status).toBe(200);
+    await p.start();
+    // The same containers, adopted: nothing was stopped or restarted.
+    expect(await ps()).toEqual(before);
+    expect((await get(p, 'phoenix')).status).toBe(200);
+  });
 });

@@ -1,6 +1,7 @@
-// haproxy.cfg from the route table. Everything a deploy changes (server addresses, their
-// ready/maint state, host maps) is in slots and maps the runtime socket can change, so only
-// a new app, more slots than an app has, or a changed limit needs a (seamless) reload.
+// haproxy.cfg from the route table. Everything a deploy or an app's life changes (server
+// addresses, their ready/maint state, host maps, which backend an app uses, its body limit)
+// is in slots and maps the runtime socket can change. A new app takes a spare backend, so
+// only running out of spares or of an app's slots needs a (seamless) reload.
 import type { Limits } from '../limits.ts';
 // limits.ts, not state.ts: state.ts is the node plane's (undici), which the daemon need not load.
 import { DEFAULT_MAX_BODY_BYTES } from '../limits.ts';
@@ -42,15 +43,24 @@ export interface HaproxyPaths {
   crtList: string;
   tlsExact: string;
   tlsWild: string;
+  /** App → the backend that serves it (an app's own, or a spare it took at run time). */
+  backends: string;
+  /** App → its request body limit in bytes, for apps whose limit is not the default. */
+  bodyMax: string;
   /** App → its HTTPS flags (`r` redirect, `h` HSTS). */
   httpsFlags: string;
   /** ACME HTTP-01: challenge path → key authorization. */
   challenges: string;
 }
 
+/** A backend of the configuration and its server slots. */
+export interface BackendSlots {
+  name: string;
+  slots: Slot[];
+}
+
 export interface ConfigInput {
-  table: RouteTable;
-  slots: Record<string, Slot[]>;
+  backends: BackendSlots[];
   paths: HaproxyPaths;
   host: string;
   httpPort: number;
@@ -62,6 +72,20 @@ export interface ConfigInput {
 
 /** The backend of an app: app names are [a-z0-9-], so the prefix keeps them apart from ours. */
 export const backendName = (app: string): string => `app_${app}`;
+
+/**
+ * Spare backends in each configuration, taken by apps created at run time: adding a backend
+ * takes a reload, and a reload leaves each kept-alive client connection one more request on
+ * the old worker, which does not know the new app (a 404) nor anything changed after it.
+ * Each has SPARE_SLOTS servers; an app that needs more is given its own backend at the next
+ * reload. Eight cost haproxy about a hundred kilobytes (bench/footprint).
+ */
+export const SPARE_BACKENDS = 8;
+export const SPARE_SLOTS = 4;
+export const spareName = (k: number): string => `spare_${k}`;
+
+// A chunked body is counted against a limit below this while it fits the buffer.
+const CHUNKED_COUNTED = 12_000;
 
 // Statuses whose pages are ours (pages.ts). 502 shares the 503 page file: haproxy answers a
 // refused connect with 503, turned into 502 below when the app has servers at all. 431 is
@@ -179,7 +203,14 @@ export function renderConfig(c: ConfigInput): string {
     ...httpsForwardedProto(c),
     '  http-request set-header x-forwarded-host %[req.hdr(host)]',
     '  http-request set-header x-forwarded-port %[dst_port]',
-    '  use_backend app_%[var(txn.app)]',
+    // The body limit, by a map so an app's limit changes at run time: a declared length is
+    // checked as it arrives; a chunked body is counted while it fits the buffer (past that
+    // only the server's timeout bounds it; see README: the haproxy plane's gaps).
+    `  http-request set-var(txn.max) var(txn.app),map_str_int(${paths.bodyMax},${DEFAULT_MAX_BODY_BYTES}) if { req.hdr(content-length) -m found } || { req.hdr(transfer-encoding) -m found }`,
+    '  http-request deny deny_status 413 if { req.hdr_val(content-length),sub(txn.max) gt 0 }',
+    `  http-request wait-for-body time ${ms(limits.bodyTimeoutMs)} at-least ${CHUNKED_COUNTED + 1} if { req.hdr(transfer-encoding) -m found } { var(txn.max) -m int lt ${CHUNKED_COUNTED} }`,
+    `  http-request deny deny_status 413 if { var(txn.max) -m int lt ${CHUNKED_COUNTED} } { req.body_size,sub(txn.max) gt 0 }`,
+    `  use_backend %[var(txn.app),map(${paths.backends})]`,
     ...hstsRule(c),
     // Our pages: JSON for API clients; a refused connect (503 with live servers) is a 502.
     '  http-after-response set-status 502 reason "Bad Gateway" if { res.hdr(x-paas-page) -m found } { status 503 } { var(txn.k) -m str 502 }',
@@ -193,29 +224,17 @@ export function renderConfig(c: ConfigInput): string {
     '  http-after-response set-header x-request-id %[uuid(4)] unless { var(txn.rid) -m found }',
     '',
   );
-  for (const [app, route] of Object.entries(c.table.apps)) {
-    const slots = c.slots[app] ?? [];
-    const max = route.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    L.push(`backend ${backendName(app)}`);
+  for (const b of c.backends) {
+    L.push(`backend ${b.name}`);
     L.push(
       '  http-request set-var(txn.k) str(503) if { nbsrv eq 0 }',
       '  http-request set-var(txn.k) str(502) unless { nbsrv eq 0 }',
       '  http-request set-var(txn.pk) var(txn.fmt),concat(-,txn.k)',
       // Replaying is safe only for idempotent requests (RFC 9110 §9.2.2), as in proxy.ts.
       '  http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS || { method TRACE PUT DELETE }',
-      `  http-request deny deny_status 413 if { req.hdr_val(content-length) gt ${max} }`,
     );
-    // A chunked body is counted while it fits the buffer; past that only its declared
-    // length is checked (see README: the haproxy plane's gaps).
-    if (max < 12_000)
-      L.push(
-        `  http-request wait-for-body time ${ms(limits.bodyTimeoutMs)} at-least ${max + 1} if { req.hdr(transfer-encoding) -m found }`,
-        `  http-request deny deny_status 413 if { req.body_size gt ${max} }`,
-      );
-    for (const s of slots) {
-      const state = s.active && route.state !== 'stopped' ? '' : ' disabled';
-      L.push(`  server s${s.n} ${s.host}:${s.port}${state}`);
-    }
+    for (const s of b.slots)
+      L.push(`  server s${s.n} ${s.host}:${s.port}${s.active ? '' : ' disabled'}`);
     L.push('');
   }
   return `${L.join('\n')}\n`;
@@ -252,10 +271,23 @@ export function renderMaps(table: RouteTable): { exact: string; wild: string } {
   for (const app of Object.keys(table.apps)) exact.set(`${app}.${table.domain}`, app);
   // map_end takes the first match in file order: the longest suffix first, as HostIndex does.
   const w = [...wild].sort((a, b) => b[0].length - a[0].length);
-  const lines = (m: Iterable<[string, string]>): string =>
-    [...m].map(([k, v]) => `${k} ${v}\n`).join('');
-  return { exact: lines(exact), wild: lines(w) };
+  return { exact: mapLines(exact), wild: mapLines(w) };
 }
+
+/** The app → backend map. */
+export const renderBackends = (backends: Record<string, string>): string =>
+  mapLines(Object.entries(backends));
+
+/** The app → body limit map: apps whose limit is not the default. */
+export const renderBodyMax = (table: RouteTable): string =>
+  mapLines(
+    Object.entries(table.apps)
+      .filter(([, r]) => r.maxBodyBytes !== undefined && r.maxBodyBytes !== DEFAULT_MAX_BODY_BYTES)
+      .map(([app, r]) => [app, String(r.maxBodyBytes)]),
+  );
+
+const mapLines = (m: Iterable<[string, string]>): string =>
+  [...m].map(([k, v]) => `${k} ${v}\n`).join('');
 
 export const LUA = `-- paas: what haproxy's configuration cannot say. Run only for requests that need it.
 local platform = { paas_session = true, paas_login = true }

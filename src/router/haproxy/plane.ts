@@ -1,9 +1,11 @@
 // The `haproxy` data plane: Debian's haproxy in master-worker mode, detached from the daemon
 // like the node router, so it outlives it. The daemon writes haproxy.cfg from the route table
-// (one backend per app, with server slots) and then changes only what the runtime socket can
-// change: server addresses, ready/maint states and the host maps. A deploy therefore never
-// reloads; a new app, or an app needing more slots, is a seamless master-worker reload (the
-// listening sockets are passed to the new worker, nothing is refused).
+// (one backend per app, with server slots, and spare backends) and then changes only what the
+// runtime socket can change: server addresses, ready/maint states and the maps (hosts, app →
+// backend, body limits). A deploy, a new app (it takes a spare), a stopped or removed app
+// therefore never reload; running out of spares or of an app's slots is a seamless
+// master-worker reload (the listening sockets are passed to the new worker, nothing is
+// refused), which also lays the backends out afresh.
 import { execFile, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -41,8 +43,13 @@ import {
   backendName,
   LUA,
   PAGE_STATUSES,
+  renderBackends,
+  renderBodyMax,
   renderConfig,
   renderMaps,
+  SPARE_BACKENDS,
+  SPARE_SLOTS,
+  spareName,
   type HaproxyPaths,
   type Slot,
 } from './config.ts';
@@ -73,6 +80,8 @@ export const haproxyPaths = (dataDir: string): HaproxyPaths => {
     pid: join(dir, 'haproxy.pid'),
     exact: join(dir, 'hosts.map'),
     wild: join(dir, 'wildcards.map'),
+    backends: join(dir, 'backends.map'),
+    bodyMax: join(dir, 'body-limits.map'),
     pages: join(dir, 'pages'),
     lua: join(dir, 'paas.lua'),
     state: join(dir, 'state.json'),
@@ -89,6 +98,10 @@ export const haproxyPaths = (dataDir: string): HaproxyPaths => {
 interface Persisted {
   table: RouteTable;
   slots: Record<string, Slot[]>;
+  /** App → its backend in the running configuration (its own, or a spare it took). */
+  backends: Record<string, string>;
+  /** Spare backends of the running configuration no app has taken yet. */
+  spares: string[];
   httpPort: number;
   /** The HTTPS listener's port (none without `--https-port`). */
   httpsPort?: number;
@@ -97,6 +110,20 @@ interface Persisted {
 }
 
 const NO_NAMES: CertNames = { hosts: [], default: null };
+
+/** A fresh layout: each app its own backend, and all spares free. */
+function layOut(st: Persisted): void {
+  st.backends = Object.fromEntries(Object.keys(st.table.apps).map((a) => [a, backendName(a)]));
+  st.spares = Array.from({ length: SPARE_BACKENDS }, (_, i) => spareName(i + 1));
+}
+
+const freeSlots = (count: number): Slot[] =>
+  Array.from({ length: count }, (_, i) => ({
+    n: i + 1,
+    host: '127.0.0.1',
+    port: 1,
+    active: false,
+  }));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -107,7 +134,7 @@ export class HaproxyPlane implements DataPlane {
   private readonly cfg: PlaneConfig;
   private readonly limits: Limits;
   private st: Persisted | null = null;
-  /** Slots retired and not yet drained, per app: not given to a new backend meanwhile. */
+  /** Slots retired and not yet drained, per backend: not given to a new process meanwhile. */
   private readonly draining = new Map<string, Set<number>>();
   private lock: Promise<unknown> = Promise.resolve();
   /** ACME HTTP-01 tokens of orders under way (in memory, like the node router's). */
@@ -136,6 +163,10 @@ export class HaproxyPlane implements DataPlane {
       await this.refresh(host);
       return { started: false, pid: this.masterPid() };
     }
+    // A haproxy this plane starts runs a fresh layout, and the port asked for (a changed
+    // --http-port); an ephemeral one (0) keeps the port it had.
+    layOut(this.st);
+    if (this.cfg.httpPort !== 0) this.st.httpPort = this.cfg.httpPort;
     if (this.st.httpPort === 0) this.st.httpPort = await freePort(host);
     // haproxy binds with SO_REUSEPORT: it would share a port another process listens on.
     else await assertPortFree(host, this.st.httpPort);
@@ -198,20 +229,30 @@ export class HaproxyPlane implements DataPlane {
   private loadState(): Persisted {
     try {
       const raw = JSON.parse(readFileSync(this.paths.state, 'utf8')) as Persisted;
-      return {
+      const st: Persisted = {
         table: parseRouteTable(raw.table),
         slots: raw.slots,
+        backends: raw.backends,
+        spares: raw.spares,
         httpPort: raw.httpPort,
         ...(typeof raw.httpsPort === 'number' ? { httpsPort: raw.httpsPort } : {}),
         certs: raw.certs ?? NO_NAMES,
       };
+      // State written by a paas before spare backends: its configuration is replaced (by
+      // refresh's reload, or at the next start) with a fresh layout.
+      if (typeof raw.backends !== 'object' || !Array.isArray(raw.spares)) layOut(st);
+      return st;
     } catch {
-      return {
+      const st: Persisted = {
         table: parseRouteTable({ apps: {}, domain: this.cfg.domain }),
         slots: {},
+        backends: {},
+        spares: [],
         httpPort: this.cfg.httpPort,
         certs: NO_NAMES,
       };
+      layOut(st);
+      return st;
     }
   }
 
@@ -249,6 +290,8 @@ export class HaproxyPlane implements DataPlane {
     const maps = renderMaps(st.table);
     writeAtomic(this.paths.exact, maps.exact);
     writeAtomic(this.paths.wild, maps.wild);
+    writeAtomic(this.paths.backends, renderBackends(st.backends));
+    writeAtomic(this.paths.bodyMax, renderBodyMax(st.table));
     // A certificate whose file is gone is left out of the crt-list (haproxy would refuse to
     // start on it); the daemon's push at (re)connection brings it back.
     const names = (st.certs = this.presentCerts(st.certs ?? NO_NAMES));
@@ -261,8 +304,13 @@ export class HaproxyPlane implements DataPlane {
     writeAtomic(
       this.paths.cfg,
       renderConfig({
-        table: st.table,
-        slots: st.slots,
+        backends: [
+          ...Object.entries(st.backends).map(([app, name]) => ({
+            name,
+            slots: st.slots[app] ?? [],
+          })),
+          ...st.spares.map((name) => ({ name, slots: freeSlots(SPARE_SLOTS) })),
+        ],
         paths: this.paths,
         host: this.cfg.host ?? '0.0.0.0',
         httpPort: st.httpPort,
@@ -398,11 +446,11 @@ export class HaproxyPlane implements DataPlane {
     // once must not each start from the table the other is replacing.
     const retired = await this.serialized(() => this.swap(make(this.st!.table)));
     const drained = await this.drain(retired, opts.drainTimeoutMs ?? this.limits.drainTimeoutMs);
-    for (const [app, n] of retired) this.draining.get(app)?.delete(n);
+    for (const [be, n] of retired) this.draining.get(be)?.delete(n);
     return { drained };
   }
 
-  /** Put `next` in place; returns the slots it retired (app, slot), still to drain. */
+  /** Put `next` in place; returns the slots it retired (backend, slot), still to drain. */
   private async swap(next: RouteTable): Promise<[string, number][]> {
     if (!(await this.answers())) await this.connect();
     const st = this.st!;
@@ -412,17 +460,28 @@ export class HaproxyPlane implements DataPlane {
     const retireCmds: string[] = [];
     const retired: [string, number][] = [];
     const slots: Record<string, Slot[]> = {};
+    const backends: Record<string, string> = {};
+    const spares = [...st.spares];
+    const retire = (be: string, s: Slot): void => {
+      s.active = false;
+      this.busy(be).add(s.n);
+      retired.push([be, s.n]);
+      retireCmds.push(`set server ${be}/s${s.n} state maint`);
+    };
     for (const [app, route] of Object.entries(next.apps)) {
-      const before = prev.apps[app];
-      if (
-        before === undefined ||
-        before.maxBodyBytes !== route.maxBodyBytes ||
-        before.state !== route.state
-      )
-        reload = true;
-      const be = backendName(app);
-      const old = (st.slots[app] ?? []).map((s) => ({ ...s }));
-      const busy = this.draining.get(app) ?? new Set<number>();
+      let be = st.backends[app];
+      let old = (st.slots[app] ?? []).map((s) => ({ ...s }));
+      if (be === undefined) {
+        // A new app takes a spare backend: no reload. Without one, the reload below gives
+        // it its own.
+        be = spares.shift();
+        if (be === undefined) {
+          be = backendName(app);
+          reload = true;
+        } else old = freeSlots(SPARE_SLOTS);
+      }
+      backends[app] = be;
+      const busy = this.busy(be);
       const want = route.state === 'stopped' ? [] : route.backends;
       const keep = new Set<Slot>();
       const placed: Slot[] = [];
@@ -436,13 +495,7 @@ export class HaproxyPlane implements DataPlane {
           s.id = b.id;
         } else toPlace.push(b);
       }
-      for (const s of old)
-        if (s.active && !keep.has(s)) {
-          s.active = false;
-          busy.add(s.n);
-          retired.push([app, s.n]);
-          retireCmds.push(`set server ${be}/s${s.n} state maint`);
-        }
+      for (const s of old) if (s.active && !keep.has(s)) retire(be, s);
       for (const b of toPlace) {
         let s = old.find((x) => !x.active && !busy.has(x.n) && !placed.includes(x));
         if (!s) {
@@ -461,33 +514,61 @@ export class HaproxyPlane implements DataPlane {
           `set server ${be}/s${s.n} state ready`,
         );
       }
-      this.draining.set(app, busy);
       slots[app] = old;
     }
-    for (const app of Object.keys(prev.apps)) if (!(app in next.apps)) reload = true;
-    const mapsBefore = renderMaps(prev);
-    const mapsAfter = renderMaps(next);
+    // A removed app's servers leave like a retired process's (drained); its backend stays
+    // unused until the next reload drops it.
+    for (const app of Object.keys(prev.apps))
+      if (!(app in next.apps) && st.backends[app] !== undefined)
+        for (const s of st.slots[app] ?? []) if (s.active) retire(st.backends[app]!, { ...s });
+    const prevBackends = st.backends;
     st.table = next;
     st.slots = slots;
-    this.writeFiles();
+    st.backends = backends;
+    st.spares = spares;
     if (reload) {
+      layOut(st);
+      this.writeFiles();
       await this.reload();
       return retired;
     }
+    this.writeFiles();
+    // In an order where every request finds somewhere to go: the new apps' backends, their
+    // limits and servers first, then the hosts that lead to them, the old servers out, and
+    // the removed apps' backends last, after their hosts are gone.
+    const backendsBefore = renderBackends(prevBackends);
+    const backendsBoth = renderBackends({ ...prevBackends, ...backends });
+    const backendsAfter = renderBackends(backends);
+    if (backendsBoth !== backendsBefore) await this.replaceMap(this.paths.backends, backendsBoth);
+    const bodyMax = renderBodyMax(next);
+    if (bodyMax !== renderBodyMax(prev)) await this.replaceMap(this.paths.bodyMax, bodyMax);
+    await this.runCommands(commands);
+    const mapsBefore = renderMaps(prev);
+    const mapsAfter = renderMaps(next);
     if (mapsBefore.exact !== mapsAfter.exact)
       await this.replaceMap(this.paths.exact, mapsAfter.exact);
     if (mapsBefore.wild !== mapsAfter.wild) await this.replaceMap(this.paths.wild, mapsAfter.wild);
     // redirect-https and HSTS are a map too: turning them on or off reloads nothing.
     const flags = renderHttpsFlags(next);
     if (renderHttpsFlags(prev) !== flags) await this.replaceMap(this.paths.httpsFlags, flags);
-    // New servers ready before old ones leave: the app always has somewhere to go.
-    const all = [...commands, ...retireCmds];
+    await this.runCommands(retireCmds);
+    if (backendsAfter !== backendsBoth) await this.replaceMap(this.paths.backends, backendsAfter);
+    return retired;
+  }
+
+  private busy(be: string): Set<number> {
+    let set = this.draining.get(be);
+    if (set === undefined) this.draining.set(be, (set = new Set()));
+    return set;
+  }
+
+  /** Server commands, twenty to a connection; any refusal is RouterUnavailable with it. */
+  private async runCommands(all: string[]): Promise<void> {
     for (let i = 0; i < all.length; i += 20) {
       const out = await cli(this.paths.admin, all.slice(i, i + 20));
       const bad = out.split('\n').find((l) => /^(No such|Require|Invalid|Unknown)/.test(l.trim()));
       if (bad) throw new RouterUnavailable(`haproxy runtime: ${bad.trim()}`);
     }
-    return retired;
   }
 
   /** Replace a map's whole content atomically (prepare, fill, commit). */
@@ -511,8 +592,8 @@ export class HaproxyPlane implements DataPlane {
     let quiet = 0;
     for (;;) {
       const rows = parseStat(await cli(this.paths.admin, ['show stat']));
-      const busy = retired.some(([app, n]) => {
-        const r = rows.find((x) => x.pxname === backendName(app) && x.svname === `s${n}`);
+      const busy = retired.some(([be, n]) => {
+        const r = rows.find((x) => x.pxname === be && x.svname === `s${n}`);
         return r !== undefined && (Number(r.scur) > 0 || Number(r.qcur) > 0);
       });
       // Twice in a row: a request being assigned to the server between two polls counts.
@@ -534,7 +615,8 @@ export class HaproxyPlane implements DataPlane {
     const out: BackendLoad[] = [];
     for (const [app, slots] of Object.entries(this.st!.slots))
       for (const s of slots) {
-        const r = rows.find((x) => x.pxname === backendName(app) && x.svname === `s${s.n}`);
+        const be = this.st!.backends[app];
+        const r = rows.find((x) => x.pxname === be && x.svname === `s${s.n}`);
         const inflight = Number(r?.scur ?? 0) + Number(r?.qcur ?? 0);
         if (!s.active && inflight === 0) continue;
         out.push({

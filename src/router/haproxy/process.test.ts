@@ -1,7 +1,8 @@
 // The haproxy plane as the daemon runs it: started detached, adopted by a second daemon
 // (a new HaproxyPlane on the same data dir), a deploy's switch changes servers over the
-// runtime socket without a reload, a new app is a seamless reload that refuses nothing
-// under load, and after kill -9 the next start serves the persisted table by itself.
+// runtime socket without a reload, so does a new app (it takes a spare backend), running out
+// of spares is a seamless reload that refuses nothing under load, and after kill -9 the next
+// start serves the persisted table by itself.
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import tls from 'node:tls';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCa } from '../../../test/helpers/certs.ts';
 import { freePort } from '../../../test/helpers/host.ts';
 import { request, until, upstream, type Upstream } from '../testing.ts';
+import { SPARE_BACKENDS } from './config.ts';
 import { cli } from './runtime.ts';
 import { haproxyPaths, HaproxyPlane } from './plane.ts';
 
@@ -53,7 +55,7 @@ const workerPid = async (): Promise<number> =>
   Number(/^Pid: (\d+)/m.exec(await cli(haproxyPaths(dataDir).admin, ['show info']))?.[1]);
 
 describe('haproxy plane process', () => {
-  it('starts detached, is adopted, switches without reloading, reloads seamlessly for a new app, and survives kill -9', async () => {
+  it('starts detached, is adopted, switches and adds an app without reloading, reloads seamlessly past its spares, and survives kill -9', async () => {
     const first = plane();
     const started = await first.connect();
     expect(started.started).toBe(true);
@@ -101,7 +103,19 @@ describe('haproxy plane process', () => {
     expect(nameOf((await request(port, 'shop.example.org')).body)).toBe('two');
     expect(await workerPid()).toBe(worker);
 
-    // A new app needs a new backend: a reload, under a bounded request loop that must see
+    // A new app takes a spare backend: still no reload.
+    const two2 = {
+      app: {
+        domains: ['app.example.com', '*.example.org'],
+        backends: [{ host: '127.0.0.1', port: two.port }],
+      },
+      other: { domains: [], backends: [{ host: '127.0.0.1', port: one.port }] },
+    };
+    await second.setRoutes({ domain: 'paas.test', apps: two2 });
+    expect(nameOf((await request(port, 'other.paas.test')).body)).toBe('one');
+    expect(await workerPid()).toBe(worker);
+
+    // More new apps than spares left: a reload, under a bounded request loop that must see
     // no refused connection and no failed request.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     let stop = false;
@@ -129,16 +143,13 @@ describe('haproxy plane process', () => {
     };
     const load8 = Promise.all(Array.from({ length: 8 }, loop));
     await until(() => ok > 200, 10_000, 'load before the reload');
-    await second.setRoutes({
-      domain: 'paas.test',
-      apps: {
-        app: {
-          domains: ['app.example.com', '*.example.org'],
-          backends: [{ host: '127.0.0.1', port: two.port }],
-        },
-        other: { domains: [], backends: [{ host: '127.0.0.1', port: one.port }] },
-      },
-    });
+    const many = Object.fromEntries(
+      Array.from({ length: SPARE_BACKENDS }, (_, i) => [
+        `extra${i}`,
+        { domains: [], backends: [{ host: '127.0.0.1', port: one.port }] },
+      ]),
+    );
+    await second.setRoutes({ domain: 'paas.test', apps: { ...two2, ...many } });
     const after = ok;
     await until(() => ok > after + 200, 10_000, 'load after the reload');
     stop = true;
@@ -147,6 +158,19 @@ describe('haproxy plane process', () => {
     expect(failures).toEqual([]);
     expect(await workerPid()).not.toBe(worker);
     expect(nameOf((await request(port, 'other.paas.test')).body)).toBe('one');
+    expect(nameOf((await request(port, `extra${SPARE_BACKENDS - 1}.paas.test`)).body)).toBe('one');
+    // The reload laid the backends out afresh: spares again for the next new apps.
+    const worker2 = await workerPid();
+    await second.setRoutes({
+      domain: 'paas.test',
+      apps: {
+        ...two2,
+        ...many,
+        late: { domains: [], backends: [{ host: '127.0.0.1', port: two.port }] },
+      },
+    });
+    expect(nameOf((await request(port, 'late.paas.test')).body)).toBe('two');
+    expect(await workerPid()).toBe(worker2);
 
     // Two apps switching at once: each change is made on the table the other left.
     await Promise.all([
@@ -179,6 +203,7 @@ describe('haproxy plane process', () => {
     expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('two');
     expect(nameOf((await request(port, 'shop.example.org')).body)).toBe('two');
     expect(nameOf((await request(port, 'other.paas.test')).body)).toBe('one');
+    expect(nameOf((await request(port, 'late.paas.test')).body)).toBe('two');
 
     await third.stop();
     await until(() => !alive(again.pid), 10_000, 'haproxy to exit');
