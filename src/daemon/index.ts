@@ -156,6 +156,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const r = await router.connect();
   log.info(
     `router (${plane.kind}) ${r.started ? 'started' : 'adopted'} (pid ${r.pid}) on http port ${opts.httpPort}` +
+      (r.replaced === undefined ? '' : `, taking over from the ${r.replaced} plane, now stopped`) +
       (r.httpsPort !== undefined ? `, https port ${r.httpsPort}` : ''),
   );
   if (r.httpsPort === undefined && opts.httpsPort !== undefined)

@@ -24,7 +24,13 @@ export class RouterLink implements RouterPort {
     this.opts = opts;
   }
 
-  async connect(): Promise<{ started: boolean; pid: number; httpsPort: number | undefined }> {
+  async connect(): Promise<{
+    started: boolean;
+    pid: number;
+    httpsPort: number | undefined;
+    /** The other plane this one took over from (src/router/select.ts: handover), stopped. */
+    replaced?: string;
+  }> {
     const r = await this.plane.connect();
     this.httpsPort = (await this.plane.health()).httpsPort;
     // A plane without an HTTPS listener (one adopted from before --https-port, or a plane
@@ -32,7 +38,15 @@ export class RouterLink implements RouterPort {
     // next start.
     if (this.opts.certs && this.httpsPort !== undefined)
       await this.plane.setCerts(this.opts.certs());
-    return { started: r.started, pid: r.pid, httpsPort: this.httpsPort };
+    // The plane this one took over from leaves only now that this one has the table and the
+    // certificates: it drains what it holds, then exits.
+    if (r.replaced !== undefined) await r.replaced.stop();
+    return {
+      started: r.started,
+      pid: r.pid,
+      httpsPort: this.httpsPort,
+      ...(r.replaced === undefined ? {} : { replaced: r.replaced.kind }),
+    };
   }
 
   switch(app: string, backends: Backend[]): Promise<{ drained: boolean }> {

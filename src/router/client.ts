@@ -82,6 +82,21 @@ export class RouterClient {
   }
 }
 
+/** Whether the node plane's router process of `dataDir` answers on its control socket. */
+export async function routerAnswers(dataDir: string): Promise<boolean> {
+  try {
+    const client = await RouterClient.connect(dataDir, 1000);
+    try {
+      await client.ping();
+      return true;
+    } finally {
+      client.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
 export interface EnsureOptions extends Omit<RouterOptions, 'limits'> {
   /** How long to wait for a started router to answer. */
   timeoutMs?: number;
@@ -117,6 +132,7 @@ export async function ensureRouterRunning(
   if (opts.httpsPort !== undefined) args.push('--https-port', String(opts.httpsPort));
   if (opts.workers !== undefined) args.push('--workers', String(opts.workers));
   if (opts.host !== undefined) args.push('--host', opts.host);
+  if (opts.beside === true) args.push('--beside');
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', out, out],

@@ -33,6 +33,12 @@ export interface PlaneConfig {
   /** node: router worker processes (default one per core). haproxy: threads. */
   workers?: number;
   limits?: Partial<Limits>;
+  /**
+   * The data dir's plane of the other kind still serves on these ports (a changed
+   * `--router`): bind beside it (both use SO_REUSEPORT) instead of refusing a held port.
+   * Set by handover.ts, not by callers.
+   */
+  beside?: boolean;
 }
 
 export interface SwitchOptions {
@@ -63,6 +69,16 @@ export interface PlaneHealth {
   workers: number;
 }
 
+export interface PlaneConnected {
+  started: boolean;
+  pid: number;
+  /**
+   * The data dir's plane of the other kind, found serving when this one started on its
+   * table (handover.ts): the caller stops it once this one has its certificates too.
+   */
+  replaced?: DataPlane;
+}
+
 export interface DataPlane {
   readonly kind: PlaneKind;
   /** Where the plane appends one JSON line per request (access-log.ts's format). */
@@ -71,7 +87,7 @@ export interface DataPlane {
    * Start the plane detached if it does not answer, else adopt the one already running
    * (a previous daemon's): it keeps serving its last table on its own.
    */
-  connect(): Promise<{ started: boolean; pid: number }>;
+  connect(): Promise<PlaneConnected>;
   /** Publish the whole table. Resolves once backends that left it have drained. */
   setRoutes(table: RouteTable, opts?: SwitchOptions): Promise<{ drained: boolean }>;
   /**

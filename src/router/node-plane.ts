@@ -1,14 +1,18 @@
 // The `node` data plane: our own router process (router.ts), started detached by
 // `ensureRouterRunning` and driven over its control socket (control.ts).
+import { mkdirSync } from 'node:fs';
 import { accessLogPath } from './access-log.ts';
-import { ensureRouterRunning, RouterClient } from './client.ts';
+import { ensureRouterRunning, routerAnswers, RouterClient } from './client.ts';
 import type {
   BackendLoad,
   DataPlane,
   PlaneConfig,
+  PlaneConnected,
   PlaneHealth,
   SwitchOptions,
 } from './data-plane.ts';
+import { routerPaths } from './paths.ts';
+import { saveTable } from './routes-file.ts';
 import type { RouterCerts } from './certs.ts';
 import type { Backend, RouteTable } from './table.ts';
 
@@ -20,20 +24,43 @@ export class NodePlane implements DataPlane {
   /** The last certificate set pushed, sent again to a router this plane reconnects to. */
   private lastCerts: RouterCerts | null = null;
 
-  constructor(cfg: PlaneConfig) {
+  /** The data dir's running plane of the other kind, if any (select.ts: handover). */
+  private readonly prior: () => Promise<DataPlane | null>;
+
+  constructor(cfg: PlaneConfig, prior: () => Promise<DataPlane | null> = async () => null) {
     this.cfg = cfg;
+    this.prior = prior;
     this.accessLogPath = accessLogPath(cfg.dataDir);
   }
 
-  async connect(): Promise<{ started: boolean; pid: number }> {
-    const { dataDir, httpPort, httpsPort, host, domain, workers } = this.cfg;
-    const r = await ensureRouterRunning({ dataDir, httpPort, httpsPort, host, domain, workers });
+  async connect(): Promise<PlaneConnected> {
+    const { dataDir, host, domain, workers } = this.cfg;
+    let { httpPort, httpsPort } = this.cfg;
+    // Not running ours: take over from the other plane if it serves this data dir, on its
+    // table (written where our router reads it at start) and its ports.
+    const replaced = (await routerAnswers(dataDir)) ? null : await this.prior();
+    if (replaced !== null) {
+      mkdirSync(routerPaths(dataDir).dir, { recursive: true });
+      saveTable(routerPaths(dataDir).routes, await replaced.routes());
+      const h = await replaced.health();
+      if (httpPort === 0) httpPort = h.httpPort;
+      if (httpsPort === 0 && h.httpsPort !== undefined) httpsPort = h.httpsPort;
+    }
+    const r = await ensureRouterRunning({
+      dataDir,
+      httpPort,
+      httpsPort,
+      host,
+      domain,
+      workers,
+      ...(replaced === null ? {} : { beside: true }),
+    });
     this.client?.close();
     this.client = r.client;
     // A router (re)started since the last push knows no certificates: it keeps them in memory.
     if (this.lastCerts !== null && (await r.client.ping()).httpsPort !== undefined)
       await r.client.setCerts(this.lastCerts);
-    return { started: r.started, pid: r.pid };
+    return { started: r.started, pid: r.pid, ...(replaced === null ? {} : { replaced }) };
   }
 
   private async call<T>(fn: (c: RouterClient) => Promise<T>): Promise<T> {

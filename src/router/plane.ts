@@ -3,7 +3,7 @@
 // per worker; tests may run one in-process.
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import tls from 'node:tls';
 import { AccessLog } from './access-log.ts';
 import {
@@ -22,6 +22,11 @@ import { handleRequest, type Limits, type ListenerInfo, type PlaneContext } from
 import { RouteState, type StateStats } from './state.ts';
 import type { RouteTable } from './table.ts';
 import { handleUpgrade } from './upgrade.ts';
+
+/** How long a closing plane leaves idle kept-alive connections for their client's next request. */
+const IDLE_GRACE_MS = 1000;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
 
 export interface PlaneOptions {
   host: string;
@@ -47,6 +52,8 @@ export class WorkerPlane {
   private challenges: ReadonlyMap<string, string> = new Map();
   httpPort = 0;
   httpsPort: number | undefined;
+  /** Closing: each HTTP/1 response ends its connection (`Connection: close`). */
+  private closing = false;
 
   private constructor(opts: PlaneOptions) {
     this.opts = opts;
@@ -108,21 +115,25 @@ export class WorkerPlane {
   }
 
   async close(drainTimeoutMs: number): Promise<void> {
-    await Promise.all(
+    this.closing = true;
+    // Stop accepting, without http.Server.close's closing of idle kept-alive connections
+    // right away: a client may be sending on one. Those in use get `Connection: close` with
+    // their next answer; those still idle after a grace are closed.
+    const closed = Promise.all(
       this.servers.map(
-        (s) =>
-          new Promise<void>((r) => {
-            s.close(() => r());
-            // Http2SecureServer has it too at run time (allowHTTP1 tracks HTTP/1 connections).
-            (s as http.Server).closeIdleConnections();
-            // HTTP/2: GOAWAY, then each session ends once its open streams have.
-            if (s === this.tlsServer) for (const session of this.sessions) session.close();
-          }),
+        (s) => new Promise<void>((r) => net.Server.prototype.close.call(s, () => r())),
       ),
     );
+    // HTTP/2: GOAWAY, then each session ends once its open streams have.
+    for (const session of this.sessions) session.close();
+    if (drainTimeoutMs > 0)
+      await Promise.race([closed, sleep(Math.min(IDLE_GRACE_MS, drainTimeoutMs))]);
+    // Http2SecureServer has it too at run time (allowHTTP1 tracks HTTP/1 connections).
+    for (const s of this.servers) (s as http.Server).closeIdleConnections();
     await this.state.close(drainTimeoutMs);
     for (const s of this.servers) if (s instanceof http.Server) s.closeAllConnections();
     for (const socket of this.tlsSockets) socket.destroy();
+    await closed;
     await this.log?.close();
   }
 
@@ -161,6 +172,10 @@ export class WorkerPlane {
       });
     }
     server.on('request', (req, res) => {
+      // A client on a kept-alive connection is told to go elsewhere with its answer, rather
+      // than finding the connection closed under the request it is sending.
+      if (this.closing && (req as http.IncomingMessage).httpVersionMajor === 1)
+        res.setHeader('connection', 'close');
       // ACME HTTP-01 (challenge.ts): the plain port answers pushed tokens before routing.
       if (
         proto === 'http' &&

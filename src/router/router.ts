@@ -1,16 +1,7 @@
 // The router process: data planes (in-process or cluster workers), the control socket the
 // daemon talks to, the persisted table it reloads after its own restart, the pid file and
 // access-log rotation.
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +17,7 @@ import { ClusterPlanes, LocalPlanes, type Planes, type WorkerStats } from './pla
 import { DEFAULT_LIMITS, type Limits } from './proxy.ts';
 import { parseBackends, parseRouteTable, type RouteTable } from './table.ts';
 import { routerPaths } from './paths.ts';
+import { loadTable, saveTable, writeAtomic } from './routes-file.ts';
 
 export { routerPaths };
 
@@ -41,6 +33,8 @@ export interface RouterOptions {
   limits?: Partial<Limits>;
   /** Rotate access.log past this size. */
   accessLogMaxBytes?: number;
+  /** Bind beside the data dir's other plane, which is handing over (data-plane.ts). */
+  beside?: boolean;
 }
 
 export interface RouterHandle {
@@ -109,7 +103,8 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
   // Same reason, across data dirs: a plain bind fails where another process (an nginx, a
   // second install's router) already listens, which SO_REUSEPORT would hide.
   for (const port of [opts.httpPort, opts.httpsPort]) {
-    if (port !== undefined && port !== 0) await assertPortFree(planeOpts.host ?? '0.0.0.0', port);
+    if (port !== undefined && port !== 0 && opts.beside !== true)
+      await assertPortFree(planeOpts.host ?? '0.0.0.0', port);
   }
   const workers = opts.workers ?? availableParallelism();
   if (!Number.isInteger(workers) || workers < 1)
@@ -225,37 +220,4 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
       rmSync(paths.pid, { force: true });
     },
   };
-}
-
-function loadTable(path: string): RouteTable | null {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
-  // A table that no longer validates is not served half-way: start empty and say so.
-  try {
-    return parseRouteTable(JSON.parse(text));
-  } catch (err) {
-    process.stderr.write(`router: ignoring ${path}: ${(err as Error).message}\n`);
-    return null;
-  }
-}
-
-function saveTable(path: string, table: RouteTable): void {
-  writeAtomic(path, `${JSON.stringify(table, null, 2)}\n`);
-}
-
-/** write-to-temp, fsync, rename: a crash leaves the old file or the new one, never half. */
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
 }

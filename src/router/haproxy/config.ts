@@ -204,9 +204,10 @@ export function renderConfig(c: ConfigInput): string {
     '  http-request set-header x-forwarded-host %[req.hdr(host)]',
     '  http-request set-header x-forwarded-port %[dst_port]',
     // The body limit, by a map so an app's limit changes at run time: a declared length is
-    // checked as it arrives; a chunked body is counted while it fits the buffer (past that
-    // only the server's timeout bounds it; see README: the haproxy plane's gaps).
-    `  http-request set-var(txn.max) var(txn.app),map_str_int(${paths.bodyMax},${DEFAULT_MAX_BODY_BYTES}) if { req.hdr(content-length) -m found } || { req.hdr(transfer-encoding) -m found }`,
+    // checked as it arrives; a chunked body (or an HTTP/2 one, which declares none) is
+    // counted while it fits the buffer (past that only the server's timeout bounds it; see
+    // README: the haproxy plane's gaps). GET and HEAD without a body skip the lookup.
+    `  http-request set-var(txn.max) var(txn.app),map_str_int(${paths.bodyMax},${DEFAULT_MAX_BODY_BYTES}) if { req.hdr(content-length) -m found } || { req.hdr(transfer-encoding) -m found } || !METH_GET !METH_HEAD`,
     '  http-request deny deny_status 413 if { req.hdr_val(content-length),sub(txn.max) gt 0 }',
     `  http-request wait-for-body time ${ms(limits.bodyTimeoutMs)} at-least ${CHUNKED_COUNTED + 1} if { req.hdr(transfer-encoding) -m found } { var(txn.max) -m int lt ${CHUNKED_COUNTED} }`,
     `  http-request deny deny_status 413 if { var(txn.max) -m int lt ${CHUNKED_COUNTED} } { req.body_size,sub(txn.max) gt 0 }`,

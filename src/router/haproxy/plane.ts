@@ -29,6 +29,7 @@ import {
   type BackendLoad,
   type DataPlane,
   type PlaneConfig,
+  type PlaneConnected,
   type PlaneHealth,
   type SwitchOptions,
 } from '../data-plane.ts';
@@ -127,6 +128,9 @@ const freeSlots = (count: number): Slot[] =>
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** How long a stopping haproxy leaves idle kept-alive connections for their next request. */
+const IDLE_GRACE_MS = 1000;
+
 export class HaproxyPlane implements DataPlane {
   readonly kind = 'haproxy' as const;
   readonly accessLogPath: string;
@@ -142,8 +146,12 @@ export class HaproxyPlane implements DataPlane {
   /** The last certificate set pushed, written again for a haproxy this plane (re)starts. */
   private lastCerts: RouterCerts | null = null;
 
-  constructor(cfg: PlaneConfig) {
+  /** The data dir's running plane of the other kind, if any (select.ts: handover). */
+  private readonly prior: () => Promise<DataPlane | null>;
+
+  constructor(cfg: PlaneConfig, prior: () => Promise<DataPlane | null> = async () => null) {
     this.cfg = cfg;
+    this.prior = prior;
     this.limits = { ...DEFAULT_LIMITS, ...cfg.limits };
     this.paths = haproxyPaths(cfg.dataDir);
     this.accessLogPath = accessLogPath(cfg.dataDir);
@@ -153,7 +161,12 @@ export class HaproxyPlane implements DataPlane {
     return this.st?.httpPort ?? this.cfg.httpPort;
   }
 
-  async connect(): Promise<{ started: boolean; pid: number }> {
+  /** Whether the haproxy plane of `dataDir` answers on its runtime socket. */
+  static async running(dataDir: string): Promise<boolean> {
+    return answers(haproxyPaths(dataDir).admin);
+  }
+
+  async connect(): Promise<PlaneConnected> {
     mkdirSync(this.paths.pages, { recursive: true, mode: 0o700 });
     mkdirSync(this.paths.certs, { recursive: true, mode: 0o700 });
     mkdirSync(join(this.accessLogPath, '..'), { recursive: true });
@@ -163,15 +176,26 @@ export class HaproxyPlane implements DataPlane {
       await this.refresh(host);
       return { started: false, pid: this.masterPid() };
     }
+    // Not running: take over from the other plane if it serves this data dir, on its table
+    // and its ports, bound beside it.
+    const replaced = await this.prior();
+    let beside: { httpPort: number; httpsPort: number | undefined } | null = null;
+    if (replaced !== null) {
+      this.seed(await replaced.routes());
+      beside = await replaced.health();
+    }
     // A haproxy this plane starts runs a fresh layout, and the port asked for (a changed
-    // --http-port); an ephemeral one (0) keeps the port it had.
+    // --http-port); an ephemeral one (0) keeps the port it had, or the replaced plane's.
     layOut(this.st);
     if (this.cfg.httpPort !== 0) this.st.httpPort = this.cfg.httpPort;
+    else if (beside !== null) this.st.httpPort = beside.httpPort;
     if (this.st.httpPort === 0) this.st.httpPort = await freePort(host);
     // haproxy binds with SO_REUSEPORT: it would share a port another process listens on.
-    else await assertPortFree(host, this.st.httpPort);
+    else if (beside === null) await assertPortFree(host, this.st.httpPort);
     if (this.cfg.httpsPort === undefined) delete this.st.httpsPort;
-    else await this.pickHttpsPort(host);
+    else if (this.cfg.httpsPort === 0 && beside?.httpsPort !== undefined)
+      this.st.httpsPort = beside.httpsPort;
+    else await this.pickHttpsPort(host, beside !== null);
     // A haproxy this plane starts reads its certificates from disk: the last set pushed.
     if (this.lastCerts !== null) this.writeCertFiles(this.lastCerts);
     this.writeFiles();
@@ -199,10 +223,24 @@ export class HaproxyPlane implements DataPlane {
         throw new RouterUnavailable(`haproxy did not answer on ${this.paths.admin} in time`);
       await sleep(50);
     }
-    return { started: true, pid: child.pid! };
+    return { started: true, pid: child.pid!, ...(replaced === null ? {} : { replaced }) };
   }
 
-  private async pickHttpsPort(host: string): Promise<void> {
+  /** Serve `table` from the start: its backends in the first slots of each app. */
+  private seed(table: RouteTable): void {
+    const st = this.st!;
+    st.table = table;
+    st.slots = {};
+    for (const [app, route] of Object.entries(table.apps)) {
+      const list = route.state === 'stopped' ? [] : route.backends;
+      st.slots[app] = [
+        ...list.map((b, i) => ({ n: i + 1, host: b.host, port: b.port, id: b.id, active: true })),
+        ...freeSlots(SPARE_SLOTS).map((s) => ({ ...s, n: s.n + list.length })),
+      ];
+    }
+  }
+
+  private async pickHttpsPort(host: string, beside = false): Promise<void> {
     const st = this.st!;
     const want = this.cfg.httpsPort!;
     if (want !== 0) st.httpsPort = want;
@@ -210,7 +248,7 @@ export class HaproxyPlane implements DataPlane {
       // Two probes may be handed the same ephemeral port: the HTTPS one must differ.
       for (let i = 0; i < 10 && (!st.httpsPort || st.httpsPort === st.httpPort); i++)
         st.httpsPort = await freePort(host);
-    await assertPortFree(host, st.httpsPort!);
+    if (!beside) await assertPortFree(host, st.httpsPort!);
   }
 
   /**
@@ -256,12 +294,8 @@ export class HaproxyPlane implements DataPlane {
     }
   }
 
-  private async answers(): Promise<boolean> {
-    try {
-      return (await cli(this.paths.admin, ['show info'], 2000)).includes('Pid:');
-    } catch {
-      return false;
-    }
+  private answers(): Promise<boolean> {
+    return answers(this.paths.admin);
   }
 
   private masterPid(): number {
@@ -604,9 +638,11 @@ export class HaproxyPlane implements DataPlane {
     }
   }
 
+  // routes() and health() only read: they also serve a plane being replaced (select.ts),
+  // which must not be changed (connect's refresh) on its way out.
   async routes(): Promise<RouteTable> {
-    if (this.st === null) await this.connect();
-    return this.st!.table;
+    this.st ??= this.loadState();
+    return this.st.table;
   }
 
   async load(): Promise<BackendLoad[]> {
@@ -632,7 +668,7 @@ export class HaproxyPlane implements DataPlane {
   }
 
   async health(): Promise<PlaneHealth> {
-    if (this.st === null) await this.connect();
+    this.st ??= this.loadState();
     const info = await cli(this.paths.admin, ['show info']);
     const field = (k: string): number => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(info)?.[1]);
     return {
@@ -853,19 +889,35 @@ export class HaproxyPlane implements DataPlane {
       }
     };
     if (pid <= 0 || !signal(0)) return;
-    // Requests in flight finish first (a drain); idle kept-alive connections do not hold
-    // the stop up, as a soft stop with idle-close-on-response would.
-    const deadline = Date.now() + this.limits.drainTimeoutMs;
-    while (Date.now() < deadline) {
-      const rows = parseStat(await cli(this.paths.admin, ['show stat']).catch(() => ''));
-      if (
-        !rows.some((r) => r.svname !== 'FRONTEND' && r.svname !== 'BACKEND' && Number(r.scur) > 0)
-      )
-        break;
+    const worker = await this.workerPid().catch(() => 0);
+    // A soft stop: the listeners close at once, requests in flight finish, and each
+    // kept-alive connection gets its next answer with `Connection: close`
+    // (idle-close-on-response) rather than being closed under a request its client is
+    // sending. Connections still idle after a grace are cut once nothing is in flight.
+    signal('SIGUSR1');
+    const start = Date.now();
+    const deadline = start + this.limits.drainTimeoutMs;
+    let quiet = 0;
+    while (signal(0) && Date.now() < deadline && quiet < 2) {
+      if (Date.now() - start >= IDLE_GRACE_MS) {
+        const stat = await cli(this.paths.master, [`@!${worker} show stat`]).catch(() => '');
+        const busy = parseStat(stat).some(
+          (r) => r.svname !== 'FRONTEND' && r.svname !== 'BACKEND' && Number(r.scur) > 0,
+        );
+        quiet = busy ? 0 : quiet + 1;
+      }
       await sleep(25);
     }
     signal('SIGTERM');
     while (signal(0)) await sleep(25);
+  }
+}
+
+async function answers(admin: string): Promise<boolean> {
+  try {
+    return (await cli(admin, ['show info'], 2000)).includes('Pid:');
+  } catch {
+    return false;
   }
 }
 
