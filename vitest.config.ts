@@ -27,13 +27,14 @@ export default defineConfig({
         },
       },
       {
-        // The daemon's guarantees that lean on the front door, on haproxy too (issue 20):
-        // zero-downtime deploys and recovery after kill -9 or SIGTERM.
+        // The daemon's guarantees that lean on the front door, on the node plane too (the
+        // default is haproxy, issue 20): zero-downtime deploys and recovery after kill -9 or
+        // SIGTERM.
         extends: true,
         test: {
-          name: 'e2e-haproxy',
+          name: 'e2e-node',
           include: ['test/e2e/{zero-downtime,recovery}.test.ts'],
-          env: { PAAS_E2E_ROUTER: 'haproxy' },
+          env: { PAAS_E2E_ROUTER: 'node' },
         },
       },
     ],

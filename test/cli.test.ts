@@ -122,8 +122,11 @@ describe('paas CLI entry', () => {
         if (flag === '--ssh-port') expect(r.stderr).toContain('--ssh-port');
       } finally {
         blocker.close();
-        const pid = join(dir, 'router', 'router.pid');
-        if (existsSync(pid)) process.kill(Number(readFileSync(pid, 'utf8')), 'SIGTERM');
+        for (const pid of [
+          join(dir, 'router', 'router.pid'),
+          join(dir, 'router', 'haproxy', 'haproxy.pid'),
+        ])
+          if (existsSync(pid)) process.kill(Number(readFileSync(pid, 'utf8')), 'SIGTERM');
         rmSync(dir, { recursive: true, force: true });
       }
     },

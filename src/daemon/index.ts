@@ -31,7 +31,7 @@ import {
 } from '../logs/index.ts';
 import { openStore } from '../registry/index.ts';
 import { createRegistryHandler } from '../registry/server.ts';
-import { createDataPlane } from '../router/index.ts';
+import { createDataPlane, DEFAULT_PLANE } from '../router/index.ts';
 import { createRuntime, Network } from '../runtime/index.ts';
 import type { SchedulerName } from '../scheduler/index.ts';
 import { ensureHostKey, SshKeys, startSshServer, type SshServer } from '../ssh/index.ts';
@@ -68,7 +68,7 @@ export interface DaemonOptions {
    * (`--registry-address`; default 127.0.0.1 and the API port, enough for a single node).
    */
   registryAddress?: string;
-  /** Data plane: `node` or `haproxy` (src/router/data-plane.ts); default DEFAULT_ROUTER. */
+  /** Data plane: `node` or `haproxy` (src/router/data-plane.ts); default DEFAULT_PLANE (src/router). */
   router?: string;
   /** Largest git push accepted, bytes: the pack and the commit's files (default 1 GiB). */
   maxPushBytes?: number;
@@ -111,9 +111,6 @@ export { parseBuildLimits } from '../builder/index.ts';
 export const DEFAULT_MAX_PUSH_BYTES = 1024 ** 3;
 export const DEFAULT_SSH_PORT = 2222;
 
-/** The data plane when `--router` is not given (README: Performance, "data plane"). */
-export const DEFAULT_ROUTER = 'node';
-
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   const maxPushBytes = opts.maxPushBytes ?? DEFAULT_MAX_PUSH_BYTES;
   const buildLimits = opts.buildLimits ?? defaultBuildLimits();
@@ -140,7 +137,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     log: (msg, extra) => log.info(extra ?? {}, msg),
   });
   drains.start();
-  const plane = createDataPlane(opts.router ?? DEFAULT_ROUTER, {
+  const plane = createDataPlane(opts.router ?? DEFAULT_PLANE, {
     dataDir: opts.dataDir,
     httpPort: opts.httpPort,
     httpsPort: opts.httpsPort,

@@ -13,6 +13,13 @@ import type { Backend, RouteTable } from './table.ts';
 export const PLANE_KINDS = ['node', 'haproxy'] as const;
 export type PlaneKind = (typeof PLANE_KINDS)[number];
 
+/**
+ * The plane when `--router` is not given, chosen by measurement (README: "Data planes"):
+ * haproxy serves more requests per second than the node plane at a lower p99, in a twelfth
+ * of its memory, and passes the same contract suite.
+ */
+export const DEFAULT_PLANE: PlaneKind = 'haproxy';
+
 /** `--router`'s validator: an unknown plane fails loudly instead of falling back. */
 export function parsePlaneKind(raw: unknown): PlaneKind {
   if (typeof raw === 'string' && (PLANE_KINDS as readonly string[]).includes(raw))

@@ -25,6 +25,7 @@ export { LOGIN_COOKIE, SESSION_COOKIE } from './headers.ts';
 export { parseRouterCerts, NO_CERTS, type RouterCerts, type RouterCert } from './certs.ts';
 export {
   PLANE_KINDS,
+  DEFAULT_PLANE,
   parsePlaneKind,
   type DataPlane,
   type PlaneKind,

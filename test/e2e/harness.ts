@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { openStore } from '../../src/registry/index.ts';
-import { accessLogPath } from '../../src/router/index.ts';
+import { accessLogPath, DEFAULT_PLANE } from '../../src/router/index.ts';
 import { createRuntime } from '../../src/runtime/index.ts';
 import { freePort, freePorts, REPO, testRootfs } from '../helpers/host.ts';
 
@@ -44,6 +44,9 @@ export interface Paas {
 }
 
 /** `prepare` runs on the data dir before the daemon first starts (more base images…). */
+/** The data plane e2e daemons run: PAAS_E2E_ROUTER, else the default. */
+export const E2E_PLANE = process.env.PAAS_E2E_ROUTER ?? DEFAULT_PLANE;
+
 export async function startPaas(
   opts: {
     maxPushSize?: string;
@@ -98,7 +101,7 @@ export async function startPaas(
         String(sshPort),
       ];
       if (opts.maxPushSize !== undefined) args.push('--max-push-size', opts.maxPushSize);
-      // The data plane under test (PAAS_E2E_ROUTER=haproxy runs an e2e file on haproxy).
+      // The data plane under test (PAAS_E2E_ROUTER=node runs an e2e file on the node plane).
       if (process.env.PAAS_E2E_ROUTER) args.push('--router', process.env.PAAS_E2E_ROUTER);
       args.push(...(opts.daemonArgs ?? []));
       p.daemon = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });

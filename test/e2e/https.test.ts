@@ -10,7 +10,17 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCa } from '../helpers/certs.ts';
 import { waitFor } from '../helpers/host.ts';
-import { appRepo, cli, DOMAIN, get, push, remoteLines, startPaas, type Paas } from './harness.ts';
+import {
+  appRepo,
+  cli,
+  DOMAIN,
+  E2E_PLANE,
+  get,
+  push,
+  remoteLines,
+  startPaas,
+  type Paas,
+} from './harness.ts';
 
 const run = promisify(execFile);
 let p: Paas;
@@ -163,7 +173,7 @@ describe('HTTPS with an operator certificate', () => {
     // The router outlives the daemon and would keep its certificates anyway: stop it too, so
     // only the daemon's push at start can bring them back.
     await p.stop();
-    const haproxy = process.env.PAAS_E2E_ROUTER === 'haproxy';
+    const haproxy = E2E_PLANE === 'haproxy';
     const pidFile = haproxy ? join('haproxy', 'haproxy.pid') : 'router.pid';
     const pid = Number(readFileSync(join(p.dataDir, 'router', pidFile), 'utf8'));
     process.kill(pid, 'SIGTERM');

@@ -98,7 +98,11 @@ beforeAll(async () => {
 afterAll(async () => {
   // Whatever a failed step left: the same uninstall an operator would run, then the rest by hand.
   if (existsSync(dataDir)) await setup(['--uninstall', '--purge', '--data-dir', dataDir]);
-  for (const f of [join(dataDir, 'run', 'daemon.pid'), join(dataDir, 'router', 'router.pid')]) {
+  for (const f of [
+    join(dataDir, 'run', 'daemon.pid'),
+    join(dataDir, 'router', 'router.pid'),
+    join(dataDir, 'router', 'haproxy', 'haproxy.pid'),
+  ]) {
     const pid = pidOf(f);
     if (alive(pid)) process.kill(pid!, 'SIGKILL');
   }
@@ -217,7 +221,8 @@ describe('provision/setup.sh', () => {
 
   it('--uninstall stops the daemon, the router and the containers, and keeps the data', async () => {
     const daemon = pidOf(join(dataDir, 'run', 'daemon.pid'));
-    const router = pidOf(join(dataDir, 'router', 'router.pid'));
+    // The default data plane: haproxy's master (its worker follows it).
+    const router = pidOf(join(dataDir, 'router', 'haproxy', 'haproxy.pid'));
     expect(alive(router)).toBe(true);
     const r = await setup(['--uninstall', '--data-dir', dataDir]);
     expect(r.code, r.out).toBe(0);

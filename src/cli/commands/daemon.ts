@@ -105,15 +105,15 @@ export async function run(_name: string, args: string[]): Promise<number> {
     socket: values['docker-socket'],
     registry: values['registry-address'],
   });
-  const { startDaemon, parseBuildLimits, DEFAULT_ROUTER } = await import('../../daemon/index.ts');
-  const { parsePlaneKind } = await import('../../router/index.ts');
+  const { startDaemon, parseBuildLimits } = await import('../../daemon/index.ts');
+  const { parsePlaneKind, DEFAULT_PLANE } = await import('../../router/index.ts');
   if (
     values.router !== undefined &&
     values['data-plane'] !== undefined &&
     values.router !== values['data-plane']
   )
     throw new InvalidArgument('daemon: --router and --data-plane name different planes');
-  const router = parsePlaneKind(values.router ?? values['data-plane'] ?? DEFAULT_ROUTER);
+  const router = parsePlaneKind(values.router ?? values['data-plane'] ?? DEFAULT_PLANE);
   const { parseAcmeDirectory, parseAcmeDuration } = await import('../../certs/index.ts');
   const daemon = await startDaemon({
     dataDir: values['data-dir'],
