@@ -5,6 +5,7 @@
 # <data-dir>/setup.env, so a bare re-run upgrades the same install.
 #
 #   bash provision/setup.sh [--data-dir DIR] [--domain D] [--http-port P] [--https-port P] [--api-port P] [--runtime native|runc]
+#                           [--router haproxy|node (the data plane; default: the daemon's, haproxy)]
 #                           [--ssh-port P (git over SSH, default 2222; 22 once the system's sshd moved)]
 #                           [--run-dir DIR] [--log-dir DIR] [--bin-link PATH] [--base-images busybox,debian,node]
 #                           [--tls-cert FILE --tls-key FILE]
@@ -28,7 +29,7 @@ PURGE=0
 declare -A OPT=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --data-dir|--domain|--http-port|--https-port|--api-port|--ssh-port|--runtime|--run-dir|--log-dir|--bin-link|--base-images|--tls-cert|--tls-key)
+    --data-dir|--domain|--http-port|--https-port|--api-port|--ssh-port|--runtime|--router|--run-dir|--log-dir|--bin-link|--base-images|--tls-cert|--tls-key)
       [ $# -ge 2 ] || { echo "setup: $1 needs a value" >&2; exit 2; }
       if [ "$1" = --data-dir ]; then DATA_DIR=$2; else OPT[${1#--}]=$2; fi
       shift 2 ;;
@@ -47,7 +48,7 @@ SETUP_ENV="$DATA_DIR/setup.env"
 declare -A SAVED=()
 if [ -f "$SETUP_ENV" ]; then
   while IFS='=' read -r k v; do
-    case "$k" in domain|http-port|https-port|api-port|ssh-port|runtime|run-dir|log-dir|bin-link|base-images|tls-cert|tls-key) SAVED[$k]=$v ;; esac
+    case "$k" in domain|http-port|https-port|api-port|ssh-port|runtime|router|run-dir|log-dir|bin-link|base-images|tls-cert|tls-key) SAVED[$k]=$v ;; esac
   done <"$SETUP_ENV"
 fi
 opt() { echo "${OPT[$1]:-${SAVED[$1]:-$2}}"; }
@@ -58,6 +59,8 @@ HTTPS_PORT=$(opt https-port 443)
 API_PORT=$(opt api-port 7070)
 SSH_PORT=$(opt ssh-port 2222)
 RUNTIME=$(opt runtime native)
+# Empty: the daemon's default plane. A changed one takes over from the running plane.
+ROUTER=$(opt router "")
 RUN_DIR=$(opt run-dir "$run_default")
 LOG_DIR=$(opt log-dir "$log_default")
 BIN_LINK=$(opt bin-link /usr/local/bin/paas)
@@ -68,6 +71,7 @@ for p in "$HTTP_PORT" "$API_PORT" "$SSH_PORT"; do
   [[ "$p" =~ ^[0-9]{1,5}$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65535 ] || { echo "setup: bad port $p" >&2; exit 2; }
 done
 case "$RUNTIME" in native|runc) ;; *) echo "setup: --runtime must be native or runc, not $RUNTIME" >&2; exit 2 ;; esac
+case "$ROUTER" in ''|haproxy|node) ;; *) echo "setup: --router must be haproxy or node, not $ROUTER" >&2; exit 2 ;; esac
 
 PIDFILE=$RUN_DIR/daemon.pid
 LOGFILE=$LOG_DIR/daemon.log
@@ -161,6 +165,7 @@ mkdir -p "$DATA_DIR" "$RUN_DIR" "$LOG_DIR"
 chmod 0700 "$DATA_DIR"
 {
   echo "domain=$DOMAIN"; echo "http-port=$HTTP_PORT"; echo "https-port=$HTTPS_PORT"; echo "api-port=$API_PORT"; echo "ssh-port=$SSH_PORT"; echo "runtime=$RUNTIME"
+  echo "router=$ROUTER"
   echo "run-dir=$RUN_DIR"; echo "log-dir=$LOG_DIR"; echo "bin-link=$BIN_LINK"; echo "base-images=$BASE_IMAGES"
   echo "tls-cert=$TLS_CERT"; echo "tls-key=$TLS_KEY"
 } >"$SETUP_ENV.tmp" && mv "$SETUP_ENV.tmp" "$SETUP_ENV"
@@ -206,6 +211,7 @@ echo "fingerprint: $TLS_FINGERPRINT"
 echo "== daemon"
 ARGS=(daemon --data-dir "$DATA_DIR" --api-port "$API_PORT" --http-port "$HTTP_PORT" --https-port "$HTTPS_PORT" --ssh-port "$SSH_PORT" --domain "$DOMAIN" --runtime "$RUNTIME"
   --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
+if [ -n "$ROUTER" ]; then ARGS+=(--router "$ROUTER"); fi
 # Upgrade: the old daemon stops, the new one adopts the running router and containers; the
 # router keeps answering in between (ARCHITECTURE.md: the front door outlives the daemon).
 stop_daemon

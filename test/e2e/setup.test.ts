@@ -132,6 +132,10 @@ describe('provision/setup.sh', () => {
       binLink,
       '--base-images',
       'busybox',
+      // The plane of an install from before haproxy became the default: the upgrade below
+      // moves it to haproxy.
+      '--router',
+      'node',
     ]);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toContain(`admin token:  ${dataDir}/admin-token`);
@@ -184,7 +188,9 @@ describe('provision/setup.sh', () => {
     expect(containersBefore).toHaveLength(1);
   });
 
-  it('running setup again upgrades: a new daemon with the remembered options, and the app answers all the while', async () => {
+  it('running setup again upgrades: a new daemon with the remembered options, on another data plane, and the app answers all the while', async () => {
+    const nodeRouter = pidOf(join(dataDir, 'router', 'router.pid'));
+    expect(alive(nodeRouter)).toBe(true);
     let stop = false;
     const results: { ok: boolean; body: string }[] = [];
     const loop = (async () => {
@@ -194,8 +200,9 @@ describe('provision/setup.sh', () => {
         await new Promise((r) => setTimeout(r, 25));
       }
     })();
-    // No ports, domain or link given: setup.env remembers them.
-    const r = await setup(['--data-dir', dataDir]);
+    // No ports, domain or link given: setup.env remembers them. The data plane changes: the
+    // new daemon's haproxy takes over from the node router, which leaves.
+    const r = await setup(['--data-dir', dataDir, '--router', 'haproxy']);
     // Keep asking for a moment after the new daemon took over (adoption, route push).
     await new Promise((res) => setTimeout(res, 1500));
     stop = true;
@@ -206,6 +213,8 @@ describe('provision/setup.sh', () => {
     expect(second).not.toBe(firstDaemon);
     expect(alive(firstDaemon)).toBe(false);
     expect(alive(second)).toBe(true);
+    expect(alive(nodeRouter)).toBe(false);
+    expect(alive(pidOf(join(dataDir, 'router', 'haproxy', 'haproxy.pid')))).toBe(true);
     const failures = results.filter((x) => !x.ok || x.body !== 'hello from v1\n');
     expect(results.length).toBeGreaterThan(20);
     expect(failures, JSON.stringify(failures.slice(0, 3))).toEqual([]);
@@ -221,7 +230,7 @@ describe('provision/setup.sh', () => {
 
   it('--uninstall stops the daemon, the router and the containers, and keeps the data', async () => {
     const daemon = pidOf(join(dataDir, 'run', 'daemon.pid'));
-    // The default data plane: haproxy's master (its worker follows it).
+    // haproxy's master (its worker follows it), since the upgrade.
     const router = pidOf(join(dataDir, 'router', 'haproxy', 'haproxy.pid'));
     expect(alive(router)).toBe(true);
     const r = await setup(['--uninstall', '--data-dir', dataDir]);
