@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TestCa } from '../../test/helpers/certs.ts';
-import { freePorts } from '../../test/helpers/host.ts';
+import { alive, freePorts } from '../../test/helpers/host.ts';
 import { createDataPlane, type RouterCerts } from '../router/index.ts';
 import { upstream, type Upstream } from '../router/testing.ts';
 import { RouterLink } from './router-link.ts';
@@ -21,15 +21,6 @@ afterAll(async () => {
   for (const s of stops) await s().catch(() => {});
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** The subject CN a fresh handshake with `servername` gets. */
 function cnOf(port: number, servername: string): Promise<string> {

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { alive } from '../../test/helpers/host.ts';
 import { ensureRouterRunning, RouterClient } from './index.ts';
 import { answers } from './control.ts';
 import { request, until, upstream, type Upstream } from './testing.ts';
@@ -23,15 +24,6 @@ async function freePort(): Promise<number> {
   await new Promise<void>((r) => s.close(() => r()));
   return p;
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'paas-router-proc-'));

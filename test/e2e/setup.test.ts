@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../src/runtime/index.ts';
-import { REPO } from '../helpers/host.ts';
+import { alive, REPO } from '../helpers/host.ts';
 import { appRepo } from './harness.ts';
 
 const HTTP_PORT = 18080;
@@ -65,15 +65,6 @@ const pidOf = (file: string): number | null => {
     return Number(readFileSync(file, 'utf8').trim());
   } catch {
     return null;
-  }
-};
-const alive = (pid: number | null): boolean => {
-  if (pid === null || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 };
 const token = () => readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();

@@ -148,3 +148,14 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/** Whether a process with this pid runs (a pid file's content, or null when there is none). */
+export function alive(pid: number | null): boolean {
+  if (pid === null || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCa } from '../../../test/helpers/certs.ts';
-import { freePort } from '../../../test/helpers/host.ts';
+import { alive, freePort } from '../../../test/helpers/host.ts';
 import { request, until, upstream, type Upstream } from '../testing.ts';
 import { SPARE_BACKENDS } from './config.ts';
 import { cli } from './runtime.ts';
@@ -21,15 +21,6 @@ let port: number;
 let one: Upstream;
 let two: Upstream;
 const planes: HaproxyPlane[] = [];
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'paas-haproxy-proc-'));
