@@ -7,13 +7,12 @@ import type dockerignore from '@balena/dockerignore';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgument, PayloadTooLarge } from '../errors/index.ts';
+import { DEFAULT_MAX_CONTEXT_BYTES } from './limits.ts';
 
 // The package is CommonJS (`module.exports = factory`) but its types declare an ES default
 // export; require hands us the function. Loaded by the first build, not with the daemon.
 const loadDockerignore = (): typeof dockerignore.default =>
   createRequire(import.meta.url)('@balena/dockerignore') as typeof dockerignore.default;
-
-export const DEFAULT_MAX_CONTEXT_BYTES = 512 * 1024 ** 2;
 
 /** A tree COPY reads from: the context, or the root of a stage or image (`--from`). */
 export type SourceTree = {

@@ -25,6 +25,9 @@ export type BuildLimits = {
 
 export const DEFAULT_BUILD_MEMORY = 2 * 1024 ** 3;
 
+/** The largest build context (context.ts) a build reads when the caller sets none. */
+export const DEFAULT_MAX_CONTEXT_BYTES = 512 * 1024 ** 2;
+
 /**
  * 2 GiB is what `npm ci` of a large app and a webpack build need; 4096 tasks (Docker's and
  * Kubernetes' usual pids limit for a pod) are far above a real build and far below a fork

@@ -16,14 +16,8 @@ import { commandOf, envMap } from './config.ts';
 import type { Instr } from './parse.ts';
 import type { BuildSession, StageState } from './session.ts';
 import { LayerStack, type Lookup } from './stack.ts';
-import { CA_TARGET, cleanMountPoints, snapshotMountPoints, type Snapshot } from './view.ts';
-
-export const HOST_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
-
-/** Env given to RUN only (never persisted in the image config). */
-export function caEnv(): Record<string, string> {
-  return { SSL_CERT_FILE: CA_TARGET, NODE_EXTRA_CA_CERTS: CA_TARGET, npm_config_cafile: CA_TARGET };
-}
+import { CA_TARGET, caEnv, HOST_CA_BUNDLE } from './ca.ts';
+import { cleanMountPoints, snapshotMountPoints, type Snapshot } from './view.ts';
 
 export type RunStep = {
   runtime: Runtime;

@@ -16,6 +16,7 @@ import {
   unlinkAt,
   type Lookup,
 } from '../fsroot/index.ts';
+import { CA_TARGET } from './ca.ts';
 
 const run = promisify(execFile);
 
@@ -47,9 +48,6 @@ export async function openView(dirs: string[], mountpoint: string, empty: string
     },
   };
 }
-
-/** Where the build container sees the host's CA bundle (the path every distro's TLS reads). */
-export const CA_TARGET = '/etc/ssl/certs/ca-certificates.crt';
 
 /** Paths the runtimes bind or mount over in a container (runc: config.json mounts; native: native/SPEC.md). */
 export const MOUNT_POINTS = [
