@@ -24,10 +24,33 @@ const LAZY = [
   'node-git-server',
   'dockerfile-ast',
   '@balena/dockerignore',
+  'semver', // the base images' and the node buildpack's
+];
+// Our own modules an idle daemon never loads: the build side (issue 20's next cut) loads at
+// the first push or service image: the Dockerfile executor behind src/builder's surface, the
+// pipeline's receive/build step, the buildpacks and the base images (with semver).
+const LAZY_SOURCES = [
+  'src/builder/builder.ts',
+  'src/builder/parse.ts',
+  'src/builder/run.ts',
+  'src/builder/layer.ts',
+  'src/deploy/build.ts',
+  'src/buildpacks/index.ts',
+  'src/baseimages/index.ts',
 ];
 // Loaded by a first start only: the SSH host key is made with ssh2, and haproxy's first
 // start renders our error pages with handlebars. A restarted daemon loads neither.
 const FIRST_START_ONLY = ['ssh2', 'handlebars'];
+
+/** Our modules among the loaded URLs, as repository paths (`src/deploy/index.ts`). */
+const sourcesIn = (urls: string[]): Set<string> =>
+  new Set(
+    urls.flatMap((u) => {
+      if (u.includes('/node_modules/')) return [];
+      const m = /\/(src\/.+\.ts)$/.exec(u);
+      return m === null ? [] : [m[1]!];
+    }),
+  );
 
 const packagesIn = (urls: string[]): Set<string> =>
   new Set(
@@ -43,6 +66,8 @@ interface Run {
   cmdline: string;
   /** SIGTERM, wait for the exit, and return the packages the daemon had loaded. */
   stop(): Promise<Set<string>>;
+  /** Our modules it had loaded (after stop()). */
+  sources(): Set<string>;
 }
 
 async function startDaemon(dataDir: string, router: PlaneKind, httpPort: number): Promise<Run> {
@@ -101,6 +126,7 @@ async function startDaemon(dataDir: string, router: PlaneKind, httpPort: number)
     await new Promise((r) => setTimeout(r, 200));
   }
   const cmdline = readFileSync(`/proc/${daemon.pid}/cmdline`, 'utf8').split('\0').join(' ');
+  let sources: Set<string> | undefined;
   return {
     daemon,
     sshPort,
@@ -113,12 +139,17 @@ async function startDaemon(dataDir: string, router: PlaneKind, httpPort: number)
         if (line === undefined) throw new Error(`no ${tag} list from the daemon: ${err}`);
         return JSON.parse(line.slice(tag.length + 1)) as string[];
       };
+      sources = sourcesIn(list('LOADED'));
       const packages = packagesIn(list('LOADED'));
       // Node's bundled undici (fetch, WebSocket): nothing in the daemon uses them, but an
       // ESM import of node:http loads it (server.ts says why); require('node:http') does not.
       if (list('BUILTINS').includes('NativeModule internal/deps/undici/undici'))
         packages.add("node's bundled undici");
       return packages;
+    },
+    sources() {
+      if (sources === undefined) throw new Error('sources() before stop()');
+      return sources;
     },
   };
 }
@@ -146,6 +177,14 @@ async function stopPlane(plane: DataPlane): Promise<void> {
   }
 }
 
+/** What it serves with is loaded (so an empty list cannot pass); the build side is not. */
+function expectNoBuildSide(run: Run, when: string): void {
+  const sources = run.sources();
+  expect(sources).toContain('src/deploy/pipeline.ts');
+  expect(sources).toContain('src/builder/index.ts');
+  for (const f of LAZY_SOURCES) expect(sources, `${f} ${when}`).not.toContain(f);
+}
+
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
@@ -153,7 +192,7 @@ afterAll(() => {
 
 describe('an idle daemon', () => {
   it.each(['haproxy', 'node'] as const)(
-    'on the %s plane loads none of the libraries of work it has not done; a restart loads neither ssh2 nor handlebars; an SSH connection loads ssh2',
+    'on the %s plane loads none of the libraries of work it has not done, nor the build side; a restart loads neither ssh2 nor handlebars; an SSH connection loads ssh2',
     async (router) => {
       const dataDir = mkdtempSync(join(tmpdir(), 'paas-lazy-'));
       dirs.push(dataDir);
@@ -169,6 +208,7 @@ describe('an idle daemon', () => {
         expect(firstLoaded).toContain('express');
         expect(firstLoaded).toContain('pino');
         for (const p of LAZY) expect(firstLoaded, `${p} on a first start`).not.toContain(p);
+        expectNoBuildSide(first, 'on a first start');
 
         // The plane outlived the daemon; the next daemon adopts it.
         const again = await startDaemon(dataDir, router, httpPort);
@@ -181,6 +221,7 @@ describe('an idle daemon', () => {
         expect(loaded).toContain('ssh2');
         for (const p of [...LAZY, ...FIRST_START_ONLY.filter((x) => x !== 'ssh2')])
           expect(loaded, `${p} after a restart`).not.toContain(p);
+        expectNoBuildSide(again, 'after a restart');
       } finally {
         await stopPlane(plane);
       }

@@ -9,7 +9,7 @@ import { describeError, InvalidArgument } from '../errors/index.ts';
 import { openState, platformHosts, type AppName } from '../apps/index.ts';
 import { CertStore } from '../certs/index.ts';
 import { createDashboard } from '../dashboard/index.ts';
-import { BaseImages } from '../baseimages/index.ts';
+import type { BaseImageProvider, BaseImages } from '../baseimages/index.ts';
 import { build, defaultBuildLimits, type BuildLimits } from '../builder/index.ts';
 import {
   adopt,
@@ -161,7 +161,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       `the ${plane.kind} data plane has no HTTPS listener (adopted from before --https-port, or a plane without HTTPS yet): certificates are kept and served once it has one`,
     );
 
-  const baseImages = new BaseImages({ store });
+  // The base images (semver, their recipes and release lists) load at their first use: a
+  // build's FROM or Node engines, or a service's image (test/lazy-imports.test.ts).
+  let loadingBases: Promise<BaseImages> | undefined;
+  const bases = (): Promise<BaseImages> =>
+    (loadingBases ??= import('../baseimages/index.ts').then((m) => new m.BaseImages({ store })));
+  const baseImages: BaseImageProvider = {
+    nodeReleases: async () => (await bases()).nodeReleases(),
+    prepare: async (ref, say) => (await bases()).prepare(ref, say),
+  };
   const deps = withSupervisor({
     dataDir: opts.dataDir,
     domain: opts.domain,
@@ -217,7 +225,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     db: state.db,
     runtime,
     store,
-    buildImage: (kind, say) => baseImages.service(kind, say),
+    buildImage: async (kind, say) => (await bases()).service(kind, say),
     backoff: (n) => backoffMs(n),
     log: (msg, extra) => log.warn(extra ?? {}, msg),
   });

@@ -12,11 +12,15 @@ import {
 } from '../apps/index.ts';
 import { Conflict, describeError, ReleaseNotFound } from '../errors/index.ts';
 import { branchName, planPush, type ReceivedPush } from '../git/index.ts';
-import { build, receive } from './build.ts';
+import type * as BuildSteps from './build.ts';
 import { deployRelease } from './deploy.ts';
 import { collectImages } from './gc.ts';
 import { appUrl, Reporter } from './report.ts';
 import type { DeployDeps, Output } from './types.ts';
+
+// Receive and build (with the buildpacks and what they read) load at the first push, not
+// with the daemon, which may idle for days without one (test/lazy-imports.test.ts).
+const buildSteps = (): Promise<typeof BuildSteps> => import('./build.ts');
 
 /** Handles one push (called by the pre-receive hook); the exit code is the hook's verdict. */
 export async function handlePush(
@@ -46,6 +50,7 @@ export async function handlePush(
     });
     await assertRefUnchanged(push, ref.ref, ref.oldSha);
     r.step(`Deploying ${push.app} at ${ref.newSha.slice(0, 7)} (${branchName(ref.ref)})`);
+    const { build, receive } = await buildSteps();
     const checkout = await r.timed('Receiving…', () => receive(deps, push, ref));
     try {
       const built = await r.timed('Building…', () => build(deps, checkout, r));
