@@ -26,9 +26,9 @@ const LAZY = [
   '@balena/dockerignore',
   'semver', // the base images' and the node buildpack's
 ];
-// Our own modules an idle daemon never loads: the build side (issue 20's next cut) loads at
-// the first push or service image: the Dockerfile executor behind src/builder's surface, the
-// pipeline's receive/build step, the buildpacks and the base images (with semver).
+// Our own modules an idle daemon never loads. The build side loads at the first push or
+// service image: the Dockerfile executor behind src/builder's surface, the pipeline's
+// receive/build step, the buildpacks and the base images (with semver).
 const LAZY_SOURCES = [
   'src/builder/builder.ts',
   'src/builder/parse.ts',
@@ -37,6 +37,8 @@ const LAZY_SOURCES = [
   'src/deploy/build.ts',
   'src/buildpacks/index.ts',
   'src/baseimages/index.ts',
+  // Docker Swarm's backend: only `--scheduler swarm` loads it.
+  'src/scheduler/swarm.ts',
 ];
 // Loaded by a first start only: the SSH host key is made with ssh2, and haproxy's first
 // start renders our error pages with handlebars. A restarted daemon loads neither.
@@ -177,11 +179,12 @@ async function stopPlane(plane: DataPlane): Promise<void> {
   }
 }
 
-/** What it serves with is loaded (so an empty list cannot pass); the build side is not. */
-function expectNoBuildSide(run: Run, when: string): void {
+/** The surfaces it reads at start are loaded (so an empty list cannot pass); LAZY_SOURCES are not. */
+function expectNoLazySources(run: Run, when: string): void {
   const sources = run.sources();
   expect(sources).toContain('src/deploy/pipeline.ts');
   expect(sources).toContain('src/builder/index.ts');
+  expect(sources).toContain('src/scheduler/index.ts');
   for (const f of LAZY_SOURCES) expect(sources, `${f} ${when}`).not.toContain(f);
 }
 
@@ -192,7 +195,7 @@ afterAll(() => {
 
 describe('an idle daemon', () => {
   it.each(['haproxy', 'node'] as const)(
-    'on the %s plane loads none of the libraries of work it has not done, nor the build side; a restart loads neither ssh2 nor handlebars; an SSH connection loads ssh2',
+    'on the %s plane loads none of the libraries of work it has not done, nor our modules of work it has not done; a restart loads neither ssh2 nor handlebars; an SSH connection loads ssh2',
     async (router) => {
       const dataDir = mkdtempSync(join(tmpdir(), 'paas-lazy-'));
       dirs.push(dataDir);
@@ -208,7 +211,7 @@ describe('an idle daemon', () => {
         expect(firstLoaded).toContain('express');
         expect(firstLoaded).toContain('pino');
         for (const p of LAZY) expect(firstLoaded, `${p} on a first start`).not.toContain(p);
-        expectNoBuildSide(first, 'on a first start');
+        expectNoLazySources(first, 'on a first start');
 
         // The plane outlived the daemon; the next daemon adopts it.
         const again = await startDaemon(dataDir, router, httpPort);
@@ -221,7 +224,7 @@ describe('an idle daemon', () => {
         expect(loaded).toContain('ssh2');
         for (const p of [...LAZY, ...FIRST_START_ONLY.filter((x) => x !== 'ssh2')])
           expect(loaded, `${p} after a restart`).not.toContain(p);
-        expectNoBuildSide(again, 'after a restart');
+        expectNoLazySources(again, 'after a restart');
       } finally {
         await stopPlane(plane);
       }

@@ -4,12 +4,13 @@ import { InvalidArgument, UnknownScheduler } from '../errors/index.ts';
 import type { DeployDeps, ProcessDeps, RouterPort } from '../deploy/index.ts';
 import { LocalScheduler } from './local.ts';
 import { Engine } from './engine.ts';
-import { SwarmScheduler } from './swarm.ts';
 import { SCHEDULER_NAMES, type Scheduler, type SchedulerName } from './types.ts';
 
 export { LocalScheduler } from './local.ts';
 export { followRoutes, backendsOf, type RouteFollower } from './follow.ts';
-export { SwarmScheduler, type SwarmDeps } from './swarm.ts';
+// The Swarm backend itself (swarm.ts) loads only with `--scheduler swarm`: every daemon reads
+// this surface for the validators, and most never drive Swarm (test/lazy-imports.test.ts).
+export type { SwarmScheduler, SwarmDeps } from './swarm.ts';
 export { Engine, registryAuth } from './engine.ts';
 export { serviceSpec, serviceName } from './swarm-spec.ts';
 export { SCHEDULER_NAMES } from './types.ts';
@@ -53,6 +54,7 @@ export async function startSwarmScheduler(
   deps: ProcessDeps,
   opts: SwarmOptions,
 ): Promise<Scheduler> {
+  const { SwarmScheduler } = await import('./swarm.ts');
   const s = new SwarmScheduler({
     state: deps.state,
     store: deps.store,

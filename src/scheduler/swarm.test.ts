@@ -11,7 +11,8 @@ import { openState } from '../apps/index.ts';
 import { LogStore } from '../logs/index.ts';
 import { basicAuthPassword, createRegistryHandler, openStore } from '../registry/index.ts';
 import { schedulerContract } from './contract.case.ts';
-import { Engine, SwarmScheduler } from './index.ts';
+import { Engine } from './index.ts';
+import { SwarmScheduler } from './swarm.ts';
 
 const pulls = { authorized: 0, refused: 0 };
 
