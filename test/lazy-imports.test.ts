@@ -39,6 +39,10 @@ const LAZY_SOURCES = [
   'src/baseimages/index.ts',
   // Docker Swarm's backend: only `--scheduler swarm` loads it.
   'src/scheduler/swarm.ts',
+  // The image store's imports and exports (archives, OCI layouts).
+  'src/registry/docker-archive.ts',
+  'src/registry/oci-layout.ts',
+  'src/registry/import.ts',
 ];
 // Loaded by a first start only: the SSH host key is made with ssh2, and haproxy's first
 // start renders our error pages with handlebars. A restarted daemon loads neither.
@@ -185,6 +189,7 @@ function expectNoLazySources(run: Run, when: string): void {
   expect(sources).toContain('src/deploy/pipeline.ts');
   expect(sources).toContain('src/builder/index.ts');
   expect(sources).toContain('src/scheduler/index.ts');
+  expect(sources).toContain('src/registry/store.ts');
   for (const f of LAZY_SOURCES) expect(sources, `${f} ${when}`).not.toContain(f);
 }
 

@@ -29,10 +29,7 @@ import {
 import { DEFAULT_LAYER_LIMITS, type LayerLimits } from './unpack.ts';
 import { UploadArea } from './uploads.ts';
 import { Puller, type EnsureOptions, type PullerOptions } from './pull.ts';
-import { exportOciLayout, importOciLayout } from './oci-layout.ts';
-import { exportDockerArchive, importDockerArchive } from './docker-archive.ts';
 import { collectGarbage } from './gc.ts';
-import { importImage } from './import.ts';
 import type {
   CommitOptions,
   GcOptions,
@@ -315,20 +312,22 @@ class FileImageStore implements ImageStore {
     };
   }
 
-  importImage(p: string, tags?: string[]) {
-    return importImage(this, p, tags);
+  // Imports and exports (base images, `paas images:import`, archives) load at their first
+  // use: an idle daemon does none (test/lazy-imports.test.ts).
+  async importImage(p: string, tags?: string[]) {
+    return (await import('./import.ts')).importImage(this, p, tags);
   }
-  importOciLayout(dir: string, tags?: string[]) {
-    return importOciLayout(this, dir, tags);
+  async importOciLayout(dir: string, tags?: string[]) {
+    return (await import('./oci-layout.ts')).importOciLayout(this, dir, tags);
   }
-  exportOciLayout(ref: string, dir: string) {
-    return exportOciLayout(this, ref, dir);
+  async exportOciLayout(ref: string, dir: string) {
+    return (await import('./oci-layout.ts')).exportOciLayout(this, ref, dir);
   }
-  importDockerArchive(file: string) {
-    return importDockerArchive(this, file);
+  async importDockerArchive(file: string) {
+    return (await import('./docker-archive.ts')).importDockerArchive(this, file);
   }
-  exportDockerArchive(ref: string, file: string) {
-    return exportDockerArchive(this, ref, file);
+  async exportDockerArchive(ref: string, file: string) {
+    return (await import('./docker-archive.ts')).exportDockerArchive(this, ref, file);
   }
 
   /** Packs a root filesystem directory into a one-layer image (base images). */
