@@ -39,6 +39,8 @@ const LAZY_SOURCES = [
   'src/baseimages/index.ts',
   // Docker Swarm's backend: only `--scheduler swarm` loads it.
   'src/scheduler/swarm.ts',
+  // The dashboard: its first request loads it.
+  'src/dashboard/index.ts',
   // The image store's imports and exports (archives, OCI layouts).
   'src/registry/docker-archive.ts',
   'src/registry/oci-layout.ts',

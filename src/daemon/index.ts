@@ -8,7 +8,7 @@ import pino from 'pino';
 import { describeError, InvalidArgument } from '../errors/index.ts';
 import { openState, platformHosts, type AppName } from '../apps/index.ts';
 import { CertStore } from '../certs/index.ts';
-import { createDashboard } from '../dashboard/index.ts';
+import type { createDashboard } from '../dashboard/index.ts';
 import type { BaseImageProvider, BaseImages } from '../baseimages/index.ts';
 import { build, defaultBuildLimits, type BuildLimits } from '../builder/index.ts';
 import {
@@ -318,7 +318,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     services,
     autoCerts: { auto: autoCerts, directory: acmeDirectory, renewBeforeMs },
   });
-  const dashboard = createDashboard({
+  // The dashboard (its routes, pages and views) loads at its first request: most daemons are
+  // driven by the CLI and never serve a page (test/lazy-imports.test.ts).
+  let loadingDashboard: Promise<ReturnType<typeof createDashboard>> | undefined;
+  const dashboard = () =>
+    (loadingDashboard ??= import('../dashboard/index.ts').then((m) =>
+      m.createDashboard(dashboardOptions),
+    ));
+  const dashboardOptions: Parameters<typeof createDashboard>[0] = {
     deps,
     // The dashboard is the operator's: the admin token only (rotate-admin applies at once).
     checkToken: (t) => auth.isAdmin(t),
@@ -332,7 +339,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     scale: async (app, type, quantity) => {
       await scale(deps, app, new Map([[parseProcessType(type), quantity]]));
     },
-  });
+  };
 
   const handlers = {
     git: {
@@ -346,7 +353,14 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     },
     registry: (req, res) => void registry(req, res),
     api: (req, res) => void api(req, res),
-    dashboard: (req, res) => void dashboard(req, res),
+    dashboard: (req, res) =>
+      void dashboard().then(
+        (d) => d(req, res),
+        (e: unknown) => {
+          log.error({ err: describeError(e) }, 'the dashboard did not load');
+          if (!res.headersSent) res.writeHead(500).end('internal error\n');
+        },
+      ),
   } satisfies Parameters<typeof portHandler>[0];
   const server: PortServer =
     opts.tls === undefined
