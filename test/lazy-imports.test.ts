@@ -202,7 +202,7 @@ afterAll(() => {
 
 describe('an idle daemon', () => {
   it.each(['haproxy', 'node'] as const)(
-    'on the %s plane loads none of the libraries of work it has not done, nor our modules of work it has not done; a restart loads neither ssh2 nor handlebars; an SSH connection loads ssh2',
+    'on the %s plane loads none of the libraries, nor our modules, of work it has not done; a restart loads neither ssh2 nor handlebars; an SSH connection loads ssh2',
     async (router) => {
       const dataDir = mkdtempSync(join(tmpdir(), 'paas-lazy-'));
       dirs.push(dataDir);
