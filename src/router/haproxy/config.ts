@@ -84,6 +84,9 @@ export const SPARE_BACKENDS = 8;
 export const SPARE_SLOTS = 4;
 export const spareName = (k: number): string => `spare_${k}`;
 
+/** Concurrent client connections the haproxy plane accepts (Dokku's nginx: 768 a worker). */
+export const MAX_CONNECTIONS = 4096;
+
 // A chunked body is counted against a limit below this while it fits the buffer.
 const CHUNKED_COUNTED = 12_000;
 
@@ -116,6 +119,10 @@ export function renderConfig(c: ConfigInput): string {
     // of a file that holds one JSON line per request and nothing else.
     '  log stdout format raw local0 err',
     `  nbthread ${c.threads}`,
+    // Not derived from the open-files limit, which haproxy does by default: the systemd
+    // unit's LimitNOFILE=1048576 would give half a million, and haproxy holds memory for
+    // each allowed connection up front (about 64 bytes a descriptor: +64 MB idle).
+    `  maxconn ${MAX_CONNECTIONS}`,
     `  lua-load ${paths.lua}`,
     // A head up to twice maxHeaderBytes fits the buffer (less the rewrite reserve), so one
     // past the limit is parsed and answered 431 by a rule, with our page and a request id,

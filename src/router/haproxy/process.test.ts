@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCa } from '../../../test/helpers/certs.ts';
 import { alive, freePort } from '../../../test/helpers/host.ts';
 import { request, until, upstream, type Upstream } from '../testing.ts';
-import { SPARE_BACKENDS } from './config.ts';
+import { MAX_CONNECTIONS, SPARE_BACKENDS } from './config.ts';
 import { cli } from './runtime.ts';
 import { haproxyPaths, HaproxyPlane } from './plane.ts';
 
@@ -52,6 +52,11 @@ describe('haproxy plane process', () => {
     expect(started.started).toBe(true);
     const master = started.pid;
     expect(Number(readFileSync(haproxyPaths(dataDir).pid, 'utf8'))).toBe(master);
+    // Its connection limit is ours, not derived from the open-files limit (memory held up
+    // front for each allowed connection).
+    expect(await cli(haproxyPaths(dataDir).admin, ['show info'])).toMatch(
+      new RegExp(`^Maxconn: ${MAX_CONNECTIONS}$`, 'm'),
+    );
     // Whoever can write to these sockets can re-point every app: owner only.
     for (const sock of [haproxyPaths(dataDir).admin, haproxyPaths(dataDir).master])
       expect(statSync(sock).mode & 0o777, sock).toBe(0o600);
