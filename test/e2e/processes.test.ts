@@ -172,7 +172,14 @@ describe('restart policy', () => {
     expect(at[2]! - at[1]!).toBeGreaterThanOrEqual(1000);
     expect(text).toMatch(/paas: crasher\.1: State changed from \w+ to crashed/);
     expect(text).toContain('app[crasher.1]: crasher dies');
-    expect((await cli(p, ['ps', 'procs'])).stdout).toMatch(/crasher\.1\s+v1\s+crashed/);
+    // The CLI shows it too. Crashed is the state between two tries (the loop goes on, with
+    // a longer wait each time), so a later look may catch a try starting: look until one
+    // falls in a wait.
+    await waitFor(
+      'ps to show crasher.1 crashed',
+      async () => /crasher\.1\s+v1\s+crashed/.test((await cli(p, ['ps', 'procs'])).stdout),
+      40_000,
+    );
     // The counts outlive the daemon: after a kill -9 and a restart ps shows the same history.
     const exited = new Promise((r) => p.daemon.once('exit', r));
     p.kill9();
