@@ -11,6 +11,7 @@ import {
   readSync,
   statSync,
 } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { writeFileSync, renameSync } from 'node:fs';
 import type { LogStore } from './store.ts';
@@ -102,15 +103,31 @@ interface Source {
   onLines: (lines: Buffer[]) => void;
 }
 
+/**
+ * The router's access log on disk, once read: haproxy writes it through a descriptor it
+ * cannot reopen, so it is never rotated. Instead the collector frees what it has read and
+ * saved (a hole punched over it; the file's apparent size grows, its blocks do not), keeping
+ * the last `keep` bytes for a human's `tail`, in steps of `step`.
+ */
+export const ACCESS_LOG_FREE = { keep: 1024 * 1024, step: 8 * 1024 * 1024 };
+
 export class LogCollector {
   private readonly store: LogStore;
   private readonly statePath: string;
   private readonly sources = new Map<string, Source>();
   private readonly saved: Record<string, Offset>;
   private timer: NodeJS.Timeout | null = null;
+  private readonly free: { keep: number; step: number };
+  /** How far the access log's generation `ino` is freed; the punch under way, if any. */
+  private freed = { ino: 0, upTo: 0 };
+  private freeing: Promise<void> | null = null;
 
-  constructor(store: LogStore, opts: { routerAccessLog?: string }) {
+  constructor(
+    store: LogStore,
+    opts: { routerAccessLog?: string; accessLogFree?: { keep: number; step: number } },
+  ) {
     this.store = store;
+    this.free = opts.accessLogFree ?? ACCESS_LOG_FREE;
     this.statePath = join(store.dir, 'offsets.json');
     this.saved = loadOffsets(this.statePath);
     if (opts.routerAccessLog !== undefined) {
@@ -197,7 +214,42 @@ export class LogCollector {
         // A log file that vanished with its container: nothing more to read.
       }
     }
-    if (changed) this.save();
+    if (changed) {
+      this.save();
+      this.freeAccessLog();
+    }
+  }
+
+  /** Resolves when a punch started by a poll has finished (tests). */
+  async settled(): Promise<void> {
+    await this.freeing;
+  }
+
+  /** Frees the part of the access log read and saved, bar the last `keep` bytes. */
+  private freeAccessLog(): void {
+    const s = this.sources.get('router');
+    const saved = this.saved.router;
+    if (s === undefined || saved === undefined || this.freeing !== null) return;
+    if (this.freed.ino !== saved.ino) this.freed = { ino: saved.ino, upTo: 0 };
+    const upTo = Math.floor((saved.offset - this.free.keep) / 4096) * 4096;
+    if (upTo - this.freed.upTo < this.free.step) return;
+    try {
+      // The generation read may have been rotated away since: it is not ours to touch then.
+      if (statSync(s.tailer.path).ino !== saved.ino) return;
+    } catch {
+      return;
+    }
+    const from = this.freed.upTo;
+    this.freeing = new Promise<void>((resolve) => {
+      const args = ['--punch-hole', '--offset', String(from), '--length', String(upTo - from)];
+      execFile('fallocate', [...args, s.tailer.path], (err) => {
+        // A file system without holes keeps its log whole: tried again a step later.
+        void err;
+        if (this.freed.ino === saved.ino) this.freed.upTo = upTo;
+        this.freeing = null;
+        resolve();
+      });
+    });
   }
 
   start(intervalMs = 250): void {

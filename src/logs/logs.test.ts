@@ -1,4 +1,12 @@
-import { appendFileSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -161,5 +169,36 @@ describe('LogCollector', () => {
       '/d',
     ]);
     expect(store.tail('blog', 10).map((l) => l.source)).toEqual(['router']);
+  });
+});
+
+describe('the router access log on disk', () => {
+  it('is freed once read (a hole over what the collector saved), and reading goes on after it', async () => {
+    const store = new LogStore({ dir: join(dir, 'apps') });
+    const access = join(dir, 'access.log');
+    const entry = (i: number) =>
+      `${JSON.stringify({ level: 30, time: Date.now(), source: 'router', app: 'shop', method: 'GET', path: `/${i}`, status: 200, bytes: 5, duration: 1, host: 'shop.test', upstream: '10.0.0.2:5000', requestId: `r${'x'.repeat(200)}` })}\n`;
+    const write = (from: number, to: number) =>
+      appendFileSync(access, Array.from({ length: to - from }, (_, k) => entry(from + k)).join(''));
+    const c = new LogCollector(store, {
+      routerAccessLog: access,
+      accessLogFree: { keep: 64 * 1024, step: 256 * 1024 },
+    });
+    // haproxy's way of writing it: one descriptor opened for appending, never reopened.
+    write(0, 10_000); // ~3 MB
+    c.poll();
+    await c.settled();
+    const st = statSync(access);
+    expect(st.size).toBeGreaterThan(2_500_000);
+    // On disk: what was kept, not all that was written.
+    expect(st.blocks * 512).toBeLessThan(600 * 1024);
+    write(10_000, 12_000);
+    c.poll();
+    await c.settled();
+    const paths = store.tail('shop', 20_000).map((l) => /path="\/(\d+)"/.exec(l.text)?.[1]);
+    expect(paths).toHaveLength(12_000);
+    expect(paths.every((p, i) => p === String(i))).toBe(true);
+    // The last lines read are still there for a human's tail.
+    expect(readFileSync(access, 'utf8').trimEnd().split('\n').at(-1)).toContain('"/11999"');
   });
 });
