@@ -23,7 +23,7 @@ import { RouteState, type StateStats } from './state.ts';
 import type { RouteTable } from './table.ts';
 import { handleUpgrade } from './upgrade.ts';
 
-/** How long a closing plane leaves idle kept-alive connections for their client's next request. */
+/** How long a closing plane leaves an idle kept-alive connection for its client's next request. */
 const IDLE_GRACE_MS = 1000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
@@ -54,6 +54,8 @@ export class WorkerPlane {
   httpsPort: number | undefined;
   /** Closing: each HTTP/1 response ends its connection (`Connection: close`). */
   private closing = false;
+  /** HTTP/1 connections (plain and over TLS): requests in flight, and when last active. */
+  private readonly h1 = new Map<Socket, { busy: number; at: number }>();
 
   private constructor(opts: PlaneOptions) {
     this.opts = opts;
@@ -118,7 +120,7 @@ export class WorkerPlane {
     this.closing = true;
     // Stop accepting, without http.Server.close's closing of idle kept-alive connections
     // right away: a client may be sending on one. Those in use get `Connection: close` with
-    // their next answer; those still idle after a grace are closed.
+    // their next answer; one idle for a grace (no request in flight, none begun) is closed.
     const closed = Promise.all(
       this.servers.map(
         (s) => new Promise<void>((r) => net.Server.prototype.close.call(s, () => r())),
@@ -126,11 +128,18 @@ export class WorkerPlane {
     );
     // HTTP/2: GOAWAY, then each session ends once its open streams have.
     for (const session of this.sessions) session.close();
-    if (drainTimeoutMs > 0)
-      await Promise.race([closed, sleep(Math.min(IDLE_GRACE_MS, drainTimeoutMs))]);
-    // Http2SecureServer has it too at run time (allowHTTP1 tracks HTTP/1 connections).
-    for (const s of this.servers) (s as http.Server).closeIdleConnections();
-    await this.state.close(drainTimeoutMs);
+    const deadline = Date.now() + drainTimeoutMs;
+    const now = Date.now();
+    for (const c of this.h1.values()) c.at = Math.max(c.at, now);
+    while (this.h1.size > 0 && Date.now() < deadline) {
+      for (const [socket, c] of this.h1) {
+        if (c.busy === 0 && Date.now() - c.at >= IDLE_GRACE_MS) socket.destroy();
+        // Its 'close' may not come (seen with Node's HTTP/1 server): destroyed is gone.
+        if (socket.destroyed) this.h1.delete(socket);
+      }
+      await Promise.race([closed, sleep(50)]);
+    }
+    await this.state.close(Math.max(0, deadline - Date.now()));
     for (const s of this.servers) if (s instanceof http.Server) s.closeAllConnections();
     for (const socket of this.tlsSockets) socket.destroy();
     await closed;
@@ -148,6 +157,7 @@ export class WorkerPlane {
     let server: http.Server | http2.Http2SecureServer;
     if (proto === 'http') {
       server = http.createServer(common);
+      server.on('connection', (socket: Socket) => this.trackH1(socket));
     } else {
       // ALPN offers h2 and http/1.1; an HTTP/1.1 connection (and its upgrades) is served by
       // Node's HTTP/1 parser with the same limits as the plain port.
@@ -169,13 +179,25 @@ export class WorkerPlane {
       server.on('secureConnection', (socket: tls.TLSSocket) => {
         this.tlsSockets.add(socket);
         socket.on('close', () => this.tlsSockets.delete(socket));
+        // HTTP/2 sessions end by GOAWAY at close; HTTP/1 ones are tracked as on the plain port.
+        if (socket.alpnProtocol !== 'h2') this.trackH1(socket);
       });
     }
     server.on('request', (req, res) => {
       // A client on a kept-alive connection is told to go elsewhere with its answer, rather
       // than finding the connection closed under the request it is sending.
-      if (this.closing && (req as http.IncomingMessage).httpVersionMajor === 1)
-        res.setHeader('connection', 'close');
+      if ((req as http.IncomingMessage).httpVersionMajor === 1) {
+        const c = this.h1.get(req.socket as Socket);
+        if (c !== undefined) {
+          c.busy++;
+          c.at = Date.now();
+          res.once('close', () => {
+            c.busy--;
+            c.at = Date.now();
+          });
+        }
+        if (this.closing) res.setHeader('connection', 'close');
+      }
       // ACME HTTP-01 (challenge.ts): the plain port answers pushed tokens before routing.
       if (
         proto === 'http' &&
@@ -184,9 +206,11 @@ export class WorkerPlane {
         return;
       handleRequest(this.ctx, info, req as http.IncomingMessage, res as http.ServerResponse);
     });
-    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) =>
-      handleUpgrade(this.ctx, info, req, socket, head),
-    );
+    server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+      // An upgraded connection is no longer HTTP/1's: the drain waits for it (state.ts).
+      this.h1.delete(socket);
+      handleUpgrade(this.ctx, info, req, socket, head);
+    });
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
       this.onClientError(err, socket),
     );
@@ -203,6 +227,11 @@ export class WorkerPlane {
         },
       );
     });
+  }
+
+  private trackH1(socket: Socket): void {
+    this.h1.set(socket, { busy: 0, at: Date.now() });
+    socket.once('close', () => this.h1.delete(socket));
   }
 
   /**

@@ -193,6 +193,61 @@ export async function until(
   }
 }
 
+/** A bounded GET loop through the router, started by requestLoop. */
+export interface RequestLoop {
+  /** 200s so far. */
+  readonly ok: number;
+  /** Anything else: `status N` or the client error's message. */
+  readonly failures: string[];
+  stop(): Promise<{ ok: number; failures: string[] }>;
+}
+
+/**
+ * GETs to `host` on the router's port, one loop per entry of `agents` (an Agent: kept-alive
+ * connections; false: a connection a request), until stopped, `max` requests or `ms`.
+ */
+export function requestLoop(
+  port: number,
+  host: string,
+  agents: (http.Agent | false)[],
+  bound = { max: 50_000, ms: 60_000 },
+): RequestLoop {
+  let stop = false;
+  let ok = 0;
+  const failures: string[] = [];
+  const deadline = Date.now() + bound.ms;
+  const one = (agent: http.Agent | false): Promise<void> =>
+    new Promise((resolve) => {
+      http
+        .get({ host: '127.0.0.1', port, agent, headers: { host } }, (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode === 200) ok++;
+            else failures.push(`status ${res.statusCode}`);
+            resolve();
+          });
+        })
+        .on('error', (e) => {
+          failures.push(e.message);
+          resolve();
+        });
+    });
+  const loops = agents.map(async (agent) => {
+    while (!stop && ok + failures.length < bound.max && Date.now() < deadline) await one(agent);
+  });
+  return {
+    get ok() {
+      return ok;
+    },
+    failures,
+    async stop() {
+      stop = true;
+      await Promise.all(loops);
+      return { ok, failures };
+    },
+  };
+}
+
 // --- WebSocket (RFC 6455) just enough for an echo test: frames of any length, masking. ---
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';

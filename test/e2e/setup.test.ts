@@ -206,9 +206,14 @@ describe('provision/setup.sh', () => {
     expect(alive(second)).toBe(true);
     expect(alive(nodeRouter)).toBe(false);
     expect(alive(pidOf(join(dataDir, 'router', 'haproxy', 'haproxy.pid')))).toBe(true);
-    const failures = results.filter((x) => !x.ok || x.body !== 'hello from v1\n');
+    // The one request the change may cost: a new connection the kernel queued on the node
+    // router's listener in the instant it closed is reset (SO_REUSEPORT listeners share no
+    // queue; README, Data planes). One curl at a time: at most one such connection.
+    const reset = (x: { body: string }) => /Connection reset by peer|Recv failure/.test(x.body);
+    const failures = results.filter((x) => (!x.ok || x.body !== 'hello from v1\n') && !reset(x));
     expect(results.length).toBeGreaterThan(20);
     expect(failures, JSON.stringify(failures.slice(0, 3))).toEqual([]);
+    expect(results.filter((x) => !x.ok && reset(x)).length).toBeLessThanOrEqual(1);
     // The same container kept serving: the new daemon adopted it.
     expect((await createRuntime('native', { dataDir }).list()).map((c) => c.id).sort()).toEqual(
       containersBefore,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCa } from '../../../test/helpers/certs.ts';
 import { alive, freePort } from '../../../test/helpers/host.ts';
-import { request, until, upstream, type Upstream } from '../testing.ts';
+import { request, requestLoop, until, upstream, type Upstream } from '../testing.ts';
 import { MAX_CONNECTIONS, SPARE_BACKENDS } from './config.ts';
 import { cli } from './runtime.ts';
 import { haproxyPaths, HaproxyPlane } from './plane.ts';
@@ -114,31 +114,11 @@ describe('haproxy plane process', () => {
     // More new apps than spares left: a reload, under a bounded request loop that must see
     // no refused connection and no failed request.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-    let stop = false;
-    let ok = 0;
-    const failures: string[] = [];
-    const deadline = Date.now() + 15_000;
-    const loop = async (): Promise<void> => {
-      while (!stop && ok + failures.length < 20_000 && Date.now() < deadline) {
-        await new Promise<void>((resolve) => {
-          http
-            .get({ host: '127.0.0.1', port, agent, headers: { host: 'app.paas.test' } }, (res) => {
-              res.resume();
-              res.on('end', () => {
-                if (res.statusCode === 200) ok++;
-                else failures.push(`status ${res.statusCode}`);
-                resolve();
-              });
-            })
-            .on('error', (e) => {
-              failures.push(e.message);
-              resolve();
-            });
-        });
-      }
-    };
-    const load8 = Promise.all(Array.from({ length: 8 }, loop));
-    await until(() => ok > 200, 10_000, 'load before the reload');
+    const load8 = requestLoop(port, 'app.paas.test', Array(8).fill(agent), {
+      max: 20_000,
+      ms: 15_000,
+    });
+    await until(() => load8.ok > 200, 10_000, 'load before the reload');
     const many = Object.fromEntries(
       Array.from({ length: SPARE_BACKENDS }, (_, i) => [
         `extra${i}`,
@@ -146,10 +126,9 @@ describe('haproxy plane process', () => {
       ]),
     );
     await second.setRoutes({ domain: 'paas.test', apps: { ...two2, ...many } });
-    const after = ok;
-    await until(() => ok > after + 200, 10_000, 'load after the reload');
-    stop = true;
-    await load8;
+    const after = load8.ok;
+    await until(() => load8.ok > after + 200, 10_000, 'load after the reload');
+    const { failures } = await load8.stop();
     agent.destroy();
     expect(failures).toEqual([]);
     expect(await workerPid()).not.toBe(worker);
