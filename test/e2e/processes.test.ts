@@ -326,7 +326,7 @@ describe('paas run', () => {
 
 describe('zero-downtime deploys', () => {
   // Ten back-to-back deploys and a rolling restart under a request loop: zero-downtime.test.ts
-  // (its own file, so the e2e-haproxy project runs it on both data planes).
+  // (its own file, so the e2e-node project runs it on the node plane too).
   it('a release whose health check fails never receives traffic; the old one keeps serving; the push fails with the reason', async () => {
     const repo = appRepo('procs');
     expect((await push(p, repo.dir, 'guarded')).code).toBe(0);

@@ -1,5 +1,5 @@
 // Zero-downtime deploys, end to end (issue 7; issue 20 runs this file on both data planes:
-// vitest.config.ts's e2e-haproxy project): ten back-to-back deploys (pushes and config
+// vitest.config.ts's e2e-node project): ten back-to-back deploys (pushes and config
 // changes) and a rolling restart under a bounded request loop through the router, and not
 // one request fails.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
