@@ -268,12 +268,16 @@ describe('an app on a single-node Swarm', () => {
     expect(await answering(6)).toEqual(new Set(['sw.web.1 v3', 'sw.web.2 v3']));
     // Swarm's rollback may briefly run a slot's restored task beside its new one.
     const want = ['web.1@v3:running', 'web.2@v3:running', 'worker.1@v3:running'];
+    let seen: unknown;
     await waitFor(
       'one task per slot of v3',
-      async () => JSON.stringify(await ps()) === JSON.stringify(want),
+      async () => JSON.stringify((seen = await ps())) === JSON.stringify(want),
       60_000,
       1000,
-    );
+    ).catch((e: Error) => {
+      // What Swarm still ran, for the next reader of a failure.
+      throw new Error(`${e.message}; last seen: ${JSON.stringify(seen)}`);
+    });
   });
 
   it('rollback makes a new release of an old one, rolled over the services', async () => {
