@@ -12,10 +12,13 @@ cd "$PAAS_SRC"
 
 apt_ensure ca-certificates curl git make gcc libc6-dev libseccomp-dev pkg-config openssh-client \
   attr iproute2 nftables iptables runc busybox-static skopeo umoci debootstrap hyperfine wrk nginx chromium openssl haproxy \
-  pebble
+  pebble apache2-utils
 # test/e2e/docker-registry.test.ts and src/scheduler/swarm.test.ts use it, each with a dockerd of
-# its own; paas talks to Docker only with --scheduler swarm (docs/scaling.md).
-apt_ensure_stopped docker.io containerd
+# its own; paas talks to Docker only with --scheduler swarm (docs/scaling.md). Debian's
+# docker-registry (distribution) is the pull tests' stand-in for Docker Hub and private
+# registries (test/helpers/registry.ts: a child process of its own per test; htpasswd from
+# apache2-utils for its Basic auth), not the service its package would start.
+apt_ensure_stopped docker.io containerd docker-registry
 use_node
 npm_ensure
 make -s -C native
