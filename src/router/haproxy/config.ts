@@ -51,6 +51,13 @@ export interface HaproxyPaths {
   httpsFlags: string;
   /** ACME HTTP-01: challenge path → key authorization. */
   challenges: string;
+  /**
+   * A reload's hand-off: the sockets (plain, TLS) on which the new process takes the
+   * requests the old one is left with, and the map that tells the old one to pass them.
+   */
+  handoff: string;
+  handoffTls: string;
+  handoffMap: string;
 }
 
 /** A backend of the configuration and its server slots. */
@@ -70,13 +77,25 @@ export interface ConfigInput {
   https?: HttpsListener;
 }
 
+/**
+ * A reload's old process still answers the next request on each kept-alive connection it
+ * holds (idle-close-on-response: closing them under a client about to send would fail that
+ * request). Its routes are the old ones: a new app would be a 404, a switched one its old
+ * servers. So the daemon marks it (HANDOFF_KEY in the hand-off map, over its runtime socket,
+ * just before the reload) and, once stopping, it passes such a request whole to the new
+ * process: over a unix socket only haproxy can reach, with the client's addresses in a
+ * PROXY v2 header, through none of its own rules, and without an access line of its own.
+ * A stop with no successor is not marked: the old process answers as before.
+ */
+export const HANDOFF_KEY = 'reloading';
+
 /** The backend of an app: app names are [a-z0-9-], so the prefix keeps them apart from ours. */
 export const backendName = (app: string): string => `app_${app}`;
 
 /**
  * Spare backends in each configuration, taken by apps created at run time: adding a backend
- * takes a reload, and a reload leaves each kept-alive client connection one more request on
- * the old worker, which does not know the new app (a 404) nor anything changed after it.
+ * takes a reload (a new worker, the old one's hand-off: HANDOFF_KEY), which costs a
+ * configuration parse and a second process for as long as the old one has connections.
  * Each has SPARE_SLOTS servers; an app that needs more is given its own backend at the next
  * reload. Eight cost haproxy about a hundred kilobytes (bench/footprint).
  */
@@ -150,7 +169,6 @@ export function renderConfig(c: ConfigInput): string {
     '  retries 1',
     '  option redispatch 1',
     '  retry-on conn-failure empty-response',
-    '  option forwardfor',
     '  balance roundrobin',
     // An idle upstream connection serves any client's next request, as the node plane's
     // undici pool and nginx's `keepalive` do. haproxy's default (`safe`) opens a new one
@@ -167,6 +185,16 @@ export function renderConfig(c: ConfigInput): string {
     'frontend http',
     `  bind ${c.host}:${c.httpPort}`,
     ...httpsBind(c),
+    `  bind unix@${paths.handoff} mode 600 accept-proxy name handoff`,
+    ...(c.https === undefined
+      ? []
+      : [`  bind unix@${paths.handoffTls} mode 600 accept-proxy name handoff-tls`]),
+    // HTTPS: on the TLS port, or handed off from a reload's old process that took it there.
+    '  acl tls ssl_fc',
+    '  acl tls so_name handoff-tls',
+    `  http-request set-var(txn.handoff) bool(true) if { stopping } { str(${HANDOFF_KEY}),map(${paths.handoffMap}) -m found }`,
+    '  http-request set-log-level silent if { var(txn.handoff) -m bool }',
+    '  http-request allow if { var(txn.handoff) -m bool }',
     '  http-request set-log-level err',
     // Request id: a valid incoming one is kept, else a new UUID.
     `  http-request set-var(txn.rid) req.fhdr(x-request-id) if { req.hdr_cnt(x-request-id) eq 1 } { req.fhdr(x-request-id) -m reg ${REQUEST_ID_RE} }`,
@@ -218,11 +246,14 @@ export function renderConfig(c: ConfigInput): string {
     '  http-request deny deny_status 413 if { req.hdr_val(content-length),sub(txn.max) gt 0 }',
     `  http-request wait-for-body time ${ms(limits.bodyTimeoutMs)} at-least ${CHUNKED_COUNTED + 1} if { req.hdr(transfer-encoding) -m found } { var(txn.max) -m int lt ${CHUNKED_COUNTED} }`,
     `  http-request deny deny_status 413 if { var(txn.max) -m int lt ${CHUNKED_COUNTED} } { req.body_size,sub(txn.max) gt 0 }`,
+    '  use_backend handoff if { var(txn.handoff) -m bool }',
     `  use_backend %[var(txn.app),map(${paths.backends})]`,
     ...hstsRule(c),
     // Our pages: JSON for API clients; a refused connect (503 with live servers) is a 502.
     '  http-after-response set-status 502 reason "Bad Gateway" if { res.hdr(x-paas-page) -m found } { status 503 } { var(txn.k) -m str 502 }',
     '  http-after-response set-header content-type "application/json; charset=utf-8" if { res.hdr(x-paas-page) -m found } { var(txn.fmt) -m str json }',
+    // A handed-off answer is the new process's, complete (unless the hand-off failed).
+    '  http-after-response allow if { var(txn.handoff) -m bool } !{ res.hdr(x-paas-page) -m found }',
     '  http-after-response del-header x-paas-page',
     // Body bytes for the access line; a session variable, since a request haproxy could not
     // parse is logged without a transaction and a missing number would break the JSON line.
@@ -231,10 +262,24 @@ export function renderConfig(c: ConfigInput): string {
     '  http-after-response set-header x-request-id %[var(txn.rid)] if { var(txn.rid) -m found }',
     '  http-after-response set-header x-request-id %[uuid(4)] unless { var(txn.rid) -m found }',
     '',
+    'backend handoff',
+    // The new process retries a connect to the app itself; a replay from here could repeat.
+    '  retry-on conn-failure',
+    `  server http unix@${paths.handoff} send-proxy-v2`,
+    ...(c.https === undefined
+      ? []
+      : [
+          `  server https unix@${paths.handoffTls} send-proxy-v2`,
+          '  use-server https if { ssl_fc }',
+        ]),
+    '  use-server http unless { ssl_fc }',
+    '',
   );
   for (const b of c.backends) {
     L.push(`backend ${b.name}`);
     L.push(
+      // Here, not in defaults: a hand-off must not add one the new process adds again.
+      '  option forwardfor',
       '  http-request set-var(txn.k) str(503) if { nbsrv eq 0 }',
       '  http-request set-var(txn.k) str(502) unless { nbsrv eq 0 }',
       '  http-request set-var(txn.pk) var(txn.fmt),concat(-,txn.k)',

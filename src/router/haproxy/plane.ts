@@ -42,6 +42,7 @@ import { isAppName } from '../../apps/name.ts';
 import { InvalidArgument } from '../../errors/index.ts';
 import {
   backendName,
+  HANDOFF_KEY,
   LUA,
   PAGE_STATUSES,
   renderBackends,
@@ -93,6 +94,9 @@ export const haproxyPaths = (dataDir: string): HaproxyPaths => {
     tlsWild: join(dir, 'tls-wildcards.map'),
     httpsFlags: join(dir, 'https.map'),
     challenges: join(dir, 'acme.map'),
+    handoff: join(dir, 'handoff.sock'),
+    handoffTls: join(dir, 'handoff-tls.sock'),
+    handoffMap: join(dir, 'handoff.map'),
   };
 };
 
@@ -335,6 +339,8 @@ export class HaproxyPlane implements DataPlane {
     writeAtomic(this.paths.tlsWild, covers.wild);
     writeAtomic(this.paths.httpsFlags, renderHttpsFlags(st.table));
     writeAtomic(this.paths.challenges, renderChallenges(this.challenges));
+    // Always empty on disk: only a reload's old process is marked, at run time.
+    writeAtomic(this.paths.handoffMap, '');
     writeAtomic(
       this.paths.cfg,
       renderConfig({
@@ -423,6 +429,9 @@ export class HaproxyPlane implements DataPlane {
     this.writePages();
     await this.check();
     const before = await this.workerPid();
+    // The worker about to be replaced passes what its kept-alive connections still ask to
+    // the new one (config.ts HANDOFF_KEY). One started by an older paas has no such map.
+    await cli(this.paths.admin, [`add map ${this.paths.handoffMap} ${HANDOFF_KEY} 1`]);
     await cli(this.paths.master, ['reload']);
     const deadline = Date.now() + 15_000;
     // Done when a new worker runs and the old one has left or has acted on its soft-stop

@@ -5,6 +5,7 @@
 // start serves the persisted table by itself.
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -262,6 +263,120 @@ describe('haproxy plane HTTPS across daemons', () => {
       expect(await cnOf(httpsPort, 'other.example.com')).toMatch(/^error/);
       await third.stop();
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** GET on `agent` (a kept-alive connection); whether the request reused a socket, too. */
+function getOn(
+  agent: http.Agent,
+  p: number,
+  host: string,
+  headers: Record<string, string> = {},
+  secure = false,
+): Promise<{ status: number; body: string; reused: boolean }> {
+  const mod = secure ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.get(
+      // One SNI name for every request: the agent keeps a connection per name.
+      { host: '127.0.0.1', port: p, agent, headers: { ...headers, host }, servername: 'paas.test' },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            body: Buffer.concat(chunks).toString(),
+            reused: req.reusedSocket,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+  });
+}
+
+describe('haproxy plane reload and kept-alive connections', () => {
+  it("a kept-alive connection's next request after a reload is answered with the new table: a new app is found, headers are set once, one access line", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paas-haproxy-handoff-'));
+    const httpPort = await freePort();
+    const p = new HaproxyPlane({
+      dataDir: dir,
+      httpPort,
+      httpsPort: 0,
+      host: '127.0.0.1',
+      domain: 'paas.test',
+    });
+    planes.push(p);
+    const admin = haproxyPaths(dir).admin;
+    const worker = async (): Promise<number> =>
+      Number(/^Pid: (\d+)/m.exec(await cli(admin, ['show info']))?.[1]);
+    const plain = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const secure = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
+    try {
+      await p.connect();
+      const httpsPort = (await p.health()).httpsPort!;
+      const leaf = TestCa.root(join(dir, 'ca')).leaf(['paas.test']);
+      await p.setCerts({
+        hosts: { 'paas.test': { cert: leaf.chain, key: leaf.key } },
+        default: null,
+      });
+      const app = { domains: [], backends: [{ host: '127.0.0.1', port: one.port }] };
+      await p.setRoutes({ domain: 'paas.test', apps: { app } });
+      expect((await getOn(plain, httpPort, 'app.paas.test')).status).toBe(200);
+      expect((await getOn(secure, httpsPort, 'app.paas.test', {}, true)).status).toBe(200);
+      const w0 = await worker();
+
+      // More new apps than spares: a reload, while both connections are idle and kept.
+      const apps = Object.fromEntries(
+        Array.from({ length: SPARE_BACKENDS + 1 }, (_, i) => [
+          `new${i}`,
+          { domains: [], backends: [{ host: '127.0.0.1', port: two.port }] },
+        ]),
+      );
+      await p.setRoutes({ domain: 'paas.test', apps: { app, ...apps } });
+      expect(await worker()).not.toBe(w0);
+
+      const newest = `new${SPARE_BACKENDS}.paas.test`;
+      const rid = 'handoff-test-request-1';
+      const r = await getOn(plain, httpPort, newest, { 'x-request-id': rid });
+      expect(r.reused).toBe(true);
+      expect(r.status, r.body).toBe(200);
+      const seen = JSON.parse(r.body) as { name: string; headers: Record<string, string> };
+      expect(seen.name).toBe('two');
+      expect(seen.headers['x-request-id']).toBe(rid);
+      expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1');
+      expect(seen.headers['x-forwarded-proto']).toBe('http');
+      expect(seen.headers['x-forwarded-port']).toBe(String(httpPort));
+
+      const s = await getOn(secure, httpsPort, newest, { 'x-request-id': `${rid}-tls` }, true);
+      expect(s.reused).toBe(true);
+      expect(s.status, s.body).toBe(200);
+      const tlsSeen = JSON.parse(s.body) as { name: string; headers: Record<string, string> };
+      expect(tlsSeen.name).toBe('two');
+      expect(tlsSeen.headers['x-forwarded-proto']).toBe('https');
+      expect(tlsSeen.headers['x-forwarded-port']).toBe(String(httpsPort));
+      expect(tlsSeen.headers['x-forwarded-for']).toBe('127.0.0.1');
+
+      // One access line each, from the process that served it, with the client's address.
+      await until(
+        () => readFileSync(p.accessLogPath, 'utf8').includes(`${rid}-tls`),
+        10_000,
+        'the access line',
+      );
+      const lines = readFileSync(p.accessLogPath, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(rid))
+        .map((l) => JSON.parse(l) as { status: number; app: string; remote: string });
+      expect(lines.map((l) => [l.status, l.app, l.remote])).toEqual([
+        [200, `new${SPARE_BACKENDS}`, '127.0.0.1'],
+        [200, `new${SPARE_BACKENDS}`, '127.0.0.1'],
+      ]);
+    } finally {
+      await p.stop();
+      plain.destroy();
+      secure.destroy();
       rmSync(dir, { recursive: true, force: true });
     }
   });
