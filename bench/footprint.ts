@@ -91,7 +91,7 @@ http { access_log ${tmp}/access.log; server { listen 127.0.0.1:${port}; location
   return kb;
 }
 
-/** The data plane's top process: the node router's primary or haproxy's master. */
+/** The data plane's top process: the node router's primary, or haproxy. */
 function planePid(p: Paas): number {
   for (const f of ['router/router.pid', 'router/haproxy/haproxy.pid'])
     try {

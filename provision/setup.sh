@@ -117,7 +117,8 @@ if [ "$UNINSTALL" = 1 ]; then
   use_node
   # The router and the app containers outlive the daemon by design; uninstall ends them,
   # through the runtime itself (shims, cgroups, netns, overlay mounts and IP leases).
-  # Either data plane: the node router, or haproxy's master (its worker follows it).
+  # Either data plane: the node router, or haproxy (one process; a master-worker pair of an
+  # older paas: its master, which its worker follows).
   for pidfile in "$DATA_DIR/router/router.pid" "$DATA_DIR/router/haproxy/haproxy.pid"; do
     [ -f "$pidfile" ] || continue
     rpid=$(cat "$pidfile")

@@ -210,7 +210,7 @@ describe.runIf(PLANE === 'haproxy')(
         const workerPid = async (): Promise<number> =>
           Number(/^Pid: (\d+)/m.exec(await cli(admin, ['show info']))?.[1]);
         const before = await workerPid();
-        // More new apps than spare backends: a reload, with a new worker process.
+        // More new apps than spare backends: a reload, with a new haproxy process.
         await r.client.setRoutes({
           domain: 'paas.test',
           apps: Object.fromEntries(

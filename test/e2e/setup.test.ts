@@ -226,7 +226,7 @@ describe('provision/setup.sh', () => {
 
   it('--uninstall stops the daemon, the router and the containers, and keeps the data', async () => {
     const daemon = pidOf(join(dataDir, 'run', 'daemon.pid'));
-    // haproxy's master (its worker follows it), since the upgrade.
+    // haproxy (one process), since the upgrade.
     const router = pidOf(join(dataDir, 'router', 'haproxy', 'haproxy.pid'));
     expect(alive(router)).toBe(true);
     const r = await setup(['--uninstall', '--data-dir', dataDir]);

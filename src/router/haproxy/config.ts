@@ -29,8 +29,13 @@ export interface Slot {
 export interface HaproxyPaths {
   dir: string;
   cfg: string;
-  master: string;
+  /**
+   * The runtime socket of the haproxy serving: a symlink to its generation's socket. Each
+   * process binds a socket path of its own (generation `n`: `admin-n.sock`), so that a
+   * command meant for the new process of a reload cannot land on the old one.
+   */
   admin: string;
+  /** The pid of the haproxy serving (written by the plane: haproxy runs in the foreground). */
   pid: string;
   exact: string;
   wild: string;
@@ -69,6 +74,8 @@ export interface BackendSlots {
 export interface ConfigInput {
   backends: BackendSlots[];
   paths: HaproxyPaths;
+  /** This generation's runtime socket (paths.admin links to the serving one's). */
+  socket: string;
   host: string;
   httpPort: number;
   limits: Limits;
@@ -128,9 +135,10 @@ export function renderConfig(c: ConfigInput): string {
   const L: string[] = [];
   L.push(
     'global',
-    '  master-worker',
-    `  pidfile ${paths.pid}`,
-    `  stats socket ${paths.admin} mode 600 level admin expose-fd listeners`,
+    // One process, no master: a reload is a new haproxy taking the listening sockets over
+    // from the old one through this socket (-x), then telling it to finish (-sf). A master
+    // would hold 12.5 MB resident besides its worker (bench/footprint).
+    `  stats socket ${c.socket} mode 600 level admin expose-fd listeners`,
     '  stats timeout 1m',
     // Access lines on stdout, which is the access log file (opened O_APPEND by the daemon).
     // Requests are logged at `err` (set-log-level, log-separate-errors) and the target keeps

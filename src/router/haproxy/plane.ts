@@ -1,11 +1,11 @@
-// The `haproxy` data plane: Debian's haproxy in master-worker mode, detached from the daemon
-// like the node router, so it outlives it. The daemon writes haproxy.cfg from the route table
+// The `haproxy` data plane: Debian's haproxy, one process without a master, detached from the
+// daemon like the node router, so it outlives it. The daemon writes haproxy.cfg from the route table
 // (one backend per app, with server slots, and spare backends) and then changes only what the
 // runtime socket can change: server addresses, ready/maint states and the maps (hosts, app →
 // backend, body limits). A deploy, a new app (it takes a spare), a stopped or removed app
-// therefore never reload; running out of spares or of an app's slots is a seamless
-// master-worker reload (the listening sockets are passed to the new worker, nothing is
-// refused), which also lays the backends out afresh.
+// therefore never reload; running out of spares or of an app's slots is a seamless reload (a
+// new haproxy takes the listening sockets over from the old one, nothing is refused), which
+// also lays the backends out afresh.
 import { execFile, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -14,13 +14,15 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   renameSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import net from 'node:net';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { RouterUnavailable } from '../../errors/index.ts';
 import { accessLogPath } from '../access-log.ts';
@@ -77,7 +79,6 @@ export const haproxyPaths = (dataDir: string): HaproxyPaths => {
   return {
     dir,
     cfg: join(dir, 'haproxy.cfg'),
-    master: join(dir, 'master.sock'),
     admin: join(dir, 'admin.sock'),
     pid: join(dir, 'haproxy.pid'),
     exact: join(dir, 'hosts.map'),
@@ -101,6 +102,8 @@ export const haproxyPaths = (dataDir: string): HaproxyPaths => {
 };
 
 interface Persisted {
+  /** The generation the configuration on disk is for: its runtime socket is admin-<gen>.sock. */
+  gen: number;
   table: RouteTable;
   slots: Record<string, Slot[]>;
   /** App → its backend in the running configuration (its own, or a spare it took). */
@@ -115,6 +118,15 @@ interface Persisted {
 }
 
 const NO_NAMES: CertNames = { hosts: [], default: null };
+
+/** A running haproxy: its generation, its pid, and its runtime socket. */
+interface Live {
+  gen: number;
+  pid: number;
+  socket: string;
+}
+
+const genSocket = (dir: string, gen: number): string => join(dir, `admin-${gen}.sock`);
 
 /** A fresh layout: each app its own backend, and all spares free. */
 function layOut(st: Persisted): void {
@@ -165,9 +177,16 @@ export class HaproxyPlane implements DataPlane {
     return this.st?.httpPort ?? this.cfg.httpPort;
   }
 
-  /** Whether the haproxy plane of `dataDir` answers on its runtime socket. */
+  /**
+   * Whether the haproxy plane of `dataDir` answers: on the socket the admin link points at,
+   * or on the socket of the configuration on disk (a daemon killed before it re-pointed the
+   * link after starting it).
+   */
   static async running(dataDir: string): Promise<boolean> {
-    return answers(haproxyPaths(dataDir).admin);
+    const paths = haproxyPaths(dataDir);
+    if (await answers(paths.admin)) return true;
+    const gen = (JSON.parse(readOr(paths.state) ?? '{}') as { gen?: unknown }).gen;
+    return typeof gen === 'number' && answers(genSocket(paths.dir, gen));
   }
 
   async connect(): Promise<PlaneConnected> {
@@ -176,9 +195,9 @@ export class HaproxyPlane implements DataPlane {
     mkdirSync(join(this.accessLogPath, '..'), { recursive: true });
     this.st ??= this.loadState();
     const host = this.cfg.host ?? '0.0.0.0';
-    if (await this.answers()) {
+    if ((await this.findLive()) !== null) {
       await this.refresh(host);
-      return { started: false, pid: this.masterPid() };
+      return { started: false, pid: await pidAt(this.paths.admin) };
     }
     // Not running: take over from the other plane if it serves this data dir, on its table
     // and its ports, bound beside it.
@@ -202,32 +221,86 @@ export class HaproxyPlane implements DataPlane {
     else await this.pickHttpsPort(host, beside !== null);
     // A haproxy this plane starts reads its certificates from disk: the last set pushed.
     if (this.lastCerts !== null) this.writeCertFiles(this.lastCerts);
+    this.st.gen += 1;
     this.writeFiles();
     this.writePages();
     await this.check();
+    const live = await this.spawnHaproxy([]);
+    this.point(live);
+    return { started: true, pid: live.pid, ...(replaced === null ? {} : { replaced }) };
+  }
+
+  /**
+   * Start haproxy on the configuration on disk (generation st.gen), in the foreground of a
+   * session of its own, and wait until it answers on its generation's socket.
+   */
+  private async spawnHaproxy(args: string[]): Promise<Live> {
+    const socket = genSocket(this.paths.dir, this.st!.gen);
     const out = openSync(this.accessLogPath, 'a', 0o600);
     const err = openSync(this.paths.log, 'a', 0o600);
-    const child = spawn(
-      HAPROXY_BIN,
-      ['-W', '-S', `${this.paths.master},mode,600`, '-f', this.paths.cfg, '-p', this.paths.pid],
-      { detached: true, stdio: ['ignore', out, err], cwd: '/' },
-    );
+    const child = spawn(HAPROXY_BIN, ['-f', this.paths.cfg, ...args], {
+      detached: true,
+      stdio: ['ignore', out, err],
+      cwd: '/',
+    });
     closeSync(out);
     closeSync(err);
     child.unref();
     let exited: number | null = null;
     child.once('exit', (code) => (exited = code ?? -1));
     const deadline = Date.now() + 15_000;
-    while (!(await this.answers())) {
+    while ((await pidAt(socket)) !== child.pid) {
       if (exited !== null)
         throw new RouterUnavailable(
           `haproxy exited with ${exited} at start; see ${this.paths.log}`,
         );
-      if (Date.now() > deadline)
-        throw new RouterUnavailable(`haproxy did not answer on ${this.paths.admin} in time`);
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new RouterUnavailable(`haproxy did not answer on ${socket} in time`);
+      }
       await sleep(50);
     }
-    return { started: true, pid: child.pid!, ...(replaced === null ? {} : { replaced }) };
+    return { gen: this.st!.gen, pid: child.pid!, socket };
+  }
+
+  /** Make `live` the haproxy the admin link and the pid file name. */
+  private point(live: Live): void {
+    const tmp = `${this.paths.admin}.${process.pid}.tmp`;
+    rmSync(tmp, { force: true });
+    symlinkSync(basename(live.socket), tmp);
+    renameSync(tmp, this.paths.admin);
+    writeAtomic(this.paths.pid, `${live.pid}\n`);
+  }
+
+  /** The haproxy the admin link points at, if it answers. */
+  private async current(): Promise<Live | null> {
+    const pid = await pidAt(this.paths.admin);
+    if (pid === 0) return null;
+    let target: string;
+    try {
+      target = readlinkSync(this.paths.admin);
+    } catch {
+      // A plain socket: a haproxy in master-worker mode, started by an older paas.
+      return { gen: -1, pid, socket: this.paths.admin };
+    }
+    const gen = Number(/^admin-(\d+)\.sock$/.exec(target)?.[1] ?? -1);
+    return { gen, pid, socket: join(this.paths.dir, target) };
+  }
+
+  /**
+   * The haproxy serving this data dir, if any. First the one the configuration on disk is
+   * for: a daemon killed after starting it and before pointing the admin link at it left
+   * the link on the old one, which has stopped or is stopping; then the link's.
+   */
+  private async findLive(): Promise<Live | null> {
+    const own = genSocket(this.paths.dir, this.st!.gen);
+    const pid = await pidAt(own);
+    if (pid !== 0) {
+      const live = { gen: this.st!.gen, pid, socket: own };
+      this.point(live);
+      return live;
+    }
+    return this.current();
   }
 
   /** Serve `table` from the start: its backends in the first slots of each app. */
@@ -265,13 +338,17 @@ export class HaproxyPlane implements DataPlane {
     if (this.cfg.httpsPort !== undefined && this.st!.httpsPort === undefined)
       await this.pickHttpsPort(host);
     this.writeFiles();
-    if (readOr(this.paths.cfg) !== before) await this.reload();
+    // A haproxy of another generation than the configuration on disk runs an older one (a
+    // daemon killed in a reload before starting the new process).
+    const running = await this.current();
+    if (readOr(this.paths.cfg) !== before || running?.gen !== this.st!.gen) await this.reload();
   }
 
   private loadState(): Persisted {
     try {
       const raw = JSON.parse(readFileSync(this.paths.state, 'utf8')) as Persisted;
       const st: Persisted = {
+        gen: typeof raw.gen === 'number' ? raw.gen : 0,
         table: parseRouteTable(raw.table),
         slots: raw.slots,
         backends: raw.backends,
@@ -286,6 +363,7 @@ export class HaproxyPlane implements DataPlane {
       return st;
     } catch {
       const st: Persisted = {
+        gen: 0,
         table: parseRouteTable({ apps: {}, domain: this.cfg.domain }),
         slots: {},
         backends: {},
@@ -302,17 +380,12 @@ export class HaproxyPlane implements DataPlane {
     return answers(this.paths.admin);
   }
 
-  private masterPid(): number {
+  private pidFile(): number {
     try {
-      return Number.parseInt(readFileSync(this.paths.pid, 'utf8'), 10);
+      return Number.parseInt(readFileSync(this.paths.pid, 'utf8'), 10) || 0;
     } catch {
       return 0;
     }
-  }
-
-  private async workerPid(): Promise<number> {
-    const info = await cli(this.paths.admin, ['show info']);
-    return Number(/^Pid: (\d+)/m.exec(info)?.[1] ?? 0);
   }
 
   /**
@@ -352,6 +425,7 @@ export class HaproxyPlane implements DataPlane {
           ...st.spares.map((name) => ({ name, slots: freeSlots(SPARE_SLOTS) })),
         ],
         paths: this.paths,
+        socket: genSocket(this.paths.dir, st.gen),
         host: this.cfg.host ?? '0.0.0.0',
         httpPort: st.httpPort,
         limits: this.limits,
@@ -424,35 +498,38 @@ export class HaproxyPlane implements DataPlane {
     }
   }
 
-  /** Seamless reload: the master starts a new worker on the same listening sockets. */
+  /**
+   * Seamless reload: a new haproxy, of the next generation, takes the listening sockets over
+   * from the running one through its runtime socket (-x) and tells it to finish (-sf: a soft
+   * stop). If the new one fails to start, the old one serves on, told nothing.
+   */
   private async reload(): Promise<void> {
+    const st = this.st!;
+    const old = await this.current();
+    if (old === null) throw new RouterUnavailable(`haproxy is not running; see ${this.paths.log}`);
+    st.gen = Math.max(st.gen, old.gen) + 1;
+    this.writeFiles();
     this.writePages();
     await this.check();
-    const before = await this.workerPid();
-    // The worker about to be replaced passes what its kept-alive connections still ask to
+    // The process about to be replaced passes what its kept-alive connections still ask to
     // the new one (config.ts HANDOFF_KEY). One started by an older paas has no such map.
-    await cli(this.paths.admin, [`add map ${this.paths.handoffMap} ${HANDOFF_KEY} 1`]);
-    await cli(this.paths.master, ['reload']);
+    await cli(old.socket, [`add map ${this.paths.handoffMap} ${HANDOFF_KEY} 1`]);
+    const next = await this.spawnHaproxy(['-x', old.socket, '-sf', String(old.pid)]);
+    this.point(next);
+    // Done when the old process has acted on its soft stop: it closes its listeners and its
+    // runtime socket together. Runtime commands after a reload must change how every new
+    // connection is routed, and an old process still accepting would route by its older
+    // maps and servers. (Connections it already holds get one more answer from it,
+    // idle-close-on-response, which it hands to the new one.)
     const deadline = Date.now() + 15_000;
-    // Done when a new worker runs and the old one has left or has acted on its soft-stop
-    // (it says `Stopping: 1`, having stopped accepting). Runtime commands after a reload
-    // reach the new worker only: an old one still accepting would route new connections by
-    // its older maps and servers. (Connections it already holds get one more answer from
-    // it: idle-close-on-response.)
-    for (;;) {
-      const procs = await cli(this.paths.master, ['show proc']).catch(() => '');
-      const current = procs.split('# old workers')[0]!.split('# workers')[1] ?? '';
-      const pids = [...current.matchAll(/^(\d+)\s+worker/gm)].map((m) => Number(m[1]));
-      const oldAlive = new RegExp(`^${before}\\s`, 'm').test(procs);
-      if (pids.length > 0 && !pids.includes(before)) {
-        if (!oldAlive) return;
-        const info = await cli(this.paths.master, [`@!${before} show info`]).catch(() => '');
-        if (/^Stopping: 1$/m.test(info) || info.includes("Can't find the target PID")) return;
-      }
+    while ((await pidAt(old.socket)) === old.pid && haproxyAlive(old.pid)) {
       if (Date.now() > deadline)
-        throw new RouterUnavailable(`haproxy did not reload; see ${this.paths.log}`);
+        throw new RouterUnavailable(`haproxy ${old.pid} did not stop accepting after a reload`);
       await sleep(25);
     }
+    if (old.socket !== this.paths.admin) rmSync(old.socket, { force: true });
+    // What a master-worker haproxy of an older paas left: its master follows its worker out.
+    rmSync(join(this.paths.dir, 'master.sock'), { force: true });
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -682,7 +759,7 @@ export class HaproxyPlane implements DataPlane {
     const field = (k: string): number => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(info)?.[1]);
     return {
       kind: 'haproxy',
-      pid: this.masterPid(),
+      pid: field('Pid'),
       httpPort: this.st!.httpPort,
       httpsPort: this.st!.httpsPort,
       uptimeMs: field('Uptime_sec') * 1000,
@@ -888,51 +965,92 @@ export class HaproxyPlane implements DataPlane {
   }
 
   async stop(): Promise<void> {
-    const pid = this.masterPid();
-    const signal = (s: NodeJS.Signals | 0): boolean => {
+    const pid = (await pidAt(this.paths.admin)) || this.pidFile();
+    if (pid <= 0 || !haproxyAlive(pid)) return;
+    const st = (this.st ??= this.loadState());
+    const ports = new Set([st.httpPort, st.httpsPort ?? 0]);
+    const signal = (s: NodeJS.Signals): void => {
       try {
         process.kill(pid, s);
-        return true;
       } catch {
-        return false;
+        // gone already
       }
     };
-    if (pid <= 0 || !signal(0)) return;
-    const worker = await this.workerPid().catch(() => 0);
     // A soft stop: the listeners close at once, requests in flight finish, and each
     // kept-alive connection gets its next answer with `Connection: close`
     // (idle-close-on-response) rather than being closed under a request its client is
-    // sending. Connections still idle after a grace are cut once nothing is in flight.
+    // sending. Connections still idle after a grace are cut once nothing is in flight. A
+    // stopping haproxy closes its runtime socket too, so what is in flight is read from
+    // its connections to servers (/proc).
     signal('SIGUSR1');
     const start = Date.now();
     const deadline = start + this.limits.drainTimeoutMs;
     let quiet = 0;
-    while (signal(0) && Date.now() < deadline && quiet < 2) {
-      if (Date.now() - start >= IDLE_GRACE_MS) {
-        const stat = await cli(this.paths.master, [`@!${worker} show stat`]).catch(() => '');
-        const busy = parseStat(stat).some(
-          (r) => r.svname !== 'FRONTEND' && r.svname !== 'BACKEND' && Number(r.scur) > 0,
-        );
-        quiet = busy ? 0 : quiet + 1;
-      }
+    while (haproxyAlive(pid) && Date.now() < deadline && quiet < 2) {
+      if (Date.now() - start >= IDLE_GRACE_MS) quiet = upstreamBusy(pid, ports) ? 0 : quiet + 1;
       await sleep(25);
     }
     signal('SIGTERM');
-    while (signal(0)) await sleep(25);
+    while (haproxyAlive(pid)) await sleep(25);
   }
 }
 
 async function answers(admin: string): Promise<boolean> {
+  return (await pidAt(admin)) !== 0;
+}
+
+/** The pid of the haproxy answering on runtime socket `path`, or 0. */
+async function pidAt(path: string): Promise<number> {
   try {
-    return (await cli(admin, ['show info'], 2000)).includes('Pid:');
+    return Number(/^Pid: (\d+)$/m.exec(await cli(path, ['show info'], 2000))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** Whether `pid` is a haproxy that has not exited (a pid file may outlive its process). */
+function haproxyAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return /^\d+ \(haproxy\) [^Z]/.test(stat);
   } catch {
     return false;
   }
 }
 
-function readOr(path: string): string | null {
+/**
+ * Whether haproxy `pid` holds a TCP connection it opened to a server (established or being
+ * made): one whose local port is not a port it listens on, which its clients' are.
+ */
+function upstreamBusy(pid: number, listenPorts: Set<number>): boolean {
+  const inodes = new Set<string>();
   try {
-    return readFileSync(path, 'utf8');
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      const link = readOr(`/proc/${pid}/fd/${fd}`, readlinkSync);
+      const m = /^socket:\[(\d+)\]$/.exec(link ?? '');
+      if (m) inodes.add(m[1]!);
+    }
+  } catch {
+    return false; // gone
+  }
+  for (const table of ['tcp', 'tcp6']) {
+    const rows = readOr(`/proc/${pid}/net/${table}`)?.split('\n').slice(1) ?? [];
+    for (const row of rows) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      const f = row.trim().split(/\s+/);
+      if (f.length < 10 || (f[3] !== '01' && f[3] !== '02') || !inodes.has(f[9]!)) continue;
+      if (!listenPorts.has(Number.parseInt(f[1]!.split(':').pop()!, 16))) return true;
+    }
+  }
+  return false;
+}
+
+function readOr(
+  path: string,
+  read: (p: string, enc: 'utf8') => string = readFileSync,
+): string | null {
+  try {
+    return read(path, 'utf8');
   } catch {
     return null;
   }

@@ -1,9 +1,21 @@
-// The haproxy plane as the daemon runs it: started detached, adopted by a second daemon
+// The haproxy plane as the daemon runs it: one process, started detached, adopted by a second daemon
 // (a new HaproxyPlane on the same data dir), a deploy's switch changes servers over the
 // runtime socket without a reload, so does a new app (it takes a spare backend), running out
 // of spares is a seamless reload that refuses nothing under load, and after kill -9 the next
 // start serves the persisted table by itself.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
@@ -46,6 +58,20 @@ const nameOf = (body: string): string => (JSON.parse(body) as { name: string }).
 const workerPid = async (): Promise<number> =>
   Number(/^Pid: (\d+)/m.exec(await cli(haproxyPaths(dataDir).admin, ['show info']))?.[1]);
 
+/** The processes whose parent is `pid`. */
+function children(pid: number): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(p));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
 describe('haproxy plane process', () => {
   it('starts detached, is adopted, switches and adds an app without reloading, reloads seamlessly past its spares, and survives kill -9', async () => {
     const first = plane();
@@ -53,14 +79,19 @@ describe('haproxy plane process', () => {
     expect(started.started).toBe(true);
     const master = started.pid;
     expect(Number(readFileSync(haproxyPaths(dataDir).pid, 'utf8'))).toBe(master);
+    // One process: no master beside the one serving (bench/footprint: 12.5 MB).
+    expect(await workerPid()).toBe(master);
+    expect(children(master)).toEqual([]);
     // Its connection limit is ours, not derived from the open-files limit (memory held up
     // front for each allowed connection).
     expect(await cli(haproxyPaths(dataDir).admin, ['show info'])).toMatch(
       new RegExp(`^Maxconn: ${MAX_CONNECTIONS}$`, 'm'),
     );
-    // Whoever can write to these sockets can re-point every app: owner only.
-    for (const sock of [haproxyPaths(dataDir).admin, haproxyPaths(dataDir).master])
-      expect(statSync(sock).mode & 0o777, sock).toBe(0o600);
+    // Whoever can write to this socket can re-point every app: owner only. The admin link
+    // names the serving generation's socket.
+    const admin = haproxyPaths(dataDir).admin;
+    expect(statSync(admin).mode & 0o777).toBe(0o600);
+    expect(readlinkSync(admin)).toMatch(/^admin-\d+\.sock$/);
 
     await first.setRoutes({
       domain: 'paas.test',
@@ -133,6 +164,17 @@ describe('haproxy plane process', () => {
     agent.destroy();
     expect(failures).toEqual([]);
     expect(await workerPid()).not.toBe(worker);
+    // The new process is the one the link and the pid file name; the old one's socket is
+    // gone, and the old process stops once its connections are done.
+    const reloaded = await workerPid();
+    expect(Number(readFileSync(haproxyPaths(dataDir).pid, 'utf8'))).toBe(reloaded);
+    expect(children(reloaded)).toEqual([]);
+    expect(
+      readdirSync(haproxyPaths(dataDir).dir)
+        .filter((f) => f.endsWith('.sock'))
+        .sort(),
+    ).toEqual([readlinkSync(admin), 'admin.sock', 'handoff.sock']);
+    await until(() => !alive(worker), 10_000, 'the old haproxy to exit');
     expect(nameOf((await request(port, 'other.paas.test')).body)).toBe('one');
     expect(nameOf((await request(port, `extra${SPARE_BACKENDS - 1}.paas.test`)).body)).toBe('one');
     // The reload laid the backends out afresh: spares again for the next new apps.
@@ -160,9 +202,20 @@ describe('haproxy plane process', () => {
       second.switch('other', [{ host: '127.0.0.1', port: one.port }]),
     ]);
 
-    // kill -9 of the master: its worker follows it out; the next start serves the persisted
-    // table before anyone publishes one.
-    process.kill(master, 'SIGKILL');
+    // A daemon killed in a reload after starting the new haproxy and before pointing the
+    // link at it: the next one adopts the new haproxy (the configuration on disk's), not the
+    // stopping one the link names.
+    const serving = await workerPid();
+    const link = readlinkSync(admin);
+    rmSync(admin);
+    symlinkSync('admin-0.sock', admin);
+    const fourth = plane();
+    expect(await fourth.connect()).toEqual({ started: false, pid: serving });
+    expect(readlinkSync(admin)).toBe(link);
+    expect(lstatSync(admin).isSymbolicLink()).toBe(true);
+
+    // kill -9: the next start serves the persisted table before anyone publishes one.
+    process.kill(serving, 'SIGKILL');
     await until(
       async () =>
         await request(port, 'app.paas.test').then(
@@ -175,7 +228,7 @@ describe('haproxy plane process', () => {
     const third = plane();
     const again = await third.connect();
     expect(again.started).toBe(true);
-    expect(again.pid).not.toBe(master);
+    expect(again.pid).not.toBe(serving);
     expect(nameOf((await request(port, 'app.paas.test')).body)).toBe('two');
     expect(nameOf((await request(port, 'shop.example.org')).body)).toBe('two');
     expect(nameOf((await request(port, 'other.paas.test')).body)).toBe('one');
@@ -183,6 +236,35 @@ describe('haproxy plane process', () => {
 
     await third.stop();
     await until(() => !alive(again.pid), 10_000, 'haproxy to exit');
+  });
+
+  it('stop lets a request in flight finish: a stopping haproxy is watched through /proc, its runtime socket being closed', async () => {
+    const order: string[] = [];
+    const slow = await upstream('slow', (_req, res) => {
+      setTimeout(() => {
+        order.push('app answered');
+        res.end('late\n');
+      }, 1500);
+    });
+    const p = plane();
+    try {
+      await p.connect();
+      await p.setRoutes({
+        domain: 'paas.test',
+        apps: { slow: { domains: [], backends: [{ host: '127.0.0.1', port: slow.port }] } },
+      });
+      const pid = await workerPid();
+      const answer = request(port, 'slow.paas.test');
+      await until(() => slow.seen.length === 1, 10_000, 'the request to reach the app');
+      await p.stop();
+      order.push(alive(pid) ? 'stopped, haproxy alive' : 'stopped');
+      const r = await answer;
+      expect([r.status, r.body]).toEqual([200, 'late\n']);
+      expect(order).toEqual(['app answered', 'stopped']);
+      expect(existsSync(`/proc/${pid}`)).toBe(false);
+    } finally {
+      await slow.close();
+    }
   });
 });
 
@@ -228,9 +310,12 @@ describe('haproxy plane HTTPS across daemons', () => {
       expect((await before.health()).httpsPort).toBeUndefined();
       const w0 = await worker();
 
-      // The next daemon asks for HTTPS: same master, a new worker with the listener.
+      // The next daemon asks for HTTPS: a new haproxy with the listener, taking the HTTP one
+      // over from the old.
       const after = make(0);
-      expect(await after.connect()).toEqual({ started: false, pid: started.pid });
+      const adopted = await after.connect();
+      expect(adopted.started).toBe(false);
+      expect(adopted.pid).not.toBe(started.pid);
       const httpsPort = (await after.health()).httpsPort!;
       expect(httpsPort).toBeGreaterThan(0);
       expect(await worker()).not.toBe(w0);
@@ -250,7 +335,7 @@ describe('haproxy plane HTTPS across daemons', () => {
 
       // kill -9: the next start serves the certificate from the plane's own files, on the
       // same HTTPS port, before any daemon pushed anything.
-      process.kill(started.pid, 'SIGKILL');
+      process.kill(adopted.pid, 'SIGKILL');
       await until(
         async () => (await cnOf(httpsPort, 'app.example.com')).startsWith('error'),
         10_000,
@@ -377,6 +462,86 @@ describe('haproxy plane reload and kept-alive connections', () => {
       await p.stop();
       plain.destroy();
       secure.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('haproxy plane upgrade', () => {
+  it('a master-worker haproxy an older paas started is adopted and replaced by one process, seamlessly', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'paas-haproxy-legacy-'));
+    const httpPort = await freePort();
+    const paths = haproxyPaths(dir);
+    const make = (): HaproxyPlane => {
+      const p = new HaproxyPlane({
+        dataDir: dir,
+        httpPort,
+        host: '127.0.0.1',
+        domain: 'paas.test',
+      });
+      planes.push(p);
+      return p;
+    };
+    try {
+      // What an older paas ran: the same configuration in master-worker mode, its worker's
+      // runtime socket at admin.sock itself, a master socket, the master's pid in the file.
+      const first = make();
+      await first.connect();
+      await first.setRoutes({
+        domain: 'paas.test',
+        apps: { app: { domains: [], backends: [{ host: '127.0.0.1', port: one.port }] } },
+      });
+      await first.stop();
+      const cfg = readFileSync(paths.cfg, 'utf8').replace(
+        /^ {2}stats socket \S+/m,
+        `  master-worker\n  pidfile ${paths.pid}\n  stats socket ${paths.admin}`,
+      );
+      writeFileSync(paths.cfg, cfg);
+      rmSync(paths.admin);
+      const master = spawn(
+        '/usr/sbin/haproxy',
+        ['-W', '-S', `${join(paths.dir, 'master.sock')},mode,600`, '-f', paths.cfg],
+        { detached: true, stdio: 'ignore' },
+      );
+      master.unref();
+      await until(
+        async () => (await cli(paths.admin, ['show info']).catch(() => '')).includes('Pid:'),
+        10_000,
+        'the master-worker haproxy to answer',
+      );
+      const oldWorker = Number(/^Pid: (\d+)/m.exec(await cli(paths.admin, ['show info']))?.[1]);
+      expect(children(master.pid!)).toEqual([oldWorker]);
+      expect(nameOf((await request(httpPort, 'app.paas.test')).body)).toBe('one');
+
+      // Under a request loop, the next daemon takes over: a new haproxy of its own kind, the
+      // listening socket handed over, the master and its worker gone.
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+      const loop = requestLoop(httpPort, 'app.paas.test', Array(4).fill(agent), {
+        max: 20_000,
+        ms: 15_000,
+      });
+      await until(() => loop.ok > 100, 10_000, 'load before the upgrade');
+      const next = make();
+      const adopted = await next.connect();
+      expect(adopted.started).toBe(false);
+      const okAt = loop.ok;
+      await until(() => loop.ok > okAt + 100, 10_000, 'load after the upgrade');
+      const { failures } = await loop.stop();
+      agent.destroy();
+      expect(failures).toEqual([]);
+      expect([oldWorker, master.pid]).not.toContain(adopted.pid);
+      expect(children(adopted.pid)).toEqual([]);
+      expect(readlinkSync(paths.admin)).toMatch(/^admin-\d+\.sock$/);
+      expect(Number(readFileSync(paths.pid, 'utf8'))).toBe(adopted.pid);
+      await until(
+        () => !alive(oldWorker) && !alive(master.pid!),
+        10_000,
+        'the master-worker pair to exit',
+      );
+      expect(existsSync(join(paths.dir, 'master.sock'))).toBe(false);
+      expect(nameOf((await request(httpPort, 'app.paas.test')).body)).toBe('one');
+      await next.stop();
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -1,6 +1,5 @@
-// haproxy's CLI sockets (management.txt §9.3): the runtime (stats) socket of the worker and
-// the master socket of master-worker mode. One command list per connection; the worker
-// answers and closes, so a reply is everything read until EOF.
+// haproxy's runtime (stats) socket (management.txt §9.3). One command list per connection;
+// haproxy answers and closes, so a reply is everything read until EOF.
 import net from 'node:net';
 import { RouterUnavailable } from '../../errors/index.ts';
 
