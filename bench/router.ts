@@ -2,7 +2,7 @@
 // paas data plane (node, haproxy), in one run on loopback (MEASURED.md: only same-run ratios
 // hold). Two rows per path: kept-alive client connections, and a new connection per request
 // (`Connection: close`).
-//   node bench/router.ts   [env: BENCH_SECONDS=10 BENCH_WORKERS=<cores> BENCH_CONNECTIONS=32 BENCH_ROUNDS=1
+//   node bench/router.ts   [env: BENCH_SECONDS=10 BENCH_WORKERS=<each one's default> BENCH_CONNECTIONS=32 BENCH_ROUNDS=1
 //                           BENCH_PLANES=node,haproxy]
 // With BENCH_ROUNDS=n each path is measured n times, interleaved (direct, nginx, node, …),
 // and the median round is shown: on a shared box that keeps drift out of the ratio.
@@ -26,7 +26,10 @@ import {
 import { TLS_CIPHERS } from '../src/router/certs.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const WORKERS = Number(process.env.BENCH_WORKERS ?? availableParallelism());
+// Each as deployed unless BENCH_WORKERS says: nginx `worker_processes auto` (one per core, as
+// Dokku's nginx runs), each plane its own default (haproxy: half the cores).
+const WORKERS =
+  process.env.BENCH_WORKERS === undefined ? undefined : Number(process.env.BENCH_WORKERS);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const HOST = 'bench.paas.test';
@@ -158,7 +161,7 @@ async function main(): Promise<void> {
     writeFileSync(
       join(tmp, 'nginx.conf'),
       `
-worker_processes ${WORKERS};
+worker_processes ${WORKERS ?? 'auto'};
 pid ${tmp}/nginx.pid;
 error_log ${tmp}/nginx-error.log;
 daemon off;
@@ -201,6 +204,7 @@ ${proxyToApp}  }
       { name: 'nginx', port: nginxPort },
     ];
     const tlsTargets: Target[] = [{ name: 'nginx', port: nginxTls, tls: true }];
+    const threads = [`nginx ${WORKERS ?? availableParallelism()}`];
     for (const kind of PLANES) {
       const port = await freePort();
       const plane = createDataPlane(kind, {
@@ -209,13 +213,15 @@ ${proxyToApp}  }
         httpsPort: await freePort(),
         host: '127.0.0.1',
         domain: 'paas.test',
-        workers: WORKERS,
+        ...(WORKERS === undefined ? {} : { workers: WORKERS }),
       });
       planes.push(plane);
       await plane.connect();
       await plane.setRoutes(table);
       targets.push({ name: kind, port });
-      const httpsPort = (await plane.health()).httpsPort;
+      const health = await plane.health();
+      threads.push(`${kind} ${health.workers}`);
+      const httpsPort = health.httpsPort;
       if (httpsPort === undefined) continue; // a plane without HTTPS yet: no TLS rows
       await plane.setCerts({
         hosts: {},
@@ -253,7 +259,7 @@ ${proxyToApp}  }
     }
 
     console.log(
-      `wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, ${WORKERS} worker(s)/thread(s) for nginx and each plane, loopback, ${ROUNDS} round(s)`,
+      `wrk -t2 -c${CONNECTIONS} -d${SECONDS}s, worker processes/threads: ${threads.join(', ')}; loopback, ${ROUNDS} round(s)`,
     );
     for (const { mode, results } of rows) {
       console.log(`\n${mode}`);
