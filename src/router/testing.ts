@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -134,6 +135,8 @@ export interface Reply {
   status: number;
   headers: http.IncomingHttpHeaders;
   body: string;
+  /** Whether it went on a kept-alive connection the agent already had. */
+  reused: boolean;
 }
 
 export function request(
@@ -144,20 +147,27 @@ export function request(
     method?: string;
     headers?: Record<string, string>;
     body?: string | Buffer;
+    /** Kept-alive connections to reuse (default: a connection of its own). */
+    agent?: http.Agent;
+    /** HTTPS with this SNI name (any certificate accepted). */
+    servername?: string;
   } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...opts.headers };
     if (host !== null) headers.host = host;
-    const req = http.request(
+    const tls = opts.servername === undefined ? {} : { servername: opts.servername };
+    const req = (opts.servername === undefined ? http : https).request(
       {
         host: '127.0.0.1',
         port,
         path: opts.path ?? '/',
         method: opts.method ?? 'GET',
         headers,
-        agent: false,
+        agent: opts.agent ?? false,
         setHost: false,
+        rejectUnauthorized: false,
+        ...tls,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -167,6 +177,7 @@ export function request(
             status: res.statusCode!,
             headers: res.headers,
             body: Buffer.concat(chunks).toString(),
+            reused: req.reusedSocket,
           }),
         );
         res.on('error', reject);

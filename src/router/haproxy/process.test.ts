@@ -353,35 +353,6 @@ describe('haproxy plane HTTPS across daemons', () => {
   });
 });
 
-/** GET on `agent` (a kept-alive connection); whether the request reused a socket, too. */
-function getOn(
-  agent: http.Agent,
-  p: number,
-  host: string,
-  headers: Record<string, string> = {},
-  secure = false,
-): Promise<{ status: number; body: string; reused: boolean }> {
-  const mod = secure ? https : http;
-  return new Promise((resolve, reject) => {
-    const req = mod.get(
-      // One SNI name for every request: the agent keeps a connection per name.
-      { host: '127.0.0.1', port: p, agent, headers: { ...headers, host }, servername: 'paas.test' },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode!,
-            body: Buffer.concat(chunks).toString(),
-            reused: req.reusedSocket,
-          }),
-        );
-      },
-    );
-    req.on('error', reject);
-  });
-}
-
 describe('haproxy plane reload and kept-alive connections', () => {
   it("a kept-alive connection's next request after a reload is answered with the new table: a new app is found, headers are set once, one access line", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'paas-haproxy-handoff-'));
@@ -398,7 +369,9 @@ describe('haproxy plane reload and kept-alive connections', () => {
     const worker = async (): Promise<number> =>
       Number(/^Pid: (\d+)/m.exec(await cli(admin, ['show info']))?.[1]);
     const plain = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const secure = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
+    const secure = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    // One SNI name for every request: the agent keeps a connection per name.
+    const SNI = 'paas.test';
     try {
       await p.connect();
       const httpsPort = (await p.health()).httpsPort!;
@@ -409,8 +382,10 @@ describe('haproxy plane reload and kept-alive connections', () => {
       });
       const app = { domains: [], backends: [{ host: '127.0.0.1', port: one.port }] };
       await p.setRoutes({ domain: 'paas.test', apps: { app } });
-      expect((await getOn(plain, httpPort, 'app.paas.test')).status).toBe(200);
-      expect((await getOn(secure, httpsPort, 'app.paas.test', {}, true)).status).toBe(200);
+      expect((await request(httpPort, 'app.paas.test', { agent: plain })).status).toBe(200);
+      expect(
+        (await request(httpsPort, 'app.paas.test', { agent: secure, servername: SNI })).status,
+      ).toBe(200);
       const w0 = await worker();
 
       // More new apps than spares: a reload, while both connections are idle and kept.
@@ -425,7 +400,7 @@ describe('haproxy plane reload and kept-alive connections', () => {
 
       const newest = `new${SPARE_BACKENDS}.paas.test`;
       const rid = 'handoff-test-request-1';
-      const r = await getOn(plain, httpPort, newest, { 'x-request-id': rid });
+      const r = await request(httpPort, newest, { agent: plain, headers: { 'x-request-id': rid } });
       expect(r.reused).toBe(true);
       expect(r.status, r.body).toBe(200);
       const seen = JSON.parse(r.body) as { name: string; headers: Record<string, string> };
@@ -435,7 +410,11 @@ describe('haproxy plane reload and kept-alive connections', () => {
       expect(seen.headers['x-forwarded-proto']).toBe('http');
       expect(seen.headers['x-forwarded-port']).toBe(String(httpPort));
 
-      const s = await getOn(secure, httpsPort, newest, { 'x-request-id': `${rid}-tls` }, true);
+      const s = await request(httpsPort, newest, {
+        agent: secure,
+        servername: SNI,
+        headers: { 'x-request-id': `${rid}-tls` },
+      });
       expect(s.reused).toBe(true);
       expect(s.status, s.body).toBe(200);
       const tlsSeen = JSON.parse(s.body) as { name: string; headers: Record<string, string> };
