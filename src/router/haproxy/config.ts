@@ -219,8 +219,8 @@ export function renderConfig(c: ConfigInput): string {
     // pages.ts wantsJson: JSON when the client asks for JSON and not for HTML.
     '  http-request set-var(txn.fmt) str(json) if { req.fhdr(accept) -m sub json } !{ req.fhdr(accept) -m sub text/html }',
     // Unset is html: every reader of txn.fmt and txn.pk defaults to it (a rule a request
-    // less; bench/router counts them).
-    '  http-request set-var(txn.pk) var(txn.fmt) if { var(txn.fmt) -m found }',
+    // less; bench/router counts them). A set-var whose sample is missing sets nothing.
+    '  http-request set-var(txn.pk) var(txn.fmt)',
     // req.hdrs is the header block (the fields and the blank line), as Node's maxHeaderSize.
     `  http-request deny status 431 content-type "text/html; charset=utf-8" lf-file ${paths.pages}/431.lf hdr x-paas-page 1 if { req.hdrs,length gt ${limits.maxHeaderBytes} }`,
     '  http-request deny deny_status 400 unless { req.hdr_cnt(host) eq 1 }',
