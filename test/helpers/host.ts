@@ -149,12 +149,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Whether a process with this pid runs (a pid file's content, or null when there is none). */
+/**
+ * Whether a process with this pid runs (a pid file's content, or null when there is none). A
+ * zombie has exited: a child of this test process (a plane it started) stays one until Node
+ * reaps it, which happens on a later turn of the event loop.
+ */
 export function alive(pid: number | null): boolean {
   if (pid === null || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
