@@ -95,7 +95,8 @@ export async function copyInstr(session: BuildSession, st: StageState, i: Instr)
   const source = await sourceOf(session, st, i.flags.get('from'), i.line);
   // Context sources are resolved and hashed up front: their content is the key.
   const early = source.inputs === null ? await collectSources(ctx, srcs, i.line) : null;
-  const hash = source.inputs ?? `context:${await hashSources(ctx, early ?? [])}`;
+  const hash =
+    source.inputs ?? `context:${await hashSources(ctx, early ?? [], session.fileHashes)}`;
   const text = `${i.keyword}${chown ? ` --chown=${chown}` : ''}${chmodRaw ? ` --chmod=${chmodRaw}` : ''} ${JSON.stringify(srcs)} ${dest}`;
   const key = stepKey({ parent: st.key, instruction: text, args: st.args, inputs: hash });
   return session.layerStep(st, key, `${text} # ${hash.slice(0, 24)}`, async () => {

@@ -83,6 +83,8 @@ export class BuildSession {
   readonly disk: DiskBudget;
   /** Stages built so far, by index. */
   readonly built = new Map<number, StageState>();
+  /** Context file hashes of this build (`COPY package.json` then `COPY .` reads each once). */
+  readonly fileHashes = new Map<string, string>();
   private readonly ws: Workspace;
   private readonly views: View[] = [];
 

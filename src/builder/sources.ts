@@ -203,11 +203,13 @@ export async function collectSources(
   return out;
 }
 
-// File content hashes memoized by identity + mtime/ctime: the memo only skips re-reading a
-// file whose inode data is unchanged; the cache key itself is always the content hash.
-const memo = new Map<string, string>();
-
-export async function contentHash(abs: string): Promise<string> {
+/**
+ * A file's content hash, remembered in `memo` by path + identity + mtime/ctime: the memo only
+ * skips re-reading a file whose inode data is unchanged; the cache key is always the content.
+ * The memo belongs to one build (each push is checked out to a new directory, so a memo kept
+ * across builds would never hit and only grow).
+ */
+async function contentHash(abs: string, memo: Map<string, string>): Promise<string> {
   const st = await fsp.lstat(abs);
   const id = `${abs}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   const hit = memo.get(id);
@@ -215,16 +217,19 @@ export async function contentHash(abs: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of fs.createReadStream(abs)) h.update(chunk as Buffer);
   const digest = h.digest('hex');
-  if (memo.size > 200_000) memo.clear();
   memo.set(id, digest);
   return digest;
 }
 
 /** Content digest of resolved sources: names, kinds, modes, link targets and file contents. */
-export async function hashSources(tree: SourceTree, sources: Source[]): Promise<string> {
+export async function hashSources(
+  tree: SourceTree,
+  sources: Source[],
+  memo: Map<string, string>,
+): Promise<string> {
   const h = createHash('sha256');
   const add = async (abs: string, e: Entry, name: string): Promise<void> => {
-    const body = e.kind === 'file' ? await contentHash(abs) : (e.link ?? '');
+    const body = e.kind === 'file' ? await contentHash(abs, memo) : (e.link ?? '');
     h.update(`${e.kind} ${JSON.stringify(name)} ${e.mode.toString(8)} ${body}\n`);
   };
   for (const s of sources) {

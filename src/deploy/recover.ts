@@ -53,6 +53,9 @@ export async function adopt(deps: DeployDeps, log: (msg: string) => void): Promi
   } catch {
     // No tmp dir yet.
   }
+  // Containers whose create the previous daemon died in: never listed, so only a sweep frees
+  // their network namespace, address and cgroup.
+  report.retired += (await deps.runtime.sweep()).length;
 
   const apps = new Map(state.apps.list().map((a) => [a.name as string, a]));
   const strays: string[] = [];

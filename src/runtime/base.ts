@@ -7,6 +7,7 @@ import {
   lstatSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
   rmSync,
   watch,
   writeFileSync,
@@ -33,7 +34,7 @@ import {
 } from './bundle.ts';
 import { Cgroup } from './cgroups.ts';
 import { Network, writeNetFiles } from './network.ts';
-import { parseSpec, SIGNALS, type NormalizedSpec } from './spec.ts';
+import { isContainerId, parseSpec, SIGNALS, type NormalizedSpec } from './spec.ts';
 import { resolveUser } from './users.ts';
 import type {
   ContainerInfo,
@@ -122,8 +123,7 @@ export abstract class BundleRuntime implements Runtime {
   protected abstract teardown(bundle: string, meta: Meta): Promise<void>;
 
   protected bundle(id: string): string {
-    if (!/^[a-z0-9][a-z0-9_.-]{0,127}$/.test(id))
-      throw new ContainerNotFound(`no container "${id}"`, { id });
+    if (!isContainerId(id)) throw new ContainerNotFound(`no container "${id}"`, { id });
     return join(this.containersDir, id);
   }
 
@@ -425,6 +425,31 @@ export abstract class BundleRuntime implements Runtime {
     if (meta.netnsPath !== null || meta.ip !== null || existsSync(`/run/netns/paas-${id}`))
       await this.net().detach(id);
     rmSync(bundle, { recursive: true, force: true });
+  }
+
+  async sweep(): Promise<string[]> {
+    const swept: string[] = [];
+    const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) =>
+        (l.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) =>
+          String.fromCharCode(parseInt(o, 8)),
+        ),
+      );
+    for (const e of readdirSync(this.containersDir, { withFileTypes: true })) {
+      const id = e.name;
+      if (!e.isDirectory() || !isContainerId(id)) continue;
+      const bundle = this.bundle(id);
+      if (existsSync(files.meta(bundle))) continue;
+      // Nothing mounts before the meta is written; if something is, rm -r would reach through
+      // it into an image layer or a volume, so the bundle is left for a person to look at.
+      if (mountPoints.some((m) => m === bundle || m.startsWith(`${bundle}/`))) continue;
+      await this.net().detach(id);
+      await new Cgroup(join(this.cgroupParent, id)).remove();
+      rmSync(bundle, { recursive: true, force: true });
+      swept.push(id);
+    }
+    return swept;
   }
 
   /** Writes a file into the bundle; used by backends for configs. */

@@ -1,7 +1,7 @@
 // The contract every Runtime backend must keep (STYLE.md §4): run by native.test.ts and
 // runc.test.ts against their backend, the same cases for both.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import {
   testRootfs,
 } from '../../test/helpers/host.ts';
 import { createRuntime } from './index.ts';
+import { Network } from './network.ts';
 import { WaitTimeout } from '../errors/index.ts';
 import type { ContainerSpec, Runtime, RuntimeName, RuntimeOptions } from './types.ts';
 
@@ -456,6 +457,32 @@ export function runtimeContract(name: RuntimeName): void {
       expect(cgroupDirs(`paastest-${name}`).filter((d) => d.endsWith(c.id))).toEqual([]);
       expect(netnsNames()).not.toContain(`paas-${c.id}`);
       await expect(rt.inspect(c.id)).rejects.toThrow(/no container/);
+    });
+
+    it('sweeps what a create cut short left behind, and nothing else', async () => {
+      const cut = await rt.create(spec({ net: 'bridge', limits: { pids: 10 } }));
+      const kept = await rt.create(spec({ net: 'bridge' }));
+      const bundle = join(tmp.dir, 'containers', cut.id);
+      // A kill -9 between attaching the network and writing the meta leaves exactly this.
+      rmSync(join(bundle, 'meta.json'));
+      const leased = () =>
+        new Network({ stateDir: tmp.dir, bridge: opts.bridge, subnet: opts.subnet })
+          .leases()
+          .map((l) => l.container);
+      expect(netnsNames()).toContain(`paas-${cut.id}`);
+      expect(leased()).toContain(cut.id);
+      expect((await rt.list()).map((c) => c.id)).not.toContain(cut.id);
+
+      expect(await rt.sweep()).toEqual([cut.id]);
+      expect(existsSync(bundle)).toBe(false);
+      expect(netnsNames()).not.toContain(`paas-${cut.id}`);
+      expect(leased()).not.toContain(cut.id);
+      expect(cgroupDirs(`paastest-${name}`).filter((d) => d.endsWith(cut.id))).toEqual([]);
+      // A container with its meta is not touched.
+      expect((await rt.inspect(kept.id)).state).toBe('created');
+      expect(netnsNames()).toContain(`paas-${kept.id}`);
+      expect(await rt.sweep()).toEqual([]);
+      await rt.remove(kept.id, { force: true });
     });
   });
 }

@@ -27,6 +27,11 @@ export interface NormalizedSpec {
 }
 
 const ID = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
+
+/** Whether `id` is a container id a spec may carry (and so a bundle directory's name). */
+export function isContainerId(id: string): boolean {
+  return ID.test(id);
+}
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const USER = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/;
 

@@ -179,6 +179,13 @@ export interface Runtime {
   exec(id: string, opts: ExecOptions): Promise<ProcessResult>;
   /** Frees everything the container holds: mounts, cgroups, network, IP, writable layer. */
   remove(id: string, opts?: { force?: boolean }): Promise<void>;
+  /**
+   * Frees what creates cut short by a crash left behind (a bundle that never got its meta: a
+   * kill -9 between attaching the network and writing it): network namespace, IP lease,
+   * cgroup, bundle. Only while no create is under way in this data dir (at daemon start).
+   * Returns the ids it freed.
+   */
+  sweep(): Promise<string[]>;
   /** create + run in the foreground + remove: the exit status of the command. */
   run(spec: ContainerSpec, opts?: RunOptions): Promise<ProcessResult>;
 }
