@@ -3,7 +3,7 @@
 // restart (containers outlive it). The supervisor (supervisor.ts) builds slots on these.
 import { randomBytes } from 'node:crypto';
 import { parsePort, type AppName, type Release } from '../apps/index.ts';
-import { DeployFailed, describeError } from '../errors/index.ts';
+import { ContainerNotFound, DeployFailed, describeError } from '../errors/index.ts';
 import type { ContainerConfig, Healthcheck } from '../registry/index.ts';
 import type { ContainerInfo, Limits, RunTerminal } from '../runtime/index.ts';
 import { Storage } from '../storage/index.ts';
@@ -198,14 +198,24 @@ export async function removeContainer(
   id: string,
   graceMs: number,
 ): Promise<void> {
+  let app: string | undefined;
   try {
     const info = await deps.runtime.inspect(id);
+    app = info.labels.app;
     if (info.state === 'running') await deps.runtime.stop(id, { graceMs });
   } catch {
     // Already gone.
   }
   deps.collector.unwatchContainer(id);
-  await deps.runtime.remove(id, { force: true }).catch(() => undefined);
+  await deps.runtime.remove(id, { force: true }).catch((e: unknown) => {
+    // Not thrown: the process is stopped either way, and a container that could not be
+    // removed keeps its meta, so the daemon's next start retires it again. Said, not hidden.
+    if (app !== undefined && !(e instanceof ContainerNotFound))
+      deps.logs.append(app, {
+        source: 'system',
+        text: `could not remove container ${id}: ${describeError(e)}`,
+      });
+  });
 }
 
 /** Runs a one-off container of the release (release phase); output lines go to onLine. */

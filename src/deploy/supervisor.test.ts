@@ -2,9 +2,18 @@
 // and a new daemon over the same data dir (new state, new supervisor, real containers that
 // kept running) shows the same restarts, crash streak and last exit — until the slot starts
 // fresh (ps:restart) or is scaled away.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cgroupDirs, NATIVE_DIR, tempDir, testRootfs, waitFor } from '../../test/helpers/host.ts';
+import {
+  cgroupDirs,
+  NATIVE_DIR,
+  netnsNames,
+  tempDir,
+  testRootfs,
+  waitFor,
+} from '../../test/helpers/host.ts';
 import { openState, parseAppName, parseProcessType, type State } from '../apps/index.ts';
 import { LogCollector, LogStore } from '../logs/index.ts';
 import { openStore, type ImageStore } from '../registry/index.ts';
@@ -226,6 +235,32 @@ describe('restart history across daemon restarts', () => {
       state: 'running',
     });
     kill(fifth);
+  });
+
+  it('a container that cannot be removed is stopped, said in the log, and retired by the next start', async () => {
+    const sixth = daemon();
+    await adopt(sixth, () => undefined);
+    const { id } = only(sixth);
+    // Something the kernel will not let go of keeps the container's cgroup busy.
+    const dir = cgroupDirs('paastest-supervisor').find((d) => d.endsWith(id));
+    const pin = join('/sys/fs/cgroup', dir ?? 'none', 'pinned');
+    mkdirSync(pin);
+    execFileSync('mount', ['-t', 'tmpfs', 'pin', pin]);
+    try {
+      await scale(sixth, app, new Map([[worker, 0]]));
+      expect(sixth.supervisor.list(app)).toEqual([]);
+      expect((await runtime.inspect(id)).state).not.toBe('running');
+      expect(netnsNames()).not.toContain(`paas-${id}`);
+      const said = sixth.logs.tail(app, 50).map((l) => l.text);
+      expect(said.filter((t) => t.startsWith(`could not remove container ${id}:`))).toHaveLength(1);
+    } finally {
+      execFileSync('umount', [pin]);
+    }
+    kill(sixth);
+    const seventh = daemon();
+    expect(await adopt(seventh, () => undefined)).toMatchObject({ adopted: 0, retired: 1 });
+    await expect(runtime.inspect(id)).rejects.toThrow(/no container/);
+    kill(seventh);
   });
 });
 

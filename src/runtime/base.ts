@@ -421,9 +421,16 @@ export abstract class BundleRuntime implements Runtime {
       await this.wait(id, { timeoutMs: 10_000 }).catch(() => undefined);
     }
     await this.teardown(bundle, meta);
-    await new Cgroup(meta.cgroup).remove();
+    // The network goes even when the cgroup will not: a netns left behind holds its veth and
+    // its lease for good, while a busy cgroup keeps its meta, so the next remove (or the
+    // daemon's next start) tries it again.
+    const cgroup = await new Cgroup(meta.cgroup).remove().then(
+      () => null,
+      (e: unknown) => e,
+    );
     if (meta.netnsPath !== null || meta.ip !== null || existsSync(`/run/netns/paas-${id}`))
       await this.net().detach(id);
+    if (cgroup !== null) throw cgroup;
     rmSync(bundle, { recursive: true, force: true });
   }
 

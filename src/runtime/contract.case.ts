@@ -1,7 +1,7 @@
 // The contract every Runtime backend must keep (STYLE.md §4): run by native.test.ts and
 // runc.test.ts against their backend, the same cases for both.
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -443,6 +443,11 @@ export function runtimeContract(name: RuntimeName): void {
       expect(statSync(used).uid).toBe(0);
     });
 
+    const leased = () =>
+      new Network({ stateDir: tmp.dir, bridge: opts.bridge, subnet: opts.subnet })
+        .leases()
+        .map((l) => l.container);
+
     it('removes everything a container held', async () => {
       const c = await startDetached({
         command: ['sleep', '60'],
@@ -465,10 +470,6 @@ export function runtimeContract(name: RuntimeName): void {
       const bundle = join(tmp.dir, 'containers', cut.id);
       // A kill -9 between attaching the network and writing the meta leaves exactly this.
       rmSync(join(bundle, 'meta.json'));
-      const leased = () =>
-        new Network({ stateDir: tmp.dir, bridge: opts.bridge, subnet: opts.subnet })
-          .leases()
-          .map((l) => l.container);
       expect(netnsNames()).toContain(`paas-${cut.id}`);
       expect(leased()).toContain(cut.id);
       expect((await rt.list()).map((c) => c.id)).not.toContain(cut.id);
@@ -483,6 +484,27 @@ export function runtimeContract(name: RuntimeName): void {
       expect(netnsNames()).toContain(`paas-${kept.id}`);
       expect(await rt.sweep()).toEqual([]);
       await rt.remove(kept.id, { force: true });
+    });
+
+    it('frees the network of a container whose cgroup will not go, and keeps it to try again', async () => {
+      const c = await rt.create(spec({ net: 'bridge', limits: { pids: 10 } }));
+      const bundle = join(tmp.dir, 'containers', c.id);
+      const mine = () => cgroupDirs(`paastest-${name}`).filter((d) => d.endsWith(c.id));
+      // Something the kernel will not let go of keeps the cgroup busy: here a mount inside it.
+      const pin = join('/sys/fs/cgroup', mine()[0] ?? 'none', 'pinned');
+      mkdirSync(pin);
+      execFileSync('mount', ['-t', 'tmpfs', 'pin', pin]);
+      try {
+        await expect(rt.remove(c.id, { force: true })).rejects.toThrow(/still busy/);
+        expect(netnsNames()).not.toContain(`paas-${c.id}`);
+        expect(leased()).not.toContain(c.id);
+        expect((await rt.list()).map((x) => x.id)).toContain(c.id);
+      } finally {
+        execFileSync('umount', [pin]);
+      }
+      await rt.remove(c.id, { force: true });
+      expect(existsSync(bundle)).toBe(false);
+      expect(mine()).toEqual([]);
     });
   });
 }
