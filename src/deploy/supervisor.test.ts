@@ -2,14 +2,13 @@
 // and a new daemon over the same data dir (new state, new supervisor, real containers that
 // kept running) shows the same restarts, crash streak and last exit — until the slot starts
 // fresh (ps:restart) or is scaled away.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cgroupDirs,
   NATIVE_DIR,
   netnsNames,
+  pinCgroup,
   tempDir,
   testRootfs,
   waitFor,
@@ -241,11 +240,7 @@ describe('restart history across daemon restarts', () => {
     const sixth = daemon();
     await adopt(sixth, () => undefined);
     const { id } = only(sixth);
-    // Something the kernel will not let go of keeps the container's cgroup busy.
-    const dir = cgroupDirs('paastest-supervisor').find((d) => d.endsWith(id));
-    const pin = join('/sys/fs/cgroup', dir ?? 'none', 'pinned');
-    mkdirSync(pin);
-    execFileSync('mount', ['-t', 'tmpfs', 'pin', pin]);
+    const unpin = pinCgroup('paastest-supervisor', id);
     try {
       await scale(sixth, app, new Map([[worker, 0]]));
       expect(sixth.supervisor.list(app)).toEqual([]);
@@ -254,7 +249,7 @@ describe('restart history across daemon restarts', () => {
       const said = sixth.logs.tail(app, 50).map((l) => l.text);
       expect(said.filter((t) => t.startsWith(`could not remove container ${id}:`))).toHaveLength(1);
     } finally {
-      execFileSync('umount', [pin]);
+      unpin();
     }
     kill(sixth);
     const seventh = daemon();

@@ -1,7 +1,7 @@
 // The contract every Runtime backend must keep (STYLE.md §4): run by native.test.ts and
 // runc.test.ts against their backend, the same cases for both.
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import {
   cgroupDirs,
   NATIVE_DIR,
   netnsNames,
+  pinCgroup,
   REPO,
   tempDir,
   testRootfs,
@@ -489,22 +490,18 @@ export function runtimeContract(name: RuntimeName): void {
     it('frees the network of a container whose cgroup will not go, and keeps it to try again', async () => {
       const c = await rt.create(spec({ net: 'bridge', limits: { pids: 10 } }));
       const bundle = join(tmp.dir, 'containers', c.id);
-      const mine = () => cgroupDirs(`paastest-${name}`).filter((d) => d.endsWith(c.id));
-      // Something the kernel will not let go of keeps the cgroup busy: here a mount inside it.
-      const pin = join('/sys/fs/cgroup', mine()[0] ?? 'none', 'pinned');
-      mkdirSync(pin);
-      execFileSync('mount', ['-t', 'tmpfs', 'pin', pin]);
+      const unpin = pinCgroup(`paastest-${name}`, c.id);
       try {
         await expect(rt.remove(c.id, { force: true })).rejects.toThrow(/still busy/);
         expect(netnsNames()).not.toContain(`paas-${c.id}`);
         expect(leased()).not.toContain(c.id);
         expect((await rt.list()).map((x) => x.id)).toContain(c.id);
       } finally {
-        execFileSync('umount', [pin]);
+        unpin();
       }
       await rt.remove(c.id, { force: true });
       expect(existsSync(bundle)).toBe(false);
-      expect(mine()).toEqual([]);
+      expect(cgroupDirs(`paastest-${name}`).filter((d) => d.endsWith(c.id))).toEqual([]);
     });
   });
 }

@@ -1,7 +1,15 @@
 // Host-side facts for runtime tests: the cached busybox rootfs, the probe binary, and what
 // a container may leave behind (mounts, cgroups, netns, veths).
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -49,6 +57,19 @@ export function cgroupDirs(parent: string): string[] {
         if (e.isDirectory()) out.push(join(c, parent, e.name));
   }
   return out;
+}
+
+/**
+ * Keeps a container's cgroup busy the way something the kernel will not let go of does: a
+ * mount inside it, which rmdir refuses. Returns the release.
+ */
+export function pinCgroup(parent: string, id: string): () => void {
+  const dir = cgroupDirs(parent).find((d) => d.endsWith(id));
+  if (dir === undefined) throw new Error(`no cgroup for ${id} under ${parent}`);
+  const pin = join('/sys/fs/cgroup', dir, 'pinned');
+  mkdirSync(pin);
+  execFileSync('mount', ['-t', 'tmpfs', 'pin', pin]);
+  return () => execFileSync('umount', [pin]);
 }
 
 /** Polls `fn` until it returns something other than null, undefined or false. */
