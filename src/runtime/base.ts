@@ -68,6 +68,9 @@ export function signalNumber(sig: string): number {
 /** Per generation of a container's log file: a chatty app's disk use stays bounded. */
 export const DEFAULT_LOG_MAX_BYTES = 8 * 1024 * 1024;
 
+/** How long inspect and list wait for a live shim to write the status of an init that ended. */
+const EXIT_SETTLE_MS = 5_000;
+
 /** A terminal size the shim takes (SPEC.md `tty`). */
 export function validSize(s: TerminalSize): boolean {
   const ok = (n: number) => Number.isInteger(n) && n >= 1 && n <= 65535;
@@ -302,7 +305,7 @@ export abstract class BundleRuntime implements Runtime {
 
   async inspect(id: string): Promise<ContainerInfo> {
     const { bundle, meta } = this.meta(id);
-    return this.info(bundle, meta);
+    return this.settled(bundle, meta);
   }
 
   async list(): Promise<ContainerInfo[]> {
@@ -311,9 +314,23 @@ export abstract class BundleRuntime implements Runtime {
       const bundle = join(this.containersDir, id);
       const meta = readJson<Meta>(files.meta(bundle));
       if (meta === null || meta.runtime !== this.name) continue;
-      out.push(this.info(bundle, meta));
+      out.push(await this.settled(bundle, meta));
     }
     return out;
+  }
+
+  /**
+   * The info of a container whose status is known. Its init is gone a moment before the shim
+   * has drained the last output and written `exit`; read in that moment, the status would be
+   * the made-up 255 (a crash on start reported as "exited with code 255"), so wait for the
+   * shim, a bounded while. Only a shim that died too leaves the status unknown.
+   */
+  private async settled(bundle: string, meta: Meta): Promise<ContainerInfo> {
+    const info = this.info(bundle, meta);
+    if (info.state !== 'exited' || existsSync(files.exit(bundle)) || !this.shimAlive(bundle))
+      return info;
+    const exit = await this.wait(meta.id, { timeoutMs: EXIT_SETTLE_MS }).catch(() => null);
+    return exit === null ? info : { ...info, exit };
   }
 
   async wait(

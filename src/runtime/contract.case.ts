@@ -1,7 +1,7 @@
 // The contract every Runtime backend must keep (STYLE.md §4): run by native.test.ts and
 // runc.test.ts against their backend, the same cases for both.
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -288,6 +288,38 @@ export function runtimeContract(name: RuntimeName): void {
       const e = await rt.wait(c.id, { timeoutMs: 5000 });
       expect(e.exitCode).toBe(137);
       expect((await rt.inspect(c.id)).state).toBe('exited');
+    });
+
+    it('reports the status the shim writes, also when asked after the init ended and before the shim wrote it', async () => {
+      const c = await startDetached({ command: ['sleep', '600'] });
+      const bundle = join(tmp.dir, 'containers', c.id);
+      const stateFile = join(bundle, 'state');
+      const real = readFileSync(stateFile, 'utf8');
+      const shimPid = (JSON.parse(real) as { shimPid: number }).shimPid;
+      // The moment between the shim reaping the init and renaming `exit` into place, held
+      // open: the shim stopped, the state naming an init that is gone.
+      const gone = spawnSync('true').pid as number;
+      process.kill(shimPid, 'SIGSTOP');
+      try {
+        writeFileSync(stateFile, JSON.stringify({ ...JSON.parse(real), initPid: gone }));
+        const seen = rt.inspect(c.id);
+        const listed = rt.list();
+        await sleep(200);
+        const at = new Date().toISOString();
+        writeFileSync(join(bundle, 'exit'), JSON.stringify({ exitCode: 1, signal: null, at }));
+        expect((await seen).exit).toEqual({
+          exitCode: 1,
+          signal: null,
+          oomKilled: false,
+          finishedAt: at,
+        });
+        expect((await listed).find((x) => x.id === c.id)?.exit?.exitCode).toBe(1);
+      } finally {
+        writeFileSync(stateFile, real);
+        rmSync(join(bundle, 'exit'), { force: true });
+        process.kill(shimPid, 'SIGCONT');
+      }
+      await rt.remove(c.id, { force: true });
     });
 
     it('reports stats from the cgroup and applies limits', async () => {
