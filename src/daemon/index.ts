@@ -44,6 +44,7 @@ import {
 } from '../certs/index.ts';
 import { parseAppName } from '../apps/index.ts';
 import { createApi } from './api.ts';
+import { claimDataDir } from './instance.ts';
 import { Auth, ensureAdminToken, registryAccess, remoteOf, requestToken } from './auth.ts';
 import { RouterLink } from './router-link.ts';
 import { certsInfo } from './certs-api.ts';
@@ -112,10 +113,28 @@ export const DEFAULT_MAX_PUSH_BYTES = 1024 ** 3;
 export const DEFAULT_SSH_PORT = 2222;
 
 export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  // Before anything reads or writes the data dir: a second daemon on it stops here.
+  const claim = await claimDataDir(opts.dataDir);
+  try {
+    const daemon = await startClaimed(opts);
+    return {
+      ...daemon,
+      close: async () => {
+        await daemon.close();
+        await claim.release();
+      },
+    };
+  } catch (e) {
+    await claim.release();
+    throw e;
+  }
+}
+
+async function startClaimed(opts: DaemonOptions): Promise<Daemon> {
   const maxPushBytes = opts.maxPushBytes ?? DEFAULT_MAX_PUSH_BYTES;
   const buildLimits = opts.buildLimits ?? defaultBuildLimits();
   const log = pino({ base: { source: 'paas' } });
-  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const hadToken = existsSync(join(opts.dataDir, 'admin-token'));
   // Every refusal is a platform event: who (the token's id, never its secret), what, from where.
   const auth = new Auth(opts.dataDir, (r) => log.warn({ event: 'auth refused', ...r }, r.reason));

@@ -113,6 +113,8 @@ export const ServiceNotFound = define('ServiceNotFound', 'notFound');
 // State.
 export const AppExists = define('AppExists', 'conflict');
 export const Conflict = define('Conflict', 'conflict');
+/** Another daemon holds the data dir (src/daemon/instance.ts): details `{ dataDir, pid }`. */
+export const DataDirInUse = define('DataDirInUse', 'conflict');
 /** An SSH key whose name or fingerprint is already stored: details `{ name }` of the holder. */
 export const SshKeyExists = define('SshKeyExists', 'conflict');
 export const ServiceExists = define('ServiceExists', 'conflict');

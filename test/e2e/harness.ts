@@ -25,7 +25,7 @@ export { freePort };
 export const DOMAIN = 'paas.test';
 export const FIXTURES = join(REPO, 'test', 'fixtures', 'apps');
 export const BUILDPACK_FIXTURES = join(REPO, 'test', 'fixtures', 'buildpacks');
-const BIN = join(REPO, 'bin', 'paas');
+export const BIN = join(REPO, 'bin', 'paas');
 
 export interface Paas {
   dataDir: string;

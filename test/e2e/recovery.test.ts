@@ -1,10 +1,14 @@
 // kill -9 of the daemon in the middle of a build: apps keep serving while it is down, and a
 // restart frees the lock, marks the build failed and takes the next push.
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../src/runtime/index.ts';
+import { freePorts } from '../helpers/host.ts';
 import {
   appRepo,
+  BIN,
   cli,
+  DOMAIN,
   get,
   push,
   remoteLines,
@@ -199,5 +203,54 @@ describe('daemon stopped with SIGTERM', () => {
     // The same containers, adopted: nothing was stopped or restarted.
     expect(await ps()).toEqual(before);
     expect((await get(p, 'phoenix')).status).toBe(200);
+  });
+});
+
+describe('a second daemon on the same data dir', () => {
+  it('is refused before it touches anything, naming the first, which keeps serving its apps', async () => {
+    type Row = { process: string; state: string; id: string };
+    const ps = async () =>
+      (JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as Row[]).map((x) => [
+        x.process,
+        x.state,
+        x.id,
+      ]);
+    const before = await ps();
+    const [apiPort, httpPort, httpsPort, sshPort] = (await freePorts(4)).map(String);
+    const second = spawn(
+      BIN,
+      [
+        'daemon',
+        ...['--data-dir', p.dataDir, '--api-port', apiPort!, '--api-host', '127.0.0.1'],
+        ...['--http-port', httpPort!, '--https-port', httpsPort!, '--ssh-port', sshPort!],
+        ...['--domain', DOMAIN, '--runtime', 'native'],
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    second.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    second.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => second.once('exit', (code) => r(code)));
+    // Order, not speed: it must exit before it ever answers on its own API port. A hang guard
+    // bounds the wait.
+    const answered = (async () => {
+      for (let i = 0; i < 1200; i++) {
+        const ok = await fetch(`http://127.0.0.1:${apiPort}/api/ping`).then(
+          (r) => r.status < 500,
+          () => false,
+        );
+        if (ok) return 'answered on its API port';
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return 'neither exited nor answered';
+    })();
+    const first = await Promise.race([exited, answered]);
+    if (second.exitCode === null) second.kill('SIGKILL');
+    expect(first, out).toBe(5);
+    expect(out).toContain(
+      `data dir ${p.dataDir} is in use by another paas daemon (pid ${p.daemon.pid})`,
+    );
+    expect((await get(p, 'phoenix')).status).toBe(200);
+    expect(await ps()).toEqual(before);
   });
 });
