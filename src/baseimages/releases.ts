@@ -7,6 +7,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import semver from 'semver';
+import { writeFileWholeAsync } from '../files/index.ts';
 import { pinnedNodeVersions } from './lock.ts';
 
 const run = promisify(execFile);
@@ -61,9 +62,7 @@ export async function nodeReleases(opts: ReleaseListOptions): Promise<NodeReleas
     const versions = stableVersions(JSON.parse(stdout) as unknown[]);
     if (versions.length === 0) throw new Error('empty version list');
     await fsp.mkdir(opts.cacheDir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    await fsp.writeFile(tmp, JSON.stringify({ fetchedAt: Date.now(), versions }));
-    await fsp.rename(tmp, file);
+    await writeFileWholeAsync(file, JSON.stringify({ fetchedAt: Date.now(), versions }));
     return { versions, source: 'registry' };
   } catch {
     if (cached !== null) return { versions: stableVersions(cached.versions), source: 'cache' };

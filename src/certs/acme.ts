@@ -1,23 +1,15 @@
 // The ACME client (RFC 8555) over the `acme-client` library: one account per data dir, whose
 // key is made once and kept (0600) so renewals and restarts reuse the same account, and one
 // order per host over HTTP-01, answered by the router (challenges.ts).
-import { generateKeyPair, randomBytes, X509Certificate } from 'node:crypto';
-import {
-  chmodSync,
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
+import { generateKeyPair, X509Certificate } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { promisify } from 'node:util';
 import type acmeLib from 'acme-client';
 import { CertificateOrderFailed, InvalidArgument } from '../errors/index.ts';
+import { writeFileWhole } from '../files/index.ts';
 import { http01, type ChallengePort } from './challenges.ts';
 
 /** Let's Encrypt production: the default `--acme-directory`. */
@@ -129,7 +121,7 @@ export class AcmeAccount {
         privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
       });
       key = Buffer.from(pair.privateKey);
-      writeAtomic(paths.accountKey, key);
+      writeFileWhole(paths.accountKey, key, { mode: 0o600, fsync: true });
     }
     const extraCa = opts.caFile === undefined ? undefined : readFileSync(opts.caFile, 'utf8');
     return new AcmeAccount(opts, key, extraCa);
@@ -173,9 +165,10 @@ export class AcmeAccount {
     }
     const now = { url: client.getAccountUrl(), email: email ?? known?.email ?? null };
     if (known?.url !== now.url || known?.email !== now.email) {
-      writeAtomic(
+      writeFileWhole(
         acmePaths(this.opts.dataDir).account,
-        Buffer.from(`${JSON.stringify({ ...records, [this.opts.directoryUrl]: now }, null, 2)}\n`),
+        `${JSON.stringify({ ...records, [this.opts.directoryUrl]: now }, null, 2)}\n`,
+        { mode: 0o600, fsync: true },
       );
     }
     this.client = client;
@@ -247,17 +240,4 @@ function trustExtraCa(acme: Acme, extra: string): void {
 function errorText(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   return msg.length > 500 ? `${msg.slice(0, 500)}…` : msg;
-}
-
-/** write-to-temp (0600), fsync, rename: a crash leaves the old file or the new one. */
-export function writeAtomic(path: string, data: Buffer): void {
-  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
 }

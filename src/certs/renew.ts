@@ -6,7 +6,8 @@
 // so a restarted daemon keeps the apps, the backoff and the errors.
 import { mkdirSync, readFileSync } from 'node:fs';
 import type { CertSink } from './store.ts';
-import { acmePaths, writeAtomic, type IssuedCertificate } from './acme.ts';
+import { writeFileWhole } from '../files/index.ts';
+import { acmePaths, type IssuedCertificate } from './acme.ts';
 import type { ChallengePort } from './challenges.ts';
 
 export const DEFAULT_RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
@@ -274,9 +275,9 @@ export class AutoCerts {
 
   private save(): void {
     mkdirSync(acmePaths(this.o.dataDir).dir, { recursive: true, mode: 0o700 });
-    writeAtomic(
-      acmePaths(this.o.dataDir).auto,
-      Buffer.from(`${JSON.stringify(this.state, null, 2)}\n`),
-    );
+    writeFileWhole(acmePaths(this.o.dataDir).auto, `${JSON.stringify(this.state, null, 2)}\n`, {
+      mode: 0o600,
+      fsync: true,
+    });
   }
 }

@@ -3,19 +3,11 @@
 // fsynced and renamed, so a crash leaves the old state or the new one). A JSON file rather
 // than a SQLite table: the router-facing set is read whole, and the acme half keeps its
 // own plain fields here without a migration.
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CertificateInfo } from '../api/index.ts';
 import { CertificateNotFound, Conflict } from '../errors/index.ts';
+import { writeFileWhole } from '../files/index.ts';
 import type { RouterCerts } from '../router/index.ts';
 import { assertCovers, validateCertificate, type CertPem, type ValidCert } from './validate.ts';
 
@@ -294,16 +286,7 @@ function info(v: ValidCert, source: CertSource, now: Date): CertInfo {
   };
 }
 
-/** temp file with `mode` from its creation, fsync, rename: never a half file, never a 0644 key. */
+/** Never a half file, never a 0644 key; fsynced, as a certificate cannot be made again at once. */
 function writeFileAtomic(path: string, text: string, mode: number): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  rmSync(tmp, { force: true }); // a leftover would keep its old mode
-  const fd = openSync(tmp, 'wx', mode);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeFileWhole(path, text, { mode, fsync: true });
 }

@@ -4,7 +4,8 @@
 // clients send. Browsers cache Basic credentials and attach them to requests other sites
 // make (a form POST), but never a Bearer header, so Basic must not open the API.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileWhole } from '../files/index.ts';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { Forbidden, Unauthorized } from '../errors/index.ts';
@@ -147,11 +148,8 @@ export class Auth {
   rotateAdmin(): string {
     const token = randomBytes(32).toString('hex');
     const path = adminTokenPath(this.#dataDir);
-    const tmp = `${path}.${process.pid}.tmp`;
     // Written aside and renamed over: a crash leaves the old file or the new, never half.
-    writeFileSync(tmp, `${token}\n`, { mode: 0o600, flag: 'w' });
-    chmodSync(tmp, 0o600);
-    renameSync(tmp, path);
+    writeFileWhole(path, `${token}\n`, { mode: 0o600 });
     this.#isAdmin = tokenChecker(token);
     return token;
   }

@@ -13,7 +13,7 @@ import {
 } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { writeFileSync, renameSync } from 'node:fs';
+import { writeFileWhole } from '../files/index.ts';
 import type { LogStore } from './store.ts';
 
 interface Offset {
@@ -264,9 +264,7 @@ export class LogCollector {
   }
 
   private save(): void {
-    const tmp = `${this.statePath}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.saved));
-    renameSync(tmp, this.statePath);
+    writeFileWhole(this.statePath, JSON.stringify(this.saved));
   }
 }
 

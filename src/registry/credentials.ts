@@ -2,10 +2,9 @@
 // data dir, `registry-auth.json`, mode 0600 from its creation (written to a 0600 tmp file and
 // renamed, so no reader ever sees it wider). Passwords are never logged: nothing here prints,
 // and errors name the host and user only.
-import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-
+import { writeFileWholeAsync } from '../files/index.ts';
 import type { RegistryCredential } from './types.ts';
 
 export type Credential = RegistryCredential;
@@ -34,15 +33,7 @@ export class CredentialStore {
 
   private async writeAll(auths: Record<string, Credential>): Promise<void> {
     await fsp.mkdir(path.dirname(this.file), { recursive: true });
-    const tmp = `${this.file}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
-    const fh = await fsp.open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify({ auths }, null, 2));
-      await fh.chmod(0o600);
-    } finally {
-      await fh.close();
-    }
-    await fsp.rename(tmp, this.file);
+    await writeFileWholeAsync(this.file, JSON.stringify({ auths }, null, 2), { mode: 0o600 });
   }
 
   async get(host: string): Promise<Credential | null> {

@@ -5,6 +5,7 @@
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgument } from '../errors/index.ts';
+import { writeFileWholeAsync } from '../files/index.ts';
 import { digestHex, parseDigest, sha256, type Digest } from './digest.ts';
 import { digestMismatch } from './blobs.ts';
 import { MediaTypes, parseManifest, type Descriptor, type ImageIndex } from './media.ts';
@@ -161,6 +162,5 @@ export async function exportOciLayout(
       },
     ],
   };
-  await fsp.writeFile(`${indexPath}.tmp`, JSON.stringify(index));
-  await fsp.rename(`${indexPath}.tmp`, indexPath);
+  await writeFileWholeAsync(indexPath, JSON.stringify(index));
 }

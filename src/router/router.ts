@@ -17,7 +17,8 @@ import { ClusterPlanes, LocalPlanes, type Planes, type WorkerStats } from './pla
 import { DEFAULT_LIMITS, type Limits } from './proxy.ts';
 import { parseBackends, parseRouteTable, type RouteTable } from './table.ts';
 import { routerPaths } from './paths.ts';
-import { loadTable, saveTable, writeAtomic } from './routes-file.ts';
+import { writeFileWhole } from '../files/index.ts';
+import { loadTable, saveTable } from './routes-file.ts';
 
 export { routerPaths };
 
@@ -198,7 +199,7 @@ export async function startRouter(opts: RouterOptions): Promise<RouterHandle> {
     await planes.close(0);
     throw err;
   }
-  writeAtomic(paths.pid, `${process.pid}\n`);
+  writeFileWhole(paths.pid, `${process.pid}\n`, { mode: 0o600 });
 
   const maxLog = opts.accessLogMaxBytes ?? 64 * 1024 * 1024;
   const rotator = setInterval(() => {

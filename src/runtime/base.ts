@@ -27,11 +27,11 @@ import {
   isAlive,
   readJson,
   writableDirs,
-  writeAtomic,
   type Meta,
   type ShimExit,
   type ShimState,
 } from './bundle.ts';
+import { writeFileWhole } from '../files/index.ts';
 import { Cgroup } from './cgroups.ts';
 import { Network, writeNetFiles } from './network.ts';
 import { isContainerId, parseSpec, SIGNALS, type NormalizedSpec } from './spec.ts';
@@ -201,7 +201,7 @@ export abstract class BundleRuntime implements Runtime {
       };
       if (spec.env.HOME === undefined) spec.env.HOME = user.home || '/';
       await this.prepare(bundle, meta);
-      writeAtomic(files.meta(bundle), JSON.stringify(meta, null, 2));
+      writeFileWhole(files.meta(bundle), JSON.stringify(meta, null, 2));
       return this.info(bundle, meta);
     } catch (e) {
       if (attached)
@@ -219,7 +219,7 @@ export abstract class BundleRuntime implements Runtime {
     if (existsSync(files.state(bundle)))
       throw new RuntimeError(`container "${id}" was already started`, { id });
     meta.startedAt = new Date().toISOString();
-    writeAtomic(files.meta(bundle), JSON.stringify(meta, null, 2));
+    writeFileWhole(files.meta(bundle), JSON.stringify(meta, null, 2));
     await this.launch(bundle, meta);
     return this.info(bundle, meta);
   }

@@ -1,6 +1,6 @@
 // The bundle directory shared with native/ (see native/SPEC.md): the spec file we write, and
 // the state, exit and log files the shim writes.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerInfo, RuntimeName } from './types.ts';
 import type { NormalizedSpec } from './spec.ts';
@@ -39,12 +39,6 @@ export function escapeValue(v: string): string {
 /** Encodes directives as native/SPEC.md's `key value` lines. */
 export function encodeSpec(lines: [string, string][]): string {
   return lines.map(([k, v]) => `${k} ${escapeValue(v)}`).join('\n') + '\n';
-}
-
-export function writeAtomic(path: string, data: string): void {
-  const tmp = `${path}.tmp${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
 }
 
 /** The writable layer of a layered root: the caller's, or the bundle's own. */

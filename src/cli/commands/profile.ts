@@ -1,10 +1,11 @@
 // What `paas login` keeps (issue 19): the API URL, the server's certificate pinned at login
 // and a token, in `$XDG_CONFIG_HOME/paas/` (default ~/.config/paas/), the directory 0700 and
 // every file 0600, so no other user of the laptop reads the token.
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgument } from '../../errors/index.ts';
+import { writeFileWhole } from '../../files/index.ts';
 
 export interface Profile {
   /** `https://host:7070`, no trailing slash. */
@@ -44,11 +45,8 @@ export function loadProfile(): Profile | null {
 }
 
 function writePrivate(path: string, text: string): void {
-  // Aside and renamed over, created 0600: no moment where the token sits in a wider file.
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
+  // 0600 from its creation: no moment where the token sits in a wider file.
+  writeFileWhole(path, text, { mode: 0o600 });
 }
 
 export function saveProfile(p: {

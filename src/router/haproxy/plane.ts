@@ -18,13 +18,13 @@ import {
   renameSync,
   rmSync,
   symlinkSync,
-  writeFileSync,
 } from 'node:fs';
 import net from 'node:net';
 import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { RouterUnavailable } from '../../errors/index.ts';
+import { writeFileWhole } from '../../files/index.ts';
 import { accessLogPath } from '../access-log.ts';
 import {
   assertPortFree,
@@ -1065,10 +1065,9 @@ function readOr(
   }
 }
 
+/** The plane's files (maps, certificates, its state) are the daemon's and haproxy's only. */
 function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileWhole(path, text, { mode: 0o600 });
 }
 
 function freePort(host: string): Promise<number> {
