@@ -25,6 +25,13 @@ afterAll(async () => {
   await p?.cleanup();
 });
 
+/** phoenix's processes as [process, state, container id]: what an adoption must keep. */
+async function ps(): Promise<string[][]> {
+  type Row = { process: string; state: string; id: string };
+  const rows = JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as Row[];
+  return rows.map((x) => [x.process, x.state, x.id]);
+}
+
 describe('daemon killed mid-build', () => {
   it('recovers: lock free, build failed, live release still serving, next push works', async () => {
     const repo = appRepo('busybox-web');
@@ -181,13 +188,6 @@ describe('daemon stopped with SIGTERM', () => {
   // Uses the app of the case above; deploying it here meets the same haproxy gap.
   it('exits at once while its apps keep running and serving, and a restart adopts them', async () => {
     expect((await get(p, 'phoenix')).status).toBe(200);
-    type Row = { process: string; state: string; id: string };
-    const ps = async () =>
-      (JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as Row[]).map((x) => [
-        x.process,
-        x.state,
-        x.id,
-      ]);
     const before = await ps();
     expect(before.length).toBeGreaterThan(0);
     const exited = new Promise<number | null>((r) => p.daemon.once('exit', (code) => r(code)));
@@ -208,13 +208,6 @@ describe('daemon stopped with SIGTERM', () => {
 
 describe('a second daemon on the same data dir', () => {
   it('is refused before it touches anything, naming the first, which keeps serving its apps', async () => {
-    type Row = { process: string; state: string; id: string };
-    const ps = async () =>
-      (JSON.parse((await cli(p, ['ps', 'phoenix', '--json'])).stdout) as Row[]).map((x) => [
-        x.process,
-        x.state,
-        x.id,
-      ]);
     const before = await ps();
     const [apiPort, httpPort, httpsPort, sshPort] = (await freePorts(4)).map(String);
     const second = spawn(
