@@ -138,14 +138,29 @@ describe('self-protection', () => {
     expect(served).toBeGreaterThan(10);
   });
 
-  it('answers headers past the limit with 431 and a request id', async () => {
+  it('answers headers just past the limit with 431 and a request id', async () => {
     const big = await raw([
-      `GET / HTTP/1.1\r\nHost: web.paas.test\r\nX-Big: ${'a'.repeat(8000)}\r\n\r\n`,
+      `GET / HTTP/1.1\r\nHost: web.paas.test\r\nX-Big: ${'a'.repeat(4200)}\r\n\r\n`,
     ]);
     expect(big.status).toBe(431);
     // Error pages from the parser path carry a request id too.
     expect(big.text).toMatch(/x-request-id: [0-9a-f-]{36}/);
   });
+
+  const farPast = gap(
+    'haproxy',
+    "a head past the buffer (the limit + 1 KB) is refused by haproxy's parser with 400, as nginx does",
+  );
+  it.skipIf(farPast.skip)(
+    `answers headers of twice the limit with 431 too${farPast.why}`,
+    async () => {
+      const big = await raw([
+        `GET / HTTP/1.1\r\nHost: web.paas.test\r\nX-Big: ${'a'.repeat(8000)}\r\n\r\n`,
+      ]);
+      expect(big.status).toBe(431);
+      expect(big.text).toMatch(/x-request-id: [0-9a-f-]{36}/);
+    },
+  );
 
   const smuggling = gap(
     'haproxy',
