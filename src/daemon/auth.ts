@@ -5,10 +5,10 @@
 // make (a form POST), but never a Bearer header, so Basic must not open the API.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { writeFileWhole } from '../files/index.ts';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { Forbidden, Unauthorized } from '../errors/index.ts';
+import { writeFileWhole } from '../files/index.ts';
 import { TokenStore, type Grant, type Scope } from './tokens.ts';
 
 export { parseExpiry, parseLabel, parseScope, SCOPES, TokenStore } from './tokens.ts';
