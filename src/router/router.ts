@@ -4,7 +4,6 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { InvalidArgument, RouterUnavailable } from '../errors/index.ts';
 import { isAppName } from '../apps/name.ts';
 import { accessLogPath, rotateIfLarge } from './access-log.ts';

@@ -1,13 +1,9 @@
 // Issue 5 acceptance: host routing (incl. custom and wildcard domains), 404/502/503/504 with
 // HTML or JSON error pages carrying the request id, forwarding headers, retry on connect
 // failure, body limits and the access log, all through a real router on loopback.
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
-import { join } from 'node:path';
-import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteTable } from './table.ts';
 import { accessLogPath } from './access-log.ts';
