@@ -334,6 +334,7 @@ describe('HTTP over TLS', () => {
     expect(seen.url).toBe('/h2?x=1');
     expect(seen.headers.host).toBe(`alpha.example.com:${httpsPort()}`);
     expect(seen.headers['x-forwarded-proto']).toBe('https');
+    expect(seen.headers['x-forwarded-port']).toBe(String(httpsPort()));
     expect(Object.keys(seen.headers).filter((k) => k.startsWith(':'))).toEqual([]);
 
     const h1 = await curl([

@@ -9,7 +9,7 @@ import type { RouteTable } from '../table.ts';
 import {
   acmeRules,
   httpsBind,
-  httpsForwardedProto,
+  httpsForwarded,
   httpsRedirect,
   hstsRule,
   type HttpsListener,
@@ -254,9 +254,11 @@ export function renderConfig(c: ConfigInput): string {
     '  http-request del-header http2-settings',
     '  http-request lua.paas_clean if { req.fhdr(cookie) -m sub paas_ } || { req.fhdr(connection) -m reg -i [^,[:space:]] } !{ req.fhdr(connection) -m reg -i ^[[:space:]]*(close|keep-alive|upgrade)([[:space:]]*,[[:space:]]*(close|keep-alive|upgrade))*[[:space:]]*$ }',
     '  http-request set-header x-forwarded-proto http',
-    ...httpsForwardedProto(c),
     '  http-request set-header x-forwarded-host %[req.hdr(host)]',
-    '  http-request set-header x-forwarded-port %[dst_port]',
+    // The port the client came to, as the node plane's listener.port: the bind's own, where
+    // %[dst_port] cost each new connection two syscalls (getsockname, then the NAT lookup).
+    `  http-request set-header x-forwarded-port ${c.httpPort}`,
+    ...httpsForwarded(c),
     // The body limit, by a map so an app's limit changes at run time: a declared length is
     // checked as it arrives; a chunked body (or an HTTP/2 one, which declares none) is
     // counted while it fits the buffer (past that only the server's timeout bounds it; see
