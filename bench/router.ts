@@ -33,6 +33,8 @@ const WORKERS =
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const HOST = 'bench.paas.test';
+// With the haproxy plane comes `hap-bare`: haproxy itself with no rules and no log
+// (startBareHaproxy), the floor under the plane.
 // Only these planes (all by default): on a shared box, measuring one plane beside nginx
 // keeps the rounds short and the load from the other plane's processes out of the run.
 const PLANES = (process.env.BENCH_PLANES ?? PLANE_KINDS.join(','))
@@ -127,6 +129,46 @@ function wrk(t: Target, seconds: number, close = false, name = t.name): Result {
     .filter(Boolean)
     .join('; ');
   return { name, rps, p50, p99, errors: errs };
+}
+
+/**
+ * The floor under the haproxy plane: the same haproxy with the plane's thread count and
+ * upstream reuse, but no rules and no access log. What the plane costs past this row is
+ * its contract (request ids, host checks, limits, pages, the log line); what this row
+ * lacks beside nginx is haproxy's own.
+ */
+async function startBareHaproxy(
+  tmp: string,
+  upstream: number,
+  threads: number,
+  children: ChildProcess[],
+): Promise<Target> {
+  const port = await freePort();
+  const cfg = join(tmp, 'haproxy-bare.cfg');
+  writeFileSync(
+    cfg,
+    [
+      'global',
+      `  nbthread ${threads}`,
+      '  maxconn 4096',
+      'defaults',
+      '  mode http',
+      '  timeout connect 5s',
+      '  timeout client 30s',
+      '  timeout server 60s',
+      '  http-reuse always',
+      'frontend http',
+      `  bind 127.0.0.1:${port}`,
+      '  default_backend app',
+      'backend app',
+      `  server s1 127.0.0.1:${upstream}`,
+      '',
+    ].join('\n'),
+  );
+  // Its own session, as nginx and the planes are.
+  children.push(spawn('haproxy', ['-f', cfg], { stdio: 'inherit', detached: true }));
+  await waitPort(port);
+  return { name: 'hap-bare', port };
 }
 
 async function main(): Promise<void> {
@@ -232,6 +274,8 @@ ${proxyToApp}  }
         },
       });
       tlsTargets.push({ name: kind, port: httpsPort, tls: true });
+      if (kind === 'haproxy')
+        targets.push(await startBareHaproxy(tmp, upstream, health.workers, children));
     }
 
     // TLS rows only when a plane serves HTTPS: nginx alone there compares with nothing.
