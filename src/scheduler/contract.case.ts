@@ -97,9 +97,8 @@ export function schedulerContract(name: SchedulerName, rig: () => Promise<Contra
       await r?.cleanup();
     });
 
-    let v1: Release;
     it('deploys the formation: web processes serve at the addresses it reports, with the config', async () => {
-      v1 = await deploy({ web: WEB, worker: WORKER }, { GREETING: 'hello' });
+      await deploy({ web: WEB, worker: WORKER }, { GREETING: 'hello' });
       expect(await shape()).toEqual(['web.1@v1', 'web.2@v1', 'worker.1@v1']);
       const procs = await r.scheduler.processes(app);
       expect(procs.every((p) => p.state === 'running')).toBe(true);

@@ -4,14 +4,7 @@
 // over them, and where the router finds them. `local` is our own runtime and supervisor on
 // this box; `swarm` hands the same work to Docker Swarm; Kubernetes is the next one
 // (docs/scaling.md). Every backend passes contract.case.ts.
-import type { AppName, ProcessType, Release } from '../apps/index.ts';
-import type {
-  Output,
-  ProcessLogLine,
-  RunIO,
-  ScheduledProcess,
-  SchedulerPort,
-} from '../deploy/index.ts';
+import type { SchedulerPort } from '../deploy/index.ts';
 
 export const SCHEDULER_NAMES = ['local', 'swarm'] as const;
 export type SchedulerName = (typeof SCHEDULER_NAMES)[number];

@@ -5,7 +5,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BuildFailed } from '../../errors/index.ts';
-import type { AppFiles } from '../app.ts';
 import { loadTemplate } from '../render.ts';
 import type { Buildpack, Plan } from '../types.ts';
 
