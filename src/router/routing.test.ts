@@ -24,6 +24,20 @@ let slow: Upstream;
 let resetter: net.Server;
 let deadPort: number;
 
+/** A GET with these header lines on a connection of its own: the whole answer, as text. */
+function rawGet(headerLines: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(router.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    s.setTimeout(10_000, () => s.destroy(new Error('no answer')));
+    s.on('data', (d: Buffer) => chunks.push(d));
+    s.on('error', reject);
+    s.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    // write, not end: a client that half-closes first may lose the answer (the node plane).
+    s.write(`GET / HTTP/1.1\r\n${headerLines}Connection: close\r\n\r\n`);
+  });
+}
+
 async function refusedPort(): Promise<number> {
   const s = net.createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -252,6 +266,31 @@ describe('forwarding', () => {
       expect(h[gone], gone).toBeUndefined();
   });
 
+  it('strips a hop-by-hop header that comes alone on a plain GET', async () => {
+    // One at a time, with nothing else to act on: the haproxy plane's fast path must see each.
+    // Raw: Node's client refuses a Trailer field on a request that is not chunked.
+    const alone: [string, string][] = [
+      ['keep-alive', 'timeout=5'],
+      ['proxy-connection', 'keep-alive'],
+      ['te', 'trailers'],
+      ['trailer', 'x-sum'],
+      ['http2-settings', 'AAMAAABkAARAAAAAAAIAAAAA'],
+    ];
+    for (const [name, value] of alone) {
+      const answer = await rawGet(`Host: web.paas.test\r\n${name}: ${value}\r\n`);
+      expect(answer, name).toContain('"host":"web.paas.test"');
+      expect(answer, name).not.toContain(`"${name}":`);
+    }
+    for (const connection of ['close, x-secret-hop', 'x-secret-hop', 'keep-alive,x-secret-hop ']) {
+      const r = await request(router.port, 'web.paas.test', {
+        headers: { connection, 'x-secret-hop': '1', 'x-kept': 'yes' },
+      });
+      const h = (JSON.parse(r.body) as { headers: Record<string, string> }).headers;
+      expect(h['x-secret-hop'], connection).toBeUndefined();
+      expect(h['x-kept'], connection).toBe('yes');
+    }
+  });
+
   it("never passes the dashboard's cookies to an app, and keeps the app's own", async () => {
     const r = await request(router.port, 'web.paas.test', {
       headers: { cookie: 'theme=dark; paas_session=S3SSION; cart=3;paas_login=L0GIN' },
@@ -320,6 +359,17 @@ describe('body limit', () => {
     });
     expect(r.status).toBe(413);
     expect(r.headers.connection).toBe('close');
+  });
+
+  it('413 for a GET or HEAD that declares a body over the limit', async () => {
+    for (const method of ['GET', 'HEAD']) {
+      const r = await request(router.port, 'store.paas.test', {
+        method,
+        headers: { 'content-length': '1001' },
+        body: 'x'.repeat(1001),
+      });
+      expect(r.status, method).toBe(413);
+    }
   });
 
   it('413 for a chunked body that grows past the limit, and small bodies pass', async () => {

@@ -75,16 +75,6 @@ export function httpsRedirect(c: HttpsRuleInput): string[] {
   ];
 }
 
-/** X-Forwarded-Proto and -Port over HTTPS (after the plain HTTP ones, which they replace). */
-export function httpsForwarded(c: HttpsRuleInput): string[] {
-  return c.https === undefined
-    ? []
-    : [
-        '  http-request set-header x-forwarded-proto https if tls',
-        `  http-request set-header x-forwarded-port ${c.https.port} if tls`,
-      ];
-}
-
 /** HSTS on the app's answers over HTTPS, only when asked (never over HTTP: RFC 6797 §7.2). */
 export function hstsRule(c: HttpsRuleInput): string[] {
   return c.https === undefined
