@@ -25,14 +25,26 @@ export function requestIdFrom(incoming: string | undefined): string {
   return incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
 
+/** Names a Connection header cannot have removed (the haproxy plane's paas.lua keeps them too). */
+export const PROTECTED: ReadonlySet<string> = new Set([
+  'host',
+  'content-length',
+  'x-request-id',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+]);
+
 /** Extra names a Connection header lists for removal (RFC 9110 §7.6.1), beyond the usual. */
 export function connectionListed(value: string): Set<string> | null {
   let out: Set<string> | null = null;
   for (const t of value.split(',')) {
     const n = t.trim().toLowerCase();
     if (n === '' || n === 'close' || n === 'keep-alive' || n === 'upgrade') continue;
-    // A client may not strip what routing and message framing rest on.
-    if (n === 'host' || n === 'content-length') continue;
+    // A client may not strip what routing and message framing rest on, nor what the
+    // platform itself tells the app (the request id, X-Forwarded-*).
+    if (PROTECTED.has(n)) continue;
     (out ??= new Set()).add(n);
   }
   return out;

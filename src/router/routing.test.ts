@@ -235,6 +235,22 @@ describe('forwarding', () => {
     expect(r.headers['x-request-id']).toBe('abc-123-def-456');
   });
 
+  it("a Connection header cannot strip the platform's own headers from the app's request", async () => {
+    const r = await request(router.port, 'web.paas.test', {
+      headers: {
+        connection:
+          'close, x-request-id, x-forwarded-for, x-forwarded-proto, x-forwarded-host, x-forwarded-port',
+      },
+    });
+    const h = (JSON.parse(r.body) as { headers: Record<string, string> }).headers;
+    expect(h['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-/);
+    expect(h['x-request-id']).toBe(r.headers['x-request-id']);
+    expect(h['x-forwarded-for']).toBe('127.0.0.1');
+    expect(h['x-forwarded-proto']).toBe('http');
+    expect(h['x-forwarded-host']).toBe('web.paas.test');
+    expect(h['x-forwarded-port']).toBe(String(router.port));
+  });
+
   it('creates a request id when absent or invalid', async () => {
     for (const given of [undefined, 'bad id with spaces', 'x'.repeat(300)]) {
       const r = await request(router.port, 'web.paas.test', {

@@ -7,6 +7,7 @@ import type { Limits } from '../limits.ts';
 import { DEFAULT_MAX_BODY_BYTES } from '../limits.ts';
 import type { RouteTable } from '../table.ts';
 import { acmeRules, httpsBind, httpsRedirect, hstsRule, type HttpsListener } from './https.ts';
+import { PROTECTED } from '../headers.ts';
 
 /** One server line of an app's backend: a slot a backend process is put in at run time. */
 export interface Slot {
@@ -393,7 +394,7 @@ const mapLines = (m: Iterable<[string, string]>): string =>
 
 export const LUA = `-- paas: what haproxy's configuration cannot say. Run only for requests that need it.
 local platform = { paas_session = true, paas_login = true }
-local keep = { [""] = true, close = true, ["keep-alive"] = true, upgrade = true, host = true, ["content-length"] = true }
+local keep = { [""] = true, close = true, ["keep-alive"] = true, upgrade = true, ${[...PROTECTED].map((n) => `["${n}"] = true`).join(', ')} }
 
 core.register_action("paas_clean", { "http-req" }, function(txn)
   local h = txn.http
