@@ -113,6 +113,12 @@ export const SSL_SESSIONS = 1000;
 // A chunked body is counted against a limit below this while it fits the buffer.
 const CHUNKED_COUNTED = 12_000;
 
+/**
+ * The 503 page file's key (it serves 502 too): the format, `-`, and txn.k when the request
+ * reached an app's backend (`html-502`, `json-503`, `html-`). Built only when a page is.
+ */
+export const PAGE_KEY_503 = 'var(txn.fmt,html),concat(-,txn.k)';
+
 // Statuses whose pages are ours (pages.ts). 502 shares the 503 page file: haproxy answers a
 // refused connect with 503, turned into 502 below when the app has servers at all. 431 is
 // not an `http-error` status haproxy accepts: its page is the body of the rule that denies.
@@ -222,11 +228,9 @@ export function renderConfig(c: ConfigInput): string {
     '  http-request set-var(txn.rid) uuid(4) unless { var(txn.rid) -m found }',
     '  http-request set-header x-request-id %[var(txn.rid)]',
     ...acmeRules(c),
-    // pages.ts wantsJson: JSON when the client asks for JSON and not for HTML.
+    // pages.ts wantsJson: JSON when the client asks for JSON and not for HTML. Unset is
+    // html: every reader of txn.fmt defaults to it (a rule a request less).
     '  http-request set-var(txn.fmt) str(json) if { req.fhdr(accept) -m sub json } !{ req.fhdr(accept) -m sub text/html }',
-    // Unset is html: every reader of txn.fmt and txn.pk defaults to it (a rule a request
-    // less; bench/router counts them). A set-var whose sample is missing sets nothing.
-    '  http-request set-var(txn.pk) var(txn.fmt)',
     // req.hdrs is the header block (the fields and the blank line), as Node's maxHeaderSize.
     `  http-request deny status 431 content-type "text/html; charset=utf-8" lf-file ${paths.pages}/431.lf hdr x-paas-page 1 if { req.hdrs,length gt ${limits.maxHeaderBytes} }`,
     '  http-request deny deny_status 400 unless { req.hdr_cnt(host) eq 1 }',
@@ -308,7 +312,6 @@ export function renderConfig(c: ConfigInput): string {
       ...forwardedRules(c),
       // 503 without servers, else 502 (a refused connect): 503 - (nbsrv > 0).
       '  http-request set-var(txn.k) nbsrv,bool,neg,add(503)',
-      '  http-request set-var(txn.pk) var(txn.fmt,html),concat(-,txn.k)',
       // Replaying is safe only for idempotent requests (RFC 9110 §9.2.2), as in proxy.ts.
       '  http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS || { method TRACE PUT DELETE }',
     );

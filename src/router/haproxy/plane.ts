@@ -47,6 +47,7 @@ import {
   HANDOFF_KEY,
   LUA,
   PAGE_STATUSES,
+  PAGE_KEY_503,
   renderBackends,
   renderBodyMax,
   renderConfig,
@@ -470,8 +471,9 @@ export class HaproxyPlane implements DataPlane {
     const keys: [string, RouterErrorStatus, 'html' | 'json'][] =
       status === 503
         ? [
-            ['html', 503, 'html'],
-            ['json', 503, 'json'],
+            // Keyed by format and txn.k (PAGE_KEY_503); no txn.k: not routed to an app.
+            ['html-', 503, 'html'],
+            ['json-', 503, 'json'],
             ['html-503', 503, 'html'],
             ['json-503', 503, 'json'],
             ['html-502', 502, 'html'],
@@ -489,7 +491,7 @@ export class HaproxyPlane implements DataPlane {
     const base = join(this.paths.pages, String(status));
     writeAtomic(`${base}.a.map`, `${a.join('\n')}\n`);
     writeAtomic(`${base}.b.map`, `${b.join('\n')}\n`);
-    const key = status === 503 ? 'var(txn.pk,html)' : 'var(txn.fmt,html)';
+    const key = status === 503 ? PAGE_KEY_503 : 'var(txn.fmt,html)';
     writeAtomic(
       `${base}.lf`,
       `%[${key},map(${base}.a.map)]%[var(txn.rid)]%[${key},map(${base}.b.map)]`,
