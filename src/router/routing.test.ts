@@ -154,6 +154,25 @@ describe('host routing', () => {
     },
   );
 
+  it('answers 400 for a malformed Host or an asterisk target, 404 for a valid unknown literal', async () => {
+    for (const host of [
+      'web.paas.test:80x',
+      'web.paas.test:123456',
+      'a:b:80',
+      'web paas.test',
+      '[::1',
+    ]) {
+      const r = await request(router.port, host);
+      expect(r.status, host).toBe(400);
+    }
+    const star = await request(router.port, 'web.paas.test', { path: '*', method: 'OPTIONS' });
+    expect(star.status).toBe(400);
+    for (const host of ['[::1]', '[::1]:8080', 'nope.paas.test.:8080']) {
+      const r = await request(router.port, host);
+      expect(r.status, host).toBe(404);
+    }
+  });
+
   it('answers 404 for an unknown host, and for the wildcard parent itself', async () => {
     for (const host of ['nope.paas.test', 'example.org', 'www.example.net', '127.0.0.1']) {
       const r = await request(router.port, host);

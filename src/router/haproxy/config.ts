@@ -233,13 +233,13 @@ export function renderConfig(c: ConfigInput): string {
     '  http-request set-var(txn.fmt) str(json) if { req.fhdr(accept) -m sub json } !{ req.fhdr(accept) -m sub text/html }',
     // req.hdrs is the header block (the fields and the blank line), as Node's maxHeaderSize.
     `  http-request deny status 431 content-type "text/html; charset=utf-8" lf-file ${paths.pages}/431.lf hdr x-paas-page 1 if { req.hdrs,length gt ${limits.maxHeaderBytes} }`,
-    '  http-request deny deny_status 400 unless { req.hdr_cnt(host) eq 1 }',
-    "  http-request deny deny_status 400 if { url -m str '*' }",
-    // The common case costs no regex: the port is cut by field(), and a host found in the
-    // maps is valid by construction; only a miss is checked (400 if malformed, else 404).
-    "  http-request deny deny_status 400 if { req.hdr(host) -m sub : } !{ req.hdr(host) -m beg [ } !{ req.hdr(host) -m reg '^[^:]*:[0-9]{1,5}$' }",
-    '  http-request set-var(txn.host) req.hdr(host),field(1,:),lower unless { req.hdr(host) -m beg [ }',
-    '  http-request set-var(txn.host) req.hdr(host),lower,regsub(:[0-9]+$,) if { req.hdr(host) -m beg [ }',
+    "  http-request deny deny_status 400 if !{ req.hdr_cnt(host) eq 1 } || { url -m str '*' }",
+    // The Host header is read once; the checks after it read the variable. The common case
+    // (no port, no trailing dot) costs no regex, and a host found in the maps is valid by
+    // construction; only a miss is checked (400 if malformed, else 404).
+    '  http-request set-var(txn.host) req.hdr(host),lower',
+    "  http-request deny deny_status 400 if { var(txn.host) -m sub : } !{ var(txn.host) -m beg [ } !{ var(txn.host) -m reg '^[^:]*:[0-9]{1,5}$' }",
+    '  http-request set-var(txn.host) var(txn.host),regsub(:[0-9]+$,) if { var(txn.host) -m sub : }',
     '  http-request set-var(txn.host) var(txn.host),regsub([.]$,) if { var(txn.host) -m end . }',
     `  http-request set-var(txn.app) var(txn.host),map_str(${paths.exact})`,
     `  http-request set-var(txn.app) var(txn.host),map_end(${paths.wild}) unless { var(txn.app) -m found }`,
