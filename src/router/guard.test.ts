@@ -1,9 +1,18 @@
 // Issue 5 acceptance: slowloris (head and body), oversized headers, bad Host and garbage
 // bytes get 408/431/400 or a closed socket, and the router keeps serving everyone else.
 import { randomBytes } from 'node:crypto';
-import net, { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gap, request, testRouter, upstream, type TestRouter, type Upstream } from './testing.ts';
+import {
+  gap,
+  rawExchange,
+  request,
+  testRouter,
+  upstream,
+  type RawReply,
+  type TestRouter,
+  type Upstream,
+} from './testing.ts';
 
 let router: TestRouter;
 let web: Upstream;
@@ -34,45 +43,9 @@ afterAll(async () => {
   await sink?.close();
 });
 
-interface Raw {
-  text: string;
-  status: number | null;
-  closed: boolean;
-  /** How many of `parts` were written before the router closed the connection. */
-  sent: number;
-}
-
-/**
- * Write `parts` to a fresh connection, `gapMs` apart (a trickle, for slowloris), and collect
- * what comes back until the router closes the socket or `maxMs` passed.
- */
-function raw(parts: (string | Buffer)[], gapMs = 0, maxMs = 30_000): Promise<Raw> {
-  return new Promise((resolve) => {
-    const s = net.connect(router.port, '127.0.0.1');
-    let text = '';
-    let i = 0;
-    let trickle: NodeJS.Timeout | undefined;
-    const finish = (closed: boolean): void => {
-      clearTimeout(limit);
-      clearInterval(trickle);
-      s.destroy();
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
-      resolve({ text, status: m ? Number(m[1]) : null, closed, sent: i });
-    };
-    const limit = setTimeout(() => finish(false), maxMs);
-    s.on('data', (d: Buffer) => (text += d.toString('latin1')));
-    s.on('close', () => finish(true));
-    s.on('error', () => {});
-    s.on('connect', () => {
-      if (gapMs === 0) for (; i < parts.length; i++) s.write(parts[i]!);
-      else {
-        trickle = setInterval(() => {
-          if (i < parts.length && s.writable) s.write(parts[i++]!);
-        }, gapMs);
-      }
-    });
-  });
-}
+/** A raw exchange with this test's router (testing.ts rawExchange). */
+const raw = (parts: (string | Buffer)[], gapMs = 0, maxMs = 30_000): Promise<RawReply> =>
+  rawExchange(router.port, parts, gapMs, maxMs);
 
 describe('self-protection', () => {
   it('keeps serving others while being attacked', async () => {

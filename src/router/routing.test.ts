@@ -9,6 +9,7 @@ import type { RouteTable } from './table.ts';
 import { accessLogPath } from './access-log.ts';
 import {
   gap,
+  rawExchange,
   request,
   testRouter,
   until,
@@ -23,20 +24,6 @@ let api: Upstream;
 let slow: Upstream;
 let resetter: net.Server;
 let deadPort: number;
-
-/** A GET with these header lines on a connection of its own: the whole answer, as text. */
-function rawGet(headerLines: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(router.port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    s.setTimeout(10_000, () => s.destroy(new Error('no answer')));
-    s.on('data', (d: Buffer) => chunks.push(d));
-    s.on('error', reject);
-    s.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    // write, not end: a client that half-closes first may lose the answer (the node plane).
-    s.write(`GET / HTTP/1.1\r\n${headerLines}Connection: close\r\n\r\n`);
-  });
-}
 
 async function refusedPort(): Promise<number> {
   const s = net.createServer();
@@ -312,7 +299,9 @@ describe('forwarding', () => {
       ['http2-settings', 'AAMAAABkAARAAAAAAAIAAAAA'],
     ];
     for (const [name, value] of alone) {
-      const answer = await rawGet(`Host: web.paas.test\r\n${name}: ${value}\r\n`);
+      const { text: answer } = await rawExchange(router.port, [
+        `GET / HTTP/1.1\r\nHost: web.paas.test\r\n${name}: ${value}\r\nConnection: close\r\n\r\n`,
+      ]);
       expect(answer, name).toContain('"host":"web.paas.test"');
       expect(answer, name).not.toContain(`"${name}":`);
     }

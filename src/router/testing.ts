@@ -418,3 +418,48 @@ export function wsConnect(
     });
   });
 }
+
+export interface RawReply {
+  text: string;
+  status: number | null;
+  closed: boolean;
+  /** How many of `parts` were written before the router closed the connection. */
+  sent: number;
+}
+
+/**
+ * Write `parts` to a fresh connection to the router on `port`, `gapMs` apart (a trickle, for slowloris), and collect
+ * what comes back until the router closes the socket or `maxMs` passed.
+ */
+export function rawExchange(
+  port: number,
+  parts: (string | Buffer)[],
+  gapMs = 0,
+  maxMs = 30_000,
+): Promise<RawReply> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let text = '';
+    let i = 0;
+    let trickle: NodeJS.Timeout | undefined;
+    const finish = (closed: boolean): void => {
+      clearTimeout(limit);
+      clearInterval(trickle);
+      s.destroy();
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      resolve({ text, status: m ? Number(m[1]) : null, closed, sent: i });
+    };
+    const limit = setTimeout(() => finish(false), maxMs);
+    s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    s.on('close', () => finish(true));
+    s.on('error', () => {});
+    s.on('connect', () => {
+      if (gapMs === 0) for (; i < parts.length; i++) s.write(parts[i]!);
+      else {
+        trickle = setInterval(() => {
+          if (i < parts.length && s.writable) s.write(parts[i++]!);
+        }, gapMs);
+      }
+    });
+  });
+}
