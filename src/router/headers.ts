@@ -25,6 +25,9 @@ export function requestIdFrom(incoming: string | undefined): string {
   return incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : randomUUID();
 }
 
+/** Connection options that name no field to remove (RFC 9110 §7.6.1). */
+export const CONNECTION_OPTIONS: ReadonlySet<string> = new Set(['close', 'keep-alive', 'upgrade']);
+
 /** Names a Connection header cannot have removed (the haproxy plane's paas.lua keeps them too). */
 export const PROTECTED: ReadonlySet<string> = new Set([
   'host',
@@ -41,7 +44,7 @@ export function connectionListed(value: string): Set<string> | null {
   let out: Set<string> | null = null;
   for (const t of value.split(',')) {
     const n = t.trim().toLowerCase();
-    if (n === '' || n === 'close' || n === 'keep-alive' || n === 'upgrade') continue;
+    if (n === '' || CONNECTION_OPTIONS.has(n)) continue;
     // A client may not strip what routing and message framing rest on, nor what the
     // platform itself tells the app (the request id, X-Forwarded-*).
     if (PROTECTED.has(n)) continue;

@@ -7,7 +7,7 @@ import type { Limits } from '../limits.ts';
 import { DEFAULT_MAX_BODY_BYTES } from '../limits.ts';
 import type { RouteTable } from '../table.ts';
 import { acmeRules, httpsBind, httpsRedirect, hstsRule, type HttpsListener } from './https.ts';
-import { PROTECTED } from '../headers.ts';
+import { CONNECTION_OPTIONS, HOP_BY_HOP, PROTECTED } from '../headers.ts';
 
 /** One server line of an app's backend: a slot a backend process is put in at run time. */
 export interface Slot {
@@ -132,14 +132,17 @@ const REQUEST_ID_RE = "'^[A-Za-z0-9._:+/=@-]{8,128}$'";
 // IPv6 literal: a host the node plane would accept.
 const HOST_RE =
   "'^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)([.][a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$|^\\[[0-9a-f:.]+\\]$'";
+// The hop-by-hop fields (headers.ts HOP_BY_HOP) the rules delete; haproxy itself deals
+// with Connection, Transfer-Encoding and Upgrade.
+const DELETED_HOP = [...HOP_BY_HOP].filter(
+  (n) => n !== 'connection' && n !== 'transfer-encoding' && n !== 'upgrade',
+);
 // Header names (lower-case in haproxy) that a request's slower rules act on: a body, or a
-// hop-by-hop field of headers.ts HOP_BY_HOP that is not Connection itself.
-const SLOW_HEADERS =
-  "'(^|,)(content-length|transfer-encoding|keep-alive|proxy-connection|te|trailer|http2-settings)(,|$)'";
-// A Connection value naming a token other than close, keep-alive and upgrade: a field the
-// client wants stripped (paas.lua does it).
-const CONNECTION_ACTS =
-  "'(^|,)[[:space:]]*(?!(close|keep-alive|upgrade)[[:space:]]*(,|$))[^,[:space:]]'";
+// field deleted above. Derived from the same list, so the fast path cannot miss one.
+const SLOW_HEADERS = `'(^|,)(${['content-length', 'transfer-encoding', ...DELETED_HOP].join('|')})(,|$)'`;
+// A Connection value naming a token that is not an option (headers.ts CONNECTION_OPTIONS):
+// a field the client wants stripped (paas.lua does it).
+const CONNECTION_ACTS = `'(^|,)[[:space:]]*(?!(${[...CONNECTION_OPTIONS].join('|')})[[:space:]]*(,|$))[^,[:space:]]'`;
 // HTTPS: on the TLS port, or handed off from a reload's old process that took it there.
 const TLS_ACL = ['  acl tls ssl_fc', '  acl tls so_name handoff-tls'];
 
@@ -259,11 +262,7 @@ export function renderConfig(c: ConfigInput): string {
     `  http-request wait-for-body time ${ms(limits.bodyTimeoutMs)} if { req.hdr_val(content-length) gt 0 } || { req.hdr(transfer-encoding) -m found }`,
     // Hop-by-hop fields (headers.ts HOP_BY_HOP); the Connection-listed ones and the
     // dashboard's cookies need code (paas.lua), run only when such a header is there.
-    '  http-request del-header keep-alive',
-    '  http-request del-header proxy-connection',
-    '  http-request del-header te',
-    '  http-request del-header trailer',
-    '  http-request del-header http2-settings',
+    ...DELETED_HOP.map((n) => `  http-request del-header ${n}`),
     `  http-request lua.paas_clean if { req.fhdr(cookie) -m sub paas_ } || { req.fhdr(connection) -m reg -i ${CONNECTION_ACTS} }`,
     // The body limit, by a map so an app's limit changes at run time: a declared length is
     // checked as it arrives; a chunked body (or an HTTP/2 one, which declares none) is
@@ -397,7 +396,7 @@ const mapLines = (m: Iterable<[string, string]>): string =>
 
 export const LUA = `-- paas: what haproxy's configuration cannot say. Run only for requests that need it.
 local platform = { paas_session = true, paas_login = true }
-local keep = { [""] = true, close = true, ["keep-alive"] = true, upgrade = true, ${[...PROTECTED].map((n) => `["${n}"] = true`).join(', ')} }
+local keep = { [""] = true, ${[...CONNECTION_OPTIONS, ...PROTECTED].map((n) => `["${n}"] = true`).join(', ')} }
 
 core.register_action("paas_clean", { "http-req" }, function(txn)
   local h = txn.http
