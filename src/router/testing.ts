@@ -428,8 +428,9 @@ export interface RawReply {
 }
 
 /**
- * Write `parts` to a fresh connection to the router on `port`, `gapMs` apart (a trickle, for slowloris), and collect
- * what comes back until the router closes the socket or `maxMs` passed.
+ * Write `parts` to a fresh connection to the router on `port`, `gapMs` apart (a trickle, for
+ * slowloris), and collect what comes back until the router closes the socket or `maxMs`
+ * passed.
  */
 export function rawExchange(
   port: number,
