@@ -2,11 +2,11 @@
 // filesystem so finished upper dirs can be renamed into the layer cache. Unique per build, so
 // concurrent builds never share a directory; removed when the build ends, and swept (views
 // unmounted first) by the next build when a killed build left one behind.
-import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { leftoverScratch, scratchName } from '../files/index.ts';
 
 const run = promisify(execFile);
 
@@ -17,15 +17,6 @@ export type Workspace = {
   dir(label: string): Promise<string>;
   remove(): Promise<void>;
 };
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Mount points at or below `dir`, deepest first (from /proc/self/mountinfo, octal-escaped). */
 async function mountsUnder(dir: string): Promise<string[]> {
@@ -47,18 +38,15 @@ async function removeTree(dir: string): Promise<void> {
 
 /** Removes workspaces of builds whose process is gone. */
 async function sweep(tmpDir: string): Promise<void> {
-  for (const name of await fsp.readdir(tmpDir).catch(() => [] as string[])) {
-    const pid = Number(name.split('-')[0]);
-    if (Number.isInteger(pid) && pid > 0 && alive(pid)) continue;
+  for (const name of await leftoverScratch(tmpDir))
     await removeTree(path.join(tmpDir, name)).catch(() => undefined);
-  }
 }
 
 export async function openWorkspace(dataDir: string): Promise<Workspace> {
   const tmpDir = path.join(dataDir, 'build', 'tmp');
   await fsp.mkdir(tmpDir, { recursive: true });
   await sweep(tmpDir);
-  const root = path.join(tmpDir, `${process.pid}-${randomBytes(6).toString('hex')}`);
+  const root = scratchName(tmpDir);
   const empty = path.join(root, 'empty');
   await fsp.mkdir(empty, { recursive: true });
   let n = 0;

@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../../test/helpers/host.ts';
-import { writeFileWhole, writeFileWholeAsync } from './index.ts';
+import { leftoverScratch, scratchName, writeFileWhole, writeFileWholeAsync } from './index.ts';
 
 const tmp = tempDir('files');
 afterAll(() => tmp.cleanup());
@@ -57,5 +58,20 @@ describe.each([
     await Promise.all(bodies.map((b) => write(p, b)));
     expect(bodies).toContain(readFileSync(p, 'utf8'));
     expect(readdirSync(dir).filter((f) => f.startsWith('busy'))).toEqual(['busy']);
+  });
+});
+
+describe('scratch entries', () => {
+  it('names what a dead process left as leftover, never what a live one holds', async () => {
+    const dir = join(tmp.dir, 'scratch');
+    mkdirSync(dir);
+    const mine = scratchName(dir, 'blob');
+    writeFileSync(mine, '');
+    const dead = spawnSync('true').pid;
+    mkdirSync(join(dir, `${dead}-0a1b2c-layer`));
+    writeFileSync(join(dir, 'stray'), '');
+    expect(mine.startsWith(join(dir, `${process.pid}-`))).toBe(true);
+    expect((await leftoverScratch(dir)).sort()).toEqual([`${dead}-0a1b2c-layer`, 'stray']);
+    expect(await leftoverScratch(join(dir, 'missing'))).toEqual([]);
   });
 });

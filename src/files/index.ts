@@ -14,6 +14,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { join } from 'node:path';
 
 export interface WholeWrite {
   /**
@@ -78,4 +79,32 @@ export async function writeFileWholeAsync(
     await fsp.rm(tmp, { force: true });
     throw e;
   }
+}
+
+// Scratch entries (a registry upload in progress, a build's workspace) are named after the
+// process that makes them, `<pid>-<random>[-<label>]`, so whoever opens the directory next
+// removes what a killed process left and never what a live one is writing.
+
+/** A fresh scratch name under `dir`, owned by this process. */
+export function scratchName(dir: string, label?: string): string {
+  const name = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  return join(dir, label === undefined ? name : `${name}-${label}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The entries of `dir` whose maker is gone (or that name none): left over, safe to remove. */
+export async function leftoverScratch(dir: string): Promise<string[]> {
+  const names = await fsp.readdir(dir).catch(() => [] as string[]);
+  return names.filter((name) => {
+    const pid = Number(name.split('-')[0]);
+    return !(Number.isInteger(pid) && pid > 0 && alive(pid));
+  });
 }

@@ -15,7 +15,7 @@ import {
   parseDigest,
   type Digest,
 } from './digest.ts';
-import { tmpName } from './fsutil.ts';
+import { scratchName } from '../files/index.ts';
 
 export type BlobRange = { start: number; end?: number };
 
@@ -68,7 +68,7 @@ export class BlobStore {
       const digest = digestFromHash(createHash('sha256').update(source));
       if (expected && expected !== digest) throw digestMismatch(expected, digest);
       if (await this.touchIfPresent(digest)) return { digest, size: source.length };
-      const tmp = tmpName(this.tmpDir, 'blob');
+      const tmp = scratchName(this.tmpDir, 'blob');
       await fsp.writeFile(tmp, source);
       await this.adopt(tmp, digest);
       return { digest, size: source.length };
@@ -80,7 +80,7 @@ export class BlobStore {
       maxBytes,
       () => new PayloadTooLarge(`blob is larger than ${maxBytes} bytes`, { limit: maxBytes }),
     );
-    const tmp = tmpName(this.tmpDir, 'blob');
+    const tmp = scratchName(this.tmpDir, 'blob');
     try {
       await pipeline(source, meter, fs.createWriteStream(tmp));
       const size = meter.bytes;

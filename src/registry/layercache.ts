@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { BlobNotFound, InvalidLayer } from '../errors/index.ts';
 import { digestFromHash, digestHex, isDigest, type Digest } from './digest.ts';
-import { tmpName } from './fsutil.ts';
+import { scratchName } from '../files/index.ts';
 import { DEFAULT_LAYER_LIMITS, extractLayer, type LayerLimits } from './unpack.ts';
 import type { BlobStore } from './blobs.ts';
 
@@ -42,7 +42,7 @@ export async function unpackLayer(
   const label =
     options.label ?? (typeof blob === 'string' ? path.basename(blob) : path.basename(dir));
   const tmp = options.tmpDir
-    ? tmpName(options.tmpDir, `layer-${path.basename(dir).slice(0, 12)}`)
+    ? scratchName(options.tmpDir, `layer-${path.basename(dir).slice(0, 12)}`)
     : `${dir}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   await fsp.mkdir(tmp, { mode: 0o755 });
   try {
@@ -139,7 +139,7 @@ export class LayerCache {
 
   async remove(digest: Digest): Promise<void> {
     // Rename first so a half-deleted directory is never mistaken for a complete layer.
-    const doomed = tmpName(this.tmpDir, `gc-${digestHex(digest).slice(0, 12)}`);
+    const doomed = scratchName(this.tmpDir, `gc-${digestHex(digest).slice(0, 12)}`);
     try {
       await fsp.rename(this.path(digest), doomed);
     } catch {

@@ -9,9 +9,10 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { ImageNotFound, RegistryUnavailable } from '../errors/index.ts';
+import { scratchName } from '../files/index.ts';
 import { digestFromHash, parseDigest } from './digest.ts';
 import { BlobStore, type BlobRange } from './blobs.ts';
-import { sweepTmp, tmpName } from './fsutil.ts';
+import { sweepTmp } from './fsutil.ts';
 import { commitDocuments, loadImage } from './images.ts';
 import { LayerCache } from './layercache.ts';
 import { tarDirectory, type WalkMode } from './layerwriter.ts';
@@ -124,7 +125,7 @@ class FileImageStore implements ImageStore {
     return this.blobs.path(parseDigest(digest));
   }
   tmpFile(label: string) {
-    return tmpName(this.tmpDir, label);
+    return scratchName(this.tmpDir, label);
   }
   adoptBlob(tmpFile: string, digest: string) {
     return this.blobs.adopt(tmpFile, parseDigest(digest));
@@ -273,7 +274,7 @@ class FileImageStore implements ImageStore {
     const diffHash = createHash('sha256');
     const blobHash = createHash('sha256');
     let size = 0;
-    const tmp = tmpName(this.tmpDir, 'layer.tar.gz');
+    const tmp = scratchName(this.tmpDir, 'layer.tar.gz');
     try {
       await pipeline(
         Readable.from(tarDirectory(dir, { mode, mtime: options.mtime ?? fixedMtime() })),
