@@ -19,6 +19,11 @@ export interface AccessEntry {
   remote: string | undefined;
 }
 
+/** A logged path (with its query) is cut here: a line stays one bounded JSON line. */
+export const LOGGED_PATH_MAX = 2048;
+/** A logged Host (the header as sent, when it is not a valid name) is cut here. */
+export const LOGGED_HOST_MAX = 255;
+
 export function accessLogPath(dataDir: string): string {
   return join(dataDir, 'logs', 'router', 'access.log');
 }

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Dispatcher } from 'undici';
-import type { AccessLog } from './access-log.ts';
+import { LOGGED_PATH_MAX, type AccessLog } from './access-log.ts';
 import type { Limits } from './limits.ts';
 import { connectionListed, HOP_BY_HOP, requestIdFrom, withoutPlatformCookies } from './headers.ts';
 import { renderError, type RouterErrorStatus } from './pages.ts';
@@ -462,7 +462,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       app: this.app?.name ?? null,
       host: this.host,
       method: this.req.method!,
-      path: this.req.url!.slice(0, 2048),
+      path: this.req.url!.slice(0, LOGGED_PATH_MAX),
       // 499: nginx's "client closed the request before the response was sent".
       status: res.headersSent ? res.statusCode : 499,
       bytes: this.bytes,

@@ -6,7 +6,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteTable } from './table.ts';
-import { accessLogPath } from './access-log.ts';
+import { accessLogPath, LOGGED_PATH_MAX } from './access-log.ts';
 import {
   gap,
   rawExchange,
@@ -426,6 +426,13 @@ describe('body limit', () => {
 });
 
 describe('access log', () => {
+  /** The file's whole lines, each parsed: a line that is not JSON fails the test here. */
+  const accessLines = (file: string): Record<string, unknown>[] =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .slice(0, -1) // after the last newline: nothing, or a line still being written
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
   it('writes one pino JSON line per request with app, host, status, bytes, duration, upstream and request id', async () => {
     const r = await request(router.port, 'www.example.com', {
       path: '/logged?x=1',
@@ -435,11 +442,7 @@ describe('access log', () => {
     let line: Record<string, unknown> | undefined;
     await until(
       () => {
-        const lines = readFileSync(file, 'utf8')
-          .trim()
-          .split('\n')
-          .map((l) => JSON.parse(l) as Record<string, unknown>);
-        line = lines.find((l) => l.requestId === 'log-line-check-1');
+        line = accessLines(file).find((l) => l.requestId === 'log-line-check-1');
         return line !== undefined;
       },
       5000,
@@ -457,5 +460,35 @@ describe('access log', () => {
     });
     expect(typeof line!.duration).toBe('number');
     expect(typeof line!.time).toBe('number');
+  });
+
+  it('keeps each line one JSON object whatever the path or Host: escaped, bounded, and no field forged', async () => {
+    const sent = {
+      'log-escape-path-1': { target: '/esc\\q"x]\\', host: 'www.example.com' },
+      'log-escape-long-1': { target: `/long?q=${'a'.repeat(3000)}`, host: 'www.example.com' },
+      // A Host that would close the string and name another app, were it copied as is.
+      'log-escape-host-1': { target: '/', host: 'x","app":"api","y":"' },
+    };
+    for (const [id, s] of Object.entries(sent))
+      await rawExchange(router.port, [
+        `GET ${s.target} HTTP/1.1\r\nHost: ${s.host}\r\nX-Request-Id: ${id}\r\nConnection: close\r\n\r\n`,
+      ]);
+    const file = accessLogPath(router.dataDir);
+    const lines = new Map<unknown, Record<string, unknown>>();
+    await until(
+      () => {
+        for (const e of accessLines(file)) lines.set(e.requestId, e);
+        return Object.keys(sent).every((id) => lines.has(id));
+      },
+      5000,
+      'access log lines',
+    );
+    expect(lines.get('log-escape-path-1')).toMatchObject({ app: 'web', path: '/esc\\q"x]\\' });
+    const long = lines.get('log-escape-long-1')!;
+    expect(long).toMatchObject({ app: 'web', status: 200 });
+    expect(long.path).toBe(sent['log-escape-long-1'].target.slice(0, LOGGED_PATH_MAX));
+    const forged = lines.get('log-escape-host-1')!;
+    expect(forged.status).toBe(400);
+    expect(forged.app).not.toBe('api');
   });
 });

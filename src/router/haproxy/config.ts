@@ -2,6 +2,7 @@
 // addresses, their ready/maint state, host maps, which backend an app uses, its body limit)
 // is in slots and maps the runtime socket can change. A new app takes a spare backend, so
 // only running out of spares or of an app's slots needs a (seamless) reload.
+import { LOGGED_HOST_MAX, LOGGED_PATH_MAX } from '../access-log.ts';
 import type { Limits } from '../limits.ts';
 // limits.ts, not state.ts: state.ts is the node plane's (undici), which the daemon need not load.
 import { DEFAULT_MAX_BODY_BYTES } from '../limits.ts';
@@ -143,6 +144,9 @@ const SLOW_HEADERS = `'(^|,)(${['content-length', 'transfer-encoding', ...DELETE
 // A Connection value naming a token that is not an option (headers.ts CONNECTION_OPTIONS):
 // a field the client wants stripped (paas.lua does it).
 const CONNECTION_ACTS = `'(^|,)[[:space:]]*(?!(${[...CONNECTION_OPTIONS].join('|')})[[:space:]]*(,|$))[^,[:space:]]'`;
+// The longest access line: the path and the Host at their worst once escaped (json() writes
+// a byte as six at most), and the other fields.
+const LOG_LINE_MAX = 6 * (LOGGED_PATH_MAX + LOGGED_HOST_MAX) + 1024;
 // HTTPS: on the TLS port, or handed off from a reload's old process that took it there.
 const TLS_ACL = ['  acl tls ssl_fc', '  acl tls so_name handoff-tls'];
 
@@ -159,8 +163,11 @@ export function renderConfig(c: ConfigInput): string {
     // Access lines on stdout, which is the access log file (opened O_APPEND by the daemon).
     // Requests are logged at `err` (set-log-level, log-separate-errors) and the target keeps
     // `err` and above: haproxy's own warnings ("Proxy http stopped" on a reload) stay out
-    // of a file that holds one JSON line per request and nothing else.
-    '  log stdout format raw local0 err',
+    // of a file that holds one JSON line per request and nothing else. A line holds the
+    // longest path and Host logFormat lets through, escaped (haproxy cuts a longer one, and
+    // a cut line is not JSON); the request line kept for it holds a whole logged path.
+    `  log stdout len ${LOG_LINE_MAX} format raw local0 err`,
+    `  tune.http.logurilen ${LOGGED_PATH_MAX + 64}`,
     `  nbthread ${c.threads}`,
     // Not derived from the open-files limit, which haproxy does by default: the systemd
     // unit's LimitNOFILE=1048576 would give half a million, and haproxy holds memory for
@@ -351,9 +358,9 @@ function logFormat(): string {
     '"time":%Ts%ms',
     '"source":"router"',
     '"app":"%[var(txn.app)]"',
-    '"host":"%[var(txn.host)]"',
+    `"host":"%[var(txn.host),bytes(0,${LOGGED_HOST_MAX}),json(ascii)]"`,
     '"method":"%HM"',
-    '"path":"%HU"',
+    `"path":"%[capture.req.uri,bytes(0,${LOGGED_PATH_MAX}),json(ascii)]"`,
     '"status":%ST',
     '"bytes":%[var(sess.clen,0)]',
     '"duration":%Ta',
