@@ -148,6 +148,10 @@ describe('host routing', () => {
       'a:b:80',
       'web paas.test',
       '[::1',
+      // Ending like web's wildcard domain does not make a malformed name one of its hosts.
+      'web shop.example.org',
+      'a"b.example.org',
+      'a..example.org',
     ]) {
       const r = await request(router.port, host);
       expect(r.status, host).toBe(400);
