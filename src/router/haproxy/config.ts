@@ -246,15 +246,15 @@ export function renderConfig(c: ConfigInput): string {
     "  http-request deny deny_status 400 if !{ req.hdr_cnt(host) eq 1 } || { url -m str '*' }",
     // The Host header is read once; the checks after it read the variable. The common case
     // (no port, no trailing dot) costs no regex, and a host found in the exact map is valid
-    // by construction; one that only ends like a wildcard domain must be valid to match it,
-    // and a miss is checked (400 if malformed, else 404).
+    // by construction; any other must be valid (else 400) before the wildcards, which match
+    // by suffix, are looked up (else 404).
     '  http-request set-var(txn.host) req.hdr(host),lower',
     "  http-request deny deny_status 400 if { var(txn.host) -m sub : } !{ var(txn.host) -m beg [ } !{ var(txn.host) -m reg '^[^:]*:[0-9]{1,5}$' }",
     '  http-request set-var(txn.host) var(txn.host),regsub(:[0-9]+$,) if { var(txn.host) -m sub : }',
     '  http-request set-var(txn.host) var(txn.host),regsub([.]$,) if { var(txn.host) -m end . }',
     `  http-request set-var(txn.app) var(txn.host),map_str(${paths.exact})`,
-    `  http-request set-var(txn.app) var(txn.host),map_end(${paths.wild}) if !{ var(txn.app) -m found } { var(txn.host) -m reg ${HOST_RE} }`,
     `  http-request deny deny_status 400 if !{ var(txn.app) -m found } !{ var(txn.host) -m reg ${HOST_RE} }`,
+    `  http-request set-var(txn.app) var(txn.host),map_end(${paths.wild}) unless { var(txn.app) -m found }`,
     '  http-request deny deny_status 404 unless { var(txn.app) -m found }',
     ...httpsRedirect(c),
     // Absolute-form targets go upstream in origin-form, as the node plane sends them.
