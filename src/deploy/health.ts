@@ -8,7 +8,7 @@ import type * as Http from 'node:http';
 import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { Release } from '../apps/index.ts';
-import { DeployFailed } from '../errors/index.ts';
+import { DeployFailed, type PaasError } from '../errors/index.ts';
 import type { Healthcheck } from '../registry/index.ts';
 import type { ContainerInfo, ExitStatus } from '../runtime/index.ts';
 import type { ProcessDeps } from './types.ts';
@@ -196,7 +196,7 @@ export function lastOutput(logPath: string, n = 5): string {
 /**
  * Runs the checks in order; each passes on its first successful attempt. Throws DeployFailed
  * naming the check, its last reason and the process's last output lines; a process that exits
- * fails at once.
+ * fails at once, with how it ended in `details.exited` (the supervisor logs that as the crash).
  */
 export async function runChecks(
   deps: ProcessDeps,
@@ -211,16 +211,7 @@ export async function runChecks(
     let ok = false;
     for (let attempt = 1; attempt <= c.attempts && !ok; attempt++) {
       const info = await deps.runtime.inspect(p.id);
-      if (info.state !== 'running') {
-        const what =
-          c.name === 'default' && c.probe.kind === 'default'
-            ? `accepted connections on port ${p.port}`
-            : `passed its health check "${c.name}"`;
-        throw new DeployFailed(
-          `${p.type}.${p.n} ${describeExit(info.exit)} before it ${what}${lastOutput(info.logPath)}`,
-          { step: 'check', exitCode: info.exit?.exitCode ?? null },
-        );
-      }
+      if (info.state !== 'running') throw exitedDuring(p, c, info);
       reason = await probe(deps, info, p, c, startedAt);
       ok = reason === '';
       if (!ok && c.name !== 'default')
@@ -229,6 +220,8 @@ export async function runChecks(
     }
     if (!ok) {
       const info = await deps.runtime.inspect(p.id).catch(() => null);
+      // A process that ended during the last attempt failed by ending, not by the probe.
+      if (info !== null && info.state !== 'running') throw exitedDuring(p, c, info);
       const what =
         c.name === 'default'
           ? `${p.type}.${p.n} did not answer HTTP on port ${p.port} within ${Math.round((Date.now() - startedAt) / 1000)}s (does it listen on $PORT?): ${reason}`
@@ -238,6 +231,20 @@ export async function runChecks(
       });
     }
   }
+}
+
+/** A process that ended before it passed check `c`: how it ended, and when. */
+function exitedDuring(p: Checked, c: HealthCheck, info: ContainerInfo): PaasError {
+  let before: string;
+  if (c.name !== 'default') before = `passed its health check "${c.name}"`;
+  else if (c.probe.kind === 'uptime') before = `stayed up for ${c.probe.seconds}s`;
+  else before = `accepted connections on port ${p.port}`;
+  const exited = `${describeExit(info.exit)} before it ${before}`;
+  return new DeployFailed(`${p.type}.${p.n} ${exited}${lastOutput(info.logPath)}`, {
+    step: 'check',
+    exitCode: info.exit?.exitCode ?? null,
+    exited,
+  });
 }
 
 async function probe(

@@ -309,3 +309,43 @@ describe("rotation is the supervisor's: setRotation changes it and routes, in on
     deps.supervisor.stop();
   });
 });
+
+describe('a process that ends during its start check', () => {
+  it('is logged and shown by how it ended, as a crash after the check is, not as a web check', async () => {
+    const doomed = parseAppName('doomed');
+    const state = openState(tmp.dir);
+    state.apps.create(doomed);
+    const rel = state.releases.create(
+      doomed,
+      {
+        image: 'busybox',
+        imageDigest: 'sha256:test',
+        processes: { worker: ['/bin/sh', '-c', 'echo dying; exit 3'] },
+        gitSha: 'b'.repeat(40),
+        buildId: null,
+        description: 'test',
+      },
+      {},
+    );
+    state.releases.markDeploying(doomed, rel.version);
+    state.releases.finishDeploy(doomed, rel.version, { ok: true });
+    state.apps.setFormation(doomed, worker, 1);
+    state.close();
+
+    const d = daemon();
+    await converge(d, doomed);
+    const ended = 'exited with code 3 before it stayed up for 1s';
+    // The first start (by converge) and a restart (by the policy) both end in their check.
+    const said = await waitFor('a restart that ended too', () => {
+      const lines = d.logs.tail(doomed, 50).map((l) => l.text);
+      return lines.filter((t) => t.startsWith(`worker.1: v1 ${ended}; `)).length >= 2
+        ? lines
+        : null;
+    });
+    expect(said).toContain(`worker.1: v1 ${ended}; restarting now`);
+    expect(said.filter((t) => /HTTP|port|failed to restart/.test(t))).toEqual([]);
+    expect(d.supervisor.list(doomed)[0]?.lastExit).toBe(ended);
+    await scale(d, doomed, new Map([[worker, 0]]));
+    kill(d);
+  });
+});

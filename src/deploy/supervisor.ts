@@ -12,7 +12,7 @@ import { setMaxListeners } from 'node:events';
 import type { AppName, Release, SlotHistory, SlotKey } from '../apps/index.ts';
 import type { Backend } from '../router/index.ts';
 import type { ContainerInfo, ExitStatus } from '../runtime/index.ts';
-import { describeError, WaitTimeout } from '../errors/index.ts';
+import { describeError, PaasError, WaitTimeout } from '../errors/index.ts';
 import { checksFor, describeExit, runChecks } from './health.ts';
 import { DEFAULT_PORT, removeContainer, startProcess, type ProcessLabels } from './processes.ts';
 import { type Proc, type ProcessDeps, type ProcessSupervisor, type ProcView } from './types.ts';
@@ -106,7 +106,7 @@ export class Supervisor implements ProcessSupervisor {
     } catch (e) {
       if (opts.keepOnFailure === true) {
         // Scaling and recovery keep the slot: the restart policy retries it with backoff.
-        this.crashed(proc, describeError(e).split('\n')[0]!);
+        this.crashed(proc, crashText(e, ''));
         return proc;
       }
       proc.wanted = false;
@@ -336,7 +336,16 @@ export class Supervisor implements ProcessSupervisor {
       if (proc.type === 'web' && proc.inRotation) await this.route(proc.app);
     } catch (e) {
       if (!proc.wanted || this.stopped) return;
-      this.crashed(proc, `failed to restart: ${describeError(e).split('\n')[0]}`);
+      this.crashed(proc, crashText(e, 'failed to restart: '));
     }
   }
+}
+
+/**
+ * What a failed start is logged and shown (`ps`'s last exit) as: how the process ended when it
+ * ended during its checks, as a crash after them reads; else `prefix` and the error's first line.
+ */
+function crashText(e: unknown, prefix: string): string {
+  if (e instanceof PaasError && typeof e.details.exited === 'string') return e.details.exited;
+  return `${prefix}${describeError(e).split('\n')[0]}`;
 }
