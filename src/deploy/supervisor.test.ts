@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cgroupDirs,
+  dropBridge,
   NATIVE_DIR,
   netnsNames,
   pinCgroup,
@@ -136,6 +137,7 @@ afterAll(async () => {
       // closed by kill()
     }
   }
+  dropBridge('paastest3');
   expect(cgroupDirs('paastest-supervisor')).toEqual([]);
   tmp.cleanup();
 });

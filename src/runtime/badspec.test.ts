@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cgroupDirs,
+  dropBridge,
   links,
   mountsUnder,
   NATIVE_DIR,
@@ -50,7 +51,10 @@ describe.each(['native', 'runc'] as RuntimeName[])('bad specs on %s', (name) => 
     net.close();
   }
 
-  afterAll(() => tmp.cleanup());
+  afterAll(() => {
+    dropBridge('paastest0');
+    tmp.cleanup();
+  });
 
   const cases: [string, () => Partial<ContainerSpec>, RegExp][] = [
     [

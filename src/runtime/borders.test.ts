@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { networkInterfaces } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  dropBridge,
   internetStandIn,
   NATIVE_DIR,
   tempDir,
@@ -86,10 +87,7 @@ describe('borders of a container on the bridge', () => {
     host?.close();
     inet?.close();
     // The bridge and its tables are this test's own.
-    for (const br of [BRIDGE, OTHER_BRIDGE])
-      sh(
-        `nft delete table inet ${filterTable(br)} 2>/dev/null; nft delete table ip paas_${br} 2>/dev/null; ip link del ${br} 2>/dev/null; true`,
-      );
+    for (const br of [BRIDGE, OTHER_BRIDGE]) dropBridge(br);
     tmp.cleanup();
   });
 
@@ -271,9 +269,7 @@ describe('borders with iptables (hosts without nft)', () => {
     host?.close();
     inet?.close();
     dropIptables();
-    sh(
-      `nft delete table inet ${filterTable(bridge)} 2>/dev/null; nft delete table ip paas_${bridge} 2>/dev/null; ip link del ${bridge} 2>/dev/null; true`,
-    );
+    dropBridge(bridge);
     tmp.cleanup();
   });
 

@@ -6,17 +6,15 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { links, tempDir } from '../../test/helpers/host.ts';
+import { dropBridge, links, tempDir } from '../../test/helpers/host.ts';
 import { hostVethName, macFor, Network, parseSubnet } from './network.ts';
 
 describe('network', () => {
   const tmp = tempDir('network');
   afterAll(() => {
     // Leave nothing behind even when an assertion failed half-way.
-    execFileSync('sh', [
-      '-c',
-      'ip netns del paas-nettest 2>/dev/null; ip link del paastest1 2>/dev/null; true',
-    ]);
+    execFileSync('sh', ['-c', 'ip netns del paas-nettest 2>/dev/null; true']);
+    for (const br of ['paastest1', 'paastest2']) dropBridge(br);
     tmp.cleanup();
   });
 

@@ -91,6 +91,9 @@ export function hostVethName(id: string): string {
   return `vp${createHash('sha256').update(id).digest('hex').slice(0, 12)}`;
 }
 
+/** The nftables table that holds a bridge's outbound NAT. */
+export const natTable = (bridge: string): string => `paas_${bridge.replace(/[^a-zA-Z0-9_]/g, '_')}`;
+
 export class Network {
   readonly bridge: string;
   readonly subnet: string;
@@ -248,7 +251,7 @@ export class Network {
     } catch {
       // read-only /proc/sys: NAT below still helps host→container; forwarding stays as it is
     }
-    const table = `paas_${this.bridge.replace(/[^a-zA-Z0-9_]/g, '_')}`;
+    const table = natTable(this.bridge);
     const ruleset = `table ip ${table} {}\ndelete table ip ${table}\ntable ip ${table} {\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr ${this.subnet} oifname != "${this.bridge}" masquerade\n  }\n}\n`;
     const nft = await new Promise<boolean>((resolve) => {
       const child = execFile('nft', ['-f', '-'], (err) => resolve(err === null));

@@ -1,6 +1,6 @@
 // The scheduler contract on `local`: our own runtime (native) and supervisor on this box.
 import { join } from 'node:path';
-import { NATIVE_DIR, tempDir, testRootfs } from '../../test/helpers/host.ts';
+import { dropBridge, NATIVE_DIR, tempDir, testRootfs } from '../../test/helpers/host.ts';
 import { openState } from '../apps/index.ts';
 import { withSupervisor } from '../deploy/index.ts';
 import { LogCollector, LogStore } from '../logs/index.ts';
@@ -53,6 +53,7 @@ schedulerContract('local', async () => {
       for (const c of await runtime.list())
         await runtime.remove(c.id, { force: true }).catch(() => undefined);
       state.close();
+      dropBridge('paastest22');
       tmp.cleanup();
     },
   };

@@ -13,6 +13,8 @@ import {
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { filterTable } from '../../src/runtime/firewall.ts';
+import { natTable } from '../../src/runtime/network.ts';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
 export const NATIVE_DIR = join(REPO, 'native', 'build');
@@ -39,6 +41,18 @@ export function mountsUnder(prefix: string): string[] {
 
 export function netnsNames(): string[] {
   return existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+}
+
+/**
+ * Removes a test's bridge and the nftables tables the runtime made for it (outbound NAT and
+ * borders), which outlive the bridge: a NAT table left behind keeps conntrack on for all of
+ * the box's traffic. Safe when any of them is missing.
+ */
+export function dropBridge(bridge: string): void {
+  execFileSync('sh', [
+    '-c',
+    `nft delete table inet ${filterTable(bridge)} 2>/dev/null; nft delete table ip ${natTable(bridge)} 2>/dev/null; ip link del ${bridge} 2>/dev/null; true`,
+  ]);
 }
 
 export function links(): string[] {
