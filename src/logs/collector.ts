@@ -161,7 +161,7 @@ export class LogCollector {
     }
     if (typeof e.app !== 'string' || !/^[a-z][a-z0-9-]{0,62}$/.test(e.app)) return;
     const ts = typeof e.time === 'number' ? new Date(e.time).toISOString() : undefined;
-    const text = `method=${String(e.method)} path="${String(e.path)}" host=${String(e.host)} status=${String(e.status)} bytes=${String(e.bytes)} duration=${String(e.duration)}ms upstream=${String(e.upstream)} request_id=${String(e.requestId)}`;
+    const text = `method=${String(e.method)} path=${logfmtQuoted(String(e.path))} host=${String(e.host)} status=${String(e.status)} bytes=${String(e.bytes)} duration=${String(e.duration)}ms upstream=${String(e.upstream)} request_id=${String(e.requestId)}`;
     this.store.append(e.app, { source: 'router', text, ts });
   }
 
@@ -275,3 +275,9 @@ function loadOffsets(path: string): Record<string, Offset> {
     return {};
   }
 }
+
+/**
+ * A logfmt value in quotes, as log drains' parsers read it: a request target may carry `"`
+ * and `\` (both planes pass them), which would otherwise end the value early.
+ */
+const logfmtQuoted = (s: string): string => `"${s.replace(/[\\"]/g, '\\$&')}"`;

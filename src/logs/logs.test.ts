@@ -170,6 +170,19 @@ describe('LogCollector', () => {
     ]);
     expect(store.tail('blog', 10).map((l) => l.source)).toEqual(['router']);
   });
+
+  it('quotes a path with `"` or `\\` in it as logfmt does, so the field ends where it should', () => {
+    const store = new LogStore({ dir: join(dir, 'apps') });
+    const access = join(dir, 'quoted.log');
+    const line = { level: 30, time: Date.now(), source: 'router', app: 'shop', method: 'GET' };
+    writeFileSync(
+      access,
+      `${JSON.stringify({ ...line, path: '/a"status=500\\', status: 200, host: 'shop.test' })}\n`,
+    );
+    new LogCollector(store, { routerAccessLog: access }).poll();
+    const text = store.tail('shop', 10).at(-1)?.text;
+    expect(text).toContain('method=GET path="/a\\"status=500\\\\" host=shop.test status=200 ');
+  });
 });
 
 describe('the router access log on disk', () => {
