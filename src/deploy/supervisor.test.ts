@@ -14,7 +14,13 @@ import {
   testRootfs,
   waitFor,
 } from '../../test/helpers/host.ts';
-import { openState, parseAppName, parseProcessType, type State } from '../apps/index.ts';
+import {
+  openState,
+  parseAppName,
+  parseProcessType,
+  type AppName,
+  type State,
+} from '../apps/index.ts';
 import { LogCollector, LogStore } from '../logs/index.ts';
 import { openStore, type ImageStore } from '../registry/index.ts';
 import { createRuntime, type Runtime } from '../runtime/index.ts';
@@ -86,6 +92,28 @@ const history = (p: ProcView) => ({
   state: p.state,
 });
 
+/** An app whose live release runs one `worker` process: `sh -c script` in busybox. */
+function createApp(name: AppName, script: string): void {
+  const state = openState(tmp.dir);
+  state.apps.create(name);
+  const rel = state.releases.create(
+    name,
+    {
+      image: 'busybox',
+      imageDigest: 'sha256:test',
+      processes: { worker: ['/bin/sh', '-c', script] },
+      gitSha: 'a'.repeat(40),
+      buildId: null,
+      description: 'test',
+    },
+    {},
+  );
+  state.releases.markDeploying(name, rel.version);
+  state.releases.finishDeploy(name, rel.version, { ok: true });
+  state.apps.setFormation(name, worker, 1);
+  state.close();
+}
+
 beforeAll(async () => {
   runtime = createRuntime('native', {
     dataDir: tmp.dir,
@@ -100,24 +128,7 @@ beforeAll(async () => {
     Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
     Cmd: ['sh'],
   });
-  const state = openState(tmp.dir);
-  state.apps.create(app);
-  const rel = state.releases.create(
-    app,
-    {
-      image: 'busybox',
-      imageDigest: 'sha256:test',
-      processes: { worker: ['/bin/sh', '-c', 'exec sleep 100000'] },
-      gitSha: 'a'.repeat(40),
-      buildId: null,
-      description: 'test',
-    },
-    {},
-  );
-  state.releases.markDeploying(app, rel.version);
-  state.releases.finishDeploy(app, rel.version, { ok: true });
-  state.apps.setFormation(app, worker, 1);
-  state.close();
+  createApp(app, 'exec sleep 100000');
 });
 
 afterAll(async () => {
@@ -315,24 +326,7 @@ describe("rotation is the supervisor's: setRotation changes it and routes, in on
 describe('a process that ends during its start check', () => {
   it('is logged and shown by how it ended, as a crash after the check is, not as a web check', async () => {
     const doomed = parseAppName('doomed');
-    const state = openState(tmp.dir);
-    state.apps.create(doomed);
-    const rel = state.releases.create(
-      doomed,
-      {
-        image: 'busybox',
-        imageDigest: 'sha256:test',
-        processes: { worker: ['/bin/sh', '-c', 'echo dying; exit 3'] },
-        gitSha: 'b'.repeat(40),
-        buildId: null,
-        description: 'test',
-      },
-      {},
-    );
-    state.releases.markDeploying(doomed, rel.version);
-    state.releases.finishDeploy(doomed, rel.version, { ok: true });
-    state.apps.setFormation(doomed, worker, 1);
-    state.close();
+    createApp(doomed, 'echo dying; exit 3');
 
     const d = daemon();
     await converge(d, doomed);

@@ -17,13 +17,15 @@ import { PaasError } from '../errors/index.ts';
 import { createRuntime, Network, parseCpus, parseMemory, parsePids } from './index.ts';
 import type { ContainerSpec, Runtime, RuntimeName } from './types.ts';
 
+// Its own bridge (not the runtime contract's paastest0), so dropping it cannot pull a bridge
+// from under another file running at the same time.
 describe.each(['native', 'runc'] as RuntimeName[])('bad specs on %s', (name) => {
   const tmp = tempDir(`badspec-${name}`);
   const opts = {
     dataDir: tmp.dir,
     nativeDir: NATIVE_DIR,
-    bridge: 'paastest0',
-    subnet: '10.78.0.0/24',
+    bridge: 'paastest4',
+    subnet: '10.78.4.0/24',
     networkStateDir: tmp.dir,
     cgroupParent: `paastest-bad-${name}`,
   };
@@ -43,16 +45,16 @@ describe.each(['native', 'runc'] as RuntimeName[])('bad specs on %s', (name) => 
     expect(mountsUnder(tmp.dir)).toEqual([]);
     expect(cgroupDirs(`paastest-bad-${name}`)).toEqual([]);
     expect(netnsNames().filter((n) => !netnsBefore.has(n))).toEqual([]);
-    expect(links().filter((l) => !linksBefore.has(l) && l !== 'paastest0')).toEqual([]);
+    expect(links().filter((l) => !linksBefore.has(l) && l !== 'paastest4')).toEqual([]);
     const containers = join(tmp.dir, 'containers');
     expect(existsSync(containers) ? readdirSync(containers) : []).toEqual([]);
-    const net = new Network({ stateDir: tmp.dir, bridge: 'paastest0', subnet: '10.78.0.0/24' });
+    const net = new Network({ stateDir: tmp.dir, bridge: 'paastest4', subnet: '10.78.4.0/24' });
     expect(net.leases()).toEqual([]);
     net.close();
   }
 
   afterAll(() => {
-    dropBridge('paastest0');
+    dropBridge('paastest4');
     tmp.cleanup();
   });
 
