@@ -17,8 +17,8 @@ import { PaasError } from '../errors/index.ts';
 import { createRuntime, Network, parseCpus, parseMemory, parsePids } from './index.ts';
 import type { ContainerSpec, Runtime, RuntimeName } from './types.ts';
 
-// Its own bridge (not the runtime contract's paastest0), so dropping it cannot pull a bridge
-// from under another file running at the same time.
+// Its own bridge (not the runtime contract's), so dropping it cannot pull a bridge from under
+// another file running at the same time.
 describe.each(['native', 'runc'] as RuntimeName[])('bad specs on %s', (name) => {
   const tmp = tempDir(`badspec-${name}`);
   const opts = {
