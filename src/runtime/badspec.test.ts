@@ -45,16 +45,16 @@ describe.each(['native', 'runc'] as RuntimeName[])('bad specs on %s', (name) => 
     expect(mountsUnder(tmp.dir)).toEqual([]);
     expect(cgroupDirs(`paastest-bad-${name}`)).toEqual([]);
     expect(netnsNames().filter((n) => !netnsBefore.has(n))).toEqual([]);
-    expect(links().filter((l) => !linksBefore.has(l) && l !== 'paastest4')).toEqual([]);
+    expect(links().filter((l) => !linksBefore.has(l) && l !== opts.bridge)).toEqual([]);
     const containers = join(tmp.dir, 'containers');
     expect(existsSync(containers) ? readdirSync(containers) : []).toEqual([]);
-    const net = new Network({ stateDir: tmp.dir, bridge: 'paastest4', subnet: '10.78.4.0/24' });
+    const net = new Network({ stateDir: tmp.dir, bridge: opts.bridge, subnet: opts.subnet });
     expect(net.leases()).toEqual([]);
     net.close();
   }
 
   afterAll(() => {
-    dropBridge('paastest4');
+    dropBridge(opts.bridge);
     tmp.cleanup();
   });
 
