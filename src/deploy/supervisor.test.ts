@@ -47,6 +47,7 @@ function daemon(
     switch: async () => ({ drained: true }),
     setRoutes: async () => ({ drained: true }),
   },
+  rt: Runtime = runtime,
 ): DeployDeps {
   const state = openState(tmp.dir);
   const logs = new LogStore({ dir: join(tmp.dir, 'logs', 'apps') });
@@ -58,7 +59,7 @@ function daemon(
       state,
       logs,
       collector: new LogCollector(logs, {}),
-      runtime,
+      runtime: rt,
       store,
       router,
       build: () => Promise.reject(new Error('no builds here')),
@@ -342,6 +343,47 @@ describe('a process that ends during its start check', () => {
     expect(said.filter((t) => /HTTP|port|failed to restart/.test(t))).toEqual([]);
     expect(d.supervisor.list(doomed)[0]?.lastExit).toBe(ended);
     await scale(d, doomed, new Map([[worker, 0]]));
+    kill(d);
+  });
+});
+
+describe('an exit that the wait delivers after the start check reported it', () => {
+  it('is one crash and one restart, not two', async () => {
+    const late = parseAppName('late');
+    createApp(late, 'echo dying; exit 4');
+    // On a busy box the runtime's wait can hand over an exit after the check saw it (the
+    // check inspects the container itself). This runtime always does: its wait resolves only
+    // once the slot is no longer starting with that container.
+    let d: DeployDeps | null = null;
+    const slowWait: Runtime['wait'] = async (id, opts) => {
+      const exit = await runtime.wait(id, opts);
+      await waitFor('the check to report the exit', () =>
+        d?.supervisor.list(late).every((p) => p.id !== id || p.state !== 'starting'),
+      );
+      return exit;
+    };
+    const slow = new Proxy(runtime, {
+      get: (target, key) => {
+        if (key === 'wait') return slowWait;
+        const v: unknown = Reflect.get(target, key);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    d = daemon(undefined, slow);
+    await converge(d, late);
+    const crashes = await waitFor('three crashes', () => {
+      const lines = d.logs.tail(late, 50).map((l) => l.text);
+      const ended = lines.filter((t) => t.startsWith('worker.1: v1 exited'));
+      return ended.length >= 3 ? { lines, ended } : null;
+    });
+    const ended = 'worker.1: v1 exited with code 4 before it stayed up for 1s';
+    expect(crashes.ended.slice(0, 3)).toEqual([
+      `${ended}; restarting now`,
+      `${ended}; restarting in 0.2s`,
+      `${ended}; restarting in 0.4s`,
+    ]);
+    expect(crashes.lines.filter((t) => /failed to restart/.test(t))).toEqual([]);
+    await scale(d, late, new Map([[worker, 0]]));
     kill(d);
   });
 });

@@ -249,15 +249,11 @@ export class Supervisor implements ProcessSupervisor {
   }
 
   private onExit(proc: Proc, id: string, exit: ExitStatus): void {
-    // While a slot is being checked, the check reports the exit (and counts the crash).
-    if (
-      this.stopped ||
-      proc.id !== id ||
-      !proc.wanted ||
-      proc.state === 'starting' ||
-      proc.state === 'stopping'
-    )
-      return;
+    // Only a running process's exit is a new crash. While a slot is being checked, the check
+    // reports the exit (and counts the crash); once it has, the slot is restarting (or crashed)
+    // with that very container, and an exit the wait delivers late must not count it again and
+    // start a second restart beside the first.
+    if (this.stopped || proc.id !== id || !proc.wanted || proc.state !== 'running') return;
     this.crashed(proc, describeExit(exit));
   }
 
@@ -290,6 +286,7 @@ export class Supervisor implements ProcessSupervisor {
     proc.lastExit = how;
     this.record(proc.app, () => this.deps.state.slots.crashed(proc.id, proc.crashes, how));
     const delay = backoffMs(proc.crashes, this.policy);
+    if (proc.timer !== null) clearTimeout(proc.timer); // one restart per slot, never two
     proc.state = proc.crashes >= this.policy.crashLoop ? 'crashed' : 'restarting';
     const when = delay === 0 ? 'restarting now' : `restarting in ${Math.round(delay / 100) / 10}s`;
     this.log(proc, `v${proc.version} ${how}; ${when}`);
