@@ -4,7 +4,7 @@
 import fs, { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { BlobNotFound, InvalidLayer } from '../errors/index.ts';
 import { digestFromHash, digestHex, isDigest, type Digest } from './digest.ts';
@@ -29,21 +29,21 @@ async function openDecompressed(file: string): Promise<Readable> {
 
 /**
  * Unpacks a layer (a blob file path or a stream) into `dir`, which must not exist: the work
- * happens in a sibling tmp directory that is renamed to `dir` on success and removed on any
- * failure, so a refused layer leaves nothing behind. With `diffId` (and a path), the
+ * happens in a scratch directory under `tmpDir` (on the same filesystem) that is renamed to
+ * `dir` on success and removed on any failure, so a refused layer leaves nothing behind. With `diffId` (and a path), the
  * uncompressed stream must hash to it (OCI image spec config.md §rootfs), as Docker checks.
  */
 export async function unpackLayer(
   blob: string | Readable,
   dir: string,
-  options: { limits?: Partial<LayerLimits>; tmpDir?: string; label?: string; diffId?: Digest } = {},
+  options: { limits?: Partial<LayerLimits>; tmpDir: string; label?: string; diffId?: Digest },
 ): Promise<void> {
   const limits = { ...DEFAULT_LAYER_LIMITS, ...options.limits };
   const label =
     options.label ?? (typeof blob === 'string' ? path.basename(blob) : path.basename(dir));
-  const tmp = options.tmpDir
-    ? scratchName(options.tmpDir, `layer-${path.basename(dir).slice(0, 12)}`)
-    : `${dir}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  // In the store's tmp dir (same filesystem), named for this process, so the sweep at the next
+  // open removes what a killed unpack left.
+  const tmp = scratchName(options.tmpDir, `layer-${path.basename(dir).slice(0, 12)}`);
   await fsp.mkdir(tmp, { mode: 0o755 });
   try {
     const hash = createHash('sha256');
