@@ -202,33 +202,66 @@ export class ServiceManager {
   }
 
   private watch(name: ServiceName, id: string, history: { restarts: number; crashes: number }) {
-    this.watches.get(name)?.abort.abort();
-    const w: Watch = { id, abort: new AbortController(), ...history };
-    this.watches.set(name, w);
+    const w = this.newWatch(name, id, history);
     const upSince = Date.now();
     void this.deps.runtime
       .wait(id, { signal: w.abort.signal })
       .then(async (exit) => {
-        if (this.stopped || w.abort.signal.aborted || this.busy.has(name)) return;
+        if (this.dropped(name, w)) return;
         const svc = this.services.find(name);
         if (svc === null) return;
         const crashes = Date.now() - upSince > STABLE_MS ? 1 : w.crashes + 1;
-        const delay = this.deps.backoff(crashes);
+        const delayMs = this.deps.backoff(crashes);
         this.deps.log('service exited; restarting', {
           service: name,
           exitCode: exit.exitCode,
           signal: exit.signal,
-          delayMs: delay,
+          delayMs,
         });
-        await sleep(delay);
-        if (this.stopped || w.abort.signal.aborted || this.busy.has(name)) return;
-        await this.deps.runtime.remove(id, { force: true }).catch(() => undefined);
-        await this.start(svc, { restarts: w.restarts + 1, crashes });
+        await this.startAgain(svc, w, crashes, delayMs);
       })
       .catch((e: unknown) => {
         if (!w.abort.signal.aborted)
           this.deps.log('service watch failed', { service: name, err: String(e) });
       });
+  }
+
+  /** The service's watch from now on (ending the one before): its container and history. */
+  private newWatch(name: ServiceName, id: string, history: { restarts: number; crashes: number }) {
+    this.watches.get(name)?.abort.abort();
+    const w: Watch = { id, abort: new AbortController(), ...history };
+    this.watches.set(name, w);
+    return w;
+  }
+
+  /** Whether `w` no longer decides for the service: stopped, replaced, or busy on purpose. */
+  private dropped(name: ServiceName, w: Watch): boolean {
+    return this.stopped || w.abort.signal.aborted || this.busy.has(name);
+  }
+
+  /**
+   * Starts a fresh container after `delayMs` in place of `w.id` (if any). A start that fails
+   * (the runtime could not make the container) is tried again after the next backoff, as an
+   * app process's failed restart is: a database stays down only while its container cannot be
+   * made, not until the daemon restarts. Ends when a start succeeds or `w` is dropped.
+   */
+  private async startAgain(svc: Service, w: Watch, crashes: number, delayMs: number) {
+    for (;;) {
+      await sleep(delayMs);
+      if (this.dropped(svc.name, w)) return;
+      if (w.id !== '') await this.deps.runtime.remove(w.id, { force: true }).catch(() => undefined);
+      try {
+        await this.start(svc, { restarts: w.restarts + 1, crashes });
+        return;
+      } catch (e) {
+        delayMs = this.deps.backoff(++crashes);
+        this.deps.log('service did not start; retrying', {
+          service: svc.name,
+          err: String(e),
+          delayMs,
+        });
+      }
+    }
   }
 
   /** Exits 0 from the type's check, bounded by HEALTH_TIMEOUT_MS. */
@@ -277,7 +310,15 @@ export class ServiceManager {
         await this.start(svc);
         out.started++;
       } catch (e) {
-        this.deps.log('service did not start', { service: svc.name, err: String(e) });
+        // Tried again with backoff, as after a crash; `services:info` shows it down meanwhile.
+        const delayMs = this.deps.backoff(1);
+        this.deps.log('service did not start; retrying', {
+          service: svc.name,
+          err: String(e),
+          delayMs,
+        });
+        const w = this.newWatch(svc.name, '', { restarts: 0, crashes: 1 });
+        void this.startAgain(svc, w, 1, delayMs);
       }
     }
     return out;
