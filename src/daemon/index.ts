@@ -175,6 +175,7 @@ async function startClaimed(opts: DaemonOptions): Promise<Daemon> {
       (r.replaced === undefined ? '' : `, taking over from the ${r.replaced} plane, now stopped`) +
       (r.httpsPort !== undefined ? `, https port ${r.httpsPort}` : ''),
   );
+  const routerWatch = watchRouter(router, log);
   if (r.httpsPort === undefined && opts.httpsPort !== undefined)
     log.warn(
       `the ${plane.kind} data plane has no HTTPS listener (adopted from before --https-port, or a plane without HTTPS yet): certificates are kept and served once it has one`,
@@ -433,6 +434,7 @@ async function startClaimed(opts: DaemonOptions): Promise<Daemon> {
     apiPort,
     sshPort,
     async close() {
+      routerWatch.stop();
       deps.supervisor.stop();
       deps.scheduler?.close();
       services.stop();
@@ -446,6 +448,41 @@ async function startClaimed(opts: DaemonOptions): Promise<Daemon> {
       router.close();
       state.close();
       auth.close();
+    },
+  };
+}
+
+/** How often the daemon checks that the front door answers (a dead one is down this long). */
+const ROUTER_WATCH_MS = 2000;
+
+/**
+ * The router outlives the daemon, but nothing else restarts it: every ROUTER_WATCH_MS, a
+ * plane that stopped answering (killed, crashed, OOM) is started again on its last table.
+ */
+function watchRouter(router: RouterLink, log: pino.Logger): { stop(): void } {
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  const tick = async (): Promise<void> => {
+    try {
+      const r = await router.revive();
+      if (r !== null && !stopped)
+        log.warn(
+          `the router (${router.plane.kind}) was not answering: started it again (pid ${r.pid})`,
+        );
+    } catch (e) {
+      if (!stopped)
+        log.error(
+          { err: describeError(e) },
+          'the router is not answering and could not be started',
+        );
+    }
+    if (!stopped) timer = setTimeout(() => void tick(), ROUTER_WATCH_MS).unref();
+  };
+  timer = setTimeout(() => void tick(), ROUTER_WATCH_MS).unref();
+  return {
+    stop() {
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
     },
   };
 }

@@ -4,7 +4,7 @@
 // every request on a kept-alive connection is answered by the app, and on new connections
 // every request that reached a plane is (one queued on the old listener as it closes may be
 // reset); afterwards only the new plane runs, and it serves the app's HTTPS certificate.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TestCa } from '../../test/helpers/certs.ts';
 import { alive, freePorts } from '../../test/helpers/host.ts';
 import { createDataPlane, type RouterCerts } from '../router/index.ts';
-import { requestLoop, upstream, type Upstream } from '../router/testing.ts';
+import { request, requestLoop, until, upstream, type Upstream } from '../router/testing.ts';
 import { RouterLink } from './router-link.ts';
 
 const dirs: string[] = [];
@@ -103,5 +103,79 @@ describe('changing the data plane', () => {
       expect(await after.plane.routes()).toMatchObject(table);
       expect(await cnOf(cfg.httpsPort, 'shop.example.com')).toBe('shop.example.com');
       expect(app.seen.length).toBe(ok + freshOk);
+    });
+});
+
+/** Pids of the processes whose command line names `dir` (a plane's, by its data dir). */
+function processesOf(dir: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir) && alive(Number(p)))
+        out.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+describe('a plane process that was killed', () => {
+  for (const kind of ['node', 'haproxy'] as const)
+    it(`${kind}: revive starts it again on its table with its certificates, once, also beside a switch`, async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'paas-revive-'));
+      dirs.push(dataDir);
+      const [httpPort, httpsPort] = await freePorts(2);
+      const cfg = {
+        dataDir,
+        httpPort: httpPort!,
+        httpsPort: httpsPort!,
+        host: '127.0.0.1',
+        domain: 'paas.test',
+        workers: 1,
+      };
+      const app: Upstream = await upstream('shop');
+      stops.push(() => app.close());
+      const leaf = TestCa.root(join(dataDir, 'ca')).leaf(['shop.example.com']);
+      const certs: RouterCerts = {
+        hosts: { 'shop.example.com': { cert: leaf.chain, key: leaf.key } },
+        default: null,
+      };
+      const backends = [{ host: '127.0.0.1', port: app.port }];
+      const link = new RouterLink(createDataPlane(kind, cfg), { certs: () => certs });
+      stops.push(() => link.plane.stop());
+      await link.connect();
+      await link.setRoutes({
+        domain: 'paas.test',
+        apps: { shop: { domains: ['shop.example.com'], backends } },
+      });
+      const serves = async () => (await request(cfg.httpPort, 'shop.example.com')).status === 200;
+      expect(await serves()).toBe(true);
+      expect(await link.revive()).toBeNull();
+      const running = processesOf(dataDir);
+
+      const killAll = async () => {
+        for (const pid of processesOf(dataDir)) process.kill(pid, 'SIGKILL');
+        await until(async () => !(await serves().catch(() => false)), 10_000, 'the port to close');
+      };
+      await killAll();
+      const r = await link.revive();
+      expect(r).toMatchObject({ started: true, httpsPort: cfg.httpsPort });
+      expect(running).not.toContain(r!.pid);
+      expect(await serves()).toBe(true);
+      // The node plane keeps certificates in memory only: they were pushed again.
+      expect(await cnOf(cfg.httpsPort, 'shop.example.com')).toBe('shop.example.com');
+      expect(await link.revive()).toBeNull();
+      expect(processesOf(dataDir)).toHaveLength(running.length);
+
+      // Killed again, and a switch finds it gone at the same moment as the watch does: one
+      // process is started, and both calls succeed.
+      await killAll();
+      const [again] = await Promise.all([link.revive(), link.switch('shop', backends)]);
+      expect(await serves()).toBe(true);
+      expect(await link.revive()).toBeNull();
+      expect(processesOf(dataDir)).toHaveLength(running.length);
+      if (again !== null) expect(processesOf(dataDir)).toContain(again.pid);
     });
 });

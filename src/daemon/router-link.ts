@@ -2,7 +2,13 @@
 // daemon start, re-found on a failed call by the plane itself (it may have been restarted
 // on its own). Each (re)connection pushes the certificates again: the node plane keeps them
 // in memory only, and haproxy's own copies may be older than the daemon's store.
-import type { Backend, DataPlane, RouteTable, RouterCerts } from '../router/index.ts';
+import type {
+  Backend,
+  DataPlane,
+  PlaneConnected,
+  RouteTable,
+  RouterCerts,
+} from '../router/index.ts';
 import type { RouterPort } from '../deploy/index.ts';
 import type { AppHttps } from '../certs/index.ts';
 
@@ -11,6 +17,14 @@ export interface RouterLinkOptions {
   certs?: () => RouterCerts;
   /** An app's HTTPS redirect and HSTS flags, added to each table pushed. */
   https?: (app: string) => AppHttps;
+}
+
+export interface LinkConnected {
+  started: boolean;
+  pid: number;
+  httpsPort: number | undefined;
+  /** The other plane this one took over from (src/router/select.ts: handover), stopped. */
+  replaced?: string;
 }
 
 export class RouterLink implements RouterPort {
@@ -24,14 +38,21 @@ export class RouterLink implements RouterPort {
     this.opts = opts;
   }
 
-  async connect(): Promise<{
-    started: boolean;
-    pid: number;
-    httpsPort: number | undefined;
-    /** The other plane this one took over from (src/router/select.ts: handover), stopped. */
-    replaced?: string;
-  }> {
-    const r = await this.plane.connect();
+  async connect(): Promise<LinkConnected> {
+    return this.settle(await this.plane.connect());
+  }
+
+  /**
+   * Starts the plane again if it stopped answering (killed, crashed) since the last call, and
+   * gives it the certificates as connect does; null when it answered. The daemon calls this
+   * every few seconds: a front door that died comes back without waiting for a deploy.
+   */
+  async revive(): Promise<LinkConnected | null> {
+    const r = await this.plane.revive();
+    return r === null ? null : this.settle(r);
+  }
+
+  private async settle(r: PlaneConnected): Promise<LinkConnected> {
     this.httpsPort = (await this.plane.health()).httpsPort;
     // A plane without an HTTPS listener (one adopted from before --https-port, or a plane
     // that cannot serve HTTPS yet) gets no certificates: they are stored and pushed at its

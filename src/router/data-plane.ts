@@ -95,6 +95,12 @@ export interface DataPlane {
    * (a previous daemon's): it keeps serving its last table on its own.
    */
   connect(): Promise<PlaneConnected>;
+  /**
+   * If the plane process does not answer (it was killed or crashed), start it again on its
+   * last table and certificates, as connect does; null when it answered. A switch that
+   * finds the process gone at the same time shares the start: never two processes.
+   */
+  revive(): Promise<PlaneConnected | null>;
   /** Publish the whole table. Resolves once backends that left it have drained. */
   setRoutes(table: RouteTable, opts?: SwitchOptions): Promise<{ drained: boolean }>;
   /**

@@ -30,6 +30,7 @@ export {
   type DataPlane,
   type PlaneKind,
   type PlaneConfig,
+  type PlaneConnected,
   type PlaneHealth,
   type BackendLoad,
 } from './data-plane.ts';

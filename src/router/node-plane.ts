@@ -33,7 +33,15 @@ export class NodePlane implements DataPlane {
     this.accessLogPath = accessLogPath(cfg.dataDir);
   }
 
-  async connect(): Promise<PlaneConnected> {
+  /** A connect under way: callers that find the router gone at once share one start. */
+  private connecting: Promise<PlaneConnected> | null = null;
+
+  connect(): Promise<PlaneConnected> {
+    this.connecting ??= this.connectOnce().finally(() => (this.connecting = null));
+    return this.connecting;
+  }
+
+  private async connectOnce(): Promise<PlaneConnected> {
     const { dataDir, host, domain, workers } = this.cfg;
     let { httpPort, httpsPort } = this.cfg;
     // Not running ours: take over from the other plane if it serves this data dir, on its
@@ -61,6 +69,19 @@ export class NodePlane implements DataPlane {
     if (this.lastCerts !== null && (await r.client.ping()).httpsPort !== undefined)
       await r.client.setCerts(this.lastCerts);
     return { started: r.started, pid: r.pid, ...(replaced === null ? {} : { replaced }) };
+  }
+
+  async revive(): Promise<PlaneConnected | null> {
+    try {
+      if (this.client !== null) {
+        await this.client.ping();
+        return null;
+      }
+    } catch {
+      // not answering: start it again below
+    }
+    const r = await this.connect();
+    return r.started ? r : null;
   }
 
   private async call<T>(fn: (c: RouterClient) => Promise<T>): Promise<T> {

@@ -1,14 +1,17 @@
 // kill -9 of the daemon in the middle of a build: apps keep serving while it is down, and a
 // restart frees the lock, marks the build failed and takes the next push.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime } from '../../src/runtime/index.ts';
-import { freePorts } from '../helpers/host.ts';
+import { alive, freePorts, waitFor } from '../helpers/host.ts';
 import {
   appRepo,
   BIN,
   cli,
   DOMAIN,
+  E2E_PLANE,
   get,
   push,
   remoteLines,
@@ -244,6 +247,28 @@ describe('a second daemon on the same data dir', () => {
       `data dir ${p.dataDir} is in use by another paas daemon (pid ${p.daemon.pid})`,
     );
     expect((await get(p, 'phoenix')).status).toBe(200);
+    expect(await ps()).toEqual(before);
+  });
+});
+
+describe('the router killed while the daemon runs', () => {
+  it('is started again by the daemon on its table, with no deploy, and the apps are left as they were', async () => {
+    const before = await ps();
+    expect((await get(p, 'phoenix')).status).toBe(200);
+    const pidFile = join(
+      p.dataDir,
+      'router',
+      E2E_PLANE === 'haproxy' ? 'haproxy/haproxy.pid' : 'router.pid',
+    );
+    const killed = Number(readFileSync(pidFile, 'utf8'));
+    expect(alive(killed)).toBe(true);
+    process.kill(killed, 'SIGKILL');
+    // Nobody deploys or restarts anything: the daemon's watch finds it gone and starts it.
+    await waitFor('the daemon to start the router again', () =>
+      p.daemonLog().includes(`the router (${E2E_PLANE}) was not answering: started it again`),
+    );
+    expect((await get(p, 'phoenix')).status).toBe(200);
+    expect(Number(readFileSync(pidFile, 'utf8'))).not.toBe(killed);
     expect(await ps()).toEqual(before);
   });
 });

@@ -240,6 +240,13 @@ export class HaproxyPlane implements DataPlane {
     return { started: true, pid: live.pid, ...(replaced === null ? {} : { replaced }) };
   }
 
+  revive(): Promise<PlaneConnected | null> {
+    return this.serialized(async () => {
+      if (this.st !== null && (await this.answers())) return null;
+      return this.connect();
+    });
+  }
+
   /**
    * Start haproxy on the configuration on disk (generation st.gen), in the foreground of a
    * session of its own, and wait until it answers on its generation's socket.
