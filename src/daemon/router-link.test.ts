@@ -35,39 +35,48 @@ function cnOf(port: number, servername: string): Promise<string> {
   });
 }
 
+/**
+ * A plane's settings on free ports in a fresh data dir, an app `shop` (an upstream) at
+ * shop.example.com and shop.paas.test, and a certificate for shop.example.com.
+ */
+async function fixture(prefix: string) {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(dataDir);
+  const [httpPort, httpsPort] = await freePorts(2);
+  const cfg = {
+    dataDir,
+    httpPort: httpPort!,
+    httpsPort: httpsPort!,
+    host: '127.0.0.1',
+    domain: 'paas.test',
+    workers: 1,
+  };
+  const app: Upstream = await upstream('shop');
+  stops.push(() => app.close());
+  const leaf = TestCa.root(join(dataDir, 'ca')).leaf(['shop.example.com']);
+  const certs: RouterCerts = {
+    hosts: { 'shop.example.com': { cert: leaf.chain, key: leaf.key } },
+    default: null,
+  };
+  const table = {
+    domain: 'paas.test',
+    apps: {
+      shop: {
+        domains: ['shop.example.com'],
+        backends: [{ host: '127.0.0.1', port: app.port }],
+      },
+    },
+  };
+  return { cfg, app, certs, table };
+}
+
 describe('changing the data plane', () => {
   for (const [from, to] of [
     ['node', 'haproxy'],
     ['haproxy', 'node'],
   ] as const)
     it(`${from} → ${to}: the new plane takes the table, ports and certificates, the old one leaves, no request it took fails`, async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), 'paas-handover-'));
-      dirs.push(dataDir);
-      const [httpPort, httpsPort] = await freePorts(2);
-      const cfg = {
-        dataDir,
-        httpPort: httpPort!,
-        httpsPort: httpsPort!,
-        host: '127.0.0.1',
-        domain: 'paas.test',
-        workers: 1,
-      };
-      const app: Upstream = await upstream('shop');
-      stops.push(() => app.close());
-      const leaf = TestCa.root(join(dataDir, 'ca')).leaf(['shop.example.com']);
-      const certs: RouterCerts = {
-        hosts: { 'shop.example.com': { cert: leaf.chain, key: leaf.key } },
-        default: null,
-      };
-      const table = {
-        domain: 'paas.test',
-        apps: {
-          shop: {
-            domains: ['shop.example.com'],
-            backends: [{ host: '127.0.0.1', port: app.port }],
-          },
-        },
-      };
+      const { cfg, app, certs, table } = await fixture('paas-handover-');
 
       const before = new RouterLink(createDataPlane(from, cfg), { certs: () => certs });
       const first = await before.connect();
@@ -124,32 +133,13 @@ function processesOf(dir: string): number[] {
 describe('a plane process that was killed', () => {
   for (const kind of ['node', 'haproxy'] as const)
     it(`${kind}: revive starts it again on its table with its certificates, once, also beside a switch`, async () => {
-      const dataDir = mkdtempSync(join(tmpdir(), 'paas-revive-'));
-      dirs.push(dataDir);
-      const [httpPort, httpsPort] = await freePorts(2);
-      const cfg = {
-        dataDir,
-        httpPort: httpPort!,
-        httpsPort: httpsPort!,
-        host: '127.0.0.1',
-        domain: 'paas.test',
-        workers: 1,
-      };
-      const app: Upstream = await upstream('shop');
-      stops.push(() => app.close());
-      const leaf = TestCa.root(join(dataDir, 'ca')).leaf(['shop.example.com']);
-      const certs: RouterCerts = {
-        hosts: { 'shop.example.com': { cert: leaf.chain, key: leaf.key } },
-        default: null,
-      };
-      const backends = [{ host: '127.0.0.1', port: app.port }];
+      const { cfg, certs, table } = await fixture('paas-revive-');
+      const dataDir = cfg.dataDir;
+      const backends = table.apps.shop.backends;
       const link = new RouterLink(createDataPlane(kind, cfg), { certs: () => certs });
       stops.push(() => link.plane.stop());
       await link.connect();
-      await link.setRoutes({
-        domain: 'paas.test',
-        apps: { shop: { domains: ['shop.example.com'], backends } },
-      });
+      await link.setRoutes(table);
       const serves = async () => (await request(cfg.httpPort, 'shop.example.com')).status === 200;
       expect(await serves()).toBe(true);
       expect(await link.revive()).toBeNull();
