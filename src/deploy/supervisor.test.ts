@@ -347,6 +347,17 @@ describe('a process that ends during its start check', () => {
   });
 });
 
+/** The test runtime with its `wait` replaced. */
+function withWait(wait: Runtime['wait']): Runtime {
+  return new Proxy(runtime, {
+    get: (target, key) => {
+      if (key === 'wait') return wait;
+      const v: unknown = Reflect.get(target, key);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
 describe('an exit that the wait delivers after the start check reported it', () => {
   it('is one crash and one restart, not two', async () => {
     const late = parseAppName('late');
@@ -355,21 +366,16 @@ describe('an exit that the wait delivers after the start check reported it', () 
     // check inspects the container itself). This runtime always does: its wait resolves only
     // once the slot is no longer starting with that container.
     let d: DeployDeps | null = null;
-    const slowWait: Runtime['wait'] = async (id, opts) => {
-      const exit = await runtime.wait(id, opts);
-      await waitFor('the check to report the exit', () =>
-        d?.supervisor.list(late).every((p) => p.id !== id || p.state !== 'starting'),
-      );
-      return exit;
-    };
-    const slow = new Proxy(runtime, {
-      get: (target, key) => {
-        if (key === 'wait') return slowWait;
-        const v: unknown = Reflect.get(target, key);
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
-    d = daemon(undefined, slow);
+    d = daemon(
+      undefined,
+      withWait(async (id, opts) => {
+        const exit = await runtime.wait(id, opts);
+        await waitFor('the check to report the exit', () =>
+          d?.supervisor.list(late).every((p) => p.id !== id || p.state !== 'starting'),
+        );
+        return exit;
+      }),
+    );
     await converge(d, late);
     const crashes = await waitFor('three crashes', () => {
       const lines = d.logs.tail(late, 50).map((l) => l.text);
@@ -384,6 +390,41 @@ describe('an exit that the wait delivers after the start check reported it', () 
     ]);
     expect(crashes.lines.filter((t) => /failed to restart/.test(t))).toEqual([]);
     await scale(d, late, new Map([[worker, 0]]));
+    kill(d);
+  });
+});
+
+describe('a wait that fails for another reason than a timeout', () => {
+  it('is tried again, so a crash after it is still restarted', async () => {
+    const watched = parseAppName('watched');
+    createApp(watched, 'exec sleep 100000');
+    // The runtime's wait watches the bundle with inotify; out of watches, it throws.
+    let failures = 1;
+    const d = daemon(
+      undefined,
+      withWait((id, opts) => {
+        if (failures-- > 0)
+          return Promise.reject(
+            new Error('ENOSPC: System limit for number of file watchers reached'),
+          );
+        return runtime.wait(id, opts);
+      }),
+    );
+    await converge(d, watched);
+    const first = d.supervisor.list(watched)[0]!;
+    const firstId = first.id; // the view is the slot's: its id changes with a restart
+    expect(first.state).toBe('running');
+    // The slot's first wait failed; the next one is the one that sees the crash.
+    await waitFor('the wait to be tried again', () => failures < 0, 30_000);
+    await runtime.kill(firstId, 'SIGKILL');
+    const restarted = await waitFor(
+      'the crash to be restarted',
+      () => d.supervisor.list(watched).find((p) => p.state === 'running' && p.restarts === 1),
+      30_000,
+    );
+    expect(restarted.id).not.toBe(firstId);
+    expect(restarted.lastExit).toBe('was killed by SIGKILL');
+    await scale(d, watched, new Map([[worker, 0]]));
     kill(d);
   });
 });

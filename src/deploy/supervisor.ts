@@ -9,10 +9,11 @@
 // Every change of an app's route goes through `route(app)`, one at a time per app; callers
 // change rotation only through `setRotation`, which routes itself.
 import { setMaxListeners } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppName, Release, SlotHistory, SlotKey } from '../apps/index.ts';
 import type { Backend } from '../router/index.ts';
 import type { ContainerInfo, ExitStatus } from '../runtime/index.ts';
-import { describeError, PaasError, WaitTimeout } from '../errors/index.ts';
+import { ContainerNotFound, describeError, PaasError, WaitTimeout } from '../errors/index.ts';
 import { checksFor, describeExit, runChecks } from './health.ts';
 import { DEFAULT_PORT, removeContainer, startProcess, type ProcessLabels } from './processes.ts';
 import { type Proc, type ProcessDeps, type ProcessSupervisor, type ProcView } from './types.ts';
@@ -36,6 +37,9 @@ export function backoffMs(crashes: number, p: RestartPolicy = DEFAULT_RESTART_PO
   if (crashes <= 1) return 0;
   return Math.min(p.capMs, p.baseMs * 2 ** (crashes - 2));
 }
+
+/** After a wait that failed for another reason than a timeout or a removed container. */
+const WAIT_RETRY_MS = 1000;
 
 const NO_HISTORY: SlotHistory = { restarts: 0, crashes: 0, lastExit: null };
 
@@ -238,9 +242,13 @@ export class Supervisor implements ProcessSupervisor {
             signal: this.stopping.signal,
           });
         } catch (e) {
-          // A timeout re-arms the wait; a container that is gone was removed on purpose.
+          // A timeout re-arms the wait; a container that is gone was removed on purpose. Any
+          // other failure (the runtime could not watch it: out of inotify watches or files)
+          // is tried again shortly: a process whose exit nobody waits for is never restarted.
           if (e instanceof WaitTimeout) continue;
-          return;
+          if (e instanceof ContainerNotFound || this.stopped) return;
+          await sleep(WAIT_RETRY_MS, undefined, { ref: false });
+          continue;
         }
         this.onExit(proc, id, exit);
         return;
