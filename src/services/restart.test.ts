@@ -1,8 +1,9 @@
 // A service is watched like an app process: a container that dies is replaced after a
-// backoff, and a replacement the runtime cannot make is tried again (it used to be logged
+// backoff, a wait that fails is waited again, and a replacement the runtime cannot make is
+// tried again (it used to be logged
 // once and given up, leaving the database down until the daemon restarted). Real containers
 // of our runtime; the image is busybox with a stand-in redis-server that sleeps, and the
-// runtime refuses to create on demand.
+// runtime refuses to create, or fails a wait, on demand.
 import { chmodSync, cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,12 +64,26 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-/** A daemon's service manager over a runtime that refuses the next `refuse.n` creates. */
+/**
+ * A daemon's service manager over a runtime that refuses the next `refuse.n` creates, and
+ * fails the next `refuse.waits` waits (as one out of inotify watches does).
+ */
 function manager() {
-  const refuse = { n: 0 };
+  const refuse = { n: 0, waits: 0, waitCalls: 0 };
   const creates: string[] = [];
   const flaky = new Proxy(runtime, {
     get: (target, key) => {
+      if (key === 'wait')
+        return (...a: Parameters<Runtime['wait']>) => {
+          refuse.waitCalls++;
+          if (refuse.waits > 0) {
+            refuse.waits--;
+            return Promise.reject(
+              new Error('ENOSPC: System limit for number of file watchers reached'),
+            );
+          }
+          return target.wait(...a);
+        };
       if (key === 'create')
         return (spec: Parameters<Runtime['create']>[0]) => {
           creates.push(spec.id ?? '');
@@ -149,5 +164,22 @@ describe('a service with no container when the daemon starts', () => {
     await services.destroy(name);
     services.stop();
     expect(await services.containers(name)).toEqual([]);
+  });
+});
+
+describe('a service whose exit the runtime could not wait for', () => {
+  it('waits again, and is restarted when its container dies after that', async () => {
+    const name = parseServiceName('watched');
+    const { services, refuse, logged } = manager();
+    refuse.waits = 1;
+    await services.create('redis', name, () => undefined);
+    const first = (await services.status(name)).container!;
+    await waitFor('the wait to be tried again', () => refuse.waitCalls >= 2, 30_000);
+    await runtime.kill(first.id, 'SIGKILL');
+    await replaced(services, name, first.id);
+    expect(logged).toEqual(['service exited; restarting']);
+
+    await services.destroy(name);
+    services.stop();
   });
 });
