@@ -347,11 +347,11 @@ describe('a process that ends during its start check', () => {
   });
 });
 
-/** The test runtime with its `wait` replaced. */
-function withWait(wait: Runtime['wait']): Runtime {
+/** The test runtime with some of its methods replaced. */
+function withRuntime(over: Partial<Pick<Runtime, 'wait' | 'inspect'>>): Runtime {
   return new Proxy(runtime, {
     get: (target, key) => {
-      if (key === 'wait') return wait;
+      if (key === 'wait' || key === 'inspect') return over[key] ?? target[key].bind(target);
       const v: unknown = Reflect.get(target, key);
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
@@ -368,12 +368,14 @@ describe('an exit that the wait delivers after the start check reported it', () 
     let d: DeployDeps | null = null;
     d = daemon(
       undefined,
-      withWait(async (id, opts) => {
-        const exit = await runtime.wait(id, opts);
-        await waitFor('the check to report the exit', () =>
-          d?.supervisor.list(late).every((p) => p.id !== id || p.state !== 'starting'),
-        );
-        return exit;
+      withRuntime({
+        wait: async (id, opts) => {
+          const exit = await runtime.wait(id, opts);
+          await waitFor('the check to report the exit', () =>
+            d?.supervisor.list(late).every((p) => p.id !== id || p.state !== 'starting'),
+          );
+          return exit;
+        },
       }),
     );
     await converge(d, late);
@@ -402,12 +404,14 @@ describe('a wait that fails for another reason than a timeout', () => {
     let failures = 1;
     const d = daemon(
       undefined,
-      withWait((id, opts) => {
-        if (failures-- > 0)
-          return Promise.reject(
-            new Error('ENOSPC: System limit for number of file watchers reached'),
-          );
-        return runtime.wait(id, opts);
+      withRuntime({
+        wait: (id, opts) => {
+          if (failures-- > 0)
+            return Promise.reject(
+              new Error('ENOSPC: System limit for number of file watchers reached'),
+            );
+          return runtime.wait(id, opts);
+        },
       }),
     );
     await converge(d, watched);
@@ -425,6 +429,39 @@ describe('a wait that fails for another reason than a timeout', () => {
     expect(restarted.id).not.toBe(firstId);
     expect(restarted.lastExit).toBe('was killed by SIGKILL');
     await scale(d, watched, new Map([[worker, 0]]));
+    kill(d);
+  });
+});
+
+describe('a process that passes its start check and ends before it is marked running', () => {
+  it('is a crash, restarted, not a running slot with no process behind it', async () => {
+    const brief = parseAppName('brief');
+    createApp(brief, 'sleep 1.2; exit 7');
+    // The uptime check's last inspect (at 1 s) sees it running; its answer arrives only after
+    // the process ended and the supervisor's wait reported the exit, as an inspect slowed
+    // down on a busy box can.
+    const d = daemon(
+      undefined,
+      withRuntime({
+        inspect: async (id) => {
+          const info = await runtime.inspect(id);
+          const up = info.startedAt === null ? 0 : Date.now() - Date.parse(info.startedAt);
+          if (info.labels.app !== brief || info.state !== 'running' || up < 900) return info;
+          await runtime.wait(id, { timeoutMs: 10_000 }).catch(() => undefined);
+          await new Promise((r) => setTimeout(r, 300));
+          return info;
+        },
+      }),
+    );
+    await converge(d, brief);
+    await waitFor(
+      'the first exit to be restarted',
+      () => d.supervisor.list(brief).find((p) => p.restarts >= 1),
+      30_000,
+    );
+    const said = d.logs.tail(brief, 50).map((l) => l.text);
+    expect(said).toContain('worker.1: v1 exited with code 7; restarting now');
+    await scale(d, brief, new Map([[worker, 0]]));
     kill(d);
   });
 });

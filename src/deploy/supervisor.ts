@@ -40,6 +40,8 @@ export function backoffMs(crashes: number, p: RestartPolicy = DEFAULT_RESTART_PO
 
 /** After a wait that failed for another reason than a timeout or a removed container. */
 const WAIT_RETRY_MS = 1000;
+/** How often an exit seen during the start check looks for the check's verdict. */
+const VERDICT_POLL_MS = 50;
 
 const NO_HISTORY: SlotHistory = { restarts: 0, crashes: 0, lastExit: null };
 
@@ -250,6 +252,12 @@ export class Supervisor implements ProcessSupervisor {
           await sleep(WAIT_RETRY_MS, undefined, { ref: false });
           continue;
         }
+        // An exit during the start check is the check's to report: wait for its verdict. A
+        // check that passed all the same (the process answered, then ended before the slot
+        // was marked running) leaves the exit to be a crash now, or the slot would show
+        // running, and be routed to, with no process behind it.
+        while (!this.stopped && proc.id === id && proc.wanted && proc.state === 'starting')
+          await sleep(VERDICT_POLL_MS, undefined, { ref: false });
         this.onExit(proc, id, exit);
         return;
       }
@@ -257,10 +265,9 @@ export class Supervisor implements ProcessSupervisor {
   }
 
   private onExit(proc: Proc, id: string, exit: ExitStatus): void {
-    // Only a running process's exit is a new crash. While a slot is being checked, the check
-    // reports the exit (and counts the crash); once it has, the slot is restarting (or crashed)
-    // with that very container, and an exit the wait delivers late must not count it again and
-    // start a second restart beside the first.
+    // Only a running process's exit is a new crash. A check that saw the exit reported it
+    // (and counted the crash): the slot is restarting (or crashed) with that very container,
+    // and an exit the wait delivers late must not count it again and start a second restart.
     if (this.stopped || proc.id !== id || !proc.wanted || proc.state !== 'running') return;
     this.crashed(proc, describeExit(exit));
   }
