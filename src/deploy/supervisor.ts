@@ -12,8 +12,8 @@ import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppName, Release, SlotHistory, SlotKey } from '../apps/index.ts';
 import type { Backend } from '../router/index.ts';
-import type { ContainerInfo, ExitStatus } from '../runtime/index.ts';
-import { ContainerNotFound, describeError, PaasError, WaitTimeout } from '../errors/index.ts';
+import { exitOf, type ContainerInfo, type ExitStatus } from '../runtime/index.ts';
+import { describeError, PaasError } from '../errors/index.ts';
 import { checksFor, describeExit, runChecks } from './health.ts';
 import { DEFAULT_PORT, removeContainer, startProcess, type ProcessLabels } from './processes.ts';
 import { type Proc, type ProcessDeps, type ProcessSupervisor, type ProcView } from './types.ts';
@@ -38,8 +38,6 @@ export function backoffMs(crashes: number, p: RestartPolicy = DEFAULT_RESTART_PO
   return Math.min(p.capMs, p.baseMs * 2 ** (crashes - 2));
 }
 
-/** After a wait that failed for another reason than a timeout or a removed container. */
-const WAIT_RETRY_MS = 1000;
 /** How often an exit seen during the start check looks for the check's verdict. */
 const VERDICT_POLL_MS = 50;
 
@@ -235,32 +233,20 @@ export class Supervisor implements ProcessSupervisor {
 
   private watch(proc: Proc): void {
     const id = proc.id;
+    const mine = () => !this.stopped && proc.id === id && proc.wanted;
     void (async () => {
-      while (!this.stopped && proc.id === id && proc.wanted) {
-        let exit: ExitStatus;
-        try {
-          exit = await this.deps.runtime.wait(id, {
-            timeoutMs: 30_000,
-            signal: this.stopping.signal,
-          });
-        } catch (e) {
-          // A timeout re-arms the wait; a container that is gone was removed on purpose. Any
-          // other failure (the runtime could not watch it: out of inotify watches or files)
-          // is tried again shortly: a process whose exit nobody waits for is never restarted.
-          if (e instanceof WaitTimeout) continue;
-          if (e instanceof ContainerNotFound || this.stopped) return;
-          await sleep(WAIT_RETRY_MS, undefined, { ref: false });
-          continue;
-        }
-        // An exit during the start check is the check's to report: wait for its verdict. A
-        // check that passed all the same (the process answered, then ended before the slot
-        // was marked running) leaves the exit to be a crash now, or the slot would show
-        // running, and be routed to, with no process behind it.
-        while (!this.stopped && proc.id === id && proc.wanted && proc.state === 'starting')
-          await sleep(VERDICT_POLL_MS, undefined, { ref: false });
-        this.onExit(proc, id, exit);
-        return;
-      }
+      const exit = await exitOf(this.deps.runtime, id, {
+        signal: this.stopping.signal,
+        keepWaiting: mine,
+      });
+      if (exit === null) return;
+      // An exit during the start check is the check's to report: wait for its verdict. A
+      // check that passed all the same (the process answered, then ended before the slot
+      // was marked running) leaves the exit to be a crash now, or the slot would show
+      // running, and be routed to, with no process behind it.
+      while (mine() && proc.state === 'starting')
+        await sleep(VERDICT_POLL_MS, undefined, { ref: false });
+      this.onExit(proc, id, exit);
     })();
   }
 

@@ -9,6 +9,7 @@ export { parseCpus, parseMemory, parsePids } from './spec.ts';
 export { Network } from './network.ts';
 export { validSize } from './base.ts';
 export { detectCgroups } from './cgroups.ts';
+export { exitOf } from './exit.ts';
 
 export const RUNTIME_NAMES: readonly RuntimeName[] = ['native', 'runc'];
 

@@ -8,20 +8,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppName, Db } from '../apps/index.ts';
 import type { ServiceImage } from '../baseimages/index.ts';
-import {
-  ContainerNotFound,
-  HealthCheckFailed,
-  ImageNotFound,
-  RuntimeError,
-  ServiceExists,
-} from '../errors/index.ts';
+import { HealthCheckFailed, ImageNotFound, RuntimeError, ServiceExists } from '../errors/index.ts';
 import { formatImageRef, type Image, type ImageRef, type ImageStore } from '../registry/index.ts';
-import type {
-  ContainerInfo,
-  ExitStatus,
-  ProcessResult,
-  Runtime,
-  Volume,
+import {
+  exitOf,
+  type ContainerInfo,
+  type ProcessResult,
+  type Runtime,
+  type Volume,
 } from '../runtime/index.ts';
 import { KINDS, linkDir } from './kinds.ts';
 import { serviceDir, ServiceStore, type Link, type Service } from './store.ts';
@@ -33,8 +27,6 @@ const SERVICE_MEMORY = 512 * 1024 * 1024;
 const HEALTH_TIMEOUT_MS = 90_000;
 /** A service that stayed up this long starts its crash count afresh (as app processes do). */
 const STABLE_MS = 30_000;
-/** After a wait that failed for another reason than a removed container. */
-const WAIT_RETRY_MS = 1000;
 
 export interface ServiceDeps {
   dataDir: string;
@@ -218,7 +210,10 @@ export class ServiceManager {
   private watch(name: ServiceName, id: string, history: { restarts: number; crashes: number }) {
     const w = this.newWatch(name, id, history);
     const upSince = Date.now();
-    void this.exitOf(name, w)
+    void exitOf(this.deps.runtime, id, {
+      signal: w.abort.signal,
+      keepWaiting: () => !this.dropped(name, w),
+    })
       .then(async (exit) => {
         if (exit === null || this.dropped(name, w)) return;
         const svc = this.services.find(name);
@@ -237,22 +232,6 @@ export class ServiceManager {
         if (!w.abort.signal.aborted)
           this.deps.log('service watch failed', { service: name, err: String(e) });
       });
-  }
-
-  /**
-   * How `w`'s container ended; null once `w` is dropped or the container was removed. A wait
-   * that fails otherwise (the runtime could not watch it: out of inotify watches or files) is
-   * tried again shortly: a service whose exit nobody waits for is never restarted.
-   */
-  private async exitOf(name: ServiceName, w: Watch): Promise<ExitStatus | null> {
-    for (;;) {
-      try {
-        return await this.deps.runtime.wait(w.id, { signal: w.abort.signal });
-      } catch (e) {
-        if (e instanceof ContainerNotFound || this.dropped(name, w)) return null;
-        await sleep(WAIT_RETRY_MS, undefined, { ref: false });
-      }
-    }
   }
 
   /** The service's watch from now on (ending the one before): its container and history. */
