@@ -10,6 +10,7 @@ import {
   NATIVE_DIR,
   netnsNames,
   pinCgroup,
+  runtimeWith,
   tempDir,
   testRootfs,
   waitFor,
@@ -347,17 +348,6 @@ describe('a process that ends during its start check', () => {
   });
 });
 
-/** The test runtime with some of its methods replaced. */
-function withRuntime(over: Partial<Pick<Runtime, 'wait' | 'inspect'>>): Runtime {
-  return new Proxy(runtime, {
-    get: (target, key) => {
-      if (key === 'wait' || key === 'inspect') return over[key] ?? target[key].bind(target);
-      const v: unknown = Reflect.get(target, key);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
-
 describe('an exit that the wait delivers after the start check reported it', () => {
   it('is one crash and one restart, not two', async () => {
     const late = parseAppName('late');
@@ -368,7 +358,7 @@ describe('an exit that the wait delivers after the start check reported it', () 
     let d: DeployDeps | null = null;
     d = daemon(
       undefined,
-      withRuntime({
+      runtimeWith(runtime, {
         wait: async (id, opts) => {
           const exit = await runtime.wait(id, opts);
           await waitFor('the check to report the exit', () =>
@@ -404,7 +394,7 @@ describe('a wait that fails for another reason than a timeout', () => {
     let failures = 1;
     const d = daemon(
       undefined,
-      withRuntime({
+      runtimeWith(runtime, {
         wait: (id, opts) => {
           if (failures-- > 0)
             return Promise.reject(
@@ -442,7 +432,7 @@ describe('a process that passes its start check and ends before it is marked run
     // down on a busy box can.
     const d = daemon(
       undefined,
-      withRuntime({
+      runtimeWith(runtime, {
         inspect: async (id) => {
           const info = await runtime.inspect(id);
           const up = info.startedAt === null ? 0 : Date.now() - Date.parse(info.startedAt);

@@ -11,6 +11,7 @@ import {
   cgroupDirs,
   dropBridge,
   NATIVE_DIR,
+  runtimeWith,
   tempDir,
   testRootfs,
   waitFor,
@@ -71,30 +72,24 @@ afterAll(async () => {
 function manager() {
   const refuse = { n: 0, waits: 0, waitCalls: 0 };
   const creates: string[] = [];
-  const flaky = new Proxy(runtime, {
-    get: (target, key) => {
-      if (key === 'wait')
-        return (...a: Parameters<Runtime['wait']>) => {
-          refuse.waitCalls++;
-          if (refuse.waits > 0) {
-            refuse.waits--;
-            return Promise.reject(
-              new Error('ENOSPC: System limit for number of file watchers reached'),
-            );
-          }
-          return target.wait(...a);
-        };
-      if (key === 'create')
-        return (spec: Parameters<Runtime['create']>[0]) => {
-          creates.push(spec.id ?? '');
-          if (refuse.n > 0) {
-            refuse.n--;
-            return Promise.reject(new RuntimeError('no cgroup for you', {}));
-          }
-          return target.create(spec);
-        };
-      const v: unknown = Reflect.get(target, key);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+  const flaky = runtimeWith(runtime, {
+    wait: (...a) => {
+      refuse.waitCalls++;
+      if (refuse.waits > 0) {
+        refuse.waits--;
+        return Promise.reject(
+          new Error('ENOSPC: System limit for number of file watchers reached'),
+        );
+      }
+      return runtime.wait(...a);
+    },
+    create: (spec) => {
+      creates.push(spec.id ?? '');
+      if (refuse.n > 0) {
+        refuse.n--;
+        return Promise.reject(new RuntimeError('no cgroup for you', {}));
+      }
+      return runtime.create(spec);
     },
   });
   const logged: string[] = [];

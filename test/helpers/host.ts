@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { filterTable } from '../../src/runtime/firewall.ts';
 import { natTable } from '../../src/runtime/network.ts';
+import type { Runtime } from '../../src/runtime/types.ts';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
 export const NATIVE_DIR = join(REPO, 'native', 'build');
@@ -198,4 +199,18 @@ export function alive(pid: number | null): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * `runtime` with some methods replaced (a wait that fails, an inspect that answers late…);
+ * the rest are its own, bound to it.
+ */
+export function runtimeWith(runtime: Runtime, over: Partial<Runtime>): Runtime {
+  return new Proxy(runtime, {
+    get: (target, key) => {
+      if (Object.hasOwn(over, key)) return Reflect.get(over, key);
+      const v: unknown = Reflect.get(target, key);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
