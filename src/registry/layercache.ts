@@ -30,8 +30,9 @@ async function openDecompressed(file: string): Promise<Readable> {
 /**
  * Unpacks a layer (a blob file path or a stream) into `dir`, which must not exist: the work
  * happens in a scratch directory under `tmpDir` (on the same filesystem) that is renamed to
- * `dir` on success and removed on any failure, so a refused layer leaves nothing behind. With `diffId` (and a path), the
- * uncompressed stream must hash to it (OCI image spec config.md §rootfs), as Docker checks.
+ * `dir` on success and removed on any failure, so a refused layer leaves nothing behind.
+ * With `diffId` (and a path), the uncompressed stream must hash to it (OCI image spec
+ * config.md §rootfs), as Docker checks.
  */
 export async function unpackLayer(
   blob: string | Readable,
