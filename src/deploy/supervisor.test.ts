@@ -325,12 +325,33 @@ describe("rotation is the supervisor's: setRotation changes it and routes, in on
   });
 });
 
+/**
+ * An inspect of `app`'s containers that, from a second after the start on (the uptime check's
+ * probe), answers only once the process has ended: with how it ended (`ended`), or with what
+ * it saw when asked (`asked`: an answer that arrives late, after the exit was reported).
+ */
+function inspectAfterExit(app: AppName, answer: 'ended' | 'asked'): Runtime['inspect'] {
+  return async (id) => {
+    const info = await runtime.inspect(id);
+    const up = info.startedAt === null ? 0 : Date.now() - Date.parse(info.startedAt);
+    if (info.labels.app !== app || info.state !== 'running' || up < 900) return info;
+    await runtime.wait(id, { timeoutMs: 10_000 }).catch(() => undefined);
+    if (answer === 'ended') return runtime.inspect(id);
+    await new Promise((r) => setTimeout(r, 300));
+    return info;
+  };
+}
+
 describe('a process that ends during its start check', () => {
   it('is logged and shown by how it ended, as a crash after the check is, not as a web check', async () => {
     const doomed = parseAppName('doomed');
     createApp(doomed, 'echo dying; exit 3');
-
-    const d = daemon();
+    // On a busy box the shell may not reach its `exit` within the check's second; the check
+    // then sees the exit when it comes, so the process always ends during its check.
+    const d = daemon(
+      undefined,
+      runtimeWith(runtime, { inspect: inspectAfterExit(doomed, 'ended') }),
+    );
     await converge(d, doomed);
     const ended = 'exited with code 3 before it stayed up for 1s';
     // The first start (by converge) and a restart (by the policy) both end in their check.
@@ -354,11 +375,13 @@ describe('an exit that the wait delivers after the start check reported it', () 
     createApp(late, 'echo dying; exit 4');
     // On a busy box the runtime's wait can hand over an exit after the check saw it (the
     // check inspects the container itself). This runtime always does: its wait resolves only
-    // once the slot is no longer starting with that container.
+    // once the slot is no longer starting with that container. Its check sees each exit, however
+    // late the shell reaches it (inspectAfterExit).
     let d: DeployDeps | null = null;
     d = daemon(
       undefined,
       runtimeWith(runtime, {
+        inspect: inspectAfterExit(late, 'ended'),
         wait: async (id, opts) => {
           const exit = await runtime.wait(id, opts);
           await waitFor('the check to report the exit', () =>
@@ -432,16 +455,7 @@ describe('a process that passes its start check and ends before it is marked run
     // down on a busy box can.
     const d = daemon(
       undefined,
-      runtimeWith(runtime, {
-        inspect: async (id) => {
-          const info = await runtime.inspect(id);
-          const up = info.startedAt === null ? 0 : Date.now() - Date.parse(info.startedAt);
-          if (info.labels.app !== brief || info.state !== 'running' || up < 900) return info;
-          await runtime.wait(id, { timeoutMs: 10_000 }).catch(() => undefined);
-          await new Promise((r) => setTimeout(r, 300));
-          return info;
-        },
-      }),
+      runtimeWith(runtime, { inspect: inspectAfterExit(brief, 'asked') }),
     );
     await converge(d, brief);
     await waitFor(
